@@ -1,0 +1,2 @@
+//! Orbit runtime.
+#![warn(missing_docs)]

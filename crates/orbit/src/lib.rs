@@ -1,2 +1,84 @@
-//! Orbit runtime.
+//! Orbit: the Elixir/OTP scaling toolkit, in Rust.
+//!
+//! Processes with mailboxes, links and monitors; GenServer, Agent, Task and supervisors;
+//! and the introspection that finds the process that is your bottleneck. Processes are
+//! tokio tasks; run Orbit inside a tokio runtime.
+//!
+//! ```
+//! use orbit::{GenServer, CallReply, ServerContext};
+//!
+//! struct Counter(u64);
+//!
+//! impl GenServer for Counter {
+//!     type Call = ();
+//!     type Reply = u64;
+//!     type Cast = u64;
+//!     type Info = ();
+//!     type Continue = ();
+//!
+//!     async fn handle_call(&mut self, _: (), _from: &mut orbit::ReplyTo<u64>, _ctx: &mut ServerContext<Self>)
+//!         -> CallReply<u64, ()> {
+//!         CallReply::Reply(self.0)
+//!     }
+//!     async fn handle_cast(&mut self, n: u64, _ctx: &mut ServerContext<Self>) -> orbit::Next<()> {
+//!         self.0 += n;
+//!         orbit::Next::NoReply
+//!     }
+//! }
+//!
+//! # #[tokio::main] async fn main() {
+//! let counter = orbit::gen_server::start(Counter(0)).await.unwrap();
+//! counter.cast(2);
+//! assert_eq!(counter.call(()).await.unwrap(), 2);
+//! # }
+//! ```
 #![warn(missing_docs)]
+
+pub mod clock;
+pub mod error;
+pub mod exit;
+pub mod gen_server;
+pub mod info;
+mod mailbox;
+pub mod pid;
+pub mod process;
+pub mod registry;
+pub mod router;
+pub mod signal;
+mod table;
+pub mod timer;
+
+
+use std::any::Any;
+
+pub use clock::{set_counters, set_long_handler_threshold};
+pub use error::{Error, SendError, Undelivered};
+pub use exit::ExitReason;
+pub use gen_server::{CallError, CallReply, GenServer, Init, Next, ReplyTo, ServerContext, ServerRef, StartError};
+pub use info::{process_info, top, ProcessInfo};
+pub use pid::{Pid, Ref};
+pub use process::{
+    blocking, run_in_process, self_pid, spawn, spawn_link, spawn_monitor, Context, Handle, Spawn,
+};
+pub use registry::{register, registered, send_named, unregister, whereis};
+pub use signal::{demonitor, exit, link, monitor, unlink, Down, Message};
+pub use table::{process_count, processes};
+pub use timer::{cancel_timer, send_after, TimerRef};
+
+/// Sends `msg` to `pid`, local or (through the distribution router) remote.
+///
+/// The process must accept messages of type `M` (a GenServer accepts its `Info` type,
+/// delivered to `handle_info`). Erlang drops a message to a dead pid silently; here the
+/// error says so, and you may ignore it to match.
+pub fn send<M: Any + Send>(pid: Pid, msg: M) -> Result<(), SendError> {
+    if pid.is_local() {
+        match table::lookup(pid) {
+            Some(p) => p.send_any(Box::new(msg)),
+            None => Err(SendError::NoProc(pid)),
+        }
+    } else {
+        router::get()
+            .map_err(|_| SendError::NotDistributed)?
+            .send(self_pid(), pid, Box::new(msg))
+    }
+}

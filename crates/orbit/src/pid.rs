@@ -1,0 +1,213 @@
+//! Process identifiers: [`Pid`], node names, and [`Ref`] (unique references).
+//!
+//! A `Pid` carries the same four fields as an Erlang pid — node, id, serial, creation — so
+//! it crosses the distribution wire unchanged. The node is an index into a process-wide
+//! table of node names (index 0 is this node), which keeps `Pid` at 16 bytes and `Copy`.
+//! Local pids are allocated from one counter: the low 28 bits are the id, the next bits
+//! the serial, as the BEAM splits them, so a pid is never reused within a run.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
+
+/// Index of the local node in the node-name table.
+pub(crate) const LOCAL_NODE: u32 = 0;
+
+/// A process identifier, local or on another node.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pid {
+    node: u32,
+    id: u32,
+    serial: u32,
+    creation: u32,
+}
+
+static NEXT_LOCAL: AtomicU64 = AtomicU64::new(1);
+
+impl Pid {
+    /// The pid used as the sender of signals that come from outside any process
+    /// (`#PID<0.0.0>`, the BEAM's `init` slot).
+    pub const NONE: Pid = Pid {
+        node: LOCAL_NODE,
+        id: 0,
+        serial: 0,
+        creation: 0,
+    };
+
+    pub(crate) fn new_local() -> Pid {
+        let n = NEXT_LOCAL.fetch_add(1, Ordering::Relaxed);
+        Pid {
+            node: LOCAL_NODE,
+            id: (n & 0x0FFF_FFFF) as u32,
+            serial: (n >> 28) as u32,
+            creation: 0,
+        }
+    }
+
+    /// A pid of a process on another node, as decoded from the wire.
+    ///
+    /// `node` is the node's full name (`name@host`). Distribution uses this to build
+    /// the pids it receives; giving this node's own name returns a local pid.
+    pub fn remote(node: &str, id: u32, serial: u32, creation: u32) -> Pid {
+        let idx = node_index(node);
+        Pid {
+            node: idx,
+            id,
+            serial,
+            creation: if idx == LOCAL_NODE { 0 } else { creation },
+        }
+    }
+
+    /// The key of a local pid in the process table.
+    pub(crate) fn key(&self) -> u64 {
+        (self.serial as u64) << 32 | self.id as u64
+    }
+
+    /// True when the process lives on this node.
+    pub fn is_local(&self) -> bool {
+        self.node == LOCAL_NODE
+    }
+
+    /// The process number within its node (Erlang's `ID` field).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The serial (Erlang's `Serial` field).
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    /// The node incarnation the pid belongs to (0 for local pids; distribution
+    /// substitutes the node's creation when it encodes them).
+    pub fn creation(&self) -> u32 {
+        self.creation
+    }
+
+    /// Index of the pid's node in this process's node table (0 is the local node),
+    /// the first number of `#PID<N.ID.SERIAL>`.
+    pub fn node_index(&self) -> u32 {
+        self.node
+    }
+
+    /// The name of the node the process lives on (`nonode@nohost` for local pids
+    /// until distribution names this node).
+    pub fn node(&self) -> Arc<str> {
+        node_name(self.node)
+    }
+}
+
+impl fmt::Display for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#PID<{}.{}.{}>", self.node, self.id, self.serial)
+    }
+}
+
+impl fmt::Debug for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+struct NodeTable {
+    names: Vec<Arc<str>>,
+}
+
+fn nodes() -> &'static RwLock<NodeTable> {
+    static NODES: OnceLock<RwLock<NodeTable>> = OnceLock::new();
+    NODES.get_or_init(|| {
+        RwLock::new(NodeTable {
+            names: vec![Arc::from("nonode@nohost")],
+        })
+    })
+}
+
+/// Index of a node name in the node table, adding it when new.
+pub(crate) fn node_index(name: &str) -> u32 {
+    if let Some(i) = nodes().read().names.iter().position(|n| &**n == name) {
+        return i as u32;
+    }
+    let mut t = nodes().write();
+    if let Some(i) = t.names.iter().position(|n| &**n == name) {
+        return i as u32;
+    }
+    t.names.push(Arc::from(name));
+    (t.names.len() - 1) as u32
+}
+
+fn node_name(idx: u32) -> Arc<str> {
+    let t = nodes().read();
+    t.names
+        .get(idx as usize)
+        .cloned()
+        .unwrap_or_else(|| Arc::from("unknown@unknown"))
+}
+
+/// The name of this node: `nonode@nohost` until distribution starts it under a name.
+pub fn local_node() -> Arc<str> {
+    node_name(LOCAL_NODE)
+}
+
+/// Names this node. Called by distribution when the node starts.
+///
+/// Pids built earlier stay valid: local pids always refer to node index 0.
+pub fn set_local_node(name: &str) {
+    let mut t = nodes().write();
+    t.names[LOCAL_NODE as usize] = Arc::from(name);
+}
+
+/// A unique reference, like Erlang's `make_ref()`: used for monitors, timers and call tags.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ref(u64);
+
+static NEXT_REF: AtomicU64 = AtomicU64::new(1);
+
+impl Ref {
+    /// A reference never returned before in this run.
+    pub fn make() -> Ref {
+        Ref(NEXT_REF.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The reference's number, unique within this run.
+    pub fn id(&self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Ref {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#Reference<0.{}>", self.0)
+    }
+}
+
+impl fmt::Debug for Ref {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pids_are_unique_and_shown_like_elixir() {
+        let a = Pid::new_local();
+        let b = Pid::new_local();
+        assert_ne!(a, b);
+        assert!(a.is_local());
+        assert_eq!(format!("{a}"), format!("#PID<0.{}.{}>", a.id(), a.serial()));
+        assert_eq!(std::mem::size_of::<Pid>(), 16);
+    }
+
+    #[test]
+    fn remote_pids_keep_their_node() {
+        let p = Pid::remote("elixir@127.0.0.1", 112, 0, 3);
+        assert!(!p.is_local());
+        assert_eq!(&*p.node(), "elixir@127.0.0.1");
+        assert_eq!(p.creation(), 3);
+        assert!(format!("{p}").starts_with("#PID<"));
+    }
+}

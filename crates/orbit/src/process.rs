@@ -1,0 +1,628 @@
+//! Processes: spawning, the per-process control block, typed handles and the receive loop.
+//!
+//! A process is a tokio task that owns a [`Context`] (its mailbox's receiving end and its
+//! state). Other code reaches it through a typed [`Handle`] or its untyped [`Pid`].
+//! When the task ends — by returning, panicking, or being killed by an exit signal — the
+//! runtime records the reason, removes the process from the process table, frees its
+//! name, sends exit signals along its links and `DOWN` to its monitors.
+//!
+//! Not preempted: a handler that never awaits holds its worker thread. `recv` yields
+//! every few hundred messages so a busy process cannot starve its neighbours, and the
+//! runtime reports handlers that run longer than [`set_long_handler_threshold`].
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context as TaskCx, Poll};
+use std::time::Duration;
+
+use futures::FutureExt;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use crate::error::{Error, SendError, Undelivered};
+use crate::exit::ExitReason;
+use crate::mailbox::{Mailbox, Signal, Taken, HAS_SIGNAL, KILLED};
+use crate::pid::{Pid, Ref};
+use crate::signal::Message;
+use crate::{clock, table};
+
+/// Rarely used per-process data, allocated on first use so idle processes stay small.
+#[derive(Default)]
+pub(crate) struct Extra {
+    pub(crate) links: Vec<Pid>,
+    /// Monitors this process holds on others: (ref, target).
+    pub(crate) monitors: Vec<(Ref, Pid)>,
+    /// Monitors others hold on this process: (ref, watcher).
+    pub(crate) watchers: Vec<(Ref, Pid)>,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) exit_waiters: Vec<oneshot::Sender<ExitReason>>,
+    pub(crate) label: Option<&'static str>,
+}
+
+#[derive(Default)]
+pub(crate) struct Meta {
+    pub(crate) trap_exit: bool,
+    pub(crate) dead: bool,
+    pub(crate) abort: Option<tokio::task::AbortHandle>,
+    pub(crate) kill: Option<ExitReason>,
+    pub(crate) extra: Option<Box<Extra>>,
+}
+
+impl Meta {
+    pub(crate) fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+}
+
+/// The untyped part of a process: identity, counters, links and monitors.
+pub(crate) struct Core {
+    pub(crate) pid: Pid,
+    pub(crate) meta: Mutex<Meta>,
+    pub(crate) exit: OnceLock<ExitReason>,
+    /// Messages handled (written by the process only).
+    pub(crate) handled: AtomicU64,
+    /// Clock ticks spent handling messages (written by the process only).
+    pub(crate) busy_ticks: AtomicU64,
+    pub(crate) long_handlers: AtomicU32,
+    /// Size estimate of the state in bytes, `u64::MAX` when the behaviour reports none.
+    pub(crate) state_size: AtomicU64,
+}
+
+/// The type-erased view of a process used by the process table, links, monitors and
+/// sends by pid.
+pub(crate) trait ProcessHandle: Send + Sync + 'static {
+    fn core(&self) -> &Core;
+    fn push_signal(&self, s: Signal) -> bool;
+    fn send_any(&self, msg: Box<dyn Any + Send>) -> Result<(), SendError>;
+    fn mailbox_len(&self) -> u64;
+    fn messages_in(&self) -> u64;
+    fn flags(&self) -> &AtomicU8;
+    fn wake(&self);
+    fn flush_down(&self, r: Ref) -> bool;
+    fn close(&self);
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+/// Converts a message sent by pid into the process's own message type (used by
+/// behaviours, e.g. a GenServer wraps plain messages for `handle_info`).
+pub(crate) type Adapter<M> = fn(Box<dyn Any + Send>) -> Result<M, Box<dyn Any + Send>>;
+
+pub(crate) struct Process<M> {
+    pub(crate) core: Core,
+    pub(crate) mailbox: Mailbox<M>,
+    adapt: Option<Adapter<M>>,
+}
+
+impl<M: Send + 'static> ProcessHandle for Process<M> {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+    fn push_signal(&self, s: Signal) -> bool {
+        self.mailbox.push_signal(s)
+    }
+    fn send_any(&self, msg: Box<dyn Any + Send>) -> Result<(), SendError> {
+        let m = match msg.downcast::<M>() {
+            Ok(m) => *m,
+            Err(other) => match self.adapt {
+                Some(adapt) => adapt(other).map_err(|_| SendError::WrongType(self.core.pid))?,
+                None => return Err(SendError::WrongType(self.core.pid)),
+            },
+        };
+        self.mailbox
+            .push(m)
+            .map_err(|_| SendError::NoProc(self.core.pid))
+    }
+    fn mailbox_len(&self) -> u64 {
+        self.mailbox
+            .received()
+            .saturating_sub(self.core.handled.load(Ordering::Relaxed))
+    }
+    fn messages_in(&self) -> u64 {
+        self.mailbox.received()
+    }
+    fn flags(&self) -> &AtomicU8 {
+        &self.mailbox.flags
+    }
+    fn wake(&self) {
+        self.mailbox.wake()
+    }
+    fn flush_down(&self, r: Ref) -> bool {
+        self.mailbox.flush_down(r)
+    }
+    fn close(&self) {
+        let queued = self.mailbox.close();
+        drop(queued);
+    }
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+tokio::task_local! {
+    static CURRENT: Arc<dyn ProcessHandle>;
+}
+
+/// The pid of the calling process, or `None` when called outside any process.
+pub fn self_pid() -> Option<Pid> {
+    CURRENT.try_with(|p| p.core().pid).ok()
+}
+
+pub(crate) fn current() -> Option<Arc<dyn ProcessHandle>> {
+    CURRENT.try_with(|p| p.clone()).ok()
+}
+
+pub(crate) fn current_or_err() -> Result<Arc<dyn ProcessHandle>, Error> {
+    current().ok_or(Error::NotInProcess)
+}
+
+/// A typed handle to a process: sends go straight into its mailbox, with no lookup.
+pub struct Handle<M> {
+    pub(crate) proc: Arc<Process<M>>,
+}
+
+impl<M> Clone for Handle<M> {
+    fn clone(&self) -> Self {
+        Handle {
+            proc: self.proc.clone(),
+        }
+    }
+}
+
+impl<M> std::fmt::Debug for Handle<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Handle({})", self.proc.core.pid)
+    }
+}
+
+impl<M: Send + 'static> Handle<M> {
+    /// The process's pid.
+    pub fn pid(&self) -> Pid {
+        self.proc.core.pid
+    }
+
+    /// Sends a message. Fails, handing the message back, when the process has exited
+    /// (Erlang drops such a message silently; here you may ignore the error to match).
+    #[inline]
+    pub fn send(&self, msg: M) -> Result<(), Undelivered<M>> {
+        self.proc
+            .mailbox
+            .push(msg)
+            .map_err(|msg| Undelivered {
+                pid: self.proc.core.pid,
+                msg,
+            })
+    }
+
+    /// True while the process has not exited.
+    pub fn is_alive(&self) -> bool {
+        self.proc.core.exit.get().is_none()
+    }
+
+    /// Waits until the process exits and returns its exit reason.
+    pub async fn wait_exit(&self) -> ExitReason {
+        wait_exit(&self.proc.core).await
+    }
+
+    /// Finds the typed handle of a live local process by pid; `None` when it is dead,
+    /// remote, or its messages are not of type `M`.
+    pub fn from_pid(pid: Pid) -> Option<Handle<M>> {
+        let p = table::lookup(pid)?;
+        let proc = p.into_any().downcast::<Process<M>>().ok()?;
+        Some(Handle { proc })
+    }
+}
+
+pub(crate) async fn wait_exit(core: &Core) -> ExitReason {
+    let rx = {
+        let mut meta = core.meta.lock();
+        if meta.dead {
+            drop(meta);
+            return core.exit.get().cloned().unwrap_or(ExitReason::NoProc);
+        }
+        let (tx, rx) = oneshot::channel();
+        meta.extra().exit_waiters.push(tx);
+        rx
+    };
+    match rx.await {
+        Ok(r) => r,
+        Err(_) => core.exit.get().cloned().unwrap_or(ExitReason::NoProc),
+    }
+}
+
+/// The receiving side of a process: its mailbox and its identity. Owned by the
+/// process's future; handed to the function given to [`spawn`].
+pub struct Context<M> {
+    proc: Arc<Process<M>>,
+    buf: VecDeque<M>,
+    /// Clock tick at which the message being handled was received (0: none).
+    started: u64,
+    budget: u32,
+}
+
+const BUDGET: u32 = 256;
+
+impl<M: Send + 'static> Context<M> {
+    fn new(proc: Arc<Process<M>>) -> Self {
+        Context {
+            proc,
+            buf: VecDeque::new(),
+            started: 0,
+            budget: BUDGET,
+        }
+    }
+
+    /// This process's pid.
+    pub fn pid(&self) -> Pid {
+        self.proc.core.pid
+    }
+
+    /// A typed handle to this process.
+    pub fn handle(&self) -> Handle<M> {
+        Handle {
+            proc: self.proc.clone(),
+        }
+    }
+
+    /// Turns exit signals into [`Message::Exit`] messages (`true`) or lets them kill this
+    /// process (`false`, the default). `kill` can never be trapped.
+    pub fn trap_exit(&self, on: bool) {
+        self.proc.core.meta.lock().trap_exit = on;
+    }
+
+    /// Waits for the next signal or message; signals (trapped exits, `DOWN`) first.
+    pub fn recv(&mut self) -> Recv<'_, M> {
+        Recv { ctx: self }
+    }
+
+    /// Like [`recv`](Self::recv), giving up after `timeout` (Erlang's `receive ... after`).
+    pub async fn recv_timeout(&mut self, timeout: Duration) -> Option<Message<M>> {
+        tokio::time::timeout(timeout, self.recv()).await.ok()
+    }
+
+    /// Takes the next signal or message if one is already waiting.
+    pub fn try_recv(&mut self) -> Option<Message<M>> {
+        let waker = futures::task::noop_waker();
+        let mut cx = TaskCx::from_waker(&waker);
+        match self.poll_recv(&mut cx) {
+            Poll::Ready(m) => Some(m),
+            Poll::Pending => None,
+        }
+    }
+
+    /// Records the state-size estimate shown by [`process_info`](crate::process_info).
+    pub fn report_state_size(&self, bytes: usize) {
+        self.proc
+            .core
+            .state_size
+            .store(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Ends the timing of the message being handled, if any.
+    #[inline]
+    fn account(&mut self) -> u64 {
+        if self.started == 0 {
+            return 0;
+        }
+        let now = clock::now();
+        let spent = now.saturating_sub(self.started);
+        let core = &self.proc.core;
+        core.busy_ticks.store(
+            core.busy_ticks.load(Ordering::Relaxed) + spent,
+            Ordering::Relaxed,
+        );
+        core.handled
+            .store(core.handled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if spent > clock::long_threshold_ticks() {
+            clock::report_long_handler(core, spent);
+        }
+        self.started = 0;
+        now
+    }
+
+    #[inline]
+    fn begin(&mut self, now: u64) {
+        if clock::counters_enabled() {
+            self.started = if now != 0 { now } else { clock::now() };
+        } else {
+            // Still count handled messages so mailbox lengths stay right.
+            let core = &self.proc.core;
+            core.handled
+                .store(core.handled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    fn poll_recv(&mut self, cx: &mut TaskCx<'_>) -> Poll<Message<M>> {
+        let flags = self.proc.mailbox.flags.load(Ordering::Acquire);
+        if flags & KILLED != 0 {
+            // The abort is on its way; never hand out another message.
+            return Poll::Pending;
+        }
+        let now = self.account();
+        if flags & HAS_SIGNAL != 0 {
+            if let Some(sig) = self.proc.mailbox.take_signal() {
+                return Poll::Ready(sig.into());
+            }
+        }
+        if !self.buf.is_empty() {
+            self.budget -= 1;
+            if self.budget == 0 {
+                self.budget = BUDGET;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if let Some(m) = self.buf.pop_front() {
+                self.begin(now);
+                return Poll::Ready(Message::Msg(m));
+            }
+        }
+        match self.proc.mailbox.take(&mut self.buf, cx.waker()) {
+            Taken::Signal(sig) => Poll::Ready(sig.into()),
+            Taken::Batch => match self.buf.pop_front() {
+                Some(m) => {
+                    self.begin(now);
+                    Poll::Ready(Message::Msg(m))
+                }
+                None => Poll::Pending,
+            },
+            Taken::Empty | Taken::Closed(_) => Poll::Pending,
+        }
+    }
+}
+
+/// The future returned by [`Context::recv`].
+pub struct Recv<'a, M> {
+    ctx: &'a mut Context<M>,
+}
+
+impl<M: Send + 'static> Future for Recv<'_, M> {
+    type Output = Message<M>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Message<M>> {
+        self.ctx.poll_recv(cx)
+    }
+}
+
+impl<M> From<Signal> for Message<M> {
+    fn from(s: Signal) -> Self {
+        match s {
+            Signal::Exit { from, reason } => Message::Exit { from, reason },
+            Signal::Down(d) => Message::Down(d),
+        }
+    }
+}
+
+/// How to start a process: link, monitor, trap exits, a label shown in introspection.
+///
+/// ```
+/// # async fn demo() -> Result<(), orbit::Error> {
+/// let h = orbit::Spawn::new().label("worker").spawn(|mut ctx: orbit::Context<u32>| async move {
+///     while let orbit::Message::Msg(n) = ctx.recv().await {
+///         if n == 0 { break; }
+///     }
+/// })?;
+/// h.send(0).ok();
+/// # Ok(()) }
+/// ```
+#[derive(Default, Clone, Copy)]
+pub struct Spawn {
+    link: bool,
+    trap_exit: bool,
+    label: Option<&'static str>,
+}
+
+impl Spawn {
+    /// Default options: unlinked, not trapping exits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Links the new process to the caller (which must be a process).
+    pub fn link(mut self) -> Self {
+        self.link = true;
+        self
+    }
+
+    /// Starts the process already trapping exits.
+    pub fn trap_exit(mut self) -> Self {
+        self.trap_exit = true;
+        self
+    }
+
+    /// A label shown by [`process_info`](crate::process_info) (e.g. the behaviour's name).
+    pub fn label(mut self, label: &'static str) -> Self {
+        self.label = Some(label);
+        self
+    }
+
+    /// Spawns `f` as a new process.
+    pub fn spawn<M, F, Fut>(self, f: F) -> Result<Handle<M>, Error>
+    where
+        M: Send + 'static,
+        F: FnOnce(Context<M>) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: Into<ExitReason>,
+    {
+        spawn_with(self, None, f)
+    }
+
+    /// Spawns `f` and monitors it from the caller (which must be a process).
+    pub fn spawn_monitor<M, F, Fut>(self, f: F) -> Result<(Handle<M>, Ref), Error>
+    where
+        M: Send + 'static,
+        F: FnOnce(Context<M>) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: Into<ExitReason>,
+    {
+        let me = current_or_err()?;
+        let h = spawn_with(self, None, f)?;
+        let r = crate::signal::monitor_from(&me, h.pid());
+        Ok((h, r))
+    }
+}
+
+/// Spawns `f` as a new, unlinked process and returns a typed handle to it.
+///
+/// Must be called from within a tokio runtime.
+pub fn spawn<M, F, Fut>(f: F) -> Result<Handle<M>, Error>
+where
+    M: Send + 'static,
+    F: FnOnce(Context<M>) -> Fut,
+    Fut: Future + Send + 'static,
+    Fut::Output: Into<ExitReason>,
+{
+    spawn_with(Spawn::new(), None, f)
+}
+
+/// Spawns `f` linked to the calling process (an error outside a process).
+pub fn spawn_link<M, F, Fut>(f: F) -> Result<Handle<M>, Error>
+where
+    M: Send + 'static,
+    F: FnOnce(Context<M>) -> Fut,
+    Fut: Future + Send + 'static,
+    Fut::Output: Into<ExitReason>,
+{
+    spawn_with(Spawn::new().link(), None, f)
+}
+
+/// Spawns `f` and monitors it from the calling process (an error outside a process).
+pub fn spawn_monitor<M, F, Fut>(f: F) -> Result<(Handle<M>, Ref), Error>
+where
+    M: Send + 'static,
+    F: FnOnce(Context<M>) -> Fut,
+    Fut: Future + Send + 'static,
+    Fut::Output: Into<ExitReason>,
+{
+    Spawn::new().spawn_monitor(f)
+}
+
+pub(crate) fn spawn_with<M, F, Fut>(
+    opts: Spawn,
+    adapt: Option<Adapter<M>>,
+    f: F,
+) -> Result<Handle<M>, Error>
+where
+    M: Send + 'static,
+    F: FnOnce(Context<M>) -> Fut,
+    Fut: Future + Send + 'static,
+    Fut::Output: Into<ExitReason>,
+{
+    let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+    let parent = if opts.link {
+        Some(current_or_err()?)
+    } else {
+        None
+    };
+    let pid = Pid::new_local();
+    let mut meta = Meta {
+        trap_exit: opts.trap_exit,
+        ..Meta::default()
+    };
+    if opts.label.is_some() || parent.is_some() {
+        let extra = meta.extra();
+        extra.label = opts.label;
+        if let Some(p) = &parent {
+            extra.links.push(p.core().pid);
+        }
+    }
+    let proc = Arc::new(Process {
+        core: Core {
+            pid,
+            meta: Mutex::new(meta),
+            exit: OnceLock::new(),
+            handled: AtomicU64::new(0),
+            busy_ticks: AtomicU64::new(0),
+            long_handlers: AtomicU32::new(0),
+            state_size: AtomicU64::new(u64::MAX),
+        },
+        mailbox: Mailbox::new(),
+        adapt,
+    });
+    let dynp: Arc<dyn ProcessHandle> = proc.clone();
+    table::insert(pid, dynp.clone());
+    if let Some(p) = &parent {
+        let mut pm = p.core().meta.lock();
+        if !pm.dead {
+            pm.extra().links.push(pid);
+        }
+    }
+    let body = f(Context::new(proc.clone()));
+    let join = rt.spawn(run(dynp, body));
+    let mut meta = proc.core.meta.lock();
+    if meta.kill.is_some() {
+        join.abort();
+    } else if !meta.dead {
+        meta.abort = Some(join.abort_handle());
+    }
+    drop(meta);
+    Ok(Handle { proc })
+}
+
+struct ExitGuard {
+    p: Arc<dyn ProcessHandle>,
+    reason: Option<ExitReason>,
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let killed = self.p.core().meta.lock().kill.take();
+        // A kill decided before the body returned wins; a task dropped without a reason
+        // (runtime shutdown) counts as killed.
+        let reason = killed
+            .or_else(|| self.reason.take())
+            .unwrap_or(ExitReason::Killed);
+        crate::signal::finish(&self.p, reason);
+    }
+}
+
+async fn run<Fut>(p: Arc<dyn ProcessHandle>, body: Fut)
+where
+    Fut: Future + Send + 'static,
+    Fut::Output: Into<ExitReason>,
+{
+    let mut guard = ExitGuard {
+        p: p.clone(),
+        reason: None,
+    };
+    let out = CURRENT.scope(p, AssertUnwindSafe(body).catch_unwind()).await;
+    guard.reason = Some(match out {
+        Ok(r) => r.into(),
+        Err(panic) => ExitReason::from_panic(panic),
+    });
+}
+
+/// Runs `fut` inside a fresh process and returns its output: the way to use
+/// process-only calls (links, monitors, `self_pid`) from ordinary async code and tests.
+///
+/// Returns the exit reason if the process crashed or was killed instead.
+pub async fn run_in_process<T, Fut>(fut: Fut) -> Result<T, ExitReason>
+where
+    T: Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let h = spawn(|_ctx: Context<()>| async move {
+        let _ = tx.send(fut.await);
+    })
+    .map_err(|e| ExitReason::error(e.to_string()))?;
+    match rx.await {
+        Ok(v) => Ok(v),
+        Err(_) => Err(h.wait_exit().await),
+    }
+}
+
+/// Hands a blocking or CPU-heavy closure to tokio's blocking pool so it does not hold a
+/// process worker thread; awaits its result.
+pub async fn blocking<T, F>(f: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Blocking(e.to_string()))
+}

@@ -1,0 +1,55 @@
+//! Timers: `send_after` and `cancel_timer`, as Erlang's `erlang:send_after/3`.
+//!
+//! A timer is a small tokio task sleeping until its deadline; the message is dropped if
+//! the target has exited by then.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::error::Error;
+use crate::process::Handle;
+
+/// A running timer, returned by [`send_after`]; pass it to [`cancel_timer`].
+#[derive(Debug)]
+pub struct TimerRef {
+    deadline: Instant,
+    fired: Arc<AtomicBool>,
+    task: tokio::task::AbortHandle,
+}
+
+/// Sends `msg` to `to` after `delay`.
+pub fn send_after<M: Send + 'static>(
+    to: &Handle<M>,
+    msg: M,
+    delay: Duration,
+) -> Result<TimerRef, Error> {
+    let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+    let to = to.clone();
+    let fired = Arc::new(AtomicBool::new(false));
+    let f = fired.clone();
+    let deadline = Instant::now() + delay;
+    let task = rt.spawn(async move {
+        tokio::time::sleep_until(deadline).await;
+        if !f.swap(true, Ordering::AcqRel) {
+            // The target may have exited: Erlang drops the message then, and so do we.
+            let _ = to.send(msg);
+        }
+    });
+    Ok(TimerRef {
+        deadline,
+        fired,
+        task: task.abort_handle(),
+    })
+}
+
+/// Cancels a timer. Returns the time that was left, or `None` if it already fired.
+pub fn cancel_timer(t: &TimerRef) -> Option<Duration> {
+    if t.fired.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    t.task.abort();
+    Some(t.deadline.saturating_duration_since(Instant::now()))
+}

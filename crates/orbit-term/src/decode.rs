@@ -1,0 +1,384 @@
+//! Decoding ETF bytes into a [`Term`].
+//!
+//! The decoder walks a slice cursor ([`Reader`]) and never panics: every length is checked
+//! against the bytes that remain before anything is allocated, nesting is bounded and
+//! atoms are counted (see [`DecodeLimits`]). Compressed terms (tag 80) are inflated first,
+//! within `max_uncompressed_size`.
+
+use std::borrow::Cow;
+
+use num_bigint::{BigInt, Sign};
+
+use crate::atom::Atom;
+use crate::error::{Error, Result};
+use crate::ids::{Export, Fun, Pid, Port, Reference, MAX_REFERENCE_WORDS};
+use crate::limits::DecodeLimits;
+use crate::reader::Reader;
+use crate::tag;
+use crate::term::Term;
+
+impl Term {
+    /// Decodes a whole external term (`131, ...`, possibly compressed) with the default
+    /// [`DecodeLimits`]. Trailing bytes are an error.
+    pub fn decode(bytes: &[u8]) -> Result<Term> {
+        Term::decode_with(bytes, &DecodeLimits::DEFAULT)
+    }
+
+    /// Decodes a whole external term with the given limits.
+    pub fn decode_with(bytes: &[u8], limits: &DecodeLimits) -> Result<Term> {
+        let (term, used) = Term::decode_prefix(bytes, limits)?;
+        if used != bytes.len() {
+            return Err(Error::TrailingBytes {
+                at: used,
+                remaining: bytes.len() - used,
+            });
+        }
+        Ok(term)
+    }
+
+    /// Decodes one external term at the start of `bytes`; returns it and the number of
+    /// bytes it took (for streams that carry several terms back to back).
+    pub fn decode_prefix(bytes: &[u8], limits: &DecodeLimits) -> Result<(Term, usize)> {
+        let mut r = Reader::new(bytes, *limits);
+        let v = r.u8()?;
+        if v != tag::VERSION {
+            return Err(Error::BadVersion(v));
+        }
+        if r.peek()? == tag::COMPRESSED {
+            r.pos += 1;
+            let inflated = inflate(&mut r)?;
+            let mut inner = Reader::new(&inflated, *limits);
+            let term = decode_term(&mut inner)?;
+            if inner.remaining() != 0 {
+                return Err(Error::TrailingBytes {
+                    at: inner.pos,
+                    remaining: inner.remaining(),
+                });
+            }
+            return Ok((term, r.pos));
+        }
+        let term = decode_term(&mut r)?;
+        Ok((term, r.pos))
+    }
+
+    /// Decodes a term without the version byte (as found inside distribution messages).
+    pub fn decode_body(bytes: &[u8], limits: &DecodeLimits) -> Result<(Term, usize)> {
+        let mut r = Reader::new(bytes, *limits);
+        let term = decode_term(&mut r)?;
+        Ok((term, r.pos))
+    }
+}
+
+/// Inflates the body of a compressed term; the reader is just after tag 80. Consumes the
+/// rest of the input (zlib streams carry no outer length).
+pub(crate) fn inflate(r: &mut Reader<'_>) -> Result<Vec<u8>> {
+    let at = r.pos;
+    let size = r.u32()? as usize;
+    if size > r.limits.max_uncompressed_size {
+        return Err(Error::LimitExceeded {
+            limit: "max_uncompressed_size",
+            value: size,
+            max: r.limits.max_uncompressed_size,
+        });
+    }
+    // zlib cannot expand data by more than about 1032:1; a larger claim is a lie that
+    // must not become an allocation.
+    let compressed = r.bytes(r.remaining())?;
+    if size > compressed.len().saturating_mul(1032).saturating_add(64) {
+        return Err(Error::LengthExceedsInput {
+            what: "compressed term",
+            len: size,
+            remaining: compressed.len(),
+            at,
+        });
+    }
+    let mut out = Vec::with_capacity(size);
+    let mut z = flate2::Decompress::new(true);
+    let status = z
+        .decompress_vec(compressed, &mut out, flate2::FlushDecompress::Finish)
+        .map_err(|e| Error::Compression(e.to_string()))?;
+    if status != flate2::Status::StreamEnd || out.len() != size {
+        return Err(Error::Compression(format!(
+            "declared {size} uncompressed bytes, inflated {} ({status:?})",
+            out.len()
+        )));
+    }
+    if (z.total_in() as usize) != compressed.len() {
+        return Err(Error::TrailingBytes {
+            at: at + 4 + z.total_in() as usize,
+            remaining: compressed.len() - z.total_in() as usize,
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn atom_from(r: &mut Reader<'_>) -> Result<Atom> {
+    let t = r.u8()?;
+    let text = r.atom_body(t)?;
+    Ok(Atom::new_unchecked(&text))
+}
+
+fn to_atom(text: Cow<'_, str>) -> Atom {
+    // `atom_body` checked the length.
+    Atom::new_unchecked(&text)
+}
+
+/// Reads an integer term and returns it when it fits in `i64`.
+fn small_int(r: &mut Reader<'_>, what: &str) -> Result<i64> {
+    let at = r.pos;
+    match decode_term(r)? {
+        Term::Int(i) => Ok(i),
+        _ => Err(Error::invalid(at, format!("{what} must be an integer"))),
+    }
+}
+
+/// Decodes the sign byte and `n` little-endian magnitude bytes of a big integer.
+pub(crate) fn big_body(r: &mut Reader<'_>, n: usize) -> Result<Term> {
+    if n > r.limits.max_big_int_bytes {
+        return Err(Error::LimitExceeded {
+            limit: "max_big_int_bytes",
+            value: n,
+            max: r.limits.max_big_int_bytes,
+        });
+    }
+    let at = r.pos;
+    let sign = r.u8()?;
+    let digits = r.bytes(n)?;
+    if sign > 1 {
+        return Err(Error::invalid(at, format!("big integer sign byte {sign}")));
+    }
+    if n <= 8 {
+        let mut m = 0u64;
+        for (i, d) in digits.iter().enumerate() {
+            m |= (*d as u64) << (8 * i);
+        }
+        if sign == 0 {
+            if let Ok(i) = i64::try_from(m) {
+                return Ok(Term::Int(i));
+            }
+        } else if m <= 1u64 << 63 {
+            return Ok(Term::Int((m as i64).wrapping_neg()));
+        }
+    }
+    let s = if sign == 0 { Sign::Plus } else { Sign::Minus };
+    Ok(Term::big(BigInt::from_bytes_le(s, digits)))
+}
+
+fn decode_pid_at(r: &mut Reader<'_>) -> Result<Pid> {
+    let at = r.pos;
+    let t = r.u8()?;
+    let node = atom_from(r)?;
+    let (id, serial) = (r.u32()?, r.u32()?);
+    let creation = match t {
+        tag::NEW_PID => r.u32()?,
+        tag::PID => r.u8()? as u32,
+        _ => return Err(Error::invalid(at, "expected a pid")),
+    };
+    Ok(Pid::new(node, id, serial, creation))
+}
+
+fn reference(r: &mut Reader<'_>, t: u8) -> Result<Reference> {
+    let at = r.pos;
+    if t == tag::REFERENCE {
+        let node = atom_from(r)?;
+        let id = r.u32()?;
+        let creation = r.u8()? as u32;
+        return Reference::new(node, creation, &[id]);
+    }
+    let len = r.u16()? as usize;
+    if len == 0 || len > MAX_REFERENCE_WORDS {
+        return Err(Error::invalid(at, format!("reference with {len} id words")));
+    }
+    let node = atom_from(r)?;
+    let creation = if t == tag::NEWER_REFERENCE {
+        r.u32()?
+    } else {
+        r.u8()? as u32
+    };
+    let mut ids = [0u32; MAX_REFERENCE_WORDS];
+    for id in ids.iter_mut().take(len) {
+        *id = r.u32()?;
+    }
+    Reference::new(node, creation, &ids[..len])
+}
+
+fn fun(r: &mut Reader<'_>) -> Result<Fun> {
+    let start = r.pos;
+    let size = r.u32()? as usize;
+    let arity = r.u8()?;
+    let uniq = r.array::<16>()?;
+    let index = r.u32()?;
+    let num_free = r.u32()? as usize;
+    let module = atom_from(r)?;
+    let old_index = small_int(r, "fun OldIndex")?;
+    let old_uniq = small_int(r, "fun OldUniq")?;
+    let pid = decode_pid_at(r)?;
+    r.check_len("fun free variables", num_free, 1)?;
+    let mut free_vars = Vec::with_capacity(num_free);
+    for _ in 0..num_free {
+        free_vars.push(decode_term(r)?);
+    }
+    if r.pos - start != size {
+        return Err(Error::invalid(
+            start,
+            format!("fun declares {size} bytes but holds {}", r.pos - start),
+        ));
+    }
+    Ok(Fun {
+        arity,
+        uniq,
+        index,
+        module,
+        old_index,
+        old_uniq,
+        pid,
+        free_vars,
+    })
+}
+
+fn float_text(r: &mut Reader<'_>) -> Result<f64> {
+    let at = r.pos;
+    let raw = r.bytes(31)?;
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    std::str::from_utf8(&raw[..end])
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|f| f.is_finite())
+        .ok_or_else(|| Error::invalid(at, "malformed FLOAT_EXT text"))
+}
+
+fn elements(r: &mut Reader<'_>, n: usize, what: &'static str) -> Result<Vec<Term>> {
+    r.check_len(what, n, 1)?;
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push(decode_term(r)?);
+    }
+    Ok(v)
+}
+
+/// Decodes one term (no version byte) at the reader's position.
+pub(crate) fn decode_term(r: &mut Reader<'_>) -> Result<Term> {
+    let at = r.pos;
+    let t = r.u8()?;
+    Ok(match t {
+        tag::SMALL_INTEGER => Term::Int(r.u8()? as i64),
+        tag::INTEGER => Term::Int(r.u32()? as i32 as i64),
+        tag::ATOM_UTF8 | tag::SMALL_ATOM_UTF8 | tag::ATOM | tag::SMALL_ATOM => {
+            Term::Atom(to_atom(r.atom_body(t)?))
+        }
+        tag::BINARY => {
+            let n = r.u32()? as usize;
+            Term::Binary(r.bytes(n)?.to_vec())
+        }
+        tag::SMALL_TUPLE | tag::LARGE_TUPLE => {
+            let n = if t == tag::SMALL_TUPLE {
+                r.u8()? as usize
+            } else {
+                r.u32()? as usize
+            };
+            r.enter()?;
+            let v = elements(r, n, "tuple")?;
+            r.leave();
+            Term::Tuple(v)
+        }
+        tag::NIL => Term::List(Vec::new()),
+        tag::STRING => {
+            let n = r.u16()? as usize;
+            let bytes = r.bytes(n)?;
+            Term::List(bytes.iter().map(|&b| Term::Int(b as i64)).collect())
+        }
+        tag::LIST => {
+            let n = r.u32()? as usize;
+            r.check_len("list", n, 1)?;
+            r.enter()?;
+            let v = elements(r, n, "list")?;
+            let tail = decode_term(r)?;
+            r.leave();
+            Term::improper_list(v, tail)
+        }
+        tag::MAP => {
+            let n = r.u32()? as usize;
+            r.check_len("map", n, 2)?;
+            r.enter()?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                let k = decode_term(r)?;
+                let val = decode_term(r)?;
+                v.push((k, val));
+            }
+            r.leave();
+            Term::Map(v)
+        }
+        tag::NEW_FLOAT => {
+            let f = f64::from_bits(r.u64()?);
+            if !f.is_finite() {
+                return Err(Error::invalid(at, "non-finite float"));
+            }
+            Term::Float(f)
+        }
+        tag::FLOAT => Term::Float(float_text(r)?),
+        tag::SMALL_BIG => {
+            let n = r.u8()? as usize;
+            big_body(r, n)?
+        }
+        tag::LARGE_BIG => {
+            let n = r.u32()? as usize;
+            big_body(r, n)?
+        }
+        tag::BIT_BINARY => {
+            let n = r.u32()? as usize;
+            let bits = r.u8()?;
+            let bytes = r.bytes(n)?;
+            if (n == 0 && bits != 0) || (n > 0 && !(1..=8).contains(&bits)) {
+                return Err(Error::invalid(
+                    at,
+                    format!("bitstring with {bits} bits in last byte"),
+                ));
+            }
+            Term::bitstring(bytes.to_vec(), bits)
+        }
+        tag::NEW_PID | tag::PID => {
+            r.pos = at;
+            Term::Pid(Box::new(decode_pid_at(r)?))
+        }
+        tag::NEW_PORT | tag::PORT | tag::V4_PORT => {
+            let node = atom_from(r)?;
+            let id = if t == tag::V4_PORT {
+                r.u64()?
+            } else {
+                r.u32()? as u64
+            };
+            let creation = if t == tag::PORT {
+                r.u8()? as u32
+            } else {
+                r.u32()?
+            };
+            Term::Port(Box::new(Port::new(node, id, creation)))
+        }
+        tag::NEWER_REFERENCE | tag::NEW_REFERENCE | tag::REFERENCE => {
+            Term::Reference(Box::new(reference(r, t)?))
+        }
+        tag::EXPORT => {
+            let module = atom_from(r)?;
+            let function = atom_from(r)?;
+            let ap = r.pos;
+            if r.u8()? != tag::SMALL_INTEGER {
+                return Err(Error::invalid(ap, "export arity must be a small integer"));
+            }
+            let arity = r.u8()?;
+            Term::Export(Box::new(Export {
+                module,
+                function,
+                arity,
+            }))
+        }
+        tag::NEW_FUN => {
+            r.enter()?;
+            let f = fun(r)?;
+            r.leave();
+            Term::Fun(Box::new(f))
+        }
+        tag::COMPRESSED => return Err(Error::invalid(at, "compressed term nested inside a term")),
+        _ => return Err(Error::UnknownTag { tag: t, at }),
+    })
+}

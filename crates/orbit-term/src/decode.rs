@@ -257,9 +257,73 @@ fn elements(r: &mut Reader<'_>, n: usize, what: &'static str) -> Result<Vec<Term
 }
 
 /// Decodes one term (no version byte) at the reader's position.
+///
+/// Recursive terms go through small frames (this dispatcher and one function per
+/// container) so that `max_depth` levels fit on a thread's stack even in debug builds.
 pub(crate) fn decode_term(r: &mut Reader<'_>) -> Result<Term> {
     let at = r.pos;
     let t = r.u8()?;
+    match t {
+        tag::SMALL_TUPLE => {
+            let n = r.u8()? as usize;
+            decode_tuple(r, n)
+        }
+        tag::LARGE_TUPLE => {
+            let n = r.u32()? as usize;
+            decode_tuple(r, n)
+        }
+        tag::LIST => decode_list(r),
+        tag::MAP => decode_map(r),
+        tag::NEW_FUN => decode_fun(r),
+        _ => decode_leaf(r, t, at),
+    }
+}
+
+#[inline(never)]
+fn decode_tuple(r: &mut Reader<'_>, n: usize) -> Result<Term> {
+    r.enter()?;
+    let v = elements(r, n, "tuple")?;
+    r.leave();
+    Ok(Term::Tuple(v))
+}
+
+#[inline(never)]
+fn decode_list(r: &mut Reader<'_>) -> Result<Term> {
+    let n = r.u32()? as usize;
+    r.check_len("list", n, 1)?;
+    r.enter()?;
+    let v = elements(r, n, "list")?;
+    let tail = decode_term(r)?;
+    r.leave();
+    Ok(Term::improper_list(v, tail))
+}
+
+#[inline(never)]
+fn decode_map(r: &mut Reader<'_>) -> Result<Term> {
+    let n = r.u32()? as usize;
+    r.check_len("map", n, 2)?;
+    r.enter()?;
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let k = decode_term(r)?;
+        let val = decode_term(r)?;
+        v.push((k, val));
+    }
+    r.leave();
+    Ok(Term::Map(v))
+}
+
+#[inline(never)]
+fn decode_fun(r: &mut Reader<'_>) -> Result<Term> {
+    r.enter()?;
+    let f = fun(r)?;
+    r.leave();
+    Ok(Term::Fun(Box::new(f)))
+}
+
+/// Every term that holds no other term.
+#[inline(never)]
+fn decode_leaf(r: &mut Reader<'_>, t: u8, at: usize) -> Result<Term> {
     Ok(match t {
         tag::SMALL_INTEGER => Term::Int(r.u8()? as i64),
         tag::INTEGER => Term::Int(r.u32()? as i32 as i64),
@@ -270,44 +334,11 @@ pub(crate) fn decode_term(r: &mut Reader<'_>) -> Result<Term> {
             let n = r.u32()? as usize;
             Term::Binary(r.bytes(n)?.to_vec())
         }
-        tag::SMALL_TUPLE | tag::LARGE_TUPLE => {
-            let n = if t == tag::SMALL_TUPLE {
-                r.u8()? as usize
-            } else {
-                r.u32()? as usize
-            };
-            r.enter()?;
-            let v = elements(r, n, "tuple")?;
-            r.leave();
-            Term::Tuple(v)
-        }
         tag::NIL => Term::List(Vec::new()),
         tag::STRING => {
             let n = r.u16()? as usize;
             let bytes = r.bytes(n)?;
             Term::List(bytes.iter().map(|&b| Term::Int(b as i64)).collect())
-        }
-        tag::LIST => {
-            let n = r.u32()? as usize;
-            r.check_len("list", n, 1)?;
-            r.enter()?;
-            let v = elements(r, n, "list")?;
-            let tail = decode_term(r)?;
-            r.leave();
-            Term::improper_list(v, tail)
-        }
-        tag::MAP => {
-            let n = r.u32()? as usize;
-            r.check_len("map", n, 2)?;
-            r.enter()?;
-            let mut v = Vec::with_capacity(n);
-            for _ in 0..n {
-                let k = decode_term(r)?;
-                let val = decode_term(r)?;
-                v.push((k, val));
-            }
-            r.leave();
-            Term::Map(v)
         }
         tag::NEW_FLOAT => {
             let f = f64::from_bits(r.u64()?);
@@ -371,12 +402,6 @@ pub(crate) fn decode_term(r: &mut Reader<'_>) -> Result<Term> {
                 function,
                 arity,
             }))
-        }
-        tag::NEW_FUN => {
-            r.enter()?;
-            let f = fun(r)?;
-            r.leave();
-            Term::Fun(Box::new(f))
         }
         tag::COMPRESSED => return Err(Error::invalid(at, "compressed term nested inside a term")),
         _ => return Err(Error::UnknownTag { tag: t, at }),

@@ -58,13 +58,32 @@ impl Atom {
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Inline(len, buf) => {
-                // Inline bytes are always copied from a whole `&str`, so they are UTF-8.
-                match std::str::from_utf8(&buf[..*len as usize]) {
-                    Ok(s) => s,
-                    Err(_) => unreachable!("inline atom bytes come from a &str"),
-                }
+                let bytes = buf.get(..*len as usize).unwrap_or_default();
+                // SAFETY: inline bytes are only ever copied from a whole `&str` (see
+                // `new_unchecked`), so they are valid UTF-8; validating again on every
+                // read would cost more than the rest of encoding an atom.
+                unsafe { std::str::from_utf8_unchecked(bytes) }
             }
             Repr::Heap(s) => s,
+        }
+    }
+
+    /// Appends this atom as `SMALL_ATOM_UTF8_EXT` (or `ATOM_UTF8_EXT` when long).
+    #[inline]
+    pub(crate) fn write_ext(&self, out: &mut Vec<u8>) {
+        match &self.0 {
+            Repr::Inline(len, buf) => {
+                // Copy the whole fixed-size inline buffer (a couple of vector moves, no
+                // memcpy call), then cut back to the real length.
+                let start = out.len();
+                let mut ext = [0u8; INLINE + 2];
+                ext[0] = crate::tag::SMALL_ATOM_UTF8;
+                ext[1] = *len;
+                ext[2..].copy_from_slice(buf);
+                out.extend_from_slice(&ext);
+                out.truncate(start + 2 + *len as usize);
+            }
+            Repr::Heap(s) => crate::encode::write_atom(out, s),
         }
     }
 

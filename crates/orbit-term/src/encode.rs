@@ -60,8 +60,7 @@ pub(crate) fn write_atom(out: &mut Vec<u8>, text: &str) {
     let b = text.as_bytes();
     if b.len() <= 255 {
         out.reserve(2 + b.len());
-        out.push(tag::SMALL_ATOM_UTF8);
-        out.push(b.len() as u8);
+        out.extend_from_slice(&[tag::SMALL_ATOM_UTF8, b.len() as u8]);
     } else {
         out.push(tag::ATOM_UTF8);
         out.extend_from_slice(&(b.len().min(u16::MAX as usize) as u16).to_be_bytes());
@@ -72,11 +71,10 @@ pub(crate) fn write_atom(out: &mut Vec<u8>, text: &str) {
 #[inline]
 pub(crate) fn write_i64(out: &mut Vec<u8>, i: i64) {
     if (0..=255).contains(&i) {
-        out.push(tag::SMALL_INTEGER);
-        out.push(i as u8);
+        out.extend_from_slice(&[tag::SMALL_INTEGER, i as u8]);
     } else if let Ok(v) = i32::try_from(i) {
-        out.push(tag::INTEGER);
-        out.extend_from_slice(&v.to_be_bytes());
+        let b = v.to_be_bytes();
+        out.extend_from_slice(&[tag::INTEGER, b[0], b[1], b[2], b[3]]);
     } else {
         write_magnitude(out, i < 0, i.unsigned_abs() as u128);
     }
@@ -128,23 +126,23 @@ pub(crate) fn write_big(out: &mut Vec<u8>, b: &BigInt) {
 
 #[inline]
 pub(crate) fn write_f64(out: &mut Vec<u8>, f: f64) {
-    out.push(tag::NEW_FLOAT);
-    out.extend_from_slice(&f.to_bits().to_be_bytes());
+    let mut ext = [tag::NEW_FLOAT; 9];
+    ext[1..].copy_from_slice(&f.to_bits().to_be_bytes());
+    out.extend_from_slice(&ext);
 }
 
 #[inline]
 pub(crate) fn write_binary(out: &mut Vec<u8>, b: &[u8]) {
     out.reserve(5 + b.len());
-    out.push(tag::BINARY);
-    out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+    let n = (b.len() as u32).to_be_bytes();
+    out.extend_from_slice(&[tag::BINARY, n[0], n[1], n[2], n[3]]);
     out.extend_from_slice(b);
 }
 
 #[inline]
 pub(crate) fn write_tuple_header(out: &mut Vec<u8>, n: usize) {
     if n <= 255 {
-        out.push(tag::SMALL_TUPLE);
-        out.push(n as u8);
+        out.extend_from_slice(&[tag::SMALL_TUPLE, n as u8]);
     } else {
         out.push(tag::LARGE_TUPLE);
         out.extend_from_slice(&(n as u32).to_be_bytes());
@@ -153,16 +151,18 @@ pub(crate) fn write_tuple_header(out: &mut Vec<u8>, n: usize) {
 
 pub(crate) fn write_pid(out: &mut Vec<u8>, p: &Pid) {
     out.push(tag::NEW_PID);
-    write_atom(out, p.node.as_str());
-    out.extend_from_slice(&p.id.to_be_bytes());
-    out.extend_from_slice(&p.serial.to_be_bytes());
-    out.extend_from_slice(&p.creation.to_be_bytes());
+    p.node.write_ext(out);
+    let mut nums = [0u8; 12];
+    nums[..4].copy_from_slice(&p.id.to_be_bytes());
+    nums[4..8].copy_from_slice(&p.serial.to_be_bytes());
+    nums[8..].copy_from_slice(&p.creation.to_be_bytes());
+    out.extend_from_slice(&nums);
 }
 
 pub(crate) fn write_reference(out: &mut Vec<u8>, r: &Reference) {
     out.push(tag::NEWER_REFERENCE);
     out.extend_from_slice(&(r.ids().len() as u16).to_be_bytes());
-    write_atom(out, r.node.as_str());
+    r.node.write_ext(out);
     out.extend_from_slice(&r.creation.to_be_bytes());
     for w in r.ids() {
         out.extend_from_slice(&w.to_be_bytes());
@@ -203,7 +203,7 @@ pub(crate) fn write_term(out: &mut Vec<u8>, t: &Term) {
         Term::Int(i) => write_i64(out, *i),
         Term::BigInt(b) => write_big(out, b),
         Term::Float(f) => write_f64(out, *f),
-        Term::Atom(a) => write_atom(out, a.as_str()),
+        Term::Atom(a) => a.write_ext(out),
         Term::Binary(b) => write_binary(out, b),
         Term::BitBinary(bb) => {
             out.push(tag::BIT_BINARY);

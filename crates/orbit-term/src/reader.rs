@@ -157,6 +157,13 @@ impl<'a> Reader<'a> {
             });
         }
         let raw = self.bytes(len)?;
+        if raw.is_ascii() {
+            // Nearly every atom is ASCII: one length check, no UTF-8 decoding.
+            if len > MAX_ATOM_CHARS {
+                return Err(Error::invalid(at, "atom longer than 255 characters"));
+            }
+            return Ok(Cow::Borrowed(ascii_str(raw)));
+        }
         if utf8 {
             let s = std::str::from_utf8(raw)
                 .map_err(|_| Error::invalid(at, "atom is not valid UTF-8"))?;
@@ -164,16 +171,18 @@ impl<'a> Reader<'a> {
                 return Err(Error::invalid(at, "atom longer than 255 characters"));
             }
             Ok(Cow::Borrowed(s))
+        } else if len > MAX_ATOM_CHARS {
+            Err(Error::invalid(at, "atom longer than 255 characters"))
         } else {
-            if len > MAX_ATOM_CHARS {
-                return Err(Error::invalid(at, "atom longer than 255 characters"));
-            }
-            if raw.is_ascii() {
-                // ASCII is valid UTF-8 as is.
-                Ok(Cow::Borrowed(std::str::from_utf8(raw).unwrap_or_default()))
-            } else {
-                Ok(Cow::Owned(raw.iter().map(|&b| b as char).collect()))
-            }
+            Ok(Cow::Owned(raw.iter().map(|&b| b as char).collect()))
         }
     }
+}
+
+/// `bytes` as a `&str`, for bytes already checked to be ASCII.
+#[inline]
+pub(crate) fn ascii_str(bytes: &[u8]) -> &str {
+    debug_assert!(bytes.is_ascii());
+    // SAFETY: callers check `bytes.is_ascii()`, and ASCII is valid UTF-8.
+    unsafe { std::str::from_utf8_unchecked(bytes) }
 }

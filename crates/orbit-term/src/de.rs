@@ -4,9 +4,10 @@
 
 use std::borrow::Cow;
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
+use serde::de::{self, DeserializeOwned, Visitor};
 use serde::Deserialize;
 
+use crate::access::{EnumAccess, ExStructAccess, MapAccess, SeqAccess, SeqKind};
 use crate::decode::{big_body, decode_term, inflate};
 use crate::error::{Error, Result};
 use crate::limits::DecodeLimits;
@@ -69,9 +70,9 @@ pub fn to_term<T: serde::Serialize + ?Sized>(value: &T) -> Result<Term> {
 
 /// Reads serde values from a term body (no version byte).
 pub struct Deserializer<'de> {
-    r: Reader<'de>,
+    pub(crate) r: Reader<'de>,
     /// Set by `ExStruct`: the next map skips its `__struct__` entry.
-    skip_struct_key: bool,
+    pub(crate) skip_struct_key: bool,
 }
 
 impl<'de> Deserializer<'de> {
@@ -103,7 +104,7 @@ impl<'de> Deserializer<'de> {
     }
 
     /// Skips one term, validating it.
-    fn skip(&mut self) -> Result<()> {
+    pub(crate) fn skip(&mut self) -> Result<()> {
         decode_term(&mut self.r).map(drop)
     }
 
@@ -151,7 +152,7 @@ impl<'de> Deserializer<'de> {
     }
 
     /// Whether the next term is the atom `name`, without consuming it.
-    fn peek_atom_is(&self, name: &str) -> bool {
+    pub(crate) fn peek_atom_is(&self, name: &str) -> bool {
         let rest = &self.r.buf[self.r.pos..];
         let n = name.len();
         match rest {
@@ -291,7 +292,7 @@ impl<'de> Deserializer<'de> {
         Ok(value)
     }
 
-    fn visit_map<V: Visitor<'de>>(&mut self, v: V) -> Result<V::Value> {
+    pub(crate) fn visit_map<V: Visitor<'de>>(&mut self, v: V) -> Result<V::Value> {
         let mut access = self.map_access()?;
         let value = v.visit_map(&mut access)?;
         access.finish()?;
@@ -319,205 +320,6 @@ impl<'de> Deserializer<'de> {
             expected: "an Elixir struct (a map with __struct__)",
             found: "a map without __struct__".into(),
         })
-    }
-}
-
-enum SeqKind<'de> {
-    Nil,
-    List,
-    Tuple,
-    Bytes(&'de [u8]),
-}
-
-/// Elements of a list, string or tuple.
-struct SeqAccess<'a, 'de> {
-    de: &'a mut Deserializer<'de>,
-    left: usize,
-    index: usize,
-    kind: SeqKind<'de>,
-}
-
-impl SeqAccess<'_, '_> {
-    /// Checks that every element was read and consumes a list's tail.
-    fn finish(self) -> Result<()> {
-        if self.left > 0 {
-            return Err(Error::TypeMismatch {
-                expected: "a shorter sequence",
-                found: format!("{} more element(s)", self.left),
-            });
-        }
-        if let SeqKind::List = self.kind {
-            let at = self.de.r.pos;
-            if self.de.r.u8()? != tag::NIL {
-                return Err(Error::invalid(
-                    at,
-                    "improper list where a sequence was expected",
-                ));
-            }
-        }
-        self.de.r.leave();
-        Ok(())
-    }
-}
-
-impl<'de> de::SeqAccess<'de> for SeqAccess<'_, 'de> {
-    type Error = Error;
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
-        if self.left == 0 {
-            return Ok(None);
-        }
-        self.left -= 1;
-        let i = self.index;
-        self.index += 1;
-        if let SeqKind::Bytes(b) = self.kind {
-            let d: de::value::U8Deserializer<Error> = b[i].into_deserializer();
-            return seed.deserialize(d).map(Some);
-        }
-        seed.deserialize(&mut *self.de).map(Some)
-    }
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.left)
-    }
-}
-
-/// Entries of a map.
-struct MapAccess<'a, 'de> {
-    de: &'a mut Deserializer<'de>,
-    left: usize,
-    skip_struct: bool,
-}
-
-impl MapAccess<'_, '_> {
-    fn finish(self) -> Result<()> {
-        if self.left > 0 {
-            return Err(Error::Custom(format!(
-                "{} map entries left unread",
-                self.left
-            )));
-        }
-        self.de.r.leave();
-        Ok(())
-    }
-}
-
-impl<'de> de::MapAccess<'de> for MapAccess<'_, 'de> {
-    type Error = Error;
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
-        loop {
-            if self.left == 0 {
-                return Ok(None);
-            }
-            self.left -= 1;
-            if self.skip_struct && self.de.peek_atom_is("__struct__") {
-                self.de.skip()?;
-                self.de.skip()?;
-                continue;
-            }
-            return seed.deserialize(&mut *self.de).map(Some);
-        }
-    }
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
-        seed.deserialize(&mut *self.de)
-    }
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.left)
-    }
-}
-
-/// `(module, value)` of an `ExStruct`: the module from `__struct__`, then the map.
-struct ExStructAccess<'a, 'de> {
-    de: &'a mut Deserializer<'de>,
-    module: Option<String>,
-    done: bool,
-}
-
-impl<'de> de::SeqAccess<'de> for ExStructAccess<'_, 'de> {
-    type Error = Error;
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
-        if let Some(m) = self.module.take() {
-            let d: de::value::StringDeserializer<Error> = m.into_deserializer();
-            return seed.deserialize(d).map(Some);
-        }
-        if self.done {
-            return Ok(None);
-        }
-        self.done = true;
-        self.de.skip_struct_key = true;
-        let v = seed.deserialize(&mut *self.de);
-        self.de.skip_struct_key = false;
-        v.map(Some)
-    }
-}
-
-/// Enum access: a bare atom (unit variant) or a tuple `{variant, ...}`.
-struct EnumAccess<'a, 'de> {
-    de: &'a mut Deserializer<'de>,
-    /// Elements after the variant atom, `None` for a bare atom.
-    rest: Option<usize>,
-}
-
-impl<'a, 'de> de::EnumAccess<'de> for EnumAccess<'a, 'de> {
-    type Error = Error;
-    type Variant = Self;
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self)> {
-        let v = seed.deserialize(&mut *self.de)?;
-        Ok((v, self))
-    }
-}
-
-impl<'de> de::VariantAccess<'de> for EnumAccess<'_, 'de> {
-    type Error = Error;
-    fn unit_variant(self) -> Result<()> {
-        match self.rest {
-            None | Some(0) => Ok(()),
-            Some(n) => Err(Error::TypeMismatch {
-                expected: "a unit variant (an atom)",
-                found: format!("a tuple with {n} value(s) after the variant"),
-            }),
-        }
-    }
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value> {
-        match self.rest {
-            Some(1) => seed.deserialize(&mut *self.de),
-            _ => Err(Error::TypeMismatch {
-                expected: "a newtype variant {variant, value}",
-                found: format!("{:?} value(s) after the variant", self.rest.unwrap_or(0)),
-            }),
-        }
-    }
-    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
-        if self.rest != Some(len) {
-            return Err(Error::TypeMismatch {
-                expected: "a tuple variant {variant, ...} of matching size",
-                found: format!(
-                    "{:?} value(s) after the variant, {len} expected",
-                    self.rest.unwrap_or(0)
-                ),
-            });
-        }
-        self.de.r.enter()?;
-        let mut access = SeqAccess {
-            de: &mut *self.de,
-            left: len,
-            index: 0,
-            kind: SeqKind::Tuple,
-        };
-        let value = visitor.visit_seq(&mut access)?;
-        access.finish()?;
-        Ok(value)
-    }
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value> {
-        if self.rest != Some(1) {
-            return Err(Error::TypeMismatch {
-                expected: "a struct variant {variant, %{fields}}",
-                found: format!("{:?} value(s) after the variant", self.rest.unwrap_or(0)),
-            });
-        }
-        self.de.visit_map(visitor)
     }
 }
 

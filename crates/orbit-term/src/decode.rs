@@ -300,6 +300,7 @@ fn decode_list(r: &mut Reader<'_>) -> Result<Term> {
 
 #[inline(never)]
 fn decode_map(r: &mut Reader<'_>) -> Result<Term> {
+    let at = r.pos - 1;
     let n = r.u32()? as usize;
     r.check_len("map", n, 2)?;
     r.enter()?;
@@ -310,7 +311,23 @@ fn decode_map(r: &mut Reader<'_>) -> Result<Term> {
         v.push((k, val));
     }
     r.leave();
+    if has_duplicate_keys(&v) {
+        return Err(Error::invalid(at, "map with a duplicate key"));
+    }
     Ok(Term::Map(v))
+}
+
+/// Whether two keys are exactly equal (`binary_to_term` rejects such maps too).
+fn has_duplicate_keys(entries: &[(Term, Term)]) -> bool {
+    if entries.len() <= 8 {
+        return entries
+            .iter()
+            .enumerate()
+            .any(|(i, (k, _))| entries[i + 1..].iter().any(|(q, _)| k.exact_eq(q)));
+    }
+    let mut keys: Vec<&Term> = entries.iter().map(|(k, _)| k).collect();
+    keys.sort_unstable_by(|a, b| a.exact_cmp(b));
+    keys.windows(2).any(|w| w[0].exact_eq(w[1]))
 }
 
 #[inline(never)]

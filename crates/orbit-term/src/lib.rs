@@ -55,9 +55,11 @@
 //! ETF encoding as bytes.
 #![warn(missing_docs)]
 
+mod access;
 mod atom;
 mod de;
 mod decode;
+mod display;
 mod elixir;
 mod encode;
 mod error;

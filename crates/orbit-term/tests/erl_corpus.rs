@@ -5,7 +5,75 @@ mod common;
 
 use common::{hex, unhex, Erl};
 use num_bigint::BigInt;
-use orbit_term::{Term, MAX_ATOM_CHARS};
+use orbit_term::{from_slice, to_vec, ExStruct, Term, MAX_ATOM_CHARS};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct User {
+    name: String,
+    age: u32,
+    email: Option<String>,
+    tags: Vec<String>,
+    score: f64,
+    admin: bool,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Msg {
+    Login { user: String, token: Option<u64> },
+    Move(i32, i32),
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Uri {
+    host: String,
+    port: u16,
+}
+
+/// Typed values that must equal the `serde_*` cases of corpus.erl: decoded from the
+/// BEAM's bytes with serde, and encoded with serde for `binary_to_term` to compare.
+fn serde_case(name: &str, bytes: &[u8]) -> Option<Vec<u8>> {
+    fn check<T>(bytes: &[u8], want: T) -> Vec<u8>
+    where
+        T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug,
+    {
+        assert_eq!(from_slice::<T>(bytes).expect("serde decode"), want);
+        to_vec(&want).expect("serde encode")
+    }
+    Some(match name {
+        "serde_user" => check(
+            bytes,
+            User {
+                name: "José".into(),
+                age: 41,
+                email: None,
+                tags: vec!["a".into(), "b".into()],
+                score: 1.5,
+                admin: true,
+            },
+        ),
+        "serde_login" => check(
+            bytes,
+            Msg::Login {
+                user: "u".into(),
+                token: Some(9),
+            },
+        ),
+        "serde_move" => check(bytes, Msg::Move(1, -2)),
+        "serde_uri" => check(
+            bytes,
+            ExStruct::new(
+                "Elixir.URI",
+                Uri {
+                    host: "x".into(),
+                    port: 80,
+                },
+            ),
+        ),
+        _ => return None,
+    })
+}
 
 fn pow256(n: u32) -> BigInt {
     BigInt::from(1) << (8 * n)
@@ -146,6 +214,11 @@ fn erl_corpus_decodes_and_our_encoding_reads_back() {
     };
     for (name, bytes) in &cases {
         let t = Term::decode(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let Some(ours) = serde_case(name, bytes) {
+            erl.send(&format!("{name} {}", hex(&ours)));
+            erl.send(&format!("{name} {}", hex(&t.encode())));
+            continue;
+        }
         match expected(name, &node) {
             Some(want) => {
                 assert!(t.exact_eq(&want), "{name}: decoded {t:?}");

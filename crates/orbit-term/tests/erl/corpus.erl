@@ -34,6 +34,10 @@ Cases = Ints ++ [
   {"export", fun erlang:self/0, []}, {"fun_closure", fun(X) -> X + Y end, []},
   {"compressed_seq", lists:seq(1, 1000), [compressed]},
   {"compressed_bin", binary:copy(<<0>>, 100000), [{compressed, 9}]},
+  {"serde_user", #{name => <<"José"/utf8>>, age => 41, email => nil, tags => [<<"a">>, <<"b">>], score => 1.5, admin => true}, []},
+  {"serde_login", {login, #{user => <<"u">>, token => 9}}, []},
+  {"serde_move", {move, 1, -2}, []},
+  {"serde_uri", #{'__struct__' => 'Elixir.URI', host => <<"x">>, port => 80}, []},
   {"compressed_map", #{list => lists:seq(1, 300), node => node()}, [{compressed, 1}]}
 ],
 lists:foreach(fun({N, T, O}) ->

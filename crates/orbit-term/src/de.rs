@@ -50,6 +50,12 @@ pub fn from_slice_owned<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         let mut r = Reader::new(bytes, limits);
         r.pos = 2;
         let inflated = inflate(&mut r)?;
+        if r.remaining() != 0 {
+            return Err(Error::TrailingBytes {
+                at: r.pos,
+                remaining: r.remaining(),
+            });
+        }
         let mut de = Deserializer::new(&inflated, limits);
         let value = T::deserialize(&mut de)?;
         de.end()?;
@@ -411,7 +417,16 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
 
     fn deserialize_f64<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
         match self.r.peek()? {
-            tag::NEW_FLOAT | tag::FLOAT => match decode_term(&mut self.r)? {
+            tag::NEW_FLOAT => {
+                let at = self.r.pos;
+                self.r.pos += 1;
+                let f = f64::from_bits(self.r.u64()?);
+                if !f.is_finite() {
+                    return Err(Error::invalid(at, "non-finite float"));
+                }
+                v.visit_f64(f)
+            }
+            tag::FLOAT => match decode_term(&mut self.r)? {
                 Term::Float(f) => v.visit_f64(f),
                 _ => Err(self.mismatch("a float")),
             },

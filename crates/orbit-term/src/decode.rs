@@ -69,8 +69,8 @@ impl Term {
     }
 }
 
-/// Inflates the body of a compressed term; the reader is just after tag 80. Consumes the
-/// rest of the input (zlib streams carry no outer length).
+/// Inflates the body of a compressed term; the reader is just after tag 80 and ends just
+/// after the zlib stream (which carries no outer length; its end is found by inflating).
 pub(crate) fn inflate(r: &mut Reader<'_>) -> Result<Vec<u8>> {
     let at = r.pos;
     let size = r.u32()? as usize;
@@ -103,12 +103,7 @@ pub(crate) fn inflate(r: &mut Reader<'_>) -> Result<Vec<u8>> {
             out.len()
         )));
     }
-    if (z.total_in() as usize) != compressed.len() {
-        return Err(Error::TrailingBytes {
-            at: at + 4 + z.total_in() as usize,
-            remaining: compressed.len() - z.total_in() as usize,
-        });
-    }
+    r.pos = at + 4 + z.total_in() as usize;
     Ok(out)
 }
 

@@ -67,6 +67,18 @@ impl<'a> Serializer<'a> {
         }
     }
 
+    /// An `ExStruct` whose value turns out not to be a struct or map is an error, found
+    /// before the pending `__struct__` could land on some nested map.
+    fn not_a_struct(&mut self) -> Result<()> {
+        if let Mode::StructMap(_) = self.mode {
+            self.mode = Mode::Normal;
+            return Err(Error::Custom(
+                "ExStruct value must serialize as a struct or a map".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn begin_list(&mut self) -> usize {
         let start = self.out.len();
         self.out.push(tag::LIST);
@@ -340,6 +352,10 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
     }
     fn serialize_str(self, v: &str) -> Result<()> {
         match std::mem::take(&mut self.mode) {
+            mode @ Mode::StructMap(_) => {
+                self.mode = mode;
+                self.not_a_struct()?;
+            }
             Mode::Atom => {
                 check_atom(v)?;
                 write_atom(self.out, v);
@@ -354,6 +370,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         Ok(())
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<()> {
+        self.not_a_struct()?;
         if std::mem::take(&mut self.mode) == Mode::Raw {
             self.out.extend_from_slice(v);
         } else {
@@ -362,6 +379,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         Ok(())
     }
     fn serialize_none(self) -> Result<()> {
+        self.not_a_struct()?;
         write_atom(self.out, "nil");
         Ok(())
     }
@@ -369,6 +387,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         value.serialize(self)
     }
     fn serialize_unit(self) -> Result<()> {
+        self.not_a_struct()?;
         write_atom(self.out, "nil");
         Ok(())
     }
@@ -408,12 +427,14 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         variant: &'static str,
         value: &T,
     ) -> Result<()> {
+        self.not_a_struct()?;
         check_atom(variant)?;
         write_tuple_header(self.out, 2);
         write_atom(self.out, variant);
         value.serialize(self)
     }
     fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'s, 'a>> {
+        self.not_a_struct()?;
         let start = self.begin_list();
         Ok(Compound {
             ser: self,
@@ -431,6 +452,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
                 count: 0,
             });
         }
+        self.not_a_struct()?;
         write_tuple_header(self.out, len);
         Ok(Compound {
             ser: self,
@@ -449,6 +471,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         variant: &'static str,
         len: usize,
     ) -> Result<Compound<'s, 'a>> {
+        self.not_a_struct()?;
         check_atom(variant)?;
         write_tuple_header(self.out, len + 1);
         write_atom(self.out, variant);
@@ -484,6 +507,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'s, 'a>> {
+        self.not_a_struct()?;
         check_atom(variant)?;
         write_tuple_header(self.out, 2);
         write_atom(self.out, variant);

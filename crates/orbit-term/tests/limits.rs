@@ -192,6 +192,15 @@ fn v4_port_and_compressed_round_trip() {
     let c = t.encode_compressed(9).unwrap();
     assert!(c.len() < t.encode().len());
     assert_eq!(Term::decode(&c).unwrap(), t);
+    // A compressed term in a stream: decode_prefix stops at the end of the zlib data.
+    let mut stream = c.clone();
+    stream.extend_from_slice(&Term::Int(7).encode());
+    let (first, used) = Term::decode_prefix(&stream, &DecodeLimits::DEFAULT).unwrap();
+    assert_eq!((first, used), (t, c.len()));
+    assert!(matches!(
+        Term::decode(&stream),
+        Err(Error::TrailingBytes { .. })
+    ));
 }
 
 #[test]

@@ -216,6 +216,15 @@ fn elixir_struct_form() {
     assert!(t.exact_eq(&want), "{t:?}");
     let back: ExStruct<Uri> = from_term(&want).unwrap();
     assert_eq!(back, s);
+    assert!(to_term(&ExStruct::new(
+        "Elixir.X",
+        vec![Uri {
+            host: "h".into(),
+            port: 1
+        }]
+    ))
+    .is_err());
+    assert!(to_term(&ExStruct::new("Elixir.X", "text")).is_err());
     // A plain struct ignores the __struct__ key.
     assert_eq!(from_term::<Uri>(&want).unwrap(), s.value);
     assert!(from_term::<ExStruct<Uri>>(&map(vec![

@@ -16,7 +16,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use orbit_term::{Term, DecodeLimits};
+use orbit_term::{DecodeLimits, Term};
 use serde::{Deserialize, Serialize};
 
 use crate::report::Reporter;
@@ -67,7 +67,9 @@ fn corpus() -> Vec<Shape> {
             ])
         })
         .collect();
-    let binary = vec![Term::Binary((0..1 << 20).map(|i| (i * 31 % 251) as u8).collect())];
+    let binary = vec![Term::Binary(
+        (0..1 << 20).map(|i| (i * 31 % 251) as u8).collect(),
+    )];
     let map = vec![Term::Map(
         (0..10_000)
             .map(|i| (Term::Int(i), Term::from(format!("value-{i}"))))
@@ -293,7 +295,10 @@ fn measure_serde(
             v
         })
         .collect();
-    let ok = encoded.iter().zip(orders).all(|(e, o)| dec(e).as_ref() == Some(o));
+    let ok = encoded
+        .iter()
+        .zip(orders)
+        .all(|(e, o)| dec(e).as_ref() == Some(o));
     assert!(ok, "a serde format did not round-trip the orders");
     let bytes = encoded.iter().map(|e| e.len()).sum();
     let mut buf = Vec::with_capacity(4096);
@@ -347,17 +352,47 @@ pub fn run(rep: &mut Reporter) {
             for s in &shapes {
                 if let Some((enc, dec)) = timings.get(s.name) {
                     let mb = s.bytes as f64 / 1e6;
-                    best(&mut results, subject, &format!("{}_encode_mb_s", s.name), mb / enc);
-                    best(&mut results, subject, &format!("{}_decode_mb_s", s.name), mb / dec);
+                    best(
+                        &mut results,
+                        subject,
+                        &format!("{}_encode_mb_s", s.name),
+                        mb / enc,
+                    );
+                    best(
+                        &mut results,
+                        subject,
+                        &format!("{}_decode_mb_s", s.name),
+                        mb / dec,
+                    );
                 }
             }
             if timings.len() == shapes.len() {
                 let enc: f64 = shapes.iter().map(|s| timings[s.name].0).sum();
                 let dec: f64 = shapes.iter().map(|s| timings[s.name].1).sum();
-                best(&mut results, subject, "encode_mb_s", total_bytes as f64 / 1e6 / enc);
-                best(&mut results, subject, "decode_mb_s", total_bytes as f64 / 1e6 / dec);
-                best(&mut results, subject, "encode_terms_s", total_terms as f64 / enc);
-                best(&mut results, subject, "decode_terms_s", total_terms as f64 / dec);
+                best(
+                    &mut results,
+                    subject,
+                    "encode_mb_s",
+                    total_bytes as f64 / 1e6 / enc,
+                );
+                best(
+                    &mut results,
+                    subject,
+                    "decode_mb_s",
+                    total_bytes as f64 / 1e6 / dec,
+                );
+                best(
+                    &mut results,
+                    subject,
+                    "encode_terms_s",
+                    total_terms as f64 / enc,
+                );
+                best(
+                    &mut results,
+                    subject,
+                    "decode_terms_s",
+                    total_terms as f64 / dec,
+                );
             }
         }
 
@@ -397,7 +432,10 @@ pub fn run(rep: &mut Reporter) {
         for (subject, (e, d, bytes)) in serde_runs {
             best(&mut results, subject, "serde_encode_msgs_s", n / e);
             best(&mut results, subject, "serde_decode_msgs_s", n / d);
-            results.insert((subject.into(), "serde_bytes_per_msg".into()), bytes as f64 / n);
+            results.insert(
+                (subject.into(), "serde_bytes_per_msg".into()),
+                bytes as f64 / n,
+            );
         }
     }
     if let Some(path) = &beam_file {
@@ -407,7 +445,12 @@ pub fn run(rep: &mut Reporter) {
     let mut keys: Vec<&(String, String)> = results.keys().collect();
     keys.sort();
     for (subject, metric) in keys {
-        rep.emit(SCENARIO, subject, metric, results[&(subject.clone(), metric.clone())]);
+        rep.emit(
+            SCENARIO,
+            subject,
+            metric,
+            results[&(subject.clone(), metric.clone())],
+        );
     }
     for (what, metric) in [("encode", "encode_mb_s"), ("decode", "decode_mb_s")] {
         let orbit = rep.get(SCENARIO, "orbit", metric);

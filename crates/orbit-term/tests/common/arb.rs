@@ -50,6 +50,14 @@ fn leaf() -> impl Strategy<Value = Term> {
             proptest::collection::vec(any::<u32>(), 3..=3)
         )
             .prop_map(|(n, c, ids)| Term::from(Reference::new(n, c, &ids).expect("3 words"))),
+        (atom(), atom(), any::<u8>()).prop_map(|(module, function, arity)| {
+            Term::from(orbit_term::Export {
+                module,
+                function,
+                arity,
+            })
+        }),
+        "\\PC{0,6}".prop_map(|s| Term::charlist(&s)),
         Just(Term::nil()),
         "[a-z]{0,10}".prop_map(|s| Term::charlist(&s)),
     ]

@@ -244,9 +244,11 @@ fn compare_closures(x: &Fun, y: &Fun, exact: bool) -> Ordering {
 fn bits_of(t: &Term) -> (&[u8], usize) {
     match t {
         Term::Binary(b) => (b, b.len() * 8),
+        // Clamped so a hand-built value with `bits` outside 1..=8 cannot index past the end.
+        Term::BitBinary(bb) if bb.bytes.is_empty() => (&bb.bytes, 0),
         Term::BitBinary(bb) => (
             &bb.bytes,
-            (bb.bytes.len().saturating_sub(1)) * 8 + bb.bits as usize,
+            (bb.bytes.len() - 1) * 8 + bb.bits.clamp(1, 8) as usize,
         ),
         _ => (&[], 0),
     }

@@ -246,7 +246,20 @@ fn elements(r: &mut Reader<'_>, n: usize, what: &'static str) -> Result<Vec<Term
     r.check_len(what, n, 1)?;
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
-        v.push(decode_term(r)?);
+        // The commonest leaves are pushed in place: returning a `Result<Term>` through a
+        // call and copying it into the vector costs more than decoding them.
+        match r.peek()? {
+            tag::SMALL_INTEGER => {
+                let [_, b] = r.array::<2>()?;
+                v.push(Term::Int(b as i64));
+            }
+            tag::SMALL_ATOM_UTF8 => {
+                let t = r.u8()?;
+                let text = r.atom_body(t)?;
+                v.push(Term::Atom(to_atom(text)));
+            }
+            _ => v.push(decode_term(r)?),
+        }
     }
     Ok(v)
 }

@@ -34,6 +34,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod clock;
 pub mod error;
 pub mod exit;
@@ -46,11 +47,14 @@ pub mod registry;
 pub mod router;
 pub mod signal;
 mod table;
+pub mod task;
+pub mod task_supervisor;
 pub mod timer;
 
 
 use std::any::Any;
 
+pub use agent::Agent;
 pub use clock::{set_counters, set_long_handler_threshold};
 pub use error::{Error, SendError, Undelivered};
 pub use exit::ExitReason;
@@ -63,6 +67,8 @@ pub use process::{
 pub use registry::{register, registered, send_named, unregister, whereis};
 pub use signal::{demonitor, exit, link, monitor, unlink, Down, Message};
 pub use table::{process_count, processes};
+pub use task::{Task, TaskError};
+pub use task_supervisor::{OnTimeout, StreamOptions, TaskSupervisor};
 pub use timer::{cancel_timer, send_after, TimerRef};
 
 /// Sends `msg` to `pid`, local or (through the distribution router) remote.

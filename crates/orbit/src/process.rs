@@ -411,6 +411,7 @@ impl<M> From<Signal> for Message<M> {
 #[derive(Default, Clone, Copy)]
 pub struct Spawn {
     link: bool,
+    link_to: Option<Pid>,
     trap_exit: bool,
     label: Option<&'static str>,
 }
@@ -424,6 +425,13 @@ impl Spawn {
     /// Links the new process to the caller (which must be a process).
     pub fn link(mut self) -> Self {
         self.link = true;
+        self
+    }
+
+    /// Links the new process to `pid` instead of the caller (used by task supervisors,
+    /// which start children on behalf of callers). Fails if `pid` is not alive.
+    pub(crate) fn link_to(mut self, pid: Pid) -> Self {
+        self.link_to = Some(pid);
         self
     }
 
@@ -512,10 +520,10 @@ where
     Fut::Output: Into<ExitReason>,
 {
     let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
-    let parent = if opts.link {
-        Some(current_or_err()?)
-    } else {
-        None
+    let parent = match (opts.link_to, opts.link) {
+        (Some(pid), _) => Some(table::lookup(pid).ok_or(Error::NoProc(pid))?),
+        (None, true) => Some(current_or_err()?),
+        (None, false) => None,
     };
     let pid = Pid::new_local();
     let mut meta = Meta {

@@ -27,6 +27,9 @@ pub fn register(name: &str, pid: Pid) -> Result<(), Error> {
     if meta.dead {
         return Err(Error::NoProc(pid));
     }
+    if let Some(holder) = names().read(&name, |_, v| *v) {
+        return Err(Error::NameTaken { name, pid: holder });
+    }
     if let Some(old) = meta.extra.as_ref().and_then(|e| e.name.clone()) {
         return Err(Error::AlreadyNamed { pid, name: old });
     }

@@ -1,0 +1,202 @@
+//! Task.Supervisor: start tasks under a supervisor, fire-and-forget or awaited, and
+//! fan work out with bounded concurrency.
+//!
+//! As Elixir's `Task.Supervisor`:
+//! - every task is a temporary child linked to the supervisor; stopping the supervisor
+//!   stops its tasks;
+//! - [`TaskSupervisor::run_async`] also links the task to the caller (a crash kills the
+//!   caller); [`TaskSupervisor::async_nolink`] does not, so a crash comes back to the
+//!   awaiting caller as [`TaskError::Exit`] and the caller survives;
+//! - [`TaskSupervisor::async_stream`] runs a function over items with `max_concurrency`
+//!   (default: available parallelism), `ordered` (default true), `timeout` (5 s) and
+//!   `on_timeout` (end the stream with a timeout error, or kill that task and go on).
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+
+use crate::error::Error;
+use crate::exit::ExitReason;
+use crate::pid::Pid;
+use crate::process::{self, Context, Handle, Spawn};
+use crate::signal::Message;
+use crate::task::{Task, TaskError, DEFAULT_AWAIT_TIMEOUT};
+
+/// What `async_stream` does when a task exceeds its timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnTimeout {
+    /// End the stream: yield [`TaskError::Timeout`] and stop the remaining tasks (Elixir
+    /// exits the caller).
+    #[default]
+    Exit,
+    /// Kill the late task, yield [`TaskError::Timeout`] for it and go on.
+    KillTask,
+}
+
+/// Options of [`TaskSupervisor::async_stream`].
+#[derive(Debug, Clone, Copy)]
+pub struct StreamOptions {
+    /// Tasks running at once (default: available parallelism).
+    pub max_concurrency: usize,
+    /// Yield results in input order (default) or as they finish.
+    pub ordered: bool,
+    /// How long each task may run (default 5 s).
+    pub timeout: Duration,
+    /// What a timeout does.
+    pub on_timeout: OnTimeout,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            max_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            ordered: true,
+            timeout: DEFAULT_AWAIT_TIMEOUT,
+            on_timeout: OnTimeout::Exit,
+        }
+    }
+}
+
+/// A running task supervisor.
+#[derive(Clone, Debug)]
+pub struct TaskSupervisor {
+    handle: Handle<ExitReason>,
+    parent: Option<Pid>,
+}
+
+impl TaskSupervisor {
+    /// Starts a task supervisor (unlinked).
+    pub fn start() -> Result<TaskSupervisor, Error> {
+        Self::start_opts(Spawn::new(), None)
+    }
+
+    /// Starts a task supervisor linked to the calling process.
+    pub fn start_link() -> Result<TaskSupervisor, Error> {
+        let parent = process::self_pid();
+        Self::start_opts(Spawn::new().link(), parent)
+    }
+
+    fn start_opts(opts: Spawn, parent: Option<Pid>) -> Result<TaskSupervisor, Error> {
+        let handle = opts
+            .trap_exit()
+            .label("task_supervisor")
+            .spawn(|mut ctx: Context<ExitReason>| async move {
+                loop {
+                    match ctx.recv().await {
+                        // Stop request: exiting sends `shutdown` along every link,
+                        // which stops the tasks (they do not trap exits).
+                        Message::Msg(reason) => return reason,
+                        Message::Exit { from, reason } if Some(from) == parent => return reason,
+                        // A task finished or crashed: temporary children are not
+                        // restarted.
+                        Message::Exit { .. } | Message::Down(_) => {}
+                    }
+                }
+            })?;
+        Ok(TaskSupervisor { handle, parent })
+    }
+
+    /// The supervisor's pid.
+    pub fn pid(&self) -> Pid {
+        self.handle.pid()
+    }
+
+    /// Starts a fire-and-forget task under the supervisor (`start_child`).
+    pub fn start_child<Fut>(&self, fut: Fut) -> Result<Pid, Error>
+    where
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let h = Spawn::new()
+            .link_to(self.pid())
+            .label("task")
+            .spawn(move |_ctx: Context<()>| fut)?;
+        Ok(h.pid())
+    }
+
+    /// `Task.Supervisor.async`: a task under the supervisor, also linked to the caller.
+    pub fn run_async<T, Fut>(&self, fut: Fut) -> Result<Task<T>, Error>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let task = Task::spawn_with(Spawn::new().link_to(self.pid()), fut)?;
+        if process::self_pid().is_some() {
+            crate::signal::link(task.pid())?;
+        }
+        Ok(task)
+    }
+
+    /// `Task.Supervisor.async_nolink`: a task under the supervisor, not linked to the
+    /// caller; a crash comes back from `await` as [`TaskError::Exit`].
+    pub fn async_nolink<T, Fut>(&self, fut: Fut) -> Result<Task<T>, Error>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        Task::spawn_with(Spawn::new().link_to(self.pid()), fut)
+    }
+
+    /// `Task.Supervisor.async_stream_nolink`: runs `f` over `items` in unlinked tasks,
+    /// at most `max_concurrency` at once, yielding each outcome.
+    pub fn async_stream<I, F, Fut, T>(
+        &self,
+        items: I,
+        f: F,
+        opts: StreamOptions,
+    ) -> impl Stream<Item = Result<T, TaskError>> + Send + 'static
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let sup = self.clone();
+        let timeout = opts.timeout;
+        let max = opts.max_concurrency.max(1);
+        let runs = futures::stream::iter(items).map(move |item| {
+            let started = sup.async_nolink(f(item));
+            async move {
+                match started {
+                    Ok(task) => task.await_timeout(timeout).await,
+                    Err(e) => Err(TaskError::Exit(ExitReason::error(e.to_string()))),
+                }
+            }
+        });
+        let results: std::pin::Pin<Box<dyn Stream<Item = Result<T, TaskError>> + Send>> =
+            if opts.ordered {
+                Box::pin(runs.buffered(max))
+            } else {
+                Box::pin(runs.buffer_unordered(max))
+            };
+        let stop_on_timeout = opts.on_timeout == OnTimeout::Exit;
+        let mut done = false;
+        results.take_while(move |r| {
+            let keep = !done;
+            if stop_on_timeout && matches!(r, Err(TaskError::Timeout)) {
+                done = true;
+            }
+            futures::future::ready(keep)
+        })
+    }
+
+    /// Pids of the running tasks.
+    pub fn children(&self) -> Vec<Pid> {
+        crate::info::process_info(self.pid())
+            .map(|i| i.links)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| Some(*p) != self.parent)
+            .collect()
+    }
+
+    /// Stops the supervisor and its tasks, waiting for it to exit.
+    pub async fn stop(&self) {
+        let _ = self.handle.send(ExitReason::Shutdown);
+        self.handle.wait_exit().await;
+    }
+}

@@ -36,6 +36,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod ets;
 pub mod exit;
 pub mod gen_server;
 pub mod info;
@@ -48,13 +49,14 @@ pub mod signal;
 mod table;
 pub mod timer;
 
-
 use std::any::Any;
 
 pub use clock::{set_counters, set_long_handler_threshold};
 pub use error::{Error, SendError, Undelivered};
 pub use exit::ExitReason;
-pub use gen_server::{CallError, CallReply, GenServer, Init, Next, ReplyTo, ServerContext, ServerRef, StartError};
+pub use gen_server::{
+    CallError, CallReply, GenServer, Init, Next, ReplyTo, ServerContext, ServerRef, StartError,
+};
 pub use info::{process_info, top, ProcessInfo};
 pub use pid::{Pid, Ref};
 pub use process::{

@@ -14,7 +14,11 @@ async fn in_proc<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protection_modes_are_enforced_against_the_caller() {
-    for p in [Protection::Public, Protection::Protected, Protection::Private] {
+    for p in [
+        Protection::Public,
+        Protection::Protected,
+        Protection::Private,
+    ] {
         let (tx, rx) = oneshot::channel::<T>();
         let (done_tx, done_rx) = oneshot::channel::<()>();
         let owner = spawn(move |_ctx: Context<()>| async move {
@@ -71,7 +75,11 @@ async fn protection_modes_are_enforced_against_the_caller() {
 async fn table_dies_with_its_owner() {
     let (tx, rx) = oneshot::channel::<T>();
     let h = spawn(move |_ctx: Context<()>| async move {
-        let t: T = Table::builder().public().named("dies_with_owner").build().unwrap();
+        let t: T = Table::builder()
+            .public()
+            .named("dies_with_owner")
+            .build()
+            .unwrap();
         t.insert(1, "x".into()).unwrap();
         tx.send(t).unwrap();
     })
@@ -84,7 +92,10 @@ async fn table_dies_with_its_owner() {
         tokio::task::yield_now().await;
     }
     assert!(matches!(t.lookup(&1), Err(EtsError::Deleted(_))));
-    assert!(matches!(ets::whereis::<u32, String>("dies_with_owner"), Err(EtsError::NoSuchName(_))));
+    assert!(matches!(
+        ets::whereis::<u32, String>("dies_with_owner"),
+        Err(EtsError::NoSuchName(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +117,11 @@ async fn heir_inherits_and_gets_ets_transfer() {
     let heir_pid = heir.pid();
     let (tx, rx) = oneshot::channel::<T>();
     let owner = spawn(move |_ctx: Context<()>| async move {
-        let t: T = Table::builder().ordered_set().heir(heir_pid, "inherit").build().unwrap();
+        let t: T = Table::builder()
+            .ordered_set()
+            .heir(heir_pid, "inherit")
+            .build()
+            .unwrap();
         t.insert(1, "by owner".into()).unwrap();
         tx.send(t).unwrap();
     })
@@ -118,10 +133,18 @@ async fn heir_inherits_and_gets_ets_transfer() {
     assert_eq!(from, owner_pid);
     assert_eq!(data, "inherit");
     assert_eq!(new_owner, heir_pid);
-    assert_eq!(objs, vec![(1, "by owner".to_string()), (2, "by heir".to_string())]);
+    assert_eq!(
+        objs,
+        vec![(1, "by owner".to_string()), (2, "by heir".to_string())]
+    );
     assert_eq!(t.info().unwrap().owner, heir_pid);
     // When the heir (now owner, with itself as heir) exits, the table goes.
-    heir.send(EtsTransfer { table: t.clone(), from: Pid::NONE, heir_data: "stop" }).unwrap();
+    heir.send(EtsTransfer {
+        table: t.clone(),
+        from: Pid::NONE,
+        heir_data: "stop",
+    })
+    .unwrap();
     heir.wait_exit().await;
     while t.is_alive() {
         tokio::task::yield_now().await;
@@ -169,10 +192,16 @@ async fn give_away_transfers_ownership() {
     let giver = spawn(move |_ctx: Context<()>| async move {
         let t: T = Table::new().unwrap();
         // Only the owner may give it away; not to itself; not to a dead pid.
-        assert!(matches!(t.give_away(orbit::self_pid().unwrap(), 1u8), Err(EtsError::AlreadyOwner(_))));
+        assert!(matches!(
+            t.give_away(orbit::self_pid().unwrap(), 1u8),
+            Err(EtsError::AlreadyOwner(_))
+        ));
         t.give_away(rpid, 42u8).unwrap();
         // No longer the owner: writes are refused.
-        assert!(matches!(t.insert(1, "x".into()), Err(EtsError::AccessDenied { .. })));
+        assert!(matches!(
+            t.insert(1, "x".into()),
+            Err(EtsError::AccessDenied { .. })
+        ));
         tx.send((t, orbit::self_pid().unwrap())).unwrap();
         let _ = gone_rx.await;
     })
@@ -185,7 +214,10 @@ async fn give_away_transfers_ownership() {
     assert_eq!(t.lookup_element(&7).unwrap(), "mine now");
     // An outsider cannot give it away.
     let t2 = t.clone();
-    assert!(matches!(in_proc(move || t2.give_away(rpid, 0u8)).await, Err(EtsError::AccessDenied { .. })));
+    assert!(matches!(
+        in_proc(move || t2.give_away(rpid, 0u8)).await,
+        Err(EtsError::AccessDenied { .. })
+    ));
     // Receiver exits: the table goes with it.
     stop_tx.send(()).unwrap();
     receiver.wait_exit().await;
@@ -204,7 +236,11 @@ async fn give_away_to_wrong_mailbox_type_keeps_owner() {
     let r = in_proc(move || {
         let t: T = Table::new().unwrap();
         let r = t.give_away(opid, ());
-        (r.is_err(), t.owner() == orbit::self_pid().unwrap(), t.insert(1, "still mine".into()).is_ok())
+        (
+            r.is_err(),
+            t.owner() == orbit::self_pid().unwrap(),
+            t.insert(1, "still mine".into()).is_ok(),
+        )
     })
     .await;
     assert_eq!(r, (true, true, true));
@@ -226,14 +262,27 @@ async fn outside_callers_own_tables_they_create() {
     // Named lookup, type mismatch, duplicate name.
     let again = ets::whereis::<u32, String>("outside_owned").unwrap();
     assert_eq!(again, t);
-    assert!(matches!(ets::whereis::<u64, String>("outside_owned"), Err(EtsError::NameTypeMismatch { .. })));
-    assert!(matches!(Table::<u32, String>::builder().named("outside_owned").build(), Err(EtsError::NameTaken(_))));
+    assert!(matches!(
+        ets::whereis::<u64, String>("outside_owned"),
+        Err(EtsError::NameTypeMismatch { .. })
+    ));
+    assert!(matches!(
+        Table::<u32, String>::builder()
+            .named("outside_owned")
+            .build(),
+        Err(EtsError::NameTaken(_))
+    ));
     assert!(ets::named_tables().iter().any(|n| &**n == "outside_owned"));
     t.delete_table().unwrap();
     assert!(matches!(t.insert(1, "x".into()), Err(EtsError::Deleted(_))));
     assert!(ets::whereis::<u32, String>("outside_owned").is_err());
     // The name is free again.
-    Table::<u32, String>::builder().named("outside_owned").build().unwrap().delete_table().unwrap();
+    Table::<u32, String>::builder()
+        .named("outside_owned")
+        .build()
+        .unwrap()
+        .delete_table()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,11 +294,21 @@ async fn errors_name_the_problem() {
     assert!(e.to_string().contains("set or ordered_set"));
     let s: Table<u32, u8> = Table::builder().public().build().unwrap();
     assert!(matches!(s.lookup_element(&5), Err(EtsError::NotFound(_))));
-    assert!(matches!(s.update_counter(&5, 1), Err(EtsError::NotFound(_))));
+    assert!(matches!(
+        s.update_counter(&5, 1),
+        Err(EtsError::NotFound(_))
+    ));
     s.insert(5, 250).unwrap();
-    assert!(matches!(s.update_counter(&5, 10), Err(EtsError::Overflow(_))));
+    assert!(matches!(
+        s.update_counter(&5, 10),
+        Err(EtsError::Overflow(_))
+    ));
     assert_eq!(s.get(&5).unwrap(), Some(250));
-    assert_eq!(s.update_counter(&5, orbit::ets::CounterOp::threshold(10, 255, 0)).unwrap(), 0);
+    assert_eq!(
+        s.update_counter(&5, orbit::ets::CounterOp::threshold(10, 255, 0))
+            .unwrap(),
+        0
+    );
     assert!(matches!(s.next(&77), Err(EtsError::BadArg(_))));
     let info = s.info().unwrap();
     assert_eq!(info.size, 1);

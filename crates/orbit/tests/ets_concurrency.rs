@@ -10,7 +10,13 @@ const WRITERS: u64 = 8;
 const PER_WRITER: u64 = 2000;
 
 async fn hammer(kind: TableType) {
-    let t: Table<u64, u64> = Table::builder().kind(kind).public().write_concurrency(true).read_concurrency(true).build().unwrap();
+    let t: Table<u64, u64> = Table::builder()
+        .kind(kind)
+        .public()
+        .write_concurrency(true)
+        .read_concurrency(true)
+        .build()
+        .unwrap();
     t.insert(u64::MAX, 0).ok();
     let mut hs = Vec::new();
     for w in 0..WRITERS {
@@ -74,7 +80,14 @@ async fn hammer(kind: TableType) {
             model.insert(w + 10_000_000, PER_WRITER);
         }
     }
-    model.insert(u64::MAX, if kind == TableType::Bag { 0 } else { WRITERS * PER_WRITER });
+    model.insert(
+        u64::MAX,
+        if kind == TableType::Bag {
+            0
+        } else {
+            WRITERS * PER_WRITER
+        },
+    );
     let mut got = t.tab2list().unwrap();
     got.sort();
     let want: Vec<(u64, u64)> = model.into_iter().collect();
@@ -99,7 +112,11 @@ async fn concurrent_bag() {
 
 #[test]
 fn update_counter_from_threads_loses_nothing() {
-    let t: Table<u8, i64> = Table::builder().public().write_concurrency(true).build().unwrap();
+    let t: Table<u8, i64> = Table::builder()
+        .public()
+        .write_concurrency(true)
+        .build()
+        .unwrap();
     t.insert(0, 0).unwrap();
     std::thread::scope(|s| {
         for _ in 0..8 {

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use orbit::ets::{file2tab, tab2file, tabfile_info, EtsError, FileOptions, Protection, Table, TableType};
+use orbit::ets::{
+    file2tab, tab2file, tabfile_info, EtsError, FileOptions, Protection, Table, TableType,
+};
 use serde::{Deserialize, Serialize};
 
 fn dir() -> PathBuf {
@@ -20,10 +22,19 @@ struct User {
 
 #[test]
 fn roundtrip_every_type_with_header() {
-    for kind in [TableType::Set, TableType::OrderedSet, TableType::Bag, TableType::DuplicateBag] {
+    for kind in [
+        TableType::Set,
+        TableType::OrderedSet,
+        TableType::Bag,
+        TableType::DuplicateBag,
+    ] {
         let t: Table<(u32, String), User> = Table::builder().kind(kind).public().build().unwrap();
         for i in 0..200u32 {
-            let u = User { name: format!("u{i}"), tags: vec!["a".into(); (i % 3) as usize], age: (i % 2 == 0).then_some(i as u8) };
+            let u = User {
+                name: format!("u{i}"),
+                tags: vec!["a".into(); (i % 3) as usize],
+                age: (i % 2 == 0).then_some(i as u8),
+            };
             t.insert((i % 50, format!("k{}", i % 7)), u).unwrap();
         }
         let path = dir().join(format!("rt-{kind}.tab"));
@@ -46,23 +57,40 @@ fn roundtrip_every_type_with_header() {
             assert_eq!(a, b);
         }
         // No temporary file is left behind.
-        let leftovers: Vec<_> = std::fs::read_dir(dir()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".rt-")).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".rt-"))
+            .collect();
         assert!(leftovers.is_empty());
     }
 }
 
 #[test]
 fn named_table_roundtrip_and_type_check() {
-    let t: Table<u64, String> = Table::builder().ordered_set().named("file_named").build().unwrap();
+    let t: Table<u64, String> = Table::builder()
+        .ordered_set()
+        .named("file_named")
+        .build()
+        .unwrap();
     t.insert(1, "one".into()).unwrap();
     let path = dir().join("named.tab");
     tab2file(&t, &path, FileOptions::new()).unwrap();
-    assert_eq!(tabfile_info(&path).unwrap().name.as_deref(), Some("file_named"));
+    assert_eq!(
+        tabfile_info(&path).unwrap().name.as_deref(),
+        Some("file_named")
+    );
     // The name is taken while the original lives.
-    assert!(matches!(file2tab::<u64, String>(&path, FileOptions::new()), Err(EtsError::NameTaken(_))));
+    assert!(matches!(
+        file2tab::<u64, String>(&path, FileOptions::new()),
+        Err(EtsError::NameTaken(_))
+    ));
     t.delete_table().unwrap();
     let back = file2tab::<u64, String>(&path, FileOptions::new()).unwrap();
-    assert_eq!(orbit::ets::whereis::<u64, String>("file_named").unwrap(), back);
+    assert_eq!(
+        orbit::ets::whereis::<u64, String>("file_named").unwrap(),
+        back
+    );
     back.delete_table().unwrap();
     // Other types: refused with a clear message.
     let e = file2tab::<i64, String>(&path, FileOptions::new()).unwrap_err();
@@ -93,7 +121,12 @@ fn every_truncation_is_refused() {
         std::fs::write(&p, &bytes[..n]).unwrap();
         let r = load(&p);
         assert!(
-            matches!(r, Err(EtsError::BadFile { .. }) | Err(EtsError::ChecksumError { .. }) | Err(EtsError::InvalidObjectCount { .. })),
+            matches!(
+                r,
+                Err(EtsError::BadFile { .. })
+                    | Err(EtsError::ChecksumError { .. })
+                    | Err(EtsError::InvalidObjectCount { .. })
+            ),
             "truncated to {n} bytes: {r:?}"
         );
         if n == 0 {
@@ -114,11 +147,19 @@ fn every_bit_flip_is_refused() {
             b[i] ^= 1 << bit;
             std::fs::write(&p, &b).unwrap();
             let r = load(&p);
-            assert!(r.is_err(), "bit {bit} of byte {i} flipped, yet the file loaded");
+            assert!(
+                r.is_err(),
+                "bit {bit} of byte {i} flipped, yet the file loaded"
+            );
             if i >= 16 {
                 // Past the fixed prefix, only the checksums and framing can catch it.
                 assert!(
-                    matches!(r, Err(EtsError::BadFile { .. }) | Err(EtsError::ChecksumError { .. }) | Err(EtsError::InvalidObjectCount { .. })),
+                    matches!(
+                        r,
+                        Err(EtsError::BadFile { .. })
+                            | Err(EtsError::ChecksumError { .. })
+                            | Err(EtsError::InvalidObjectCount { .. })
+                    ),
                     "byte {i}: {r:?}"
                 );
             }
@@ -132,17 +173,37 @@ fn foreign_empty_and_newer_files() {
     std::fs::write(&p, b"").unwrap();
     assert!(matches!(load(&p), Err(EtsError::BadFile { .. })));
     assert!(matches!(tabfile_info(&p), Err(EtsError::BadFile { .. })));
-    std::fs::write(&p, b"\x83h\x02d\x00\x03abcjust an erlang term, not a table file").unwrap();
+    std::fs::write(
+        &p,
+        b"\x83h\x02d\x00\x03abcjust an erlang term, not a table file",
+    )
+    .unwrap();
     let e = load(&p).unwrap_err();
     assert!(e.to_string().contains("not an Orbit table file"), "{e}");
     let (_, mut bytes) = small_file();
     bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
     std::fs::write(&p, &bytes).unwrap();
     let e = load(&p).unwrap_err();
-    assert!(matches!(e, EtsError::NewerFormat { found: 2, supported: 1, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            EtsError::NewerFormat {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("upgrade"));
-    assert!(matches!(tabfile_info(&p), Err(EtsError::NewerFormat { .. })));
-    assert!(matches!(load(&dir().join("missing.tab")), Err(EtsError::Io { .. })));
+    assert!(matches!(
+        tabfile_info(&p),
+        Err(EtsError::NewerFormat { .. })
+    ));
+    assert!(matches!(
+        load(&dir().join("missing.tab")),
+        Err(EtsError::Io { .. })
+    ));
 }
 
 #[test]
@@ -158,5 +219,11 @@ fn header_only_info_ignores_the_body() {
     b[last] ^= 0xff;
     std::fs::write(&p, &b).unwrap();
     assert_eq!(tabfile_info(&p).unwrap().size, 3);
-    assert!(matches!(load(&p), Err(EtsError::ChecksumError { part: "objects", .. })));
+    assert!(matches!(
+        load(&p),
+        Err(EtsError::ChecksumError {
+            part: "objects",
+            ..
+        })
+    ));
 }

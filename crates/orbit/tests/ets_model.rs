@@ -78,7 +78,10 @@ impl Model {
         }
     }
     fn objects(&self) -> Vec<(u8, i64)> {
-        self.m.iter().flat_map(|(k, vs)| vs.iter().map(move |v| (*k, *v))).collect()
+        self.m
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (*k, *v)))
+            .collect()
     }
     fn is_set(&self) -> bool {
         matches!(self.kind, TableType::Set | TableType::OrderedSet)
@@ -118,7 +121,10 @@ fn run(kind: TableType, ops: Vec<Op>, write_concurrency: bool) {
         .write_concurrency(write_concurrency)
         .build()
         .unwrap();
-    let mut m = Model { kind, m: BTreeMap::new() };
+    let mut m = Model {
+        kind,
+        m: BTreeMap::new(),
+    };
     for op in ops {
         match op {
             Op::Insert(k, v) => {
@@ -148,14 +154,20 @@ fn run(kind: TableType, ops: Vec<Op>, write_concurrency: bool) {
                 }
             }
             Op::Lookup(k) => {
-                let want: Vec<(u8, i64)> = m.m.get(&k).map(|vs| vs.iter().map(|v| (k, *v)).collect()).unwrap_or_default();
+                let want: Vec<(u8, i64)> =
+                    m.m.get(&k)
+                        .map(|vs| vs.iter().map(|v| (k, *v)).collect())
+                        .unwrap_or_default();
                 assert_eq!(t.lookup(&k).unwrap(), want);
                 match t.lookup_elements(&k) {
                     Ok(vs) => assert_eq!(vs, m.m[&k]),
                     Err(_) => assert!(!m.m.contains_key(&k)),
                 }
                 if m.is_set() {
-                    assert_eq!(t.lookup_element_or(&k, 99).unwrap(), m.m.get(&k).map(|v| v[0]).unwrap_or(99));
+                    assert_eq!(
+                        t.lookup_element_or(&k, 99).unwrap(),
+                        m.m.get(&k).map(|v| v[0]).unwrap_or(99)
+                    );
                 }
             }
             Op::Member(k) => assert_eq!(t.member(&k).unwrap(), m.m.contains_key(&k)),
@@ -171,7 +183,10 @@ fn run(kind: TableType, ops: Vec<Op>, write_concurrency: bool) {
                 m.cleanup();
             }
             Op::Take(k) => {
-                let want: Vec<(u8, i64)> = m.m.remove(&k).map(|vs| vs.into_iter().map(|v| (k, v)).collect()).unwrap_or_default();
+                let want: Vec<(u8, i64)> =
+                    m.m.remove(&k)
+                        .map(|vs| vs.into_iter().map(|v| (k, v)).collect())
+                        .unwrap_or_default();
                 assert_eq!(t.take(&k).unwrap(), want);
             }
             Op::Counter(k, i) | Op::CounterThreshold(k, i, _, _) | Op::CounterDefault(k, i, _) => {
@@ -212,12 +227,23 @@ fn run(kind: TableType, ops: Vec<Op>, write_concurrency: bool) {
             }
             Op::SelectCount(a, b) => {
                 let spec = Pattern::range(a..=b).when(|_, v: &i64| *v >= 0).to_spec();
-                let want = m.objects().iter().filter(|(k, v)| (a..=b).contains(k) && *v >= 0).count();
+                let want = m
+                    .objects()
+                    .iter()
+                    .filter(|(k, v)| (a..=b).contains(k) && *v >= 0)
+                    .count();
                 assert_eq!(t.select_count(&spec).unwrap(), want);
             }
             Op::SelectDelete(a, b) => {
-                let spec = MatchSpec::new().clause(Pattern::range(a..b).when(|_, v: &i64| *v % 2 == 0), |_, _| true);
-                let want = m.objects().iter().filter(|(k, v)| (a..b).contains(k) && *v % 2 == 0).count();
+                let spec = MatchSpec::new().clause(
+                    Pattern::range(a..b).when(|_, v: &i64| *v % 2 == 0),
+                    |_, _| true,
+                );
+                let want = m
+                    .objects()
+                    .iter()
+                    .filter(|(k, v)| (a..b).contains(k) && *v % 2 == 0)
+                    .count();
                 assert_eq!(t.select_delete(&spec).unwrap(), want);
                 for (k, vs) in m.m.iter_mut() {
                     if (a..b).contains(k) {
@@ -233,7 +259,11 @@ fn run(kind: TableType, ops: Vec<Op>, write_concurrency: bool) {
                     assert!(r.is_err());
                     continue;
                 }
-                let want = m.objects().iter().filter(|(k, _)| (a..=b).contains(k)).count();
+                let want = m
+                    .objects()
+                    .iter()
+                    .filter(|(k, _)| (a..=b).contains(k))
+                    .count();
                 assert_eq!(r.unwrap(), want);
                 for (k, vs) in m.m.iter_mut() {
                     if (a..=b).contains(k) {
@@ -249,7 +279,15 @@ fn run(kind: TableType, ops: Vec<Op>, write_concurrency: bool) {
                 let mut want: Vec<(u8, i64, u8)> = m
                     .objects()
                     .into_iter()
-                    .filter_map(|(k, v)| if k == a { Some((k, v, 0)) } else if k == b { Some((k, v, 1)) } else { None })
+                    .filter_map(|(k, v)| {
+                        if k == a {
+                            Some((k, v, 0))
+                        } else if k == b {
+                            Some((k, v, 1))
+                        } else {
+                            None
+                        }
+                    })
                     .collect();
                 let mut got = t.select(&spec).unwrap();
                 if kind == TableType::OrderedSet {
@@ -264,9 +302,14 @@ fn run(kind: TableType, ops: Vec<Op>, write_concurrency: bool) {
                 }
             }
             Op::MatchKey(k) => {
-                let want: Vec<(u8, i64)> = m.m.get(&k).map(|vs| vs.iter().map(|v| (k, *v)).collect()).unwrap_or_default();
+                let want: Vec<(u8, i64)> =
+                    m.m.get(&k)
+                        .map(|vs| vs.iter().map(|v| (k, *v)).collect())
+                        .unwrap_or_default();
                 assert_eq!(t.match_object(&Pattern::key(k)).unwrap(), want);
-                let vals = t.match_with(&Pattern::any().when(move |kk, _| *kk == k), |_, v| *v).unwrap();
+                let vals = t
+                    .match_with(&Pattern::any().when(move |kk, _| *kk == k), |_, v| *v)
+                    .unwrap();
                 assert_eq!(vals, want.iter().map(|(_, v)| *v).collect::<Vec<_>>());
             }
             Op::DeleteAll => {
@@ -297,14 +340,18 @@ fn run(kind: TableType, ops: Vec<Op>, write_concurrency: bool) {
                 }
             }
             Op::Fold => {
-                let l = t.foldl(Vec::new(), |mut a, k, v| {
-                    a.push((*k, *v));
-                    a
-                }).unwrap();
-                let mut r = t.foldr(Vec::new(), |mut a, k, v| {
-                    a.push((*k, *v));
-                    a
-                }).unwrap();
+                let l = t
+                    .foldl(Vec::new(), |mut a, k, v| {
+                        a.push((*k, *v));
+                        a
+                    })
+                    .unwrap();
+                let mut r = t
+                    .foldr(Vec::new(), |mut a, k, v| {
+                        a.push((*k, *v));
+                        a
+                    })
+                    .unwrap();
                 r.reverse();
                 assert_eq!(l, r);
                 same_objects(kind, l, m.objects());

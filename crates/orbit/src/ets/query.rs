@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 type Guard<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
 type Body<K, V, R> = Arc<dyn Fn(&K, &V) -> R + Send + Sync>;
+type Clause<K, V, R> = (Pattern<K, V>, Body<K, V, R>);
 
 /// What a pattern says about the key (the head's key position in Erlang).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,7 +121,11 @@ impl<K: Ord + Clone, V> Pattern<K, V> {
     /// True when the object `(k, v)` matches.
     #[inline]
     pub fn matches(&self, k: &K, v: &V) -> bool {
-        self.key.matches(k) && self.guard.as_ref().map_or(true, |g| g(k, v))
+        self.key.matches(k)
+            && match &self.guard {
+                None => true,
+                Some(g) => g(k, v),
+            }
     }
 
     /// This pattern as a one-clause match specification whose body is `true` (for
@@ -133,7 +138,7 @@ impl<K: Ord + Clone, V> Pattern<K, V> {
 /// A match specification: clauses tried in order; the first whose pattern matches gives
 /// the object's result.
 pub struct MatchSpec<K, V, R> {
-    pub(crate) clauses: Vec<(Pattern<K, V>, Body<K, V, R>)>,
+    pub(crate) clauses: Vec<Clause<K, V, R>>,
 }
 
 impl<K: Clone, V, R> Clone for MatchSpec<K, V, R> {

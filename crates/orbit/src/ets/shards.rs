@@ -95,9 +95,11 @@ pub(crate) struct Shard<K, T> {
 #[repr(align(128))]
 struct Padded<T>(T);
 
+type PaddedShard<K, T> = Padded<RwLock<Shard<K, T>>>;
+
 /// A lock-sharded hash map.
 pub(crate) struct Shards<K, T> {
-    shards: Box<[Padded<RwLock<Shard<K, T>>>]>,
+    shards: Box<[PaddedShard<K, T>]>,
     shift: u32,
     hasher: FastState,
 }

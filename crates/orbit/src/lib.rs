@@ -37,6 +37,7 @@
 pub mod agent;
 pub mod clock;
 pub mod error;
+pub mod ets;
 pub mod exit;
 pub mod gen_server;
 pub mod info;
@@ -51,14 +52,15 @@ pub mod task;
 pub mod task_supervisor;
 pub mod timer;
 
-
 use std::any::Any;
 
 pub use agent::Agent;
 pub use clock::{set_counters, set_long_handler_threshold};
 pub use error::{Error, SendError, Undelivered};
 pub use exit::ExitReason;
-pub use gen_server::{CallError, CallReply, GenServer, Init, Next, ReplyTo, ServerContext, ServerRef, StartError};
+pub use gen_server::{
+    CallError, CallReply, GenServer, Init, Next, ReplyTo, ServerContext, ServerRef, StartError,
+};
 pub use info::{process_info, top, ProcessInfo};
 pub use pid::{Pid, Ref};
 pub use process::{

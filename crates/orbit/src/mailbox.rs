@@ -164,9 +164,6 @@ impl<M> Mailbox<M> {
         let mut s = self.slot.lock();
         s.closed = true;
         s.waker = None;
-        (
-            std::mem::take(&mut s.msgs),
-            std::mem::take(&mut s.signals),
-        )
+        (std::mem::take(&mut s.msgs), std::mem::take(&mut s.signals))
     }
 }

@@ -189,13 +189,10 @@ impl<M: Send + 'static> Handle<M> {
     /// (Erlang drops such a message silently; here you may ignore the error to match).
     #[inline]
     pub fn send(&self, msg: M) -> Result<(), Undelivered<M>> {
-        self.proc
-            .mailbox
-            .push(msg)
-            .map_err(|msg| Undelivered {
-                pid: self.proc.core.pid,
-                msg,
-            })
+        self.proc.mailbox.push(msg).map_err(|msg| Undelivered {
+            pid: self.proc.core.pid,
+            msg,
+        })
     }
 
     /// True while the process has not exited.
@@ -596,7 +593,9 @@ where
         p: p.clone(),
         reason: None,
     };
-    let out = CURRENT.scope(p, AssertUnwindSafe(body).catch_unwind()).await;
+    let out = CURRENT
+        .scope(p, AssertUnwindSafe(body).catch_unwind())
+        .await;
     guard.reason = Some(match out {
         Ok(r) => r.into(),
         Err(panic) => ExitReason::from_panic(panic),

@@ -1,0 +1,293 @@
+//! ETS: concurrent in-memory tables with Erlang's `ets` contract, and `tab2file`.
+//!
+//! State behind one GenServer is read one call at a time; a table lets every process
+//! read and write it concurrently. The behaviour follows Erlang's `ets`
+//! (`../shared/reference/otp-semantics.md` §4); the differences are listed below.
+//!
+//! ```
+//! use orbit::ets::{Table, Pattern, MatchSpec};
+//! # fn demo() -> Result<(), orbit::ets::EtsError> {
+//! let t: Table<String, u64> = Table::builder().public().named("hits").build()?;
+//! t.insert("home".into(), 1)?;
+//! t.update_counter(&"home".to_string(), 1)?;          // :ets.update_counter(t, "home", 1)
+//! assert_eq!(t.get(&"home".to_string())?, Some(2));
+//! let big = t.select(&MatchSpec::new().clause(Pattern::any().when(|_, v| *v > 1), |k, _| k.clone()))?;
+//! assert_eq!(big, vec!["home".to_string()]);
+//! t.delete_table()?;
+//! # Ok(()) }
+//! # demo().unwrap();
+//! ```
+//!
+//! # Objects, keys and types
+//!
+//! A `Table<K, V>` holds objects `(K, V)`: the key is always the first element
+//! (Erlang's default `keypos` 1) and `V` is the rest of the tuple, e.g. `Table<u64,
+//! (String, u32)>` for `{id, name, age}`. This keeps keys typed and lookups free of
+//! key-extraction closures; a multi-field object is a tuple or struct as `V`. Erlang's
+//! positional element operations map onto `V`: `lookup_element` returns `V`,
+//! `update_element` replaces it, [`Table::update_element_with`] updates fields in place,
+//! and `update_counter` needs `V` to be an integer ([`Counter`]). Keys order by Rust's
+//! `Ord` (Erlang's term order within one type). Reads return copies, as in Erlang;
+//! [`Table::lookup_with`] reads without copying.
+//!
+//! # Types and storage (chosen by measurement)
+//!
+//! | type | storage |
+//! |---|---|
+//! | `set` | lock-sharded `IndexMap<K, V>` |
+//! | `bag`, `duplicate_bag` | lock-sharded `IndexMap<K, Vec<V>>` (insertion order per key) |
+//! | `ordered_set` | one `parking_lot::RwLock<BTreeMap<K, V>>` |
+//!
+//! Hash tables shard by key hash into 64 `RwLock`s ([`CONCURRENT_SHARDS`]) when read or
+//! write concurrency is on, one lock otherwise (Erlang's default of one table lock,
+//! and the smallest table). Measured on this 2-core machine (release; 1M `(u64, u64)`
+//! inserted from one process, then 2 readers doing 2M random lookups each):
+//!
+//! | | inserts/s | lookups/s (2 readers) |
+//! |---|---|---|
+//! | `orbit::ets` set (sharded `IndexMap`) | 3.2M | 4.3M |
+//! | raw `dashmap` 6 | 2.7M | 4.9M |
+//! | raw `scc::HashMap` 2 | 2.9M | 3.7M |
+//! | BEAM ets (same machine, sequential keys) | 1.3M | 3.9M |
+//!
+//! Lookups cost 12% over dashmap (whose buckets hold the object inline; an `IndexMap`
+//! lookup touches its index and then its entry vector), inserts are faster, and only
+//! sharded locks give, cheaply,
+//! - atomic and isolated multi-object `insert`/`insert_new` (lock the shards touched in
+//!   order), which per-entry-locked maps cannot give;
+//! - `next(key)` in O(1) (an `IndexMap` keeps a dense entry vector: position + 1).
+//!
+//! Memory for 1M `(i64, i64)`: 62.9 bytes per object (counted by an allocator; `info`
+//! reports the same), against 64.0 for BEAM ets (`ets:info(T, memory)` × 8).
+//!
+//! `ordered_set` uses a `BTreeMap` under one reader-writer lock: key order, O(log n)
+//! `next`/`prev`, and range queries that visit only the range. Readers never block each
+//! other; writers serialise (Erlang's ordered_set without `write_concurrency` does the
+//! same). `crossbeam-skiplist` would let writers run in parallel but has no atomic
+//! multi-object insert nor in-place update for `update_counter`.
+//!
+//! # Concurrency
+//!
+//! - Every single-object operation is atomic and isolated (it runs under its key's
+//!   shard lock); `insert_many`/`insert_new_many` are atomic and isolated as a whole;
+//!   `update_counter` never loses an increment.
+//! - `read_concurrency` / `write_concurrency` are accepted; on hash tables either one
+//!   turns on the 64 lock shards (readers of different keys then touch different lock
+//!   words, writers of different shards run in parallel). On `ordered_set` they change
+//!   nothing. [`Info`] reports both and the shard count.
+//! - Traversals (`tab2list`, `foldl`/`foldr`, `select*`, `match*`) read one shard at a
+//!   time, each shard atomically: an object present for the whole traversal is seen
+//!   exactly once; one inserted or deleted meanwhile may or may not be; a concurrent
+//!   multi-object insert may be seen in part. This is Erlang's guarantee for traversals
+//!   (they are not isolated). `foldl`/`foldr` call your function on copies with no lock
+//!   held, so it may use the table.
+//! - `first`/`next` on `ordered_set` is always safe (next of a deleted key is the next
+//!   larger key). On hash tables, `next(k)` needs `k` to still exist ([`EtsError::BadArg`]
+//!   otherwise, as Erlang without `safe_fixtable`); deleting other keys during such a
+//!   walk can make it miss keys that existed throughout (a delete moves the shard's last
+//!   entry into the hole), never repeat one. Use `foldl` or `tab2list` for a walk that is
+//!   safe under concurrent writes; `safe_fixtable` is not provided.
+//! - Match-spec guards and bodies and [`Table::lookup_with`] closures run under a lock:
+//!   they must not call the same table.
+//!
+//! # Owners, access, heirs
+//!
+//! The creating process owns the table. `protected` (default): the owner writes, anyone
+//! reads; `private`: only the owner; `public`: anyone. Others get
+//! [`EtsError::AccessDenied`] naming the owner. `info` works for everyone. Deleting
+//! the table needs write access (any process on a public table), as in Erlang.
+//!
+//! Code outside any process (`orbit::self_pid()` is `None`) acts as one anonymous
+//! caller, [`Pid::NONE`](crate::Pid::NONE): a table it creates is owned by no process,
+//! lives until deleted, and outside code is its owner (processes are not); on
+//! tables owned by processes outside code is a non-owner like any other.
+//!
+//! When the owner exits the table is deleted, unless an heir is set: the heir becomes
+//! the owner and receives [`EtsTransfer`]`<K, V, D>`. Mailboxes are typed, so the heir's
+//! message type must be `EtsTransfer<K, V, D>` (for a GenServer, its `Info`); if the send
+//! fails (wrong type, heir dead) the table is deleted and a warning logged. Owner
+//! death is noticed by a small watcher process per owned table (label
+//! `ets_owner_watch`), so deletion happens just after the owner's exit, not inside it.
+//!
+//! # Files
+//!
+//! [`tab2file`]/[`file2tab`]/[`tabfile_info`]: see [`file`] for the format. Objects are
+//! encoded with a small self-contained binary serde format ([`codec`]), so file
+//! operations need `K, V: Serialize + DeserializeOwned`.
+//!
+//! # Differences from Erlang
+//!
+//! - Typed tables; `keypos` is always 1; match specifications are closures
+//!   ([`query`]); `select_replace` cannot change keys by construction.
+//! - No `select/3` continuations, `safe_fixtable`, `setopts` other than heir,
+//!   `rename`, `ets:all/0` (only [`named_tables`]), `update_counter` with several
+//!   positions (use [`Table::update_element_with`]).
+//! - Integer counters are bounded by their Rust type: an overflowing `update_counter`
+//!   fails with [`EtsError::Overflow`] and changes nothing.
+//! - `info().memory` is in bytes (Erlang: words) and counts the table's own structures,
+//!   not heap data owned by keys and values (e.g. a `String`'s bytes).
+
+pub mod codec;
+mod error;
+pub mod file;
+mod owner;
+pub mod query;
+mod shards;
+mod store;
+mod table;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use error::{EtsError, Result};
+pub use file::{file2tab, tab2file, tabfile_info, FileInfo, FileOptions};
+pub use owner::{named_tables, whereis, EtsTransfer};
+pub use query::{KeyPattern, MatchSpec, Pattern};
+pub use table::{Builder, Key, Table, Value, CONCURRENT_SHARDS};
+
+use crate::pid::Pid;
+
+/// The table type (Erlang's `set`, `ordered_set`, `bag`, `duplicate_bag`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TableType {
+    /// One object per key.
+    Set,
+    /// One object per key, in key order.
+    OrderedSet,
+    /// Many objects per key, no two identical.
+    Bag,
+    /// Many objects per key, identical ones allowed.
+    DuplicateBag,
+}
+
+impl fmt::Display for TableType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TableType::Set => "set",
+            TableType::OrderedSet => "ordered_set",
+            TableType::Bag => "bag",
+            TableType::DuplicateBag => "duplicate_bag",
+        })
+    }
+}
+
+/// Who may read and write (Erlang's access modes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protection {
+    /// Everyone reads and writes.
+    Public,
+    /// The owner writes; everyone reads.
+    Protected,
+    /// Only the owner reads and writes.
+    Private,
+}
+
+impl fmt::Display for Protection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protection::Public => "public",
+            Protection::Protected => "protected",
+            Protection::Private => "private",
+        })
+    }
+}
+
+/// What `ets:info/1` tells.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Info {
+    /// The table's number.
+    pub id: u64,
+    /// Its name, if named.
+    pub name: Option<Arc<str>>,
+    /// Its type.
+    pub kind: TableType,
+    /// Its access mode.
+    pub protection: Protection,
+    /// Number of objects.
+    pub size: usize,
+    /// Bytes held by the table's structures (an estimate from capacities; heap data
+    /// owned by keys and values is not counted).
+    pub memory: usize,
+    /// The owner ([`Pid::NONE`] when no process owns it).
+    pub owner: Pid,
+    /// The heir, if any.
+    pub heir: Option<Pid>,
+    /// `read_concurrency` as given.
+    pub read_concurrency: bool,
+    /// `write_concurrency` as given.
+    pub write_concurrency: bool,
+    /// Number of lock shards (1 for ordered_set).
+    pub shards: usize,
+}
+
+/// Integer types `update_counter` works on.
+pub trait Counter: Copy {
+    /// The value widened.
+    fn to_i128(self) -> i128;
+    /// The value narrowed back; `None` when it does not fit.
+    fn from_i128(v: i128) -> Option<Self>;
+}
+
+macro_rules! counter {
+    ($($t:ty),*) => {$(
+        impl Counter for $t {
+            #[inline]
+            fn to_i128(self) -> i128 { self as i128 }
+            #[inline]
+            fn from_i128(v: i128) -> Option<Self> { <$t>::try_from(v).ok() }
+        }
+    )*};
+}
+counter!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, usize);
+
+/// An `update_counter` operation: `Incr`, or `{Pos, Incr, Threshold, SetValue}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CounterOp {
+    incr: i64,
+    threshold: Option<(i64, i64)>,
+}
+
+impl CounterOp {
+    /// Adds `incr` (may be negative).
+    pub fn incr(incr: i64) -> Self {
+        CounterOp {
+            incr,
+            threshold: None,
+        }
+    }
+
+    /// Adds `incr`; if the result passes `threshold` (above it for `incr >= 0`, below it
+    /// for `incr < 0`) the counter is set to `set_value` instead, as in Erlang.
+    pub fn threshold(incr: i64, threshold: i64, set_value: i64) -> Self {
+        CounterOp {
+            incr,
+            threshold: Some((threshold, set_value)),
+        }
+    }
+
+    /// The new counter value from the current one.
+    pub fn apply(self, cur: i128) -> i128 {
+        let r = cur + self.incr as i128;
+        match self.threshold {
+            Some((t, s)) if self.incr >= 0 && r > t as i128 => s as i128,
+            Some((t, s)) if self.incr < 0 && r < t as i128 => s as i128,
+            _ => r,
+        }
+    }
+}
+
+macro_rules! counter_op_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for CounterOp {
+            fn from(incr: $t) -> Self {
+                CounterOp::incr(incr as i64)
+            }
+        }
+    )*};
+}
+counter_op_from!(i8, i16, i32, i64, u8, u16, u32);
+
+/// `ets:new/2` with the defaults (`set`, `protected`): a table owned by the caller.
+pub fn new<K: Key, V: Value>() -> Result<Table<K, V>> {
+    Table::new()
+}

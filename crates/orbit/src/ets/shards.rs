@@ -1,0 +1,200 @@
+//! The storage of hash tables (set, bag, duplicate_bag): lock-sharded `IndexMap`s.
+//!
+//! A key's hash picks its shard (bits just under the top 7, so shard choice and the
+//! map's bucket index use different bits); each shard is a `parking_lot::RwLock` over an
+//! `IndexMap`, padded to its own cache lines. `IndexMap` keeps its entries in a dense
+//! vector, which gives `next(key)` in O(1) (position of the key + 1) and small memory
+//! per object. Operations on several keys lock the shards they touch in ascending order,
+//! so they are atomic and isolated and never deadlock.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use indexmap::IndexMap;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// A fast, per-table seeded hasher (multiply-rotate per word, murmur3 finaliser).
+///
+/// Not DoS-resistant against an attacker who can choose keys *and* observe timing of a
+/// single table over many calls; each table gets a random seed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FastState(u64);
+
+impl FastState {
+    pub(crate) fn random() -> Self {
+        let s = std::collections::hash_map::RandomState::new();
+        FastState(s.hash_one(0x5eed_u64) | 1)
+    }
+}
+
+impl BuildHasher for FastState {
+    type Hasher = FastHasher;
+    #[inline]
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(self.0)
+    }
+}
+
+/// The hasher built by [`FastState`].
+pub(crate) struct FastHasher(u64);
+
+const MUL: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        self.write_u64(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(i as u64)
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(i as u64)
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64)
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0 ^ i).wrapping_mul(MUL).rotate_left(26);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64)
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+pub(crate) type Map<K, T> = IndexMap<K, T, FastState>;
+
+/// One shard: the map, and the number of objects in it (differs from `map.len()` for bags).
+pub(crate) struct Shard<K, T> {
+    pub(crate) map: Map<K, T>,
+    pub(crate) objects: usize,
+}
+
+#[repr(align(128))]
+struct Padded<T>(T);
+
+type PaddedShard<K, T> = Padded<RwLock<Shard<K, T>>>;
+
+/// A lock-sharded hash map.
+pub(crate) struct Shards<K, T> {
+    shards: Box<[PaddedShard<K, T>]>,
+    shift: u32,
+    hasher: FastState,
+}
+
+pub(crate) type ReadG<'a, K, T> = RwLockReadGuard<'a, Shard<K, T>>;
+pub(crate) type WriteG<'a, K, T> = RwLockWriteGuard<'a, Shard<K, T>>;
+
+impl<K: Hash + Eq, T> Shards<K, T> {
+    /// `n` shards (rounded up to a power of two, at least 1).
+    pub(crate) fn new(n: usize) -> Self {
+        let n = n.max(1).next_power_of_two();
+        let hasher = FastState::random();
+        let shards = (0..n)
+            .map(|_| {
+                Padded(RwLock::new(Shard {
+                    map: IndexMap::with_hasher(hasher),
+                    objects: 0,
+                }))
+            })
+            .collect();
+        Shards {
+            shards,
+            shift: n.trailing_zeros(),
+            hasher,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shards.len()
+    }
+
+    #[inline]
+    pub(crate) fn index(&self, k: &K) -> usize {
+        if self.shift == 0 {
+            return 0;
+        }
+        let h = self.hasher.hash_one(k);
+        ((h << 7) >> (64 - self.shift)) as usize
+    }
+
+    #[inline]
+    pub(crate) fn read(&self, i: usize) -> ReadG<'_, K, T> {
+        self.shards[i].0.read()
+    }
+
+    #[inline]
+    pub(crate) fn write(&self, i: usize) -> WriteG<'_, K, T> {
+        self.shards[i].0.write()
+    }
+
+    #[inline]
+    pub(crate) fn read_key(&self, k: &K) -> ReadG<'_, K, T> {
+        self.read(self.index(k))
+    }
+
+    #[inline]
+    pub(crate) fn write_key(&self, k: &K) -> WriteG<'_, K, T> {
+        self.write(self.index(k))
+    }
+
+    /// Write-locks every shard any of `keys` lives in, in ascending order. Returns the
+    /// guards indexed by shard (`None` for shards not locked).
+    pub(crate) fn write_many<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k K>,
+    ) -> Vec<Option<WriteG<'_, K, T>>>
+    where
+        K: 'k,
+    {
+        let mut want = vec![false; self.shards.len()];
+        for k in keys {
+            want[self.index(k)] = true;
+        }
+        want.iter()
+            .enumerate()
+            .map(|(i, w)| if *w { Some(self.write(i)) } else { None })
+            .collect()
+    }
+
+    /// Estimated bytes held: entries (hash + key + slot) and the index table.
+    pub(crate) fn memory(&self, slot_extra: impl Fn(&T) -> usize) -> usize {
+        let entry = std::mem::size_of::<(u64, K, T)>();
+        let mut total = std::mem::size_of::<Self>()
+            + self.shards.len() * std::mem::size_of::<Padded<RwLock<Shard<K, T>>>>();
+        for s in self.shards.iter() {
+            let g = s.0.read();
+            let cap = g.map.capacity();
+            if cap > 0 {
+                let buckets = (cap * 8 / 7).next_power_of_two();
+                total += cap * entry + buckets * (std::mem::size_of::<usize>() + 1) + 16;
+            }
+            for v in g.map.values() {
+                total += slot_extra(v);
+            }
+        }
+        total
+    }
+}

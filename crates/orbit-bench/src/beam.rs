@@ -47,9 +47,8 @@ pub fn erl_available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     *AVAILABLE.get_or_init(|| {
         ["erl", "erlc"].iter().all(|tool| {
-            std::env::var_os("PATH").is_some_and(|paths| {
-                std::env::split_paths(&paths).any(|p| p.join(tool).is_file())
-            })
+            std::env::var_os("PATH")
+                .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
         })
     })
 }

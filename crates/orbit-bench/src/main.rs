@@ -49,7 +49,10 @@ fn main() {
     // Hidden child command of the `spawn` scenario: `__spawn-child SUBJECT N`.
     if argv.get(1).map(String::as_str) == Some("__spawn-child") {
         let subject = argv.get(2).map(String::as_str).unwrap_or("");
-        let n = argv.get(3).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+        let n = argv
+            .get(3)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1_000_000);
         if let Err(e) = scenarios::spawn::child_main(subject, n) {
             eprintln!("spawn child: {e}");
             std::process::exit(1);

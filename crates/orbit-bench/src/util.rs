@@ -39,12 +39,16 @@ pub fn per_s(count: u64, elapsed: Duration) -> f64 {
 
 /// The best (largest) of the figures, or `None` when there are none.
 pub fn best(xs: &[f64]) -> Option<f64> {
-    xs.iter().copied().fold(None, |m, x| Some(m.map_or(x, |m: f64| m.max(x))))
+    xs.iter()
+        .copied()
+        .fold(None, |m, x| Some(m.map_or(x, |m: f64| m.max(x))))
 }
 
 /// The smallest of the figures, or `None` when there are none.
 pub fn least(xs: &[f64]) -> Option<f64> {
-    xs.iter().copied().fold(None, |m, x| Some(m.map_or(x, |m: f64| m.min(x))))
+    xs.iter()
+        .copied()
+        .fold(None, |m, x| Some(m.map_or(x, |m: f64| m.min(x))))
 }
 
 /// Resident set size of this process in bytes, from `/proc/self/statm`; 0 when unreadable.

@@ -41,12 +41,26 @@ pub fn run(ctx: &mut Ctx) {
     for (name, ns) in [("send", &send_ns), ("pingpong", &pp_ns)] {
         let off = least(&ns[0]);
         let on = least(&ns[1]);
-        ctx.emit_opt(SCENARIO, "orbit", &format!("{name}_ns_per_msg_counters_off"), off);
-        ctx.emit_opt(SCENARIO, "orbit", &format!("{name}_ns_per_msg_counters_on"), on);
+        ctx.emit_opt(
+            SCENARIO,
+            "orbit",
+            &format!("{name}_ns_per_msg_counters_off"),
+            off,
+        );
+        ctx.emit_opt(
+            SCENARIO,
+            "orbit",
+            &format!("{name}_ns_per_msg_counters_on"),
+            on,
+        );
         if let (Some(off), Some(on)) = (off, on) {
             let cost = on - off;
-            ctx.rep
-                .emit(SCENARIO, "orbit", &format!("{name}_counter_cost_ns_per_msg"), cost);
+            ctx.rep.emit(
+                SCENARIO,
+                "orbit",
+                &format!("{name}_counter_cost_ns_per_msg"),
+                cost,
+            );
             ctx.goal(
                 SCENARIO,
                 &format!("{name}_counter_cost_ns_vs_5ns_max_1x"),

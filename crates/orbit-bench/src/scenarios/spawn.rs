@@ -57,7 +57,12 @@ pub fn run(ctx: &mut Ctx) {
         ctx.emit_opt(SCENARIO, s, "spawns_per_s", rate.best(s));
         ctx.emit_opt(SCENARIO, s, "bytes_per_process", bytes.least(s));
     }
-    ctx.emit_opt(SCENARIO, "beam", "spawns_per_s", beam::baseline_value("spawn_per_s"));
+    ctx.emit_opt(
+        SCENARIO,
+        "beam",
+        "spawns_per_s",
+        beam::baseline_value("spawn_per_s"),
+    );
     ctx.emit_opt(
         SCENARIO,
         "beam",

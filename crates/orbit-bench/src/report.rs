@@ -45,7 +45,10 @@ impl Reporter {
                 json!({"scenario": r.scenario, "subject": r.subject, "metric": r.metric, "value": r.value})
             );
         } else {
-            println!("{:<10} {:<10} {:<40} {:>16.2}", r.scenario, r.subject, r.metric, r.value);
+            println!(
+                "{:<10} {:<10} {:<40} {:>16.2}",
+                r.scenario, r.subject, r.metric, r.value
+            );
         }
         self.records.push(r);
     }

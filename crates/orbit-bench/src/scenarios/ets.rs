@@ -248,10 +248,10 @@ pub fn beam_ratios(
     rep.emit(SCENARIO, "beam", "inserts_per_s", beam_inserts_per_s);
     rep.emit(SCENARIO, "beam", "lookups_per_s_2readers", beam_lookups_per_s_2readers);
     let o = |rep: &Reporter, m: &str| rep.get(SCENARIO, "orbit", m);
-    rep.ratio(SCENARIO, "ORBIT_OVER_BEAM_INSERTS", o(rep, "inserts_per_s"), Some(beam_inserts_per_s));
-    rep.ratio(SCENARIO, "ORBIT_OVER_BEAM_LOOKUPS_2READERS", o(rep, "lookups_per_s_2readers"), Some(beam_lookups_per_s_2readers));
+    rep.ratio(SCENARIO, "orbit_vs_beam_inserts_min_3x", o(rep, "inserts_per_s"), Some(beam_inserts_per_s));
+    rep.ratio(SCENARIO, "orbit_vs_beam_lookups_2readers_min_2x", o(rep, "lookups_per_s_2readers"), Some(beam_lookups_per_s_2readers));
     if let Some(b) = beam_bytes_per_object {
         rep.emit(SCENARIO, "beam", "bytes_per_object", b);
-        rep.ratio(SCENARIO, "ORBIT_OVER_BEAM_BYTES_PER_OBJECT", o(rep, "bytes_per_object"), Some(b));
+        rep.ratio(SCENARIO, "orbit_vs_beam_bytes_per_object_max_1x", o(rep, "bytes_per_object"), Some(b));
     }
 }

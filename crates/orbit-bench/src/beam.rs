@@ -1,0 +1,231 @@
+//! Running the BEAM side of a comparison: compiles `shared/beam/*.erl` with `erlc`, runs
+//! an Erlang module or snippet with `erl -noshell`, and parses its `key value` output.
+//!
+//! The Erlang sources live outside the repository, in `../shared/beam` relative to the
+//! repository root (found through this crate's manifest directory at build time, or the
+//! `ORBIT_SHARED` environment variable pointing at the `shared` folder). They are
+//! compiled once per bench invocation into a temporary directory. The full
+//! `beam_bench:main/0` suite runs at most once per invocation ([`baseline`]) and its
+//! figures are cached for every scenario of that invocation.
+//!
+//! When `erl` is not on the PATH nothing here panics: [`baseline`] prints one note to
+//! stderr and returns `None`, and scenarios skip their beam subject and ratios.
+//!
+//! Output format understood by [`parse_kv`]: whitespace-separated tokens on each line,
+//! read as `key value` pairs, e.g. `spawn_per_s 120000 bytes_per_idle_process 2684`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Figures parsed from Erlang output, by key.
+pub type Values = BTreeMap<String, f64>;
+
+/// How long one `erl` run may take before it is killed.
+pub const ERL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The folder holding the shared Erlang sources (`beam_bench.erl`, ...), if found.
+pub fn beam_src_dir() -> Option<PathBuf> {
+    let from_manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/beam");
+    let mut candidates = vec![from_manifest];
+    if let Some(s) = std::env::var_os("ORBIT_SHARED") {
+        let s = PathBuf::from(s);
+        candidates.push(s.join("beam"));
+        candidates.push(s);
+    }
+    candidates
+        .into_iter()
+        .find(|d| d.join("beam_bench.erl").is_file())
+        .map(|d| d.canonicalize().unwrap_or(d))
+}
+
+/// True when `erl` and `erlc` can be run.
+pub fn erl_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        ["erl", "erlc"].iter().all(|tool| {
+            std::env::var_os("PATH")
+                .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
+        })
+    })
+}
+
+fn temp_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("orbit-bench-beam-{}", std::process::id()))
+}
+
+/// Compiles every `*.erl` of the shared folder once; returns the folder of the `.beam`s.
+pub fn compiled_dir() -> Result<&'static Path, String> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if !erl_available() {
+            return Err("erl/erlc not found on PATH".into());
+        }
+        let src = beam_src_dir().ok_or_else(|| {
+            "shared/beam not found (set ORBIT_SHARED to the shared folder)".to_string()
+        })?;
+        let out = temp_dir();
+        std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&src)
+            .map_err(|e| format!("{}: {e}", src.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "erl"))
+            .collect();
+        files.sort();
+        let status = Command::new("erlc")
+            .arg("-o")
+            .arg(&out)
+            .args(&files)
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| format!("erlc: {e}"))?;
+        if !status.success() {
+            return Err(format!("erlc failed ({status})"));
+        }
+        Ok(out)
+    })
+    .as_ref()
+    .map(|p| p.as_path())
+    .map_err(Clone::clone)
+}
+
+/// Runs `erl -pa DIR -noshell +P 4000000 ARGS -s init stop` and returns its standard
+/// output. `+P` lifts the default process limit (262,144), which the 1M-process spawn
+/// test needs; crash dumps are switched off.
+///
+/// `args` are extra `erl` arguments, e.g. `["-s", "beam_bench", "main"]`, `["-eval",
+/// "..."]` or `["-sname", "a"]`. Fails (never panics) when erl is missing, the run fails
+/// or it exceeds [`ERL_TIMEOUT`].
+pub fn run_erl(args: &[&str]) -> Result<String, String> {
+    match run_erl_partial(args)? {
+        (true, out) => Ok(out),
+        (false, out) => Err(format!("erl failed; its output: {out}")),
+    }
+}
+
+/// Like [`run_erl`], but a failed run still hands back what it printed: `(ok, stdout)`.
+pub fn run_erl_partial(args: &[&str]) -> Result<(bool, String), String> {
+    let dir = compiled_dir()?;
+    let mut child = Command::new("erl")
+        .arg("-pa")
+        .arg(dir)
+        .args(["-noshell", "+P", "4000000"])
+        .args(args)
+        .args(["-s", "init", "stop"])
+        .env("ERL_CRASH_DUMP_SECONDS", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("erl: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let t0 = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if t0.elapsed() > ERL_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("erl timed out after {ERL_TIMEOUT:?}"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("erl: {e}")),
+        }
+    };
+    let out = reader.join().unwrap_or_default();
+    Ok((status.success(), out))
+}
+
+/// Runs `Module:Function()` from the shared folder and parses its `key value` lines.
+pub fn run_module(module: &str, function: &str) -> Result<Values, String> {
+    run_erl(&["-s", module, function]).map(|out| parse_kv(&out))
+}
+
+/// Evaluates an Erlang expression sequence (as `erl -eval`) with the shared modules on
+/// the code path, and parses its `key value` lines. Print with `io:format("k ~p~n", [V])`.
+pub fn run_snippet(code: &str) -> Result<Values, String> {
+    run_erl(&["-eval", code]).map(|out| parse_kv(&out))
+}
+
+/// Parses `key value [key value ...]` lines; tokens that do not form a numeric pair are
+/// skipped. A later duplicate key wins.
+pub fn parse_kv(text: &str) -> Values {
+    let mut values = Values::new();
+    for line in text.lines() {
+        let toks: Vec<&str> = line.split_whitespace().collect();
+        let mut i = 0;
+        while i + 1 < toks.len() {
+            match toks[i + 1].parse::<f64>() {
+                Ok(v) if toks[i].parse::<f64>().is_err() => {
+                    values.insert(toks[i].to_string(), v);
+                    i += 2;
+                }
+                _ => i += 1,
+            }
+        }
+    }
+    values
+}
+
+/// The figures of `beam_bench:main/0`, run once per bench invocation and cached. `None`
+/// (after one note on stderr) when erl is missing or the run failed.
+pub fn baseline() -> Option<&'static Values> {
+    static BASE: OnceLock<Option<Values>> = OnceLock::new();
+    BASE.get_or_init(|| {
+        if !erl_available() {
+            eprintln!("note: erl not found on PATH; skipping the beam subjects and their ratios");
+            return None;
+        }
+        eprintln!("running beam_bench:main() on the BEAM (once for this invocation)...");
+        match run_erl_partial(&["-s", "beam_bench", "main"]) {
+            Ok((true, out)) => Some(parse_kv(&out)),
+            Ok((false, out)) => {
+                let v = parse_kv(&out);
+                eprintln!(
+                    "note: the BEAM run failed; using the {} figures it printed before failing",
+                    v.len()
+                );
+                Some(v)
+            }
+            Err(e) => {
+                eprintln!("note: the BEAM run failed, skipping beam subjects: {e}");
+                None
+            }
+        }
+    })
+    .as_ref()
+}
+
+/// One figure of the cached baseline, running it first if needed.
+pub fn baseline_value(key: &str) -> Option<f64> {
+    baseline().and_then(|v| v.get(key).copied())
+}
+
+/// Removes the temporary folder of compiled modules, if one was made.
+pub fn cleanup() {
+    let _ = std::fs::remove_dir_all(temp_dir());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pairs_and_skips_noise() {
+        let v = parse_kv(
+            "pingpong_roundtrips_per_s 1300000\nspawn_per_s 120000 bytes_per_idle_process 2684\nnoise here\nets_inserts_per_s 1 ets_lookups_per_s_2readers 2.5\n",
+        );
+        assert_eq!(v["pingpong_roundtrips_per_s"], 1_300_000.0);
+        assert_eq!(v["spawn_per_s"], 120_000.0);
+        assert_eq!(v["bytes_per_idle_process"], 2684.0);
+        assert_eq!(v["ets_lookups_per_s_2readers"], 2.5);
+        assert_eq!(v.len(), 5);
+    }
+}

@@ -1,0 +1,199 @@
+//! `call`: 1M sequential request/reply calls to a counter server whose handler returns
+//! `n + 1`. One caller waits for each reply before the next call; the clock runs around
+//! the caller's loop.
+//!
+//! Subjects, each on a fresh 2-worker tokio runtime:
+//! - `orbit`: an `orbit::GenServer`, `ServerRef::call` (default 5 s timeout), called
+//!   from inside an orbit process (`orbit::run_in_process`), as OTP code would;
+//! - `tokio`: a raw task serving an unbounded `mpsc` of `oneshot` senders, called from a
+//!   task;
+//! - `ractor`: an actor with an `RpcReplyPort`, `ractor::call!`;
+//! - `kameo`: an actor (default mailbox), `ask(..).await`;
+//! - `beam`: `gen_server:call/2` to `beam_bench_gs`.
+//!
+//! Interleaved rounds, best round reported as `calls_per_s`. Goals: orbit at least 2x
+//! the BEAM and 0.8x tokio, ahead of ractor and kameo.
+
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::Ctx;
+use crate::beam;
+use crate::util::{on_runtime, per_s, Rounds};
+
+const SCENARIO: &str = "call";
+const N: u64 = 1_000_000;
+
+/// Runs the scenario.
+pub fn run(ctx: &mut Ctx) {
+    let n = ctx.n(N);
+    let mut r = Rounds::default();
+    for round in 0..ctx.rounds {
+        r.add("orbit", orbit_call(n));
+        if round == 0 {
+            beam::baseline();
+        }
+        r.add("tokio", tokio_call(n));
+        r.add("ractor", ractor_call(n));
+        r.add("kameo", kameo_ask(n));
+    }
+    let beam = beam::baseline_value("gen_server_calls_per_s");
+    for s in ["orbit", "tokio", "ractor", "kameo"] {
+        ctx.emit_opt(SCENARIO, s, "calls_per_s", r.best(s));
+    }
+    ctx.emit_opt(SCENARIO, "beam", "calls_per_s", beam);
+    let o = r.best("orbit");
+    ctx.goal(SCENARIO, "orbit_vs_beam_min_2x", o, beam);
+    ctx.goal(SCENARIO, "orbit_vs_tokio_min_0.8x", o, r.best("tokio"));
+    ctx.goal(SCENARIO, "orbit_vs_ractor_min_1x", o, r.best("ractor"));
+    ctx.goal(SCENARIO, "orbit_vs_kameo_min_1x", o, r.best("kameo"));
+}
+
+/// The orbit counter server.
+struct Counter(u64);
+
+impl orbit::GenServer for Counter {
+    type Call = ();
+    type Reply = u64;
+    type Cast = ();
+    type Info = ();
+    type Continue = ();
+
+    async fn handle_call(
+        &mut self,
+        _req: (),
+        _from: &mut orbit::ReplyTo<u64>,
+        _ctx: &mut orbit::ServerContext<Self>,
+    ) -> orbit::CallReply<u64, ()> {
+        self.0 += 1;
+        orbit::CallReply::Reply(self.0)
+    }
+}
+
+fn orbit_call(n: u64) -> f64 {
+    on_runtime(move || async move {
+        let server = orbit::gen_server::start(Counter(0))
+            .await
+            .expect("GenServer start");
+        let s = server.clone();
+        let rate = orbit::run_in_process(async move {
+            let t0 = Instant::now();
+            for _ in 0..n {
+                s.call(()).await.expect("call");
+            }
+            per_s(n, t0.elapsed())
+        })
+        .await
+        .expect("caller process");
+        let _ = server
+            .stop(orbit::ExitReason::Normal, std::time::Duration::from_secs(5))
+            .await;
+        rate
+    })
+}
+
+fn tokio_call(n: u64) -> f64 {
+    on_runtime(move || async move {
+        let (tx, mut rx) = mpsc::unbounded_channel::<oneshot::Sender<u64>>();
+        let server = tokio::spawn(async move {
+            let mut count = 0u64;
+            while let Some(reply) = rx.recv().await {
+                count += 1;
+                let _ = reply.send(count);
+            }
+        });
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let (rtx, rrx) = oneshot::channel();
+            tx.send(rtx).expect("server alive");
+            rrx.await.expect("reply");
+        }
+        let rate = per_s(n, t0.elapsed());
+        drop(tx);
+        server.await.expect("tokio server finished");
+        rate
+    })
+}
+
+/// Requests of the ractor counter.
+enum RCounterMsg {
+    Incr(ractor::RpcReplyPort<u64>),
+}
+
+struct RCounter;
+
+impl ractor::Actor for RCounter {
+    type Msg = RCounterMsg;
+    type State = u64;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _me: ractor::ActorRef<RCounterMsg>,
+        _: (),
+    ) -> Result<u64, ractor::ActorProcessingErr> {
+        Ok(0)
+    }
+
+    async fn handle(
+        &self,
+        _me: ractor::ActorRef<RCounterMsg>,
+        msg: RCounterMsg,
+        count: &mut u64,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        match msg {
+            RCounterMsg::Incr(reply) => {
+                *count += 1;
+                let _ = reply.send(*count);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ractor_call(n: u64) -> f64 {
+    on_runtime(move || async move {
+        let (actor, handle) = ractor::Actor::spawn(None, RCounter, ())
+            .await
+            .expect("ractor spawn");
+        let t0 = Instant::now();
+        for _ in 0..n {
+            ractor::call!(actor, RCounterMsg::Incr).expect("ractor call");
+        }
+        let rate = per_s(n, t0.elapsed());
+        actor.stop(None);
+        let _ = handle.await;
+        rate
+    })
+}
+
+/// The kameo counter.
+#[derive(kameo::Actor)]
+struct KCounter(u64);
+
+/// Asks the kameo counter for `n + 1`.
+struct Incr;
+
+impl kameo::message::Message<Incr> for KCounter {
+    type Reply = u64;
+    async fn handle(&mut self, _: Incr, _ctx: &mut kameo::message::Context<Self, u64>) -> u64 {
+        self.0 += 1;
+        self.0
+    }
+}
+
+fn kameo_ask(n: u64) -> f64 {
+    use kameo::actor::Spawn;
+    on_runtime(move || async move {
+        let counter = KCounter::spawn(KCounter(0));
+        let t0 = Instant::now();
+        for _ in 0..n {
+            counter.ask(Incr).await.expect("kameo ask");
+        }
+        let rate = per_s(n, t0.elapsed());
+        counter.kill();
+        counter.wait_for_shutdown().await;
+        rate
+    })
+}

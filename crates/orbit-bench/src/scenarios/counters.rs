@@ -1,0 +1,72 @@
+//! `counters`: what orbit's per-process counters (handling-time measurement per message)
+//! cost. Runs the orbit subjects of `send` (5M one-way messages) and `pingpong` (1M
+//! round trips) with `orbit::set_counters(false)` and `(true)`, interleaved, swapping
+//! which setting goes first every round so neither always runs on a warmer machine.
+//!
+//! Reported per benchmark, from the best round of each setting, in nanoseconds per
+//! message (a round trip is two messages): `*_ns_per_msg_counters_off`,
+//! `*_ns_per_msg_counters_on`, and their difference `*_counter_cost_ns_per_msg` (noise
+//! can make it slightly negative). The goal (a few nanoseconds per message at most) is
+//! shown as ratio lines `*_counter_cost_ns_vs_5ns_max_1x` = cost / 5 ns.
+
+use super::{pingpong, send, Ctx};
+use crate::util::least;
+
+const SCENARIO: &str = "counters";
+const SEND_N: u64 = 5_000_000;
+const PINGPONG_N: u64 = 1_000_000;
+/// "A few nanoseconds per message at most", as a number.
+const BUDGET_NS: f64 = 5.0;
+
+/// Runs the scenario.
+pub fn run(ctx: &mut Ctx) {
+    let send_n = ctx.n(SEND_N);
+    let pp_n = ctx.n(PINGPONG_N);
+    // ns per message, [off, on].
+    let mut send_ns: [Vec<f64>; 2] = Default::default();
+    let mut pp_ns: [Vec<f64>; 2] = Default::default();
+    for round in 0..ctx.rounds {
+        let order: [bool; 2] = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for on in order {
+            orbit::set_counters(on);
+            send_ns[on as usize].push(1e9 / send::orbit(send_n));
+            pp_ns[on as usize].push(1e9 / pingpong::orbit(pp_n) / 2.0);
+        }
+    }
+    orbit::set_counters(true);
+    for (name, ns) in [("send", &send_ns), ("pingpong", &pp_ns)] {
+        let off = least(&ns[0]);
+        let on = least(&ns[1]);
+        ctx.emit_opt(
+            SCENARIO,
+            "orbit",
+            &format!("{name}_ns_per_msg_counters_off"),
+            off,
+        );
+        ctx.emit_opt(
+            SCENARIO,
+            "orbit",
+            &format!("{name}_ns_per_msg_counters_on"),
+            on,
+        );
+        if let (Some(off), Some(on)) = (off, on) {
+            let cost = on - off;
+            ctx.rep.emit(
+                SCENARIO,
+                "orbit",
+                &format!("{name}_counter_cost_ns_per_msg"),
+                cost,
+            );
+            ctx.goal(
+                SCENARIO,
+                &format!("{name}_counter_cost_ns_vs_5ns_max_1x"),
+                Some(cost),
+                Some(BUDGET_NS),
+            );
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The scenario registry: every benchmark scenario, the groups it belongs to, and the
+//! context it reports through.
+//!
+//! A scenario is a function that measures its subjects in interleaved rounds (orbit,
+//! then each peer, then orbit again, ...), emits one figure per subject (the best round)
+//! and one `"subject": "ratio"` line per goal. Add a scenario by writing a module with a
+//! `run(&mut Ctx)` function and listing it in [`SCENARIOS`]; list `runtime` among its
+//! groups if it belongs to the runtime suite. `all` runs every scenario.
+
+use crate::report::Reporter;
+
+pub mod call;
+pub mod counters;
+pub mod ets;
+pub mod pingpong;
+pub mod send;
+pub mod spawn;
+pub mod term;
+
+/// What a scenario reports through and how many rounds it runs.
+pub struct Ctx {
+    /// Where figures go.
+    pub rep: Reporter,
+    /// Interleaved rounds per subject (each subject's best round is reported).
+    pub rounds: usize,
+    /// Scale factor for message and process counts (1.0 = the counts of the issue).
+    pub scale: f64,
+}
+
+impl Ctx {
+    /// `n` scaled by `--scale`, at least 1.
+    pub fn n(&self, n: u64) -> u64 {
+        ((n as f64 * self.scale) as u64).max(1)
+    }
+
+    /// Emits `name` = `a / b` as a goal ratio line when both figures exist.
+    pub fn goal(&mut self, scenario: &str, name: &str, a: Option<f64>, b: Option<f64>) {
+        self.rep.ratio(scenario, name, a, b);
+    }
+
+    /// Emits a figure when it exists.
+    pub fn emit_opt(&mut self, scenario: &str, subject: &str, metric: &str, v: Option<f64>) {
+        if let Some(v) = v {
+            self.rep.emit(scenario, subject, metric, v);
+        }
+    }
+}
+
+/// One registered scenario.
+pub struct Scenario {
+    /// Name given on the command line.
+    pub name: &'static str,
+    /// Groups (besides `all`) that include it, e.g. `runtime`.
+    pub groups: &'static [&'static str],
+    /// One line on what it measures.
+    pub about: &'static str,
+    /// Runs it.
+    pub run: fn(&mut Ctx),
+}
+
+/// Every scenario, in the order `all` and the groups run them.
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "send",
+        groups: &["runtime"],
+        about: "5M one-way messages, one sender to one receiver",
+        run: send::run,
+    },
+    Scenario {
+        name: "pingpong",
+        groups: &["runtime"],
+        about: "1M round trips between two processes",
+        run: pingpong::run,
+    },
+    Scenario {
+        name: "call",
+        groups: &["runtime"],
+        about: "1M sequential GenServer calls to a counter",
+        run: call::run,
+    },
+    Scenario {
+        name: "spawn",
+        groups: &["runtime"],
+        about: "1M idle processes: spawns/s and resident bytes each",
+        run: spawn::run,
+    },
+    Scenario {
+        name: "counters",
+        groups: &["runtime"],
+        about: "cost of orbit's per-process counters (send, pingpong; off vs on)",
+        run: counters::run,
+    },
+    Scenario {
+        name: "ets",
+        groups: &[],
+        about: "ETS tables: inserts, 2-reader lookups, memory, GenServer vs table",
+        run: run_ets,
+    },
+    Scenario {
+        name: "term",
+        groups: &[],
+        about: "ETF encode/decode: orbit-term vs eetf vs the BEAM; typed serde vs bincode, rmp-serde",
+        run: run_term,
+    },
+];
+
+fn run_ets(ctx: &mut Ctx) {
+    ets::run(&mut ctx.rep);
+    let beam = crate::beam::baseline_value;
+    if let (Some(ins), Some(look)) = (beam("ets_inserts_per_s"), beam("ets_lookups_per_s_2readers")) {
+        let mem = crate::beam::run_snippet(
+            "T = ets:new(t, [set, public]), \
+             [ets:insert(T, {I, I}) || I <- lists:seq(1, 1000000)], \
+             io:format(\"ets_bytes_per_object ~p~n\", \
+                       [ets:info(T, memory) * erlang:system_info(wordsize) / 1000000]).",
+        )
+        .ok()
+        .and_then(|v| v.get("ets_bytes_per_object").copied());
+        ets::beam_ratios(&mut ctx.rep, ins, look, mem);
+    }
+}
+
+fn run_term(ctx: &mut Ctx) {
+    term::run(&mut ctx.rep);
+}
+
+/// The scenarios a command-line name selects: one scenario, a group, or `all`.
+pub fn select(name: &str) -> Vec<&'static Scenario> {
+    SCENARIOS
+        .iter()
+        .filter(|s| name == "all" || s.name == name || s.groups.contains(&name))
+        .collect()
+}
+
+/// Every name accepted on the command line.
+pub fn names() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = SCENARIOS.iter().map(|s| s.name).collect();
+    for s in SCENARIOS {
+        for g in s.groups {
+            if !v.contains(g) {
+                v.push(g);
+            }
+        }
+    }
+    v.push("all");
+    v
+}

@@ -1,0 +1,298 @@
+//! `spawn`: 1M idle processes — spawns per second and resident bytes per idle process.
+//!
+//! Each measurement runs in a fresh child process (this binary re-executed with the
+//! hidden `__spawn-child SUBJECT N` command) so the memory of one subject never pollutes
+//! another's. In the child, from a task on a 2-worker tokio runtime (actix: from its own
+//! single-threaded `System`, in a thread of its own):
+//! 1. read the resident set size (`/proc/self/statm`, field 2 × page size);
+//! 2. spawn N idle processes, each waiting for one message, keeping their handles in a
+//!    vector (the clock runs around this loop only: `spawns_per_s`);
+//! 3. wait until the RSS stops growing (two reads 50 ms apart within 64 KiB), so every
+//!    process has started and parked, all still alive;
+//! 4. read RSS again: `bytes_per_process` = growth / N (it includes the 8–16 byte handle
+//!    each process is kept by);
+//! 5. stop them all (a message, a dropped sender, `stop` or `kill`), then exit.
+//!
+//! Subjects: `orbit` (`orbit::spawn`, `Context::recv`), `tokio` (task awaiting an
+//! unbounded mpsc receiver), `ractor` (`Actor::spawn`, which awaits the actor's
+//! start), `kameo` (`Spawn::spawn`, default mailbox), `actix` (`Actor::start` in a
+//! `System`), and `beam` (`beam_bench:spawn_many/1`; its bytes come from
+//! `erlang:memory(processes)`, not RSS).
+//!
+//! Rounds are interleaved (orbit, beam once after the first orbit round, tokio, ractor,
+//! kameo, actix); reported: the best spawn rate and the smallest byte figure per
+//! subject. Goals: orbit at least 1M spawns/s and at most 1,000 bytes per idle process.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::Ctx;
+use crate::beam;
+use crate::util::{per_s, rss_bytes, runtime, Rounds};
+
+const SCENARIO: &str = "spawn";
+const N: u64 = 1_000_000;
+const SUBJECTS: [&str; 5] = ["orbit", "tokio", "ractor", "kameo", "actix"];
+
+/// Runs the scenario.
+pub fn run(ctx: &mut Ctx) {
+    let n = ctx.n(N);
+    let mut rate = Rounds::default();
+    let mut bytes = Rounds::default();
+    for round in 0..ctx.rounds {
+        for subject in SUBJECTS {
+            match run_child(subject, n) {
+                Ok((r, b)) => {
+                    rate.add(subject, r);
+                    bytes.add(subject, b);
+                }
+                Err(e) => eprintln!("note: spawn child for {subject} failed: {e}"),
+            }
+            if round == 0 && subject == "orbit" {
+                beam::baseline();
+            }
+        }
+    }
+    for s in SUBJECTS {
+        ctx.emit_opt(SCENARIO, s, "spawns_per_s", rate.best(s));
+        ctx.emit_opt(SCENARIO, s, "bytes_per_process", bytes.least(s));
+    }
+    ctx.emit_opt(
+        SCENARIO,
+        "beam",
+        "spawns_per_s",
+        beam::baseline_value("spawn_per_s"),
+    );
+    ctx.emit_opt(
+        SCENARIO,
+        "beam",
+        "bytes_per_process",
+        beam::baseline_value("bytes_per_idle_process"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "orbit_spawns_per_s_vs_1m_min_1x",
+        rate.best("orbit"),
+        Some(1e6),
+    );
+    ctx.goal(
+        SCENARIO,
+        "orbit_bytes_per_process_vs_1000_max_1x",
+        bytes.least("orbit"),
+        Some(1000.0),
+    );
+}
+
+/// Re-executes this binary as `__spawn-child SUBJECT N`; returns (spawns/s, bytes each).
+fn run_child(subject: &str, n: u64) -> Result<(f64, f64), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(["__spawn-child", subject, &n.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("exited with {}", out.status));
+    }
+    let v = beam::parse_kv(&String::from_utf8_lossy(&out.stdout));
+    match (v.get("spawns_per_s"), v.get("bytes_per_process")) {
+        (Some(r), Some(b)) => Ok((*r, *b)),
+        _ => Err("no figures in its output".into()),
+    }
+}
+
+/// The hidden child command: measures one subject and prints
+/// `spawns_per_s X bytes_per_process Y`.
+pub fn child_main(subject: &str, n: u64) -> Result<(), String> {
+    let (rate, bytes) = match subject {
+        "orbit" => on_tokio(n, orbit_child),
+        "tokio" => on_tokio(n, tokio_child),
+        "ractor" => on_tokio(n, ractor_child),
+        "kameo" => on_tokio(n, kameo_child),
+        "actix" => std::thread::spawn(move || actix_child(n))
+            .join()
+            .map_err(|_| "actix thread panicked".to_string())?,
+        other => return Err(format!("unknown spawn subject {other}")),
+    };
+    println!("spawns_per_s {rate} bytes_per_process {bytes}");
+    Ok(())
+}
+
+/// Waits until the RSS stops growing: two reads 50 ms apart within 64 KiB (at most 10 s).
+async fn settle() -> u64 {
+    let mut last = rss_bytes();
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = rss_bytes();
+        if now.abs_diff(last) < 64 * 1024 {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+/// What one child measurement found: the spawn-loop time and RSS before and after.
+struct Measured {
+    spawn_time: Duration,
+    rss_before: u64,
+    rss_after: u64,
+}
+
+impl Measured {
+    fn figures(&self, n: u64) -> (f64, f64) {
+        (
+            per_s(n, self.spawn_time),
+            self.rss_after.saturating_sub(self.rss_before) as f64 / n as f64,
+        )
+    }
+}
+
+fn on_tokio<Fut>(n: u64, f: fn(u64) -> Fut) -> (f64, f64)
+where
+    Fut: std::future::Future<Output = Measured> + Send + 'static,
+{
+    let rt = runtime();
+    let m = rt.block_on(async move { tokio::spawn(f(n)).await.expect("spawn child task") });
+    rt.shutdown_timeout(Duration::from_secs(10));
+    m.figures(n)
+}
+
+async fn orbit_child(n: u64) -> Measured {
+    let mut procs = Vec::with_capacity(n as usize);
+    let rss_before = rss_bytes();
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let h = orbit::spawn(|mut ctx: orbit::Context<()>| async move {
+            let _ = ctx.recv().await;
+        })
+        .expect("orbit::spawn");
+        procs.push(h);
+    }
+    let spawn_time = t0.elapsed();
+    let rss_after = settle().await;
+    for p in &procs {
+        let _ = p.send(());
+    }
+    Measured {
+        spawn_time,
+        rss_before,
+        rss_after,
+    }
+}
+
+async fn tokio_child(n: u64) -> Measured {
+    let mut senders = Vec::with_capacity(n as usize);
+    let rss_before = rss_bytes();
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        tokio::spawn(async move {
+            let _ = rx.recv().await;
+        });
+        senders.push(tx);
+    }
+    let spawn_time = t0.elapsed();
+    let rss_after = settle().await;
+    drop(senders);
+    Measured {
+        spawn_time,
+        rss_before,
+        rss_after,
+    }
+}
+
+/// An idle ractor actor.
+struct RIdle;
+
+impl ractor::Actor for RIdle {
+    type Msg = ();
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _me: ractor::ActorRef<()>,
+        _: (),
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        Ok(())
+    }
+}
+
+async fn ractor_child(n: u64) -> Measured {
+    let mut actors = Vec::with_capacity(n as usize);
+    let rss_before = rss_bytes();
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let (a, h) = ractor::Actor::spawn(None, RIdle, ())
+            .await
+            .expect("ractor spawn");
+        actors.push((a, h));
+    }
+    let spawn_time = t0.elapsed();
+    let rss_after = settle().await;
+    for (a, _) in &actors {
+        a.stop(None);
+    }
+    Measured {
+        spawn_time,
+        rss_before,
+        rss_after,
+    }
+}
+
+/// An idle kameo actor.
+#[derive(kameo::Actor)]
+struct KIdle;
+
+async fn kameo_child(n: u64) -> Measured {
+    use kameo::actor::Spawn;
+    let mut actors = Vec::with_capacity(n as usize);
+    let rss_before = rss_bytes();
+    let t0 = Instant::now();
+    for _ in 0..n {
+        actors.push(KIdle::spawn(KIdle));
+    }
+    let spawn_time = t0.elapsed();
+    let rss_after = settle().await;
+    for a in &actors {
+        a.kill();
+    }
+    Measured {
+        spawn_time,
+        rss_before,
+        rss_after,
+    }
+}
+
+/// An idle actix actor.
+struct AIdle;
+
+impl actix::Actor for AIdle {
+    type Context = actix::Context<Self>;
+}
+
+fn actix_child(n: u64) -> (f64, f64) {
+    let system = actix::System::new();
+    let m = system.block_on(async move {
+        use actix::Actor;
+        let mut addrs = Vec::with_capacity(n as usize);
+        let rss_before = rss_bytes();
+        let t0 = Instant::now();
+        for _ in 0..n {
+            addrs.push(AIdle.start());
+        }
+        let spawn_time = t0.elapsed();
+        let rss_after = settle().await;
+        // Dropping every address stops the actors.
+        drop(addrs);
+        actix::System::current().stop();
+        Measured {
+            spawn_time,
+            rss_before,
+            rss_after,
+        }
+    });
+    m.figures(n)
+}

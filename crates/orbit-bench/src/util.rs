@@ -1,0 +1,97 @@
+//! Shared helpers for the scenarios: the tokio runtime every Rust subject runs on,
+//! timing, picking the best of several rounds, and resident-memory reads.
+//!
+//! Every orbit, tokio, ractor and kameo measurement runs on a fresh multi-thread tokio
+//! runtime with 2 worker threads (the machine has 2 cores), created before the clock
+//! starts and dropped after it stops, so no subject inherits another's leftover tasks.
+
+use std::future::Future;
+use std::time::Duration;
+
+/// A fresh multi-thread tokio runtime with 2 worker threads and all drivers enabled.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("cannot build a tokio runtime")
+}
+
+/// Runs `f` on a fresh 2-worker runtime inside a spawned task (so it starts on a worker
+/// thread, as a process or actor would) and returns its output.
+pub fn on_runtime<T, F, Fut>(f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let rt = runtime();
+    let fut = f();
+    let out = rt.block_on(async move { tokio::spawn(fut).await.expect("benchmark task panicked") });
+    rt.shutdown_timeout(Duration::from_secs(5));
+    out
+}
+
+/// `count / elapsed` in events per second.
+pub fn per_s(count: u64, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+/// The best (largest) of the figures, or `None` when there are none.
+pub fn best(xs: &[f64]) -> Option<f64> {
+    xs.iter()
+        .copied()
+        .fold(None, |m, x| Some(m.map_or(x, |m: f64| m.max(x))))
+}
+
+/// The smallest of the figures, or `None` when there are none.
+pub fn least(xs: &[f64]) -> Option<f64> {
+    xs.iter()
+        .copied()
+        .fold(None, |m, x| Some(m.map_or(x, |m: f64| m.min(x))))
+}
+
+/// Resident set size of this process in bytes, from `/proc/self/statm`; 0 when unreadable.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * if page > 0 { page as u64 } else { 4096 }
+}
+
+/// Collects one figure per subject per round, in the order the rounds ran.
+#[derive(Default)]
+pub struct Rounds {
+    figures: Vec<(&'static str, f64)>,
+}
+
+impl Rounds {
+    /// Records one round's figure for `subject`.
+    pub fn add(&mut self, subject: &'static str, value: f64) {
+        self.figures.push((subject, value));
+    }
+
+    /// Every figure recorded for `subject`.
+    pub fn of(&self, subject: &str) -> Vec<f64> {
+        self.figures
+            .iter()
+            .filter(|(s, _)| *s == subject)
+            .map(|(_, v)| *v)
+            .collect()
+    }
+
+    /// The best (largest) figure recorded for `subject`.
+    pub fn best(&self, subject: &str) -> Option<f64> {
+        best(&self.of(subject))
+    }
+
+    /// The smallest figure recorded for `subject`.
+    pub fn least(&self, subject: &str) -> Option<f64> {
+        least(&self.of(subject))
+    }
+}

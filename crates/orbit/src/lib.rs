@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod dynamic_supervisor;
 pub mod error;
 pub mod exit;
 pub mod gen_server;
@@ -45,6 +46,7 @@ pub mod process;
 pub mod registry;
 pub mod router;
 pub mod signal;
+pub mod supervisor;
 mod table;
 pub mod timer;
 
@@ -62,6 +64,11 @@ pub use process::{
 };
 pub use registry::{register, registered, send_named, unregister, whereis};
 pub use signal::{demonitor, exit, link, monitor, unlink, Down, Message};
+pub use dynamic_supervisor::{DynamicOptions, DynamicSupervisor, DynamicSupervisorRef};
+pub use supervisor::{
+    ChildInfo, ChildKind, ChildSpec, Counts, Restart, Shutdown, Strategy, Supervisor,
+    SupervisorError, SupervisorOptions, SupervisorRef,
+};
 pub use table::{process_count, processes};
 pub use timer::{cancel_timer, send_after, TimerRef};
 

@@ -34,8 +34,7 @@ use crate::gen_server::{
 use crate::pid::Pid;
 use crate::signal::Message;
 use crate::supervisor::{
-    shutdown_child, ChildInfo, ChildKind, ChildSpec, Counts, Intensity,
-    SupervisorError,
+    shutdown_child, ChildInfo, ChildKind, ChildSpec, Counts, Intensity, SupervisorError,
 };
 
 /// Options of [`DynamicSupervisor::start_link`].
@@ -69,7 +68,9 @@ pub struct DynamicSupervisor;
 impl DynamicSupervisor {
     /// Starts an empty dynamic supervisor linked to the calling process (which must be a
     /// process).
-    pub async fn start_link(options: DynamicOptions) -> Result<DynamicSupervisorRef, SupervisorError> {
+    pub async fn start_link(
+        options: DynamicOptions,
+    ) -> Result<DynamicSupervisorRef, SupervisorError> {
         start(options, true).await
     }
 
@@ -93,7 +94,10 @@ impl DynamicSupervisor {
     }
 }
 
-async fn start(options: DynamicOptions, link: bool) -> Result<DynamicSupervisorRef, SupervisorError> {
+async fn start(
+    options: DynamicOptions,
+    link: bool,
+) -> Result<DynamicSupervisorRef, SupervisorError> {
     let server = DynServer {
         max_children: options.max_children,
         intensity: Intensity::new(options.max_restarts, options.max_seconds),
@@ -262,7 +266,11 @@ impl GenServer for DynServer {
         })
     }
 
-    async fn handle_info(&mut self, msg: Message<DynInfo>, ctx: &mut ServerContext<Self>) -> Next<()> {
+    async fn handle_info(
+        &mut self,
+        msg: Message<DynInfo>,
+        ctx: &mut ServerContext<Self>,
+    ) -> Next<()> {
         let step = match msg {
             Message::Exit { from, reason } => self.child_exited(from, reason, ctx).await,
             Message::Msg(DynInfo::TryAgain(key)) => self.restart(key, ctx).await,
@@ -296,7 +304,13 @@ impl DynServer {
             Ok(Some(pid)) => {
                 let key = self.next_key;
                 self.next_key += 1;
-                self.children.insert(key, DynChild { spec, pid: Some(pid) });
+                self.children.insert(
+                    key,
+                    DynChild {
+                        spec,
+                        pid: Some(pid),
+                    },
+                );
                 self.by_pid.insert(pid, key);
                 Ok(pid)
             }

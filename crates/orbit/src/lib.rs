@@ -50,13 +50,15 @@ pub mod supervisor;
 mod table;
 pub mod timer;
 
-
 use std::any::Any;
 
 pub use clock::{set_counters, set_long_handler_threshold};
+pub use dynamic_supervisor::{DynamicOptions, DynamicSupervisor, DynamicSupervisorRef};
 pub use error::{Error, SendError, Undelivered};
 pub use exit::ExitReason;
-pub use gen_server::{CallError, CallReply, GenServer, Init, Next, ReplyTo, ServerContext, ServerRef, StartError};
+pub use gen_server::{
+    CallError, CallReply, GenServer, Init, Next, ReplyTo, ServerContext, ServerRef, StartError,
+};
 pub use info::{process_info, top, ProcessInfo};
 pub use pid::{Pid, Ref};
 pub use process::{
@@ -64,7 +66,6 @@ pub use process::{
 };
 pub use registry::{register, registered, send_named, unregister, whereis};
 pub use signal::{demonitor, exit, link, monitor, unlink, Down, Message};
-pub use dynamic_supervisor::{DynamicOptions, DynamicSupervisor, DynamicSupervisorRef};
 pub use supervisor::{
     ChildInfo, ChildKind, ChildSpec, Counts, Restart, Shutdown, Strategy, Supervisor,
     SupervisorError, SupervisorOptions, SupervisorRef,

@@ -12,7 +12,9 @@ const T: Duration = Duration::from_secs(10);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_child_which_children_count_children() {
     let (tx, mut rx) = events();
-    let sup = DynamicSupervisor::start(DynamicOptions::default()).await.unwrap();
+    let sup = DynamicSupervisor::start(DynamicOptions::default())
+        .await
+        .unwrap();
     assert_eq!(sup.count_children().await.unwrap(), Counts::default());
     let a = sup.start_child(worker("a", &tx)).await.unwrap();
     assert_eq!(started(&mut rx, "a").await, a);
@@ -28,7 +30,12 @@ async fn start_child_which_children_count_children() {
     );
     assert_eq!(
         sup.count_children().await.unwrap(),
-        Counts { specs: 2, active: 2, supervisors: 0, workers: 2 }
+        Counts {
+            specs: 2,
+            active: 2,
+            supervisors: 0,
+            workers: 2
+        }
     );
     sup.stop(ExitReason::Shutdown, T).await.unwrap();
     let mut stops = vec![next(&mut rx).await, next(&mut rx).await];
@@ -72,20 +79,27 @@ async fn refuses_children_past_max_children() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_child_removes_it_and_refuses_strangers() {
     let (tx, mut rx) = events();
-    let sup = DynamicSupervisor::start(DynamicOptions::default()).await.unwrap();
+    let sup = DynamicSupervisor::start(DynamicOptions::default())
+        .await
+        .unwrap();
     let a = sup.start_child(worker("a", &tx)).await.unwrap();
     started(&mut rx, "a").await;
     sup.terminate_child(a).await.unwrap();
     assert_eq!(stopped(&mut rx, "a").await, ExitReason::Shutdown);
     assert_eq!(sup.which_children().await.unwrap(), vec![]);
-    assert_eq!(sup.terminate_child(a).await, Err(SupervisorError::NotAChild(a)));
+    assert_eq!(
+        sup.terminate_child(a).await,
+        Err(SupervisorError::NotAChild(a))
+    );
     sup.stop(ExitReason::Shutdown, T).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_children_as_their_restart_type_says() {
     let (tx, mut rx) = events();
-    let sup = DynamicSupervisor::start(DynamicOptions::default()).await.unwrap();
+    let sup = DynamicSupervisor::start(DynamicOptions::default())
+        .await
+        .unwrap();
     let p = sup.start_child(worker("p", &tx)).await.unwrap();
     started(&mut rx, "p").await;
     let t = sup
@@ -152,14 +166,22 @@ async fn restart_intensity_exceeded_stops_the_dynamic_supervisor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_errors_add_nothing() {
-    let sup = DynamicSupervisor::start(DynamicOptions::default()).await.unwrap();
+    let sup = DynamicSupervisor::start(DynamicOptions::default())
+        .await
+        .unwrap();
     let failing = ChildSpec::worker("bad", || async { Err::<Pid, _>(ExitReason::error("nope")) });
     assert_eq!(
         sup.start_child(failing).await,
-        Err(SupervisorError::StartFailed { id: "bad".into(), reason: ExitReason::error("nope") })
+        Err(SupervisorError::StartFailed {
+            id: "bad".into(),
+            reason: ExitReason::error("nope")
+        })
     );
     let ignoring = ChildSpec::worker("ign", || async { Err::<Pid, _>(StartError::Ignored) });
-    assert_eq!(sup.start_child(ignoring).await, Err(SupervisorError::Ignored));
+    assert_eq!(
+        sup.start_child(ignoring).await,
+        Err(SupervisorError::Ignored)
+    );
     assert_eq!(sup.count_children().await.unwrap(), Counts::default());
     sup.stop(ExitReason::Shutdown, T).await.unwrap();
 }

@@ -50,7 +50,9 @@ async fn children_start_in_order_and_stop_in_reverse_order() {
 async fn one_for_one_restarts_only_the_failed_child() {
     let (tx, mut rx) = events();
     let children = vec![worker("a", &tx), worker("b", &tx), worker("c", &tx)];
-    let sup = Supervisor::start(children, opts(Strategy::OneForOne)).await.unwrap();
+    let sup = Supervisor::start(children, opts(Strategy::OneForOne))
+        .await
+        .unwrap();
     let a = started(&mut rx, "a").await;
     let b = started(&mut rx, "b").await;
     let c = started(&mut rx, "c").await;
@@ -60,7 +62,11 @@ async fn one_for_one_restarts_only_the_failed_child() {
     assert_ne!(b, b2);
     assert_eq!(
         pids(&sup).await,
-        vec![("a".into(), Some(a)), ("b".into(), Some(b2)), ("c".into(), Some(c))]
+        vec![
+            ("a".into(), Some(a)),
+            ("b".into(), Some(b2)),
+            ("c".into(), Some(c))
+        ]
     );
     assert_quiet(&mut rx);
     sup.stop(ExitReason::Shutdown, T).await.unwrap();
@@ -70,7 +76,9 @@ async fn one_for_one_restarts_only_the_failed_child() {
 async fn one_for_all_restarts_all_children() {
     let (tx, mut rx) = events();
     let children = vec![worker("a", &tx), worker("b", &tx), worker("c", &tx)];
-    let sup = Supervisor::start(children, opts(Strategy::OneForAll)).await.unwrap();
+    let sup = Supervisor::start(children, opts(Strategy::OneForAll))
+        .await
+        .unwrap();
     let a = started(&mut rx, "a").await;
     let b = started(&mut rx, "b").await;
     let c = started(&mut rx, "c").await;
@@ -87,7 +95,11 @@ async fn one_for_all_restarts_all_children() {
     }
     assert_eq!(
         pids(&sup).await,
-        vec![("a".into(), Some(a2)), ("b".into(), Some(b2)), ("c".into(), Some(c2))]
+        vec![
+            ("a".into(), Some(a2)),
+            ("b".into(), Some(b2)),
+            ("c".into(), Some(c2))
+        ]
     );
     sup.stop(ExitReason::Shutdown, T).await.unwrap();
 }
@@ -101,7 +113,9 @@ async fn rest_for_one_restarts_only_the_later_siblings() {
         worker("c", &tx),
         worker("d", &tx),
     ];
-    let sup = Supervisor::start(children, opts(Strategy::RestForOne)).await.unwrap();
+    let sup = Supervisor::start(children, opts(Strategy::RestForOne))
+        .await
+        .unwrap();
     let a = started(&mut rx, "a").await;
     let b = started(&mut rx, "b").await;
     started(&mut rx, "c").await;
@@ -272,8 +286,7 @@ fn stubborn(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_timeout_escalates_to_kill() {
     let (htx, mut hrx) = tokio::sync::mpsc::unbounded_channel();
-    let child =
-        stubborn("stubborn", htx).shutdown(Shutdown::Timeout(Duration::from_millis(50)));
+    let child = stubborn("stubborn", htx).shutdown(Shutdown::Timeout(Duration::from_millis(50)));
     let sup = Supervisor::start(vec![child], SupervisorOptions::default())
         .await
         .unwrap();
@@ -355,7 +368,11 @@ async fn duplicate_ids_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn child_requests_and_their_errors() {
     let (tx, mut rx) = events();
-    let nested = Supervisor::child_spec("nested", vec![worker("inner", &tx)], SupervisorOptions::default());
+    let nested = Supervisor::child_spec(
+        "nested",
+        vec![worker("inner", &tx)],
+        SupervisorOptions::default(),
+    );
     let sup = Supervisor::start(vec![worker("a", &tx), nested], SupervisorOptions::default())
         .await
         .unwrap();
@@ -371,7 +388,12 @@ async fn child_requests_and_their_errors() {
     assert_eq!(infos[1].kind, ChildKind::Supervisor);
     assert_eq!(
         sup.count_children().await.unwrap(),
-        Counts { specs: 2, active: 2, supervisors: 1, workers: 1 }
+        Counts {
+            specs: 2,
+            active: 2,
+            supervisors: 1,
+            workers: 1
+        }
     );
 
     // terminate_child keeps the spec, not running.
@@ -380,7 +402,12 @@ async fn child_requests_and_their_errors() {
     assert_eq!(sup.which_children().await.unwrap()[0].pid, None);
     assert_eq!(
         sup.count_children().await.unwrap(),
-        Counts { specs: 2, active: 1, supervisors: 1, workers: 1 }
+        Counts {
+            specs: 2,
+            active: 1,
+            supervisors: 1,
+            workers: 1
+        }
     );
     // Terminating a stopped child is fine.
     sup.terminate_child("a").await.unwrap();
@@ -388,15 +415,24 @@ async fn child_requests_and_their_errors() {
     // restart_child only for a stopped child.
     let a = sup.restart_child("a").await.unwrap().unwrap();
     assert_eq!(started(&mut rx, "a").await, a);
-    assert_eq!(sup.restart_child("a").await, Err(SupervisorError::Running("a".into())));
+    assert_eq!(
+        sup.restart_child("a").await,
+        Err(SupervisorError::Running("a".into()))
+    );
 
     // delete_child only when stopped.
-    assert_eq!(sup.delete_child("a").await, Err(SupervisorError::Running("a".into())));
+    assert_eq!(
+        sup.delete_child("a").await,
+        Err(SupervisorError::Running("a".into()))
+    );
 
     // start_child: the id must be new.
     assert_eq!(
         sup.start_child(worker("a", &tx)).await,
-        Err(SupervisorError::AlreadyStarted { id: "a".into(), pid: a })
+        Err(SupervisorError::AlreadyStarted {
+            id: "a".into(),
+            pid: a
+        })
     );
     sup.terminate_child("a").await.unwrap();
     stopped(&mut rx, "a").await;
@@ -405,20 +441,35 @@ async fn child_requests_and_their_errors() {
         Err(SupervisorError::AlreadyPresent("a".into()))
     );
     sup.delete_child("a").await.unwrap();
-    let ids: Vec<_> = sup.which_children().await.unwrap().into_iter().map(|c| c.id).collect();
+    let ids: Vec<_> = sup
+        .which_children()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     assert_eq!(ids, vec!["nested"]);
 
     // A new child goes last.
     let b = sup.start_child(worker("b", &tx)).await.unwrap().unwrap();
     assert_eq!(started(&mut rx, "b").await, b);
-    let ids: Vec<_> = sup.which_children().await.unwrap().into_iter().map(|c| c.id).collect();
+    let ids: Vec<_> = sup
+        .which_children()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     assert_eq!(ids, vec!["nested", "b"]);
 
     // A failing start adds nothing.
     let bad = ChildSpec::worker("bad", || async { Err::<Pid, _>(ExitReason::error("nope")) });
     assert_eq!(
         sup.start_child(bad).await,
-        Err(SupervisorError::StartFailed { id: "bad".into(), reason: ExitReason::error("nope") })
+        Err(SupervisorError::StartFailed {
+            id: "bad".into(),
+            reason: ExitReason::error("nope")
+        })
     );
     assert_eq!(sup.count_children().await.unwrap().specs, 2);
 
@@ -440,9 +491,7 @@ async fn child_requests_and_their_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ignored_child_is_kept_not_running() {
-    let ignoring = ChildSpec::worker("ignored", || async {
-        Err::<Pid, _>(StartError::Ignored)
-    });
+    let ignoring = ChildSpec::worker("ignored", || async { Err::<Pid, _>(StartError::Ignored) });
     let sup = Supervisor::start(vec![ignoring], SupervisorOptions::default())
         .await
         .unwrap();
@@ -467,7 +516,10 @@ async fn the_parent_exiting_stops_a_linked_supervisor_and_its_children() {
     let sup = sup_rx.await.unwrap();
     started(&mut rx, "a").await;
     go_tx.send(()).unwrap();
-    assert_eq!(parent.wait_exit().await, ExitReason::error("parent gave up"));
+    assert_eq!(
+        parent.wait_exit().await,
+        ExitReason::error("parent gave up")
+    );
     // The supervisor stops its children with `shutdown`, then exits with its parent's reason.
     assert_eq!(stopped(&mut rx, "a").await, ExitReason::Shutdown);
     assert_eq!(sup.wait_exit().await, ExitReason::error("parent gave up"));

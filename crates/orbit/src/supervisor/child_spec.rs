@@ -114,8 +114,7 @@ impl IntoStartResult for Result<Pid, StartError> {
 
 impl IntoStartResult for Result<Pid, Error> {
     fn into_start_result(self) -> StartResult {
-        self.map(Some)
-            .map_err(|e| ExitReason::error(e.to_string()))
+        self.map(Some).map_err(|e| ExitReason::error(e.to_string()))
     }
 }
 

@@ -49,11 +49,11 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+pub(crate) use child_spec::{shutdown_child, Intensity};
 pub use child_spec::{
     ChildKind, ChildSpec, IntoStartResult, Restart, Shutdown, StartFn, StartResult,
     DEFAULT_WORKER_SHUTDOWN,
 };
-pub(crate) use child_spec::{shutdown_child, Intensity};
 
 use crate::exit::ExitReason;
 use crate::gen_server::{

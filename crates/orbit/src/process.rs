@@ -594,7 +594,9 @@ where
     async move {
         // Moves the whole guard into the future (not just the field assigned below).
         let mut guard = guard;
-        let out = CURRENT.scope(p, AssertUnwindSafe(body).catch_unwind()).await;
+        let out = CURRENT
+            .scope(p, AssertUnwindSafe(body).catch_unwind())
+            .await;
         guard.reason = Some(match out {
             Ok(r) => r.into(),
             Err(panic) => ExitReason::from_panic(panic),

@@ -36,6 +36,7 @@
 
 pub mod agent;
 pub mod clock;
+pub mod dynamic_supervisor;
 pub mod error;
 pub mod ets;
 pub mod exit;
@@ -47,6 +48,7 @@ pub mod process;
 pub mod registry;
 pub mod router;
 pub mod signal;
+pub mod supervisor;
 mod table;
 pub mod task;
 pub mod task_supervisor;
@@ -56,6 +58,7 @@ use std::any::Any;
 
 pub use agent::Agent;
 pub use clock::{set_counters, set_long_handler_threshold};
+pub use dynamic_supervisor::{DynamicOptions, DynamicSupervisor, DynamicSupervisorRef};
 pub use error::{Error, SendError, Undelivered};
 pub use exit::ExitReason;
 pub use gen_server::{
@@ -68,6 +71,10 @@ pub use process::{
 };
 pub use registry::{register, registered, send_named, unregister, whereis};
 pub use signal::{demonitor, exit, link, monitor, unlink, Down, Message};
+pub use supervisor::{
+    ChildInfo, ChildKind, ChildSpec, Counts, Restart, Shutdown, Strategy, Supervisor,
+    SupervisorError, SupervisorOptions, SupervisorRef,
+};
 pub use table::{process_count, processes};
 pub use task::{Task, TaskError};
 pub use task_supervisor::{OnTimeout, StreamOptions, TaskSupervisor};

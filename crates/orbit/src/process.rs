@@ -584,22 +584,29 @@ impl Drop for ExitGuard {
     }
 }
 
-async fn run<Fut>(p: Arc<dyn ProcessHandle>, body: Fut)
+// The guard is built before the future exists, so a process killed before its task is
+// first polled (its future dropped unpolled) still finishes: links, monitors and
+// `wait_exit` learn of its exit.
+fn run<Fut>(p: Arc<dyn ProcessHandle>, body: Fut) -> impl Future<Output = ()> + Send
 where
     Fut: Future + Send + 'static,
     Fut::Output: Into<ExitReason>,
 {
-    let mut guard = ExitGuard {
+    let guard = ExitGuard {
         p: p.clone(),
         reason: None,
     };
-    let out = CURRENT
-        .scope(p, AssertUnwindSafe(body).catch_unwind())
-        .await;
-    guard.reason = Some(match out {
-        Ok(r) => r.into(),
-        Err(panic) => ExitReason::from_panic(panic),
-    });
+    async move {
+        // Moves the whole guard into the future (not just the field assigned below).
+        let mut guard = guard;
+        let out = CURRENT
+            .scope(p, AssertUnwindSafe(body).catch_unwind())
+            .await;
+        guard.reason = Some(match out {
+            Ok(r) => r.into(),
+            Err(panic) => ExitReason::from_panic(panic),
+        });
+    }
 }
 
 /// Runs `fut` inside a fresh process and returns its output: the way to use

@@ -19,12 +19,11 @@ async fn agent_get_update_get_and_update_cast_stop() {
     .unwrap();
     a.cast(|m| *m.entry("a".into()).or_default() += 10);
     assert_eq!(a.get(|m| m.get("a").copied()).await.unwrap(), Some(11));
-    let old = a
-        .get_and_update(|m| m.insert("a".into(), 0))
+    let old = a.get_and_update(|m| m.insert("a".into(), 0)).await.unwrap();
+    assert_eq!(old, Some(11));
+    a.stop(ExitReason::Normal, Duration::from_secs(5))
         .await
         .unwrap();
-    assert_eq!(old, Some(11));
-    a.stop(ExitReason::Normal, Duration::from_secs(5)).await.unwrap();
     assert_eq!(a.get(|m| m.len()).await, Err(CallError::NoProc));
 }
 
@@ -38,12 +37,18 @@ async fn a_panicking_agent_function_crashes_the_agent_and_the_caller_gets_the_re
             }
         })
         .await;
-    assert_eq!(r, Err(CallError::Exit(ExitReason::Panic("agent fn failed".into()))));
+    assert_eq!(
+        r,
+        Err(CallError::Exit(ExitReason::Panic("agent fn failed".into())))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_start_link_needs_a_process() {
-    assert_eq!(Agent::start_link(|| 1).await.unwrap_err(), Error::NotInProcess);
+    assert_eq!(
+        Agent::start_link(|| 1).await.unwrap_err(),
+        Error::NotInProcess
+    );
     let v = run_in_process(async {
         let a = Agent::start_link(|| 41).await.unwrap();
         a.get_and_update(|v| {
@@ -76,7 +81,10 @@ async fn task_await_timeout_shuts_the_task_down() {
         t.await_timeout(Duration::from_millis(10)).await,
         Err(TaskError::Timeout)
     );
-    assert!(process_info(pid).is_none(), "the timed-out task was stopped");
+    assert!(
+        process_info(pid).is_none(),
+        "the timed-out task was stopped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,7 +124,10 @@ async fn a_crashing_async_task_kills_its_linked_caller() {
         c.recv().await; // never comes: the link kills this process first
     })
     .unwrap();
-    assert_eq!(caller.wait_exit().await, ExitReason::Panic("task crashed".into()));
+    assert_eq!(
+        caller.wait_exit().await,
+        ExitReason::Panic("task crashed".into())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +146,10 @@ async fn an_async_nolink_crash_does_not_kill_the_caller() {
     })
     .await
     .expect("the caller survives");
-    assert_eq!(outcome, Err(TaskError::Exit(ExitReason::Panic("nolink crash".into()))));
+    assert_eq!(
+        outcome,
+        Err(TaskError::Exit(ExitReason::Panic("nolink crash".into())))
+    );
     sup.stop().await;
 }
 
@@ -154,8 +168,14 @@ async fn task_supervisor_async_links_to_the_caller() {
         c.recv().await;
     })
     .unwrap();
-    assert_eq!(caller.wait_exit().await, ExitReason::Panic("linked crash".into()));
-    assert!(process_info(sup.pid()).is_some(), "the supervisor survives its task");
+    assert_eq!(
+        caller.wait_exit().await,
+        ExitReason::Panic("linked crash".into())
+    );
+    assert!(
+        process_info(sup.pid()).is_some(),
+        "the supervisor survives its task"
+    );
     sup.stop().await;
 }
 
@@ -233,7 +253,12 @@ async fn async_stream_unordered_and_timeouts() {
     let mut ok: Vec<u32> = out.iter().filter_map(|r| r.clone().ok()).collect();
     ok.sort();
     assert_eq!(ok, vec![1, 3]);
-    assert_eq!(out.iter().filter(|r| **r == Err(TaskError::Timeout)).count(), 1);
+    assert_eq!(
+        out.iter()
+            .filter(|r| **r == Err(TaskError::Timeout))
+            .count(),
+        1
+    );
     // exit: the stream ends at the first timeout.
     let out: Vec<_> = sup
         .async_stream(

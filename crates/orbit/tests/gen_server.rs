@@ -185,7 +185,9 @@ async fn init_ignore_stop_and_panic_are_reported_by_start() {
 async fn a_call_to_a_dead_server_fails_with_noproc() {
     let (p, _ev) = Probe::new(InitMode::Ok);
     let s = gen_server::start(p).await.unwrap();
-    s.stop(ExitReason::Normal, Duration::from_secs(5)).await.unwrap();
+    s.stop(ExitReason::Normal, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(s.call(Req::Get).await, Err(CallError::NoProc));
     // cast never fails
     s.cast(1);
@@ -196,7 +198,10 @@ async fn a_server_that_dies_during_a_call_gives_the_caller_its_reason() {
     let (p, mut ev) = Probe::new(InitMode::Ok);
     let s = gen_server::start(p).await.unwrap();
     let err = s.call(Req::Crash).await.unwrap_err();
-    assert_eq!(err, CallError::Exit(ExitReason::Panic("crash in call".into())));
+    assert_eq!(
+        err,
+        CallError::Exit(ExitReason::Panic("crash in call".into()))
+    );
     assert_eq!(next(&mut ev).await, "init");
     // terminate runs on a crash inside a callback, as gen_server does
     assert_eq!(next(&mut ev).await, "terminate panic: crash in call");
@@ -256,7 +261,9 @@ async fn stop_from_info_and_from_stop_run_terminate() {
 
     let (p, mut ev) = Probe::new(InitMode::Ok);
     let s = gen_server::start(p).await.unwrap();
-    s.stop(ExitReason::Shutdown, Duration::from_secs(5)).await.unwrap();
+    s.stop(ExitReason::Shutdown, Duration::from_secs(5))
+        .await
+        .unwrap();
     next(&mut ev).await;
     assert_eq!(next(&mut ev).await, "terminate shutdown");
     assert_eq!(
@@ -274,7 +281,12 @@ async fn names_call_by_name_and_already_started() {
     };
     let s = gen_server::start_with(p, opts.clone()).await.unwrap();
     gen_server::cast::<Probe>("gs_named", 3);
-    assert_eq!(gen_server::call::<Probe>("gs_named", Req::Get).await.unwrap(), "3");
+    assert_eq!(
+        gen_server::call::<Probe>("gs_named", Req::Get)
+            .await
+            .unwrap(),
+        "3"
+    );
     let (p2, _ev2) = Probe::new(InitMode::Ok);
     assert_eq!(
         gen_server::start_with(p2, opts).await.unwrap_err(),
@@ -284,7 +296,9 @@ async fn names_call_by_name_and_already_started() {
         gen_server::call::<Probe>("gs_nobody", Req::Get).await,
         Err(CallError::NotRegistered(_))
     ));
-    s.stop(ExitReason::Normal, Duration::from_secs(5)).await.unwrap();
+    s.stop(ExitReason::Normal, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(whereis("gs_named"), None);
 }
 

@@ -7,7 +7,6 @@
 //! dominate and many processes read, an [`ets`](crate) table scales where one process
 //! cannot.
 
-use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -112,7 +111,7 @@ impl<S: Send + 'static> Agent<S> {
                 Err(_) => Err(CallError::Exit(self.handle.wait_exit().await)),
             }
         };
-        tokio::time::timeout(timeout, wait)
+        crate::deadline::timeout(timeout, wait)
             .await
             .unwrap_or(Err(CallError::Timeout))
     }
@@ -163,19 +162,13 @@ impl<S: Send + 'static> Agent<S> {
 
     /// Stops the agent with `reason` after the queued functions and waits up to
     /// `timeout` for it to exit.
-    pub fn stop(
-        &self,
-        reason: ExitReason,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<(), CallError>> + Send + '_ {
-        async move {
-            if self.handle.send(AgentMsg::Stop(reason)).is_err() {
-                return Err(CallError::NoProc);
-            }
-            tokio::time::timeout(timeout, self.handle.wait_exit())
-                .await
-                .map(|_| ())
-                .map_err(|_| CallError::Timeout)
+    pub async fn stop(&self, reason: ExitReason, timeout: Duration) -> Result<(), CallError> {
+        if self.handle.send(AgentMsg::Stop(reason)).is_err() {
+            return Err(CallError::NoProc);
         }
+        crate::deadline::timeout(timeout, self.handle.wait_exit())
+            .await
+            .map(|_| ())
+            .map_err(|_| CallError::Timeout)
     }
 }

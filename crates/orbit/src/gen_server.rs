@@ -37,6 +37,10 @@ use crate::signal::Message;
 /// The default call timeout, as in OTP.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A timeout that never expires (OTP's `infinity`): the call waits until the server
+/// replies or exits, and sets no timer.
+pub const INFINITY: Duration = Duration::MAX;
+
 /// What `init` decided.
 #[derive(Debug)]
 pub enum Init<C> {
@@ -360,7 +364,8 @@ impl<G: GenServer> ServerRef<G> {
         self.call_timeout(request, DEFAULT_CALL_TIMEOUT).await
     }
 
-    /// Calls the server and waits up to `timeout` for the reply.
+    /// Calls the server and waits up to `timeout` for the reply ([`INFINITY`] waits
+    /// without a timer).
     pub async fn call_timeout(
         &self,
         request: G::Call,
@@ -392,7 +397,7 @@ impl<G: GenServer> ServerRef<G> {
                 Err(_) => Err(CallError::Exit(self.handle.wait_exit().await)),
             }
         };
-        match tokio::time::timeout(timeout, wait).await {
+        match crate::deadline::timeout(timeout, wait).await {
             Ok(r) => r,
             Err(_) => Err(CallError::Timeout),
         }
@@ -423,7 +428,7 @@ impl<G: GenServer> ServerRef<G> {
         if self.handle.send(ServerMsg::Stop(reason)).is_err() {
             return Err(CallError::NoProc);
         }
-        match tokio::time::timeout(timeout, self.handle.wait_exit()).await {
+        match crate::deadline::timeout(timeout, self.handle.wait_exit()).await {
             Ok(_) => Ok(()),
             Err(_) => Err(CallError::Timeout),
         }
@@ -498,7 +503,7 @@ pub async fn start_with<G: GenServer>(
     })?;
     let ack = match opts.timeout {
         None => ack_rx.await,
-        Some(t) => match tokio::time::timeout(t, ack_rx).await {
+        Some(t) => match crate::deadline::timeout(t, ack_rx).await {
             Ok(a) => a,
             Err(_) => {
                 crate::signal::exit(handle.pid(), ExitReason::Kill);

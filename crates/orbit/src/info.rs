@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock;
 use crate::pid::Pid;
 use crate::process::ProcessHandle;
 use crate::table;
@@ -83,7 +82,7 @@ pub(crate) fn snapshot(p: &Arc<dyn ProcessHandle>) -> ProcessInfo {
     };
     let messages_in = p.messages_in();
     let handled = core.handled.load(Ordering::Relaxed);
-    let handling_time = clock::ticks_to_duration(core.busy_ticks.load(Ordering::Relaxed));
+    let handling_time = Duration::from_nanos(core.busy_ns.load(Ordering::Relaxed));
     let queue = messages_in.saturating_sub(handled);
     let size = core.state_size.load(Ordering::Relaxed);
     ProcessInfo {

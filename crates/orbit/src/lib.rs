@@ -36,6 +36,7 @@
 
 pub mod agent;
 pub mod clock;
+pub mod deadline;
 pub mod dynamic_supervisor;
 pub mod error;
 pub mod ets;

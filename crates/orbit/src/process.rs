@@ -66,8 +66,8 @@ pub(crate) struct Core {
     pub(crate) exit: OnceLock<ExitReason>,
     /// Messages handled (written by the process only).
     pub(crate) handled: AtomicU64,
-    /// Clock ticks spent handling messages (written by the process only).
-    pub(crate) busy_ticks: AtomicU64,
+    /// Nanoseconds (coarse clock) spent handling messages (written by the process only).
+    pub(crate) busy_ns: AtomicU64,
     pub(crate) long_handlers: AtomicU32,
     /// Size estimate of the state in bytes, `u64::MAX` when the behaviour reports none.
     pub(crate) state_size: AtomicU64,
@@ -308,13 +308,13 @@ impl<M: Send + 'static> Context<M> {
         let now = clock::now();
         let spent = now.saturating_sub(self.started);
         let core = &self.proc.core;
-        core.busy_ticks.store(
-            core.busy_ticks.load(Ordering::Relaxed) + spent,
+        core.busy_ns.store(
+            core.busy_ns.load(Ordering::Relaxed) + spent,
             Ordering::Relaxed,
         );
         core.handled
             .store(core.handled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        if spent > clock::long_threshold_ticks() {
+        if spent > clock::long_threshold_ns() {
             clock::report_long_handler(core, spent);
         }
         self.started = 0;
@@ -517,6 +517,7 @@ where
     Fut::Output: Into<ExitReason>,
 {
     let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+    clock::start();
     let parent = match (opts.link_to, opts.link) {
         (Some(pid), _) => Some(table::lookup(pid).ok_or(Error::NoProc(pid))?),
         (None, true) => Some(current_or_err()?),
@@ -540,7 +541,7 @@ where
             meta: Mutex::new(meta),
             exit: OnceLock::new(),
             handled: AtomicU64::new(0),
-            busy_ticks: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
             long_handlers: AtomicU32::new(0),
             state_size: AtomicU64::new(u64::MAX),
         },

@@ -108,7 +108,7 @@ impl<T: Send + 'static> Task<T> {
                 Err(_) => Err(TaskError::Exit(handle.wait_exit().await)),
             }
         };
-        tokio::time::timeout(timeout, wait).await.ok()
+        crate::deadline::timeout(timeout, wait).await.ok()
     }
 
     /// `Task.shutdown`: unlinks, sends a `shutdown` exit signal, kills the task if it is
@@ -126,7 +126,7 @@ impl<T: Send + 'static> Task<T> {
             return Some(Err(TaskError::Exit(reason)));
         }
         crate::signal::exit(self.pid(), ExitReason::Shutdown);
-        let stopped = tokio::time::timeout(timeout, self.handle.wait_exit()).await;
+        let stopped = crate::deadline::timeout(timeout, self.handle.wait_exit()).await;
         if stopped.is_err() {
             crate::signal::exit(self.pid(), ExitReason::Kill);
             self.handle.wait_exit().await;

@@ -10,22 +10,17 @@ enum Probe {
     Ping(oneshot::Sender<()>),
 }
 
-fn echo_loop(
-    mut ctx: Context<Probe>,
-    events: tokio::sync::mpsc::UnboundedSender<String>,
-) -> impl std::future::Future<Output = ()> + Send {
-    async move {
-        loop {
-            match ctx.recv().await {
-                Message::Msg(Probe::Ping(tx)) => {
-                    let _ = tx.send(());
-                }
-                Message::Exit { from, reason } => {
-                    let _ = events.send(format!("EXIT {from} {reason}"));
-                }
-                Message::Down(d) => {
-                    let _ = events.send(format!("DOWN {} {}", d.pid, d.reason));
-                }
+async fn echo_loop(mut ctx: Context<Probe>, events: tokio::sync::mpsc::UnboundedSender<String>) {
+    loop {
+        match ctx.recv().await {
+            Message::Msg(Probe::Ping(tx)) => {
+                let _ = tx.send(());
+            }
+            Message::Exit { from, reason } => {
+                let _ = events.send(format!("EXIT {from} {reason}"));
+            }
+            Message::Down(d) => {
+                let _ = events.send(format!("DOWN {} {}", d.pid, d.reason));
             }
         }
     }

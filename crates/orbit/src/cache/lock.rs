@@ -231,6 +231,14 @@ impl<K: Hash + Eq + Clone> Locks<K> {
             .map(|r| r.owner)
     }
 
+    /// Number of callers waiting for the key's lock.
+    pub(crate) fn waiters(&self, key: &K) -> usize {
+        self.parts[self.part_of(key)]
+            .lock()
+            .get(key)
+            .map_or(0, |r| r.waiters.len())
+    }
+
     fn guard(&self, part: usize, key: &K, holder: Holder) -> Guard<'_, K> {
         Guard {
             locks: self,

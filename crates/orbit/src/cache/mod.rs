@@ -213,6 +213,11 @@ impl<K: Key, V: Value> ConCache<K, V> {
         self.inner.locks.holder(key)
     }
 
+    /// Number of callers waiting for the key's lock.
+    pub fn lock_waiters(&self, key: &K) -> usize {
+        self.inner.locks.waiters(key)
+    }
+
     /// Runs one sweep now in the owner process (as it does every `ttl_check_interval`)
     /// and returns the number of items it expired. With a [`ManualClock`], move the clock
     /// and call this to test expiry exactly.

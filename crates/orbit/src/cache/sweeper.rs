@@ -67,10 +67,15 @@ pub(crate) async fn start<K: Key, V: Value>(
                 };
                 Ok((table, metas))
             })();
-            let ok = made.is_ok();
+            let tables = made.as_ref().ok().cloned();
             let _ = tx.send(made);
-            if ok {
+            if let Some((table, metas)) = tables {
                 run(ctx, clock, interval).await;
+                // Gone before the owner's exit is visible, not just after it.
+                let _ = table.delete_table();
+                if let Some(m) = metas {
+                    let _ = m.delete_table();
+                }
             }
         })
         .map_err(|e| CacheError::InvalidOptions(format!("cannot start the owner process: {e}")))?;

@@ -115,10 +115,12 @@ impl Ticks {
         deadline.div_ceil(self.interval).max(1)
     }
 
-    /// The last tick that has ended at `now`.
+    /// The last tick a sweep at `now` takes off the wheel: every tick that may hold a
+    /// deadline at or before `now` (the last one may also hold later deadlines; the
+    /// sweep queues those again).
     #[inline]
     pub(crate) fn current(&self, now: u64) -> u64 {
-        now / self.interval
+        self.of_deadline(now)
     }
 
     /// Applies a write's TTL to `meta`; returns the tick to queue the key under, if the

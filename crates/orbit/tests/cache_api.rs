@@ -31,8 +31,12 @@ impl From<CacheError> for AppError {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_option_combinations_fail_at_start() {
-    let missing = ConCache::<u64, u64>::start(Options::new()).await.unwrap_err();
-    assert!(matches!(&missing, CacheError::InvalidOptions(m) if m.contains("ttl_check_interval must be supplied")));
+    let missing = ConCache::<u64, u64>::start(Options::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&missing, CacheError::InvalidOptions(m) if m.contains("ttl_check_interval must be supplied"))
+    );
 
     let off_with_ttl = ConCache::<u64, u64>::start(
         Options::new()
@@ -41,13 +45,17 @@ async fn invalid_option_combinations_fail_at_start() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(&off_with_ttl, CacheError::InvalidOptions(m) if m.contains("global_ttl is set")));
+    assert!(
+        matches!(&off_with_ttl, CacheError::InvalidOptions(m) if m.contains("global_ttl is set"))
+    );
 
     let interval_without_ttl =
         ConCache::<u64, u64>::start(Options::new().ttl_check_interval(Duration::from_secs(1)))
             .await
             .unwrap_err();
-    assert!(matches!(&interval_without_ttl, CacheError::InvalidOptions(m) if m.contains("needs a global_ttl")));
+    assert!(
+        matches!(&interval_without_ttl, CacheError::InvalidOptions(m) if m.contains("needs a global_ttl"))
+    );
 
     let zero_partitions = ConCache::<u64, u64>::start(no_ttl().n_lock_partitions(0))
         .await
@@ -105,8 +113,14 @@ async fn put_get_delete_size() {
 async fn insert_new_on_an_existing_key_is_already_exists() {
     let c: ConCache<u64, u64> = ConCache::start(with_ttl()).await.unwrap();
     c.insert_new(1, 10).await.unwrap();
-    assert!(matches!(c.insert_new(1, 11).await, Err(CacheError::AlreadyExists)));
-    assert!(matches!(c.dirty_insert_new(1, 12), Err(CacheError::AlreadyExists)));
+    assert!(matches!(
+        c.insert_new(1, 11).await,
+        Err(CacheError::AlreadyExists)
+    ));
+    assert!(matches!(
+        c.dirty_insert_new(1, 12),
+        Err(CacheError::AlreadyExists)
+    ));
     assert_eq!(c.get(&1).unwrap(), Some(10));
 }
 
@@ -196,21 +210,45 @@ async fn update_and_get_or_store_on_bags_are_errors() {
         c.put(1, 2).await.unwrap();
         assert_eq!(c.get_all(&1).unwrap(), vec![1, 2]);
         let e = c.update(&1, |_| Ok::<_, CacheError>(3)).await.unwrap_err();
-        assert!(matches!(e, CacheError::WrongType { op: "update", .. }), "{e}");
+        assert!(
+            matches!(e, CacheError::WrongType { op: "update", .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("set or ordered_set"));
         let e = c
             .update_existing(&1, |_| Ok::<_, CacheError>(3))
             .await
             .unwrap_err();
-        assert!(matches!(e, CacheError::WrongType { op: "update_existing", .. }));
+        assert!(matches!(
+            e,
+            CacheError::WrongType {
+                op: "update_existing",
+                ..
+            }
+        ));
         let e = c.get_or_store(&1, || async { 3 }).await.unwrap_err();
-        assert!(matches!(e, CacheError::WrongType { op: "get_or_store", .. }));
+        assert!(matches!(
+            e,
+            CacheError::WrongType {
+                op: "get_or_store",
+                ..
+            }
+        ));
         let e = c
             .fetch_or_store(&1, || async { Ok::<_, CacheError>(3) })
             .await
             .unwrap_err();
-        assert!(matches!(e, CacheError::WrongType { op: "fetch_or_store", .. }));
-        assert!(matches!(c.insert_new(1, 9).await, Err(CacheError::AlreadyExists)));
+        assert!(matches!(
+            e,
+            CacheError::WrongType {
+                op: "fetch_or_store",
+                ..
+            }
+        ));
+        assert!(matches!(
+            c.insert_new(1, 9).await,
+            Err(CacheError::AlreadyExists)
+        ));
         c.delete(&1).await.unwrap();
         assert!(c.get_all(&1).unwrap().is_empty());
     }
@@ -227,7 +265,13 @@ async fn ordered_set_caches_work_like_sets() {
     c.update(&2, |v| Ok::<_, CacheError>(v.unwrap() + 1))
         .await
         .unwrap();
-    let keys: Vec<u64> = c.ets().tab2list().unwrap().into_iter().map(|(k, _)| k).collect();
+    let keys: Vec<u64> = c
+        .ets()
+        .tab2list()
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(keys, vec![1, 2, 3]);
     assert_eq!(c.get(&2).unwrap(), Some(21));
 }
@@ -240,7 +284,11 @@ async fn the_callback_sees_updates_after_and_deletes_before() {
     let (l, cc) = (log.clone(), c.clone());
     let cache: ConCache<u64, u64> = ConCache::start(with_ttl().callback(move |e| {
         // What the table holds when the callback runs.
-        let seen = cc.lock().unwrap().as_ref().map(|c: &ConCache<u64, u64>| c.ets().get(&1).unwrap().map(|e| *e.value())).flatten();
+        let seen = cc
+            .lock()
+            .unwrap()
+            .as_ref()
+            .and_then(|c: &ConCache<u64, u64>| c.ets().get(&1).unwrap().map(|e| *e.value()));
         l.lock().unwrap().push(match e {
             Event::Update { key, value } => format!("update {key}={value} stored={seen:?}"),
             Event::Delete { key } => format!("delete {key} stored={seen:?}"),
@@ -250,7 +298,10 @@ async fn the_callback_sees_updates_after_and_deletes_before() {
     .unwrap();
     *c.lock().unwrap() = Some(cache.clone());
     cache.put(1, 10).await.unwrap();
-    cache.update(&1, |v| Ok::<_, CacheError>(v.unwrap() + 1)).await.unwrap();
+    cache
+        .update(&1, |v| Ok::<_, CacheError>(v.unwrap() + 1))
+        .await
+        .unwrap();
     cache.delete(&1).await.unwrap();
     *c.lock().unwrap() = None;
     assert_eq!(

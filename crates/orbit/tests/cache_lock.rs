@@ -11,15 +11,14 @@ use orbit::{Context, ExitReason};
 use tokio::sync::{mpsc, oneshot};
 
 async fn cache() -> ConCache<u64, u64> {
-    ConCache::start(Options::new().no_ttl_check()).await.unwrap()
+    ConCache::start(Options::new().no_ttl_check())
+        .await
+        .unwrap()
 }
 
 /// Spawns a process that holds `key`'s lock until `release` fires (or it dies).
 /// Returns once the lock is held, with the holder's pid.
-async fn hold(
-    c: &ConCache<u64, u64>,
-    key: u64,
-) -> (orbit::Handle<()>, oneshot::Sender<()>) {
+async fn hold(c: &ConCache<u64, u64>, key: u64) -> (orbit::Handle<()>, oneshot::Sender<()>) {
     let (held_tx, held_rx) = oneshot::channel();
     let (release_tx, release_rx) = oneshot::channel::<()>();
     let c = c.clone();
@@ -40,7 +39,10 @@ async fn hold(
 async fn until_waiters(c: &ConCache<u64, u64>, key: u64, n: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while c.lock_waiters(&key) != n {
-        assert!(std::time::Instant::now() < deadline, "waiters never reached {n}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waiters never reached {n}"
+        );
         tokio::task::yield_now().await;
     }
 }
@@ -158,7 +160,10 @@ async fn a_wait_past_the_timeout_names_the_holder() {
         }
         other => panic!("expected a lock timeout, got {other:?}"),
     }
-    assert!(e.to_string().contains(&format!("{:?}", holder.pid())), "{e}");
+    assert!(
+        e.to_string().contains(&format!("{:?}", holder.pid())),
+        "{e}"
+    );
     assert_eq!(c.lock_waiters(&1), 0, "a timed-out waiter leaves the queue");
     let e = c.try_isolated(&1, async {}).await.unwrap_err();
     assert!(matches!(e, CacheError::Locked { holder: h } if h == Holder::Process(holder.pid())));
@@ -275,7 +280,11 @@ async fn get_or_store_runs_its_function_once_per_key_under_concurrent_misses() {
     while let Some(got) = rx.recv().await {
         n += 1;
         for (k, v) in got {
-            assert_eq!(*seen.entry(k).or_insert(v), v, "every caller sees the one stored value");
+            assert_eq!(
+                *seen.entry(k).or_insert(v),
+                v,
+                "every caller sees the one stored value"
+            );
         }
     }
     assert_eq!(n, procs);

@@ -41,7 +41,10 @@ async fn an_item_lives_exactly_its_ttl_then_the_next_sweep_removes_it() {
     clock.set(3 * MS + TTL - NS);
     assert!(present_after_sweep(&c, 1).await, "gone before its TTL");
     clock.set(3 * MS + TTL);
-    assert!(!present_after_sweep(&c, 1).await, "kept past its TTL at a sweep");
+    assert!(
+        !present_after_sweep(&c, 1).await,
+        "kept past its TTL at a sweep"
+    );
     assert_eq!(c.stats().unwrap().expired, 1);
 }
 
@@ -64,7 +67,10 @@ async fn the_sweeper_removes_an_item_within_one_interval_after_its_ttl() {
     // sees.)
     let parked = std::time::Instant::now() + Duration::from_secs(10);
     while clock.sleepers() == 0 {
-        assert!(std::time::Instant::now() < parked, "the sweeper never slept");
+        assert!(
+            std::time::Instant::now() < parked,
+            "the sweeper never slept"
+        );
         tokio::task::yield_now().await;
     }
     clock.set(3 * MS + TTL + INTERVAL);
@@ -74,7 +80,11 @@ async fn the_sweeper_removes_an_item_within_one_interval_after_its_ttl() {
         .unwrap();
     assert_eq!(key, 7);
     // The callback runs before the delete; a sweep request queues behind the sweep.
-    assert_eq!(c.purge_expired().await.unwrap(), 0, "the sweeper had expired it already");
+    assert_eq!(
+        c.purge_expired().await.unwrap(),
+        0,
+        "the sweeper had expired it already"
+    );
     assert_eq!(c.get(&7).unwrap(), None);
     assert_eq!(c.stats().unwrap().expired, 1);
 }
@@ -89,7 +99,11 @@ async fn a_write_restarts_the_ttl_and_a_hot_key_stays_queued_once() {
         c.put(1, i).await.unwrap();
         assert!(present_after_sweep(&c, 1).await);
     }
-    assert_eq!(c.stats().unwrap().queued, 1, "rewrites must not grow the wheel");
+    assert_eq!(
+        c.stats().unwrap().queued,
+        1,
+        "rewrites must not grow the wheel"
+    );
     let last = 500 * MS;
     clock.set(last + TTL - NS);
     assert!(present_after_sweep(&c, 1).await);
@@ -157,7 +171,11 @@ async fn per_item_ttls_infinity_renew_and_no_update() {
     assert_eq!(c.get(&3).unwrap(), Some(33));
     clock.set(50 * MS);
     c.purge_expired().await.unwrap();
-    assert_eq!(c.get(&1).unwrap(), None, "updated at 20 with its own 30 ms TTL");
+    assert_eq!(
+        c.get(&1).unwrap(),
+        None,
+        "updated at 20 with its own 30 ms TTL"
+    );
     assert_eq!(c.get(&3).unwrap(), None, "renewed at 20 for 30 ms");
     assert_eq!(c.get(&4).unwrap(), Some(44));
     clock.set(TTL);
@@ -205,7 +223,10 @@ async fn a_locked_key_is_expired_one_interval_later() {
     });
     held_rx.await.unwrap();
     clock.set(TTL);
-    assert!(present_after_sweep(&c, 1).await, "the sweep skips a locked key");
+    assert!(
+        present_after_sweep(&c, 1).await,
+        "the sweep skips a locked key"
+    );
     go_tx.send(()).unwrap();
     holder.await.unwrap();
     clock.set(TTL + INTERVAL);
@@ -223,7 +244,11 @@ async fn bag_caches_expire_per_key() {
     c.put(1, 2).await.unwrap();
     clock.set(TTL);
     c.purge_expired().await.unwrap();
-    assert_eq!(c.get_all(&1).unwrap(), vec![1, 2], "the second write renewed the key");
+    assert_eq!(
+        c.get_all(&1).unwrap(),
+        vec![1, 2],
+        "the second write renewed the key"
+    );
     clock.set(50 * MS + TTL);
     c.purge_expired().await.unwrap();
     assert!(c.get_all(&1).unwrap().is_empty());

@@ -281,9 +281,8 @@ fn moka_update(per_proc: u64) -> f64 {
             let mut s = 0x5555_1234 + i;
             for _ in 0..per_proc {
                 let k = next(&mut s) % HOT_KEYS;
-                c2.entry(k).and_compute_with(|e| {
-                    Op::Put(e.map_or(0, |e| e.into_value()) + 1)
-                });
+                c2.entry(k)
+                    .and_compute_with(|e| Op::Put(e.map_or(0, |e| e.into_value()) + 1));
             }
         })
         .await;

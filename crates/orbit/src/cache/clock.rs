@@ -77,10 +77,7 @@ impl ManualClock {
     /// Moves the clock forward by `d` and wakes every sleeper whose moment has come.
     pub fn advance(&self, d: Duration) {
         let d = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let now = self
-            .nanos
-            .fetch_add(d, Ordering::AcqRel)
-            .saturating_add(d);
+        let now = self.nanos.fetch_add(d, Ordering::AcqRel).saturating_add(d);
         self.wake(now);
     }
 

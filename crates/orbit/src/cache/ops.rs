@@ -285,7 +285,9 @@ impl<K: Key, V: Value> Inner<K, V> {
 
     #[inline]
     fn peek(&self, key: &K) -> Result<Option<V>> {
-        Ok(self.table.lookup_with(key, |e| e.map(|e| e.value.clone()))?)
+        Ok(self
+            .table
+            .lookup_with(key, |e| e.map(|e| e.value.clone()))?)
     }
 
     #[inline]
@@ -339,7 +341,11 @@ impl<K: Key, V: Value> Inner<K, V> {
     }
 
     /// Runs `f` on the key's expiry state under the table's lock; `None` when missing.
-    pub(crate) fn with_meta<R>(&self, key: &K, f: impl FnOnce(&mut Meta) -> R) -> Result<Option<R>> {
+    pub(crate) fn with_meta<R>(
+        &self,
+        key: &K,
+        f: impl FnOnce(&mut Meta) -> R,
+    ) -> Result<Option<R>> {
         match &self.metas {
             Some(metas) => Ok(metas.update_element_with(key, f)?),
             None => Ok(self.table.update_element_with(key, |e| f(&mut e.meta))?),

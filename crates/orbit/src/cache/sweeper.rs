@@ -44,7 +44,11 @@ pub(crate) async fn start<K: Key, V: Value>(
     let need_metas = bag && interval.is_some();
     let clock = opts.clock.clone();
     let (tx, rx) = oneshot::channel::<Result<Tables<K, V>>>();
-    let spawn = if link { Spawn::new().link() } else { Spawn::new() };
+    let spawn = if link {
+        Spawn::new().link()
+    } else {
+        Spawn::new()
+    };
     let owner = spawn
         .label("con_cache")
         .spawn(move |ctx: Context<OwnerMsg<K, V>>| async move {
@@ -56,12 +60,7 @@ pub(crate) async fn start<K: Key, V: Value>(
                     .read_concurrency(true)
                     .build()?;
                 let metas = if need_metas {
-                    Some(
-                        Table::builder()
-                            .public()
-                            .write_concurrency(true)
-                            .build()?,
-                    )
+                    Some(Table::builder().public().write_concurrency(true).build()?)
                 } else {
                     None
                 };
@@ -172,7 +171,7 @@ impl<K: Key, V: Value> Inner<K, V> {
             for (tick, keys) in due {
                 for key in keys {
                     seen += 1;
-                    if seen % 1024 == 0 {
+                    if seen.is_multiple_of(1024) {
                         // A big sweep must not hold this worker thread for long.
                         tokio::task::yield_now().await;
                     }

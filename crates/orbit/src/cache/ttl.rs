@@ -192,9 +192,12 @@ pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(NEVER - 1)
 }
 
+/// One wheel partition: keys by tick.
+type Slots<K> = Mutex<BTreeMap<u64, Vec<K>>>;
+
 /// Keys waiting for their tick, by tick, in [`WHEEL_PARTS`] partitions.
 pub(crate) struct Wheel<K> {
-    parts: Box<[Padded<Mutex<BTreeMap<u64, Vec<K>>>>]>,
+    parts: Box<[Padded<Slots<K>>]>,
 }
 
 impl<K> Wheel<K> {

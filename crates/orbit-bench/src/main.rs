@@ -59,6 +59,19 @@ fn main() {
         }
         return;
     }
+    // Hidden child command of the `cache` scenario: `__cache-mem-child SUBJECT N`.
+    if argv.get(1).map(String::as_str) == Some("__cache-mem-child") {
+        let subject = argv.get(2).map(String::as_str).unwrap_or("");
+        let n = argv
+            .get(3)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1_000_000);
+        if let Err(e) = scenarios::cache::child_main(subject, n) {
+            eprintln!("cache child: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let args = Args::parse();
     let selected = scenarios::select(&args.scenario);
     if selected.is_empty() {

@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod cache;
 pub mod clock;
 pub mod deadline;
 pub mod dynamic_supervisor;

@@ -9,6 +9,7 @@
 
 use crate::report::Reporter;
 
+pub mod cache;
 pub mod call;
 pub mod counters;
 pub mod ets;
@@ -102,6 +103,12 @@ pub const SCENARIOS: &[Scenario] = &[
         about:
             "ETF encode/decode: orbit-term vs eetf vs the BEAM; typed serde vs bincode, rmp-serde",
         run: run_term,
+    },
+    Scenario {
+        name: "cache",
+        groups: &[],
+        about: "ConCache vs moka (TTL on): get, put (1 and 2 writers), get_or_store, isolated update, bytes per entry",
+        run: cache::run,
     },
 ];
 

@@ -1,0 +1,232 @@
+//! ConCache: an ETS-backed key/value cache with TTLs, per-key isolated writes and
+//! write callbacks (sasa1977/con_cache's contract, `../shared/reference/otp-semantics.md`
+//! §5), without its single-process bottleneck.
+//!
+//! ```
+//! use std::time::Duration;
+//! use orbit::cache::{ConCache, Options, Ttl};
+//! # #[tokio::main] async fn main() -> Result<(), orbit::cache::CacheError> {
+//! let cache: ConCache<String, u64> = ConCache::start(
+//!     Options::new()
+//!         .ttl_check_interval(Duration::from_secs(1))
+//!         .global_ttl(Ttl::After(Duration::from_secs(60))),
+//! ).await?;
+//! cache.put("a".into(), 1).await?;
+//! cache.update(&"a".into(), |v| Ok::<_, orbit::cache::CacheError>(v.unwrap_or(0) + 1)).await?;
+//! assert_eq!(cache.get(&"a".into())?, Some(2));
+//! let n = cache.get_or_store(&"b".into(), || async { 7 }).await?;
+//! assert_eq!(n, 7);
+//! # Ok(()) }
+//! ```
+//!
+//! # The contract
+//!
+//! **Starting.** [`ConCache::start`] takes [`Options`]. `ttl_check_interval` is
+//! required: a duration, or off ([`Options::no_ttl_check`]). Off with a `global_ttl`, or
+//! an interval without a `global_ttl`, is [`CacheError::InvalidOptions`] (as ConCache
+//! raises). Defaults as ConCache: `touch_on_read` off, `acquire_lock_timeout` 5 s, no
+//! callback, a `set` table, `n_lock_partitions` = available parallelism. The cache is an
+//! owner process (label `con_cache`) that owns the table and, with expiry on, sweeps it;
+//! it stops with [`ConCache::stop`], when its owner is killed, or when the last handle
+//! is dropped. After that every operation fails with [`CacheError::Stopped`].
+//!
+//! **Reads** never lock. [`get`](ConCache::get) counts a hit or a miss (also in the
+//! `metrics` facade: `orbit_cache_hits_total` / `orbit_cache_misses_total`, label
+//! `cache`) and, with `touch_on_read`, renews the item's TTL. An expired item stays
+//! readable until the sweep that removes it (as in ConCache).
+//!
+//! **Writes** (`put`, `insert_new`, `update`, `update_existing`, `get_or_store`,
+//! `fetch_or_store`, `delete`) take the key's lock first, so two of them on one key never
+//! interleave; each has a `dirty_*` twin that skips the lock. `isolated(key, fut)` runs
+//! any future under the key's lock; `try_isolated` fails with [`CacheError::Locked`]
+//! instead of waiting; a wait longer than the timeout fails with
+//! [`CacheError::LockTimeout`] naming the holder. Locks are re-entrant for the holding
+//! process, waiters are served first come first served, and a holder that dies (panics,
+//! or is killed) releases its locks: see [`lock`](self#locks).
+//!
+//! - `insert_new` on an existing key: [`CacheError::AlreadyExists`].
+//! - `update` calls your function with the current value (or `None`); `Ok(v)` stores
+//!   `v`, `Err(e)` stores nothing and returns `e`. `update_existing` on a missing key:
+//!   [`CacheError::NotExisting`].
+//! - `get_or_store` reads without the lock; on a miss it locks and reads again, so its
+//!   function runs once per key however many processes miss at once. `fetch_or_store`'s
+//!   function may fail, and then nothing is stored.
+//! - `update*` and `*_or_store` on a bag or duplicate_bag cache:
+//!   [`CacheError::WrongType`].
+//! - The callback sees [`Event::Update`] after every write and [`Event::Delete`] before
+//!   every delete, expiries included.
+//!
+//! **Expiry.** A write stores the item's TTL: the write's [`Item`] TTL if given, else
+//! the `global_ttl` (for `update` of an existing item: [`Ttl::Renew`]). An item written
+//! (or, with `touch_on_read`, read; or [`touch`](ConCache::touch)ed) at time `w` with TTL
+//! `t` is removed between `w + t` and `w + t + ttl_check_interval`. [`Ttl::Renew`]
+//! reapplies the item's last TTL; [`Ttl::NoUpdate`] keeps its expiry. A write with a TTL
+//! on a cache without a check interval: [`CacheError::NoTtlCheck`]. Expiry respects
+//! locks: an item whose key is locked at its sweep is looked at again one interval
+//! later.
+//!
+//! # Where it differs from ConCache, and why
+//!
+//! ConCache funnels every write with a TTL through one owner process (a cast per write)
+//! and every locked operation through a lock process (a call per write, 8–15 µs). Here
+//! no write waits for a process: expiry state lives in the item and in mutex-striped
+//! expiry wheels that every writer updates itself ([`ttl`]); the sweeper only reads the
+//! wheels once per interval. Locks are mutex-striped maps of per-key queues ([`lock`]).
+//!
+//! - Time comes from a [`Clock`] (default [`SystemClock`]; [`ManualClock`] for tests).
+//! - Functions given to `*_or_store` are async (they usually load from elsewhere);
+//!   `update` functions are plain closures run under the lock.
+//! - Hit/miss counting: `get` and the `*_or_store` family (ConCache also counts the
+//!   reads inside `update_existing`).
+//!
+//! # Locks
+//!
+//! Keys hash onto `n_lock_partitions` partitions; each is a mutex over a map of the keys
+//! locked in it. A lock is a guard owned by the caller's future: a panic unwinds through
+//! it and a killed process has its future dropped, either way releasing the lock and
+//! handing it to the next waiter.
+
+mod clock;
+mod error;
+mod hash;
+pub mod lock;
+mod ops;
+mod options;
+mod stats;
+mod sweeper;
+pub mod ttl;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use clock::{Clock, ManualClock, Sleep, SystemClock};
+pub use error::{CacheError, Result};
+pub use lock::Holder;
+pub use options::{default_lock_partitions, Callback, Event, Item, Options, Ttl, TtlCheck};
+pub use stats::{Stats, HITS_METRIC, MISSES_METRIC};
+pub use ttl::Entry;
+
+use crate::ets::{Key, Table, TableType, Value};
+use crate::process::Handle;
+use hash::KeyHash;
+use lock::Locks;
+use stats::Counters;
+use sweeper::OwnerMsg;
+use ttl::{Meta, Ticks, Wheel};
+
+/// A handle to a running cache: cheap to clone and to send to other processes.
+pub struct ConCache<K: Key, V: Value> {
+    inner: Arc<Inner<K, V>>,
+}
+
+impl<K: Key, V: Value> Clone for ConCache<K, V> {
+    fn clone(&self) -> Self {
+        ConCache {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K: Key, V: Value> std::fmt::Debug for ConCache<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConCache({})", self.inner.name)
+    }
+}
+
+pub(crate) struct Inner<K: Key, V: Value> {
+    table: Table<K, Entry<V>>,
+    /// Key-level expiry of bag caches (a set table beside the bag).
+    metas: Option<Table<K, Meta>>,
+    locks: Locks<K>,
+    wheel: Wheel<K>,
+    hasher: KeyHash,
+    ticks: Option<Ticks>,
+    global_ttl: Ttl,
+    touch_on_read: bool,
+    acquire_lock_timeout: Duration,
+    callback: Option<Callback<K, V>>,
+    clock: Arc<dyn Clock>,
+    counters: Counters,
+    kind: TableType,
+    name: Arc<str>,
+    owner: Handle<OwnerMsg<K, V>>,
+}
+
+impl<K: Key, V: Value> Drop for Inner<K, V> {
+    fn drop(&mut self) {
+        let _ = self.owner.send(OwnerMsg::Stop);
+    }
+}
+
+impl<K: Key, V: Value> ConCache<K, V> {
+    /// Starts a cache (an owner process, unlinked) with `opts`.
+    pub async fn start(opts: Options<K, V>) -> Result<Self> {
+        sweeper::start(opts, false).await
+    }
+
+    /// Starts a cache whose owner process is linked to the caller (a process).
+    pub async fn start_link(opts: Options<K, V>) -> Result<Self> {
+        sweeper::start(opts, true).await
+    }
+
+    /// Stops the cache: its owner exits and its table is deleted. Every handle then
+    /// fails with [`CacheError::Stopped`].
+    pub async fn stop(&self) {
+        let _ = self.inner.owner.send(OwnerMsg::Stop);
+        self.inner.owner.wait_exit().await;
+    }
+
+    /// The cache's name (its `name` option, or `con_cache#<table id>`).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The owner process's pid.
+    pub fn owner(&self) -> crate::Pid {
+        self.inner.owner.pid()
+    }
+
+    /// The underlying table (ConCache's `ets/1`): objects `(key, Entry)`. Writing it
+    /// directly bypasses locks, callbacks and expiry.
+    pub fn ets(&self) -> &Table<K, Entry<V>> {
+        &self.inner.table
+    }
+
+    /// The clock TTLs are measured on.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Number of items stored.
+    pub fn size(&self) -> Result<usize> {
+        Ok(self.inner.table.size()?)
+    }
+
+    /// Counters: hits, misses, size, expiries, sweeps.
+    pub fn stats(&self) -> Result<Stats> {
+        let size = self.inner.table.size()?;
+        Ok(self.inner.counters.snapshot(size, self.inner.wheel.len()))
+    }
+
+    /// Who holds the key's lock now, if anyone.
+    pub fn lock_holder(&self, key: &K) -> Option<Holder> {
+        self.inner.locks.holder(key)
+    }
+
+    /// Number of callers waiting for the key's lock.
+    pub fn lock_waiters(&self, key: &K) -> usize {
+        self.inner.locks.waiters(key)
+    }
+
+    /// Runs one sweep now in the owner process (as it does every `ttl_check_interval`)
+    /// and returns the number of items it expired. With a [`ManualClock`], move the clock
+    /// and call this to test expiry exactly.
+    pub async fn purge_expired(&self) -> Result<usize> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .owner
+            .send(OwnerMsg::Sweep(tx))
+            .map_err(|_| CacheError::Stopped)?;
+        rx.await.map_err(|_| CacheError::Stopped)
+    }
+}

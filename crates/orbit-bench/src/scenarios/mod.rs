@@ -13,6 +13,7 @@ pub mod call;
 pub mod counters;
 pub mod ets;
 pub mod pingpong;
+pub mod pool;
 pub mod send;
 pub mod spawn;
 pub mod term;
@@ -101,6 +102,12 @@ pub const SCENARIOS: &[Scenario] = &[
         groups: &[],
         about: "ETF encode/decode: orbit-term vs eetf vs the BEAM; typed serde vs bincode, rmp-serde",
         run: run_term,
+    },
+    Scenario {
+        name: "pool",
+        groups: &[],
+        about: "worker and resource pools vs deadpool, bb8, poolboy, NimblePool; a 2 ms call behind 1 process, a pool, tasks",
+        run: pool::run,
     },
 ];
 

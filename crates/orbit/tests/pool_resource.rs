@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orbit::pool::{
-    Caller, Cancelled, CheckinResult, CheckoutError, CheckoutResult, InitWorker, Ping,
-    PoolError, ResourcePool, ResourcePoolOptions, ResourceWorker,
+    Caller, Cancelled, CheckinResult, CheckoutError, CheckoutResult, InitWorker, Ping, PoolError,
+    ResourcePool, ResourcePoolOptions, ResourceWorker,
 };
 use orbit::ExitReason;
 use parking_lot::Mutex;
@@ -104,7 +104,9 @@ impl ResourceWorker for Conns {
     }
 
     fn terminate_worker(&mut self, reason: &ExitReason, conn: Conn) {
-        self.log.lock().push(format!("terminate {} {reason}", conn.id));
+        self.log
+            .lock()
+            .push(format!("terminate {} {reason}", conn.id));
     }
 
     fn handle_cancelled(&mut self, context: Cancelled) {
@@ -141,7 +143,8 @@ async fn eventually(mut cond: impl FnMut() -> bool) {
 
 /// Checks out with `cmd` and returns the resource id, keeping it.
 async fn use_one(p: &ResourcePool<Conns>, cmd: Cmd) -> Result<u64, CheckoutError<String>> {
-    p.checkout(cmd, |id| async move { (id, Back::Keep) }, T).await
+    p.checkout(cmd, |id| async move { (id, Back::Keep) }, T)
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +157,11 @@ async fn checkout_runs_the_function_in_the_caller_with_resources_first_in_first_
         async move {
             let me = orbit::self_pid();
             let seen = p
-                .checkout(Cmd::Use, |_id| async move { (orbit::self_pid(), Back::Keep) }, T)
+                .checkout(
+                    Cmd::Use,
+                    |_id| async move { (orbit::self_pid(), Back::Keep) },
+                    T,
+                )
                 .await
                 .unwrap();
             (me, seen)
@@ -167,7 +174,10 @@ async fn checkout_runs_the_function_in_the_caller_with_resources_first_in_first_
     assert_eq!(use_one(&p, Cmd::Use).await.unwrap(), 2);
     assert_eq!(use_one(&p, Cmd::Use).await.unwrap(), 1);
     let s = p.stats();
-    assert_eq!((s.size, s.workers, s.available, s.checked_out, s.checkouts), (2, 2, 2, 0, 3));
+    assert_eq!(
+        (s.size, s.workers, s.available, s.checked_out, s.checkouts),
+        (2, 2, 2, 0, 3)
+    );
     assert!(take(&log).is_empty());
 }
 
@@ -183,7 +193,15 @@ async fn a_lazy_pool_makes_resources_on_demand_up_to_pool_size() {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let p2 = p.clone();
     let holder = tokio::spawn(async move {
-        p2.checkout(Cmd::Use, |id| async move { rx.await.unwrap(); (id, Back::Keep) }, T).await
+        p2.checkout(
+            Cmd::Use,
+            |id| async move {
+                rx.await.unwrap();
+                (id, Back::Keep)
+            },
+            T,
+        )
+        .await
     });
     eventually(|| p.stats().checked_out == 1).await;
     assert_eq!(use_one(&p, Cmd::Use).await.unwrap(), 2);
@@ -217,7 +235,10 @@ async fn handle_checkout_can_remove_and_try_the_next_or_skip() {
         panic!("expected a skip");
     };
     // A skipped resource stays where it was: first in line.
-    assert_eq!(msg, format!("busy {}", use_one(&p, Cmd::Use).await.unwrap()));
+    assert_eq!(
+        msg,
+        format!("busy {}", use_one(&p, Cmd::Use).await.unwrap())
+    );
     assert_eq!(p.stats().restarts, 1);
 }
 
@@ -242,9 +263,10 @@ async fn a_panicking_function_removes_its_resource() {
     take(&log);
     let p2 = p.clone();
     let r = tokio::spawn(async move {
-        p2.checkout(Cmd::Use, |_id| async move { panic!("client failed") }, T)
-            .await
-            .map(|()| ())
+        let r: Result<(), _> = p2
+            .checkout(Cmd::Use, |_id| async move { panic!("client failed") }, T)
+            .await;
+        r
     })
     .await;
     assert!(r.is_err(), "the panic continues in the caller");
@@ -297,12 +319,24 @@ async fn a_queued_caller_that_times_out_is_cancelled() {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let p2 = p.clone();
     let holder = tokio::spawn(async move {
-        p2.checkout(Cmd::Use, |id| async move { rx.await.unwrap(); (id, Back::Keep) }, T).await
+        p2.checkout(
+            Cmd::Use,
+            |id| async move {
+                rx.await.unwrap();
+                (id, Back::Keep)
+            },
+            T,
+        )
+        .await
     });
     tokio::task::yield_now().await;
     assert_eq!(p.stats().checked_out, 1);
     let r = p
-        .checkout(Cmd::Use, |id| async move { (id, Back::Keep) }, Duration::from_millis(20))
+        .checkout(
+            Cmd::Use,
+            |id| async move { (id, Back::Keep) },
+            Duration::from_millis(20),
+        )
         .await;
     assert_eq!(r, Err(CheckoutError::Timeout(Duration::from_millis(20))));
     assert_eq!(take(&log), vec!["cancelled Queued"]);
@@ -427,12 +461,21 @@ async fn thousands_of_short_timeouts_lose_no_resource() {
     for t in tasks {
         t.await.unwrap();
     }
-    let (served, timed_out) = (served.load(Ordering::Relaxed), timed_out.load(Ordering::Relaxed));
+    let (served, timed_out) = (
+        served.load(Ordering::Relaxed),
+        timed_out.load(Ordering::Relaxed),
+    );
     eprintln!("served {served}, timed out {timed_out}");
     assert_eq!(served + timed_out, 4000);
-    assert!(timed_out > 100, "the test should exercise timeouts, got {timed_out}");
+    assert!(
+        timed_out > 100,
+        "the test should exercise timeouts, got {timed_out}"
+    );
     let s = p.stats();
-    assert_eq!((s.workers, s.available, s.checked_out, s.waiting), (4, 4, 0, 0));
+    assert_eq!(
+        (s.workers, s.available, s.checked_out, s.waiting),
+        (4, 4, 0, 0)
+    );
     assert_eq!(s.timeouts as usize, timed_out);
     // No resource was removed: every timeout left the queue or kept its delivery.
     assert!(!take(&log).iter().any(|l| l.starts_with("terminate")));

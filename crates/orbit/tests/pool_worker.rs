@@ -279,7 +279,10 @@ async fn a_waiter_that_times_out_leaves_the_queue() {
     let (p, _) = pool(1, 0).await;
     let held = p.checkout(true, T).await.unwrap();
     let r = p.checkout(true, Duration::from_millis(50)).await;
-    assert_eq!(r.unwrap_err(), PoolError::Timeout(Duration::from_millis(50)));
+    assert_eq!(
+        r.unwrap_err(),
+        PoolError::Timeout(Duration::from_millis(50))
+    );
     let s = p.stats();
     assert_eq!((s.waiting, s.timeouts), (0, 1));
     drop(held);
@@ -343,10 +346,16 @@ async fn thousands_of_short_timeouts_lose_no_worker() {
     for t in tasks {
         t.await.unwrap();
     }
-    let (served, timed_out) = (served.load(Ordering::Relaxed), timed_out.load(Ordering::Relaxed));
+    let (served, timed_out) = (
+        served.load(Ordering::Relaxed),
+        timed_out.load(Ordering::Relaxed),
+    );
     eprintln!("served {served}, timed out {timed_out}");
     assert_eq!(served + timed_out, 4000);
-    assert!(timed_out > 100, "the test should exercise timeouts, got {timed_out}");
+    assert!(
+        timed_out > 100,
+        "the test should exercise timeouts, got {timed_out}"
+    );
     // Overflow workers started for callers that already left are dismissed by the
     // manager when their start completes.
     eventually(|| p.status().overflow == 0).await;
@@ -378,7 +387,11 @@ async fn bad_input_gets_clear_errors() {
     let lease = a.checkout(true, T).await.unwrap();
     let worker = lease.pid();
     match b.checkin(lease) {
-        Err(CheckinError::Foreign { worker: w, owner, pool }) => {
+        Err(CheckinError::Foreign {
+            worker: w,
+            owner,
+            pool,
+        }) => {
             assert_eq!((w, owner, pool), (worker, a.pid(), b.pid()));
         }
         other => panic!("expected Foreign, got {other:?}"),
@@ -397,7 +410,10 @@ async fn bad_input_gets_clear_errors() {
     assert_eq!(worker.wait_exit().await, ExitReason::Shutdown);
     assert!(matches!(b.checkout(true, T).await, Err(PoolError::Stopped)));
     assert!(!b.is_running());
-    assert_eq!(held.checkin(), Err(CheckinError::AlreadyReturned(worker.pid())));
+    assert_eq!(
+        held.checkin(),
+        Err(CheckinError::AlreadyReturned(worker.pid()))
+    );
     assert!(matches!(b.stop(T).await, Err(PoolError::Stopped)));
 }
 
@@ -444,7 +460,9 @@ async fn a_named_pool_registers_its_manager_and_a_failing_worker_fails_the_start
             async { orbit::Init::Stop(ExitReason::error("no backend")) }
         }
     }
-    let e = Pool::start(PoolOptions::new(2, 0), || Bad).await.unwrap_err();
+    let e = Pool::start(PoolOptions::new(2, 0), || Bad)
+        .await
+        .unwrap_err();
     assert!(matches!(e, PoolError::WorkerStart(_)), "{e}");
     assert!(e.to_string().contains("no backend"));
 }
@@ -465,5 +483,9 @@ async fn stats_report_wait_times_and_utilization() {
     let max = s.wait.max.as_secs_f64();
     assert!((0.099..0.101).contains(&max), "{max}");
     // One worker busy for the whole 100 ms.
-    assert!(s.utilization > 0.9 && s.utilization <= 1.0, "{}", s.utilization);
+    assert!(
+        s.utilization > 0.9 && s.utilization <= 1.0,
+        "{}",
+        s.utilization
+    );
 }

@@ -63,11 +63,21 @@ pub fn run(ctx: &mut Ctx) {
         r.add("orbit_resource_pool", orbit_resource(per));
         r.add("orbit_pool_call", orbit_pool(per, true));
     }
-    for s in ["orbit_pool", "orbit_pool_call", "orbit_resource_pool", "deadpool", "bb8"] {
+    for s in [
+        "orbit_pool",
+        "orbit_pool_call",
+        "orbit_resource_pool",
+        "deadpool",
+        "bb8",
+    ] {
         ctx.emit_opt(SCENARIO, s, "transactions_per_s", r.best(s));
     }
-    ctx.rep
-        .emit(SCENARIO, "beam_baseline", "poolboy_transactions_per_s", POOLBOY_PER_S);
+    ctx.rep.emit(
+        SCENARIO,
+        "beam_baseline",
+        "poolboy_transactions_per_s",
+        POOLBOY_PER_S,
+    );
     ctx.rep.emit(
         SCENARIO,
         "beam_baseline",
@@ -75,9 +85,19 @@ pub fn run(ctx: &mut Ctx) {
         NIMBLE_POOL_PER_S,
     );
     let o = r.best("orbit_pool");
-    ctx.goal(SCENARIO, "orbit_pool_vs_deadpool_min_0.5x", o, r.best("deadpool"));
+    ctx.goal(
+        SCENARIO,
+        "orbit_pool_vs_deadpool_min_0.5x",
+        o,
+        r.best("deadpool"),
+    );
     ctx.goal(SCENARIO, "orbit_pool_vs_bb8_min_0.5x", o, r.best("bb8"));
-    ctx.goal(SCENARIO, "orbit_pool_vs_poolboy_min_5x", o, Some(POOLBOY_PER_S));
+    ctx.goal(
+        SCENARIO,
+        "orbit_pool_vs_poolboy_min_5x",
+        o,
+        Some(POOLBOY_PER_S),
+    );
     ctx.goal(
         SCENARIO,
         "orbit_resource_pool_vs_nimble_pool_min_5x",
@@ -177,7 +197,10 @@ impl ResourceWorker for Numbers {
     }
 
     fn handle_checkout(&mut self, _: &(), _: Caller, n: u64) -> CheckoutResult<u64, u64, ()> {
-        CheckoutResult::Ok { client: n, worker: n }
+        CheckoutResult::Ok {
+            client: n,
+            worker: n,
+        }
     }
 }
 
@@ -236,10 +259,11 @@ where
 
 fn deadpool_run(per: u64) -> f64 {
     on_runtime(move || async move {
-        let pool: deadpool::managed::Pool<DeadpoolManager> = deadpool::managed::Pool::builder(DeadpoolManager)
-            .max_size(SIZE)
-            .build()
-            .expect("deadpool build");
+        let pool: deadpool::managed::Pool<DeadpoolManager> =
+            deadpool::managed::Pool::builder(DeadpoolManager)
+                .max_size(SIZE)
+                .build()
+                .expect("deadpool build");
         let t0 = Instant::now();
         tokio_clients(CLIENTS, |_| {
             let pool = pool.clone();

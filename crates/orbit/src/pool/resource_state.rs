@@ -530,7 +530,11 @@ impl<M: ResourceWorker> Shared<M> {
         !self.inner.lock().stopped
     }
 
-    pub(super) async fn stop(&self, reason: ExitReason, timeout: Duration) -> Result<(), PoolError> {
+    pub(super) async fn stop(
+        &self,
+        reason: ExitReason,
+        timeout: Duration,
+    ) -> Result<(), PoolError> {
         let Some(h) = self.manager.get() else {
             return Err(PoolError::Stopped);
         };

@@ -44,7 +44,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::metrics::{Metrics, PoolStats};
-use super::worker_state::{self, Attempt, ManagerMsg, Shared, State};
+use super::worker_state::{self, Attempt, ManagerMsg, Out, Shared, State};
 use super::{CheckinError, PoolError};
 use crate::exit::ExitReason;
 use crate::gen_server::{GenServer, ServerRef};
@@ -138,64 +138,83 @@ pub struct Status {
 /// [`Pool::checkin`]) returns the worker to its pool.
 pub struct Lease<W: GenServer> {
     pool: Arc<Shared<W>>,
-    worker: ServerRef<W>,
-    pub(super) slot: usize,
-    id: u64,
-    armed: bool,
+    /// `Some` until the lease is checked in or taken apart.
+    out: Option<Out<W>>,
 }
 
 impl<W: GenServer> Lease<W> {
-    pub(super) fn new(pool: Arc<Shared<W>>, worker: ServerRef<W>, slot: usize, id: u64) -> Self {
+    pub(super) fn new(pool: Arc<Shared<W>>, out: Out<W>) -> Self {
         Lease {
             pool,
-            worker,
-            slot,
-            id,
-            armed: true,
+            out: Some(out),
         }
     }
 
-    /// Makes dropping this lease do nothing (the pool took the worker back itself).
-    pub(super) fn disarm(&mut self) {
-        self.armed = false;
+    /// Takes the checkout out of the lease; dropping the lease then does nothing.
+    pub(super) fn into_out(mut self) -> Out<W> {
+        // Only `Drop`, `checkin` and this take it, and each consumes the lease.
+        self.out.take().expect("a live lease holds its checkout")
     }
 
     /// The worker.
     pub fn worker(&self) -> &ServerRef<W> {
-        &self.worker
+        // `out` is `Some` for as long as the lease can be borrowed.
+        &self
+            .out
+            .as_ref()
+            .expect("a live lease holds its checkout")
+            .worker
     }
 
     /// The worker's pid.
     pub fn pid(&self) -> Pid {
-        self.worker.pid()
+        self.worker().pid()
     }
 
     /// Returns the worker to its pool now. Fails when the worker exited while checked
     /// out (it has been replaced) or the pool stopped.
-    pub fn checkin(mut self) -> Result<(), CheckinError> {
-        self.armed = false;
-        self.pool.checkin(self.slot, self.id, self.worker.pid())
+    pub fn checkin(self) -> Result<(), CheckinError> {
+        let pool = self.pool.clone();
+        pool.checkin(self.into_out())
     }
 }
 
 impl<W: GenServer> Deref for Lease<W> {
     type Target = ServerRef<W>;
     fn deref(&self) -> &ServerRef<W> {
-        &self.worker
+        self.worker()
     }
 }
 
 impl<W: GenServer> Drop for Lease<W> {
     fn drop(&mut self) {
-        if self.armed {
-            let _ = self.pool.checkin(self.slot, self.id, self.worker.pid());
+        if let Some(out) = self.out.take() {
+            let _ = self.pool.checkin(out);
         }
     }
 }
 
 impl<W: GenServer> std::fmt::Debug for Lease<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Lease({}, #{})", self.worker.pid(), self.id)
+        match &self.out {
+            Some(o) => write!(f, "Lease({}, #{})", o.worker.pid(), o.id),
+            None => f.write_str("Lease(returned)"),
+        }
+    }
+}
+
+/// A checkout held by [`Pool::transaction`]: borrows the pool instead of holding a
+/// reference count, and checks in when dropped.
+struct Held<'a, W: GenServer> {
+    shared: &'a Arc<Shared<W>>,
+    out: Option<Out<W>>,
+}
+
+impl<W: GenServer> Drop for Held<'_, W> {
+    fn drop(&mut self) {
+        if let Some(out) = self.out.take() {
+            let _ = self.shared.checkin(out);
+        }
     }
 }
 
@@ -326,8 +345,16 @@ impl<W: GenServer> Pool<W> {
     /// else, when `block`, waits up to `timeout` in a first-in first-out queue; else
     /// fails with [`PoolError::Full`].
     pub async fn checkout(&self, block: bool, timeout: Duration) -> Result<Lease<W>, PoolError> {
-        let (rx, waiter) = match self.shared.try_checkout(block) {
-            Attempt::Got(lease) => return Ok(lease),
+        match self.shared.try_checkout(block) {
+            Attempt::Got(out) => Ok(Lease::new(self.shared.clone(), out)),
+            other => self.wait(other, timeout).await,
+        }
+    }
+
+    /// The slow path of a checkout: wait for an overflow worker or in the queue.
+    async fn wait(&self, attempt: Attempt<W>, timeout: Duration) -> Result<Lease<W>, PoolError> {
+        let (rx, waiter) = match attempt {
+            Attempt::Got(out) => return Ok(Lease::new(self.shared.clone(), out)),
             Attempt::Full => return Err(PoolError::Full),
             Attempt::Stopped => return Err(PoolError::Stopped),
             Attempt::Overflow(rx) => (rx, None),
@@ -384,10 +411,18 @@ impl<W: GenServer> Pool<W> {
         F: FnOnce(ServerRef<W>) -> Fut,
         Fut: Future<Output = T>,
     {
-        let lease = self.checkout(true, timeout).await?;
-        let out = f(lease.worker().clone()).await;
-        drop(lease);
-        Ok(out)
+        let out = match self.shared.try_checkout(true) {
+            Attempt::Got(out) => out,
+            other => self.wait(other, timeout).await?.into_out(),
+        };
+        let worker = out.worker.clone();
+        let held = Held {
+            shared: &self.shared,
+            out: Some(out),
+        };
+        let r = f(worker).await;
+        drop(held);
+        Ok(r)
     }
 
     /// `poolboy:status/1`.

@@ -49,9 +49,19 @@ pub(super) struct Shared<W: GenServer> {
 }
 
 struct Slot<W: GenServer> {
-    worker: ServerRef<W>,
+    pid: Pid,
+    /// The worker's reference; moved into the lease while checked out, so a checkout
+    /// and check-in touch no reference count.
+    worker: Option<ServerRef<W>>,
     /// The id of the lease holding it, 0 while idle.
     lease: u64,
+}
+
+/// A checked-out worker: its slot, the lease id and the worker's reference.
+pub(super) struct Out<W: GenServer> {
+    pub(super) slot: usize,
+    pub(super) id: u64,
+    pub(super) worker: ServerRef<W>,
 }
 
 struct Waiter<W: GenServer> {
@@ -75,7 +85,7 @@ pub(super) struct State<W: GenServer> {
 
 /// What a checkout attempt found.
 pub(super) enum Attempt<W: GenServer> {
-    Got(Lease<W>),
+    Got(Out<W>),
     /// Queued as waiter `id`.
     Wait(u64, oneshot::Receiver<Result<Lease<W>, PoolError>>),
     /// An overflow worker is being started for this caller.
@@ -108,7 +118,11 @@ impl<W: GenServer> State<W> {
 
     fn add(&mut self, worker: ServerRef<W>) -> usize {
         let pid = worker.pid();
-        let slot = Slot { worker, lease: 0 };
+        let slot = Slot {
+            pid,
+            worker: Some(worker),
+            lease: 0,
+        };
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i] = Some(slot);
@@ -125,7 +139,7 @@ impl<W: GenServer> State<W> {
 
     fn remove(&mut self, i: usize) -> Option<Slot<W>> {
         let s = self.slots.get_mut(i)?.take()?;
-        self.by_pid.remove(&s.worker.pid());
+        self.by_pid.remove(&s.pid);
         self.free.push(i);
         Some(s)
     }
@@ -143,7 +157,7 @@ impl<W: GenServer> State<W> {
     }
 
     pub(super) fn worker_pids(&self) -> Vec<Pid> {
-        self.slots.iter().flatten().map(|s| s.worker.pid()).collect()
+        self.slots.iter().flatten().map(|s| s.pid).collect()
     }
 
     fn record(&mut self) {
@@ -162,25 +176,35 @@ impl<W: GenServer> Shared<W> {
         self.manager.get()
     }
 
-    /// Marks slot `i` checked out under a new lease.
-    fn lease(self: &Arc<Self>, st: &mut State<W>, i: usize) -> Lease<W> {
+    /// Marks slot `i` checked out under a new lease id.
+    fn take(st: &mut State<W>, i: usize) -> Out<W> {
         let id = st.id();
-        // Callers pass slots taken from `idle` or just added: they exist.
-        let slot = st.slots[i].as_mut().expect("a leased slot exists");
+        // Callers pass slots taken from `idle` or just added: they exist and hold their
+        // worker (it leaves only while checked out).
+        let slot = st.slots[i].as_mut().expect("a free slot exists");
         slot.lease = id;
-        let worker = slot.worker.clone();
+        let worker = slot.worker.take().expect("a free slot holds its worker");
         st.checked_out += 1;
-        Lease::new(self.clone(), worker, i, id)
+        Out {
+            slot: i,
+            id,
+            worker,
+        }
+    }
+
+    fn lease(self: &Arc<Self>, st: &mut State<W>, i: usize) -> Lease<W> {
+        Lease::new(self.clone(), Self::take(st, i))
     }
 
     /// Undoes [`lease`](Self::lease) for a lease that could not be delivered.
-    fn unlease(st: &mut State<W>, mut lease: Lease<W>) -> usize {
-        lease.disarm();
-        if let Some(Some(s)) = st.slots.get_mut(lease.slot) {
+    fn unlease(st: &mut State<W>, lease: Lease<W>) -> usize {
+        let out = lease.into_out();
+        if let Some(Some(s)) = st.slots.get_mut(out.slot) {
             s.lease = 0;
+            s.worker = Some(out.worker);
         }
         st.checked_out -= 1;
-        lease.slot
+        out.slot
     }
 
     pub(super) fn try_checkout(self: &Arc<Self>, block: bool) -> Attempt<W> {
@@ -189,10 +213,10 @@ impl<W: GenServer> Shared<W> {
             return Attempt::Stopped;
         }
         if let Some(i) = st.idle.pop_front() {
-            let lease = self.lease(&mut st, i);
+            let out = Self::take(&mut st, i);
             st.metrics.checkout_now();
             st.record();
-            return Attempt::Got(lease);
+            return Attempt::Got(out);
         }
         if st.overflow < self.max_overflow {
             let Some(manager) = self.manager() else {
@@ -201,7 +225,10 @@ impl<W: GenServer> Shared<W> {
             st.overflow += 1;
             let (tx, rx) = oneshot::channel();
             let since = Instant::now();
-            if manager.send(ManagerMsg::StartOverflow { tx, since }).is_err() {
+            if manager
+                .send(ManagerMsg::StartOverflow { tx, since })
+                .is_err()
+            {
                 st.overflow -= 1;
                 return Attempt::Stopped;
             }
@@ -239,16 +266,19 @@ impl<W: GenServer> Shared<W> {
         self.state.lock().metrics.timeout();
     }
 
-    /// Checks in the worker of slot `i` held under lease `id`.
-    pub(super) fn checkin(self: &Arc<Self>, i: usize, id: u64, pid: Pid) -> Result<(), CheckinError> {
+    /// Checks in a checked-out worker.
+    pub(super) fn checkin(self: &Arc<Self>, out: Out<W>) -> Result<(), CheckinError> {
         let dismiss = {
             let mut st = self.state.lock();
-            match st.slots.get_mut(i) {
-                Some(Some(s)) if s.lease == id => s.lease = 0,
-                _ => return Err(CheckinError::AlreadyReturned(pid)),
+            match st.slots.get_mut(out.slot) {
+                Some(Some(s)) if s.lease == out.id => {
+                    s.lease = 0;
+                    s.worker = Some(out.worker);
+                }
+                _ => return Err(CheckinError::AlreadyReturned(out.worker.pid())),
             }
             st.checked_out -= 1;
-            let d = self.release(&mut st, i);
+            let d = self.release(&mut st, out.slot);
             st.record();
             d
         };
@@ -278,7 +308,7 @@ impl<W: GenServer> Shared<W> {
         }
         if st.overflow > 0 {
             st.overflow -= 1;
-            return st.remove(i).map(|s| s.worker.pid());
+            return st.remove(i).map(|s| s.pid);
         }
         match self.strategy {
             Strategy::Lifo => st.idle.push_front(i),
@@ -288,7 +318,7 @@ impl<W: GenServer> Shared<W> {
     }
 
     /// Stops the pool: no more checkouts; waiters get `Stopped`. Returns the workers.
-    pub(super) fn close(&self) -> Vec<ServerRef<W>> {
+    pub(super) fn close(&self) -> Vec<Pid> {
         let mut st = self.state.lock();
         st.stopped = true;
         for w in st.waiting.drain(..) {
@@ -299,7 +329,7 @@ impl<W: GenServer> Shared<W> {
         st.free.clear();
         st.checked_out = 0;
         st.overflow = 0;
-        let workers = st.slots.drain(..).flatten().map(|s| s.worker).collect();
+        let workers = st.slots.drain(..).flatten().map(|s| s.pid).collect();
         st.record();
         workers
     }
@@ -351,8 +381,8 @@ pub(super) async fn run<W: GenServer>(
                 st.record();
             }
             Err(e) => {
-                for w in shared.close() {
-                    crate::signal::exit(w.pid(), ExitReason::Shutdown);
+                for pid in shared.close() {
+                    crate::signal::exit(pid, ExitReason::Shutdown);
                 }
                 let _ = ack.send(Err(PoolError::WorkerStart(e)));
                 return ExitReason::Normal;
@@ -383,8 +413,8 @@ pub(super) async fn run<W: GenServer>(
         }
     };
     let stop = super::shutdown_reason(&reason);
-    for w in shared.close() {
-        crate::signal::exit(w.pid(), stop.clone());
+    for pid in shared.close() {
+        crate::signal::exit(pid, stop.clone());
     }
     reason
 }
@@ -463,9 +493,9 @@ async fn worker_exit<W: GenServer>(
         }
         st.record();
     }
-    let w = start_worker(factory).await.map_err(|e| {
-        ExitReason::error(format!("pool worker replacement failed to start: {e}"))
-    })?;
+    let w = start_worker(factory)
+        .await
+        .map_err(|e| ExitReason::error(format!("pool worker replacement failed to start: {e}")))?;
     let dismiss = {
         let mut st = shared.state.lock();
         if st.stopped {

@@ -46,6 +46,7 @@ pub mod gen_server;
 pub mod info;
 mod mailbox;
 pub mod pid;
+pub mod pool;
 pub mod process;
 pub mod registry;
 pub mod router;
@@ -68,6 +69,7 @@ pub use gen_server::{
 };
 pub use info::{process_info, top, ProcessInfo};
 pub use pid::{Pid, Ref};
+pub use pool::{Pool, PoolOptions, ResourcePool, ResourcePoolOptions};
 pub use process::{
     blocking, run_in_process, self_pid, spawn, spawn_link, spawn_monitor, Context, Handle, Spawn,
 };

@@ -14,6 +14,7 @@ pub mod call;
 pub mod counters;
 pub mod ets;
 pub mod pingpong;
+pub mod pool;
 pub mod send;
 pub mod spawn;
 pub mod term;
@@ -109,6 +110,12 @@ pub const SCENARIOS: &[Scenario] = &[
         groups: &[],
         about: "ConCache vs moka (TTL on): get, put (1 and 2 writers), get_or_store, isolated update, bytes per entry",
         run: cache::run,
+    },
+    Scenario {
+        name: "pool",
+        groups: &[],
+        about: "worker and resource pools vs deadpool, bb8, poolboy, NimblePool; a 2 ms call behind 1 process, a pool, tasks",
+        run: pool::run,
     },
 ];
 

@@ -1,0 +1,649 @@
+//! The state of a [`ResourcePool`](super::ResourcePool) and its manager process.
+//!
+//! Resources are idle (in `idle`, oldest first), checked out (in `out`, by checkout
+//! id), or being made (`pending`: async inits, inits the manager will run, retries),
+//! or — in a lazy pool — not yet made (`lazy_left`). Their sum is always `pool_size`.
+//!
+//! A checkout served from the queue is delivered through a oneshot channel, under the
+//! lock. The caller, on timeout, looks under the lock: still queued means it leaves the
+//! queue; not queued means the delivery is already in its channel and it takes it. A
+//! caller that goes away instead (its future dropped) gives back a delivered resource
+//! as cancelled. Either way no resource is lost between the pool and a caller.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures::FutureExt;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::metrics::{Levels, Metrics, PoolStats};
+use super::resource_pool::{
+    Caller, Cancelled, CheckinResult, CheckoutError, CheckoutResult, InitWorker, Ping,
+    ResourcePoolOptions, ResourceWorker,
+};
+use super::PoolError;
+use crate::exit::ExitReason;
+use crate::pid::Pid;
+use crate::process::{Context, Handle, Spawn};
+use crate::signal::Message;
+
+/// How long a failed `init_worker` waits before it is tried again.
+const INIT_RETRY: Duration = Duration::from_millis(100);
+
+type Delivery<M> =
+    Result<<M as ResourceWorker>::Client, CheckoutError<<M as ResourceWorker>::Error>>;
+
+struct Waiter<M: ResourceWorker> {
+    caller: Caller,
+    command: M::Command,
+    tx: oneshot::Sender<Delivery<M>>,
+    since: Instant,
+}
+
+struct Inner<M: ResourceWorker> {
+    m: M,
+    idle: VecDeque<(M::Worker, Instant)>,
+    out: HashMap<u64, M::Worker>,
+    waiting: VecDeque<Waiter<M>>,
+    /// Resources a lazy pool may still make on demand (`None`: not lazy).
+    lazy_left: Option<usize>,
+    pending: usize,
+    next_id: u64,
+    stopped: bool,
+    metrics: Metrics,
+}
+
+impl<M: ResourceWorker> Inner<M> {
+    fn record(&mut self) {
+        let l = Levels {
+            checked_out: self.out.len(),
+            available: self.idle.len(),
+            overflow: 0,
+            waiting: self.waiting.len(),
+        };
+        self.metrics.levels(l);
+    }
+
+    fn remove_waiter(&mut self, id: u64) -> bool {
+        match self.waiting.iter().position(|w| w.caller.checkout == id) {
+            Some(pos) => {
+                self.waiting.remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn cancelled(&mut self, c: Cancelled) {
+        let m = &mut self.m;
+        if catch_unwind(AssertUnwindSafe(|| m.handle_cancelled(c))).is_err() {
+            tracing::error!("ResourcePool handle_cancelled panicked");
+        }
+    }
+}
+
+/// Requests to the manager process.
+pub(super) enum ManagerMsg {
+    /// Make one resource (one `pending` is counted for it).
+    Init,
+    /// Stop the pool.
+    Stop(ExitReason),
+}
+
+pub(super) struct Shared<M: ResourceWorker> {
+    inner: Mutex<Inner<M>>,
+    manager: OnceLock<Handle<ManagerMsg>>,
+    rt: tokio::runtime::Handle,
+    size: usize,
+    idle_timeout: Option<Duration>,
+    max_idle_pings: Option<usize>,
+}
+
+/// Starts the pool: builds the state, spawns the manager, waits for its first inits.
+pub(super) async fn start<M: ResourceWorker>(
+    m: M,
+    opts: ResourcePoolOptions,
+) -> Result<Arc<Shared<M>>, PoolError> {
+    if opts.pool_size == 0 {
+        return Err(PoolError::InvalidOptions(
+            "pool_size is 0, so no resource could ever be checked out; set pool_size >= 1",
+        ));
+    }
+    if opts.worker_idle_timeout == Some(Duration::ZERO) {
+        return Err(PoolError::InvalidOptions(
+            "worker_idle_timeout is 0, which would ping without pause; use a positive duration or None",
+        ));
+    }
+    let rt = tokio::runtime::Handle::try_current()
+        .map_err(|_| PoolError::Spawn(crate::Error::NoRuntime))?;
+    let label = opts.name.clone().unwrap_or_default();
+    let shared = Arc::new(Shared {
+        inner: Mutex::new(Inner {
+            m,
+            idle: VecDeque::new(),
+            out: HashMap::new(),
+            waiting: VecDeque::new(),
+            lazy_left: opts.lazy.then_some(opts.pool_size),
+            pending: 0,
+            next_id: 1,
+            stopped: false,
+            metrics: Metrics::new(label, opts.pool_size),
+        }),
+        manager: OnceLock::new(),
+        rt,
+        size: opts.pool_size,
+        idle_timeout: opts.worker_idle_timeout,
+        max_idle_pings: opts.max_idle_pings,
+    });
+    let (ack_tx, ack_rx) = oneshot::channel();
+    let s = shared.clone();
+    let handle = Spawn::new()
+        .trap_exit()
+        .label("resource_pool")
+        .spawn(move |ctx: Context<ManagerMsg>| run(ctx, s, ack_tx))
+        .map_err(PoolError::Spawn)?;
+    if let Some(name) = &opts.name {
+        if let Err(e) = crate::registry::register(name, handle.pid()) {
+            let _ = handle.send(ManagerMsg::Stop(ExitReason::Normal));
+            return Err(PoolError::Spawn(e));
+        }
+    }
+    match ack_rx.await {
+        Ok(()) => Ok(shared),
+        Err(_) => Err(PoolError::Stopped),
+    }
+}
+
+impl<M: ResourceWorker> Shared<M> {
+    pub(super) fn manager_pid(&self) -> Pid {
+        self.manager.get().map(|h| h.pid()).unwrap_or(Pid::NONE)
+    }
+
+    /// Runs `init_worker` once: the resource becomes idle now, later (async), or after
+    /// a retry (the callback panicked).
+    fn init_one(self: &Arc<Self>, inn: &mut Inner<M>) {
+        let m = &mut inn.m;
+        match catch_unwind(AssertUnwindSafe(|| m.init_worker())) {
+            Ok(InitWorker::Ok(w)) => inn.idle.push_back((w, Instant::now())),
+            Ok(InitWorker::Async(fut)) => {
+                inn.pending += 1;
+                let shared = self.clone();
+                self.rt.spawn(async move {
+                    let made = AssertUnwindSafe(fut).catch_unwind().await;
+                    shared.async_done(made.ok());
+                });
+            }
+            Err(_) => {
+                tracing::error!("ResourcePool init_worker panicked; retrying in {INIT_RETRY:?}");
+                inn.pending += 1;
+                self.retry_init();
+            }
+        }
+    }
+
+    fn retry_init(self: &Arc<Self>) {
+        let shared = self.clone();
+        self.rt.spawn(async move {
+            tokio::time::sleep(INIT_RETRY).await;
+            shared.async_done(None);
+        });
+    }
+
+    /// An async init finished (`Some`), or a retry is due (`None`).
+    fn async_done(self: &Arc<Self>, made: Option<M::Worker>) {
+        let mut inn = self.inner.lock();
+        inn.pending -= 1;
+        if inn.stopped {
+            if let Some(w) = made {
+                let m = &mut inn.m;
+                let _ = catch_unwind(AssertUnwindSafe(|| {
+                    m.terminate_worker(&ExitReason::Shutdown, w)
+                }));
+            }
+            return;
+        }
+        match made {
+            Some(w) => inn.idle.push_back((w, Instant::now())),
+            None => self.init_one(&mut inn),
+        }
+        self.serve(&mut inn);
+        inn.record();
+    }
+
+    /// A resource is gone: make a fresh one (through the manager, so a checkout that
+    /// keeps removing resources cannot loop), or let a lazy pool make it on demand.
+    fn replace(&self, inn: &mut Inner<M>) {
+        inn.metrics.restart();
+        if let Some(n) = &mut inn.lazy_left {
+            *n += 1;
+            return;
+        }
+        inn.pending += 1;
+        let sent = self
+            .manager
+            .get()
+            .is_some_and(|h| h.send(ManagerMsg::Init).is_ok());
+        if !sent {
+            inn.pending -= 1;
+        }
+    }
+
+    fn remove_worker(&self, inn: &mut Inner<M>, reason: &ExitReason, w: M::Worker) {
+        let m = &mut inn.m;
+        if catch_unwind(AssertUnwindSafe(|| m.terminate_worker(reason, w))).is_err() {
+            tracing::error!("ResourcePool terminate_worker panicked");
+        }
+        self.replace(inn);
+    }
+
+    /// Finds a resource for `command`: `None` when none is idle (the caller queues).
+    fn next_for(
+        self: &Arc<Self>,
+        inn: &mut Inner<M>,
+        command: &M::Command,
+        caller: Caller,
+    ) -> Option<Delivery<M>> {
+        loop {
+            if inn.idle.is_empty() {
+                match &mut inn.lazy_left {
+                    Some(n) if *n > 0 => {
+                        *n -= 1;
+                        self.init_one(inn);
+                        if inn.idle.is_empty() {
+                            return None;
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+            let (w, since) = inn.idle.pop_front()?;
+            let m = &mut inn.m;
+            match catch_unwind(AssertUnwindSafe(|| m.handle_checkout(command, caller, w))) {
+                Ok(CheckoutResult::Ok { client, worker }) => {
+                    inn.out.insert(caller.checkout, worker);
+                    return Some(Ok(client));
+                }
+                Ok(CheckoutResult::Remove(reason, w)) => self.remove_worker(inn, &reason, w),
+                Ok(CheckoutResult::Skip(e, w)) => {
+                    inn.idle.push_front((w, since));
+                    return Some(Err(CheckoutError::Skipped(e)));
+                }
+                Err(_) => {
+                    tracing::error!("ResourcePool handle_checkout panicked; resource removed");
+                    self.replace(inn);
+                }
+            }
+        }
+    }
+
+    /// Serves queued callers while resources are idle (or can be made lazily).
+    fn serve(self: &Arc<Self>, inn: &mut Inner<M>) {
+        while let Some(front) = inn.waiting.front() {
+            if front.tx.is_closed() {
+                inn.waiting.pop_front();
+                inn.metrics.timeout();
+                inn.cancelled(Cancelled::Queued);
+                continue;
+            }
+            let can_make = matches!(inn.lazy_left, Some(n) if n > 0);
+            if inn.idle.is_empty() && !can_make {
+                return;
+            }
+            let Some(w) = inn.waiting.pop_front() else {
+                return;
+            };
+            match self.next_for(inn, &w.command, w.caller) {
+                None => {
+                    inn.waiting.push_front(w);
+                    return;
+                }
+                Some(Ok(client)) => {
+                    if w.tx.send(Ok(client)).is_ok() {
+                        inn.metrics.checkout_waited(w.since);
+                    } else if let Some(res) = inn.out.remove(&w.caller.checkout) {
+                        // The caller went away after the look above.
+                        inn.cancelled(Cancelled::CheckedOut);
+                        let r = ExitReason::error("checkout cancelled: the caller went away");
+                        self.remove_worker(inn, &r, res);
+                    }
+                }
+                Some(Err(e)) => {
+                    let _ = w.tx.send(Err(e));
+                }
+            }
+        }
+    }
+
+    /// Takes a resource for `command`, waiting up to `timeout`.
+    pub(super) async fn acquire(
+        self: &Arc<Self>,
+        command: M::Command,
+        timeout: Duration,
+    ) -> Result<(Caller, M::Client), CheckoutError<M::Error>> {
+        let (mut rx, caller) = {
+            let mut inn = self.inner.lock();
+            if inn.stopped {
+                return Err(CheckoutError::Stopped);
+            }
+            let caller = Caller {
+                pid: crate::self_pid(),
+                checkout: inn.next_id,
+            };
+            inn.next_id += 1;
+            // Nobody queued: take one now. Otherwise queue behind them (first in, first out).
+            if inn.waiting.is_empty() {
+                if let Some(d) = self.next_for(&mut inn, &command, caller) {
+                    if d.is_ok() {
+                        inn.metrics.checkout_now();
+                    }
+                    inn.record();
+                    return d.map(|c| (caller, c));
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            inn.waiting.push_back(Waiter {
+                caller,
+                command,
+                tx,
+                since: Instant::now(),
+            });
+            inn.record();
+            (rx, caller)
+        };
+        let mut guard = Queued {
+            shared: self,
+            id: caller.checkout,
+            armed: true,
+        };
+        let got = tokio::time::timeout(timeout, &mut rx).await;
+        guard.armed = false;
+        match got {
+            Ok(Ok(d)) => d.map(|c| (caller, c)),
+            Ok(Err(_)) => Err(CheckoutError::Stopped),
+            Err(_) => {
+                {
+                    let mut inn = self.inner.lock();
+                    if inn.remove_waiter(caller.checkout) {
+                        inn.metrics.timeout();
+                        inn.cancelled(Cancelled::Queued);
+                        inn.record();
+                        return Err(CheckoutError::Timeout(timeout));
+                    }
+                }
+                // Served before we looked: the delivery is in the channel.
+                match rx.try_recv() {
+                    Ok(d) => d.map(|c| (caller, c)),
+                    Err(_) => Err(CheckoutError::Stopped),
+                }
+            }
+        }
+    }
+
+    /// Takes back the resource of `caller`'s checkout.
+    pub(super) fn checkin(self: &Arc<Self>, caller: Caller, checkin: M::Checkin) {
+        let mut inn = self.inner.lock();
+        let Some(w) = inn.out.remove(&caller.checkout) else {
+            return;
+        };
+        if inn.stopped {
+            let m = &mut inn.m;
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                m.terminate_worker(&ExitReason::Shutdown, w)
+            }));
+            inn.record();
+            return;
+        }
+        let m = &mut inn.m;
+        match catch_unwind(AssertUnwindSafe(|| m.handle_checkin(checkin, caller, w))) {
+            Ok(CheckinResult::Ok(w)) => {
+                let since = if self.idle_timeout.is_some() {
+                    Instant::now()
+                } else {
+                    // Never read without an idle timeout; skip the clock.
+                    inn.metrics.started()
+                };
+                inn.idle.push_back((w, since));
+            }
+            Ok(CheckinResult::Remove(reason, w)) => self.remove_worker(&mut inn, &reason, w),
+            Err(_) => {
+                tracing::error!("ResourcePool handle_checkin panicked; resource removed");
+                self.replace(&mut inn);
+            }
+        }
+        self.serve(&mut inn);
+        inn.record();
+    }
+
+    /// The checkout of `id` ended without a check-in (its function panicked or its
+    /// future was dropped): remove the resource, as NimblePool does.
+    fn cancel_checked_out(self: &Arc<Self>, id: u64, reason: ExitReason) {
+        let mut inn = self.inner.lock();
+        let Some(w) = inn.out.remove(&id) else {
+            return;
+        };
+        inn.cancelled(Cancelled::CheckedOut);
+        if inn.stopped {
+            let m = &mut inn.m;
+            let _ = catch_unwind(AssertUnwindSafe(|| m.terminate_worker(&reason, w)));
+        } else {
+            self.remove_worker(&mut inn, &reason, w);
+            self.serve(&mut inn);
+        }
+        inn.record();
+    }
+
+    /// A queued caller went away: leave the queue, or give back what was delivered.
+    fn cancel_queued(self: &Arc<Self>, id: u64) {
+        let removed = {
+            let mut inn = self.inner.lock();
+            let removed = inn.remove_waiter(id);
+            if removed {
+                inn.metrics.timeout();
+                inn.cancelled(Cancelled::Queued);
+                inn.record();
+            }
+            removed
+        };
+        if !removed {
+            self.cancel_checked_out(
+                id,
+                ExitReason::error("checkout cancelled: the caller went away"),
+            );
+        }
+    }
+
+    /// Pings the resources idle for at least the idle timeout (up to `max_idle_pings`),
+    /// oldest first. Returns a reason when a ping asked to stop the pool.
+    fn check_idle(self: &Arc<Self>, timeout: Duration) -> Option<ExitReason> {
+        let mut inn = self.inner.lock();
+        let now = Instant::now();
+        let mut budget = self.max_idle_pings.unwrap_or(usize::MAX);
+        let mut kept = VecDeque::with_capacity(inn.idle.len());
+        let mut stop = None;
+        while let Some((w, since)) = inn.idle.pop_front() {
+            if budget == 0 || now.duration_since(since) < timeout || stop.is_some() {
+                inn.idle.push_front((w, since));
+                break;
+            }
+            budget -= 1;
+            let m = &mut inn.m;
+            match catch_unwind(AssertUnwindSafe(|| m.handle_ping(w))) {
+                Ok(Ping::Ok(w)) => kept.push_back((w, since)),
+                Ok(Ping::Remove(reason, w)) => self.remove_worker(&mut inn, &reason, w),
+                Ok(Ping::Stop(reason, w)) => {
+                    kept.push_back((w, since));
+                    stop = Some(ExitReason::shutdown_with(reason.to_string()));
+                }
+                Err(_) => {
+                    tracing::error!("ResourcePool handle_ping panicked; resource removed");
+                    self.replace(&mut inn);
+                }
+            }
+        }
+        kept.append(&mut inn.idle);
+        inn.idle = kept;
+        inn.record();
+        stop
+    }
+
+    /// Stops taking checkouts: idle resources are terminated, waiters told.
+    fn close(&self, reason: &ExitReason) {
+        let mut inn = self.inner.lock();
+        if inn.stopped {
+            return;
+        }
+        inn.stopped = true;
+        for w in inn.waiting.drain(..).collect::<Vec<_>>() {
+            let _ = w.tx.send(Err(CheckoutError::Stopped));
+        }
+        let reason = super::shutdown_reason(reason);
+        while let Some((w, _)) = inn.idle.pop_front() {
+            let m = &mut inn.m;
+            if catch_unwind(AssertUnwindSafe(|| m.terminate_worker(&reason, w))).is_err() {
+                tracing::error!("ResourcePool terminate_worker panicked");
+            }
+        }
+        inn.record();
+    }
+
+    pub(super) fn stats(&self) -> PoolStats {
+        let inn = self.inner.lock();
+        let mut s = PoolStats {
+            size: self.size,
+            max_overflow: 0,
+            workers: inn.idle.len() + inn.out.len(),
+            available: inn.idle.len(),
+            checked_out: inn.out.len(),
+            overflow: 0,
+            waiting: inn.waiting.len(),
+            ..Default::default()
+        };
+        inn.metrics.snapshot(&mut s);
+        s
+    }
+
+    pub(super) fn is_running(&self) -> bool {
+        !self.inner.lock().stopped
+    }
+
+    pub(super) async fn stop(
+        &self,
+        reason: ExitReason,
+        timeout: Duration,
+    ) -> Result<(), PoolError> {
+        let Some(h) = self.manager.get() else {
+            return Err(PoolError::Stopped);
+        };
+        if h.send(ManagerMsg::Stop(reason)).is_err() {
+            return Err(PoolError::Stopped);
+        }
+        tokio::time::timeout(timeout, h.wait_exit())
+            .await
+            .map(|_| ())
+            .map_err(|_| PoolError::Timeout(timeout))
+    }
+}
+
+/// Leaves the queue (or gives back a delivered resource) if the waiting caller's future
+/// is dropped.
+struct Queued<'a, M: ResourceWorker> {
+    shared: &'a Arc<Shared<M>>,
+    id: u64,
+    armed: bool,
+}
+
+impl<M: ResourceWorker> Drop for Queued<'_, M> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.cancel_queued(self.id);
+        }
+    }
+}
+
+/// Removes the checked-out resource unless the checkout's function completed.
+pub(super) struct CheckedOut<'a, M: ResourceWorker> {
+    pub(super) shared: &'a Arc<Shared<M>>,
+    pub(super) caller: Caller,
+    pub(super) armed: bool,
+}
+
+impl<M: ResourceWorker> Drop for CheckedOut<'_, M> {
+    fn drop(&mut self) {
+        if self.armed {
+            let reason = if std::thread::panicking() {
+                ExitReason::error("the checkout function panicked")
+            } else {
+                ExitReason::error("checkout cancelled: the caller went away")
+            };
+            self.shared.cancel_checked_out(self.caller.checkout, reason);
+        }
+    }
+}
+
+/// Marks the pool stopped however the manager ends (also when killed).
+struct CloseGuard<M: ResourceWorker>(Arc<Shared<M>>);
+
+impl<M: ResourceWorker> Drop for CloseGuard<M> {
+    fn drop(&mut self) {
+        self.0.close(&ExitReason::Killed);
+    }
+}
+
+/// The manager process: makes the first resources, then runs inits, idle pings and
+/// the stop.
+async fn run<M: ResourceWorker>(
+    mut ctx: Context<ManagerMsg>,
+    shared: Arc<Shared<M>>,
+    ack: oneshot::Sender<()>,
+) -> ExitReason {
+    let _ = shared.manager.set(ctx.handle());
+    let guard = CloseGuard(shared.clone());
+    {
+        let mut inn = shared.inner.lock();
+        if inn.lazy_left.is_none() {
+            for _ in 0..shared.size {
+                shared.init_one(&mut inn);
+            }
+        }
+        inn.record();
+    }
+    let _ = ack.send(());
+    let mut next_ping = shared.idle_timeout.map(|t| Instant::now() + t);
+    let reason = loop {
+        let msg = match next_ping {
+            Some(at) => match tokio::time::timeout_at(at, ctx.recv()).await {
+                Ok(m) => m,
+                Err(_) => {
+                    // `next_ping` is only set when the timeout is.
+                    let t = shared.idle_timeout.unwrap_or(Duration::from_secs(1));
+                    if let Some(r) = shared.check_idle(t) {
+                        break r;
+                    }
+                    next_ping = Some(Instant::now() + t);
+                    continue;
+                }
+            },
+            None => ctx.recv().await,
+        };
+        match msg {
+            Message::Msg(ManagerMsg::Init) => {
+                let mut inn = shared.inner.lock();
+                inn.pending -= 1;
+                if !inn.stopped {
+                    shared.init_one(&mut inn);
+                    shared.serve(&mut inn);
+                    inn.record();
+                }
+            }
+            Message::Msg(ManagerMsg::Stop(r)) => break r,
+            Message::Exit { .. } | Message::Down(_) => {}
+        }
+    };
+    shared.close(&reason);
+    drop(guard);
+    reason
+}

@@ -1,0 +1,512 @@
+//! `Pool`: poolboy's worker pool — GenServer workers started, linked and restarted by
+//! the pool's manager process, checked out by callers one at a time.
+//!
+//! The contract, as poolboy's (`src/poolboy.erl`):
+//! - Options: `size` (5) workers started with the pool, up to `max_overflow` (10) more
+//!   started on demand, `strategy` [`Strategy::Lifo`] (the most recently returned worker
+//!   goes out first) or [`Strategy::Fifo`].
+//! - [`Pool::checkout`]`(block, timeout)` (5 s in [`Pool::transaction`]'s examples):
+//!   an idle worker; else a new overflow worker while `overflow < max_overflow`; else,
+//!   when `block`, a place in a first-in first-out queue for up to `timeout`; else
+//!   [`PoolError::Full`]. A waiter that times out leaves the queue, and a worker handed
+//!   to it at that moment goes back to the pool.
+//! - [`Pool::checkin`] (or dropping the [`Lease`]): the worker goes to the first waiter;
+//!   with nobody waiting, an overflow worker is stopped (poolboy stops whichever worker
+//!   was checked in while the pool overflows); otherwise it becomes idle.
+//! - [`Pool::transaction`]`(f, timeout)`: checkout, run, always check in — also when
+//!   `f` returns an error, panics, or its future is dropped.
+//! - A worker that dies, idle or checked out, is forgotten and replaced (or, when the
+//!   pool overflows and nobody waits, the overflow count drops instead). A caller that
+//!   dies holding a worker returns it.
+//! - [`Pool::status`]: `(ready | overflow | full, available, overflow, checked_out)`.
+//!
+//! Deliberate differences:
+//! - A checkout returns a [`Lease`], which owns the checkout: dropping it checks the
+//!   worker in. A caller that dies (panics, is killed, or its future is dropped) drops
+//!   its lease, which is how "a caller that dies returns its worker" holds here — also
+//!   for callers that are plain tokio tasks, and without a monitor per checkout. A
+//!   lease moved to another process stays checked out until that process drops it.
+//! - Check-in of a lease from another pool, or of a worker that exited while checked
+//!   out, is an error ([`CheckinError`]) instead of being ignored; a double check-in
+//!   cannot compile.
+//! - The queue and the idle workers are shared state under a short lock, so checkout
+//!   and check-in cost no round trip through the manager; the manager serialises only
+//!   worker starts, exits and dismissals.
+//! - A replacement worker that cannot start stops the pool with that error (poolboy's
+//!   manager crashes on it and relies on its supervisor).
+
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use super::metrics::{Metrics, PoolStats};
+use super::worker_state::{self, Attempt, ManagerMsg, Out, Shared, State};
+use super::{CheckinError, PoolError};
+use crate::exit::ExitReason;
+use crate::gen_server::{GenServer, ServerRef};
+use crate::pid::Pid;
+use crate::process::{self, Context, Spawn};
+
+/// Which idle worker a checkout gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// The most recently checked-in worker (poolboy's default): warm workers stay warm,
+    /// the others stay idle.
+    #[default]
+    Lifo,
+    /// The worker idle the longest: load spreads over every worker.
+    Fifo,
+}
+
+/// Options of [`Pool::start`].
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Workers started with the pool and kept running (default 5).
+    pub size: usize,
+    /// Extra workers started when every worker is busy, stopped on check-in when nobody
+    /// waits (default 10).
+    pub max_overflow: usize,
+    /// Which idle worker goes out first (default LIFO).
+    pub strategy: Strategy,
+    /// Register the manager under this name (also the `pool` label of its metrics).
+    pub name: Option<String>,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            size: 5,
+            max_overflow: 10,
+            strategy: Strategy::Lifo,
+            name: None,
+        }
+    }
+}
+
+impl PoolOptions {
+    /// Options with `size` workers and `max_overflow` extra ones.
+    pub fn new(size: usize, max_overflow: usize) -> Self {
+        PoolOptions {
+            size,
+            max_overflow,
+            ..Default::default()
+        }
+    }
+
+    /// Sets the strategy.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Sets the name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// poolboy's state name in [`Status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolState {
+    /// Idle workers are available.
+    Ready,
+    /// No idle worker, but overflow workers can still be started (or some run).
+    Overflow,
+    /// No idle worker and no overflow left: blocking checkouts wait.
+    Full,
+}
+
+/// `poolboy:status/1`: `{state, available, overflow, checked_out}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// Ready, overflowing or full.
+    pub state: PoolState,
+    /// Idle workers.
+    pub available: usize,
+    /// Overflow workers running (or starting).
+    pub overflow: usize,
+    /// Workers checked out.
+    pub checked_out: usize,
+}
+
+/// A checked-out worker. Dereferences to the worker's [`ServerRef`]; dropping it (or
+/// [`Pool::checkin`]) returns the worker to its pool.
+pub struct Lease<W: GenServer> {
+    pool: Arc<Shared<W>>,
+    /// `Some` until the lease is checked in or taken apart.
+    out: Option<Out<W>>,
+}
+
+impl<W: GenServer> Lease<W> {
+    pub(super) fn new(pool: Arc<Shared<W>>, out: Out<W>) -> Self {
+        Lease {
+            pool,
+            out: Some(out),
+        }
+    }
+
+    /// Takes the checkout out of the lease; dropping the lease then does nothing.
+    pub(super) fn into_out(mut self) -> Out<W> {
+        // Only `Drop`, `checkin` and this take it, and each consumes the lease.
+        self.out.take().expect("a live lease holds its checkout")
+    }
+
+    /// The worker.
+    pub fn worker(&self) -> &ServerRef<W> {
+        // `out` is `Some` for as long as the lease can be borrowed.
+        &self
+            .out
+            .as_ref()
+            .expect("a live lease holds its checkout")
+            .worker
+    }
+
+    /// The worker's pid.
+    pub fn pid(&self) -> Pid {
+        self.worker().pid()
+    }
+
+    /// Returns the worker to its pool now. Fails when the worker exited while checked
+    /// out (it has been replaced) or the pool stopped.
+    pub fn checkin(self) -> Result<(), CheckinError> {
+        let pool = self.pool.clone();
+        pool.checkin(self.into_out())
+    }
+}
+
+impl<W: GenServer> Deref for Lease<W> {
+    type Target = ServerRef<W>;
+    fn deref(&self) -> &ServerRef<W> {
+        self.worker()
+    }
+}
+
+impl<W: GenServer> Drop for Lease<W> {
+    fn drop(&mut self) {
+        if let Some(out) = self.out.take() {
+            let _ = self.pool.checkin(out);
+        }
+    }
+}
+
+impl<W: GenServer> std::fmt::Debug for Lease<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.out {
+            Some(o) => write!(f, "Lease({}, #{})", o.worker.pid(), o.id),
+            None => f.write_str("Lease(returned)"),
+        }
+    }
+}
+
+/// A checkout held by [`Pool::transaction`]: borrows the pool instead of holding a
+/// reference count, and checks in when dropped.
+struct Held<'a, W: GenServer> {
+    shared: &'a Arc<Shared<W>>,
+    out: Option<Out<W>>,
+}
+
+impl<W: GenServer> Drop for Held<'_, W> {
+    fn drop(&mut self) {
+        if let Some(out) = self.out.take() {
+            let _ = self.shared.checkin(out);
+        }
+    }
+}
+
+/// A running worker pool of GenServers of type `W`. Cheap to clone; every clone is the
+/// same pool. The pool runs until [`Pool::stop`] (or its manager is killed, or, with
+/// [`Pool::start_link`], its parent exits) — dropping the handles does not stop it.
+///
+/// ```
+/// use std::time::Duration;
+/// use orbit::pool::{Pool, PoolOptions};
+///
+/// struct Echo;
+/// impl orbit::GenServer for Echo {
+///     type Call = u32; type Reply = u32; type Cast = (); type Info = (); type Continue = ();
+///     async fn handle_call(&mut self, n: u32, _: &mut orbit::ReplyTo<u32>,
+///                          _: &mut orbit::ServerContext<Self>) -> orbit::CallReply<u32, ()> {
+///         orbit::CallReply::Reply(n)
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() {
+/// let pool = Pool::start(PoolOptions::new(2, 1), || Echo).await.unwrap();
+/// let n = pool
+///     .transaction(|w| async move { w.call(7).await }, Duration::from_secs(5))
+///     .await
+///     .unwrap()
+///     .unwrap();
+/// assert_eq!(n, 7);
+/// assert_eq!(pool.status().available, 2);
+/// pool.stop(Duration::from_secs(5)).await.unwrap();
+/// # }
+/// ```
+pub struct Pool<W: GenServer> {
+    shared: Arc<Shared<W>>,
+    manager: Pid,
+}
+
+impl<W: GenServer> Clone for Pool<W> {
+    fn clone(&self) -> Self {
+        Pool {
+            shared: self.shared.clone(),
+            manager: self.manager,
+        }
+    }
+}
+
+impl<W: GenServer> std::fmt::Debug for Pool<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pool({})", self.manager)
+    }
+}
+
+impl<W: GenServer> Pool<W> {
+    /// Starts an unlinked pool: spawns the manager, which starts `size` workers from
+    /// `factory` (each linked to it) before this returns.
+    pub async fn start<F>(opts: PoolOptions, factory: F) -> Result<Pool<W>, PoolError>
+    where
+        F: Fn() -> W + Send + Sync + 'static,
+    {
+        Self::start_opts(opts, Arc::new(factory), false).await
+    }
+
+    /// Starts a pool linked to the calling process (which must be a process): the pool
+    /// stops when the caller exits, and the caller gets the pool's exit signal.
+    pub async fn start_link<F>(opts: PoolOptions, factory: F) -> Result<Pool<W>, PoolError>
+    where
+        F: Fn() -> W + Send + Sync + 'static,
+    {
+        Self::start_opts(opts, Arc::new(factory), true).await
+    }
+
+    async fn start_opts(
+        opts: PoolOptions,
+        factory: worker_state::Factory<W>,
+        link: bool,
+    ) -> Result<Pool<W>, PoolError> {
+        if opts.size == 0 && opts.max_overflow == 0 {
+            return Err(PoolError::InvalidOptions(
+                "size and max_overflow are both 0, so no worker could ever be checked out; set size >= 1 (or max_overflow >= 1)",
+            ));
+        }
+        let parent = if link {
+            Some(process::self_pid().ok_or(PoolError::Spawn(crate::Error::NotInProcess))?)
+        } else {
+            None
+        };
+        let label = opts.name.clone().unwrap_or_default();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new(Metrics::new(label, opts.size))),
+            manager: OnceLock::new(),
+            size: opts.size,
+            max_overflow: opts.max_overflow,
+            strategy: opts.strategy,
+        });
+        let (ack_tx, ack_rx) = oneshot::channel();
+        let mut spawn = Spawn::new().trap_exit().label("pool");
+        if link {
+            spawn = spawn.link();
+        }
+        let s = shared.clone();
+        let handle = spawn
+            .spawn(move |ctx: Context<ManagerMsg<W>>| {
+                worker_state::run(ctx, s, factory, parent, ack_tx)
+            })
+            .map_err(PoolError::Spawn)?;
+        let manager = handle.pid();
+        if let Some(name) = &opts.name {
+            if let Err(e) = crate::registry::register(name, manager) {
+                let _ = handle.send(ManagerMsg::Stop(ExitReason::Normal));
+                return Err(PoolError::Spawn(e));
+            }
+        }
+        match ack_rx.await {
+            Ok(Ok(())) => Ok(Pool { shared, manager }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(PoolError::WorkerStart(crate::gen_server::StartError::Init(
+                handle.wait_exit().await,
+            ))),
+        }
+    }
+
+    /// The manager process's pid.
+    pub fn pid(&self) -> Pid {
+        self.manager
+    }
+
+    /// Checks a worker out: at once if one is idle or an overflow worker can be started;
+    /// else, when `block`, waits up to `timeout` in a first-in first-out queue; else
+    /// fails with [`PoolError::Full`].
+    pub async fn checkout(&self, block: bool, timeout: Duration) -> Result<Lease<W>, PoolError> {
+        match self.shared.try_checkout(block) {
+            Attempt::Got(out) => Ok(Lease::new(self.shared.clone(), out)),
+            other => self.wait(other, timeout).await,
+        }
+    }
+
+    /// The slow path of a checkout: wait for an overflow worker or in the queue.
+    async fn wait(&self, attempt: Attempt<W>, timeout: Duration) -> Result<Lease<W>, PoolError> {
+        let (rx, waiter) = match attempt {
+            Attempt::Got(out) => return Ok(Lease::new(self.shared.clone(), out)),
+            Attempt::Full => return Err(PoolError::Full),
+            Attempt::Stopped => return Err(PoolError::Stopped),
+            Attempt::Overflow(rx) => (rx, None),
+            Attempt::Wait(id, rx) => (rx, Some(id)),
+        };
+        // Leaves the queue if this future is dropped while waiting.
+        let mut guard = WaitGuard {
+            shared: &self.shared,
+            waiter,
+            armed: true,
+        };
+        let got = tokio::time::timeout(timeout, rx).await;
+        guard.armed = false;
+        match got {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(PoolError::Stopped),
+            // The receiver is dropped by now: a lease sent at the last moment has
+            // already gone back to the pool.
+            Err(_) => {
+                match waiter {
+                    Some(id) => self.shared.cancel_wait(id),
+                    None => self.shared.count_timeout(),
+                }
+                Err(PoolError::Timeout(timeout))
+            }
+        }
+    }
+
+    /// Returns a checked-out worker. Fails, without effect, for a lease of another pool
+    /// (that lease is dropped, which returns it to its own pool) or a worker that exited
+    /// while checked out.
+    pub fn checkin(&self, lease: Lease<W>) -> Result<(), CheckinError> {
+        if !Arc::ptr_eq(&lease.pool, &self.shared) {
+            let owner = lease
+                .pool
+                .manager
+                .get()
+                .map(|h| h.pid())
+                .unwrap_or(Pid::NONE);
+            return Err(CheckinError::Foreign {
+                worker: lease.pid(),
+                owner,
+                pool: self.manager,
+            });
+        }
+        lease.checkin()
+    }
+
+    /// Checks a worker out (blocking up to `timeout`), runs `f` with it, and checks it
+    /// back in whatever happens — `f` returning an error, panicking, or the caller's
+    /// future being dropped.
+    pub async fn transaction<T, F, Fut>(&self, f: F, timeout: Duration) -> Result<T, PoolError>
+    where
+        F: FnOnce(ServerRef<W>) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let out = match self.shared.try_checkout(true) {
+            Attempt::Got(out) => out,
+            other => self.wait(other, timeout).await?.into_out(),
+        };
+        let worker = out.worker.clone();
+        let held = Held {
+            shared: &self.shared,
+            out: Some(out),
+        };
+        let r = f(worker).await;
+        drop(held);
+        Ok(r)
+    }
+
+    /// `poolboy:status/1`.
+    pub fn status(&self) -> Status {
+        let st = self.shared.state.lock();
+        let available = st.available();
+        let state = if st.overflow < 1 {
+            if available == 0 {
+                if self.shared.max_overflow < 1 {
+                    PoolState::Full
+                } else {
+                    PoolState::Overflow
+                }
+            } else {
+                PoolState::Ready
+            }
+        } else if st.overflow >= self.shared.max_overflow {
+            PoolState::Full
+        } else {
+            PoolState::Overflow
+        };
+        Status {
+            state,
+            available,
+            overflow: st.overflow,
+            checked_out: st.checked_out,
+        }
+    }
+
+    /// A snapshot of counts, counters, wait times and utilization (see [`PoolStats`]).
+    pub fn stats(&self) -> PoolStats {
+        let st = self.shared.state.lock();
+        let mut s = PoolStats {
+            size: self.shared.size,
+            max_overflow: self.shared.max_overflow,
+            workers: st.live(),
+            available: st.available(),
+            checked_out: st.checked_out,
+            overflow: st.overflow,
+            waiting: st.waiting(),
+            ..Default::default()
+        };
+        st.metrics.snapshot(&mut s);
+        s
+    }
+
+    /// The pids of every live worker, idle or checked out.
+    pub fn workers(&self) -> Vec<Pid> {
+        self.shared.state.lock().worker_pids()
+    }
+
+    /// True while the pool accepts checkouts.
+    pub fn is_running(&self) -> bool {
+        !self.shared.state.lock().stopped
+    }
+
+    /// Stops the pool: waiters get [`PoolError::Stopped`], every worker is stopped
+    /// (`shutdown`), and later checkouts fail. Waits up to `timeout` for the manager.
+    pub async fn stop(&self, timeout: Duration) -> Result<(), PoolError> {
+        let Some(h) = self.shared.manager.get() else {
+            return Err(PoolError::Stopped);
+        };
+        if h.send(ManagerMsg::Stop(ExitReason::Normal)).is_err() {
+            return Err(PoolError::Stopped);
+        }
+        tokio::time::timeout(timeout, h.wait_exit())
+            .await
+            .map(|_| ())
+            .map_err(|_| PoolError::Timeout(timeout))
+    }
+}
+
+struct WaitGuard<'a, W: GenServer> {
+    shared: &'a Arc<Shared<W>>,
+    waiter: Option<u64>,
+    armed: bool,
+}
+
+impl<W: GenServer> Drop for WaitGuard<'_, W> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Some(id) = self.waiter {
+                self.shared.cancel_wait(id);
+            }
+        }
+    }
+}

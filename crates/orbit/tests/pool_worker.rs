@@ -1,7 +1,6 @@
 //! `Pool`: poolboy's worker pool (otp-semantics §6): checkout, overflow, FIFO waiters,
 //! transactions, status, failure rules and the checkout-timeout races.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -453,11 +452,8 @@ async fn a_named_pool_registers_its_manager_and_a_failing_worker_fails_the_start
         type Cast = ();
         type Info = ();
         type Continue = ();
-        fn init(
-            &mut self,
-            _ctx: &mut ServerContext<Self>,
-        ) -> impl Future<Output = orbit::Init<()>> + Send {
-            async { orbit::Init::Stop(ExitReason::error("no backend")) }
+        async fn init(&mut self, _ctx: &mut ServerContext<Self>) -> orbit::Init<()> {
+            orbit::Init::Stop(ExitReason::error("no backend"))
         }
     }
     let e = Pool::start(PoolOptions::new(2, 0), || Bad)

@@ -59,6 +59,11 @@ pub mod timer;
 
 use std::any::Any;
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 pub use agent::Agent;
 pub use clock::{set_counters, set_long_handler_threshold};
 pub use dynamic_supervisor::{DynamicOptions, DynamicSupervisor, DynamicSupervisorRef};

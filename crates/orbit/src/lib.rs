@@ -47,6 +47,7 @@ pub mod process;
 pub mod registry;
 pub mod router;
 pub mod signal;
+pub mod stage;
 mod table;
 pub mod task;
 pub mod task_supervisor;

@@ -268,16 +268,6 @@ impl<B: Behaviour> Engine<B> {
             min_demand: min,
             max_demand: max,
         };
-        let mode = match self.b.handle_producer(&sub, &mut self.ctx).await {
-            Ok(m) => m,
-            Err(reason) => {
-                let _ = crate::signal::demonitor(tag, true);
-                if let Some(r) = reply {
-                    let _ = r.send(Err(SubscribeError::ConsumerExited(reason.clone())));
-                }
-                return Err(reason);
-            }
-        };
         let subscriber = Subscriber {
             tag,
             sink: Arc::new(self.ctx.proc.handle()),
@@ -290,25 +280,24 @@ impl<B: Behaviour> Engine<B> {
             tx,
             sub: sub.clone(),
         });
-        match to.port.subscribe(SubscribeRequest { subscriber, ack }) {
-            Ok(()) => {
-                let automatic = mode == SubscribeMode::Automatic;
-                if automatic {
-                    sub.ask(max);
-                }
-                self.cons.subs.push(ProducerEntry {
-                    sub,
-                    cancel: opts.cancel,
-                    demand: automatic.then(|| DemandCounter::new(min, max)),
-                });
-                Ok(())
-            }
-            Err(req) => {
-                let _ = crate::signal::demonitor(tag, true);
-                let reply = req.ack.map(|a| a.tx);
-                dead_producer(me, pid, opts.cancel, reply, sub)
-            }
+        // The subscription goes out first (GenStage's order), so asks made in
+        // `handle_subscribe` reach a producer that knows it.
+        if let Err(req) = to.port.subscribe(SubscribeRequest { subscriber, ack }) {
+            let _ = crate::signal::demonitor(tag, true);
+            let reply = req.ack.map(|a| a.tx);
+            return dead_producer(me, pid, opts.cancel, reply, sub);
         }
+        let mode = self.b.handle_producer(&sub, &mut self.ctx).await?;
+        let automatic = mode == SubscribeMode::Automatic;
+        if automatic {
+            sub.ask(max);
+        }
+        self.cons.subs.push(ProducerEntry {
+            sub,
+            cancel: opts.cancel,
+            demand: automatic.then(|| DemandCounter::new(min, max)),
+        });
+        Ok(())
     }
 
     /// Events from a producer: handled now, or (producer_consumer without downstream

@@ -68,9 +68,8 @@ impl<S: Send + 'static> Agent<S> {
         F: FnOnce() -> S + Send + 'static,
     {
         let (ready_tx, ready_rx) = oneshot::channel();
-        let handle = opts
-            .label("agent")
-            .spawn(move |mut ctx: process::Context<AgentMsg<S>>| async move {
+        let handle = opts.label("agent").spawn(
+            move |mut ctx: process::Context<AgentMsg<S>>| async move {
                 let mut state = init();
                 let _ = ready_tx.send(());
                 loop {
@@ -82,7 +81,8 @@ impl<S: Send + 'static> Agent<S> {
                         Message::Exit { .. } | Message::Down(_) => {}
                     }
                 }
-            })?;
+            },
+        )?;
         match ready_rx.await {
             Ok(()) => Ok(Agent { handle }),
             Err(_) => Err(Error::Exit(handle.wait_exit().await)),

@@ -67,9 +67,11 @@ impl<T: Send + 'static> Task<T> {
         Fut: Future<Output = T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let handle = opts.label("task").spawn(move |_ctx: Context<()>| async move {
-            let _ = tx.send(fut.await);
-        })?;
+        let handle = opts
+            .label("task")
+            .spawn(move |_ctx: Context<()>| async move {
+                let _ = tx.send(fut.await);
+            })?;
         Ok(Task { handle, rx })
     }
 

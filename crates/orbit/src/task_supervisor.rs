@@ -80,10 +80,8 @@ impl TaskSupervisor {
     }
 
     fn start_opts(opts: Spawn, parent: Option<Pid>) -> Result<TaskSupervisor, Error> {
-        let handle = opts
-            .trap_exit()
-            .label("task_supervisor")
-            .spawn(|mut ctx: Context<ExitReason>| async move {
+        let handle = opts.trap_exit().label("task_supervisor").spawn(
+            |mut ctx: Context<ExitReason>| async move {
                 loop {
                     match ctx.recv().await {
                         // Stop request: exiting sends `shutdown` along every link,
@@ -95,7 +93,8 @@ impl TaskSupervisor {
                         Message::Exit { .. } | Message::Down(_) => {}
                     }
                 }
-            })?;
+            },
+        )?;
         Ok(TaskSupervisor { handle, parent })
     }
 

@@ -10,7 +10,10 @@ enum Probe {
     Ping(oneshot::Sender<()>),
 }
 
-fn echo_loop(mut ctx: Context<Probe>, events: tokio::sync::mpsc::UnboundedSender<String>) -> impl std::future::Future<Output = ()> + Send {
+fn echo_loop(
+    mut ctx: Context<Probe>,
+    events: tokio::sync::mpsc::UnboundedSender<String>,
+) -> impl std::future::Future<Output = ()> + Send {
     async move {
         loop {
             match ctx.recv().await {
@@ -121,7 +124,10 @@ async fn kill_cannot_be_trapped_and_links_see_killed() {
     let victim = victim_rx.await.unwrap();
     exit(victim, ExitReason::Shutdown); // trapped: the victim lives on
     exit(victim, ExitReason::Kill);
-    assert_eq!(events.recv().await.unwrap(), format!("EXIT {victim} killed"));
+    assert_eq!(
+        events.recv().await.unwrap(),
+        format!("EXIT {victim} killed")
+    );
     assert!(ping(&watcher).await);
     assert!(process_info(victim).is_none());
 }
@@ -237,16 +243,31 @@ async fn names_register_resolve_and_free_on_death() {
     .unwrap();
     register("names_test_a", h.pid()).unwrap();
     assert_eq!(whereis("names_test_a"), Some(h.pid()));
-    assert!(matches!(register("names_test_a", h.pid()), Err(Error::NameTaken { .. })));
-    assert!(matches!(register("names_test_b", h.pid()), Err(Error::AlreadyNamed { .. })));
+    assert!(matches!(
+        register("names_test_a", h.pid()),
+        Err(Error::NameTaken { .. })
+    ));
+    assert!(matches!(
+        register("names_test_b", h.pid()),
+        Err(Error::AlreadyNamed { .. })
+    ));
     assert!(process_info(h.pid()).unwrap().registered_name.as_deref() == Some("names_test_a"));
     send_named("names_test_a", 5u32).unwrap();
-    assert_eq!(send_named("names_test_a", "wrong type"), Err(SendError::WrongType(h.pid())));
+    assert_eq!(
+        send_named("names_test_a", "wrong type"),
+        Err(SendError::WrongType(h.pid()))
+    );
     send_named("names_test_a", 0u32).unwrap();
     h.wait_exit().await;
     assert_eq!(whereis("names_test_a"), None);
-    assert!(matches!(send_named("names_test_a", 1u32), Err(SendError::NotRegistered(_))));
-    assert!(matches!(unregister("names_test_a"), Err(Error::NotRegistered(_))));
+    assert!(matches!(
+        send_named("names_test_a", 1u32),
+        Err(SendError::NotRegistered(_))
+    ));
+    assert!(matches!(
+        unregister("names_test_a"),
+        Err(Error::NotRegistered(_))
+    ));
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -299,7 +320,10 @@ async fn remote_pids_need_distribution() {
 async fn process_only_calls_fail_clearly_outside_a_process() {
     assert_eq!(self_pid(), None);
     assert_eq!(link(Pid::NONE), Err(Error::NotInProcess));
-    assert!(matches!(spawn_link(|_c: Context<()>| async {}), Err(Error::NotInProcess)));
+    assert!(matches!(
+        spawn_link(|_c: Context<()>| async {}),
+        Err(Error::NotInProcess)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,12 @@ use tokio::sync::{mpsc, oneshot};
 
 async fn consumer() -> (StageRef<u64, NoEvents, CCmd>, mpsc::UnboundedReceiver<Seen>) {
     let (rec, rx) = Recorder::new();
-    (stage::start_consumer(rec, ConsumerOptions::new()).await.unwrap(), rx)
+    (
+        stage::start_consumer(rec, ConsumerOptions::new())
+            .await
+            .unwrap(),
+        rx,
+    )
 }
 
 /// True if the consumer answers after handling everything sent before.
@@ -56,14 +61,21 @@ async fn cancel_modes_on_producer_exit() {
         }
         assert_eq!(answers(&c).await, survives, "{mode:?} on {reason}");
         if !survives {
-            assert_eq!(c.wait_exit().await, reason, "{mode:?} exits with the producer's reason");
+            assert_eq!(
+                c.wait_exit().await,
+                reason,
+                "{mode:?} exits with the producer's reason"
+            );
         }
     }
 }
 
 #[tokio::test]
 async fn consumer_cancel_is_confirmed_then_the_mode_applies() {
-    for (mode, survives) in [(CancelMode::Permanent, false), (CancelMode::Temporary, true)] {
+    for (mode, survives) in [
+        (CancelMode::Permanent, false),
+        (CancelMode::Temporary, true),
+    ] {
         let producer = stage::start_producer(Counting::up_to(0), ProducerOptions::new())
             .await
             .unwrap();
@@ -88,7 +100,11 @@ async fn consumer_cancel_is_confirmed_then_the_mode_applies() {
 
 #[tokio::test]
 async fn subscribing_to_a_dead_producer() {
-    for mode in [CancelMode::Permanent, CancelMode::Transient, CancelMode::Temporary] {
+    for mode in [
+        CancelMode::Permanent,
+        CancelMode::Transient,
+        CancelMode::Temporary,
+    ] {
         let producer = stage::start_producer(Counting::new(), ProducerOptions::new())
             .await
             .unwrap();
@@ -147,7 +163,9 @@ async fn bad_subscriptions_are_clear_errors() {
     let p = ProducerRef::<u64>::from_pid(producer.pid()).await.unwrap();
     assert_eq!(p.pid(), producer.pid());
     // A producer cannot subscribe to anything.
-    let r = producer.subscribe(&other.producer(), SubscribeOptions::new()).await;
+    let r = producer
+        .subscribe(&other.producer(), SubscribeOptions::new())
+        .await;
     assert_eq!(r.unwrap_err(), SubscribeError::NotAConsumer(producer.pid()));
     assert!(answers(&c).await && answers(&other).await && producer.is_alive());
     let info = orbit::process_info(producer.pid()).unwrap();
@@ -177,11 +195,15 @@ async fn producer_consumer_pipeline_and_its_backpressure() {
     let (dtx, mut drx) = mpsc::unbounded_channel();
     let mut counting = Counting::up_to(5000);
     counting.demands = Some(dtx);
-    let producer = stage::start_producer(counting, ProducerOptions::new()).await.unwrap();
+    let producer = stage::start_producer(counting, ProducerOptions::new())
+        .await
+        .unwrap();
     let middle = stage::start_producer_consumer(
         Doubler,
-        ProducerConsumerOptions::new()
-            .subscribe_to(&producer.producer(), SubscribeOptions::new().max_demand(100)),
+        ProducerConsumerOptions::new().subscribe_to(
+            &producer.producer(),
+            SubscribeOptions::new().max_demand(100),
+        ),
     )
     .await
     .unwrap();
@@ -192,7 +214,9 @@ async fn producer_consumer_pipeline_and_its_backpressure() {
     let (c, mut rx) = consumer().await;
     assert_eq!(drain(&mut drx), vec![100]);
     assert!(middle.info().buffered <= 100);
-    c.subscribe(&middle.producer(), SubscribeOptions::new()).await.unwrap();
+    c.subscribe(&middle.producer(), SubscribeOptions::new())
+        .await
+        .unwrap();
     let mut all = Vec::new();
     while all.len() < 5000 {
         all.extend(batch(&mut rx).await);

@@ -31,7 +31,9 @@ async fn run_case(min: usize, max: usize, messages: &[usize]) -> (Vec<usize>, Ve
         .await
         .unwrap();
     let (rec, mut rx) = Recorder::new();
-    let consumer = stage::start_consumer(rec, ConsumerOptions::new()).await.unwrap();
+    let consumer = stage::start_consumer(rec, ConsumerOptions::new())
+        .await
+        .unwrap();
     consumer
         .subscribe(
             &producer.producer(),
@@ -66,12 +68,27 @@ async fn run_case(min: usize, max: usize, messages: &[usize]) -> (Vec<usize>, Ve
     (batches, drain(&mut drx))
 }
 
+/// (min, max, message sizes, expected batch sizes, expected asks incl. the first)
+type Case = (
+    usize,
+    usize,
+    &'static [usize],
+    &'static [usize],
+    &'static [usize],
+);
+
 #[tokio::test]
 async fn batch_sizes_and_asks_follow_genstage() {
     // (min, max, message sizes, expected batches, expected asks incl. the first)
-    let cases: &[(usize, usize, &[usize], &[usize], &[usize])] = &[
+    let cases: &[Case] = &[
         // The worked example: batches of at most 250, asks of 250.
-        (750, 1000, &[1000], &[250, 250, 250, 250], &[1000, 250, 250, 250, 250]),
+        (
+            750,
+            1000,
+            &[1000],
+            &[250, 250, 250, 250],
+            &[1000, 250, 250, 250, 250],
+        ),
         // The default: min = max / 2.
         (500, 1000, &[1000], &[500, 500], &[1000, 500, 500]),
         (500, 1000, &[300, 300], &[300, 300], &[1000, 600]),
@@ -83,7 +100,10 @@ async fn batch_sizes_and_asks_follow_genstage() {
     ];
     for &(min, max, msgs, batches, asks) in cases {
         let (b, a) = run_case(min, max, msgs).await;
-        assert_eq!(b, batches, "batches for min {min} max {max} messages {msgs:?}");
+        assert_eq!(
+            b, batches,
+            "batches for min {min} max {max} messages {msgs:?}"
+        );
         assert_eq!(a, asks, "asks for min {min} max {max} messages {msgs:?}");
     }
 }
@@ -93,16 +113,23 @@ async fn manual_demand_asks_only_when_told() {
     let (dtx, mut drx) = mpsc::unbounded_channel();
     let mut counting = Counting::new();
     counting.demands = Some(dtx);
-    let producer = stage::start_producer(counting, ProducerOptions::new()).await.unwrap();
+    let producer = stage::start_producer(counting, ProducerOptions::new())
+        .await
+        .unwrap();
     let (mut rec, mut rx) = Recorder::new();
     rec.manual = true;
-    let consumer = stage::start_consumer(rec, ConsumerOptions::new()).await.unwrap();
+    let consumer = stage::start_consumer(rec, ConsumerOptions::new())
+        .await
+        .unwrap();
     let sub = consumer
         .subscribe(&producer.producer(), SubscribeOptions::new())
         .await
         .unwrap();
     sync_producer(&producer).await;
-    assert!(drain(&mut drx).is_empty(), "a manual consumer asks nothing by itself");
+    assert!(
+        drain(&mut drx).is_empty(),
+        "a manual consumer asks nothing by itself"
+    );
     assert!(sub.ask(3));
     assert_eq!(batch(&mut rx).await, vec![0, 1, 2]);
     assert!(sub.ask(5));
@@ -124,18 +151,26 @@ async fn accumulate_holds_demand_and_events_until_forward() {
     .await
     .unwrap();
     let (rec, mut rx) = Recorder::new();
-    let consumer = stage::start_consumer(rec, ConsumerOptions::new()).await.unwrap();
+    let consumer = stage::start_consumer(rec, ConsumerOptions::new())
+        .await
+        .unwrap();
     consumer
         .subscribe(&producer.producer(), SubscribeOptions::new().max_demand(10))
         .await
         .unwrap();
     producer.send(Cmd::Emit(vec![100, 101])).ok().unwrap();
     sync_producer(&producer).await;
-    assert!(drain(&mut drx).is_empty(), "no handle_demand while accumulating");
+    assert!(
+        drain(&mut drx).is_empty(),
+        "no handle_demand while accumulating"
+    );
     let info = producer.info();
     assert_eq!(info.demand_mode, Some(DemandMode::Accumulate));
     assert_eq!(info.buffered, 2);
-    assert_eq!(producer.demand_mode().await.unwrap(), Some(DemandMode::Accumulate));
+    assert_eq!(
+        producer.demand_mode().await.unwrap(),
+        Some(DemandMode::Accumulate)
+    );
 
     producer.demand(DemandMode::Forward).unwrap();
     assert_eq!(batch(&mut rx).await, vec![100, 101]);
@@ -144,7 +179,10 @@ async fn accumulate_holds_demand_and_events_until_forward() {
     assert_eq!(batch(&mut rx).await, (5..8).collect::<Vec<_>>());
     sync_producer(&producer).await;
     assert_eq!(drain(&mut drx)[0], 8);
-    assert_eq!(producer.demand_mode().await.unwrap(), Some(DemandMode::Forward));
+    assert_eq!(
+        producer.demand_mode().await.unwrap(),
+        Some(DemandMode::Forward)
+    );
     assert_eq!(consumer.demand_mode().await.unwrap(), None);
 }
 
@@ -155,7 +193,9 @@ async fn producer_keeps_unmet_demand() {
         .await
         .unwrap();
     let (rec, mut rx) = Recorder::new();
-    let consumer = stage::start_consumer(rec, ConsumerOptions::new()).await.unwrap();
+    let consumer = stage::start_consumer(rec, ConsumerOptions::new())
+        .await
+        .unwrap();
     consumer
         .subscribe(&producer.producer(), SubscribeOptions::new().max_demand(10))
         .await
@@ -181,7 +221,9 @@ async fn overflow(keep: BufferKeep) -> (Vec<u64>, orbit::stage::StageInfo) {
     sync_producer(&producer).await;
     let info = producer.info();
     let (rec, mut rx) = Recorder::new();
-    let consumer = stage::start_consumer(rec, ConsumerOptions::new()).await.unwrap();
+    let consumer = stage::start_consumer(rec, ConsumerOptions::new())
+        .await
+        .unwrap();
     consumer
         .subscribe(&producer.producer(), SubscribeOptions::new())
         .await
@@ -243,7 +285,9 @@ async fn backpressure_bounds_what_a_flooding_producer_holds() {
         .unwrap();
     let (mut rec, mut rx) = Recorder::new();
     rec.per_event = Some(Duration::from_millis(1));
-    let consumer = stage::start_consumer(rec, ConsumerOptions::new()).await.unwrap();
+    let consumer = stage::start_consumer(rec, ConsumerOptions::new())
+        .await
+        .unwrap();
     consumer
         .subscribe(&producer.producer(), SubscribeOptions::new())
         .await
@@ -254,13 +298,20 @@ async fn backpressure_bounds_what_a_flooding_producer_holds() {
         handled += batch(&mut rx).await.len() as u64;
         let p = producer.info();
         let in_flight = p.events_out - handled;
-        assert!(p.buffered <= buffer_size, "buffer {} over its size", p.buffered);
+        assert!(
+            p.buffered <= buffer_size,
+            "buffer {} over its size",
+            p.buffered
+        );
         assert!(in_flight <= max_demand, "{in_flight} events in flight");
         assert!(p.buffered + in_flight <= max_demand + buffer_size);
     }
     let p = producer.info();
     assert!(p.peak_buffered <= buffer_size);
-    assert!(p.dropped > 0, "the flood overflowed the buffer and was dropped");
+    assert!(
+        p.dropped > 0,
+        "the flood overflowed the buffer and was dropped"
+    );
     let c = consumer.info();
     assert!(c.events_in <= p.events_out && p.events_out - c.events_in <= max_demand);
 }

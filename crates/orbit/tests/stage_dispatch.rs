@@ -31,10 +31,20 @@ async fn collect(rx: &mut mpsc::UnboundedReceiver<Seen>, n: usize) -> Vec<u64> {
     all
 }
 
-async fn recorder(manual: bool) -> (StageRef<u64, stage::NoEvents, CCmd>, mpsc::UnboundedReceiver<Seen>) {
+async fn recorder(
+    manual: bool,
+) -> (
+    StageRef<u64, stage::NoEvents, CCmd>,
+    mpsc::UnboundedReceiver<Seen>,
+) {
     let (mut rec, rx) = Recorder::new();
     rec.manual = manual;
-    (stage::start_consumer(rec, ConsumerOptions::new()).await.unwrap(), rx)
+    (
+        stage::start_consumer(rec, ConsumerOptions::new())
+            .await
+            .unwrap(),
+        rx,
+    )
 }
 
 #[tokio::test]
@@ -45,8 +55,14 @@ async fn demand_dispatcher_serves_largest_demand_first() {
         .unwrap();
     let (c1, mut rx1) = recorder(true).await;
     let (c2, mut rx2) = recorder(true).await;
-    let s1 = c1.subscribe(&producer.producer(), SubscribeOptions::new()).await.unwrap();
-    let s2 = c2.subscribe(&producer.producer(), SubscribeOptions::new()).await.unwrap();
+    let s1 = c1
+        .subscribe(&producer.producer(), SubscribeOptions::new())
+        .await
+        .unwrap();
+    let s2 = c2
+        .subscribe(&producer.producer(), SubscribeOptions::new())
+        .await
+        .unwrap();
     s1.ask(3);
     s2.ask(5);
     producer.send(Cmd::Emit((0..6).collect())).ok().unwrap();
@@ -56,7 +72,11 @@ async fn demand_dispatcher_serves_largest_demand_first() {
     producer.send(Cmd::Emit(vec![6, 7, 8])).ok().unwrap();
     assert_eq!(batch(&mut rx1).await, vec![6, 7]);
     assert_eq!(sync_producer(&producer).await, 0);
-    assert_eq!(producer.info().buffered, 1, "the event beyond all demand waits");
+    assert_eq!(
+        producer.info().buffered,
+        1,
+        "the event beyond all demand waits"
+    );
     assert_eq!(drain(&mut drx), vec![3, 5]);
 }
 
@@ -79,14 +99,20 @@ async fn demand_dispatcher_forgets_a_cancelled_consumers_demand() {
     s1.cancel(ExitReason::Normal);
     assert!(matches!(rx1.recv().await, Some(Seen::Cancelled(_))));
     let (c2, mut rx2) = recorder(true).await;
-    let s2 = c2.subscribe(&producer.producer(), SubscribeOptions::new()).await.unwrap();
+    let s2 = c2
+        .subscribe(&producer.producer(), SubscribeOptions::new())
+        .await
+        .unwrap();
     s2.ask(4);
     // The 10 already asked of handle_demand cover the new ask: nothing asked again.
     assert_eq!(sync_producer(&producer).await, 10);
     assert_eq!(drain(&mut drx), vec![10]);
     producer.send(Cmd::Emit(vec![1, 2, 3, 4])).ok().unwrap();
     assert_eq!(batch(&mut rx2).await, vec![1, 2, 3, 4]);
-    assert!(c1.is_alive(), "a temporary subscription survives its cancel");
+    assert!(
+        c1.is_alive(),
+        "a temporary subscription survives its cancel"
+    );
 }
 
 #[tokio::test]
@@ -106,16 +132,26 @@ async fn broadcast_sends_every_event_to_every_consumer_with_selectors() {
         .unwrap();
     b.subscribe(
         &producer.producer(),
-        SubscribeOptions::new().max_demand(50).selector(|e: &u64| e % 2 == 0),
+        SubscribeOptions::new()
+            .max_demand(50)
+            .selector(|e: &u64| e.is_multiple_of(2)),
     )
     .await
     .unwrap();
     // The same consumer cannot subscribe twice.
-    let again = b.subscribe(&producer.producer(), SubscribeOptions::new()).await;
-    assert_eq!(again.unwrap_err(), SubscribeError::AlreadySubscribed(b.pid()));
+    let again = b
+        .subscribe(&producer.producer(), SubscribeOptions::new())
+        .await;
+    assert_eq!(
+        again.unwrap_err(),
+        SubscribeError::AlreadySubscribed(b.pid())
+    );
     producer.demand(DemandMode::Forward).unwrap();
     assert_eq!(collect(&mut rxa, 1000).await, (0..1000).collect::<Vec<_>>());
-    assert_eq!(collect(&mut rxb, 500).await, (0..1000).step_by(2).collect::<Vec<_>>());
+    assert_eq!(
+        collect(&mut rxb, 500).await,
+        (0..1000).step_by(2).collect::<Vec<_>>()
+    );
 }
 
 /// GenStage issue 310: consumers with max_demand 100 and 10, demand accumulated until
@@ -137,7 +173,10 @@ async fn broadcast_with_unequal_demand_delivers_everything_issue_310() {
         let (greedy, mut rxg) = recorder(false).await;
         let (modest, mut rxm) = recorder(false).await;
         greedy
-            .subscribe(&producer.producer(), SubscribeOptions::new().max_demand(100))
+            .subscribe(
+                &producer.producer(),
+                SubscribeOptions::new().max_demand(100),
+            )
             .await
             .unwrap();
         modest
@@ -159,7 +198,7 @@ async fn partition_dispatcher_routes_by_hash_and_discards() {
         Counting::up_to(300),
         ProducerOptions::new()
             .dispatcher(PartitionDispatcher::with_hash(2, |e: &u64| {
-                (e % 3 != 0).then_some((e % 2) as usize)
+                (!e.is_multiple_of(3)).then_some((e % 2) as usize)
             }))
             .demand(DemandMode::Accumulate),
     )
@@ -167,12 +206,18 @@ async fn partition_dispatcher_routes_by_hash_and_discards() {
     .unwrap();
     let (even, mut rx0) = recorder(false).await;
     let (odd, mut rx1) = recorder(false).await;
-    even.subscribe(&producer.producer(), SubscribeOptions::new().max_demand(10).partition(0))
-        .await
-        .unwrap();
-    odd.subscribe(&producer.producer(), SubscribeOptions::new().max_demand(10).partition(1))
-        .await
-        .unwrap();
+    even.subscribe(
+        &producer.producer(),
+        SubscribeOptions::new().max_demand(10).partition(0),
+    )
+    .await
+    .unwrap();
+    odd.subscribe(
+        &producer.producer(),
+        SubscribeOptions::new().max_demand(10).partition(1),
+    )
+    .await
+    .unwrap();
     producer.demand(DemandMode::Forward).unwrap();
     let evens: Vec<u64> = (0..300).filter(|e| e % 3 != 0 && e % 2 == 0).collect();
     let odds: Vec<u64> = (0..300).filter(|e| e % 3 != 0 && e % 2 == 1).collect();
@@ -183,21 +228,33 @@ async fn partition_dispatcher_routes_by_hash_and_discards() {
 #[tokio::test]
 async fn partition_dispatcher_by_name_and_its_subscribe_errors() {
     let names = PartitionDispatcher::with_names(["even", "odd"], |e: &u64| Some((e % 2) as usize));
-    let producer = stage::start_producer(Counting::up_to(20), ProducerOptions::new().dispatcher(names))
-        .await
-        .unwrap();
+    let producer = stage::start_producer(
+        Counting::up_to(20),
+        ProducerOptions::new().dispatcher(names),
+    )
+    .await
+    .unwrap();
     let (odd, mut rx) = recorder(false).await;
-    odd.subscribe(&producer.producer(), SubscribeOptions::new().partition("odd"))
-        .await
-        .unwrap();
-    assert_eq!(batch(&mut rx).await, (1..20).step_by(2).collect::<Vec<u64>>());
+    odd.subscribe(
+        &producer.producer(),
+        SubscribeOptions::new().partition("odd"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        batch(&mut rx).await,
+        (1..20).step_by(2).collect::<Vec<u64>>()
+    );
     // The even events wait in their partition's queue for a consumer; the producer
     // (which had only 20 events) still owes 980 of the 1000 asked.
     assert_eq!(sync_producer(&producer).await, 980);
     assert_eq!(producer.info().buffered, 10);
     let (other, _rx) = recorder(false).await;
     let taken = other
-        .subscribe(&producer.producer(), SubscribeOptions::new().partition("odd"))
+        .subscribe(
+            &producer.producer(),
+            SubscribeOptions::new().partition("odd"),
+        )
         .await;
     assert_eq!(
         taken.unwrap_err(),
@@ -207,10 +264,18 @@ async fn partition_dispatcher_by_name_and_its_subscribe_errors() {
         }
     );
     let unknown = other
-        .subscribe(&producer.producer(), SubscribeOptions::new().partition("three"))
+        .subscribe(
+            &producer.producer(),
+            SubscribeOptions::new().partition("three"),
+        )
         .await;
-    assert!(matches!(unknown, Err(SubscribeError::UnknownPartition { .. })));
-    let missing = other.subscribe(&producer.producer(), SubscribeOptions::new()).await;
+    assert!(matches!(
+        unknown,
+        Err(SubscribeError::UnknownPartition { .. })
+    ));
+    let missing = other
+        .subscribe(&producer.producer(), SubscribeOptions::new())
+        .await;
     assert_eq!(missing.unwrap_err(), SubscribeError::PartitionRequired);
     let numbered = stage::start_producer(
         Counting::new(),
@@ -221,7 +286,10 @@ async fn partition_dispatcher_by_name_and_its_subscribe_errors() {
     let out_of_range = other
         .subscribe(&numbered.producer(), SubscribeOptions::new().partition(2))
         .await;
-    assert!(matches!(out_of_range, Err(SubscribeError::UnknownPartition { .. })));
+    assert!(matches!(
+        out_of_range,
+        Err(SubscribeError::UnknownPartition { .. })
+    ));
     // Refusals never stop the consumer, whatever its cancel mode.
     assert!(other.is_alive());
     assert!(producer.is_alive());
@@ -240,7 +308,10 @@ async fn a_hash_returning_a_missing_partition_stops_the_producer_clearly() {
         .await
         .unwrap();
     let reason = producer.wait_exit().await.to_string();
-    assert!(reason.contains("partition 7") && reason.contains("only 2"), "{reason}");
+    assert!(
+        reason.contains("partition 7") && reason.contains("only 2"),
+        "{reason}"
+    );
     // The permanent consumer follows its producer.
     assert_eq!(c.wait_exit().await.to_string(), reason);
 }

@@ -25,7 +25,9 @@ async fn one_child_per_event_and_asks_as_children_finish() {
     let (dtx, mut drx) = mpsc::unbounded_channel();
     let mut counting = Counting::up_to(40);
     counting.demands = Some(dtx);
-    let producer = stage::start_producer(counting, ProducerOptions::new()).await.unwrap();
+    let producer = stage::start_producer(counting, ProducerOptions::new())
+        .await
+        .unwrap();
     let gate = Arc::new(Semaphore::new(0));
     let (etx, mut erx) = mpsc::unbounded_channel();
     let g = gate.clone();
@@ -99,7 +101,11 @@ async fn transient_children_restart_with_their_event() {
         while seen.len() < 4 + runs_of_3 {
             seen.push(erx.recv().await.unwrap());
         }
-        assert_eq!(seen.iter().filter(|e| **e == 3).count(), runs_of_3, "{restart:?}");
+        assert_eq!(
+            seen.iter().filter(|e| **e == 3).count(),
+            runs_of_3,
+            "{restart:?}"
+        );
         sup.stop(ExitReason::Shutdown, std::time::Duration::from_secs(5))
             .await
             .unwrap();

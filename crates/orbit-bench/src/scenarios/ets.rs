@@ -139,7 +139,12 @@ fn raw_figures(rep: &mut Reporter) {
     for i in 0..N {
         m.insert(i, i);
     }
-    rep.emit(SCENARIO, "dashmap", "inserts_per_s", per_s(N, start.elapsed().as_secs_f64()));
+    rep.emit(
+        SCENARIO,
+        "dashmap",
+        "inserts_per_s",
+        per_s(N, start.elapsed().as_secs_f64()),
+    );
     let look = threads_lookup(READERS, |k| m.get(&k).is_some());
     rep.emit(SCENARIO, "dashmap", "lookups_per_s_2readers", look);
     drop(m);
@@ -149,7 +154,12 @@ fn raw_figures(rep: &mut Reporter) {
     for i in 0..N {
         let _ = m.insert(i, i);
     }
-    rep.emit(SCENARIO, "scc", "inserts_per_s", per_s(N, start.elapsed().as_secs_f64()));
+    rep.emit(
+        SCENARIO,
+        "scc",
+        "inserts_per_s",
+        per_s(N, start.elapsed().as_secs_f64()),
+    );
     let look = threads_lookup(READERS, |k| m.read(&k, |_, v| *v).is_some());
     rep.emit(SCENARIO, "scc", "lookups_per_s_2readers", look);
 }
@@ -213,11 +223,28 @@ fn genserver_vs_table(rep: &mut Reporter) {
             t.delete_table().ok();
             (gs, tab)
         });
-        rep.emit(SCENARIO, "genserver", &format!("reads_per_s_{readers}readers"), gs);
-        rep.emit(SCENARIO, "orbit", &format!("reads_per_s_{readers}readers"), tab);
+        rep.emit(
+            SCENARIO,
+            "genserver",
+            &format!("reads_per_s_{readers}readers"),
+            gs,
+        );
+        rep.emit(
+            SCENARIO,
+            "orbit",
+            &format!("reads_per_s_{readers}readers"),
+            tab,
+        );
     }
-    let r = |rep: &Reporter, s: &str, n: usize| rep.get(SCENARIO, s, &format!("reads_per_s_{n}readers"));
-    let (t2, t8, g2, g8) = (r(rep, "orbit", 2), r(rep, "orbit", 8), r(rep, "genserver", 2), r(rep, "genserver", 8));
+    let r = |rep: &Reporter, s: &str, n: usize| {
+        rep.get(SCENARIO, s, &format!("reads_per_s_{n}readers"))
+    };
+    let (t2, t8, g2, g8) = (
+        r(rep, "orbit", 2),
+        r(rep, "orbit", 8),
+        r(rep, "genserver", 2),
+        r(rep, "genserver", 8),
+    );
     rep.ratio(SCENARIO, "TABLE_OVER_GENSERVER_2READERS", t2, g2);
     rep.ratio(SCENARIO, "TABLE_OVER_GENSERVER_8READERS", t8, g8);
 }
@@ -229,8 +256,18 @@ pub fn run(rep: &mut Reporter) {
     raw_figures(rep);
     for metric in ["inserts_per_s", "lookups_per_s_2readers"] {
         let o = rep.get(SCENARIO, "orbit", metric);
-        rep.ratio(SCENARIO, &format!("ORBIT_OVER_DASHMAP_{}", metric.to_uppercase()), o, rep.get(SCENARIO, "dashmap", metric));
-        rep.ratio(SCENARIO, &format!("ORBIT_OVER_SCC_{}", metric.to_uppercase()), o, rep.get(SCENARIO, "scc", metric));
+        rep.ratio(
+            SCENARIO,
+            &format!("ORBIT_OVER_DASHMAP_{}", metric.to_uppercase()),
+            o,
+            rep.get(SCENARIO, "dashmap", metric),
+        );
+        rep.ratio(
+            SCENARIO,
+            &format!("ORBIT_OVER_SCC_{}", metric.to_uppercase()),
+            o,
+            rep.get(SCENARIO, "scc", metric),
+        );
     }
     genserver_vs_table(rep);
 }
@@ -246,12 +283,32 @@ pub fn beam_ratios(
     beam_bytes_per_object: Option<f64>,
 ) {
     rep.emit(SCENARIO, "beam", "inserts_per_s", beam_inserts_per_s);
-    rep.emit(SCENARIO, "beam", "lookups_per_s_2readers", beam_lookups_per_s_2readers);
+    rep.emit(
+        SCENARIO,
+        "beam",
+        "lookups_per_s_2readers",
+        beam_lookups_per_s_2readers,
+    );
     let o = |rep: &Reporter, m: &str| rep.get(SCENARIO, "orbit", m);
-    rep.ratio(SCENARIO, "orbit_vs_beam_inserts_min_3x", o(rep, "inserts_per_s"), Some(beam_inserts_per_s));
-    rep.ratio(SCENARIO, "orbit_vs_beam_lookups_2readers_min_2x", o(rep, "lookups_per_s_2readers"), Some(beam_lookups_per_s_2readers));
+    rep.ratio(
+        SCENARIO,
+        "orbit_vs_beam_inserts_min_3x",
+        o(rep, "inserts_per_s"),
+        Some(beam_inserts_per_s),
+    );
+    rep.ratio(
+        SCENARIO,
+        "orbit_vs_beam_lookups_2readers_min_2x",
+        o(rep, "lookups_per_s_2readers"),
+        Some(beam_lookups_per_s_2readers),
+    );
     if let Some(b) = beam_bytes_per_object {
         rep.emit(SCENARIO, "beam", "bytes_per_object", b);
-        rep.ratio(SCENARIO, "orbit_vs_beam_bytes_per_object_max_1x", o(rep, "bytes_per_object"), Some(b));
+        rep.ratio(
+            SCENARIO,
+            "orbit_vs_beam_bytes_per_object_max_1x",
+            o(rep, "bytes_per_object"),
+            Some(b),
+        );
     }
 }

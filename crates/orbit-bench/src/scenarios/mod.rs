@@ -114,7 +114,10 @@ pub const SCENARIOS: &[Scenario] = &[
 fn run_ets(ctx: &mut Ctx) {
     ets::run(&mut ctx.rep);
     let beam = crate::beam::baseline_value;
-    if let (Some(ins), Some(look)) = (beam("ets_inserts_per_s"), beam("ets_lookups_per_s_2readers")) {
+    if let (Some(ins), Some(look)) = (
+        beam("ets_inserts_per_s"),
+        beam("ets_lookups_per_s_2readers"),
+    ) {
         let mem = crate::beam::run_snippet(
             "T = ets:new(t, [set, public]), \
              [ets:insert(T, {I, I}) || I <- lists:seq(1, 1000000)], \

@@ -68,12 +68,42 @@ pub fn run(ctx: &mut Ctx) {
     ctx.rep.emit(SCENARIO, "beam_baseline", mp, BEAM_PARTITION);
 
     let beam = |v| Some(v);
-    ctx.goal(SCENARIO, "pc_orbit_vs_beam_min_3x", r.best("orbit_pc"), beam(BEAM_PC));
-    ctx.goal(SCENARIO, "pc_orbit_vs_tokio_min_0.5x", r.best("orbit_pc"), r.best("tokio_pc"));
-    ctx.goal(SCENARIO, "pcc_orbit_vs_beam_min_3x", r.best("orbit_pcc"), beam(BEAM_PCC));
-    ctx.goal(SCENARIO, "pcc_orbit_vs_tokio_min_0.5x", r.best("orbit_pcc"), r.best("tokio_pcc"));
-    ctx.goal(SCENARIO, "broadcast_orbit_vs_beam", r.best("orbit_broadcast"), beam(BEAM_BROADCAST));
-    ctx.goal(SCENARIO, "partition_orbit_vs_beam", r.best("orbit_partition"), beam(BEAM_PARTITION));
+    ctx.goal(
+        SCENARIO,
+        "pc_orbit_vs_beam_min_3x",
+        r.best("orbit_pc"),
+        beam(BEAM_PC),
+    );
+    ctx.goal(
+        SCENARIO,
+        "pc_orbit_vs_tokio_min_0.5x",
+        r.best("orbit_pc"),
+        r.best("tokio_pc"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "pcc_orbit_vs_beam_min_3x",
+        r.best("orbit_pcc"),
+        beam(BEAM_PCC),
+    );
+    ctx.goal(
+        SCENARIO,
+        "pcc_orbit_vs_tokio_min_0.5x",
+        r.best("orbit_pcc"),
+        r.best("tokio_pcc"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "broadcast_orbit_vs_beam",
+        r.best("orbit_broadcast"),
+        beam(BEAM_BROADCAST),
+    );
+    ctx.goal(
+        SCENARIO,
+        "partition_orbit_vs_beam",
+        r.best("orbit_partition"),
+        beam(BEAM_PARTITION),
+    );
 }
 
 /// Emits `demand` consecutive integers per call, up to `limit`.

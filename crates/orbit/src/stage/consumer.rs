@@ -34,8 +34,7 @@ use crate::pid::{Pid, Ref};
 use crate::signal::Message;
 
 /// The context a consumer's callbacks get.
-pub type ConsumerContext<C> =
-    StageContext<<C as Consumer>::Event, NoEvents, <C as Consumer>::Info>;
+pub type ConsumerContext<C> = StageContext<<C as Consumer>::Event, NoEvents, <C as Consumer>::Info>;
 
 /// A stage that handles events it asked its producers for.
 ///
@@ -178,9 +177,16 @@ impl<C: Consumer> Behaviour for AsConsumer<C> {
         from: &Subscription,
         ctx: &mut Ctx<Self>,
     ) -> Result<Vec<NoEvents>, ExitReason> {
-        self.0.handle_events(events, from, ctx).await.map(|()| Vec::new())
+        self.0
+            .handle_events(events, from, ctx)
+            .await
+            .map(|()| Vec::new())
     }
-    async fn handle_consumer(&mut self, _peer: Peer, _ctx: &mut Ctx<Self>) -> Result<(), ExitReason> {
+    async fn handle_consumer(
+        &mut self,
+        _peer: Peer,
+        _ctx: &mut Ctx<Self>,
+    ) -> Result<(), ExitReason> {
         Ok(())
     }
     fn handle_producer(
@@ -204,7 +210,10 @@ impl<C: Consumer> Behaviour for AsConsumer<C> {
         sub: &Subscription,
         ctx: &mut Ctx<Self>,
     ) -> Result<Vec<NoEvents>, ExitReason> {
-        self.0.handle_cancel(cancel, sub, ctx).await.map(|()| Vec::new())
+        self.0
+            .handle_cancel(cancel, sub, ctx)
+            .await
+            .map(|()| Vec::new())
     }
     async fn handle_info(
         &mut self,
@@ -282,7 +291,10 @@ impl<B: Behaviour> Engine<B> {
         });
         // The subscription goes out first (GenStage's order), so asks made in
         // `handle_subscribe` reach a producer that knows it.
-        if let Err(req) = to.port.subscribe(SubscribeRequest { subscriber, ack }) {
+        if let Err(req) = to
+            .port
+            .subscribe(Box::new(SubscribeRequest { subscriber, ack }))
+        {
             let _ = crate::signal::demonitor(tag, true);
             let reply = req.ack.map(|a| a.tx);
             return dead_producer(me, pid, opts.cancel, reply, sub);
@@ -438,7 +450,13 @@ impl<B: Behaviour> Engine<B> {
 }
 
 /// Subscribing to a producer that is not alive: `noproc`, fatal unless temporary.
-fn dead_producer(me: Pid, pid: Pid, mode: CancelMode, reply: Option<Reply>, sub: Subscription) -> Step {
+fn dead_producer(
+    me: Pid,
+    pid: Pid,
+    mode: CancelMode,
+    reply: Option<Reply>,
+    sub: Subscription,
+) -> Step {
     if mode == CancelMode::Temporary {
         if let Some(r) = reply {
             let _ = r.send(Ok(sub));

@@ -36,7 +36,7 @@ use crate::signal::Message;
 /// What travels in a stage's mailbox: `I` events in, `O` events out, `M` user messages.
 pub(crate) enum StageMsg<I, O, M> {
     /// A consumer subscribes to this producer.
-    Subscribe(SubscribeRequest<O>),
+    Subscribe(Box<SubscribeRequest<O>>),
     /// A consumer asks for more events.
     Ask { tag: Ref, n: usize },
     /// A consumer cancels its subscription.
@@ -50,11 +50,7 @@ pub(crate) enum StageMsg<I, O, M> {
         reason: ExitReason,
     },
     /// Subscribe this consumer to a producer (`StageRef::subscribe`, `subscribe_to`).
-    SubscribeTo {
-        to: ProducerRef<I>,
-        opts: SubscribeOptions<I>,
-        reply: Option<oneshot::Sender<Result<Subscription, SubscribeError>>>,
-    },
+    SubscribeTo(Box<SubscribeTo<I>>),
     /// Set the demand mode.
     Demand(DemandMode),
     /// Read the demand mode (`None` for a consumer).
@@ -68,6 +64,14 @@ pub(crate) enum StageMsg<I, O, M> {
     Info(M),
     /// Stop with this reason.
     Stop(ExitReason),
+}
+
+/// A request to subscribe this consumer (boxed: it is large and rare, and the mailbox
+/// holds `StageMsg`s by value).
+pub(crate) struct SubscribeTo<I> {
+    pub(crate) to: ProducerRef<I>,
+    pub(crate) opts: SubscribeOptions<I>,
+    pub(crate) reply: Option<oneshot::Sender<Result<Subscription, SubscribeError>>>,
 }
 
 /// The callbacks one kind of stage runs; implemented by adapters over the public
@@ -382,7 +386,7 @@ impl<B: Behaviour> Engine<B> {
             Message::Msg(m) => match m {
                 StageMsg::Events { tag, events } => self.on_events(tag, events).await?,
                 StageMsg::Ask { tag, n } => self.on_ask(tag, n),
-                StageMsg::Subscribe(req) => self.on_subscribe(req).await?,
+                StageMsg::Subscribe(req) => self.on_subscribe(*req).await?,
                 StageMsg::CancelUp { tag, reason } => {
                     self.producer_cancel(tag, CancelKind::Cancel, reason, true)
                         .await?
@@ -390,7 +394,8 @@ impl<B: Behaviour> Engine<B> {
                 StageMsg::CancelDown { tag, kind, reason } => {
                     self.consumer_cancel(tag, kind, reason).await?
                 }
-                StageMsg::SubscribeTo { to, opts, reply } => {
+                StageMsg::SubscribeTo(s) => {
+                    let SubscribeTo { to, opts, reply } = *s;
                     self.subscribe_to(to, opts, reply).await?
                 }
                 StageMsg::Demand(mode) => self.set_demand(mode)?,
@@ -398,9 +403,10 @@ impl<B: Behaviour> Engine<B> {
                     let _ = tx.send(self.prod.as_ref().map(|p| p.mode));
                 }
                 StageMsg::Port(tx) => {
-                    let port = self.prod.as_ref().map(|_| {
-                        Arc::new(self.ctx.proc.handle()) as Arc<dyn ProducerPort<B::Out>>
-                    });
+                    let port = self
+                        .prod
+                        .as_ref()
+                        .map(|_| Arc::new(self.ctx.proc.handle()) as Arc<dyn ProducerPort<B::Out>>);
                     let _ = tx.send(port);
                 }
                 StageMsg::Pump => {
@@ -414,9 +420,7 @@ impl<B: Behaviour> Engine<B> {
                 }
                 StageMsg::Stop(reason) => return Err(reason),
             },
-            Message::Exit { from, reason } if Some(from) == self.ctx.parent => {
-                return Err(reason)
-            }
+            Message::Exit { from, reason } if Some(from) == self.ctx.parent => return Err(reason),
             Message::Exit { from, reason } => {
                 let out = self
                     .b
@@ -490,7 +494,8 @@ impl<I: Send + 'static, O: Send + 'static, M: Send + 'static> EventSink<I>
         self.send(StageMsg::Events { tag, events }).is_ok()
     }
     fn send_cancel(&self, tag: Ref, kind: CancelKind, reason: ExitReason) -> bool {
-        self.send(StageMsg::CancelDown { tag, kind, reason }).is_ok()
+        self.send(StageMsg::CancelDown { tag, kind, reason })
+            .is_ok()
     }
 }
 
@@ -515,12 +520,13 @@ impl<I: Send + 'static, O: Send + 'static, M: Send + 'static> Upstream
 impl<I: Send + 'static, O: Send + 'static, M: Send + 'static> ProducerPort<O>
     for Handle<StageMsg<I, O, M>>
 {
-    fn subscribe(&self, req: SubscribeRequest<O>) -> Result<(), SubscribeRequest<O>> {
-        self.send(StageMsg::Subscribe(req)).map_err(|e| match e.msg {
-            StageMsg::Subscribe(req) => req,
-            // We sent a Subscribe and got the same message back.
-            _ => unreachable!("send returns the message it was given"),
-        })
+    fn subscribe(&self, req: Box<SubscribeRequest<O>>) -> Result<(), Box<SubscribeRequest<O>>> {
+        self.send(StageMsg::Subscribe(req))
+            .map_err(|e| match e.msg {
+                StageMsg::Subscribe(req) => req,
+                // We sent a Subscribe and got the same message back.
+                _ => unreachable!("send returns the message it was given"),
+            })
     }
     fn upstream(&self) -> Arc<dyn Upstream> {
         Arc::new(self.clone())

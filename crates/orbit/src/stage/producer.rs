@@ -33,8 +33,7 @@ use crate::pid::Ref;
 use crate::signal::Message;
 
 /// The context a producer's callbacks get.
-pub type ProducerContext<P> =
-    StageContext<NoEvents, <P as Producer>::Event, <P as Producer>::Info>;
+pub type ProducerContext<P> = StageContext<NoEvents, <P as Producer>::Event, <P as Producer>::Info>;
 
 /// A stage that emits events when its consumers ask for them.
 ///
@@ -305,11 +304,7 @@ impl<B: Behaviour> Engine<B> {
         }
         // Inside the stage's own process, so monitoring cannot fail.
         let monitor = crate::signal::monitor(peer.pid).unwrap_or_else(|_| Ref::make());
-        p.consumers.push(ConsumerEntry {
-            tag,
-            monitor,
-            sink,
-        });
+        p.consumers.push(ConsumerEntry { tag, monitor, sink });
         if let Some(a) = ack {
             let _ = a.tx.send(Ok(a.sub));
         }

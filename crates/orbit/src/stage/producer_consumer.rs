@@ -195,7 +195,11 @@ impl<P: ProducerConsumer> Behaviour for AsProducerConsumer<P> {
     fn init(&mut self, ctx: &mut Ctx<Self>) -> impl Future<Output = Result<(), ExitReason>> + Send {
         self.0.init(ctx)
     }
-    async fn handle_demand(&mut self, _n: usize, _ctx: &mut Ctx<Self>) -> Result<Vec<P::Out>, ExitReason> {
+    async fn handle_demand(
+        &mut self,
+        _n: usize,
+        _ctx: &mut Ctx<Self>,
+    ) -> Result<Vec<P::Out>, ExitReason> {
         Ok(Vec::new())
     }
     fn handle_events(

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::demand::DemandMode;
-use super::engine::StageMsg;
+use super::engine::{StageMsg, SubscribeTo};
 use super::error::{StageError, SubscribeError};
 use super::subscription::{ProducerRef, SubscribeOptions, Subscription};
 use super::StageKind;
@@ -215,11 +215,11 @@ impl<I: Send + 'static, O: Send + 'static, M: Send + 'static> StageRef<I, O, M> 
     ) -> Result<Subscription, SubscribeError> {
         let timeout = opts.timeout;
         let (tx, rx) = oneshot::channel();
-        let msg = StageMsg::SubscribeTo {
+        let msg = StageMsg::SubscribeTo(Box::new(SubscribeTo {
             to: producer.clone(),
             opts,
             reply: Some(tx),
-        };
+        }));
         if self.handle.send(msg).is_err() {
             return Err(SubscribeError::ConsumerExited(ExitReason::NoProc));
         }

@@ -312,7 +312,7 @@ pub(crate) struct SubscribeRequest<T> {
 
 /// A producer's mailbox as a consumer subscribes through it.
 pub(crate) trait ProducerPort<T>: Upstream {
-    fn subscribe(&self, req: SubscribeRequest<T>) -> Result<(), SubscribeRequest<T>>;
+    fn subscribe(&self, req: Box<SubscribeRequest<T>>) -> Result<(), Box<SubscribeRequest<T>>>;
     fn upstream(&self) -> Arc<dyn Upstream>;
     fn wait_exit(&self) -> futures::future::BoxFuture<'_, ExitReason>;
 }

@@ -53,7 +53,7 @@ impl<T> DemandDispatcher<T> {
     fn largest(&self) -> Option<usize> {
         let mut best: Option<usize> = None;
         for (i, e) in self.entries.iter().enumerate() {
-            if e.demand > 0 && best.map_or(true, |b| e.demand > self.entries[b].demand) {
+            if e.demand > 0 && best.is_none_or(|b| e.demand > self.entries[b].demand) {
                 best = Some(i);
             }
         }

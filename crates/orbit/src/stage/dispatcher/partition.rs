@@ -45,7 +45,9 @@ impl<T: Hash + Send + 'static> PartitionDispatcher<T> {
     /// `n` partitions (`0..n`), events spread by their `Hash`.
     pub fn new(n: usize) -> Self {
         let state = std::collections::hash_map::RandomState::new();
-        Self::with_hash(n, move |e: &T| Some((state.hash_one(e) % n.max(1) as u64) as usize))
+        Self::with_hash(n, move |e: &T| {
+            Some((state.hash_one(e) % n.max(1) as u64) as usize)
+        })
     }
 }
 
@@ -106,7 +108,10 @@ impl<T: Send + 'static> PartitionDispatcher<T> {
 
 impl<T: Send + 'static> Dispatcher<T> for PartitionDispatcher<T> {
     fn subscribe(&mut self, sub: Subscriber<T>) -> Result<(), SubscribeError> {
-        let key = sub.partition.clone().ok_or(SubscribeError::PartitionRequired)?;
+        let key = sub
+            .partition
+            .clone()
+            .ok_or(SubscribeError::PartitionRequired)?;
         let Some(i) = self.index(&key) else {
             return Err(SubscribeError::UnknownPartition {
                 partition: key.to_string(),
@@ -164,9 +169,7 @@ impl<T: Send + 'static> Dispatcher<T> for PartitionDispatcher<T> {
                     self.parts[i].staged.push(ev);
                     placed += 1;
                 }
-                Some(partition) => {
-                    return Err(DispatchError::NoSuchPartition { partition, count })
-                }
+                Some(partition) => return Err(DispatchError::NoSuchPartition { partition, count }),
             }
         }
         let later: Vec<T> = iter.collect();

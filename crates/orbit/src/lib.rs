@@ -51,6 +51,7 @@ pub mod process;
 pub mod registry;
 pub mod router;
 pub mod signal;
+pub mod stage;
 pub mod supervisor;
 mod table;
 pub mod task;

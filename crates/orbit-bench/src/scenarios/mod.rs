@@ -17,6 +17,7 @@ pub mod pingpong;
 pub mod pool;
 pub mod send;
 pub mod spawn;
+pub mod stage;
 pub mod term;
 
 /// What a scenario reports through and how many rounds it runs.
@@ -91,6 +92,12 @@ pub const SCENARIOS: &[Scenario] = &[
         groups: &["runtime"],
         about: "cost of orbit's per-process counters (send, pingpong; off vs on)",
         run: counters::run,
+    },
+    Scenario {
+        name: "stage",
+        groups: &[],
+        about: "GenStage pipelines: 5M events producer->consumer and ->producer_consumer->; broadcast, partition",
+        run: stage::run,
     },
     Scenario {
         name: "ets",

@@ -43,6 +43,7 @@ pub mod error;
 pub mod ets;
 pub mod exit;
 pub mod gen_server;
+mod hash;
 pub mod info;
 mod mailbox;
 pub mod pid;

@@ -4,45 +4,25 @@
 //! newer process. 64 shards of `HashMap` behind read-write locks, picked by the low bits
 //! of the id: pids are allocated sequentially, so consecutive spawns land on different
 //! shards and concurrent spawners rarely meet on one lock. Measured against
-//! `scc::HashMap` on the spawn benchmark, the insert path was the largest cost there
-//! (lock plus probe, ~18% of a spawn); a plain sharded map with a multiplicative hash
-//! halves it.
+//! `scc::HashMap` on the spawn benchmark, whose insert path was the largest single cost
+//! of a spawn (~18% in a profile), a plain sharded map is simpler and no slower.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
+use crate::hash::{seeded, FastState};
 use crate::pid::Pid;
 use crate::process::ProcessHandle;
 
 const SHARDS: usize = 64;
 
-/// A multiplicative hash for the table's integer keys (they are already unique and
-/// sequential; they only need spreading over the map's buckets).
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type Shard = RwLock<HashMap<u64, Arc<dyn ProcessHandle>, BuildHasherDefault<KeyHasher>>>;
+type Shard = RwLock<HashMap<u64, Arc<dyn ProcessHandle>, FastState>>;
 
 fn shards() -> &'static [Shard; SHARDS] {
     static T: OnceLock<[Shard; SHARDS]> = OnceLock::new();
-    T.get_or_init(|| std::array::from_fn(|_| RwLock::new(HashMap::default())))
+    T.get_or_init(|| std::array::from_fn(|_| RwLock::new(HashMap::with_hasher(seeded()))))
 }
 
 #[inline]

@@ -60,6 +60,49 @@ impl Default for StreamOptions {
     }
 }
 
+/// How long tasks get to stop after `shutdown` before they are killed.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Stops every task as a supervisor stops its children: `shutdown`, then `kill` after
+/// [`SHUTDOWN_TIMEOUT`]; returns once all of them have exited.
+async fn shutdown_children(ctx: &mut Context<ExitReason>, parent: Option<Pid>) {
+    let children: Vec<Pid> = crate::info::process_info(ctx.pid())
+        .map(|i| i.links)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| Some(*p) != parent)
+        .collect();
+    let mut waiting = std::collections::HashMap::new();
+    for child in children {
+        // Inside the supervisor process, so monitor cannot fail with NotInProcess.
+        if let Ok(r) = crate::signal::monitor(child) {
+            waiting.insert(r, child);
+        }
+        let _ = crate::signal::unlink(child);
+        crate::signal::exit(child, ExitReason::Shutdown);
+    }
+    let mut killed = false;
+    while !waiting.is_empty() {
+        let limit = if killed {
+            crate::gen_server::INFINITY
+        } else {
+            SHUTDOWN_TIMEOUT
+        };
+        match crate::deadline::timeout(limit, ctx.recv()).await {
+            Ok(Message::Down(d)) => {
+                waiting.remove(&d.monitor);
+            }
+            Ok(_) => {}
+            Err(_) => {
+                for pid in waiting.values() {
+                    crate::signal::exit(*pid, ExitReason::Kill);
+                }
+                killed = true;
+            }
+        }
+    }
+}
+
 /// A running task supervisor.
 #[derive(Clone, Debug)]
 pub struct TaskSupervisor {
@@ -83,15 +126,15 @@ impl TaskSupervisor {
         let handle = opts.trap_exit().label("task_supervisor").spawn(
             |mut ctx: Context<ExitReason>| async move {
                 loop {
-                    match ctx.recv().await {
-                        // Stop request: exiting sends `shutdown` along every link,
-                        // which stops the tasks (they do not trap exits).
-                        Message::Msg(reason) => return reason,
-                        Message::Exit { from, reason } if Some(from) == parent => return reason,
+                    let reason = match ctx.recv().await {
+                        Message::Msg(reason) => reason,
+                        Message::Exit { from, reason } if Some(from) == parent => reason,
                         // A task finished or crashed: temporary children are not
                         // restarted.
-                        Message::Exit { .. } | Message::Down(_) => {}
-                    }
+                        Message::Exit { .. } | Message::Down(_) => continue,
+                    };
+                    shutdown_children(&mut ctx, parent).await;
+                    return reason;
                 }
             },
         )?;

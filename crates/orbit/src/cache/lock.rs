@@ -142,7 +142,7 @@ impl<K: Hash + Eq + Clone> Locks<K> {
     pub(crate) fn new(n: usize, hasher: KeyHash) -> Self {
         Locks {
             parts: (0..n.max(1))
-                .map(|_| Padded(Mutex::new(HashMap::with_hasher(hasher))))
+                .map(|_| Padded(Mutex::new(HashMap::with_hasher(hasher.clone()))))
                 .collect(),
             hasher,
             next_waiter: AtomicU64::new(1),
@@ -151,7 +151,7 @@ impl<K: Hash + Eq + Clone> Locks<K> {
 
     #[inline]
     fn part_of(&self, key: &K) -> usize {
-        partition(self.hasher.of(key), self.parts.len())
+        partition(crate::hash::hash_of(&self.hasher, key), self.parts.len())
     }
 
     /// Takes the key's lock, waiting up to `timeout` behind earlier waiters.

@@ -335,7 +335,8 @@ impl<K: Key, V: Value> Inner<K, V> {
         };
         let now = nanos(self.clock.now());
         if let Some(Some(t)) = self.with_meta(key, |m| ticks.apply(m, Ttl::Renew, now))? {
-            self.wheel.push(self.hasher.of(key), key.clone(), t);
+            self.wheel
+                .push(crate::hash::hash_of(&self.hasher, key), key.clone(), t);
         }
         Ok(())
     }
@@ -383,7 +384,8 @@ impl<K: Key, V: Value> Inner<K, V> {
             }
         };
         if let Some(t) = push {
-            self.wheel.push(self.hasher.of(&key), key.clone(), t);
+            self.wheel
+                .push(crate::hash::hash_of(&self.hasher, &key), key.clone(), t);
         }
         if let (Some(cb), Some(v)) = (&self.callback, seen) {
             cb(Event::Update {
@@ -425,7 +427,8 @@ impl<K: Key, V: Value> Inner<K, V> {
             push
         };
         if let Some(t) = push {
-            self.wheel.push(self.hasher.of(&key), key.clone(), t);
+            self.wheel
+                .push(crate::hash::hash_of(&self.hasher, &key), key.clone(), t);
         }
         if let (Some(cb), Some(v)) = (&self.callback, seen) {
             cb(Event::Update {

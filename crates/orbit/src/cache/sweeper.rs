@@ -12,7 +12,6 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::error::{CacheError, Result};
-use super::hash::KeyHash;
 use super::lock::{Holder, Locks};
 use super::options::{Options, Ttl};
 use super::stats::Counters;
@@ -79,7 +78,7 @@ pub(crate) async fn start<K: Key, V: Value>(
         })
         .map_err(|e| CacheError::InvalidOptions(format!("cannot start the owner process: {e}")))?;
     let (table, metas) = rx.await.map_err(|_| CacheError::Stopped)??;
-    let hasher = KeyHash::random();
+    let hasher = crate::hash::seeded();
     let name: Arc<str> = match &opts.name {
         Some(n) => n.clone(),
         None => format!("con_cache#{}", table.id()).into(),
@@ -87,7 +86,7 @@ pub(crate) async fn start<K: Key, V: Value>(
     let inner = Arc::new(Inner {
         table,
         metas,
-        locks: Locks::new(opts.n_lock_partitions, hasher),
+        locks: Locks::new(opts.n_lock_partitions, hasher.clone()),
         wheel: Wheel::new(),
         hasher,
         ticks: interval.map(|d| Ticks {
@@ -196,7 +195,7 @@ impl<K: Key, V: Value> Inner<K, V> {
         current: u64,
         me: Holder,
     ) -> bool {
-        let hash = self.hasher.of(&key);
+        let hash = crate::hash::hash_of(&self.hasher, &key);
         let Ok(guard) = self.locks.try_lock(&key, me) else {
             // Someone is working on the key: look again next tick.
             let next = current + 1;

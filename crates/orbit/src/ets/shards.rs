@@ -7,82 +7,12 @@
 //! per object. Operations on several keys lock the shards they touch in ascending order,
 //! so they are atomic and isolated and never deadlock.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 
 use indexmap::IndexMap;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// A fast, per-table seeded hasher (multiply-rotate per word, murmur3 finaliser).
-///
-/// Not DoS-resistant against an attacker who can choose keys *and* observe timing of a
-/// single table over many calls; each table gets a random seed.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct FastState(u64);
-
-impl FastState {
-    pub(crate) fn random() -> Self {
-        let s = std::collections::hash_map::RandomState::new();
-        FastState(s.hash_one(0x5eed_u64) | 1)
-    }
-}
-
-impl BuildHasher for FastState {
-    type Hasher = FastHasher;
-    #[inline]
-    fn build_hasher(&self) -> FastHasher {
-        FastHasher(self.0)
-    }
-}
-
-/// The hasher built by [`FastState`].
-pub(crate) struct FastHasher(u64);
-
-const MUL: u64 = 0xf135_7aea_2e62_a9c5;
-
-impl Hasher for FastHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        self.write_u64(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(i as u64)
-    }
-    #[inline]
-    fn write_u16(&mut self, i: u16) {
-        self.write_u64(i as u64)
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(i as u64)
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0 ^ i).wrapping_mul(MUL).rotate_left(26);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64)
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
+use crate::hash::{FastState, Padded};
 
 pub(crate) type Map<K, T> = IndexMap<K, T, FastState>;
 
@@ -91,9 +21,6 @@ pub(crate) struct Shard<K, T> {
     pub(crate) map: Map<K, T>,
     pub(crate) objects: usize,
 }
-
-#[repr(align(128))]
-struct Padded<T>(T);
 
 type PaddedShard<K, T> = Padded<RwLock<Shard<K, T>>>;
 
@@ -111,11 +38,11 @@ impl<K: Hash + Eq, T> Shards<K, T> {
     /// `n` shards (rounded up to a power of two, at least 1).
     pub(crate) fn new(n: usize) -> Self {
         let n = n.max(1).next_power_of_two();
-        let hasher = FastState::random();
+        let hasher = crate::hash::seeded();
         let shards = (0..n)
             .map(|_| {
                 Padded(RwLock::new(Shard {
-                    map: IndexMap::with_hasher(hasher),
+                    map: IndexMap::with_hasher(hasher.clone()),
                     objects: 0,
                 }))
             })

@@ -93,12 +93,12 @@ impl<K: Ord + std::hash::Hash + Clone, V> Store<K, V> {
         match self {
             Store::Set(s) => (0..s.len()).for_each(|i| {
                 let mut g = s.write(i);
-                g.map = Map::with_hasher(*g.map.hasher());
+                g.map = Map::with_hasher(g.map.hasher().clone());
                 g.objects = 0;
             }),
             Store::Bag(s) => (0..s.len()).for_each(|i| {
                 let mut g = s.write(i);
-                g.map = Map::with_hasher(*g.map.hasher());
+                g.map = Map::with_hasher(g.map.hasher().clone());
                 g.objects = 0;
             }),
             Store::Ordered(m) => m.write().clear(),

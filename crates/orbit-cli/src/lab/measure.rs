@@ -120,7 +120,7 @@ where
         op().await;
         rec.time(t);
         i = i.wrapping_add(1);
-        if i % 16 == 0 {
+        if i.is_multiple_of(16) {
             tokio::task::yield_now().await;
         }
     }
@@ -291,7 +291,7 @@ pub async fn watch<M: Send + 'static>(
         // forever for one that is stuck.
         let _ = tokio::time::timeout(Duration::from_secs(10), c.wait_exit()).await;
     }
-    let _ = total.add(&probe.interval.take_histogram());
+    let _ = total.add(probe.interval.take_histogram());
     VariantResult {
         scenario,
         variant: variant.to_string(),

@@ -137,7 +137,7 @@ async fn variant(lab: &Lab, name: &str, store: Store) -> Result<VariantResult, E
                     x ^= x >> 7;
                     x ^= x << 17;
                     let k = x % KEYS;
-                    let op = if x % 10 == 0 {
+                    let op = if x.is_multiple_of(10) {
                         Op::Put(k, x)
                     } else {
                         Op::Get(k)

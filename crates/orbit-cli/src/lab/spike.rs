@@ -78,7 +78,7 @@ pub async fn run(lab: &Lab) -> Result<Report, Error> {
                     n += 1;
                     if !burst.load(Ordering::Relaxed) {
                         tokio::time::sleep(PAUSE).await;
-                    } else if n % 16 == 0 {
+                    } else if n.is_multiple_of(16) {
                         tokio::task::yield_now().await;
                     }
                 }

@@ -197,9 +197,7 @@ impl Baseline {
 
     /// Whether `metric` is still in its warm-up.
     pub fn is_learning(&self, metric: &str) -> bool {
-        self.series
-            .get(metric)
-            .map_or(true, |s| s.n < self.opts.warmup)
+        !matches!(self.series.get(metric), Some(s) if s.n >= self.opts.warmup)
     }
 
     /// Forgets everything learned (floors are kept).

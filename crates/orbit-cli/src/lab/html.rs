@@ -92,7 +92,7 @@ figure {{ margin: 0; }} figcaption {{ font-size: 12px; color: #555; }}
   const data = JSON.parse(document.getElementById('lab-data').textContent);
   const colors = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
   const NS = 'http://www.w3.org/2000/svg';
-  const W = 360, H = 200, L = 50, B = 24, T = 8, R = 8;
+  const W = 290, H = 180, L = 50, B = 24, T = 8, R = 8;
   function el(name, attrs, parent) {{
     const e = document.createElementNS(NS, name);
     for (const k in attrs) e.setAttribute(k, attrs[k]);
@@ -105,7 +105,7 @@ figure {{ margin: 0; }} figcaption {{ font-size: 12px; color: #555; }}
     const log = metric !== 'heap';
     const svg = el('svg', {{ width: W, height: H + 20 * Math.ceil(sc.variants.length / 2), viewBox: '0 0 ' + W + ' ' + (H + 20 * Math.ceil(sc.variants.length / 2)) }});
     let tmax = 0, ymin = Infinity, ymax = -Infinity;
-    const f = v => log ? Math.log10(Math.max(v, 1)) : v;
+    const f = v => log ? Math.log10(Math.max(v, 0.01)) : v;
     for (const v of sc.variants) {{
       for (let i = 0; i < v.t.length; i++) {{
         tmax = Math.max(tmax, v.t[i]);
@@ -120,7 +120,8 @@ figure {{ margin: 0; }} figcaption {{ font-size: 12px; color: #555; }}
     const y = v => T + (H - T - B) * (1 - (f(v) - ymin) / (ymax - ymin));
     el('line', {{ x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#999' }}, svg);
     el('line', {{ x1: L, y1: T, x2: L, y2: H - B, stroke: '#999' }}, svg);
-    const label = v => log ? (Math.pow(10, v) >= 1000 ? (Math.pow(10, v) / 1000).toPrecision(2) + 'k' : Math.pow(10, v).toPrecision(2)) : v.toFixed(1);
+    const human = n => n >= 1e6 ? +(n / 1e6).toPrecision(2) + 'M' : n >= 1e3 ? +(n / 1e3).toPrecision(2) + 'k' : String(+n.toPrecision(2));
+    const label = v => log ? human(Math.pow(10, v)) : v.toFixed(1);
     for (const [v, yy] of [[ymax, T + 4], [ymin, H - B]]) {{
       const t = el('text', {{ x: L - 4, y: yy, 'text-anchor': 'end', 'font-size': 10 }}, svg);
       t.textContent = label(v);
@@ -130,7 +131,7 @@ figure {{ margin: 0; }} figcaption {{ font-size: 12px; color: #555; }}
     sc.variants.forEach((v, k) => {{
       const pts = v.t.map((t, i) => x(t).toFixed(1) + ',' + y(v[metric][i]).toFixed(1)).join(' ');
       el('polyline', {{ class: 'series', 'data-variant': v.name, 'data-points': v.t.length, points: pts, fill: 'none', stroke: colors[k % colors.length], 'stroke-width': 1.5 }}, svg);
-      const lx = L + (k % 2) * 150, ly = H + 12 + 20 * Math.floor(k / 2);
+      const lx = L + (k % 2) * 120, ly = H + 12 + 20 * Math.floor(k / 2);
       el('rect', {{ x: lx, y: ly - 8, width: 10, height: 10, fill: colors[k % colors.length] }}, svg);
       const t = el('text', {{ x: lx + 14, y: ly, class: 'legend' }}, svg);
       t.textContent = v.name;

@@ -57,6 +57,7 @@ pub mod supervisor;
 mod table;
 pub mod task;
 pub mod task_supervisor;
+pub mod telemetry;
 pub mod timer;
 
 use std::any::Any;

@@ -1,0 +1,85 @@
+//! Telemetry: the numbers that find a bottleneck — requests per second, latency, CPU,
+//! memory, file descriptors, processes, mailboxes — and what "normal" is for each.
+//!
+//! The seed's method is: measure, know what normal is, find the bottleneck. This module
+//! gives the measuring pieces; `orbit lab` (crate `orbit-cli`) shows them at work.
+//!
+//! - [`Rate`]: events per second over sliding windows of a second, a minute and an hour
+//!   (ring buffers of buckets; marking is one short lock).
+//! - [`Latency`]: a latency histogram (HdrHistogram, 2 significant digits, 1 ns to one
+//!   hour) with p50/p90/p99/max. Hot loops record into a plain
+//!   [`hdrhistogram::Histogram`] of their own ([`Latency::local`]) and
+//!   [`merge`](Latency::merge) it now and then, so recording never contends.
+//! - [`SystemSampler`]: a [`Snapshot`] of the process — CPU % since the last sample,
+//!   resident memory, open file descriptors against their limit, Orbit process count,
+//!   the largest mailboxes ([`crate::top`]) and long handlers
+//!   ([`crate::clock::long_handler_total`]). System figures come from `/proc` and are
+//!   `None` where it does not exist.
+//! - [`Baseline`]: learns mean and spread of each series over a warm-up window, then
+//!   flags a sample outside its normal range as a [`Deviation`] naming the metric, the
+//!   range and the observed value.
+//!
+//! Everything is also published through the [`metrics`] facade (gauges named
+//! `orbit_*`; see [`Snapshot::publish`], [`Rate::publish`], [`Latency::publish`]), so any
+//! `metrics` exporter (Prometheus, statsd) sees them.
+//!
+//! Time comes from a [`Clock`]: [`SystemClock`] by default, [`ManualClock`] in tests.
+//!
+//! Not for: per-message accounting inside processes (that is [`crate::process_info`],
+//! kept by the runtime at a few nanoseconds a message) or tracing individual requests.
+
+mod baseline;
+mod latency;
+mod rate;
+mod system;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub use baseline::{Baseline, BaselineOptions, Deviation, Normal};
+pub use latency::{summarize, Latency, LatencySummary};
+pub use rate::{Rate, RateSnapshot};
+pub use system::{cpu_time, fd_limit, open_fds, rss_bytes, MailboxInfo, Snapshot, SystemSampler};
+
+/// A source of monotonic time, as an offset from an arbitrary fixed origin.
+pub trait Clock: Send + Sync + 'static {
+    /// Time elapsed since the clock's origin.
+    fn now(&self) -> Duration;
+}
+
+/// The real monotonic clock (origin: its first use in this program).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Duration {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        ORIGIN.get_or_init(Instant::now).elapsed()
+    }
+}
+
+/// A clock that moves only when told to, for tests of time-based rules.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    ns: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock at time zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        let ns = d.as_nanos().min(u64::MAX as u128) as u64;
+        self.ns.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.ns.load(Ordering::Relaxed))
+    }
+}

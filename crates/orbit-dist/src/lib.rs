@@ -100,3 +100,22 @@ pub async fn wait_connected(node: &str, timeout: Duration) -> bool {
     };
     matches!(tokio::time::timeout(timeout, c.wait_up()).await, Ok(Ok(())))
 }
+
+/// The wire form of a pid (serializable: put it in a message to another node).
+pub fn to_wire(pid: Pid) -> orbit_term::Pid {
+    match node::get() {
+        Some(n) => convert::pid_to_wire(pid, &n.id),
+        None => convert::pid_to_wire(
+            pid,
+            &convert::LocalId {
+                name: orbit::pid::local_node(),
+                creation: 0,
+            },
+        ),
+    }
+}
+
+/// The Orbit pid for a pid received in a message.
+pub fn from_wire(pid: &orbit_term::Pid) -> Pid {
+    convert::pid_from_wire(pid)
+}

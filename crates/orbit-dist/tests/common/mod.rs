@@ -37,15 +37,29 @@ pub fn unique(prefix: &str) -> String {
 
 /// This binary's Orbit node (started once).
 pub fn node(prefix: &str) -> orbit_dist::Node {
+    node_with(prefix, orbit_dist::Options::cookie(COOKIE))
+}
+
+/// This binary's Orbit node, started once with `opts`.
+pub fn node_with(prefix: &str, opts: orbit_dist::Options) -> orbit_dist::Node {
     static NODE: OnceLock<orbit_dist::Node> = OnceLock::new();
     *NODE.get_or_init(|| {
         let name = unique(prefix);
-        rt().block_on(async move {
-            orbit_dist::Node::start(&name, orbit_dist::Options::cookie(COOKIE))
-                .await
-                .unwrap()
-        })
+        rt().block_on(async move { orbit_dist::Node::start(&name, opts).await.unwrap() })
     })
+}
+
+/// An `orbit-node` child process (see `src/bin/orbit-node.rs`), waited for until ready.
+pub fn orbit_node(prefix: &str, hidden: bool) -> Peer {
+    let name = unique(prefix);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orbit-node"));
+    cmd.args([name.as_str(), COOKIE]);
+    if hidden {
+        cmd.arg("hidden");
+    }
+    let mut p = Peer::command(cmd, name.clone());
+    p.expect("ready ", 30);
+    p
 }
 
 /// A BEAM (or any) child process whose stdout lines can be awaited.

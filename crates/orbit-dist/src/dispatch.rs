@@ -121,7 +121,7 @@ pub(crate) fn deliver(inc: &Incoming<'_>) {
         None => default_deliver(inc),
     };
     if let Err(e) = r {
-        if matches!(orbit::process_info(inc.to), None) {
+        if orbit::process_info(inc.to).is_none() {
             handlers().write().by_pid.remove(&inc.to);
         }
         tracing::debug!(to = %inc.to, error = %e, "message from another node not delivered");

@@ -338,9 +338,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     let valid = name
         .split_once('@')
         .is_some_and(|(a, h)| !a.is_empty() && !h.is_empty());
-    let status = if !valid {
-        Status::NotAllowed
-    } else if check_flags(p, their_flags).is_err() {
+    let status = if !valid || check_flags(p, their_flags).is_err() {
         Status::NotAllowed
     } else {
         decide(p, creation)

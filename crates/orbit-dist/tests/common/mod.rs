@@ -32,7 +32,12 @@ pub fn rt() -> &'static tokio::runtime::Runtime {
 
 /// A unique node name for this test process.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}@127.0.0.1", std::process::id())
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    match N.fetch_add(1, Ordering::Relaxed) {
+        0 => format!("{prefix}_{}@127.0.0.1", std::process::id()),
+        n => format!("{prefix}_{}_{n}@127.0.0.1", std::process::id()),
+    }
 }
 
 /// This binary's Orbit node (started once).

@@ -211,7 +211,7 @@ impl Conn {
         negotiated: u64,
         peer_flags: u64,
         tick: Duration,
-    ) {
+    ) -> Result<(), String> {
         self.flags.store(negotiated, Ordering::Relaxed);
         self.peer_flags.store(peer_flags, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
@@ -219,6 +219,8 @@ impl Conn {
         let me = self.clone();
         tokio::spawn(async move { me.write_loop(w, tick / 4).await });
         let me = self.clone();
+        // The reader runs as a task so that the processes it wakes queue up behind it on
+        // its worker and take a batch of messages each time they run.
         let reader = tokio::spawn(async move {
             let reason = me.read_loop(r, tick).await;
             crate::node::connection_lost(&me, reason);
@@ -227,6 +229,7 @@ impl Conn {
         if self.closed.load(Ordering::Acquire) {
             reader.abort();
         }
+        Ok(())
     }
 
     async fn write_loop(self: Arc<Self>, mut w: OwnedWriteHalf, tick_every: Duration) {

@@ -321,7 +321,7 @@ where
             Some(Ok(call)) => {
                 let req: G::Call = orbit_term::from_term(&call.request)
                     .map_err(|e| format!("call request does not decode: {e}"))?;
-                tokio::spawn(async move {
+                crate::node::spawn(async move {
                     match server
                         .call_timeout(req, Duration::from_secs(24 * 3600))
                         .await

@@ -84,10 +84,12 @@ pub fn send_named<T: Serialize + ?Sized>(
     .map_err(orbit::SendError::Remote)
 }
 
-/// Waits until the connection to `node` has fewer than
-/// [`connection::HIGH_WATER`] bytes queued: flow control for senders that produce
-/// faster than the network drains.
+/// Yields to the scheduler, then waits until the connection to `node` has fewer than
+/// [`connection::HIGH_WATER`] bytes queued: flow control for a process that sends in a
+/// loop. Sends only append to the connection's buffer; the connection's writer task
+/// runs when the sender yields, so a sender that never awaits delays its own messages.
 pub async fn wait_writable(node: &str) {
+    tokio::task::yield_now().await;
     if let Some(c) = Node::current().and_then(|n| n.connection(node)) {
         c.wait_writable().await;
     }

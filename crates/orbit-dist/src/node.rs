@@ -100,6 +100,7 @@ pub(crate) struct Inner {
     pub port: u16,
     pub max_frame: usize,
     pub system: Pid,
+    rt: tokio::runtime::Handle,
     conns: Mutex<HashMap<Arc<str>, Arc<Conn>>>,
     subs: Mutex<Vec<mpsc::UnboundedSender<NodeEvent>>>,
     _registration: Mutex<Option<epmd::client::Registration>>,
@@ -109,6 +110,21 @@ static NODE: OnceLock<Arc<Inner>> = OnceLock::new();
 
 pub(crate) fn get() -> Option<&'static Arc<Inner>> {
     NODE.get()
+}
+
+/// Spawns a task on the node's runtime (callable from the connection threads too).
+pub(crate) fn spawn<F>(fut: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    match NODE.get() {
+        Some(n) => {
+            n.rt.spawn(fut);
+        }
+        None => {
+            tokio::spawn(fut);
+        }
+    }
 }
 
 pub(crate) fn system_pid() -> Pid {
@@ -220,6 +236,7 @@ impl Node {
             port,
             max_frame: opts.max_frame,
             system,
+            rt: tokio::runtime::Handle::current(),
             conns: Mutex::new(HashMap::new()),
             subs: Mutex::new(Vec::new()),
             _registration: Mutex::new(Some(registration)),
@@ -229,7 +246,7 @@ impl Node {
         }
         orbit::pid::set_local_node(&full);
         let _ = orbit::router::install(Box::new(crate::router::DistRouter));
-        tokio::spawn(accept_loop(listener));
+        spawn(accept_loop(listener));
         tracing::info!(node = %full, port, creation, "node started");
         Ok(Node)
     }
@@ -355,7 +372,7 @@ pub(crate) fn conn_for(node: &str) -> Option<Arc<Conn>> {
     conns.insert(Arc::from(node), c.clone());
     drop(conns);
     let c2 = c.clone();
-    tokio::spawn(async move {
+    spawn(async move {
         if let Err(e) = initiate(inner, &c2).await {
             if c2.phase() == Phase::Pending {
                 tracing::debug!(peer = %c2.peer, error = %e, "connection attempt failed");
@@ -410,6 +427,7 @@ fn up(inner: &'static Arc<Inner>, conn: &Arc<Conn>, s: TcpStream, p: handshake::
     let peer_published = p.flags & flags::PUBLISHED != 0;
     {
         let conns = inner.conns.lock();
+        #[allow(clippy::single_match)]
         match conns.get(&*conn.peer) {
             Some(c) if Arc::ptr_eq(c, conn) => {}
             _ => {
@@ -417,14 +435,18 @@ fn up(inner: &'static Arc<Inner>, conn: &Arc<Conn>, s: TcpStream, p: handshake::
                 return;
             }
         }
-        conn.attach(s, p.flags, p.flags, inner.tick);
+        if let Err(e) = conn.attach(s, p.flags, p.flags, inner.tick) {
+            drop(conns);
+            connection_lost(conn, format!("cannot start the connection's threads: {e}"));
+            return;
+        }
         conn.set_phase(Phase::Up);
         emit(inner, NodeEvent::NodeUp(conn.peer.to_string()));
     }
     tracing::info!(peer = %conn.peer, visible = peer_published && published, "node up");
     if published && peer_published && !inner.hidden {
         let peer = conn.peer.to_string();
-        tokio::spawn(async move { mesh(peer).await });
+        spawn(async move { mesh(peer).await });
     }
 }
 
@@ -467,7 +489,7 @@ async fn accept_loop(listener: TcpListener) {
                 continue;
             }
         };
-        tokio::spawn(async move {
+        spawn(async move {
             if let Err(e) = accept_one(s).await {
                 tracing::warn!(%addr, error = %e, "incoming connection refused");
             }

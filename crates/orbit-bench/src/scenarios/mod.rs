@@ -11,6 +11,7 @@ use crate::report::Reporter;
 
 pub mod call;
 pub mod counters;
+pub mod dist;
 pub mod ets;
 pub mod pingpong;
 pub mod send;
@@ -101,6 +102,12 @@ pub const SCENARIOS: &[Scenario] = &[
         groups: &[],
         about: "ETF encode/decode: orbit-term vs eetf vs the BEAM; typed serde vs bincode, rmp-serde",
         run: run_term,
+    },
+    Scenario {
+        name: "dist",
+        groups: &[],
+        about: "distribution on loopback: two Orbit nodes vs two BEAM nodes (dist_bench.erl); Orbit -> BEAM beside",
+        run: dist::run,
     },
 ];
 

@@ -67,6 +67,8 @@ pub struct Conn {
     out: Mutex<Vec<u8>>,
     queued: AtomicUsize,
     wake: Notify,
+    /// Set while a wake-up of the writer is pending, so a burst of sends notifies once.
+    wake_pending: AtomicBool,
     drained: Notify,
     closed: AtomicBool,
     pub(crate) track: Mutex<Track>,
@@ -75,7 +77,7 @@ pub struct Conn {
 }
 
 /// Output bytes above which [`Conn::wait_writable`] waits.
-pub const HIGH_WATER: usize = 32 << 20;
+pub const HIGH_WATER: usize = 4 << 20;
 
 impl Conn {
     pub(crate) fn new(peer: &str, local: LocalId) -> Arc<Conn> {
@@ -88,6 +90,7 @@ impl Conn {
             out: Mutex::new(Vec::with_capacity(64 << 10)),
             queued: AtomicUsize::new(0),
             wake: Notify::new(),
+            wake_pending: AtomicBool::new(false),
             drained: Notify::new(),
             closed: AtomicBool::new(false),
             track: Mutex::new(Track::default()),
@@ -176,7 +179,9 @@ impl Conn {
             o.len() - start
         };
         self.queued.fetch_add(added, Ordering::Relaxed);
-        self.wake.notify_one();
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -202,6 +207,11 @@ impl Conn {
         if let Some(a) = self.reader.lock().take() {
             a.abort();
         }
+    }
+
+    /// True once the connection was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Starts the reader and writer tasks on an authenticated stream.
@@ -240,6 +250,8 @@ impl Conn {
                 break;
             }
             let notified = self.wake.notified();
+            // Cleared before the buffer is taken: a send after this point notifies again.
+            self.wake_pending.store(false, Ordering::Release);
             let batch = {
                 let mut o = self.out.lock();
                 if o.is_empty() {
@@ -259,7 +271,7 @@ impl Conn {
                 if self.queued() <= HIGH_WATER {
                     self.drained.notify_waiters();
                 }
-                if spare.capacity() > (8 << 20) {
+                if spare.capacity() > (64 << 20) {
                     spare = Vec::with_capacity(64 << 10);
                 } else {
                     spare.clear();
@@ -340,6 +352,14 @@ impl Conn {
             ));
         }
         let body = &frame[1..];
+        if let Some((f, used)) = body.strip_prefix(&[VERSION]).and_then(control::parse_fast) {
+            let rest = &body[1 + used..];
+            if rest.first() != Some(&VERSION) {
+                return Err("control message without its payload".into());
+            }
+            crate::dispatch::incoming_fast(self, f, rest);
+            return Ok(());
+        }
         let limits = DecodeLimits {
             max_depth: 64,
             ..DecodeLimits::DEFAULT

@@ -340,3 +340,96 @@ impl EncodeBody for Reference {
         Term::Reference(Box::new(self.clone())).encode_body(out);
     }
 }
+
+// ---- fast path: message sends read without building terms --------------------------
+
+/// A message-carrying control message read straight from the bytes (the common case:
+/// `SEND`, `SEND_SENDER`, `REG_SEND`), so that a message costs no allocation before its
+/// payload reaches the destination. Anything unusual returns `None` and takes the
+/// general path ([`Control::parse`]).
+#[derive(Debug)]
+pub enum Fast<'a> {
+    /// `{2, _, To}` or `{22, From, To}`.
+    Send {
+        /// Sender when given.
+        from: Option<Pid>,
+        /// Destination.
+        to: Pid,
+    },
+    /// `{6, From, _, Name}`.
+    RegSend {
+        /// Sender.
+        from: Pid,
+        /// Registered name.
+        name: &'a str,
+    },
+}
+
+struct Cur<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cur<'a> {
+    fn u8(&mut self) -> Option<u8> {
+        let v = *self.b.get(self.at)?;
+        self.at += 1;
+        Some(v)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        let s = self.b.get(self.at..self.at + 4)?;
+        self.at += 4;
+        Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn atom(&mut self) -> Option<&'a str> {
+        let len = match self.u8()? {
+            119 => self.u8()? as usize,
+            118 => {
+                let s = self.b.get(self.at..self.at + 2)?;
+                self.at += 2;
+                u16::from_be_bytes([s[0], s[1]]) as usize
+            }
+            _ => return None,
+        };
+        let s = self.b.get(self.at..self.at + len)?;
+        self.at += len;
+        std::str::from_utf8(s).ok()
+    }
+    fn pid(&mut self) -> Option<Pid> {
+        if self.u8()? != 88 {
+            return None;
+        }
+        let node = self.atom()?;
+        let (id, serial, creation) = (self.u32()?, self.u32()?, self.u32()?);
+        Some(Pid::remote(node, id, serial, creation))
+    }
+}
+
+/// Reads a `SEND`, `SEND_SENDER` or `REG_SEND` control term; returns it and its length.
+pub fn parse_fast(b: &[u8]) -> Option<(Fast<'_>, usize)> {
+    let mut c = Cur { b, at: 0 };
+    if c.u8()? != 104 {
+        return None;
+    }
+    let arity = c.u8()?;
+    if c.u8()? != 97 {
+        return None;
+    }
+    let f = match (c.u8()?, arity) {
+        (2, 3) => {
+            c.atom()?;
+            Fast::Send { from: None, to: c.pid()? }
+        }
+        (22, 3) => {
+            let from = c.pid()?;
+            Fast::Send { from: Some(from), to: c.pid()? }
+        }
+        (6, 4) => {
+            let from = c.pid()?;
+            c.atom()?;
+            Fast::RegSend { from, name: c.atom()? }
+        }
+        _ => return None,
+    };
+    Some((f, c.at))
+}

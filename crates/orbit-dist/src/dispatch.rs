@@ -71,10 +71,20 @@ impl From<&str> for Target {
 /// Declares that messages from other nodes to `target` are deserialized into `M` (the
 /// process's message type). Without it a process receives [`orbit_term::Term`]s.
 pub fn serve<M: DeserializeOwned + Any + Send>(target: impl Into<Target>) {
-    let h: Handler = Arc::new(|inc: &Incoming<'_>| {
+    // The typed handle of the last destination: messages go straight into its mailbox,
+    // with no table lookup and no boxing.
+    let last: parking_lot::Mutex<Option<orbit::Handle<M>>> = parking_lot::Mutex::new(None);
+    let h: Handler = Arc::new(move |inc: &Incoming<'_>| {
         let m: M = orbit_term::from_slice_owned(inc.bytes)
             .map_err(|e| format!("message for {} does not decode into its type: {e}", inc.to))?;
-        orbit::send(inc.to, m).map_err(|e| e.to_string())
+        let mut last = last.lock();
+        if last.as_ref().map(|h| h.pid()) != Some(inc.to) {
+            *last = orbit::Handle::<M>::from_pid(inc.to);
+        }
+        match last.as_ref() {
+            Some(h) => h.send(m).map_err(|e| e.to_string()),
+            None => orbit::send(inc.to, m).map_err(|e| e.to_string()),
+        }
     });
     install(target.into(), h);
 }
@@ -164,6 +174,14 @@ fn reason_of(reason: Option<Term>, payload: &[u8]) -> Result<ExitReason, String>
         None => Term::decode(payload).map_err(|e| format!("undecodable exit reason: {e}"))?,
     };
     Ok(convert::reason_from_term(&t))
+}
+
+/// Delivers a message read by the fast path.
+pub(crate) fn incoming_fast(conn: &Conn, f: crate::control::Fast<'_>, payload: &[u8]) {
+    match f {
+        crate::control::Fast::Send { from, to } => deliver(&Incoming { from, to, bytes: payload }),
+        crate::control::Fast::RegSend { from, name } => deliver_named(conn, from, name, payload),
+    }
 }
 
 /// Acts on one control message.

@@ -360,13 +360,35 @@ fn emit(inner: &Inner, ev: NodeEvent) {
 
 /// The connection to `node`, starting one when there is none.
 pub(crate) fn conn_for(node: &str) -> Option<Arc<Conn>> {
+    thread_local! {
+        // The connection this thread used last: senders in a loop skip the table.
+        static LAST: std::cell::RefCell<Option<Arc<Conn>>> = const { std::cell::RefCell::new(None) };
+    }
+    let hit = LAST.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|c| &*c.peer == node && !c.is_closed())
+            .cloned()
+    });
+    if hit.is_some() {
+        return hit;
+    }
+    let c = conn_for_slow(node)?;
+    LAST.with(|l| *l.borrow_mut() = Some(c.clone()));
+    Some(c)
+}
+
+fn conn_for_slow(node: &str) -> Option<Arc<Conn>> {
     let inner = NODE.get()?;
-    if node == &*inner.id.name || split_name(node).is_err() || !node.contains('@') {
+    if node == &*inner.id.name {
         return None;
     }
     let mut conns = inner.conns.lock();
     if let Some(c) = conns.get(node) {
         return Some(c.clone());
+    }
+    if split_name(node).is_err() || !node.contains('@') {
+        return None;
     }
     let c = Conn::new(node, inner.id.clone());
     conns.insert(Arc::from(node), c.clone());

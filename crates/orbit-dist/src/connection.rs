@@ -76,6 +76,9 @@ pub struct Conn {
     unlink_id: AtomicU64,
 }
 
+/// Frames at least this long are read into a buffer of their own.
+const BIG_FRAME: usize = 64 << 10;
+
 /// Output bytes above which [`Conn::wait_writable`] waits.
 pub const HIGH_WATER: usize = 4 << 20;
 
@@ -295,6 +298,7 @@ impl Conn {
     async fn read_loop(&self, mut r: OwnedReadHalf, tick: Duration) -> String {
         let max_frame = crate::node::max_frame();
         let mut buf: Vec<u8> = Vec::with_capacity(256 << 10);
+        let mut big: Vec<u8> = Vec::new();
         let mut start = 0usize;
         loop {
             // Handle every complete frame in the buffer.
@@ -321,6 +325,37 @@ impl Conn {
             if start > 0 {
                 buf.drain(..start);
                 start = 0;
+            }
+            if buf.len() >= 4 {
+                let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+                if len >= BIG_FRAME {
+                    // A big frame is read straight into its own buffer: no memmove of a
+                    // partial frame through the shared one.
+                    big.clear();
+                    big.reserve(len);
+                    big.extend_from_slice(&buf[4..]);
+                    buf.clear();
+                    let want = (len - big.len()) as u64;
+                    let read = tokio::time::timeout(tick, (&mut r).take(want).read_to_end(&mut big)).await;
+                    match read {
+                        Err(_) => return format!("no data for {tick:?} (net_ticktime): peer unresponsive"),
+                        Ok(Err(e)) => return format!("read error: {e}"),
+                        Ok(Ok(_)) if big.len() < len => {
+                            return format!(
+                                "connection closed in the middle of a frame ({} bytes pending)",
+                                big.len() + 4
+                            )
+                        }
+                        Ok(Ok(_)) => {}
+                    }
+                    if let Err(e) = self.handle_frame(&big) {
+                        return e;
+                    }
+                    if big.capacity() > 4 * BIG_FRAME.max(len) {
+                        big = Vec::new();
+                    }
+                    continue;
+                }
             }
             if buf.capacity() - buf.len() < 64 << 10 {
                 buf.reserve(256 << 10);

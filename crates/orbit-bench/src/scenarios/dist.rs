@@ -183,6 +183,14 @@ fn orbit_to_beam(one_n: u64) -> Result<beam::Values, String> {
 
 /// Entry point of the hidden child commands; returns the exit code.
 pub fn child_main(cmd: &str, args: &[String]) -> i32 {
+    // Keep freed memory in the heap instead of trimming it back to the OS after every
+    // 100 KB message (glibc's default trims above 128 KB), as the BEAM's allocators keep
+    // their carriers: otherwise every message pays fresh page faults.
+    // SAFETY: mallopt only changes allocator tuning parameters.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
     let rt = crate::util::runtime();
     let r = match (cmd, args) {
         ("__dist-node", [name]) => rt.block_on(node_main(name.clone())),

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use orbit::{Pid, Ref};
 use orbit_term::{DecodeLimits, Reference, Term};
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{watch, Notify};
 
@@ -69,6 +69,14 @@ pub struct Conn {
     wake: Notify,
     /// Set while a wake-up of the writer is pending, so a burst of sends notifies once.
     wake_pending: AtomicBool,
+    /// Whoever holds this writes to the socket: the writer task, or a sender writing
+    /// its own frame at once when the connection is idle.
+    pen: AtomicBool,
+    /// Set after a sender wrote inline; cleared when the writer task runs. While set,
+    /// sends queue for the writer, so a burst is batched instead of costing a syscall
+    /// per message.
+    recent_inline: AtomicBool,
+    socket_w: Mutex<Option<Arc<OwnedWriteHalf>>>,
     drained: Notify,
     closed: AtomicBool,
     pub(crate) track: Mutex<Track>,
@@ -94,6 +102,9 @@ impl Conn {
             queued: AtomicUsize::new(0),
             wake: Notify::new(),
             wake_pending: AtomicBool::new(false),
+            pen: AtomicBool::new(false),
+            recent_inline: AtomicBool::new(false),
+            socket_w: Mutex::new(None),
             drained: Notify::new(),
             closed: AtomicBool::new(false),
             track: Mutex::new(Track::default()),
@@ -169,7 +180,7 @@ impl Conn {
         if self.closed.load(Ordering::Acquire) {
             return Err(format!("the connection to {} is closed", self.peer));
         }
-        let added = {
+        let (added, alone) = {
             let mut o = self.out.lock();
             let start = o.len();
             o.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH, VERSION]);
@@ -179,13 +190,55 @@ impl Conn {
             }
             let len = (o.len() - start - 4) as u32;
             o[start..start + 4].copy_from_slice(&len.to_be_bytes());
-            o.len() - start
+            (o.len() - start, start == 0)
         };
         self.queued.fetch_add(added, Ordering::Relaxed);
+        if alone && !self.recent_inline.load(Ordering::Acquire) {
+            self.write_inline();
+        }
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
             self.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// On an idle connection, writes the queued bytes from the sender's own thread (one
+    /// syscall, no task switch: the latency of a request/reply). What the socket does not
+    /// take at once goes back to the front of the buffer for the writer task.
+    fn write_inline(&self) {
+        if self
+            .pen
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let w = self.socket_w.lock().clone();
+        if let Some(w) = w {
+            let data = std::mem::take(&mut *self.out.lock());
+            let mut done = 0;
+            while done < data.len() {
+                match w.try_write(&data[done..]) {
+                    Ok(n) if n > 0 => done += n,
+                    _ => break,
+                }
+            }
+            self.queued.fetch_sub(done, Ordering::Relaxed);
+            if done < data.len() {
+                let mut o = self.out.lock();
+                o.splice(0..0, data[done..].iter().copied());
+            } else {
+                let mut o = self.out.lock();
+                if o.is_empty() && o.capacity() < data.capacity() {
+                    // Keep the larger allocation for the next frames.
+                    let mut data = data;
+                    data.clear();
+                    *o = data;
+                }
+            }
+            self.recent_inline.store(true, Ordering::Release);
+        }
+        self.pen.store(false, Ordering::Release);
     }
 
     /// [`try_frame`](Self::try_frame) for writers that cannot fail.
@@ -205,6 +258,7 @@ impl Conn {
     /// Stops the connection's tasks; the socket closes when they end.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        self.socket_w.lock().take();
         self.wake.notify_one();
         self.drained.notify_waiters();
         if let Some(a) = self.reader.lock().take() {
@@ -229,6 +283,8 @@ impl Conn {
         self.peer_flags.store(peer_flags, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
+        let w = Arc::new(w);
+        *self.socket_w.lock() = Some(w.clone());
         let me = self.clone();
         tokio::spawn(async move { me.write_loop(w, tick / 4).await });
         let me = self.clone();
@@ -245,7 +301,7 @@ impl Conn {
         Ok(())
     }
 
-    async fn write_loop(self: Arc<Self>, mut w: OwnedWriteHalf, tick_every: Duration) {
+    async fn write_loop(self: Arc<Self>, w: Arc<OwnedWriteHalf>, tick_every: Duration) {
         let mut spare: Vec<u8> = Vec::with_capacity(64 << 10);
         let mut last_write = Instant::now();
         loop {
@@ -255,18 +311,29 @@ impl Conn {
             let notified = self.wake.notified();
             // Cleared before the buffer is taken: a send after this point notifies again.
             self.wake_pending.store(false, Ordering::Release);
+            self.recent_inline.store(false, Ordering::Release);
+            while self
+                .pen
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                // A sender is writing its frame inline; that takes one syscall.
+                tokio::task::yield_now().await;
+            }
             let batch = {
                 let mut o = self.out.lock();
                 if o.is_empty() {
-                    None
+                    false
                 } else {
                     std::mem::swap(&mut *o, &mut spare);
-                    Some(())
+                    true
                 }
             };
-            if batch.is_some() {
+            if batch {
                 let n = spare.len();
-                if let Err(e) = w.write_all(&spare).await {
+                let r = write_all(&w, &spare).await;
+                self.pen.store(false, Ordering::Release);
+                if let Err(e) = r {
                     tracing::debug!(peer = %self.peer, error = %e, "write failed");
                     break;
                 }
@@ -284,15 +351,19 @@ impl Conn {
             }
             let since = last_write.elapsed();
             if since >= tick_every {
-                if w.write_all(&[0, 0, 0, 0]).await.is_err() {
+                let r = write_all(&w, &[0, 0, 0, 0]).await;
+                self.pen.store(false, Ordering::Release);
+                if r.is_err() {
                     break;
                 }
                 last_write = Instant::now();
                 continue;
             }
+            self.pen.store(false, Ordering::Release);
             let _ = tokio::time::timeout(tick_every - since, notified).await;
         }
-        let _ = w.shutdown().await;
+        // Dropping the last handle on the write half shuts the socket's write side.
+        self.socket_w.lock().take();
     }
 
     async fn read_loop(&self, mut r: OwnedReadHalf, tick: Duration) -> String {
@@ -415,6 +486,21 @@ impl Conn {
         }
         crate::dispatch::incoming(self, ctl, rest)
     }
+}
+
+/// Writes all of `buf` through a shared write half.
+async fn write_all(w: &OwnedWriteHalf, buf: &[u8]) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        w.writable().await?;
+        match w.try_write(&buf[done..]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Conn {

@@ -407,9 +407,14 @@ impl Conn {
                     big.extend_from_slice(&buf[4..]);
                     buf.clear();
                     let want = (len - big.len()) as u64;
-                    let read = tokio::time::timeout(tick, (&mut r).take(want).read_to_end(&mut big)).await;
+                    let read =
+                        tokio::time::timeout(tick, (&mut r).take(want).read_to_end(&mut big)).await;
                     match read {
-                        Err(_) => return format!("no data for {tick:?} (net_ticktime): peer unresponsive"),
+                        Err(_) => {
+                            return format!(
+                                "no data for {tick:?} (net_ticktime): peer unresponsive"
+                            )
+                        }
                         Ok(Err(e)) => return format!("read error: {e}"),
                         Ok(Ok(_)) if big.len() < len => {
                             return format!(

@@ -418,16 +418,25 @@ pub fn parse_fast(b: &[u8]) -> Option<(Fast<'_>, usize)> {
     let f = match (c.u8()?, arity) {
         (2, 3) => {
             c.atom()?;
-            Fast::Send { from: None, to: c.pid()? }
+            Fast::Send {
+                from: None,
+                to: c.pid()?,
+            }
         }
         (22, 3) => {
             let from = c.pid()?;
-            Fast::Send { from: Some(from), to: c.pid()? }
+            Fast::Send {
+                from: Some(from),
+                to: c.pid()?,
+            }
         }
         (6, 4) => {
             let from = c.pid()?;
             c.atom()?;
-            Fast::RegSend { from, name: c.atom()? }
+            Fast::RegSend {
+                from,
+                name: c.atom()?,
+            }
         }
         _ => return None,
     };

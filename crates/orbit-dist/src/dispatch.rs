@@ -179,7 +179,11 @@ fn reason_of(reason: Option<Term>, payload: &[u8]) -> Result<ExitReason, String>
 /// Delivers a message read by the fast path.
 pub(crate) fn incoming_fast(conn: &Conn, f: crate::control::Fast<'_>, payload: &[u8]) {
     match f {
-        crate::control::Fast::Send { from, to } => deliver(&Incoming { from, to, bytes: payload }),
+        crate::control::Fast::Send { from, to } => deliver(&Incoming {
+            from,
+            to,
+            bytes: payload,
+        }),
         crate::control::Fast::RegSend { from, name } => deliver_named(conn, from, name, payload),
     }
 }

@@ -88,16 +88,12 @@ fn three_orbit_nodes_mesh_message_call_and_recover() {
     assert!(l.contains(&a.name()) && l.contains(&cn), "{l}");
 
     // Messages both ways (echo) and calls both ways.
+    let bn2 = bn.clone();
     rt.block_on(async {
-        let me = orbit::spawn(|mut ctx: orbit::Context<Term>| async move {
+        let me = orbit::spawn(move |mut ctx: orbit::Context<Term>| async move {
             let me = orbit::self_pid().unwrap();
             let msg = (orbit_dist::to_wire(me), "hello over the wire".to_string());
-            orbit_dist::send_named(
-                &orbit::pid::local_node().replace("orbit_a", "orbit_b"),
-                "echo",
-                &msg,
-            )
-            .unwrap();
+            orbit_dist::send_named(&bn2, "echo", &msg).unwrap();
             match ctx.recv_timeout(Duration::from_secs(10)).await {
                 Some(Message::Msg(t)) => {
                     assert_eq!(t, Term::Binary(b"hello over the wire".to_vec()))
@@ -188,4 +184,23 @@ fn hidden_node_is_listed_only_among_hidden_nodes() {
         assert!(ok);
         assert!(!a.list().contains(&hn));
     });
+}
+
+#[test]
+fn simultaneous_connects_resolve_to_one_connection() {
+    let _a = node("orbit_a");
+    for _ in 0..3 {
+        let mut b = orbit_node("orbit_sim_b", false);
+        let mut c = orbit_node("orbit_sim_c", false);
+        let (bn, cn) = (b.name.clone(), c.name.clone());
+        // Both dial each other at once; name order picks the surviving attempt.
+        b.say(&format!("connect {cn}"));
+        c.say(&format!("connect {bn}"));
+        assert_eq!(b.expect("connect ", 15), format!("connect {cn} true"));
+        assert_eq!(c.expect("connect ", 15), format!("connect {bn} true"));
+        b.say("list");
+        assert!(b.expect("list ", 10).contains(&cn));
+        c.say("list");
+        assert!(c.expect("list ", 10).contains(&bn));
+    }
 }

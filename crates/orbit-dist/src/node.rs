@@ -512,8 +512,12 @@ async fn accept_loop(listener: TcpListener) {
             }
         };
         spawn(async move {
-            if let Err(e) = accept_one(s).await {
-                tracing::warn!(%addr, error = %e, "incoming connection refused");
+            match accept_one(s).await {
+                Err(e) if e.to_string().contains("simultaneous") => {
+                    tracing::debug!(%addr, error = %e, "incoming connection dropped");
+                }
+                Err(e) => tracing::warn!(%addr, error = %e, "incoming connection refused"),
+                Ok(()) => {}
             }
         });
     }

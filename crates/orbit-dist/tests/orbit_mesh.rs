@@ -183,7 +183,18 @@ fn hidden_node_is_listed_only_among_hidden_nodes() {
         }
         assert!(ok);
         assert!(!a.list().contains(&hn));
+        // disconnect closes it and reports the node down.
+        let mut events = a.monitor_nodes();
+        assert!(a.disconnect(&hn));
+        wait_event(
+            &mut events,
+            5,
+            |e| matches!(e, NodeEvent::NodeDown(n, _) if *n == hn),
+        )
+        .await;
+        assert!(!a.list_hidden().contains(&hn));
     });
+    assert!(h.expect("nodedown ", 10).contains(&a.name()));
 }
 
 #[test]

@@ -317,7 +317,7 @@ pub fn pid_w(out: &mut Vec<u8>, p: Pid, local: &convert::LocalId) {
 
 /// A local reference, as a reference of this node.
 pub fn ref_w(out: &mut Vec<u8>, r: Ref, local: &convert::LocalId) {
-    convert::ref_to_wire(r, local).encode_body_into(out);
+    Term::Reference(Box::new(convert::ref_to_wire(r, local))).encode_body(out);
 }
 
 /// Any term.
@@ -328,17 +328,6 @@ pub fn term(out: &mut Vec<u8>, t: &Term) {
 /// An exit reason as a term.
 pub fn reason(out: &mut Vec<u8>, r: &ExitReason) {
     convert::reason_to_term(r).encode_body(out);
-}
-
-/// Local encode of a wire reference term.
-trait EncodeBody {
-    fn encode_body_into(&self, out: &mut Vec<u8>);
-}
-
-impl EncodeBody for Reference {
-    fn encode_body_into(&self, out: &mut Vec<u8>) {
-        Term::Reference(Box::new(self.clone())).encode_body(out);
-    }
 }
 
 // ---- fast path: message sends read without building terms --------------------------

@@ -449,13 +449,9 @@ fn up(inner: &'static Arc<Inner>, conn: &Arc<Conn>, s: TcpStream, p: handshake::
     let peer_published = p.flags & flags::PUBLISHED != 0;
     {
         let conns = inner.conns.lock();
-        #[allow(clippy::single_match)]
-        match conns.get(&*conn.peer) {
-            Some(c) if Arc::ptr_eq(c, conn) => {}
-            _ => {
-                // Superseded while the handshake ran.
-                return;
-            }
+        if !conns.get(&*conn.peer).is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            // Superseded while the handshake ran.
+            return;
         }
         if let Err(e) = conn.attach(s, p.flags, p.flags, inner.tick) {
             drop(conns);

@@ -72,6 +72,10 @@ fn main() {
         }
         return;
     }
+    // Hidden child commands of the `dist` scenario: the two Orbit nodes.
+    if let Some(cmd) = argv.get(1).filter(|a| a.starts_with("__dist-")) {
+        std::process::exit(scenarios::dist::child_main(cmd, &argv[2..]));
+    }
     let args = Args::parse();
     let selected = scenarios::select(&args.scenario);
     if selected.is_empty() {

@@ -353,3 +353,59 @@ pub fn deliver_remote_exit(from: Pid, to: Pid, reason: ExitReason, link: bool) {
         deliver_exit(&t, from, reason, link);
     }
 }
+
+/// Records the local half of a link that remote process `remote` made to local process
+/// `local` (used by the router when a `LINK` arrives). Returns false when `local` is not
+/// alive; the router then answers with a `noproc` exit.
+pub fn add_remote_link(local: Pid, remote: Pid) -> bool {
+    match table::lookup(local) {
+        Some(p) => {
+            let mut m = p.core().meta.lock();
+            if m.dead {
+                return false;
+            }
+            let l = &mut m.extra().links;
+            if !l.contains(&remote) {
+                l.push(remote);
+            }
+            true
+        }
+        None => false,
+    }
+}
+
+/// Removes the local half of a link between local `local` and remote `remote` (used by
+/// the router when an `UNLINK_ID` arrives).
+pub fn remove_remote_link(local: Pid, remote: Pid) {
+    if let Some(p) = table::lookup(local) {
+        remove_link(&p, remote);
+    }
+}
+
+/// Records that remote process `watcher` monitors local process `target` under `r`, so
+/// that `target`'s exit reaches the router's [`Router::down`](crate::router::Router::down).
+/// Returns false when `target` is not alive (the router answers `noproc`).
+pub fn add_remote_monitor(target: Pid, watcher: Pid, r: Ref) -> bool {
+    match table::lookup(target) {
+        Some(t) => {
+            let mut m = t.core().meta.lock();
+            if m.dead {
+                return false;
+            }
+            m.extra().watchers.push((r, watcher));
+            true
+        }
+        None => false,
+    }
+}
+
+/// Removes a monitor that a remote process held on local `target` (a `DEMONITOR_P`, or
+/// the watcher's node going down).
+pub fn remove_remote_monitor(target: Pid, r: Ref) {
+    if let Some(t) = table::lookup(target) {
+        let mut m = t.core().meta.lock();
+        if let Some(e) = m.extra.as_mut() {
+            e.watchers.retain(|(wr, _)| *wr != r);
+        }
+    }
+}

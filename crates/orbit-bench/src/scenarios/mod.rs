@@ -12,6 +12,7 @@ use crate::report::Reporter;
 pub mod cache;
 pub mod call;
 pub mod counters;
+pub mod dist;
 pub mod ets;
 pub mod pingpong;
 pub mod pool;
@@ -123,6 +124,12 @@ pub const SCENARIOS: &[Scenario] = &[
         groups: &[],
         about: "worker and resource pools vs deadpool, bb8, poolboy, NimblePool; a 2 ms call behind 1 process, a pool, tasks",
         run: pool::run,
+    },
+    Scenario {
+        name: "dist",
+        groups: &[],
+        about: "distribution on loopback: two Orbit nodes vs two BEAM nodes (dist_bench.erl); Orbit -> BEAM beside",
+        run: dist::run,
     },
 ];
 

@@ -1,0 +1,175 @@
+//! `orbit-node`: a small Orbit node for tests, benchmarks and trying the cluster by
+//! hand. It serves:
+//!
+//! - `echo`: on `{From, Msg}` sends `Msg` back to `From` (as `dist_bench.erl`'s echo);
+//! - `sink`: counts messages; on `{From, count}` replies `{count, N}`;
+//! - `counter`: a GenServer reachable from other nodes; calls are maps
+//!   `%{op: "add" | "get", n: integer}` and replies the new total;
+//!
+//! and reads commands on stdin, one per line, answering on stdout:
+//! `connect NODE`, `ping NODE`, `list`, `call NODE N` (adds N to NODE's counter),
+//! `quit`. Node events are printed as `nodeup NODE` / `nodedown NODE`.
+//!
+//! Usage: `orbit-node NAME COOKIE [hidden]`.
+
+use std::time::Duration;
+
+use orbit::{CallReply, GenServer, ReplyTo, ServerContext};
+use orbit_dist::{Node, NodeEvent, Options};
+use orbit_term::Term;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct CounterReq {
+    op: String,
+    n: i64,
+}
+
+struct Counter(i64);
+
+impl GenServer for Counter {
+    type Call = CounterReq;
+    type Reply = i64;
+    type Cast = i64;
+    type Info = ();
+    type Continue = ();
+
+    async fn handle_call(
+        &mut self,
+        req: CounterReq,
+        _from: &mut ReplyTo<i64>,
+        _ctx: &mut ServerContext<Self>,
+    ) -> CallReply<i64, ()> {
+        if req.op == "add" {
+            self.0 += req.n;
+        }
+        CallReply::Reply(self.0)
+    }
+
+    async fn handle_cast(&mut self, n: i64, _ctx: &mut ServerContext<Self>) -> orbit::Next<()> {
+        self.0 += n;
+        orbit::Next::NoReply
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = tracing_subscriber_init();
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        eprintln!("usage: orbit-node NAME COOKIE [hidden]");
+        std::process::exit(2);
+    }
+    let mut opts = Options::cookie(&args[2]);
+    opts.hidden = args.get(3).is_some_and(|a| a == "hidden");
+    let node = match Node::start(&args[1], opts).await {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("orbit-node: {e}");
+            std::process::exit(1);
+        }
+    };
+    let echo = orbit::spawn(echo_loop).expect("spawn echo");
+    orbit::register("echo", echo.pid()).expect("register echo");
+    let sink = orbit::spawn(sink_loop).expect("spawn sink");
+    orbit::register("sink", sink.pid()).expect("register sink");
+    let counter = orbit::gen_server::start_with(
+        Counter(0),
+        orbit::gen_server::StartOptions {
+            name: Some("counter".into()),
+            link: false,
+            timeout: None,
+        },
+    )
+    .await
+    .expect("start counter");
+    let _ = counter;
+    orbit_dist::serve_gen_server::<Counter>("counter");
+
+    let mut events = node.monitor_nodes();
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            match ev {
+                NodeEvent::NodeUp(n) => println!("nodeup {n}"),
+                NodeEvent::NodeDown(n, _) => println!("nodedown {n}"),
+            }
+        }
+    });
+    println!("ready {}", node.name());
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for l in std::io::stdin().lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(line) = lines.recv().await {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        match parts.as_slice() {
+            ["connect", n] => println!("connect {n} {}", node.connect(n).await),
+            ["ping", n] => println!("ping {n} {:?}", node.ping(n).await),
+            ["list"] => println!("list {}", node.list().join(",")),
+            ["call", n, k] => {
+                let k: i64 = k.parse().unwrap_or(0);
+                #[derive(serde::Serialize)]
+                struct Req<'a> {
+                    op: &'a str,
+                    n: i64,
+                }
+                let r: Result<i64, _> = orbit_dist::call(
+                    ("counter", *n),
+                    &Req { op: "add", n: k },
+                    Duration::from_secs(5),
+                )
+                .await;
+                println!("call {n} {r:?}");
+            }
+            ["quit"] => break,
+            _ => println!("unknown {line}"),
+        }
+    }
+}
+
+fn tracing_subscriber_init() -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "orbit_dist=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| e.to_string())
+}
+
+async fn echo_loop(mut ctx: orbit::Context<Term>) {
+    loop {
+        if let orbit::Message::Msg(Term::Tuple(mut el)) = ctx.recv().await {
+            if el.len() == 2 {
+                if let Term::Pid(p) = &el[0] {
+                    let to = orbit_dist::convert::pid_from_wire(p);
+                    let _ = orbit::send(to, el.pop().unwrap_or_else(Term::nil));
+                }
+            }
+        }
+    }
+}
+
+async fn sink_loop(mut ctx: orbit::Context<Term>) {
+    let mut n: i64 = 0;
+    loop {
+        if let orbit::Message::Msg(m) = ctx.recv().await {
+            n += 1;
+            if let Term::Tuple(el) = &m {
+                if el.len() == 2 && el[1].as_atom() == Some("count") {
+                    if let Term::Pid(p) = &el[0] {
+                        let to = orbit_dist::convert::pid_from_wire(p);
+                        let reply = Term::tuple(vec![Term::atom("count"), Term::Int(n - 1)]);
+                        let _ = orbit::send(to, reply);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Errors of distribution: starting a node, connecting, handshaking, calling.
+
+use std::io;
+
+/// What went wrong in distribution, and what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DistError {
+    /// A socket operation failed.
+    #[error("network error while {what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The node name is not `name@host` (or a bare short name).
+    #[error(
+        "bad node name {0:?}: use name@host (long: name@127.0.0.1 or name@fqdn; short: name@host)"
+    )]
+    BadName(String),
+    /// A node is already running in this OS process.
+    #[error("a node is already running in this process ({0}); one node per process")]
+    AlreadyStarted(String),
+    /// No node is running in this OS process.
+    #[error("this process is not a distributed node: call Node::start first")]
+    NotStarted,
+    /// The cookie could not be read or created, or is unsafe.
+    #[error("cookie: {0}")]
+    Cookie(String),
+    /// EPMD refused or failed a request.
+    #[error("epmd: {0}")]
+    Epmd(String),
+    /// The handshake with a peer failed.
+    #[error("handshake with {peer}: {reason}")]
+    Handshake {
+        /// The peer (name if known, else address).
+        peer: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The peer sent bytes that do not follow the protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// The node is not connected (and could not be connected).
+    #[error("not connected to {0}")]
+    NotConnected(String),
+}
+
+impl DistError {
+    pub(crate) fn io(what: &'static str) -> impl FnOnce(io::Error) -> DistError {
+        move |source| DistError::Io { what, source }
+    }
+
+    pub(crate) fn handshake(peer: impl Into<String>, reason: impl Into<String>) -> DistError {
+        DistError::Handshake {
+            peer: peer.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Why a call to a GenServer on another node failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// No reply within the timeout.
+    #[error("the call timed out")]
+    Timeout,
+    /// The server was not alive (or the name not registered).
+    #[error("the server is not alive (noproc)")]
+    NoProc,
+    /// The connection to the server's node failed or was lost.
+    #[error("no connection to the server's node")]
+    NoConnection,
+    /// The server exited while serving the call.
+    #[error("the server exited: {0}")]
+    Exit(String),
+    /// The request could not be encoded or the reply decoded.
+    #[error("encoding: {0}")]
+    Encoding(String),
+}

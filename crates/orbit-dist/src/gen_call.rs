@@ -1,0 +1,358 @@
+//! GenServer calls and casts across nodes, in both directions (`lib/stdlib/src/gen.erl`).
+//!
+//! On the wire a call is `{'$gen_call', {From, Tag}, Request}` and its reply
+//! `{Tag, Reply}`; a cast is `{'$gen_cast', Request}`.
+//!
+//! - **Calling out** ([`call`]): the tag is a reference of this node; the caller also
+//!   monitors the server under that same reference, so a dead server (`noproc`), a lost
+//!   node (`noconnection`) or a crash ends the call at once instead of at the timeout.
+//!   The reply is taken off the wire before any mailbox, so a reply arriving after a
+//!   timeout is dropped and never reaches a process.
+//! - **Serving** ([`serve_gen_server`]): a BEAM (or Orbit) caller's request is decoded
+//!   with serde into the server's `Call` type and called locally; the reply goes back as
+//!   `{Tag, Reply}`. OTP 24+ callers use the tag `[alias | Ref]`: the reply then goes to
+//!   the alias (`ALIAS_SEND`), as OTP's own servers do; other tags are answered with a
+//!   plain send to `From`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use orbit::{ExitReason, GenServer, Pid, Ref, ServerRef};
+use orbit_term::{DecodeLimits, Term};
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::control::{self, VERSION};
+use crate::convert;
+use crate::dispatch::{self, Handler, Incoming, Target};
+use crate::error::CallError;
+use crate::node;
+
+/// Where a call goes.
+#[derive(Debug, Clone)]
+pub enum Dest {
+    /// A process by pid.
+    Pid(Pid),
+    /// `{Name, Node}`.
+    Name {
+        /// Registered name.
+        name: String,
+        /// Node name.
+        node: String,
+    },
+}
+
+impl From<Pid> for Dest {
+    fn from(p: Pid) -> Self {
+        Dest::Pid(p)
+    }
+}
+
+impl From<(&str, &str)> for Dest {
+    fn from((name, node): (&str, &str)) -> Self {
+        Dest::Name {
+            name: name.into(),
+            node: node.into(),
+        }
+    }
+}
+
+impl Dest {
+    fn node(&self) -> String {
+        match self {
+            Dest::Pid(p) => p.node().to_string(),
+            Dest::Name { node, .. } => node.clone(),
+        }
+    }
+}
+
+struct Pending {
+    node: Arc<str>,
+    tx: oneshot::Sender<Result<Vec<u8>, CallError>>,
+}
+
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+
+fn pending() -> &'static Mutex<HashMap<u64, Pending>> {
+    static P: OnceLock<Mutex<HashMap<u64, Pending>>> = OnceLock::new();
+    P.get_or_init(Default::default)
+}
+
+fn take(id: u64) -> Option<Pending> {
+    let p = pending().lock().remove(&id);
+    if p.is_some() {
+        COUNT.fetch_sub(1, Ordering::Relaxed);
+    }
+    p
+}
+
+/// Takes `{Ref, Reply}` when `Ref` tags a call this node is waiting on.
+pub(crate) fn take_reply(bytes: &[u8]) -> bool {
+    if COUNT.load(Ordering::Relaxed) == 0 || bytes.len() < 4 || bytes[1..4] != [104, 2, 90] {
+        return false;
+    }
+    let Some(n) = node::get() else { return false };
+    let Ok((Term::Reference(r), _)) = Term::decode_body(&bytes[3..], &DecodeLimits::DEFAULT) else {
+        return false;
+    };
+    let Some(id) = convert::ref_from_wire(&r, &n.id) else {
+        return false;
+    };
+    match take(id) {
+        Some(p) => {
+            let _ = p.tx.send(Ok(bytes.to_vec()));
+            true
+        }
+        None => false,
+    }
+}
+
+/// Ends a call whose server monitor fired; true when `id` was a call.
+pub(crate) fn monitor_fired(id: u64, reason: &ExitReason) -> bool {
+    match take(id) {
+        Some(p) => {
+            let e = match reason {
+                ExitReason::NoProc => CallError::NoProc,
+                ExitReason::NoConnection => CallError::NoConnection,
+                r => CallError::Exit(r.to_string()),
+            };
+            let _ = p.tx.send(Err(e));
+            true
+        }
+        None => false,
+    }
+}
+
+/// Fails every call waiting on `node`.
+pub(crate) fn node_down(node: &str) {
+    let gone: Vec<u64> = pending()
+        .lock()
+        .iter()
+        .filter(|(_, p)| &*p.node == node)
+        .map(|(k, _)| *k)
+        .collect();
+    for id in gone {
+        if let Some(p) = take(id) {
+            let _ = p.tx.send(Err(CallError::NoConnection));
+        }
+    }
+}
+
+/// Calls the GenServer at `dest` (another node's, BEAM or Orbit) with `request` and
+/// waits up to `timeout` for its reply (`GenServer.call/3`).
+pub async fn call<Req: Serialize + ?Sized, Rep: DeserializeOwned>(
+    dest: impl Into<Dest>,
+    request: &Req,
+    timeout: Duration,
+) -> Result<Rep, CallError> {
+    let dest = dest.into();
+    let req = orbit_term::to_vec(request).map_err(|e| CallError::Encoding(e.to_string()))?;
+    let node_name = dest.node();
+    let conn = node::conn_for(&node_name).ok_or(CallError::NoConnection)?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    match tokio::time::timeout_at(deadline, conn.wait_up()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return Err(CallError::NoConnection),
+        Err(_) => return Err(CallError::Timeout),
+    }
+    let r = Ref::make();
+    let from = orbit::self_pid().unwrap_or_else(node::system_pid);
+    let (tx, rx) = oneshot::channel();
+    pending().lock().insert(
+        r.id(),
+        Pending {
+            node: Arc::from(node_name.as_str()),
+            tx,
+        },
+    );
+    COUNT.fetch_add(1, Ordering::Relaxed);
+    let target = match &dest {
+        Dest::Pid(p) => convert::pid_term(*p, &conn.local),
+        Dest::Name { name, .. } => Term::atom(name),
+    };
+    conn.monitor(from, &target, r);
+    let write = |o: &mut Vec<u8>| {
+        // {'$gen_call', {From, Ref}, Request}
+        o.push(VERSION);
+        control::tuple(o, 3);
+        control::atom(o, "$gen_call");
+        control::tuple(o, 2);
+        control::pid_w(o, from, &conn.local);
+        control::ref_w(o, r, &conn.local);
+        o.extend_from_slice(&req[1..]);
+        Ok(())
+    };
+    let sent = match &dest {
+        Dest::Pid(p) => conn.send_with(Some(from), *p, write),
+        Dest::Name { name, .. } => conn.reg_send_with(from, name, write),
+    };
+    if sent.is_err() {
+        take(r.id());
+        return Err(CallError::NoConnection);
+    }
+    let out = tokio::time::timeout_at(deadline, rx).await;
+    let res = match out {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(CallError::NoConnection),
+        Err(_) => {
+            take(r.id());
+            Err(CallError::Timeout)
+        }
+    };
+    if !matches!(
+        res,
+        Err(CallError::NoProc | CallError::NoConnection | CallError::Exit(_))
+    ) {
+        conn.demonitor(from, &target, r);
+    }
+    let bytes = res?;
+    let (_, reply): (serde::de::IgnoredAny, Rep) = orbit_term::from_slice_owned(&bytes)
+        .map_err(|e| CallError::Encoding(format!("reply does not decode: {e}")))?;
+    Ok(reply)
+}
+
+/// Casts `request` to the GenServer at `dest` (`GenServer.cast/2`). Never fails once
+/// encoded: a cast to a dead server is dropped, as in OTP.
+pub fn cast<Req: Serialize + ?Sized>(
+    dest: impl Into<Dest>,
+    request: &Req,
+) -> Result<(), CallError> {
+    let dest = dest.into();
+    let req = orbit_term::to_vec(request).map_err(|e| CallError::Encoding(e.to_string()))?;
+    let conn = node::conn_for(&dest.node()).ok_or(CallError::NoConnection)?;
+    let from = orbit::self_pid().unwrap_or_else(node::system_pid);
+    let write = |o: &mut Vec<u8>| {
+        o.push(VERSION);
+        control::tuple(o, 2);
+        control::atom(o, "$gen_cast");
+        o.extend_from_slice(&req[1..]);
+        Ok(())
+    };
+    match &dest {
+        Dest::Pid(p) => conn.send_with(Some(from), *p, write),
+        Dest::Name { name, .. } => conn.reg_send_with(from, name, write),
+    }
+    .map_err(|_| CallError::NoConnection)
+}
+
+/// Sends `{Tag, Reply}` (already encoded reply, `131, ...`) to a caller on another node.
+pub(crate) fn reply(server: Pid, from: Pid, tag: &Term, reply: &[u8]) {
+    let Some(conn) = node::conn_for(&from.node()) else {
+        return;
+    };
+    let write = |o: &mut Vec<u8>| {
+        o.push(VERSION);
+        control::tuple(o, 2);
+        tag.encode_body(o);
+        o.extend_from_slice(&reply[1..]);
+        Ok(())
+    };
+    let _ = match alias_of(tag) {
+        Some(alias) => conn.alias_send_with(server, alias, write),
+        None => conn.send_with(Some(server), from, write),
+    };
+}
+
+/// The alias in an OTP 24+ tag `[alias | Ref]`.
+fn alias_of(tag: &Term) -> Option<&orbit_term::Reference> {
+    match tag {
+        Term::ImproperList(l) => match (&l.elements[..], &l.tail) {
+            ([a], Term::Reference(r)) if a.as_atom() == Some("alias") => Some(r),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A decoded `{'$gen_call', {From, Tag}, Request}`.
+pub(crate) struct GenCall {
+    pub from: Pid,
+    pub tag: Term,
+    pub request: Term,
+}
+
+/// Reads a `$gen_call` or `$gen_cast` message: `Ok(Ok(call))`, `Ok(Err(cast request))`.
+pub(crate) fn parse(bytes: &[u8]) -> Option<Result<GenCall, Term>> {
+    let t = Term::decode(bytes).ok()?;
+    let Term::Tuple(mut el) = t else { return None };
+    match (el.len(), el.first().and_then(Term::as_atom)) {
+        (3, Some("$gen_call")) => {
+            let request = el.pop()?;
+            let Term::Tuple(mut ft) = el.pop()? else {
+                return None;
+            };
+            if ft.len() != 2 {
+                return None;
+            }
+            let tag = ft.pop()?;
+            let Term::Pid(p) = ft.pop()? else { return None };
+            Some(Ok(GenCall {
+                from: convert::pid_from_wire(&p),
+                tag,
+                request,
+            }))
+        }
+        (2, Some("$gen_cast")) => Some(Err(el.pop()?)),
+        _ => None,
+    }
+}
+
+/// Lets callers on other nodes reach the GenServer `G` registered as `name`:
+/// `GenServer.call({name, node}, request)` decodes `request` into `G::Call` with serde,
+/// calls the server and encodes the reply; `GenServer.cast` decodes into `G::Cast`.
+/// Requests that do not decode are logged and dropped (the caller times out, as when a
+/// BEAM server crashes on a bad request... without crashing the server).
+pub fn serve_gen_server<G>(name: &str)
+where
+    G: GenServer,
+    G::Call: DeserializeOwned,
+    G::Cast: DeserializeOwned,
+    G::Reply: Serialize,
+{
+    let n = name.to_string();
+    let h: Handler = Arc::new(move |inc: &Incoming<'_>| {
+        let server = ServerRef::<G>::from_pid(inc.to)
+            .ok_or_else(|| format!("{} is not a GenServer of the served type", inc.to))?;
+        match parse(inc.bytes) {
+            Some(Ok(call)) => {
+                let req: G::Call = orbit_term::from_term(&call.request)
+                    .map_err(|e| format!("call request does not decode: {e}"))?;
+                crate::node::spawn(async move {
+                    match server
+                        .call_timeout(req, Duration::from_secs(24 * 3600))
+                        .await
+                    {
+                        Ok(rep) => match orbit_term::to_vec(&rep) {
+                            Ok(bytes) => reply(server.pid(), call.from, &call.tag, &bytes),
+                            Err(e) => tracing::warn!(error = %e, "reply does not encode"),
+                        },
+                        Err(e) => tracing::debug!(error = %e, "remote call failed"),
+                    }
+                });
+                Ok(())
+            }
+            Some(Err(req)) => {
+                let req: G::Cast = orbit_term::from_term(&req)
+                    .map_err(|e| format!("cast request does not decode: {e}"))?;
+                server.cast(req);
+                Ok(())
+            }
+            None => Err(format!(
+                "{n}: a GenServer served to other nodes takes only $gen_call and $gen_cast"
+            )),
+        }
+    });
+    dispatch::install(Target::Name(name.to_string()), h.clone());
+    if let Some(pid) = orbit::whereis(name) {
+        dispatch::install(Target::Pid(pid), h);
+    }
+}
+
+/// Answers a `$gen_call` addressed to a system server with `reply` (a term).
+pub(crate) fn answer(server: Pid, call: &GenCall, reply_term: &Term) {
+    reply(server, call.from, &call.tag, &reply_term.encode());
+}

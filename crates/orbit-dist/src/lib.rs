@@ -1,0 +1,123 @@
+//! Orbit nodes that speak the Erlang distribution protocol (version 6, OTP 25+).
+//!
+//! An Orbit process becomes a node with [`Node::start`]; it then clusters with other
+//! Orbit nodes and with Erlang/Elixir nodes as a peer: EPMD registration (an embedded
+//! EPMD starts when none listens), the cookie handshake, then messages, links, monitors
+//! and GenServer calls between processes of any of them. The protocol map is
+//! `../shared/reference/erlang-distribution.md`; OTP's `erl_dist_protocol.md` is the
+//! specification.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), orbit_dist::DistError> {
+//! use orbit_dist::{Node, Options};
+//! let node = Node::start("orbit@127.0.0.1", Options::cookie("secret")).await?;
+//! assert_eq!(node.ping("elixir@127.0.0.1").await, orbit_dist::Ping::Pong);
+//! println!("{:?}", node.list());
+//! # Ok(()) }
+//! ```
+//!
+//! # Typed messages across the wire
+//!
+//! Processes keep typed mailboxes. Outgoing, [`send`] and [`send_named`] encode any
+//! `Serialize` value with `orbit-term`'s serde mapping; `orbit::send(pid, term)` with an
+//! [`orbit_term::Term`] or an [`Etf`] works too. Incoming, a process declared with
+//! [`serve::<M>`](serve) gets payloads deserialized into `M`; any other process receives
+//! `orbit_term::Term`. A GenServer is reachable from other nodes with
+//! [`serve_gen_server`]; [`call`] and [`cast`] reach GenServers on other nodes (Orbit's or
+//! the BEAM's).
+#![warn(missing_docs)]
+
+pub mod connection;
+pub mod control;
+pub mod convert;
+pub mod cookie;
+mod dispatch;
+pub mod epmd;
+mod error;
+mod gen_call;
+mod global;
+pub mod handshake;
+mod net_kernel;
+pub mod node;
+mod rex;
+mod router;
+
+use std::time::Duration;
+
+use orbit::Pid;
+use serde::Serialize;
+
+pub use cookie::CookieSource;
+pub use dispatch::{serve, unserve, Target};
+pub use error::{CallError, DistError};
+pub use gen_call::{call, cast, serve_gen_server, Dest};
+pub use node::{Node, NodeEvent, Options, Ping};
+pub use router::{DistRouter, Etf};
+
+/// Sends `msg`, encoded with serde, to `pid` on another node (connecting first when
+/// needed; the message waits for the handshake). For a local pid the message is decoded
+/// back as the process declared with [`serve`], else delivered as a [`orbit_term::Term`].
+pub fn send<T: Serialize + ?Sized>(pid: Pid, msg: &T) -> Result<(), orbit::SendError> {
+    if pid.is_local() {
+        let bytes =
+            orbit_term::to_vec(msg).map_err(|e| orbit::SendError::NotEncodable(e.to_string()))?;
+        return dispatch::deliver_local(pid, &bytes);
+    }
+    let conn = node::conn_for(&pid.node()).ok_or(orbit::SendError::NotDistributed)?;
+    conn.send_with(orbit::self_pid(), pid, |o| {
+        orbit_term::to_vec_into(msg, o).map_err(|e| e.to_string())
+    })
+    .map_err(orbit::SendError::Remote)
+}
+
+/// Sends `msg`, encoded with serde, to the process registered as `name` on `node`.
+pub fn send_named<T: Serialize + ?Sized>(
+    node: &str,
+    name: &str,
+    msg: &T,
+) -> Result<(), orbit::SendError> {
+    let conn = node::conn_for(node).ok_or(orbit::SendError::NotDistributed)?;
+    let from = orbit::self_pid().unwrap_or_else(node::system_pid);
+    conn.reg_send_with(from, name, |o| {
+        orbit_term::to_vec_into(msg, o).map_err(|e| e.to_string())
+    })
+    .map_err(orbit::SendError::Remote)
+}
+
+/// Yields to the scheduler, then waits until the connection to `node` has fewer than
+/// [`connection::HIGH_WATER`] bytes queued: flow control for a process that sends in a
+/// loop. Sends only append to the connection's buffer; the connection's writer task
+/// runs when the sender yields, so a sender that never awaits delays its own messages.
+pub async fn wait_writable(node: &str) {
+    tokio::task::yield_now().await;
+    if let Some(c) = Node::current().and_then(|n| n.connection(node)) {
+        c.wait_writable().await;
+    }
+}
+
+/// Waits until the connection to `node` is up, at most `timeout`; false when it failed.
+pub async fn wait_connected(node: &str, timeout: Duration) -> bool {
+    let Some(c) = node::conn_for(node) else {
+        return false;
+    };
+    matches!(tokio::time::timeout(timeout, c.wait_up()).await, Ok(Ok(())))
+}
+
+/// The wire form of a pid (serializable: put it in a message to another node).
+pub fn to_wire(pid: Pid) -> orbit_term::Pid {
+    match node::get() {
+        Some(n) => convert::pid_to_wire(pid, &n.id),
+        None => convert::pid_to_wire(
+            pid,
+            &convert::LocalId {
+                name: orbit::pid::local_node(),
+                creation: 0,
+            },
+        ),
+    }
+}
+
+/// The Orbit pid for a pid received in a message.
+pub fn from_wire(pid: &orbit_term::Pid) -> Pid {
+    convert::pid_from_wire(pid)
+}

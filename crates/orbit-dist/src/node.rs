@@ -1,0 +1,631 @@
+//! This OS process as a distributed node: start, connect, list, ping, monitor_nodes.
+//!
+//! Contract (Erlang's `net_kernel`, `../shared/reference/otp-semantics.md` §9):
+//! - one node per OS process, named `name@host` (long: `name@127.0.0.1` or an FQDN;
+//!   short: `name@host`); it registers with epmd (starting the embedded one when none
+//!   listens) and accepts connections on its own port;
+//! - `connect` returns true when the node is (or becomes) connected; sending to a pid or
+//!   name of an unconnected node connects first (messages wait for the handshake);
+//! - `list` gives the visible connected nodes (hidden ones are excluded), `ping` answers
+//!   `Pong`/`Pang` through the peer's `net_kernel`;
+//! - `monitor_nodes` delivers `NodeUp`/`NodeDown`; for one peer a `NodeDown` always comes
+//!   before the `NodeUp` of a reconnection;
+//! - connections are transitive: when a visible peer connects, this node asks it for its
+//!   visible nodes (`rpc:call(Peer, erlang, nodes, [])`) and connects to them (a hidden
+//!   node does not);
+//! - when a connection is lost, monitors of the peer's processes fire with
+//!   `noconnection` and links deliver `noconnection` exits.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use orbit::{ExitReason, Pid};
+use parking_lot::Mutex;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::connection::{Conn, Phase};
+use crate::convert::LocalId;
+use crate::cookie::{self, CookieSource};
+use crate::epmd;
+use crate::error::DistError;
+use crate::handshake::{self, flags, Status};
+
+/// How to start a node.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where the cookie comes from.
+    pub cookie: CookieSource,
+    /// A hidden node: not in others' `nodes()`, and it does not join the mesh.
+    pub hidden: bool,
+    /// `net_ticktime`: a peer silent this long is declared down (ticks go out every
+    /// quarter of it).
+    pub net_ticktime: Duration,
+    /// Port to accept connections on (0: any free port).
+    pub listen_port: u16,
+    /// EPMD port (default: `ERL_EPMD_PORT` or 4369).
+    pub epmd_port: Option<u16>,
+    /// Largest frame accepted from a peer, in bytes.
+    pub max_frame: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cookie: CookieSource::Default,
+            hidden: false,
+            net_ticktime: Duration::from_secs(60),
+            listen_port: 0,
+            epmd_port: None,
+            max_frame: 128 << 20,
+        }
+    }
+}
+
+impl Options {
+    /// Options with this cookie.
+    pub fn cookie(c: &str) -> Options {
+        Options {
+            cookie: CookieSource::Given(c.to_string()),
+            ..Options::default()
+        }
+    }
+}
+
+/// A change in the set of connected nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// `{nodeup, Node}`.
+    NodeUp(String),
+    /// `{nodedown, Node}` with why.
+    NodeDown(String, String),
+}
+
+/// The answer to [`Node::ping`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ping {
+    /// Connected and authenticated.
+    Pong,
+    /// Not reachable.
+    Pang,
+}
+
+pub(crate) struct Inner {
+    pub id: LocalId,
+    pub hs: handshake::Local,
+    pub hidden: bool,
+    pub tick: Duration,
+    pub epmd_port: u16,
+    pub port: u16,
+    pub max_frame: usize,
+    pub system: Pid,
+    rt: tokio::runtime::Handle,
+    conns: Mutex<HashMap<Arc<str>, Arc<Conn>>>,
+    subs: Mutex<Vec<mpsc::UnboundedSender<NodeEvent>>>,
+    _registration: Mutex<Option<epmd::client::Registration>>,
+}
+
+static NODE: OnceLock<Arc<Inner>> = OnceLock::new();
+
+pub(crate) fn get() -> Option<&'static Arc<Inner>> {
+    NODE.get()
+}
+
+/// Spawns a task on the node's runtime (callable from the connection threads too).
+pub(crate) fn spawn<F>(fut: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    match NODE.get() {
+        Some(n) => {
+            n.rt.spawn(fut);
+        }
+        None => {
+            tokio::spawn(fut);
+        }
+    }
+}
+
+pub(crate) fn system_pid() -> Pid {
+    NODE.get().map(|n| n.system).unwrap_or(Pid::NONE)
+}
+
+pub(crate) fn max_frame() -> usize {
+    NODE.get().map(|n| n.max_frame).unwrap_or(128 << 20)
+}
+
+/// A handle to this process's node.
+#[derive(Debug, Clone, Copy)]
+pub struct Node;
+
+fn split_name(name: &str) -> Result<(String, String), DistError> {
+    let bad = || DistError::BadName(name.to_string());
+    let (alive, host) = match name.split_once('@') {
+        Some((a, h)) => (a.to_string(), h.to_string()),
+        None => (name.to_string(), short_hostname()),
+    };
+    let ok_alive = !alive.is_empty()
+        && alive.len() <= 200
+        && alive
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok_alive || host.is_empty() || host.contains('@') {
+        return Err(bad());
+    }
+    Ok((alive, host))
+}
+
+fn short_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for 256 bytes; gethostname writes at most that, NUL-terminated
+    // when it fits.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let full = String::from_utf8_lossy(&buf[..end]).into_owned();
+    full.split('.').next().unwrap_or("localhost").to_string()
+}
+
+impl Node {
+    /// Starts this process's node as `name` (`name@host`, or a bare name for a short
+    /// name on this host). Registers with epmd (starting an embedded one when none
+    /// listens), installs the runtime's router and begins accepting peers.
+    pub async fn start(name: &str, opts: Options) -> Result<Node, DistError> {
+        if let Some(n) = NODE.get() {
+            return Err(DistError::AlreadyStarted(n.id.name.to_string()));
+        }
+        let (alive, host) = split_name(name)?;
+        let full = format!("{alive}@{host}");
+        let cookie = cookie::resolve(&opts.cookie)?;
+        let epmd_port = opts.epmd_port.unwrap_or_else(epmd::port);
+
+        let listener = TcpListener::bind(("0.0.0.0", opts.listen_port))
+            .await
+            .map_err(DistError::io("listening for peers"))?;
+        let port = listener
+            .local_addr()
+            .map_err(DistError::io("listening for peers"))?
+            .port();
+        let node_type = if opts.hidden {
+            epmd::NODE_TYPE_HIDDEN
+        } else {
+            epmd::NODE_TYPE_NORMAL
+        };
+        let registration = match epmd::client::register(epmd_port, &alive, port, node_type).await {
+            Ok(r) => r,
+            Err(DistError::Io { .. }) => {
+                epmd::server::start(epmd_port)
+                    .await
+                    .map_err(DistError::io("starting the embedded epmd"))?;
+                epmd::client::register(epmd_port, &alive, port, node_type).await?
+            }
+            Err(e) => return Err(e),
+        };
+        let creation = registration.creation;
+        let system = orbit::spawn(|mut ctx: orbit::Context<orbit_term::Term>| async move {
+            // Receives replies nobody waits for (late or unknown) and drops them.
+            let mut seen = 0u64;
+            while seen < u64::MAX {
+                let _ = ctx.recv().await;
+                seen += 1;
+            }
+        })
+        .map_err(|e| DistError::Protocol(format!("cannot start the system process: {e}")))?
+        .pid();
+        let mut fl = flags::ORBIT;
+        if !opts.hidden {
+            fl |= flags::PUBLISHED;
+        }
+        let inner = Arc::new(Inner {
+            id: LocalId {
+                name: Arc::from(full.as_str()),
+                creation,
+            },
+            hs: handshake::Local {
+                name: full.clone(),
+                creation,
+                flags: fl,
+                cookie,
+            },
+            hidden: opts.hidden,
+            tick: opts.net_ticktime,
+            epmd_port,
+            port,
+            max_frame: opts.max_frame,
+            system,
+            rt: tokio::runtime::Handle::current(),
+            conns: Mutex::new(HashMap::new()),
+            subs: Mutex::new(Vec::new()),
+            _registration: Mutex::new(Some(registration)),
+        });
+        if NODE.set(inner.clone()).is_err() {
+            return Err(DistError::AlreadyStarted(full));
+        }
+        orbit::pid::set_local_node(&full);
+        let _ = orbit::router::install(Box::new(crate::router::DistRouter));
+        spawn(accept_loop(listener));
+        tracing::info!(node = %full, port, creation, "node started");
+        Ok(Node)
+    }
+
+    /// The running node, if this process started one.
+    pub fn current() -> Option<Node> {
+        NODE.get().map(|_| Node)
+    }
+
+    fn inner(&self) -> &'static Arc<Inner> {
+        // A `Node` exists only after `start` set NODE.
+        NODE.get()
+            .expect("Node handles exist only after Node::start")
+    }
+
+    /// This node's full name.
+    pub fn name(&self) -> String {
+        self.inner().id.name.to_string()
+    }
+
+    /// The creation epmd gave this incarnation.
+    pub fn creation(&self) -> u32 {
+        self.inner().id.creation
+    }
+
+    /// The port this node accepts peers on.
+    pub fn port(&self) -> u16 {
+        self.inner().port
+    }
+
+    /// Connects to `node`; true when connected (`net_kernel:connect_node/1`).
+    pub async fn connect(&self, node: &str) -> bool {
+        if node == &*self.inner().id.name {
+            return true;
+        }
+        match conn_for(node) {
+            Some(c) => c.wait_up().await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Closes the connection to `node`; true when there was one.
+    pub fn disconnect(&self, node: &str) -> bool {
+        let c = self.inner().conns.lock().get(node).cloned();
+        match c {
+            Some(c) => {
+                connection_lost(&c, "disconnected".into());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Visible connected nodes (`Node.list()`).
+    pub fn list(&self) -> Vec<String> {
+        self.connected(true)
+    }
+
+    /// Hidden connected nodes (`nodes(hidden)`).
+    pub fn list_hidden(&self) -> Vec<String> {
+        self.connected(false)
+    }
+
+    fn connected(&self, visible: bool) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .inner()
+            .conns
+            .lock()
+            .values()
+            .filter(|c| c.phase() == Phase::Up && c.is_visible() == visible)
+            .map(|c| c.peer.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `net_adm:ping/1`: connects and asks the peer's `net_kernel` whether it accepts us.
+    pub async fn ping(&self, node: &str) -> Ping {
+        let me = self.name();
+        let req = orbit_term::Term::tuple(vec![
+            orbit_term::Term::atom("is_auth"),
+            orbit_term::Term::atom(&me),
+        ]);
+        let dest = crate::gen_call::Dest::Name {
+            name: "net_kernel".into(),
+            node: node.into(),
+        };
+        match crate::gen_call::call::<_, orbit_term::Term>(dest, &req, Duration::from_secs(7)).await
+        {
+            Ok(t) if t.as_atom() == Some("yes") => Ping::Pong,
+            _ => Ping::Pang,
+        }
+    }
+
+    /// Subscribes to node events (`net_kernel:monitor_nodes(true)`).
+    pub fn monitor_nodes(&self) -> mpsc::UnboundedReceiver<NodeEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inner().subs.lock().push(tx);
+        rx
+    }
+
+    /// The connection to `node`, if one exists (up or being set up).
+    pub fn connection(&self, node: &str) -> Option<Arc<Conn>> {
+        self.inner().conns.lock().get(node).cloned()
+    }
+}
+
+fn emit(inner: &Inner, ev: NodeEvent) {
+    inner.subs.lock().retain(|s| s.send(ev.clone()).is_ok());
+}
+
+/// The connection to `node`, starting one when there is none.
+pub(crate) fn conn_for(node: &str) -> Option<Arc<Conn>> {
+    thread_local! {
+        // The connection this thread used last: senders in a loop skip the table.
+        static LAST: std::cell::RefCell<Option<Arc<Conn>>> = const { std::cell::RefCell::new(None) };
+    }
+    let hit = LAST.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|c| &*c.peer == node && !c.is_closed())
+            .cloned()
+    });
+    if hit.is_some() {
+        return hit;
+    }
+    let c = conn_for_slow(node)?;
+    LAST.with(|l| *l.borrow_mut() = Some(c.clone()));
+    Some(c)
+}
+
+fn conn_for_slow(node: &str) -> Option<Arc<Conn>> {
+    let inner = NODE.get()?;
+    if node == &*inner.id.name {
+        return None;
+    }
+    let mut conns = inner.conns.lock();
+    if let Some(c) = conns.get(node) {
+        return Some(c.clone());
+    }
+    if split_name(node).is_err() || !node.contains('@') {
+        return None;
+    }
+    let c = Conn::new(node, inner.id.clone());
+    conns.insert(Arc::from(node), c.clone());
+    drop(conns);
+    let c2 = c.clone();
+    spawn(async move {
+        if let Err(e) = initiate(inner, &c2).await {
+            if c2.phase() == Phase::Pending {
+                tracing::debug!(peer = %c2.peer, error = %e, "connection attempt failed");
+                connection_lost(&c2, e.to_string());
+            }
+        }
+    });
+    Some(c)
+}
+
+async fn initiate(inner: &'static Arc<Inner>, conn: &Arc<Conn>) -> Result<(), DistError> {
+    let peer = conn.peer.to_string();
+    let (alive, host) = split_name(&peer)?;
+    let work = async {
+        let info = epmd::client::port_please(&host, inner.epmd_port, &alive)
+            .await?
+            .ok_or_else(|| {
+                DistError::NotConnected(format!("{peer} (not registered with epmd on {host})"))
+            })?;
+        let mut s = TcpStream::connect((host.as_str(), info.port))
+            .await
+            .map_err(DistError::io("connecting to the peer"))?;
+        let _ = s.set_nodelay(true);
+        let p = handshake::initiate(&mut s, &inner.hs, &peer).await?;
+        Ok::<_, DistError>((s, p))
+    };
+    match tokio::time::timeout(handshake::SETUP_TIME, work).await {
+        Ok(Ok((s, p))) => {
+            up(inner, conn, s, p);
+            Ok(())
+        }
+        Ok(Err(DistError::Handshake { reason, .. })) if reason.contains("simultaneous") => {
+            // The peer's own attempt, which we accept, completes this connection.
+            let _ = tokio::time::timeout(handshake::SETUP_TIME, conn.wait_up()).await;
+            if conn.phase() == Phase::Pending {
+                Err(DistError::handshake(
+                    peer,
+                    "simultaneous connect did not complete",
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(DistError::handshake(peer, "timed out (net_setuptime)")),
+    }
+}
+
+fn up(inner: &'static Arc<Inner>, conn: &Arc<Conn>, s: TcpStream, p: handshake::Peer) {
+    let published = inner.hs.flags & flags::PUBLISHED != 0;
+    // Negotiated flags hold PUBLISHED only when both sides are published.
+    let peer_published = p.flags & flags::PUBLISHED != 0;
+    {
+        let conns = inner.conns.lock();
+        if !conns.get(&*conn.peer).is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            // Superseded while the handshake ran.
+            return;
+        }
+        if let Err(e) = conn.attach(s, p.flags, p.flags, inner.tick) {
+            drop(conns);
+            connection_lost(conn, format!("cannot start the connection's threads: {e}"));
+            return;
+        }
+        conn.set_phase(Phase::Up);
+        emit(inner, NodeEvent::NodeUp(conn.peer.to_string()));
+    }
+    tracing::info!(peer = %conn.peer, visible = peer_published && published, "node up");
+    if published && peer_published && !inner.hidden {
+        let peer = conn.peer.to_string();
+        spawn(async move { mesh(peer).await });
+    }
+}
+
+/// Connects to the visible peers of `peer` (transitive connection).
+async fn mesh(peer: String) {
+    use orbit_term::Term;
+    let req = Term::tuple(vec![
+        Term::atom("call"),
+        Term::atom("erlang"),
+        Term::atom("nodes"),
+        Term::nil(),
+        Term::atom("user"),
+    ]);
+    let dest = crate::gen_call::Dest::Name {
+        name: "rex".into(),
+        node: peer.clone(),
+    };
+    let Ok(Term::List(nodes)) =
+        crate::gen_call::call::<_, Term>(dest, &req, Duration::from_secs(10)).await
+    else {
+        return;
+    };
+    let node = Node;
+    for n in nodes {
+        if let Some(name) = n.as_atom() {
+            if name != node.name() && node.connection(name).is_none() {
+                tracing::debug!(via = %peer, node = name, "connecting transitively");
+                let _ = conn_for(name);
+            }
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener) {
+    loop {
+        let (s, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        spawn(async move {
+            match accept_one(s).await {
+                Err(e) if e.to_string().contains("simultaneous") => {
+                    tracing::debug!(%addr, error = %e, "incoming connection dropped");
+                }
+                Err(e) => tracing::warn!(%addr, error = %e, "incoming connection refused"),
+                Ok(()) => {}
+            }
+        });
+    }
+}
+
+async fn accept_one(mut s: TcpStream) -> Result<(), DistError> {
+    let inner = NODE.get().ok_or(DistError::NotStarted)?;
+    let _ = s.set_nodelay(true);
+    let mut claimed: Option<Arc<Conn>> = None;
+    let decide = |name: &str, _creation: u32| -> Status {
+        let mut conns = inner.conns.lock();
+        if let Some(c) = conns.get(name) {
+            match c.phase() {
+                Phase::Up => return Status::Alive,
+                Phase::Pending => {
+                    if &*inner.id.name > name {
+                        return Status::Nok;
+                    }
+                    claimed = Some(c.clone());
+                    return Status::OkSimultaneous;
+                }
+                Phase::Down(_) => {}
+            }
+        }
+        let c = Conn::new(name, inner.id.clone());
+        conns.insert(Arc::from(name), c.clone());
+        claimed = Some(c);
+        Status::Ok
+    };
+    let res = tokio::time::timeout(
+        handshake::SETUP_TIME,
+        handshake::accept(&mut s, &inner.hs, decide),
+    )
+    .await;
+    let res = match res {
+        Ok(r) => r,
+        Err(_) => Err(DistError::handshake(
+            "incoming connection",
+            "timed out (net_setuptime)",
+        )),
+    };
+    match res {
+        Ok(p) => {
+            let conn = match claimed {
+                Some(c) => c,
+                None => {
+                    // `alive` answered true: replace the old connection.
+                    if let Some(old) = inner.conns.lock().get(p.name.as_str()).cloned() {
+                        connection_lost(
+                            &old,
+                            "replaced by a new connection from the same node".into(),
+                        );
+                    }
+                    let c = Conn::new(&p.name, inner.id.clone());
+                    inner
+                        .conns
+                        .lock()
+                        .insert(Arc::from(p.name.as_str()), c.clone());
+                    c
+                }
+            };
+            up(inner, &conn, s, p);
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(c) = claimed {
+                if c.phase() == Phase::Pending {
+                    connection_lost(&c, e.to_string());
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Takes a connection down: removes it, reports `NodeDown`, and delivers `noconnection`
+/// to everything that crossed it.
+pub(crate) fn connection_lost(conn: &Arc<Conn>, reason: String) {
+    let Some(inner) = NODE.get() else { return };
+    let was_up = {
+        let mut conns = inner.conns.lock();
+        if matches!(conn.phase(), Phase::Down(_)) {
+            return;
+        }
+        if conns.get(&*conn.peer).is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            conns.remove(&*conn.peer);
+        }
+        let was_up = conn.phase() == Phase::Up;
+        conn.set_phase(Phase::Down(reason.clone()));
+        conn.close();
+        if was_up {
+            emit(
+                inner,
+                NodeEvent::NodeDown(conn.peer.to_string(), reason.clone()),
+            );
+        }
+        was_up
+    };
+    if was_up {
+        tracing::warn!(peer = %conn.peer, %reason, "node down");
+    } else {
+        tracing::debug!(peer = %conn.peer, %reason, "connection attempt ended");
+    }
+    let track = std::mem::take(&mut *conn.track.lock());
+    for (local, remote) in track.links {
+        orbit::signal::deliver_remote_exit(remote, local, ExitReason::NoConnection, true);
+    }
+    for (_, (r, watcher, target)) in track.monitors_out {
+        orbit::signal::deliver_down(watcher, r, target, ExitReason::NoConnection);
+    }
+    for (_, (_, _, target, lr)) in track.monitors_in {
+        orbit::signal::remove_remote_monitor(target, lr);
+    }
+    crate::gen_call::node_down(&conn.peer);
+}

@@ -1,0 +1,277 @@
+//! Messages, GenServer calls, links and monitors between an Orbit node and a real Elixir
+//! node; killing the Elixir node gives `noconnection` on the Orbit side.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use orbit::{ExitReason, Message, Pid};
+use orbit_term::{Atom, Term};
+use serde::Deserialize;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+#[derive(Deserialize, Debug)]
+struct CounterReq {
+    op: String,
+    n: i64,
+}
+
+struct Counter(i64);
+
+impl orbit::GenServer for Counter {
+    type Call = CounterReq;
+    type Reply = i64;
+    type Cast = i64;
+    type Info = ();
+    type Continue = ();
+
+    async fn handle_call(
+        &mut self,
+        req: CounterReq,
+        _from: &mut orbit::ReplyTo<i64>,
+        _ctx: &mut orbit::ServerContext<Self>,
+    ) -> orbit::CallReply<i64, ()> {
+        if req.op == "add" {
+            self.0 += req.n;
+        }
+        orbit::CallReply::Reply(self.0)
+    }
+
+    async fn handle_cast(
+        &mut self,
+        n: i64,
+        _ctx: &mut orbit::ServerContext<Self>,
+    ) -> orbit::Next<()> {
+        self.0 += n;
+        orbit::Next::NoReply
+    }
+}
+
+/// A trapping process that reports everything it receives.
+fn observer(tx: UnboundedSender<Message<Term>>) -> Pid {
+    orbit::Spawn::new()
+        .trap_exit()
+        .spawn(move |mut ctx: orbit::Context<Term>| async move {
+            loop {
+                let m = ctx.recv().await;
+                if tx.send(m).is_err() {
+                    break;
+                }
+            }
+        })
+        .unwrap()
+        .pid()
+}
+
+async fn next(rx: &mut UnboundedReceiver<Message<Term>>) -> Message<Term> {
+    tokio::time::timeout(Duration::from_secs(15), rx.recv())
+        .await
+        .expect("a message within 15s")
+        .expect("observer alive")
+}
+
+fn pid_of(t: &Term) -> Pid {
+    match t {
+        Term::Pid(p) => orbit_dist::convert::pid_from_wire(p),
+        other => panic!("expected a pid, got {other}"),
+    }
+}
+
+#[test]
+fn messages_calls_links_and_monitors_with_elixir() {
+    let node = node("orbit_msg");
+    let me = node.name();
+    let rt = rt();
+    let (inbox_tx, mut inbox) = unbounded_channel();
+    let inbox_pid = rt.block_on(async {
+        let p = observer(inbox_tx);
+        orbit::register("orbit_inbox", p).unwrap();
+        orbit::gen_server::start_with(
+            Counter(0),
+            orbit::gen_server::StartOptions {
+                name: Some("counter".into()),
+                link: false,
+                timeout: None,
+            },
+        )
+        .await
+        .unwrap();
+        orbit_dist::serve_gen_server::<Counter>("counter");
+        p
+    });
+    let _ = inbox_pid;
+    let code = format!(
+        r#"
+        orbit = :"{me}"
+        true = Node.connect(orbit)
+        Process.register(self(), :ex_main)
+        send({{:orbit_inbox, orbit}}, {{:hello, self()}})
+        receive do {{:reply, x}} -> IO.puts("reply #{{x}}") after 10000 -> IO.puts("reply none") end
+        IO.puts("call1 #{{GenServer.call({{:counter, orbit}}, %{{op: "add", n: 5}})}}")
+        IO.puts("call2 #{{GenServer.call({{:counter, orbit}}, %{{op: "add", n: 2}})}}")
+        GenServer.cast({{:counter, orbit}}, 10)
+        IO.puts("call3 #{{GenServer.call({{:counter, orbit}}, %{{op: "get", n: 0}})}}")
+        {{:ok, _}} = Agent.start(fn -> %{{"k" => 42}} end, name: :ex_agent)
+        w = spawn(fn -> receive do :die -> exit(:bye) end end)
+        send({{:orbit_inbox, orbit}}, {{:watched, w}})
+        IO.puts("agent ready")
+        receive do
+          {{:orbit_proc, p}} ->
+            ref = Process.monitor(p)
+            send(p, :go)
+            receive do {{:DOWN, ^ref, :process, ^p, r}} -> IO.puts("down #{{inspect(r)}}") after 10000 -> IO.puts("down none") end
+        after 20000 -> IO.puts("no orbit_proc")
+        end
+        IO.gets("")
+        "#
+    );
+    let mut ex = Peer::elixir("ex_msg", COOKIE, &code);
+    let ex_main = rt.block_on(async {
+        // Elixir -> Orbit by name; Orbit -> Elixir by pid.
+        let Message::Msg(Term::Tuple(el)) = next(&mut inbox).await else {
+            panic!("hello")
+        };
+        assert_eq!(el[0], Term::atom("hello"));
+        let ex_main = pid_of(&el[1]);
+        assert!(!ex_main.is_local());
+        orbit_dist::send(ex_main, &(Atom::new("reply").unwrap(), 7)).unwrap();
+        ex_main
+    });
+    assert_eq!(ex.expect("reply ", 15), "reply 7");
+    // Elixir -> Orbit GenServer calls (alias tags) and a cast.
+    assert_eq!(ex.expect("call1 ", 15), "call1 5");
+    assert_eq!(ex.expect("call2 ", 15), "call2 7");
+    assert_eq!(ex.expect("call3 ", 15), "call3 17");
+    ex.expect("agent ready", 15);
+    let exname = ex.name.clone();
+    rt.block_on(async {
+        // Orbit -> Elixir Agent: call and cast.
+        let get = Term::tuple(vec![
+            Term::atom("get"),
+            Term::tuple(vec![
+                Term::atom("Elixir.Map"),
+                Term::atom("get"),
+                Term::List(vec![Term::Binary(b"k".to_vec())]),
+            ]),
+        ]);
+        let v: i64 = orbit_dist::call(("ex_agent", exname.as_str()), &get, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(v, 42);
+        let put = Term::tuple(vec![
+            Term::atom("cast"),
+            Term::tuple(vec![
+                Term::atom("Elixir.Map"),
+                Term::atom("put"),
+                Term::List(vec![Term::Binary(b"k".to_vec()), Term::Int(43)]),
+            ]),
+        ]);
+        orbit_dist::cast(("ex_agent", exname.as_str()), &put).unwrap();
+        let v: i64 = orbit_dist::call(("ex_agent", exname.as_str()), &get, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(v, 43);
+        // A call to a name that is not registered fails fast with noproc.
+        let r: Result<i64, _> =
+            orbit_dist::call(("no_such", exname.as_str()), &get, Duration::from_secs(5)).await;
+        assert_eq!(r, Err(orbit_dist::CallError::NoProc));
+
+        // Orbit monitors and links to an Elixir process, which exits with :bye.
+        let Message::Msg(Term::Tuple(el)) = next(&mut inbox).await else {
+            panic!("watched")
+        };
+        let w = pid_of(&el[1]);
+        let (otx, mut orx) = unbounded_channel();
+        let watcher = orbit::Spawn::new()
+            .trap_exit()
+            .spawn(move |mut ctx: orbit::Context<Term>| async move {
+                let r = orbit::monitor(w).unwrap();
+                orbit::link(w).unwrap();
+                let _ = otx.send(Message::Msg(Term::atom("linked")));
+                for _ in 0..2 {
+                    let m = ctx.recv().await;
+                    if let Message::Down(d) = &m {
+                        assert_eq!(d.monitor, r);
+                    }
+                    let _ = otx.send(m);
+                }
+            })
+            .unwrap();
+        let _ = watcher;
+        assert!(matches!(next(&mut orx).await, Message::Msg(_)));
+        orbit_dist::send(w, &Atom::new("die").unwrap()).unwrap();
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            match next(&mut orx).await {
+                Message::Down(d) => {
+                    assert_eq!(d.pid, w);
+                    got.push(format!("down {}", d.reason));
+                }
+                Message::Exit { from, reason } => {
+                    assert_eq!(from, w);
+                    got.push(format!("exit {reason}"));
+                }
+                m => panic!("unexpected {m:?}"),
+            }
+        }
+        got.sort();
+        assert_eq!(got, vec!["down bye".to_string(), "exit bye".to_string()]);
+
+        // Elixir monitors an Orbit process, which exits with an error.
+        let p = orbit::spawn(|mut ctx: orbit::Context<Term>| async move {
+            let _ = ctx.recv().await;
+            ExitReason::error("oops")
+        })
+        .unwrap()
+        .pid();
+        let msg = (Atom::new("orbit_proc").unwrap(), orbit_dist::to_wire(p));
+        orbit_dist::send_named(&exname, "ex_main", &msg).unwrap();
+    });
+    assert_eq!(ex.expect("down ", 15), "down :oops");
+
+    // Killing the Elixir node: monitors fire and links exit with noconnection.
+    let (dtx, mut drx) = unbounded_channel();
+    rt.block_on(async {
+        orbit::Spawn::new()
+            .trap_exit()
+            .spawn(move |mut ctx: orbit::Context<Term>| async move {
+                orbit::monitor(ex_main).unwrap();
+                orbit::link(ex_main).unwrap();
+                let _ = dtx.send(None);
+                for _ in 0..2 {
+                    let _ = dtx.send(Some(ctx.recv().await));
+                }
+            })
+            .unwrap();
+        assert!(tokio::time::timeout(Duration::from_secs(5), drx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .is_none());
+    });
+    ex.kill();
+    rt.block_on(async {
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let m = tokio::time::timeout(Duration::from_secs(20), drx.recv())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            match m {
+                Message::Down(d) => got.push(format!("down {}", d.reason)),
+                Message::Exit { reason, .. } => got.push(format!("exit {reason}")),
+                m => panic!("unexpected {m:?}"),
+            }
+        }
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                "down noconnection".to_string(),
+                "exit noconnection".to_string()
+            ]
+        );
+    });
+}

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use orbit::stage::StageRef;
 use orbit::telemetry::{self, Latency, LatencySummary, SystemSampler};
-use orbit::{Context, Handle, Spawn};
+use orbit::{Context, ExitReason, Handle, Spawn};
 use serde_json::{json, Value};
 
 use super::alloc::heap_bytes;
@@ -147,6 +148,25 @@ where
         .collect()
 }
 
+/// A client [`watch`] waits for once it has stopped the probe: a client process or a
+/// stage. Either must exit by itself when it sees the probe stopped.
+pub trait Client {
+    /// Resolves once the client has exited.
+    fn wait_exit(&self) -> impl Future<Output = ExitReason> + Send;
+}
+
+impl<M: Send + 'static> Client for Handle<M> {
+    fn wait_exit(&self) -> impl Future<Output = ExitReason> + Send {
+        Handle::wait_exit(self)
+    }
+}
+
+impl<I: Send + 'static, O: Send + 'static, M: Send + 'static> Client for StageRef<I, O, M> {
+    fn wait_exit(&self) -> impl Future<Output = ExitReason> + Send {
+        StageRef::wait_exit(self)
+    }
+}
+
 /// One sample of a running variant.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Point {
@@ -230,13 +250,13 @@ impl VariantResult {
 
 /// Samples a running variant for `duration`, calling `on_sample` with each point, then
 /// stops its clients, waits for them and sums up.
-pub async fn watch<M: Send + 'static>(
+pub async fn watch(
     lab: &Lab,
     scenario: &'static str,
     variant: &str,
     duration: Duration,
     probe: &Arc<Probe>,
-    clients: &[Handle<M>],
+    clients: &[impl Client],
     mut on_sample: impl FnMut(&Point),
 ) -> VariantResult {
     lab.progress_message(&format!("{scenario}: {variant}"));

@@ -1,20 +1,28 @@
 //! Pipelines: a producer feeding consumers that take 1 ms per event (a write to a
 //! database, say), with and without back-pressure.
 //!
-//! - `demand-driven`: consumers ask for events (at most `MAX_DEMAND` outstanding, asking
-//!   again after `MAX_DEMAND - MIN_DEMAND` are done, GenStage's rule); the producer
-//!   makes events only when asked. Memory stays flat and latency low.
-//! - `flooded mailbox`: the producer sends events as fast as it likes (3x what the
-//!   consumers manage) into their unbounded mailboxes. Nothing pushes back: mailboxes,
-//!   memory and each event's wait grow for as long as it runs.
+//! - `demand-driven`: an `orbit::stage` (GenStage) pipeline. Each consumer subscribes
+//!   with `max_demand` [`MAX_DEMAND`] and `min_demand` [`MIN_DEMAND`]: it asks for
+//!   `MAX_DEMAND` events, handles them in batches of at most `MAX_DEMAND - MIN_DEMAND`
+//!   and asks again for what it finished. The producer makes events only in
+//!   `handle_demand`, exactly as many as asked. Memory stays flat and latency low.
+//! - `flooded mailbox`: plain processes. The producer sends events as fast as it likes
+//!   (3x what the consumers manage) into the consumers' unbounded mailboxes. Nothing
+//!   pushes back: mailboxes, memory and each event's wait grow for as long as it runs.
 //!
-//! Consumers are the scenario's client processes, at most 8 (so the flood stays within
-//! a few hundred MB). Latency is each event's age when a consumer finishes it.
+//! There are as many consumers as the scenario has clients, at most 8 (so the flood
+//! stays within a few hundred MB). Latency is each event's age when a consumer finishes
+//! it. When the run ends the consumers exit after the batch in hand; the demand-driven
+//! producer is then stopped.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orbit::{Context, Handle, Message, Pid};
+use orbit::stage::{
+    self, Consumer, ConsumerContext, ConsumerOptions, NoEvents, Producer, ProducerContext,
+    ProducerOptions, StageRef, SubscribeOptions, Subscription,
+};
+use orbit::{Context, ExitReason, Handle, Message, Pid};
 use serde_json::{json, Map};
 
 use super::measure::{spawn_clients, watch, Probe, Recorder, VariantResult};
@@ -48,73 +56,79 @@ async fn consume(e: Event, rec: &mut Recorder) {
     rec.record(e.made.elapsed());
 }
 
-/// GENSTAGE SHIM. `orbit::stage` (GenStage) is being written on another branch; until it
-/// merges, this is the smallest demand protocol over plain processes: a consumer sends
-/// `Ask { from, n }`, the producer answers with a batch of at most `n` events.
-///
-/// To switch to `orbit::stage`: make [`demand::producer`] a `Producer` whose
-/// `handle_demand(n)` returns `n` events from [`event`], make [`demand::consumer`] a
-/// `Consumer` subscribed with `max_demand: MAX_DEMAND, min_demand: MIN_DEMAND` whose
-/// `handle_events` calls [`consume`] per event, and delete this module. The flooded
-/// variant stays as it is: it is the anti-pattern.
-mod demand {
-    use super::*;
+/// At most this many events outstanding per demand-driven consumer.
+const MAX_DEMAND: usize = 20;
+/// A demand-driven consumer asks again once this few are left outstanding.
+const MIN_DEMAND: usize = 10;
 
-    /// At most this many events outstanding per consumer.
-    pub const MAX_DEMAND: usize = 20;
-    /// Ask again when this few are left outstanding.
-    pub const MIN_DEMAND: usize = 10;
+/// The demand-driven producer: a stage that makes events only when asked.
+struct Source;
 
-    /// What the producer receives.
-    pub enum ToProducer {
-        /// Send up to `n` events to `from`.
-        Ask { from: Pid, n: usize },
-        /// The run is over.
-        Stop,
+impl Producer for Source {
+    type Event = Event;
+    type Info = ();
+
+    async fn handle_demand(
+        &mut self,
+        demand: usize,
+        _ctx: &mut ProducerContext<Self>,
+    ) -> Result<Vec<Event>, ExitReason> {
+        Ok((0..demand).map(|_| event()).collect())
     }
+}
 
-    /// The producer: makes events only when asked.
-    pub fn producer() -> Result<Handle<ToProducer>, orbit::Error> {
-        orbit::Spawn::new()
-            .label("producer")
-            .spawn(|mut ctx: Context<ToProducer>| async move {
-                while let Message::Msg(ToProducer::Ask { from, n }) = ctx.recv().await {
-                    let batch: Vec<Event> = (0..n).map(|_| event()).collect();
-                    let _ = orbit::send(from, batch);
-                }
-            })
-    }
+/// A demand-driven consumer: a stage that handles the events it asked for and exits
+/// (normally) after the first batch it finishes once the probe has stopped.
+struct Sink {
+    probe: Arc<Probe>,
+    rec: Recorder,
+}
 
-    /// A consumer: asks for `MAX_DEMAND`, asks again for what it finished each time
-    /// `MAX_DEMAND - MIN_DEMAND` are done.
-    pub async fn consumer(
-        producer: Handle<ToProducer>,
-        probe: Arc<Probe>,
-        mut ctx: Context<Vec<Event>>,
-    ) {
-        let me = ctx.pid();
-        let mut rec = probe.recorder();
-        let ask = |n| producer.send(ToProducer::Ask { from: me, n }).is_ok();
-        if !ask(MAX_DEMAND) {
-            return;
+impl Consumer for Sink {
+    type Event = Event;
+    type Info = ();
+
+    async fn handle_events(
+        &mut self,
+        events: Vec<Event>,
+        _from: &Subscription,
+        _ctx: &mut ConsumerContext<Self>,
+    ) -> Result<(), ExitReason> {
+        for e in events {
+            consume(e, &mut self.rec).await;
         }
-        let mut done_since_ask = 0;
-        while let Message::Msg(batch) = ctx.recv().await {
-            for e in batch {
-                consume(e, &mut rec).await;
-                done_since_ask += 1;
-                if done_since_ask == MAX_DEMAND - MIN_DEMAND {
-                    if !ask(done_since_ask) {
-                        return;
-                    }
-                    done_since_ask = 0;
-                }
-            }
-            if !probe.running() {
-                return;
-            }
+        if self.probe.running() {
+            Ok(())
+        } else {
+            Err(ExitReason::Normal)
         }
     }
+}
+
+/// The demand-driven producer stage: emits [`Event`]s, takes no messages.
+type SourceStage = StageRef<NoEvents, Event, ()>;
+/// A demand-driven consumer stage: takes [`Event`]s, emits none, takes no messages.
+type SinkStage = StageRef<Event, NoEvents, ()>;
+
+/// Starts the producer and `n` consumers subscribed to it.
+async fn start_demand_driven(
+    n: usize,
+    probe: &Arc<Probe>,
+) -> Result<(SourceStage, Vec<SinkStage>), Error> {
+    let producer = stage::start_producer(Source, ProducerOptions::new()).await?;
+    let mut consumers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let sink = Sink {
+            probe: probe.clone(),
+            rec: probe.recorder(),
+        };
+        let demand = SubscribeOptions::new()
+            .max_demand(MAX_DEMAND)
+            .min_demand(MIN_DEMAND);
+        let opts = ConsumerOptions::new().subscribe_to(&producer.producer(), demand);
+        consumers.push(stage::start_consumer(sink, opts).await?);
+    }
+    Ok((producer, consumers))
 }
 
 /// The flooding producer: sends at a fixed rate, round robin, asking nobody.
@@ -157,11 +171,7 @@ pub async fn run(lab: &Lab) -> Result<Report, Error> {
     let mut results = Vec::new();
 
     let probe = Probe::new();
-    let producer = demand::producer()?;
-    let p = producer.clone();
-    let consumers = spawn_clients(n, &probe, move |_, probe, ctx| {
-        demand::consumer(p.clone(), probe, ctx)
-    })?;
+    let (producer, consumers) = start_demand_driven(n, &probe).await?;
     results.push(
         watch(
             lab,
@@ -174,8 +184,10 @@ pub async fn run(lab: &Lab) -> Result<Report, Error> {
         )
         .await,
     );
-    let _ = producer.send(demand::ToProducer::Stop);
-    producer.wait_exit().await;
+    // The consumers have exited; the producer waits for nothing more.
+    producer
+        .stop(ExitReason::Shutdown, Duration::from_secs(5))
+        .await?;
 
     let probe = Probe::new();
     let consumers = spawn_clients(n, &probe, |_, probe, ctx| flooded_consumer(probe, ctx))?;

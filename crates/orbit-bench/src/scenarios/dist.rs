@@ -55,22 +55,65 @@ pub fn run(ctx: &mut Ctx) {
     }
     let get = |k: &str| best.get(k).copied();
     let rows = [
-        ("orbit", "roundtrips_per_s", get("orbit/dist_roundtrips_per_s")),
-        ("orbit", "oneway_msgs_per_s", get("orbit/dist_oneway_msgs_per_s")),
-        ("orbit", "100KB_msgs_per_s", get("orbit/dist_100KB_msgs_per_s")),
+        (
+            "orbit",
+            "roundtrips_per_s",
+            get("orbit/dist_roundtrips_per_s"),
+        ),
+        (
+            "orbit",
+            "oneway_msgs_per_s",
+            get("orbit/dist_oneway_msgs_per_s"),
+        ),
+        (
+            "orbit",
+            "100KB_msgs_per_s",
+            get("orbit/dist_100KB_msgs_per_s"),
+        ),
         ("orbit", "100KB_MB_per_s", get("orbit/MB_per_s")),
-        ("beam", "roundtrips_per_s", get("beam/dist_roundtrips_per_s")),
-        ("beam", "oneway_msgs_per_s", get("beam/dist_oneway_msgs_per_s")),
-        ("beam", "100KB_msgs_per_s", get("beam/dist_100KB_msgs_per_s")),
+        (
+            "beam",
+            "roundtrips_per_s",
+            get("beam/dist_roundtrips_per_s"),
+        ),
+        (
+            "beam",
+            "oneway_msgs_per_s",
+            get("beam/dist_oneway_msgs_per_s"),
+        ),
+        (
+            "beam",
+            "100KB_msgs_per_s",
+            get("beam/dist_100KB_msgs_per_s"),
+        ),
         ("beam", "100KB_MB_per_s", get("beam/MB_per_s")),
-        ("orbit_to_beam", "oneway_msgs_per_s", get("orbit_to_beam/dist_oneway_msgs_per_s")),
+        (
+            "orbit_to_beam",
+            "oneway_msgs_per_s",
+            get("orbit_to_beam/dist_oneway_msgs_per_s"),
+        ),
     ];
     for (s, m, v) in rows {
         ctx.emit_opt(SCENARIO, s, m, v);
     }
-    ctx.goal(SCENARIO, "orbit_vs_beam_oneway_min_3x", rows[1].2, rows[5].2);
-    ctx.goal(SCENARIO, "orbit_vs_beam_100KB_bytes_min_1x", rows[3].2, rows[7].2);
-    ctx.goal(SCENARIO, "orbit_vs_beam_roundtrips_min_2x", rows[0].2, rows[4].2);
+    ctx.goal(
+        SCENARIO,
+        "orbit_vs_beam_oneway_min_3x",
+        rows[1].2,
+        rows[5].2,
+    );
+    ctx.goal(
+        SCENARIO,
+        "orbit_vs_beam_100KB_bytes_min_1x",
+        rows[3].2,
+        rows[7].2,
+    );
+    ctx.goal(
+        SCENARIO,
+        "orbit_vs_beam_roundtrips_min_2x",
+        rows[0].2,
+        rows[4].2,
+    );
 }
 
 fn unique(prefix: &str) -> String {
@@ -112,7 +155,10 @@ fn start_ready(mut cmd: Command) -> Result<Kid, String> {
 }
 
 fn run_to_end(mut cmd: Command) -> Result<beam::Values, String> {
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| e.to_string())?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(format!(
             "{:?} failed: {}",
@@ -148,7 +194,9 @@ fn beam_pair() -> Result<beam::Values, String> {
     let dir = beam::compiled_dir()?;
     let b = unique("beam_dist_b");
     let mut cmd = Command::new("erl");
-    cmd.arg("-pa").arg(dir).args(["-noshell", "-name", &b, "-setcookie", COOKIE]);
+    cmd.arg("-pa")
+        .arg(dir)
+        .args(["-noshell", "-name", &b, "-setcookie", COOKIE]);
     cmd.args(["-eval", "io:format(\"ready~n\"), dist_bench:server()."]);
     let _kid = start_ready(cmd)?;
     let a = unique("beam_dist_a");
@@ -167,7 +215,9 @@ fn orbit_to_beam(one_n: u64) -> Result<beam::Values, String> {
     let dir = beam::compiled_dir()?;
     let b = unique("beam_dist_sink");
     let mut cmd = Command::new("erl");
-    cmd.arg("-pa").arg(dir).args(["-noshell", "-name", &b, "-setcookie", COOKIE]);
+    cmd.arg("-pa")
+        .arg(dir)
+        .args(["-noshell", "-name", &b, "-setcookie", COOKIE]);
     cmd.args([
         "-eval",
         "register(sink, self()), io:format(\"ready~n\"), \
@@ -175,7 +225,14 @@ fn orbit_to_beam(one_n: u64) -> Result<beam::Values, String> {
     ]);
     let _kid = start_ready(cmd)?;
     let mut cmd = Command::new(me()?);
-    cmd.args(["__dist-driver", &unique("orbit_dist_a"), &b, "0", &one_n.to_string(), "0"]);
+    cmd.args([
+        "__dist-driver",
+        &unique("orbit_dist_a"),
+        &b,
+        "0",
+        &one_n.to_string(),
+        "0",
+    ]);
     run_to_end(cmd)
 }
 
@@ -196,7 +253,13 @@ pub fn child_main(cmd: &str, args: &[String]) -> i32 {
         ("__dist-node", [name]) => rt.block_on(node_main(name.clone())),
         ("__dist-driver", [name, b, rt_n, one_n, big_n]) => {
             let p = |s: &str| s.parse::<u64>().unwrap_or(0);
-            rt.block_on(driver_main(name.clone(), b.clone(), p(rt_n), p(one_n), p(big_n)))
+            rt.block_on(driver_main(
+                name.clone(),
+                b.clone(),
+                p(rt_n),
+                p(one_n),
+                p(big_n),
+            ))
         }
         _ => Err(format!("bad child command {cmd} {args:?}")),
     };
@@ -272,7 +335,13 @@ async fn sink_loop(mut ctx: Context<SinkMsg>) {
     }
 }
 
-async fn driver_main(name: String, b: String, rt_n: u64, one_n: u64, big_n: u64) -> Result<(), String> {
+async fn driver_main(
+    name: String,
+    b: String,
+    rt_n: u64,
+    one_n: u64,
+    big_n: u64,
+) -> Result<(), String> {
     let node = orbit_dist::Node::start(&name, orbit_dist::Options::cookie(COOKIE))
         .await
         .map_err(|e| e.to_string())?;
@@ -289,7 +358,10 @@ async fn driver_main(name: String, b: String, rt_n: u64, one_n: u64, big_n: u64)
                 let _ = orbit_dist::send_named(&b, "echo", &(&wire_me, &x));
                 let _ = ctx.recv().await;
             }
-            println!("dist_roundtrips_per_s {}", (rt_n as f64 / t0.elapsed().as_secs_f64()) as u64);
+            println!(
+                "dist_roundtrips_per_s {}",
+                (rt_n as f64 / t0.elapsed().as_secs_f64()) as u64
+            );
         }
         let start = Atom::new("start").expect("atom");
         if one_n > 0 {
@@ -304,7 +376,10 @@ async fn driver_main(name: String, b: String, rt_n: u64, one_n: u64, big_n: u64)
                 }
             }
             let _ = ctx.recv().await;
-            println!("dist_oneway_msgs_per_s {}", (one_n as f64 / t0.elapsed().as_secs_f64()) as u64);
+            println!(
+                "dist_oneway_msgs_per_s {}",
+                (one_n as f64 / t0.elapsed().as_secs_f64()) as u64
+            );
         }
         if big_n > 0 {
             let _ = orbit_dist::send_named(&b, "sink", &(&start, big_n, &wire_me));

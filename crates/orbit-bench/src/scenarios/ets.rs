@@ -245,8 +245,8 @@ fn genserver_vs_table(rep: &mut Reporter) {
         r(rep, "genserver", 2),
         r(rep, "genserver", 8),
     );
-    rep.ratio(SCENARIO, "TABLE_OVER_GENSERVER_2READERS", t2, g2);
-    rep.ratio(SCENARIO, "TABLE_OVER_GENSERVER_8READERS", t8, g8);
+    rep.ratio(SCENARIO, "table_vs_genserver_2readers", t2, g2);
+    rep.ratio(SCENARIO, "table_vs_genserver_8readers", t8, g8);
 }
 
 /// Runs the scenario: orbit's table, the raw maps, and the GenServer comparison; emits
@@ -258,13 +258,13 @@ pub fn run(rep: &mut Reporter) {
         let o = rep.get(SCENARIO, "orbit", metric);
         rep.ratio(
             SCENARIO,
-            &format!("ORBIT_OVER_DASHMAP_{}", metric.to_uppercase()),
+            &format!("orbit_vs_dashmap_{metric}_min_0.8x"),
             o,
             rep.get(SCENARIO, "dashmap", metric),
         );
         rep.ratio(
             SCENARIO,
-            &format!("ORBIT_OVER_SCC_{}", metric.to_uppercase()),
+            &format!("orbit_vs_scc_{metric}"),
             o,
             rep.get(SCENARIO, "scc", metric),
         );

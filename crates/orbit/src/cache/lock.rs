@@ -138,10 +138,16 @@ impl<K: Hash + Eq + Clone> Drop for Waiting<'_, K> {
     }
 }
 
+/// Mutexes per configured lock partition. In ConCache a partition is a process that
+/// serves every lock of its keys in turn; here a partition is only a mutex guarding a
+/// lock table, so each is striped further to keep writers on different cores from
+/// queueing on the same mutex. Per-key semantics (re-entrant, FIFO) do not change.
+const STRIPES_PER_PARTITION: usize = 16;
+
 impl<K: Hash + Eq + Clone> Locks<K> {
     pub(crate) fn new(n: usize, hasher: KeyHash) -> Self {
         Locks {
-            parts: (0..n.max(1))
+            parts: (0..n.max(1) * STRIPES_PER_PARTITION)
                 .map(|_| Padded(Mutex::new(HashMap::with_hasher(hasher.clone()))))
                 .collect(),
             hasher,

@@ -53,6 +53,15 @@ fn my_shard() -> usize {
     SHARD.with(|s| *s)
 }
 
+/// Lowers a shard's earliest deadline; skips the read-modify-write in the common case
+/// where an earlier deadline is already recorded.
+#[inline]
+fn lower_earliest(earliest: &AtomicU64, deadline: u64) {
+    if earliest.load(Ordering::Acquire) > deadline {
+        earliest.fetch_min(deadline, Ordering::AcqRel);
+    }
+}
+
 /// Called by the clock thread every tick: wakes every entry whose deadline has passed.
 pub(crate) fn fire_expired(now: u64) {
     for shard in shards().iter() {
@@ -147,11 +156,15 @@ impl<F: Future> Future for Timeout<F> {
             None => {
                 let s = my_shard();
                 let shard = &shards()[s];
-                let key = shard.slab.lock().insert(Entry {
+                let mut slab = shard.slab.lock();
+                let key = slab.insert(Entry {
                     deadline,
                     waker: cx.waker().clone(),
                 });
-                shard.earliest.fetch_min(deadline, Ordering::AcqRel);
+                // Under the lock: the clock thread stores `earliest` under it too, so
+                // its store can never overwrite this lowering with a stale minimum.
+                lower_earliest(&shard.earliest, deadline);
+                drop(slab);
                 *this.slot = Some((s, key));
             }
             Some((s, key)) => {
@@ -167,7 +180,7 @@ impl<F: Future> Future for Timeout<F> {
                             deadline,
                             waker: cx.waker().clone(),
                         });
-                        shard.earliest.fetch_min(deadline, Ordering::AcqRel);
+                        lower_earliest(&shard.earliest, deadline);
                         *this.slot = Some((s, key));
                     }
                 }

@@ -32,11 +32,11 @@ pub struct ProcessInfo {
     pub registered_name: Option<Arc<str>>,
     /// A label given at spawn (behaviours set their kind, e.g. `gen_server`).
     pub label: Option<&'static str>,
-    /// Messages waiting in the mailbox.
+    /// Messages waiting in the mailbox (the one being handled is not waiting).
     pub message_queue_len: u64,
     /// Messages ever received.
     pub messages_in: u64,
-    /// Messages handled.
+    /// Messages taken from the mailbox to be handled (the one in progress counts).
     pub messages_handled: u64,
     /// Total time spent handling messages.
     pub handling_time: Duration,

@@ -45,11 +45,12 @@ pub(crate) struct Mailbox<M> {
 }
 
 /// What the receiver found.
-pub(crate) enum Taken<M> {
+pub(crate) enum Taken {
     Signal(Signal),
     Batch,
+    /// Nothing queued: the receiver is parked (or the mailbox is closed, which only
+    /// happens after its process ended).
     Empty,
-    Closed(std::marker::PhantomData<M>),
 }
 
 impl<M> Mailbox<M> {
@@ -112,7 +113,7 @@ impl<M> Mailbox<M> {
     /// Takes a pending signal, or every pending message into `buf` (which must be empty),
     /// or parks the receiver with `waker`.
     #[inline]
-    pub(crate) fn take(&self, buf: &mut VecDeque<M>, waker: &Waker) -> Taken<M> {
+    pub(crate) fn take(&self, buf: &mut VecDeque<M>, waker: &Waker) -> Taken {
         let mut s = self.slot.lock();
         if let Some(sig) = s.signals.pop_front() {
             if s.signals.is_empty() {
@@ -125,7 +126,7 @@ impl<M> Mailbox<M> {
             return Taken::Batch;
         }
         if s.closed {
-            return Taken::Closed(std::marker::PhantomData);
+            return Taken::Empty;
         }
         match &s.waker {
             Some(w) if w.will_wake(waker) => {}

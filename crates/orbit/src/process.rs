@@ -301,35 +301,31 @@ impl<M: Send + 'static> Context<M> {
 
     /// Ends the timing of the message being handled, if any.
     #[inline]
-    fn account(&mut self) -> u64 {
+    fn account(&mut self) {
         if self.started == 0 {
-            return 0;
+            return;
         }
-        let now = clock::now();
-        let spent = now.saturating_sub(self.started);
+        let spent = clock::now().saturating_sub(self.started);
         let core = &self.proc.core;
         core.busy_ns.store(
             core.busy_ns.load(Ordering::Relaxed) + spent,
             Ordering::Relaxed,
         );
-        core.handled
-            .store(core.handled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         if spent > clock::long_threshold_ns() {
             clock::report_long_handler(core, spent);
         }
         self.started = 0;
-        now
     }
 
+    /// Counts a message as taken out of the mailbox and starts timing its handling.
     #[inline]
-    fn begin(&mut self, now: u64) {
+    fn begin(&mut self) {
+        // Single writer: a plain load and store, no read-modify-write.
+        let core = &self.proc.core;
+        core.handled
+            .store(core.handled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         if clock::counters_enabled() {
-            self.started = if now != 0 { now } else { clock::now() };
-        } else {
-            // Still count handled messages so mailbox lengths stay right.
-            let core = &self.proc.core;
-            core.handled
-                .store(core.handled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            self.started = clock::now();
         }
     }
 
@@ -340,7 +336,7 @@ impl<M: Send + 'static> Context<M> {
             // The abort is on its way; never hand out another message.
             return Poll::Pending;
         }
-        let now = self.account();
+        self.account();
         if flags & HAS_SIGNAL != 0 {
             if let Some(sig) = self.proc.mailbox.take_signal() {
                 return Poll::Ready(sig.into());
@@ -354,7 +350,7 @@ impl<M: Send + 'static> Context<M> {
                 return Poll::Pending;
             }
             if let Some(m) = self.buf.pop_front() {
-                self.begin(now);
+                self.begin();
                 return Poll::Ready(Message::Msg(m));
             }
         }
@@ -362,12 +358,12 @@ impl<M: Send + 'static> Context<M> {
             Taken::Signal(sig) => Poll::Ready(sig.into()),
             Taken::Batch => match self.buf.pop_front() {
                 Some(m) => {
-                    self.begin(now);
+                    self.begin();
                     Poll::Ready(Message::Msg(m))
                 }
                 None => Poll::Pending,
             },
-            Taken::Empty | Taken::Closed(_) => Poll::Pending,
+            Taken::Empty => Poll::Pending,
         }
     }
 }

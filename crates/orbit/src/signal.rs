@@ -77,19 +77,7 @@ pub fn link(pid: Pid) -> Result<(), Error> {
     if !add_link(&me, pid) {
         return Ok(());
     }
-    let linked = {
-        let mut m = other.core().meta.lock();
-        if m.dead {
-            false
-        } else {
-            let l = &mut m.extra().links;
-            if !l.contains(&my) {
-                l.push(my);
-            }
-            true
-        }
-    };
-    if !linked {
+    if !link_if_alive(&other, my) {
         remove_link(&me, pid);
         send_exit(pid, my, ExitReason::NoProc, true);
     }
@@ -104,6 +92,38 @@ fn add_link(me: &Arc<dyn ProcessHandle>, pid: Pid) -> bool {
     }
     l.push(pid);
     true
+}
+
+/// Adds `pid` to the links of `p` unless `p` has exited; false when it has.
+fn link_if_alive(p: &Arc<dyn ProcessHandle>, pid: Pid) -> bool {
+    let mut m = p.core().meta.lock();
+    if m.dead {
+        return false;
+    }
+    let l = &mut m.extra().links;
+    if !l.contains(&pid) {
+        l.push(pid);
+    }
+    true
+}
+
+/// Records that `watcher` monitors `target` under `r`, unless `target` has exited;
+/// false when it has.
+fn watch_if_alive(target: &Arc<dyn ProcessHandle>, r: Ref, watcher: Pid) -> bool {
+    let mut m = target.core().meta.lock();
+    if m.dead {
+        return false;
+    }
+    m.extra().watchers.push((r, watcher));
+    true
+}
+
+/// Forgets the monitor `r` held on `target`.
+fn unwatch(target: &Arc<dyn ProcessHandle>, r: Ref) {
+    let mut m = target.core().meta.lock();
+    if let Some(e) = m.extra.as_mut() {
+        e.watchers.retain(|(wr, _)| *wr != r);
+    }
 }
 
 fn remove_link(p: &Arc<dyn ProcessHandle>, pid: Pid) {
@@ -146,18 +166,7 @@ pub(crate) fn monitor_from(me: &Arc<dyn ProcessHandle>, pid: Pid) -> Ref {
         }
         return r;
     }
-    let added = match table::lookup(pid) {
-        Some(target) => {
-            let mut m = target.core().meta.lock();
-            if m.dead {
-                false
-            } else {
-                m.extra().watchers.push((r, my));
-                true
-            }
-        }
-        None => false,
-    };
+    let added = table::lookup(pid).is_some_and(|target| watch_if_alive(&target, r, my));
     if !added {
         fire_down(me, r, pid, ExitReason::NoProc);
     }
@@ -195,10 +204,7 @@ pub fn demonitor(r: Ref, flush: bool) -> Result<bool, Error> {
         active = true;
         if pid.is_local() {
             if let Some(t) = table::lookup(pid) {
-                let mut m = t.core().meta.lock();
-                if let Some(e) = m.extra.as_mut() {
-                    e.watchers.retain(|(wr, _)| *wr != r);
-                }
+                unwatch(&t, r);
             }
         } else if let Ok(rt) = router::get() {
             rt.demonitor(me.core().pid, pid, r)?;
@@ -311,10 +317,7 @@ pub(crate) fn finish(p: &Arc<dyn ProcessHandle>, reason: ExitReason) {
     }
     for (r, target) in &extra.monitors {
         if let Some(t) = table::lookup(*target) {
-            let mut m = t.core().meta.lock();
-            if let Some(e) = m.extra.as_mut() {
-                e.watchers.retain(|(wr, _)| wr != r);
-            }
+            unwatch(&t, *r);
         } else if !target.is_local() {
             if let Ok(rt) = router::get() {
                 let _ = rt.demonitor(pid, *target, *r);
@@ -358,20 +361,7 @@ pub fn deliver_remote_exit(from: Pid, to: Pid, reason: ExitReason, link: bool) {
 /// `local` (used by the router when a `LINK` arrives). Returns false when `local` is not
 /// alive; the router then answers with a `noproc` exit.
 pub fn add_remote_link(local: Pid, remote: Pid) -> bool {
-    match table::lookup(local) {
-        Some(p) => {
-            let mut m = p.core().meta.lock();
-            if m.dead {
-                return false;
-            }
-            let l = &mut m.extra().links;
-            if !l.contains(&remote) {
-                l.push(remote);
-            }
-            true
-        }
-        None => false,
-    }
+    table::lookup(local).is_some_and(|p| link_if_alive(&p, remote))
 }
 
 /// Removes the local half of a link between local `local` and remote `remote` (used by
@@ -386,26 +376,13 @@ pub fn remove_remote_link(local: Pid, remote: Pid) {
 /// that `target`'s exit reaches the router's [`Router::down`](crate::router::Router::down).
 /// Returns false when `target` is not alive (the router answers `noproc`).
 pub fn add_remote_monitor(target: Pid, watcher: Pid, r: Ref) -> bool {
-    match table::lookup(target) {
-        Some(t) => {
-            let mut m = t.core().meta.lock();
-            if m.dead {
-                return false;
-            }
-            m.extra().watchers.push((r, watcher));
-            true
-        }
-        None => false,
-    }
+    table::lookup(target).is_some_and(|t| watch_if_alive(&t, r, watcher))
 }
 
 /// Removes a monitor that a remote process held on local `target` (a `DEMONITOR_P`, or
 /// the watcher's node going down).
 pub fn remove_remote_monitor(target: Pid, r: Ref) {
     if let Some(t) = table::lookup(target) {
-        let mut m = t.core().meta.lock();
-        if let Some(e) = m.extra.as_mut() {
-            e.watchers.retain(|(wr, _)| *wr != r);
-        }
+        unwatch(&t, r);
     }
 }

@@ -561,7 +561,10 @@ async fn accept_one(mut s: TcpStream) -> Result<(), DistError> {
                 Some(c) => c,
                 None => {
                     // `alive` answered true: replace the old connection.
-                    if let Some(old) = inner.conns.lock().get(p.name.as_str()).cloned() {
+                    // Bind first: a guard in the `if let` scrutinee would live through
+                    // the block, and `connection_lost` takes the same lock.
+                    let old = inner.conns.lock().get(p.name.as_str()).cloned();
+                    if let Some(old) = old {
                         connection_lost(
                             &old,
                             "replaced by a new connection from the same node".into(),

@@ -228,6 +228,19 @@ pub async fn initiate<S: AsyncRead + AsyncWrite + Unpin>(
     local: &Local,
     peer_name: &str,
 ) -> Result<Peer, DistError> {
+    initiate_with(s, local, peer_name, || true).await
+}
+
+/// [`initiate`], asking `replace` what to answer when the peer says a connection to us
+/// is already up (`alive`): true replaces it (we are a new incarnation), false keeps it
+/// and ends this attempt with a `simultaneous connect` error. A node answers false when
+/// its own side of that connection is up too, which happens when two attempts cross.
+pub async fn initiate_with<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    local: &Local,
+    peer_name: &str,
+    replace: impl Fn() -> bool,
+) -> Result<Peer, DistError> {
     let p = peer_name;
     let mut m = vec![b'N'];
     m.extend_from_slice(&local.flags.to_be_bytes());
@@ -243,6 +256,13 @@ pub async fn initiate<S: AsyncRead + AsyncWrite + Unpin>(
     match &st[1..] {
         b"ok" | b"ok_simultaneous" => {}
         b"alive" => {
+            if !replace() {
+                write_msg(s, p, b"sfalse").await?;
+                return Err(DistError::handshake(
+                    p,
+                    "simultaneous connect: the connection is already up on both sides",
+                ));
+            }
             // We are a new incarnation (or the old connection is dead): replace it.
             write_msg(s, p, b"strue").await?;
         }

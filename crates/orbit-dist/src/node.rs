@@ -418,7 +418,10 @@ async fn initiate(inner: &'static Arc<Inner>, conn: &Arc<Conn>) -> Result<(), Di
             .await
             .map_err(DistError::io("connecting to the peer"))?;
         let _ = s.set_nodelay(true);
-        let p = handshake::initiate(&mut s, &inner.hs, &peer).await?;
+        // Our attempt's connection already came up through the peer's crossing attempt:
+        // keep that one rather than tear it down for this one.
+        let replace = || conn.phase() != Phase::Up;
+        let p = handshake::initiate_with(&mut s, &inner.hs, &peer, replace).await?;
         Ok::<_, DistError>((s, p))
     };
     match tokio::time::timeout(handshake::SETUP_TIME, work).await {

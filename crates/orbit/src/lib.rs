@@ -52,6 +52,7 @@ pub mod process;
 pub mod registry;
 pub mod router;
 pub mod signal;
+mod spin;
 pub mod stage;
 pub mod supervisor;
 mod table;

@@ -6,15 +6,19 @@
 //! signals, and the receiver takes every waiting message in one lock by swapping
 //! buffers, so a busy process pays one uncontended lock per batch, not per message.
 //! A sender pays one short lock and wakes the receiver only when it is parked.
+//!
+//! The lock is a [`SpinLock`] (one atomic per critical section). The receiver's waker
+//! stays in the slot between parks and is woken by reference, so a process that parks
+//! again on the same task does not clone its waker each time: a park/wake cycle costs
+//! the lock and the task's own notification, nothing more.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::Waker;
 
-use parking_lot::Mutex;
-
 use crate::exit::ExitReason;
 use crate::pid::{Pid, Ref};
+use crate::spin::SpinLock;
 
 /// A signal: delivered ahead of ordinary messages.
 #[derive(Debug, Clone)]
@@ -28,7 +32,10 @@ pub(crate) enum Signal {
 pub(crate) struct Slot<M> {
     msgs: VecDeque<M>,
     signals: VecDeque<Signal>,
+    /// The receiver's last waker; kept between parks (see `parked`).
     waker: Option<Waker>,
+    /// The receiver found nothing and waits for `waker` to be woken.
+    parked: bool,
     closed: bool,
     /// Messages ever accepted (for `messages_in` and the mailbox length).
     received: u64,
@@ -40,7 +47,7 @@ pub(crate) const HAS_SIGNAL: u8 = 1;
 pub(crate) const KILLED: u8 = 2;
 
 pub(crate) struct Mailbox<M> {
-    slot: Mutex<Slot<M>>,
+    slot: SpinLock<Slot<M>>,
     pub(crate) flags: AtomicU8,
 }
 
@@ -56,10 +63,11 @@ pub(crate) enum Taken {
 impl<M> Mailbox<M> {
     pub(crate) fn new() -> Self {
         Mailbox {
-            slot: Mutex::new(Slot {
+            slot: SpinLock::new(Slot {
                 msgs: VecDeque::new(),
                 signals: VecDeque::new(),
                 waker: None,
+                parked: false,
                 closed: false,
                 received: 0,
             }),
@@ -70,44 +78,31 @@ impl<M> Mailbox<M> {
     /// Queues a message; gives it back when the process has exited.
     #[inline]
     pub(crate) fn push(&self, m: M) -> Result<(), M> {
-        let waker = {
-            let mut s = self.slot.lock();
-            if s.closed {
-                return Err(m);
-            }
-            s.msgs.push_back(m);
-            s.received += 1;
-            s.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
+        let mut s = self.slot.lock();
+        if s.closed {
+            return Err(m);
         }
+        s.msgs.push_back(m);
+        s.received += 1;
+        s.unpark();
         Ok(())
     }
 
     /// Queues a signal; false when the process has exited.
     pub(crate) fn push_signal(&self, sig: Signal) -> bool {
-        let waker = {
-            let mut s = self.slot.lock();
-            if s.closed {
-                return false;
-            }
-            s.signals.push_back(sig);
-            self.flags.fetch_or(HAS_SIGNAL, Ordering::Release);
-            s.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
+        let mut s = self.slot.lock();
+        if s.closed {
+            return false;
         }
+        s.signals.push_back(sig);
+        self.flags.fetch_or(HAS_SIGNAL, Ordering::Release);
+        s.unpark();
         true
     }
 
     /// Wakes the receiver if it is parked (used after a kill so the abort lands).
     pub(crate) fn wake(&self) {
-        let w = self.slot.lock().waker.take();
-        if let Some(w) = w {
-            w.wake();
-        }
+        self.slot.lock().unpark();
     }
 
     /// Takes a pending signal, or every pending message into `buf` (which must be empty),
@@ -115,6 +110,9 @@ impl<M> Mailbox<M> {
     #[inline]
     pub(crate) fn take(&self, buf: &mut VecDeque<M>, waker: &Waker) -> Taken {
         let mut s = self.slot.lock();
+        // Polled again (woken, or for another reason such as a timeout): not parked
+        // unless this call finds nothing below.
+        s.parked = false;
         if let Some(sig) = s.signals.pop_front() {
             if s.signals.is_empty() {
                 self.flags.fetch_and(!HAS_SIGNAL, Ordering::Relaxed);
@@ -128,11 +126,17 @@ impl<M> Mailbox<M> {
         if s.closed {
             return Taken::Empty;
         }
+        s.parked = true;
         match &s.waker {
-            Some(w) if w.will_wake(waker) => {}
-            _ => s.waker = Some(waker.clone()),
+            Some(w) if w.will_wake(waker) => Taken::Empty,
+            _ => {
+                let old = s.waker.replace(waker.clone());
+                drop(s);
+                // Dropped outside the lock: a waker's drop may run arbitrary code.
+                drop(old);
+                Taken::Empty
+            }
         }
-        Taken::Empty
     }
 
     /// Takes a pending signal without parking.
@@ -161,10 +165,29 @@ impl<M> Mailbox<M> {
 
     /// Closes the mailbox and hands back what was still queued, to be dropped by the
     /// caller outside the lock (dropping a queued call wakes its caller).
-    pub(crate) fn close(&self) -> (VecDeque<M>, VecDeque<Signal>) {
+    pub(crate) fn close(&self) -> (VecDeque<M>, VecDeque<Signal>, Option<Waker>) {
         let mut s = self.slot.lock();
         s.closed = true;
-        s.waker = None;
-        (std::mem::take(&mut s.msgs), std::mem::take(&mut s.signals))
+        s.parked = false;
+        (
+            std::mem::take(&mut s.msgs),
+            std::mem::take(&mut s.signals),
+            s.waker.take(),
+        )
+    }
+}
+
+impl<M> Slot<M> {
+    /// Wakes a parked receiver. Called under the lock: waking a task only marks it
+    /// runnable and queues it, and taking the waker out instead would cost the
+    /// receiver a clone on its next park.
+    #[inline]
+    fn unpark(&mut self) {
+        if self.parked {
+            self.parked = false;
+            if let Some(w) = &self.waker {
+                w.wake_by_ref();
+            }
+        }
     }
 }

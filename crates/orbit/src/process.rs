@@ -71,6 +71,8 @@ pub(crate) struct Core {
     pub(crate) long_handlers: AtomicU32,
     /// Size estimate of the state in bytes, `u64::MAX` when the behaviour reports none.
     pub(crate) state_size: AtomicU64,
+    /// The reusable slot for this process's call timeouts.
+    pub(crate) timer: crate::deadline::ProcTimer,
 }
 
 /// The type-erased view of a process used by the process table, links, monitors and
@@ -144,7 +146,7 @@ impl<M: Send + 'static> ProcessHandle for Process<M> {
 }
 
 tokio::task_local! {
-    static CURRENT: Arc<dyn ProcessHandle>;
+    pub(crate) static CURRENT: Arc<dyn ProcessHandle>;
 }
 
 /// The pid of the calling process, or `None` when called outside any process.
@@ -540,6 +542,7 @@ where
             busy_ns: AtomicU64::new(0),
             long_handlers: AtomicU32::new(0),
             state_size: AtomicU64::new(u64::MAX),
+            timer: Default::default(),
         },
         mailbox: Mailbox::new(),
         adapt,

@@ -295,6 +295,7 @@ pub(crate) fn finish(p: &Arc<dyn ProcessHandle>, reason: ExitReason) {
     };
     table::remove(pid);
     p.close();
+    crate::deadline::forget_process(&core.timer);
     let Some(extra) = extra else { return };
     if let Some(name) = &extra.name {
         registry::release(name, pid);

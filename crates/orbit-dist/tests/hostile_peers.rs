@@ -92,9 +92,32 @@ fn garbage_and_wrong_digest_before_the_handshake_are_refused() {
             flags: flags::PUBLISHED,
             cookie: COOKIE.into(),
         };
-        assert!(handshake::initiate(&mut s, &me, &node.name())
+        let err = handshake::initiate(&mut s, &me, &node.name())
             .await
-            .is_err());
+            .unwrap_err();
+        assert!(err.to_string().contains("not_allowed"), "{err}");
+
+        // Name checks: the acceptor wants name@host, the initiator the node it dialed.
+        let mut s = dial(&node).await;
+        let me = Local {
+            name: "no_host_part".into(),
+            creation: 7,
+            flags: flags::ORBIT,
+            cookie: COOKIE.into(),
+        };
+        let err = handshake::initiate(&mut s, &me, &node.name())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not_allowed"), "{err}");
+        let mut s = dial(&node).await;
+        let me = Local {
+            name: unique("evil_dialer"),
+            ..me
+        };
+        let err = handshake::initiate(&mut s, &me, "someone_else@127.0.0.1")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not the node dialed"), "{err}");
         still_serving(&node).await;
     });
 }

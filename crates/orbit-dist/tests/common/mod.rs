@@ -235,3 +235,17 @@ pub async fn wait_event(
         }
     }
 }
+
+/// The next node event about `node` (events about other nodes are skipped), at most
+/// `secs`: for checking the order of one peer's nodeup / nodedown.
+pub async fn next_for(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<orbit_dist::NodeEvent>,
+    node: &str,
+    secs: u64,
+) -> orbit_dist::NodeEvent {
+    use orbit_dist::NodeEvent::*;
+    wait_event(rx, secs, |e| match e {
+        NodeUp(n) | NodeDown(n, _) => n == node,
+    })
+    .await
+}

@@ -410,3 +410,96 @@ fn elixir_calls_typed_gen_servers_with_structs_and_raw_call_tags() {
         assert!(orbit::whereis("modecho").is_some());
     });
 }
+
+#[test]
+fn unlink_and_demonitor_across_nodes_with_elixir() {
+    let node = node("orbit_msg");
+    let me = node.name();
+    let rt = rt();
+    let (tx, mut inbox) = unbounded_channel();
+    rt.block_on(async {
+        orbit::register("ul_inbox", observer(tx)).unwrap();
+    });
+    // `w` answers {:links, to} with its number of links and exits on :die.
+    let code = format!(
+        r#"
+        orbit = :"{me}"
+        true = Node.connect(orbit)
+        loop = fn loop ->
+          receive do
+            {{:links, to}} ->
+              {{:links, l}} = Process.info(self(), :links)
+              send(to, {{:links, length(l)}})
+              loop.(loop)
+            :die -> exit(:bye)
+          end
+        end
+        w = spawn(fn -> loop.(loop) end)
+        send({{:ul_inbox, orbit}}, {{:w, w}})
+        IO.gets("")
+        "#
+    );
+    let _ex = Peer::elixir("ex_unlink", COOKIE, &code);
+    rt.block_on(async {
+        let Message::Msg(Term::Tuple(el)) = next(&mut inbox).await else {
+            panic!("w")
+        };
+        let w = pid_of(&el[1]);
+        let (otx, mut orx) = unbounded_channel();
+        orbit::Spawn::new()
+            .trap_exit()
+            .spawn(move |mut ctx: orbit::Context<Term>| async move {
+                let me = orbit_dist::to_wire(orbit::self_pid().unwrap());
+                let ask = (Atom::new("links").unwrap(), me);
+                let mut links = Vec::new();
+                orbit::link(w).unwrap();
+                orbit_dist::send(w, &ask).unwrap();
+                links.push(ctx.recv().await);
+                // UNLINK_ID reaches w before the next message from this process.
+                orbit::unlink(w).unwrap();
+                orbit_dist::send(w, &ask).unwrap();
+                links.push(ctx.recv().await);
+                let _ = otx.send(links);
+                // Two monitors; the first is taken off (DEMONITOR_P) before w dies.
+                let r1 = orbit::monitor(w).unwrap();
+                let r2 = orbit::monitor(w).unwrap();
+                assert!(orbit::demonitor(r1, true).unwrap());
+                orbit_dist::send(w, &Atom::new("die").unwrap()).unwrap();
+                let down = ctx.recv().await;
+                // Anything from the dropped link or monitor would be here by now:
+                // w's signals to this process travel in order on one connection.
+                let wrong_ref = !matches!(&down, Message::Down(d) if d.monitor == r2);
+                let mut got = vec![down];
+                if wrong_ref {
+                    got.push(Message::Msg(Term::atom("not_the_second_monitor")));
+                }
+                got.extend(ctx.recv_timeout(Duration::from_millis(200)).await);
+                let _ = otx.send(got);
+            })
+            .unwrap();
+        let links = tokio::time::timeout(Duration::from_secs(10), orx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let counts: Vec<String> = links
+            .iter()
+            .map(|m| match m {
+                Message::Msg(t) => t.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(counts, vec!["{links, 1}", "{links, 0}"]);
+        let got = tokio::time::timeout(Duration::from_secs(10), orx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.len(), 1, "only the second monitor's DOWN: {got:?}");
+        match &got[0] {
+            Message::Down(d) => {
+                assert_eq!(d.pid, w);
+                assert_eq!(d.reason.to_string(), "bye");
+            }
+            other => panic!("expected the DOWN of the second monitor, got {other:?}"),
+        }
+    });
+}

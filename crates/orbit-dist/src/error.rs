@@ -19,6 +19,19 @@ pub enum DistError {
         "bad node name {0:?}: use name@host (long: name@127.0.0.1 or name@fqdn; short: name@host)"
     )]
     BadName(String),
+    /// A long-name node and a short-name node do not connect (as in Erlang).
+    #[error(
+        "cannot connect to {node}: this node has {ours} names, and nodes with long names \
+         (-name: a host with a dot or an IP address) and short names (-sname: a host \
+         without a dot) do not connect to each other; give every node of the cluster the \
+         same kind of name"
+    )]
+    NameKind {
+        /// The peer.
+        node: String,
+        /// This node's kind: "long" or "short".
+        ours: &'static str,
+    },
     /// A node is already running in this OS process.
     #[error("a node is already running in this process ({0}); one node per process")]
     AlreadyStarted(String),

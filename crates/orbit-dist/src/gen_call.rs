@@ -12,7 +12,14 @@
 //!   with serde into the server's `Call` type and called locally; the reply goes back as
 //!   `{Tag, Reply}`. OTP 24+ callers use the tag `[alias | Ref]`: the reply then goes to
 //!   the alias (`ALIAS_SEND`), as OTP's own servers do; other tags are answered with a
-//!   plain send to `From`.
+//!   plain send to `From`. Elixir structs decode into Rust structs (their `__struct__`
+//!   key is ignored like any unknown field) or into [`orbit_term::ExStruct`] (which
+//!   keeps the module). A request that does not decode never reaches the server: it
+//!   is logged, and the call ends at once with exit reason `{bad_request, Why}`
+//!   (`Why` a binary naming the request, the expected type and the mismatch), sent
+//!   through the monitor the caller holds on the server for this call (the tag's
+//!   reference), the way a crashed server's reason reaches its callers; the server
+//!   lives on. A caller without such a monitor waits for its timeout.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -304,8 +311,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<Result<GenCall, Term>> {
 /// Lets callers on other nodes reach the GenServer `G` registered as `name`:
 /// `GenServer.call({name, node}, request)` decodes `request` into `G::Call` with serde,
 /// calls the server and encodes the reply; `GenServer.cast` decodes into `G::Cast`.
-/// Requests that do not decode are logged and dropped (the caller times out, as when a
-/// BEAM server crashes on a bad request... without crashing the server).
+/// A call request that does not decode is logged and the call ends at once with exit
+/// reason `{bad_request, Why}` (see the module docs); a cast that does not decode is
+/// logged and dropped. The server never sees either.
 pub fn serve_gen_server<G>(name: &str)
 where
     G: GenServer,
@@ -319,8 +327,15 @@ where
             .ok_or_else(|| format!("{} is not a GenServer of the served type", inc.to))?;
         match parse(inc.bytes) {
             Some(Ok(call)) => {
-                let req: G::Call = orbit_term::from_term(&call.request)
-                    .map_err(|e| format!("call request does not decode: {e}"))?;
+                let req: G::Call = match orbit_term::from_term(&call.request) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let why = mismatch::<G::Call>("call", &call.request, &e);
+                        tracing::warn!(server = %n, caller = %call.from, "{why}");
+                        refuse(&call, &why);
+                        return Ok(());
+                    }
+                };
                 crate::node::spawn(async move {
                     match server
                         .call_timeout(req, Duration::from_secs(24 * 3600))
@@ -336,8 +351,14 @@ where
                 Ok(())
             }
             Some(Err(req)) => {
-                let req: G::Cast = orbit_term::from_term(&req)
-                    .map_err(|e| format!("cast request does not decode: {e}"))?;
+                let req: G::Cast = match orbit_term::from_term(&req) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let why = mismatch::<G::Cast>("cast", &req, &e);
+                        tracing::warn!(server = %n, "{why}; the cast is dropped");
+                        return Ok(());
+                    }
+                };
                 server.cast(req);
                 Ok(())
             }
@@ -350,6 +371,57 @@ where
     if let Some(pid) = orbit::whereis(name) {
         dispatch::install(Target::Pid(pid), h);
     }
+}
+
+/// Says what did not decode into what: the request (shortened), the type, serde's error.
+fn mismatch<T>(kind: &str, request: &Term, e: &orbit_term::Error) -> String {
+    let mut shown = request.to_string();
+    if shown.len() > 300 {
+        let mut cut = 300;
+        while !shown.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        shown.truncate(cut);
+        shown.push_str("...");
+    }
+    format!(
+        "{kind} request {shown} does not decode into {}: {e}",
+        std::any::type_name::<T>()
+    )
+}
+
+/// Ends a refused call at once: `MONITOR_P_EXIT` with `{bad_request, Why}` for the
+/// monitor the caller set on the server under the call's reference (`gen:do_call`
+/// monitors, then tags the call with that reference or `[alias | it]`). The monitor is
+/// forgotten here as it is on the caller's side.
+fn refuse(call: &GenCall, why: &str) {
+    let mref = match &call.tag {
+        Term::Reference(r) => &**r,
+        tag => match alias_of(tag) {
+            Some(r) => r,
+            None => return,
+        },
+    };
+    let Some(conn) = node::conn_for(&call.from.node()) else {
+        return;
+    };
+    let entry = {
+        let mut t = conn.track.lock();
+        let e = t.monitors_in.remove(mref);
+        if let Some((_, _, _, lr)) = &e {
+            t.monitors_in_by_ref.remove(lr);
+        }
+        e
+    };
+    let Some((watcher, target, server, lr)) = entry else {
+        return;
+    };
+    orbit::signal::remove_remote_monitor(server, lr);
+    let reason = Term::tuple(vec![
+        Term::atom("bad_request"),
+        Term::Binary(why.as_bytes().to_vec()),
+    ]);
+    conn.monitor_exit(&target, watcher, mref, &reason);
 }
 
 /// Answers a `$gen_call` addressed to a system server with `reply` (a term).

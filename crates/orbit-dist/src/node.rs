@@ -1,9 +1,17 @@
 //! This OS process as a distributed node: start, connect, list, ping, monitor_nodes.
 //!
 //! Contract (Erlang's `net_kernel`, `../shared/reference/otp-semantics.md` §9):
-//! - one node per OS process, named `name@host` (long: `name@127.0.0.1` or an FQDN;
-//!   short: `name@host`); it registers with epmd (starting the embedded one when none
-//!   listens) and accepts connections on its own port;
+//! - one node per OS process, named `name@host`; it registers with epmd (starting the
+//!   embedded one when none listens) and accepts connections on its own port;
+//! - the host part makes the kind of name, as `erl -name` / `-sname` do: a host with a
+//!   dot or an IP address is a long name (`name@127.0.0.1`, `name@box.example.com`), a
+//!   host without a dot a short one (`name@box`); a bare `name` is short, on this
+//!   machine's short hostname (`gethostname` up to the first dot). As in Erlang
+//!   (`inet_tcp_dist:splitnode/3`), a long-name node does not dial a short name and a
+//!   short-name node does not dial a long one: [`Node::try_connect`] says why, and
+//!   sends to such a node are dropped. Accepting is not restricted (nor is it in
+//!   Erlang), but a BEAM node of the other kind never dials in. A short name whose host
+//!   does not resolve still starts (as `erl -sname` does); peers then cannot reach it;
 //! - `connect` returns true when the node is (or becomes) connected; sending to a pid or
 //!   name of an unconnected node connects first (messages wait for the handshake);
 //! - `list` gives the visible connected nodes (hidden ones are excluded), `ping` answers
@@ -100,6 +108,8 @@ pub(crate) struct Inner {
     pub port: u16,
     pub max_frame: usize,
     pub system: Pid,
+    /// Long names (`-name`) rather than short ones (`-sname`).
+    pub long_names: bool,
     rt: tokio::runtime::Handle,
     conns: Mutex<HashMap<Arc<str>, Arc<Conn>>>,
     subs: Mutex<Vec<mpsc::UnboundedSender<NodeEvent>>>,
@@ -156,6 +166,34 @@ fn split_name(name: &str) -> Result<(String, String), DistError> {
     Ok((alive, host))
 }
 
+/// True when `host` makes a long name: it has a dot or is an IP address.
+fn is_long_host(host: &str) -> bool {
+    host.contains('.') || host.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// Refuses a peer name of the other kind than ours, as `inet_tcp_dist:splitnode/3` does:
+/// a long-name node takes hosts with a dot or IP addresses, a short-name node hosts
+/// without a dot.
+fn check_peer_name(long_names: bool, node: &str) -> Result<(), DistError> {
+    let Some((_, host)) = node.split_once('@') else {
+        return Err(DistError::BadName(node.to_string()));
+    };
+    split_name(node)?;
+    let allowed = if long_names {
+        is_long_host(host)
+    } else {
+        !host.contains('.')
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(DistError::NameKind {
+            node: node.to_string(),
+            ours: if long_names { "long" } else { "short" },
+        })
+    }
+}
+
 fn short_hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: buf is valid for 256 bytes; gethostname writes at most that, NUL-terminated
@@ -179,6 +217,7 @@ impl Node {
         }
         let (alive, host) = split_name(name)?;
         let full = format!("{alive}@{host}");
+        let long_names = is_long_host(&host);
         let cookie = cookie::resolve(&opts.cookie)?;
         let epmd_port = opts.epmd_port.unwrap_or_else(epmd::port);
 
@@ -236,6 +275,7 @@ impl Node {
             port,
             max_frame: opts.max_frame,
             system,
+            long_names,
             rt: tokio::runtime::Handle::current(),
             conns: Mutex::new(HashMap::new()),
             subs: Mutex::new(Vec::new()),
@@ -247,7 +287,7 @@ impl Node {
         orbit::pid::set_local_node(&full);
         let _ = orbit::router::install(Box::new(crate::router::DistRouter));
         spawn(accept_loop(listener));
-        tracing::info!(node = %full, port, creation, "node started");
+        tracing::info!(node = %full, port, creation, long_names, "node started");
         Ok(Node)
     }
 
@@ -277,15 +317,28 @@ impl Node {
         self.inner().port
     }
 
+    /// True when this node has long names (`-name`), false for short ones (`-sname`).
+    pub fn long_names(&self) -> bool {
+        self.inner().long_names
+    }
+
     /// Connects to `node`; true when connected (`net_kernel:connect_node/1`).
     pub async fn connect(&self, node: &str) -> bool {
-        if node == &*self.inner().id.name {
-            return true;
+        self.try_connect(node).await.is_ok()
+    }
+
+    /// Connects to `node`, saying why when it cannot: a bad name, a name of the other
+    /// kind (long vs short), or the failed attempt (unreachable, refused handshake...).
+    pub async fn try_connect(&self, node: &str) -> Result<(), DistError> {
+        let inner = self.inner();
+        if node == &*inner.id.name {
+            return Ok(());
         }
-        match conn_for(node) {
-            Some(c) => c.wait_up().await.is_ok(),
-            None => false,
-        }
+        check_peer_name(inner.long_names, node)?;
+        let c = conn_for(node).ok_or_else(|| DistError::NotConnected(node.to_string()))?;
+        c.wait_up()
+            .await
+            .map_err(|reason| DistError::NotConnected(format!("{node}: {reason}")))
     }
 
     /// Closes the connection to `node`; true when there was one.
@@ -397,7 +450,11 @@ fn conn_for_slow(node: &str) -> Option<Arc<Conn>> {
     spawn(async move {
         if let Err(e) = initiate(inner, &c2).await {
             if c2.phase() == Phase::Pending {
-                tracing::debug!(peer = %c2.peer, error = %e, "connection attempt failed");
+                if matches!(e, DistError::NameKind { .. }) {
+                    tracing::warn!(peer = %c2.peer, error = %e, "connection refused");
+                } else {
+                    tracing::debug!(peer = %c2.peer, error = %e, "connection attempt failed");
+                }
                 connection_lost(&c2, e.to_string());
             }
         }
@@ -407,6 +464,7 @@ fn conn_for_slow(node: &str) -> Option<Arc<Conn>> {
 
 async fn initiate(inner: &'static Arc<Inner>, conn: &Arc<Conn>) -> Result<(), DistError> {
     let peer = conn.peer.to_string();
+    check_peer_name(inner.long_names, &peer)?;
     let (alive, host) = split_name(&peer)?;
     let work = async {
         let info = epmd::client::port_please(&host, inner.epmd_port, &alive)

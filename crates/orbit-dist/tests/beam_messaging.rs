@@ -275,3 +275,231 @@ fn messages_calls_links_and_monitors_with_elixir() {
         );
     });
 }
+
+/// A call request as an Elixir struct `%Req{op: ..., n: ...}`: its `__struct__` key is
+/// ignored like any unknown field.
+#[derive(Deserialize, Debug)]
+struct StructReq {
+    op: String,
+    n: i64,
+}
+
+struct StructCounter(i64);
+
+impl orbit::GenServer for StructCounter {
+    type Call = StructReq;
+    type Reply = i64;
+    type Cast = StructReq;
+    type Info = ();
+    type Continue = ();
+
+    async fn handle_call(
+        &mut self,
+        req: StructReq,
+        _from: &mut orbit::ReplyTo<i64>,
+        _ctx: &mut orbit::ServerContext<Self>,
+    ) -> orbit::CallReply<i64, ()> {
+        if req.op == "add" {
+            self.0 += req.n;
+        }
+        orbit::CallReply::Reply(self.0)
+    }
+
+    async fn handle_cast(
+        &mut self,
+        req: StructReq,
+        _ctx: &mut orbit::ServerContext<Self>,
+    ) -> orbit::Next<()> {
+        if req.op == "add" {
+            self.0 += req.n;
+        }
+        orbit::Next::NoReply
+    }
+}
+
+/// Takes only structs (`ExStruct`), and answers with the struct's module.
+struct ModuleEcho;
+
+impl orbit::GenServer for ModuleEcho {
+    type Call = orbit_term::ExStruct<StructReq>;
+    type Reply = String;
+    type Cast = ();
+    type Info = ();
+    type Continue = ();
+
+    async fn handle_call(
+        &mut self,
+        req: orbit_term::ExStruct<StructReq>,
+        _from: &mut orbit::ReplyTo<String>,
+        _ctx: &mut orbit::ServerContext<Self>,
+    ) -> orbit::CallReply<String, ()> {
+        let v = &req.value;
+        orbit::CallReply::Reply(format!("{} {} {}", req.module.as_str(), v.op, v.n))
+    }
+}
+
+#[test]
+fn elixir_calls_typed_gen_servers_with_structs_and_raw_call_tags() {
+    let node = node("orbit_msg");
+    let me = node.name();
+    rt().block_on(async {
+        let opts = |name: &str| orbit::gen_server::StartOptions {
+            name: Some(name.into()),
+            link: false,
+            timeout: None,
+        };
+        orbit::gen_server::start_with(StructCounter(0), opts("scounter"))
+            .await
+            .unwrap();
+        orbit_dist::serve_gen_server::<StructCounter>("scounter");
+        orbit::gen_server::start_with(ModuleEcho, opts("modecho"))
+            .await
+            .unwrap();
+        orbit_dist::serve_gen_server::<ModuleEcho>("modecho");
+    });
+    // `Req` is defined at run time (a struct cannot be used in the script that defines
+    // it). A bad request must end the call at once: the 5 s call timeout would print
+    // `bad {:timeout, ...}` instead.
+    let code = format!(
+        r#"
+        Code.eval_string(~s(defmodule Req do defstruct op: "get", n: 0 end))
+        req = fn kv -> struct(Req, kv) end
+        orbit = :"{me}"
+        true = Node.connect(orbit)
+        IO.puts("s1 #{{GenServer.call({{:scounter, orbit}}, req.(op: "add", n: 5))}}")
+        IO.puts("m1 #{{GenServer.call({{:modecho, orbit}}, req.(op: "add", n: 1))}}")
+        bad = fn server, req ->
+          try do
+            GenServer.call({{server, orbit}}, req, 5000)
+          catch
+            :exit, {{reason, {{GenServer, :call, _}}}} -> inspect(reason)
+          end
+        end
+        IO.puts("bad1 #{{bad.(:scounter, %{{op: "add"}})}}")
+        IO.puts("bad2 #{{bad.(:modecho, %{{op: "add", n: 1}})}}")
+        ref = make_ref()
+        send({{:scounter, orbit}}, {{:"$gen_call", {{self(), ref}}, req.(op: "add", n: 1)}})
+        receive do {{^ref, v}} -> IO.puts("plain #{{v}}") after 5000 -> IO.puts("plain none") end
+        a = :erlang.alias()
+        send({{:scounter, orbit}}, {{:"$gen_call", {{self(), [:alias | a]}}, req.([])}})
+        receive do {{[:alias | ^a], v}} -> IO.puts("alias #{{v}}") after 5000 -> IO.puts("alias none") end
+        GenServer.cast({{:scounter, orbit}}, req.(op: "add", n: 10))
+        IO.puts("s2 #{{GenServer.call({{:scounter, orbit}}, req.([]))}}")
+        IO.gets("")
+        "#
+    );
+    let mut ex = Peer::elixir("ex_struct", COOKIE, &code);
+    assert_eq!(ex.expect("s1 ", 20), "s1 5");
+    assert_eq!(ex.expect("m1 ", 10), "m1 Elixir.Req add 1");
+    let l = ex.expect("bad1 ", 10);
+    assert!(
+        l.starts_with("bad1 {:bad_request,") && l.contains("missing field `n`"),
+        "{l}"
+    );
+    let l = ex.expect("bad2 ", 10);
+    assert!(
+        l.starts_with("bad2 {:bad_request,") && l.contains("an Elixir struct"),
+        "{l}"
+    );
+    assert_eq!(ex.expect("plain ", 10), "plain 6");
+    assert_eq!(ex.expect("alias ", 10), "alias 6");
+    assert_eq!(ex.expect("s2 ", 10), "s2 16");
+    // The servers lived through the bad requests.
+    rt().block_on(async {
+        assert!(orbit::whereis("scounter").is_some());
+        assert!(orbit::whereis("modecho").is_some());
+    });
+}
+
+#[test]
+fn unlink_and_demonitor_across_nodes_with_elixir() {
+    let node = node("orbit_msg");
+    let me = node.name();
+    let rt = rt();
+    let (tx, mut inbox) = unbounded_channel();
+    rt.block_on(async {
+        orbit::register("ul_inbox", observer(tx)).unwrap();
+    });
+    // `w` answers {:links, to} with its number of links and exits on :die.
+    let code = format!(
+        r#"
+        orbit = :"{me}"
+        true = Node.connect(orbit)
+        loop = fn loop ->
+          receive do
+            {{:links, to}} ->
+              {{:links, l}} = Process.info(self(), :links)
+              send(to, {{:links, length(l)}})
+              loop.(loop)
+            :die -> exit(:bye)
+          end
+        end
+        w = spawn(fn -> loop.(loop) end)
+        send({{:ul_inbox, orbit}}, {{:w, w}})
+        IO.gets("")
+        "#
+    );
+    let _ex = Peer::elixir("ex_unlink", COOKIE, &code);
+    rt.block_on(async {
+        let Message::Msg(Term::Tuple(el)) = next(&mut inbox).await else {
+            panic!("w")
+        };
+        let w = pid_of(&el[1]);
+        let (otx, mut orx) = unbounded_channel();
+        orbit::Spawn::new()
+            .trap_exit()
+            .spawn(move |mut ctx: orbit::Context<Term>| async move {
+                let me = orbit_dist::to_wire(orbit::self_pid().unwrap());
+                let ask = (Atom::new("links").unwrap(), me);
+                let mut links = Vec::new();
+                orbit::link(w).unwrap();
+                orbit_dist::send(w, &ask).unwrap();
+                links.push(ctx.recv().await);
+                // UNLINK_ID reaches w before the next message from this process.
+                orbit::unlink(w).unwrap();
+                orbit_dist::send(w, &ask).unwrap();
+                links.push(ctx.recv().await);
+                let _ = otx.send(links);
+                // Two monitors; the first is taken off (DEMONITOR_P) before w dies.
+                let r1 = orbit::monitor(w).unwrap();
+                let r2 = orbit::monitor(w).unwrap();
+                assert!(orbit::demonitor(r1, true).unwrap());
+                orbit_dist::send(w, &Atom::new("die").unwrap()).unwrap();
+                let down = ctx.recv().await;
+                // Anything from the dropped link or monitor would be here by now:
+                // w's signals to this process travel in order on one connection.
+                let wrong_ref = !matches!(&down, Message::Down(d) if d.monitor == r2);
+                let mut got = vec![down];
+                if wrong_ref {
+                    got.push(Message::Msg(Term::atom("not_the_second_monitor")));
+                }
+                got.extend(ctx.recv_timeout(Duration::from_millis(200)).await);
+                let _ = otx.send(got);
+            })
+            .unwrap();
+        let links = tokio::time::timeout(Duration::from_secs(10), orx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let counts: Vec<String> = links
+            .iter()
+            .map(|m| match m {
+                Message::Msg(t) => t.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(counts, vec!["{links, 1}", "{links, 0}"]);
+        let got = tokio::time::timeout(Duration::from_secs(10), orx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.len(), 1, "only the second monitor's DOWN: {got:?}");
+        match &got[0] {
+            Message::Down(d) => {
+                assert_eq!(d.pid, w);
+                assert_eq!(d.reason.to_string(), "bye");
+            }
+            other => panic!("expected the DOWN of the second monitor, got {other:?}"),
+        }
+    });
+}

@@ -92,9 +92,32 @@ fn garbage_and_wrong_digest_before_the_handshake_are_refused() {
             flags: flags::PUBLISHED,
             cookie: COOKIE.into(),
         };
-        assert!(handshake::initiate(&mut s, &me, &node.name())
+        let err = handshake::initiate(&mut s, &me, &node.name())
             .await
-            .is_err());
+            .unwrap_err();
+        assert!(err.to_string().contains("not_allowed"), "{err}");
+
+        // Name checks: the acceptor wants name@host, the initiator the node it dialed.
+        let mut s = dial(&node).await;
+        let me = Local {
+            name: "no_host_part".into(),
+            creation: 7,
+            flags: flags::ORBIT,
+            cookie: COOKIE.into(),
+        };
+        let err = handshake::initiate(&mut s, &me, &node.name())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not_allowed"), "{err}");
+        let mut s = dial(&node).await;
+        let me = Local {
+            name: unique("evil_dialer"),
+            ..me
+        };
+        let err = handshake::initiate(&mut s, &me, "someone_else@127.0.0.1")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not the node dialed"), "{err}");
         still_serving(&node).await;
     });
 }
@@ -197,5 +220,47 @@ fn a_silent_peer_is_declared_down_after_net_ticktime() {
             unreachable!()
         };
         assert!(reason.contains("net_ticktime"), "{reason}");
+    });
+}
+
+#[test]
+fn ticks_keep_an_idle_connection_to_a_beam_node_up() {
+    let node = start();
+    let me = node.name();
+    // Both sides at net_ticktime 4 s: an idle connection lives only if each side ticks
+    // and takes the other's ticks; erl would report nodedown after about 4 s of silence.
+    let mut events = node.monitor_nodes();
+    let code = format!(
+        "true = net_kernel:connect_node('{me}'), ok = net_kernel:monitor_nodes(true), \
+         io:format(\"up~n\"), \
+         receive {{nodedown, N}} -> io:format(\"down ~p~n\", [N]) \
+         after 6000 -> io:format(\"still ~p~n\", [nodes()]) end, \
+         receive stop -> ok end."
+    );
+    let mut cmd = std::process::Command::new("erl");
+    let name = unique("erl_tick");
+    cmd.args([
+        "-noshell",
+        "-name",
+        &name,
+        "-setcookie",
+        COOKIE,
+        "-kernel",
+        "net_ticktime",
+        "4",
+        "-eval",
+        &code,
+    ]);
+    let mut erl = Peer::command(cmd, name.clone());
+    erl.expect("up", 20);
+    assert_eq!(erl.expect("still ", 15), format!("still ['{me}']"));
+    rt().block_on(async {
+        while let Ok(ev) = events.try_recv() {
+            assert!(
+                !matches!(&ev, NodeEvent::NodeDown(n, _) if *n == name),
+                "{ev:?}"
+            );
+        }
+        assert!(node.list().contains(&name));
     });
 }

@@ -111,6 +111,30 @@ fn three_orbit_nodes_mesh_message_call_and_recover() {
         .await
         .unwrap();
         assert_eq!(v, 3);
+        // A cast, then a call behind it on the same connection sees its effect.
+        orbit_dist::cast(("counter", bn.as_str()), &7i64).unwrap();
+        let v: i64 = orbit_dist::call(
+            ("counter", bn.as_str()),
+            &CounterReq { op: "get", n: 0 },
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(v, 10);
+        // A request the remote server's type does not take ends the call at once
+        // with the reason, and the server lives on.
+        let r: Result<i64, _> = orbit_dist::call(
+            ("counter", bn.as_str()),
+            &"not a counter request",
+            Duration::from_secs(5),
+        )
+        .await;
+        match r {
+            Err(orbit_dist::CallError::Exit(why)) => {
+                assert!(why.contains("bad_request"), "{why}")
+            }
+            other => panic!("expected a bad_request exit, got {other:?}"),
+        }
         assert_eq!(a.ping(&cn).await, Ping::Pong);
     });
     c.say(&format!("call {} 5", a.name()));
@@ -119,12 +143,8 @@ fn three_orbit_nodes_mesh_message_call_and_recover() {
     // Kill B: reported down in bounded time; a restarted B reconnects.
     b.kill();
     rt.block_on(async {
-        wait_event(
-            &mut events,
-            10,
-            |e| matches!(e, NodeEvent::NodeDown(n, _) if *n == bn),
-        )
-        .await;
+        let ev = next_for(&mut events, &bn, 10).await;
+        assert!(matches!(ev, NodeEvent::NodeDown(..)), "{ev:?}");
         assert!(!a.list().contains(&bn));
         let r: Result<i64, _> = orbit_dist::call(
             ("counter", bn.as_str()),
@@ -149,7 +169,10 @@ fn three_orbit_nodes_mesh_message_call_and_recover() {
             tokio::time::sleep(Duration::from_millis(100)).await; // epmd registration race: bounded retry
         }
         assert!(up);
-        wait_event(&mut events, 10, |e| *e == NodeEvent::NodeUp(bn.clone())).await;
+        assert_eq!(
+            next_for(&mut events, &bn, 10).await,
+            NodeEvent::NodeUp(bn.clone())
+        );
         let v: i64 = orbit_dist::call(
             ("counter", bn.as_str()),
             &CounterReq { op: "get", n: 0 },
@@ -158,6 +181,15 @@ fn three_orbit_nodes_mesh_message_call_and_recover() {
         .await
         .unwrap();
         assert_eq!(v, 0, "a fresh incarnation");
+        // Disconnect and reconnect at once: the nodedown comes before the new nodeup.
+        assert!(a.disconnect(&bn));
+        assert!(a.connect(&bn).await);
+        let ev = next_for(&mut events, &bn, 10).await;
+        assert!(matches!(ev, NodeEvent::NodeDown(..)), "{ev:?}");
+        assert_eq!(
+            next_for(&mut events, &bn, 10).await,
+            NodeEvent::NodeUp(bn.clone())
+        );
     });
 }
 

@@ -7,10 +7,12 @@
 //!   `%{op: "add" | "get", n: integer}` and replies the new total;
 //!
 //! and reads commands on stdin, one per line, answering on stdout:
-//! `connect NODE`, `ping NODE`, `list`, `call NODE N` (adds N to NODE's counter),
-//! `quit`. Node events are printed as `nodeup NODE` / `nodedown NODE`.
+//! `connect NODE` (answers `connect NODE true`, or `connect NODE false: why`),
+//! `ping NODE`, `list`, `call NODE N` (adds N to NODE's counter), `quit`. Node events
+//! are printed as `nodeup NODE` / `nodedown NODE`.
 //!
-//! Usage: `orbit-node NAME COOKIE [hidden]`.
+//! Usage: `orbit-node NAME COOKIE [hidden]`; a COOKIE of `-` takes the default source
+//! (`ORBIT_COOKIE`, else `~/.erlang.cookie`).
 
 use std::time::Duration;
 
@@ -60,7 +62,10 @@ async fn main() {
         eprintln!("usage: orbit-node NAME COOKIE [hidden]");
         std::process::exit(2);
     }
-    let mut opts = Options::cookie(&args[2]);
+    let mut opts = match args[2].as_str() {
+        "-" => Options::default(),
+        c => Options::cookie(c),
+    };
     opts.hidden = args.get(3).is_some_and(|a| a == "hidden");
     let node = match Node::start(&args[1], opts).await {
         Ok(n) => n,
@@ -108,7 +113,10 @@ async fn main() {
     while let Some(line) = lines.recv().await {
         let parts: Vec<&str> = line.split_whitespace().collect();
         match parts.as_slice() {
-            ["connect", n] => println!("connect {n} {}", node.connect(n).await),
+            ["connect", n] => match node.try_connect(n).await {
+                Ok(()) => println!("connect {n} true"),
+                Err(e) => println!("connect {n} false: {e}"),
+            },
             ["ping", n] => println!("ping {n} {:?}", node.ping(n).await),
             ["list"] => println!("list {}", node.list().join(",")),
             ["call", n, k] => {

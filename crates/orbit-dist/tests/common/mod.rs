@@ -30,14 +30,29 @@ pub fn rt() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// A unique node name for this test process.
+/// A unique long node name for this test process (`prefix_PID[_N]@127.0.0.1`).
 pub fn unique(prefix: &str) -> String {
+    format!("{}@127.0.0.1", unique_alive(prefix))
+}
+
+/// A unique name part (before `@`) for this test process.
+pub fn unique_alive(prefix: &str) -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
     match N.fetch_add(1, Ordering::Relaxed) {
-        0 => format!("{prefix}_{}@127.0.0.1", std::process::id()),
-        n => format!("{prefix}_{}_{n}@127.0.0.1", std::process::id()),
+        0 => format!("{prefix}_{}", std::process::id()),
+        n => format!("{prefix}_{}_{n}", std::process::id()),
     }
+}
+
+/// This machine's short hostname (up to the first dot), the host of short names.
+pub fn short_host() -> String {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    h.trim()
+        .split('.')
+        .next()
+        .unwrap_or("localhost")
+        .to_string()
 }
 
 /// This binary's Orbit node (started once).
@@ -47,9 +62,14 @@ pub fn node(prefix: &str) -> orbit_dist::Node {
 
 /// This binary's Orbit node, started once with `opts`.
 pub fn node_with(prefix: &str, opts: orbit_dist::Options) -> orbit_dist::Node {
+    node_named(|| unique(prefix), opts)
+}
+
+/// This binary's Orbit node, started once as `name()` with `opts`.
+pub fn node_named(name: impl FnOnce() -> String, opts: orbit_dist::Options) -> orbit_dist::Node {
     static NODE: OnceLock<orbit_dist::Node> = OnceLock::new();
     *NODE.get_or_init(|| {
-        let name = unique(prefix);
+        let name = name();
         rt().block_on(async move { orbit_dist::Node::start(&name, opts).await.unwrap() })
     })
 }
@@ -57,12 +77,22 @@ pub fn node_with(prefix: &str, opts: orbit_dist::Options) -> orbit_dist::Node {
 /// An `orbit-node` child process (see `src/bin/orbit-node.rs`), waited for until ready.
 pub fn orbit_node(prefix: &str, hidden: bool) -> Peer {
     let name = unique(prefix);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orbit-node"));
-    cmd.args([name.as_str(), COOKIE]);
+    let mut args = vec![COOKIE];
     if hidden {
-        cmd.arg("hidden");
+        args.push("hidden");
     }
-    let mut p = Peer::command(cmd, name.clone());
+    orbit_node_with(&name, &args, &[])
+}
+
+/// An `orbit-node NAME ARGS...` child with extra environment variables, waited for
+/// until ready.
+pub fn orbit_node_with(name: &str, args: &[&str], env: &[(&str, &str)]) -> Peer {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orbit-node"));
+    cmd.arg(name).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut p = Peer::command(cmd, name.to_string());
     p.expect("ready ", 30);
     p
 }
@@ -127,6 +157,23 @@ impl Peer {
         Peer::spawn(cmd, name)
     }
 
+    /// `elixir --sname NAME --cookie COOKIE -e CODE`: a short name on this host.
+    pub fn elixir_sname(prefix: &str, cookie: &str, code: &str) -> Peer {
+        let alive = unique_alive(prefix);
+        let mut cmd = Command::new("elixir");
+        cmd.args(["--sname", &alive, "--cookie", cookie, "-e", code]);
+        Peer::spawn(cmd, format!("{alive}@{}", short_host()))
+    }
+
+    /// `elixir --name NAME -e CODE` with no cookie option (it reads
+    /// `$HOME/.erlang.cookie`) and `HOME` set to `home`.
+    pub fn elixir_home(prefix: &str, home: &std::path::Path, code: &str) -> Peer {
+        let name = unique(prefix);
+        let mut cmd = Command::new("elixir");
+        cmd.args(["--name", &name, "-e", code]).env("HOME", home);
+        Peer::spawn(cmd, name)
+    }
+
     /// Any command.
     pub fn command(cmd: Command, name: String) -> Peer {
         Peer::spawn(cmd, name)
@@ -187,4 +234,18 @@ pub async fn wait_event(
             other => panic!("no matching node event within {secs}s: {other:?}"),
         }
     }
+}
+
+/// The next node event about `node` (events about other nodes are skipped), at most
+/// `secs`: for checking the order of one peer's nodeup / nodedown.
+pub async fn next_for(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<orbit_dist::NodeEvent>,
+    node: &str,
+    secs: u64,
+) -> orbit_dist::NodeEvent {
+    use orbit_dist::NodeEvent::*;
+    wait_event(rx, secs, |e| match e {
+        NodeUp(n) | NodeDown(n, _) => n == node,
+    })
+    .await
 }

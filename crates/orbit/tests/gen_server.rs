@@ -220,6 +220,47 @@ async fn a_late_reply_never_reaches_a_later_call() {
     assert_eq!(s.call(Req::Get).await.unwrap(), "0");
 }
 
+/// Call timeouts inside a process use the process's own reusable timer slot; a second
+/// timeout at the same time falls back to the shared one; a slot that fired is reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_timeouts_inside_a_process_fire_joined_and_in_sequence() {
+    let (p, _ev) = Probe::new(InitMode::Ok);
+    let s = gen_server::start(p).await.unwrap();
+    let calls = run_in_process(async move {
+        let ms = Duration::from_millis;
+        // Two at once: one in the process slot, one in the shared slabs.
+        let (a, b) = tokio::join!(
+            s.call_timeout(Req::Defer, ms(30)),
+            s.call_timeout(Req::Defer, ms(60))
+        );
+        assert_eq!((a, b), (Err(CallError::Timeout), Err(CallError::Timeout)));
+        // The slot fired; it serves the next calls: answered, then timed out again.
+        assert_eq!(s.call(Req::Flush).await.unwrap(), "flushed");
+        assert_eq!(
+            s.call_timeout(Req::Defer, ms(20)).await,
+            Err(CallError::Timeout)
+        );
+        // A timed call first polled here and then awaited by another task still times
+        // out (it leaves the slot and waits in the shared slabs).
+        let s2 = s.clone();
+        let mut moved = Box::pin(async move { s2.call_timeout(Req::Defer, ms(40)).await });
+        assert!(futures::poll!(moved.as_mut()).is_pending());
+        let elsewhere = tokio::spawn(moved).await.unwrap();
+        assert_eq!(elsewhere, Err(CallError::Timeout));
+        // And the slot is free again for this process.
+        assert_eq!(
+            s.call_timeout(Req::Defer, ms(20)).await,
+            Err(CallError::Timeout)
+        );
+        s.call(Req::Get).await.unwrap()
+    });
+    // A timeout that never fires would hang here: fail clearly instead.
+    let out = tokio::time::timeout(Duration::from_secs(20), calls)
+        .await
+        .expect("every timed call ended within 20 s");
+    assert_eq!(out.unwrap(), "0");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reply_later_with_defer() {
     let (p, _ev) = Probe::new(InitMode::Ok);

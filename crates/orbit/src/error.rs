@@ -11,6 +11,9 @@ pub enum Error {
     /// Called outside a tokio runtime.
     #[error("no tokio runtime: call this from within a tokio runtime (e.g. under #[tokio::main])")]
     NoRuntime,
+    /// The process table is full (2^26 processes alive at once).
+    #[error("too many processes: the process table is full (67,108,864 alive at once); let some exit first")]
+    TooManyProcesses,
     /// A process-only operation (link, monitor, spawn_link, ...) called outside a process.
     #[error("not called from a process: use orbit::run_in_process or call it from a process body")]
     NotInProcess,

@@ -24,8 +24,6 @@ pub struct Pid {
     creation: u32,
 }
 
-static NEXT_LOCAL: AtomicU64 = AtomicU64::new(1);
-
 impl Pid {
     /// The pid used as the sender of signals that come from outside any process
     /// (`#PID<0.0.0>`, the BEAM's `init` slot).
@@ -36,12 +34,12 @@ impl Pid {
         creation: 0,
     };
 
-    pub(crate) fn new_local() -> Pid {
-        let n = NEXT_LOCAL.fetch_add(1, Ordering::Relaxed);
+    /// The local pid of process-table slot `id` in its generation `serial`.
+    pub(crate) fn local(id: u32, serial: u32) -> Pid {
         Pid {
             node: LOCAL_NODE,
-            id: (n & 0x0FFF_FFFF) as u32,
-            serial: (n >> 28) as u32,
+            id,
+            serial,
             creation: 0,
         }
     }
@@ -58,11 +56,6 @@ impl Pid {
             serial,
             creation: if idx == LOCAL_NODE { 0 } else { creation },
         }
-    }
-
-    /// The key of a local pid in the process table.
-    pub(crate) fn key(&self) -> u64 {
-        (self.serial as u64) << 32 | self.id as u64
     }
 
     /// True when the process lives on this node.
@@ -194,8 +187,8 @@ mod tests {
 
     #[test]
     fn pids_are_unique_and_shown_like_elixir() {
-        let a = Pid::new_local();
-        let b = Pid::new_local();
+        let a = Pid::local(7, 1);
+        let b = Pid::local(7, 2);
         assert_ne!(a, b);
         assert!(a.is_local());
         assert_eq!(format!("{a}"), format!("#PID<0.{}.{}>", a.id(), a.serial()));

@@ -521,7 +521,7 @@ where
         (None, true) => Some(current_or_err()?),
         (None, false) => None,
     };
-    let pid = Pid::new_local();
+    let pid = table::reserve().ok_or(Error::TooManyProcesses)?;
     let mut meta = Meta {
         trap_exit: opts.trap_exit,
         ..Meta::default()
@@ -548,7 +548,7 @@ where
         adapt,
     });
     let dynp: Arc<dyn ProcessHandle> = proc.clone();
-    table::insert(pid, dynp.clone());
+    table::fill(pid, dynp.clone());
     if let Some(p) = &parent {
         let mut pm = p.core().meta.lock();
         if !pm.dead {

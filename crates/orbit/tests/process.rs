@@ -408,3 +408,44 @@ async fn spawn_monitor_reports_the_exit() {
     .unwrap();
     assert_eq!(r, (true, true, ExitReason::error("x")));
 }
+
+/// Pids name process-table slots that are reused with a new serial: a pid kept after
+/// its process exited never reaches the process that reuses the slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_pid_never_reaches_the_process_reusing_its_slot() {
+    let mut seen = std::collections::HashMap::new();
+    let mut reused = 0;
+    let mut prev: Option<Pid> = None;
+    for _ in 0..200 {
+        let h = spawn(|mut c: Context<u32>| async move {
+            let _ = c.recv().await;
+        })
+        .unwrap();
+        let pid = h.pid();
+        // The previous process's slot is most likely this one's: its pid stays dead.
+        if let Some(p) = prev {
+            assert!(process_info(p).is_none());
+            assert!(
+                orbit::send(p, 2u32).is_err(),
+                "a stale pid reached a process"
+            );
+        }
+        // Serials only grow for a slot: no pid is ever handed out twice.
+        if let Some(old_serial) = seen.insert(pid.id(), pid.serial()) {
+            assert!(pid.serial() > old_serial, "{pid} reused a serial");
+            reused += 1;
+        }
+        assert!(processes().contains(&pid));
+        h.send(1).unwrap();
+        assert_eq!(h.wait_exit().await, ExitReason::Normal);
+        assert!(process_info(pid).is_none());
+        assert!(
+            orbit::send(pid, 2u32).is_err(),
+            "a dead pid must not accept a send"
+        );
+        prev = Some(pid);
+    }
+    // Slots of exited processes are reused (other tests spawn concurrently, so not
+    // every slot comes back here, but most do).
+    assert!(reused > 0, "no slot was reused in 200 spawn/exit cycles");
+}

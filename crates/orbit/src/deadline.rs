@@ -30,7 +30,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::clock;
-use crate::process::{ProcessHandle, CURRENT};
+use crate::process::{with_current, ProcessHandle};
 use crate::spin::SpinLock;
 
 const SHARDS: usize = 16;
@@ -118,27 +118,25 @@ fn registry() -> &'static Mutex<slab::Slab<std::sync::Arc<dyn ProcessHandle>>> {
 /// Arms the calling process's slot for `deadline`; false when not in a process or the
 /// slot is taken by another timeout of the same process.
 fn arm_in_process(deadline: u64, waker: &Waker) -> Option<crate::pid::Pid> {
-    CURRENT
-        .try_with(|p| {
-            let t = &p.core().timer;
-            if t.deadline.load(Ordering::Relaxed) != DISARMED {
-                return None;
-            }
-            if t.slot.load(Ordering::Relaxed) == UNREGISTERED {
-                let key = registry().lock().insert(p.clone());
-                t.slot.store(key as u32, Ordering::Relaxed);
-            }
-            set_waker(t, waker);
-            // SeqCst swap and load pair with the clock thread's reset-then-scan, so
-            // either it sees this deadline or this sees its reset and lowers it.
-            t.deadline.swap(deadline, Ordering::SeqCst);
-            if PROC_EARLIEST.load(Ordering::SeqCst) > deadline {
-                PROC_EARLIEST.fetch_min(deadline, Ordering::SeqCst);
-            }
-            Some(p.core().pid)
-        })
-        .ok()
-        .flatten()
+    with_current(|p| {
+        let t = &p.core().timer;
+        if t.deadline.load(Ordering::Relaxed) != DISARMED {
+            return None;
+        }
+        if t.slot.load(Ordering::Relaxed) == UNREGISTERED {
+            let key = registry().lock().insert(p.clone());
+            t.slot.store(key as u32, Ordering::Relaxed);
+        }
+        set_waker(t, waker);
+        // SeqCst swap and load pair with the clock thread's reset-then-scan, so
+        // either it sees this deadline or this sees its reset and lowers it.
+        t.deadline.swap(deadline, Ordering::SeqCst);
+        if PROC_EARLIEST.load(Ordering::SeqCst) > deadline {
+            PROC_EARLIEST.fetch_min(deadline, Ordering::SeqCst);
+        }
+        Some(p.core().pid)
+    })
+    .flatten()
 }
 
 fn set_waker(t: &ProcTimer, waker: &Waker) {
@@ -167,23 +165,22 @@ enum SlotState {
 }
 
 fn slot_state(owner: crate::pid::Pid, deadline: u64, waker: &Waker) -> SlotState {
-    CURRENT
-        .try_with(|p| {
-            if p.core().pid != owner {
-                return SlotState::Elsewhere;
-            }
-            let t = &p.core().timer;
-            if t.deadline.load(Ordering::Acquire) != deadline {
-                return SlotState::Fired;
-            }
-            set_waker(t, waker);
-            SlotState::Armed
-        })
-        .unwrap_or(SlotState::Elsewhere)
+    with_current(|p| {
+        if p.core().pid != owner {
+            return SlotState::Elsewhere;
+        }
+        let t = &p.core().timer;
+        if t.deadline.load(Ordering::Acquire) != deadline {
+            return SlotState::Fired;
+        }
+        set_waker(t, waker);
+        SlotState::Armed
+    })
+    .unwrap_or(SlotState::Elsewhere)
 }
 
 fn disarm_in_process(owner: crate::pid::Pid, deadline: u64) {
-    let _ = CURRENT.try_with(|p| {
+    with_current(|p| {
         if p.core().pid == owner {
             let t = &p.core().timer;
             // Only the owner arms, so a value equal to ours is ours; the clock thread

@@ -11,6 +11,7 @@
 //! runtime reports handlers that run longer than [`set_long_handler_threshold`].
 
 use std::any::Any;
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -145,17 +146,83 @@ impl<M: Send + 'static> ProcessHandle for Process<M> {
     }
 }
 
-tokio::task_local! {
-    pub(crate) static CURRENT: Arc<dyn ProcessHandle>;
+thread_local! {
+    /// The process whose task is being polled on this thread, set by [`InProcess`]
+    /// for the duration of each poll (null otherwise). A plain cell rather than a
+    /// `tokio::task_local!`: that one borrows a `RefCell` and swaps the value in and
+    /// out on every poll, a measurable share of a GenServer call.
+    static CURRENT: Cell<*const Arc<dyn ProcessHandle>> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f` on the process being polled on this thread; `None` outside any process.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Arc<dyn ProcessHandle>) -> R) -> Option<R> {
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: the pointer is non-null only while `InProcess::poll` (or its drop) runs
+    // on this thread, and it points at that pinned future's own `Arc`, which lives at
+    // least that long; `f` runs within that call.
+    Some(f(unsafe { &*p }))
 }
 
 /// The pid of the calling process, or `None` when called outside any process.
 pub fn self_pid() -> Option<Pid> {
-    CURRENT.try_with(|p| p.core().pid).ok()
+    with_current(|p| p.core().pid)
 }
 
 pub(crate) fn current() -> Option<Arc<dyn ProcessHandle>> {
-    CURRENT.try_with(|p| p.clone()).ok()
+    with_current(|p| p.clone())
+}
+
+pin_project_lite::pin_project! {
+    /// Polls (and drops) a process's body with the process set as current.
+    struct InProcess<F> {
+        p: Arc<dyn ProcessHandle>,
+        #[pin]
+        fut: Option<F>,
+    }
+
+    impl<F> PinnedDrop for InProcess<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            let _current = SetCurrent::enter(this.p);
+            // Destructors of the body (e.g. a pending call's timeout) see the process.
+            this.fut.set(None);
+        }
+    }
+}
+
+/// Sets the current process; puts the previous one back when dropped (also on unwind).
+struct SetCurrent(*const Arc<dyn ProcessHandle>);
+
+impl SetCurrent {
+    #[inline]
+    fn enter(p: &Arc<dyn ProcessHandle>) -> SetCurrent {
+        SetCurrent(CURRENT.with(|c| c.replace(p as *const _)))
+    }
+}
+
+impl Drop for SetCurrent {
+    #[inline]
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+impl<F: Future> Future for InProcess<F> {
+    type Output = F::Output;
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _current = SetCurrent::enter(this.p);
+        match this.fut.as_pin_mut() {
+            Some(f) => f.poll(cx),
+            // Never polled after completion by the task that owns it.
+            None => Poll::Pending,
+        }
+    }
 }
 
 pub(crate) fn current_or_err() -> Result<Arc<dyn ProcessHandle>, Error> {
@@ -599,9 +666,11 @@ where
     async move {
         // Moves the whole guard into the future (not just the field assigned below).
         let mut guard = guard;
-        let out = CURRENT
-            .scope(p, AssertUnwindSafe(body).catch_unwind())
-            .await;
+        let out = InProcess {
+            p,
+            fut: Some(AssertUnwindSafe(body).catch_unwind()),
+        }
+        .await;
         guard.reason = Some(match out {
             Ok(r) => r.into(),
             Err(panic) => ExitReason::from_panic(panic),

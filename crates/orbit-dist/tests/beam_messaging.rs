@@ -8,45 +8,7 @@ use std::time::Duration;
 use common::*;
 use orbit::{ExitReason, Message, Pid};
 use orbit_term::{Atom, Term};
-use serde::Deserialize;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-
-#[derive(Deserialize, Debug)]
-struct CounterReq {
-    op: String,
-    n: i64,
-}
-
-struct Counter(i64);
-
-impl orbit::GenServer for Counter {
-    type Call = CounterReq;
-    type Reply = i64;
-    type Cast = i64;
-    type Info = ();
-    type Continue = ();
-
-    async fn handle_call(
-        &mut self,
-        req: CounterReq,
-        _from: &mut orbit::ReplyTo<i64>,
-        _ctx: &mut orbit::ServerContext<Self>,
-    ) -> orbit::CallReply<i64, ()> {
-        if req.op == "add" {
-            self.0 += req.n;
-        }
-        orbit::CallReply::Reply(self.0)
-    }
-
-    async fn handle_cast(
-        &mut self,
-        n: i64,
-        _ctx: &mut orbit::ServerContext<Self>,
-    ) -> orbit::Next<()> {
-        self.0 += n;
-        orbit::Next::NoReply
-    }
-}
 
 /// A trapping process that reports everything it receives.
 fn observer(tx: UnboundedSender<Message<Term>>) -> Pid {
@@ -87,17 +49,7 @@ fn messages_calls_links_and_monitors_with_elixir() {
     let inbox_pid = rt.block_on(async {
         let p = observer(inbox_tx);
         orbit::register("orbit_inbox", p).unwrap();
-        orbit::gen_server::start_with(
-            Counter(0),
-            orbit::gen_server::StartOptions {
-                name: Some("counter".into()),
-                link: false,
-                timeout: None,
-            },
-        )
-        .await
-        .unwrap();
-        orbit_dist::serve_gen_server::<Counter>("counter");
+        serve_counter("counter", 0).await;
         p
     });
     let _ = inbox_pid;
@@ -110,7 +62,7 @@ fn messages_calls_links_and_monitors_with_elixir() {
         receive do {{:reply, x}} -> IO.puts("reply #{{x}}") after 10000 -> IO.puts("reply none") end
         IO.puts("call1 #{{GenServer.call({{:counter, orbit}}, %{{op: "add", n: 5}})}}")
         IO.puts("call2 #{{GenServer.call({{:counter, orbit}}, %{{op: "add", n: 2}})}}")
-        GenServer.cast({{:counter, orbit}}, 10)
+        GenServer.cast({{:counter, orbit}}, %{{op: "add", n: 10}})
         IO.puts("call3 #{{GenServer.call({{:counter, orbit}}, %{{op: "get", n: 0}})}}")
         {{:ok, _}} = Agent.start(fn -> %{{"k" => 42}} end, name: :ex_agent)
         w = spawn(fn -> receive do :die -> exit(:bye) end end)
@@ -276,52 +228,11 @@ fn messages_calls_links_and_monitors_with_elixir() {
     });
 }
 
-/// A call request as an Elixir struct `%Req{op: ..., n: ...}`: its `__struct__` key is
-/// ignored like any unknown field.
-#[derive(Deserialize, Debug)]
-struct StructReq {
-    op: String,
-    n: i64,
-}
-
-struct StructCounter(i64);
-
-impl orbit::GenServer for StructCounter {
-    type Call = StructReq;
-    type Reply = i64;
-    type Cast = StructReq;
-    type Info = ();
-    type Continue = ();
-
-    async fn handle_call(
-        &mut self,
-        req: StructReq,
-        _from: &mut orbit::ReplyTo<i64>,
-        _ctx: &mut orbit::ServerContext<Self>,
-    ) -> orbit::CallReply<i64, ()> {
-        if req.op == "add" {
-            self.0 += req.n;
-        }
-        orbit::CallReply::Reply(self.0)
-    }
-
-    async fn handle_cast(
-        &mut self,
-        req: StructReq,
-        _ctx: &mut orbit::ServerContext<Self>,
-    ) -> orbit::Next<()> {
-        if req.op == "add" {
-            self.0 += req.n;
-        }
-        orbit::Next::NoReply
-    }
-}
-
 /// Takes only structs (`ExStruct`), and answers with the struct's module.
 struct ModuleEcho;
 
 impl orbit::GenServer for ModuleEcho {
-    type Call = orbit_term::ExStruct<StructReq>;
+    type Call = orbit_term::ExStruct<CounterReq>;
     type Reply = String;
     type Cast = ();
     type Info = ();
@@ -329,7 +240,7 @@ impl orbit::GenServer for ModuleEcho {
 
     async fn handle_call(
         &mut self,
-        req: orbit_term::ExStruct<StructReq>,
+        req: orbit_term::ExStruct<CounterReq>,
         _from: &mut orbit::ReplyTo<String>,
         _ctx: &mut orbit::ServerContext<Self>,
     ) -> orbit::CallReply<String, ()> {
@@ -348,10 +259,7 @@ fn elixir_calls_typed_gen_servers_with_structs_and_raw_call_tags() {
             link: false,
             timeout: None,
         };
-        orbit::gen_server::start_with(StructCounter(0), opts("scounter"))
-            .await
-            .unwrap();
-        orbit_dist::serve_gen_server::<StructCounter>("scounter");
+        serve_counter("scounter", 0).await;
         orbit::gen_server::start_with(ModuleEcho, opts("modecho"))
             .await
             .unwrap();

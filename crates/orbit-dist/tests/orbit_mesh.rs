@@ -10,59 +10,12 @@ use common::*;
 use orbit::Message;
 use orbit_dist::{NodeEvent, Ping};
 use orbit_term::Term;
-use serde::{Deserialize, Serialize};
-
-#[derive(Serialize)]
-struct CounterReq {
-    op: &'static str,
-    n: i64,
-}
-
-#[derive(Deserialize)]
-struct Req {
-    op: String,
-    n: i64,
-}
-
-struct Counter(i64);
-
-impl orbit::GenServer for Counter {
-    type Call = Req;
-    type Reply = i64;
-    type Cast = ();
-    type Info = ();
-    type Continue = ();
-
-    async fn handle_call(
-        &mut self,
-        req: Req,
-        _from: &mut orbit::ReplyTo<i64>,
-        _ctx: &mut orbit::ServerContext<Self>,
-    ) -> orbit::CallReply<i64, ()> {
-        if req.op == "add" {
-            self.0 += req.n;
-        }
-        orbit::CallReply::Reply(self.0)
-    }
-}
 
 #[test]
 fn three_orbit_nodes_mesh_message_call_and_recover() {
     let a = node("orbit_a");
     let rt = rt();
-    rt.block_on(async {
-        orbit::gen_server::start_with(
-            Counter(100),
-            orbit::gen_server::StartOptions {
-                name: Some("counter".into()),
-                link: false,
-                timeout: None,
-            },
-        )
-        .await
-        .unwrap();
-        orbit_dist::serve_gen_server::<Counter>("counter");
-    });
+    rt.block_on(serve_counter("counter", 100));
     let mut events = a.monitor_nodes();
     let mut b = orbit_node("orbit_b", false);
     let mut c = orbit_node("orbit_c", false);
@@ -105,7 +58,7 @@ fn three_orbit_nodes_mesh_message_call_and_recover() {
         assert!(me.wait_exit().await.is_normal());
         let v: i64 = orbit_dist::call(
             ("counter", bn.as_str()),
-            &CounterReq { op: "add", n: 3 },
+            &CounterReq::add(3),
             Duration::from_secs(5),
         )
         .await
@@ -115,7 +68,7 @@ fn three_orbit_nodes_mesh_message_call_and_recover() {
         orbit_dist::cast(("counter", bn.as_str()), &7i64).unwrap();
         let v: i64 = orbit_dist::call(
             ("counter", bn.as_str()),
-            &CounterReq { op: "get", n: 0 },
+            &CounterReq::get(),
             Duration::from_secs(5),
         )
         .await
@@ -148,7 +101,7 @@ fn three_orbit_nodes_mesh_message_call_and_recover() {
         assert!(!a.list().contains(&bn));
         let r: Result<i64, _> = orbit_dist::call(
             ("counter", bn.as_str()),
-            &CounterReq { op: "get", n: 0 },
+            &CounterReq::get(),
             Duration::from_secs(5),
         )
         .await;
@@ -175,7 +128,7 @@ fn three_orbit_nodes_mesh_message_call_and_recover() {
         );
         let v: i64 = orbit_dist::call(
             ("counter", bn.as_str()),
-            &CounterReq { op: "get", n: 0 },
+            &CounterReq::get(),
             Duration::from_secs(5),
         )
         .await

@@ -108,14 +108,9 @@ fn short_names_between_orbit_nodes_and_with_elixir_sname() {
         })
         .unwrap();
         assert!(echo.wait_exit().await.is_normal());
-        #[derive(serde::Serialize)]
-        struct Req {
-            op: &'static str,
-            n: i64,
-        }
         let v: i64 = orbit_dist::call(
             ("counter", bn.as_str()),
-            &Req { op: "add", n: 4 },
+            &CounterReq::add(4),
             Duration::from_secs(5),
         )
         .await

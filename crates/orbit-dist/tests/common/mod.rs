@@ -249,3 +249,81 @@ pub async fn next_for(
     })
     .await
 }
+
+/// A counter request, `%{op: "add" | "get", n: integer}` on the Elixir side (a map or
+/// a struct: a struct's `__struct__` key is ignored like any unknown field).
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+pub struct CounterReq {
+    pub op: String,
+    pub n: i64,
+}
+
+impl CounterReq {
+    pub fn add(n: i64) -> Self {
+        CounterReq {
+            op: "add".into(),
+            n,
+        }
+    }
+    pub fn get() -> Self {
+        CounterReq {
+            op: "get".into(),
+            n: 0,
+        }
+    }
+}
+
+/// The typed GenServer the tests serve to other nodes: calls and casts take a
+/// [`CounterReq`]; calls reply the total.
+pub struct Counter(pub i64);
+
+impl Counter {
+    fn apply(&mut self, req: &CounterReq) {
+        if req.op == "add" {
+            self.0 += req.n;
+        }
+    }
+}
+
+impl orbit::GenServer for Counter {
+    type Call = CounterReq;
+    type Reply = i64;
+    type Cast = CounterReq;
+    type Info = ();
+    type Continue = ();
+
+    async fn handle_call(
+        &mut self,
+        req: CounterReq,
+        _from: &mut orbit::ReplyTo<i64>,
+        _ctx: &mut orbit::ServerContext<Self>,
+    ) -> orbit::CallReply<i64, ()> {
+        self.apply(&req);
+        orbit::CallReply::Reply(self.0)
+    }
+
+    async fn handle_cast(
+        &mut self,
+        req: CounterReq,
+        _ctx: &mut orbit::ServerContext<Self>,
+    ) -> orbit::Next<()> {
+        self.apply(&req);
+        orbit::Next::NoReply
+    }
+}
+
+/// Starts a [`Counter`] registered as `name`, starting from `total`, and serves it to
+/// other nodes.
+pub async fn serve_counter(name: &str, total: i64) {
+    orbit::gen_server::start_with(
+        Counter(total),
+        orbit::gen_server::StartOptions {
+            name: Some(name.into()),
+            link: false,
+            timeout: None,
+        },
+    )
+    .await
+    .expect("counter started");
+    orbit_dist::serve_gen_server::<Counter>(name);
+}

@@ -118,6 +118,9 @@ const BIG_FRAME: usize = 64 << 10;
 const READ_BUF: usize = 256 << 10;
 const READ_BUF_KEEP: usize = 4 << 20;
 
+/// Bytes of messages handed to local processes after which the reader yields to them.
+const YIELD_AFTER: usize = 512 << 10;
+
 /// Output bytes above which [`Conn::wait_writable`] waits.
 pub const HIGH_WATER: usize = 4 << 20;
 
@@ -278,6 +281,18 @@ impl Conn {
         }
     }
 
+    /// Writes what is queued from the caller's thread when nobody else is writing (one
+    /// non-blocking syscall, no task switch); what the socket does not take is left for
+    /// the writer task, which is woken. For a sender in a loop: see [`crate::wait_writable`].
+    pub(crate) fn flush(&self) {
+        let mut o = self.out.lock();
+        if o.writing || o.buf.len() == o.head || self.write_inline(&mut o) {
+            return;
+        }
+        drop(o);
+        self.wake_writer();
+    }
+
     /// [`try_frame`](Self::try_frame) for writers that cannot fail.
     #[inline]
     pub(crate) fn frame(&self, f: impl FnOnce(&mut Vec<u8>, &LocalId)) {
@@ -415,6 +430,7 @@ impl Conn {
         let mut live = Liveness::new(tick);
         let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
         let mut start = 0usize;
+        let mut handed = 0usize;
         loop {
             // Handle every complete frame in the buffer, where it lies.
             let mut big = None;
@@ -439,6 +455,7 @@ impl Conn {
                     self.handle_frame(&buf[start + 4..start + 4 + len])?;
                 }
                 start += 4 + len;
+                handed += len;
             }
             if let Some(len) = big {
                 // Complete the big frame in place with reads of exactly its rest: what
@@ -460,21 +477,30 @@ impl Conn {
                 if buf.capacity() > READ_BUF_KEEP {
                     buf = Vec::with_capacity(READ_BUF);
                 }
+                handed += len;
+                if handed >= YIELD_AFTER {
+                    // Let the processes just given big messages take them before more
+                    // are decoded: memory stays bounded and warm.
+                    handed = 0;
+                    tokio::task::yield_now().await;
+                }
                 continue;
+            }
+            if handed >= YIELD_AFTER {
+                handed = 0;
+                tokio::task::yield_now().await;
             }
             if start > 0 {
                 // Less than a big frame's worth remains: move it to the front.
                 buf.drain(..start);
                 start = 0;
             }
-            if buf.capacity() - buf.len() < 64 << 10 {
-                buf.reserve(READ_BUF);
-            }
-            if live
-                .read(r, &mut buf, u64::MAX, &self.recent_inline)
-                .await?
-                == 0
-            {
+            // At most READ_BUF bytes are buffered this way (less than a big frame is
+            // left over, so there is room for at least READ_BUF - BIG_FRAME more): a big
+            // frame completed in place then needs at most READ_BUF + its own length.
+            buf.reserve(READ_BUF.saturating_sub(buf.len()));
+            let room = READ_BUF.saturating_sub(buf.len()).max(4) as u64;
+            if live.read(r, &mut buf, room, &self.recent_inline).await? == 0 {
                 return if buf.is_empty() {
                     Ok(())
                 } else {

@@ -100,7 +100,7 @@ pub async fn wait_writable(node: &str) {
 }
 
 /// Queued bytes from which [`wait_writable`] writes them from the caller's thread.
-pub const FLUSH_AT: usize = 64 << 10;
+pub const FLUSH_AT: usize = 256 << 10;
 
 /// Waits until the connection to `node` is up, at most `timeout`; false when it failed.
 pub async fn wait_connected(node: &str, timeout: Duration) -> bool {

@@ -231,10 +231,12 @@ impl Conn {
         self.queued
             .fetch_add(o.buf.len() - start, Ordering::Relaxed);
         // Alone in the buffer (`head` is 0 whenever nothing is pending).
-        if start == 0 && !o.writing && !self.recent_inline.load(Ordering::Acquire) {
-            if self.write_inline(&mut o) {
-                return Ok(());
-            }
+        if start == 0
+            && !o.writing
+            && !self.recent_inline.load(Ordering::Acquire)
+            && self.write_inline(&mut o)
+        {
+            return Ok(());
         }
         drop(o);
         self.wake_writer();

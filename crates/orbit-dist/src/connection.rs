@@ -2,27 +2,41 @@
 //! connection must undo when it goes down.
 //!
 //! After the handshake every frame is `[Len:32][Payload]`; `Len = 0` is a tick.
-//! Senders append whole frames to the connection's output buffer under a short lock and
-//! wake the writer task, which takes the whole buffer and writes it with one syscall: a
-//! burst of small messages costs one write, not one each. When nothing was written for
-//! `net_ticktime / 4` the writer sends a tick; the reader declares the peer down after
-//! `net_ticktime` without a byte. Frames sent before the handshake finished wait in the
-//! buffer and go out once it does (or are dropped, as Erlang drops them, if it fails).
+//!
+//! Writing. Senders append whole frames to the connection's output buffer under a short
+//! lock. A frame that finds the connection idle (nothing queued, nobody writing, no
+//! inline write since the last flush or read) is written at once by the sender itself
+//! with one non-blocking syscall: no task switch on the request/reply path. Otherwise
+//! the sender wakes the writer task, which takes everything queued and writes it with
+//! one syscall: a burst of small messages costs one write, not one each. Whatever an
+//! inline write leaves unwritten stays at the head of the buffer for the writer task, so
+//! frames leave in the order they were appended. Every `net_ticktime / 4` the writer
+//! sends a tick when nothing was written in that period. Frames sent before the
+//! handshake finished wait in the buffer and go out once it does (or are dropped, as
+//! Erlang drops them, if it fails).
+//!
+//! Reading. The reader task reads as much as the socket holds and handles every
+//! complete frame where it lies; a big frame is completed in place (no copy of what was
+//! already read). The peer is declared down after four periods of `net_ticktime / 4` in
+//! a row without a byte (between 3/4 and all of `net_ticktime` of silence), checked by
+//! one timer that is re-armed once per period rather than once per read.
 //!
 //! The connection also remembers the links and monitors that cross it, so that its
 //! loss can deliver `noconnection` to every local process that depends on the peer.
 
 use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use orbit::{Pid, Ref};
 use orbit_term::{DecodeLimits, Reference, Term};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{watch, Notify};
+use tokio::time::Sleep;
 
 use crate::control::{self, Control, PASS_THROUGH, VERSION};
 use crate::convert::LocalId;
@@ -53,6 +67,18 @@ pub(crate) struct Track {
     pub monitors_in_by_ref: HashMap<Ref, Reference>,
 }
 
+/// The output side, under one lock.
+struct Out {
+    /// Frames waiting to be written: `buf[head..]` (what is before `head` was written).
+    buf: Vec<u8>,
+    head: usize,
+    /// Set while the writer task writes a batch it took from here: nobody else may
+    /// write until it is done, or frames would leave out of order.
+    writing: bool,
+    /// The socket, once the handshake finished (and until the connection closes).
+    sock: Option<Arc<OwnedWriteHalf>>,
+}
+
 /// A connection to one peer.
 pub struct Conn {
     /// The peer's full name.
@@ -64,19 +90,19 @@ pub struct Conn {
     flags: AtomicU64,
     /// The peer's own flags.
     peer_flags: AtomicU64,
-    out: Mutex<Vec<u8>>,
+    out: Mutex<Out>,
     queued: AtomicUsize,
     wake: Notify,
     /// Set while a wake-up of the writer is pending, so a burst of sends notifies once.
     wake_pending: AtomicBool,
-    /// Whoever holds this writes to the socket: the writer task, or a sender writing
-    /// its own frame at once when the connection is idle.
-    pen: AtomicBool,
-    /// Set after a sender wrote inline; cleared when the writer task runs. While set,
-    /// sends queue for the writer, so a burst is batched instead of costing a syscall
-    /// per message.
+    /// Set after a sender wrote inline; cleared when the writer task runs and when data
+    /// arrives from the peer. While set, sends queue for the writer, so a burst is
+    /// batched instead of costing a syscall per message, while a request/reply exchange
+    /// (where each send follows a read) writes every frame inline.
     recent_inline: AtomicBool,
-    socket_w: Mutex<Option<Arc<OwnedWriteHalf>>>,
+    /// Set by inline writes; the writer's tick check takes it (a tick is only needed
+    /// when nothing at all was written in a period).
+    sent_inline: AtomicBool,
     drained: Notify,
     closed: AtomicBool,
     pub(crate) track: Mutex<Track>,
@@ -84,8 +110,16 @@ pub struct Conn {
     unlink_id: AtomicU64,
 }
 
-/// Frames at least this long are read into a buffer of their own.
+/// Frames at least this long are completed in place by reads of exactly their rest.
 const BIG_FRAME: usize = 64 << 10;
+
+/// The read buffer's usual size; it is replaced by a fresh one of this size when a
+/// very big frame grew it past [`READ_BUF_KEEP`].
+const READ_BUF: usize = 256 << 10;
+const READ_BUF_KEEP: usize = 4 << 20;
+
+/// Bytes of messages handed to local processes after which the reader yields to them.
+const YIELD_AFTER: usize = 512 << 10;
 
 /// Output bytes above which [`Conn::wait_writable`] waits.
 pub const HIGH_WATER: usize = 4 << 20;
@@ -98,13 +132,17 @@ impl Conn {
             phase_tx: watch::channel(Phase::Pending).0,
             flags: AtomicU64::new(flags::MANDATORY_25 | flags::DIST_MONITOR),
             peer_flags: AtomicU64::new(0),
-            out: Mutex::new(Vec::with_capacity(64 << 10)),
+            out: Mutex::new(Out {
+                buf: Vec::with_capacity(64 << 10),
+                head: 0,
+                writing: false,
+                sock: None,
+            }),
             queued: AtomicUsize::new(0),
             wake: Notify::new(),
             wake_pending: AtomicBool::new(false),
-            pen: AtomicBool::new(false),
             recent_inline: AtomicBool::new(false),
-            socket_w: Mutex::new(None),
+            sent_inline: AtomicBool::new(false),
             drained: Notify::new(),
             closed: AtomicBool::new(false),
             track: Mutex::new(Track::default()),
@@ -180,65 +218,81 @@ impl Conn {
         if self.closed.load(Ordering::Acquire) {
             return Err(format!("the connection to {} is closed", self.peer));
         }
-        let (added, alone) = {
-            let mut o = self.out.lock();
-            let start = o.len();
-            o.extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH, VERSION]);
-            if let Err(e) = f(&mut o, &self.local) {
-                o.truncate(start);
-                return Err(e);
-            }
-            let len = (o.len() - start - 4) as u32;
-            o[start..start + 4].copy_from_slice(&len.to_be_bytes());
-            (o.len() - start, start == 0)
-        };
-        self.queued.fetch_add(added, Ordering::Relaxed);
-        if alone && !self.recent_inline.load(Ordering::Acquire) {
-            self.write_inline();
+        let mut o = self.out.lock();
+        let start = o.buf.len();
+        o.buf
+            .extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH, VERSION]);
+        if let Err(e) = f(&mut o.buf, &self.local) {
+            o.buf.truncate(start);
+            return Err(e);
         }
-        if !self.wake_pending.swap(true, Ordering::AcqRel) {
-            self.wake.notify_one();
+        let len = (o.buf.len() - start - 4) as u32;
+        o.buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        self.queued
+            .fetch_add(o.buf.len() - start, Ordering::Relaxed);
+        // Alone in the buffer (`head` is 0 whenever nothing is pending).
+        if start == 0
+            && !o.writing
+            && !self.recent_inline.load(Ordering::Acquire)
+            && self.write_inline(&mut o)
+        {
+            return Ok(());
         }
+        drop(o);
+        self.wake_writer();
         Ok(())
     }
 
+    /// Wakes the writer task unless a wake-up is already pending.
+    fn wake_writer(&self) {
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            self.wake.notify_one();
+        }
+    }
+
     /// On an idle connection, writes the queued bytes from the sender's own thread (one
-    /// syscall, no task switch: the latency of a request/reply). What the socket does not
-    /// take at once goes back to the front of the buffer for the writer task.
-    fn write_inline(&self) {
-        if self
-            .pen
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
+    /// non-blocking syscall under the output lock, no task switch: the latency of a
+    /// request/reply). True when everything went; what the socket did not take stays at
+    /// the head of the buffer for the writer task.
+    fn write_inline(&self, o: &mut MutexGuard<'_, Out>) -> bool {
+        let Some(w) = o.sock.clone() else {
+            return false;
+        };
+        let mut done = o.head;
+        while done < o.buf.len() {
+            match w.try_write(&o.buf[done..]) {
+                Ok(n) if n > 0 => done += n,
+                // WouldBlock, or an error the writer task will meet and report.
+                _ => break,
+            }
+        }
+        let wrote = done - o.head;
+        let before = self.queued.fetch_sub(wrote, Ordering::Relaxed);
+        self.recent_inline.store(true, Ordering::Release);
+        self.sent_inline.store(true, Ordering::Relaxed);
+        if before > HIGH_WATER && before - wrote <= HIGH_WATER {
+            self.drained.notify_waiters();
+        }
+        if done == o.buf.len() {
+            o.buf.clear();
+            o.head = 0;
+            true
+        } else {
+            o.head = done;
+            false
+        }
+    }
+
+    /// Writes what is queued from the caller's thread when nobody else is writing (one
+    /// non-blocking syscall, no task switch); what the socket does not take is left for
+    /// the writer task, which is woken. For a sender in a loop: see [`crate::wait_writable`].
+    pub(crate) fn flush(&self) {
+        let mut o = self.out.lock();
+        if o.writing || o.buf.len() == o.head || self.write_inline(&mut o) {
             return;
         }
-        let w = self.socket_w.lock().clone();
-        if let Some(w) = w {
-            let data = std::mem::take(&mut *self.out.lock());
-            let mut done = 0;
-            while done < data.len() {
-                match w.try_write(&data[done..]) {
-                    Ok(n) if n > 0 => done += n,
-                    _ => break,
-                }
-            }
-            self.queued.fetch_sub(done, Ordering::Relaxed);
-            if done < data.len() {
-                let mut o = self.out.lock();
-                o.splice(0..0, data[done..].iter().copied());
-            } else {
-                let mut o = self.out.lock();
-                if o.is_empty() && o.capacity() < data.capacity() {
-                    // Keep the larger allocation for the next frames.
-                    let mut data = data;
-                    data.clear();
-                    *o = data;
-                }
-            }
-            self.recent_inline.store(true, Ordering::Release);
-        }
-        self.pen.store(false, Ordering::Release);
+        drop(o);
+        self.wake_writer();
     }
 
     /// [`try_frame`](Self::try_frame) for writers that cannot fail.
@@ -258,7 +312,7 @@ impl Conn {
     /// Stops the connection's tasks; the socket closes when they end.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.socket_w.lock().take();
+        self.out.lock().sock.take();
         self.wake.notify_one();
         self.drained.notify_waiters();
         if let Some(a) = self.reader.lock().take() {
@@ -284,7 +338,9 @@ impl Conn {
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
         let w = Arc::new(w);
-        *self.socket_w.lock() = Some(w.clone());
+        if !self.closed.load(Ordering::Acquire) {
+            self.out.lock().sock = Some(w.clone());
+        }
         let me = self.clone();
         tokio::spawn(async move { me.write_loop(w, tick / 4).await });
         let me = self.clone();
@@ -301,43 +357,38 @@ impl Conn {
         Ok(())
     }
 
-    async fn write_loop(self: Arc<Self>, w: Arc<OwnedWriteHalf>, tick_every: Duration) {
+    async fn write_loop(self: Arc<Self>, w: Arc<OwnedWriteHalf>, period: Duration) {
         let mut spare: Vec<u8> = Vec::with_capacity(64 << 10);
-        let mut last_write = Instant::now();
+        let mut check = std::pin::pin!(tokio::time::sleep(period));
+        let mut wrote = false;
         loop {
             if self.closed.load(Ordering::Acquire) {
                 break;
             }
+            // A notify_one with nobody waiting leaves a permit, so a send between here
+            // and the await below is not lost.
             let notified = self.wake.notified();
             // Cleared before the buffer is taken: a send after this point notifies again.
             self.wake_pending.store(false, Ordering::Release);
             self.recent_inline.store(false, Ordering::Release);
-            while self
-                .pen
-                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-            {
-                // A sender is writing its frame inline; that takes one syscall.
-                tokio::task::yield_now().await;
-            }
-            let batch = {
+            let head = {
                 let mut o = self.out.lock();
-                if o.is_empty() {
-                    false
+                if o.writing || o.buf.len() == o.head {
+                    None
                 } else {
-                    std::mem::swap(&mut *o, &mut spare);
-                    true
+                    o.writing = true;
+                    std::mem::swap(&mut o.buf, &mut spare);
+                    Some(std::mem::take(&mut o.head))
                 }
             };
-            if batch {
-                let n = spare.len();
-                let r = write_all(&w, &spare).await;
-                self.pen.store(false, Ordering::Release);
+            if let Some(head) = head {
+                let r = write_all(&w, &spare[head..]).await;
+                self.out.lock().writing = false;
                 if let Err(e) = r {
                     tracing::debug!(peer = %self.peer, error = %e, "write failed");
                     break;
                 }
-                self.queued.fetch_sub(n, Ordering::Relaxed);
+                self.queued.fetch_sub(spare.len() - head, Ordering::Relaxed);
                 if self.queued() <= HIGH_WATER {
                     self.drained.notify_waiters();
                 }
@@ -346,33 +397,45 @@ impl Conn {
                 } else {
                     spare.clear();
                 }
-                last_write = Instant::now();
+                wrote = true;
                 continue;
             }
-            let since = last_write.elapsed();
-            if since >= tick_every {
-                let r = write_all(&w, &[0, 0, 0, 0]).await;
-                self.pen.store(false, Ordering::Release);
-                if r.is_err() {
-                    break;
+            tokio::select! {
+                biased;
+                () = notified => {}
+                () = check.as_mut() => {
+                    let inline = self.sent_inline.swap(false, Ordering::Relaxed);
+                    if !std::mem::take(&mut wrote) && !inline {
+                        // Nothing went out for a whole period: a tick, queued like a
+                        // frame so that it cannot cut into one.
+                        self.out.lock().buf.extend_from_slice(&[0, 0, 0, 0]);
+                        self.queued.fetch_add(4, Ordering::Relaxed);
+                    }
+                    check.as_mut().reset(tokio::time::Instant::now() + period);
                 }
-                last_write = Instant::now();
-                continue;
             }
-            self.pen.store(false, Ordering::Release);
-            let _ = tokio::time::timeout(tick_every - since, notified).await;
         }
         // Dropping the last handle on the write half shuts the socket's write side.
-        self.socket_w.lock().take();
+        self.out.lock().sock.take();
     }
 
     async fn read_loop(&self, mut r: OwnedReadHalf, tick: Duration) -> String {
+        match self.read_frames(&mut r, tick).await {
+            Ok(()) => "connection closed by peer".into(),
+            Err(e) => e,
+        }
+    }
+
+    /// Reads and handles frames until the peer closes (`Ok`) or something fails.
+    async fn read_frames(&self, r: &mut OwnedReadHalf, tick: Duration) -> Result<(), String> {
         let max_frame = crate::node::max_frame();
-        let mut buf: Vec<u8> = Vec::with_capacity(256 << 10);
-        let mut big: Vec<u8> = Vec::new();
+        let mut live = Liveness::new(tick);
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
         let mut start = 0usize;
+        let mut handed = 0usize;
         loop {
-            // Handle every complete frame in the buffer.
+            // Handle every complete frame in the buffer, where it lies.
+            let mut big = None;
             loop {
                 let avail = &buf[start..];
                 if avail.len() < 4 {
@@ -380,77 +443,74 @@ impl Conn {
                 }
                 let len = u32::from_be_bytes([avail[0], avail[1], avail[2], avail[3]]) as usize;
                 if len > max_frame {
-                    return format!("frame of {len} bytes exceeds the limit of {max_frame}");
+                    return Err(format!(
+                        "frame of {len} bytes exceeds the limit of {max_frame}"
+                    ));
                 }
                 if avail.len() < 4 + len {
+                    if len >= BIG_FRAME {
+                        big = Some(len);
+                    }
                     break;
                 }
                 if len > 0 {
-                    let frame = &buf[start + 4..start + 4 + len];
-                    if let Err(e) = self.handle_frame(frame) {
-                        return e;
-                    }
+                    self.handle_frame(&buf[start + 4..start + 4 + len])?;
                 }
                 start += 4 + len;
+                handed += len;
+            }
+            if let Some(len) = big {
+                // Complete the big frame in place with reads of exactly its rest: what
+                // was already read is not moved, and the frame is handled from here.
+                let end = start + 4 + len;
+                buf.reserve(end - buf.len());
+                while buf.len() < end {
+                    let want = (end - buf.len()) as u64;
+                    if live.read(r, &mut buf, want, &self.recent_inline).await? == 0 {
+                        return Err(format!(
+                            "connection closed in the middle of a frame ({} bytes pending)",
+                            buf.len() - start
+                        ));
+                    }
+                }
+                self.handle_frame(&buf[start + 4..end])?;
+                buf.clear();
+                start = 0;
+                if buf.capacity() > READ_BUF_KEEP {
+                    buf = Vec::with_capacity(READ_BUF);
+                }
+                handed += len;
+                if handed >= YIELD_AFTER {
+                    // Let the processes just given big messages take them before more
+                    // are decoded: memory stays bounded and warm.
+                    handed = 0;
+                    tokio::task::yield_now().await;
+                }
+                continue;
+            }
+            if handed >= YIELD_AFTER {
+                handed = 0;
+                tokio::task::yield_now().await;
             }
             if start > 0 {
+                // Less than a big frame's worth remains: move it to the front.
                 buf.drain(..start);
                 start = 0;
             }
-            if buf.len() >= 4 {
-                let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-                if len >= BIG_FRAME {
-                    // A big frame is read straight into its own buffer: no memmove of a
-                    // partial frame through the shared one.
-                    big.clear();
-                    big.reserve(len);
-                    big.extend_from_slice(&buf[4..]);
-                    buf.clear();
-                    let want = (len - big.len()) as u64;
-                    let read =
-                        tokio::time::timeout(tick, (&mut r).take(want).read_to_end(&mut big)).await;
-                    match read {
-                        Err(_) => {
-                            return format!(
-                                "no data for {tick:?} (net_ticktime): peer unresponsive"
-                            )
-                        }
-                        Ok(Err(e)) => return format!("read error: {e}"),
-                        Ok(Ok(_)) if big.len() < len => {
-                            return format!(
-                                "connection closed in the middle of a frame ({} bytes pending)",
-                                big.len() + 4
-                            )
-                        }
-                        Ok(Ok(_)) => {}
-                    }
-                    if let Err(e) = self.handle_frame(&big) {
-                        return e;
-                    }
-                    if big.capacity() > 4 * BIG_FRAME.max(len) {
-                        big = Vec::new();
-                    }
-                    continue;
-                }
-            }
-            if buf.capacity() - buf.len() < 64 << 10 {
-                buf.reserve(256 << 10);
-            }
-            let read = tokio::time::timeout(tick, r.read_buf(&mut buf)).await;
-            match read {
-                Err(_) => return format!("no data for {tick:?} (net_ticktime): peer unresponsive"),
-                Ok(Ok(0)) => {
-                    return if buf.is_empty() {
-                        "connection closed by peer".into()
-                    } else {
-                        format!(
-                            "connection closed in the middle of a frame ({} bytes pending)",
-                            buf.len()
-                        )
-                    }
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return format!("read error: {e}"),
+            // At most READ_BUF bytes are buffered this way (less than a big frame is
+            // left over, so there is room for at least READ_BUF - BIG_FRAME more): a big
+            // frame completed in place then needs at most READ_BUF + its own length.
+            buf.reserve(READ_BUF.saturating_sub(buf.len()));
+            let room = READ_BUF.saturating_sub(buf.len()).max(4) as u64;
+            if live.read(r, &mut buf, room, &self.recent_inline).await? == 0 {
+                return if buf.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "connection closed in the middle of a frame ({} bytes pending)",
+                        buf.len()
+                    ))
+                };
             }
         }
     }
@@ -506,6 +566,67 @@ async fn write_all(w: &OwnedWriteHalf, buf: &[u8]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The read side's silence detector: one timer firing every `net_ticktime / 4`; the
+/// peer is declared down when it fires four times in a row with no byte read between.
+struct Liveness {
+    timer: Pin<Box<Sleep>>,
+    period: Duration,
+    quiet: u32,
+    tick: Duration,
+}
+
+impl Liveness {
+    fn new(tick: Duration) -> Liveness {
+        let period = tick / 4;
+        Liveness {
+            timer: Box::pin(tokio::time::sleep(period)),
+            period,
+            quiet: 0,
+            tick,
+        }
+    }
+
+    /// Reads at most `max` bytes into the spare capacity of `buf`; 0 at end of stream.
+    /// A read clears `recent_inline`: the next send (a reply, typically) may go inline.
+    async fn read(
+        &mut self,
+        r: &mut OwnedReadHalf,
+        buf: &mut Vec<u8>,
+        max: u64,
+        recent_inline: &AtomicBool,
+    ) -> Result<usize, String> {
+        loop {
+            let mut limited = (&mut *r).take(max);
+            tokio::select! {
+                biased;
+                res = limited.read_buf(buf) => {
+                    return match res {
+                        Ok(n) => {
+                            if n > 0 {
+                                self.quiet = 0;
+                                recent_inline.store(false, Ordering::Release);
+                            }
+                            Ok(n)
+                        }
+                        Err(e) => Err(format!("read error: {e}")),
+                    };
+                }
+                () = self.timer.as_mut() => {
+                    self.quiet += 1;
+                    if self.quiet >= 4 {
+                        return Err(format!(
+                            "no data for {:?} (net_ticktime): peer unresponsive",
+                            self.tick
+                        ));
+                    }
+                    let next = tokio::time::Instant::now() + self.period;
+                    self.timer.as_mut().reset(next);
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Conn {

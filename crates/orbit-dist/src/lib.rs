@@ -84,16 +84,23 @@ pub fn send_named<T: Serialize + ?Sized>(
     .map_err(orbit::SendError::Remote)
 }
 
-/// Yields to the scheduler, then waits until the connection to `node` has fewer than
-/// [`connection::HIGH_WATER`] bytes queued: flow control for a process that sends in a
-/// loop. Sends only append to the connection's buffer; the connection's writer task
-/// runs when the sender yields, so a sender that never awaits delays its own messages.
+/// Flow control for a process that sends to `node` in a loop: once at least
+/// [`FLUSH_AT`] bytes are queued the caller writes them itself (one syscall, no task
+/// switch), and it waits while more than [`connection::HIGH_WATER`] bytes are queued.
+/// Below `FLUSH_AT`, queued messages go out when the caller next waits for anything (the
+/// connection's writer task runs on the caller's worker) or when the queue reaches
+/// `FLUSH_AT`.
 pub async fn wait_writable(node: &str) {
-    tokio::task::yield_now().await;
     if let Some(c) = Node::current().and_then(|n| n.connection(node)) {
+        if c.queued() >= FLUSH_AT {
+            c.flush();
+        }
         c.wait_writable().await;
     }
 }
+
+/// Queued bytes from which [`wait_writable`] writes them from the caller's thread.
+pub const FLUSH_AT: usize = 256 << 10;
 
 /// Waits until the connection to `node` is up, at most `timeout`; false when it failed.
 pub async fn wait_connected(node: &str, timeout: Duration) -> bool {

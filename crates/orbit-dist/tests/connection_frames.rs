@@ -1,0 +1,67 @@
+//! Framing under load: a burst of messages of mixed sizes (small ones, and big ones that
+//! span many socket reads) goes to an `orbit-node` child's `echo` and comes back; every
+//! message arrives whole and in the order it was sent, both ways. This crosses the
+//! inline writes, the writer task's batches, `wait_writable`'s own flushes, and big
+//! frames completed in place by the reader.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use orbit::Message;
+use orbit_term::{Atom, Term};
+
+/// Payload `i` (its size cycles through small, just under and over the big-frame size,
+/// and a few hundred KB), filled with a pattern that depends on `i`.
+fn payload(i: usize) -> Vec<u8> {
+    let len = [20, 1000, 65_000, 70_000, 100_000, 300_000, 3, 1_000_000][i % 8];
+    (0..len).map(|k| (k * 31 + i * 7) as u8).collect()
+}
+
+#[test]
+fn mixed_size_bursts_arrive_whole_and_in_order_both_ways() {
+    let _node = node("orbit_frames");
+    let peer = orbit_node("orbit_frames_echo", false);
+    let n = 400usize;
+    let echo_node = peer.name.clone();
+    let done = rt().block_on(async move {
+        let h = orbit::spawn(move |mut ctx: orbit::Context<Term>| async move {
+            let me = orbit_dist::to_wire(orbit::self_pid().expect("in a process"));
+            let msg = |i: usize| (&me, (i as u64, serde_bytes::ByteBuf::from(payload(i))));
+            // A burst with flow control every few messages, as a sender in a loop does.
+            for i in 0..n {
+                orbit_dist::send_named(&echo_node, "echo", &msg(i)).unwrap();
+                if i % 5 == 4 {
+                    orbit_dist::wait_writable(&echo_node).await;
+                }
+            }
+            for i in 0..n {
+                let got = ctx.recv_timeout(Duration::from_secs(30)).await;
+                let Some(Message::Msg(Term::Tuple(el))) = got else {
+                    panic!("message {i} did not come back: {got:?}");
+                };
+                assert_eq!(el.len(), 2, "message {i}");
+                assert_eq!(el[0], Term::Int(i as i64), "message {i} out of order");
+                match &el[1] {
+                    Term::Binary(b) => assert!(*b == payload(i), "message {i} corrupted"),
+                    t => panic!("message {i}: not a binary: {t}"),
+                }
+            }
+            // Then strict request/reply (every send inline on an idle connection).
+            let x = Atom::new("x").unwrap();
+            for i in 0..200 {
+                orbit_dist::send_named(&echo_node, "echo", &(&me, &x)).unwrap();
+                let got = ctx.recv_timeout(Duration::from_secs(10)).await;
+                assert!(
+                    matches!(got, Some(Message::Msg(Term::Atom(ref a))) if a.as_str() == "x"),
+                    "round trip {i}: {got:?}"
+                );
+            }
+        })
+        .unwrap();
+        tokio::time::timeout(Duration::from_secs(120), h.wait_exit()).await
+    });
+    let reason = done.expect("the exchange did not finish in time");
+    assert!(reason.is_normal(), "the test process failed: {reason:?}");
+}

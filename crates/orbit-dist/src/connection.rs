@@ -25,6 +25,7 @@
 //! loss can deliver `noconnection` to every local process that depends on the peer.
 
 use std::collections::{HashMap, HashSet};
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -605,6 +606,7 @@ impl Liveness {
                     return match res {
                         Ok(n) => {
                             if n > 0 {
+                                crate::busy_wait::note_read(r.as_ref().as_raw_fd());
                                 self.quiet = 0;
                                 recent_inline.store(false, Ordering::Release);
                             }

@@ -27,6 +27,7 @@
 //! the BEAM's).
 #![warn(missing_docs)]
 
+mod busy_wait;
 pub mod connection;
 pub mod control;
 pub mod convert;
@@ -47,6 +48,7 @@ use std::time::Duration;
 use orbit::Pid;
 use serde::Serialize;
 
+pub use busy_wait::{spin_before_park, SPIN};
 pub use cookie::CookieSource;
 pub use dispatch::{serve, unserve, Target};
 pub use error::{CallError, DistError};

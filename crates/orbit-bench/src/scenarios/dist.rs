@@ -248,7 +248,20 @@ pub fn child_main(cmd: &str, args: &[String]) -> i32 {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
     }
-    let rt = crate::util::runtime();
+    // The node runtime busy-waits briefly before a worker sleeps, as the BEAM's
+    // schedulers do by default (`+sbwt`); ORBIT_BENCH_NO_SPIN=1 turns it off.
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.worker_threads(2).enable_all();
+    if std::env::var_os("ORBIT_BENCH_NO_SPIN").is_none() {
+        b.on_thread_park(orbit_dist::spin_before_park);
+    }
+    let rt = match b.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{cmd}: cannot build a runtime: {e}");
+            return 1;
+        }
+    };
     let r = match (cmd, args) {
         ("__dist-node", [name]) => rt.block_on(node_main(name.clone())),
         ("__dist-driver", [name, b, rt_n, one_n, big_n]) => {

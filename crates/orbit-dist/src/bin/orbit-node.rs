@@ -54,8 +54,22 @@ impl GenServer for Counter {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Busy-wait briefly before a worker sleeps, as a BEAM node's schedulers do.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(orbit_dist::spin_before_park)
+        .build();
+    match rt {
+        Ok(rt) => rt.block_on(run()),
+        Err(e) => {
+            eprintln!("orbit-node: cannot start the tokio runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn run() {
     let _ = tracing_subscriber_init();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {

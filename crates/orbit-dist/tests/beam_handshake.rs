@@ -81,4 +81,16 @@ fn orbit_pings_erl_and_wrong_cookie_is_refused_both_ways() {
         assert_eq!(node.ping(&badname).await, Ping::Pang);
         assert!(!node.list().contains(&badname));
     });
+    // The same with an Elixir node: it cannot reach Orbit, and Orbit cannot reach it.
+    let code = format!(
+        r#"IO.puts("up"); IO.puts("ping #{{Node.ping(:"{me}")}}"); receive do :stop -> :ok end"#
+    );
+    let mut ex = Peer::elixir("ex_bad", "wrong_cookie", &code);
+    ex.expect("up", 30);
+    assert_eq!(ex.expect("ping ", 30), "ping pang");
+    let exname = ex.name.clone();
+    rt.block_on(async {
+        assert_eq!(node.ping(&exname).await, Ping::Pang);
+        assert!(!node.list().contains(&exname));
+    });
 }

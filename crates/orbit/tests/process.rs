@@ -449,3 +449,51 @@ async fn a_stale_pid_never_reaches_the_process_reusing_its_slot() {
     // every slot comes back here, but most do).
     assert!(reused > 0, "no slot was reused in 200 spawn/exit cycles");
 }
+
+/// Spawns and exits racing on both workers: the table's free-slot stack never hands one
+/// slot to two live processes, and every slot comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_spawns_and_exits_never_share_a_live_pid() {
+    let before = process_count();
+    let churn = |rounds: usize| async move {
+        let mut seen = Vec::new();
+        for _ in 0..rounds {
+            let batch: Vec<_> = (0..50)
+                .map(|_| {
+                    spawn(|mut c: Context<()>| async move {
+                        let _ = c.recv().await;
+                    })
+                    .unwrap()
+                })
+                .collect();
+            for h in &batch {
+                seen.push(h.pid());
+            }
+            // While the whole batch lives, its pids are distinct live processes.
+            let live: std::collections::HashSet<Pid> = batch.iter().map(|h| h.pid()).collect();
+            assert_eq!(live.len(), batch.len());
+            for h in &batch {
+                assert!(process_info(h.pid()).is_some());
+                h.send(()).unwrap();
+            }
+            for h in &batch {
+                assert_eq!(h.wait_exit().await, ExitReason::Normal);
+            }
+        }
+        seen
+    };
+    let (a, b) = tokio::join!(tokio::spawn(churn(40)), tokio::spawn(churn(40)));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // No (id, serial) pair was ever handed out twice, across both spawners.
+    let all: std::collections::HashSet<Pid> = a.iter().chain(b.iter()).copied().collect();
+    assert_eq!(all.len(), a.len() + b.len());
+    // Slots were reused (4,000 spawns, at most 100 alive at once per round pair)...
+    let ids: std::collections::HashSet<u32> = all.iter().map(|p| p.id()).collect();
+    assert!(ids.len() < all.len(), "no slot was reused");
+    // ...and every one came back: the table holds what it held before (other tests in
+    // this binary may be running, so allow for their processes).
+    for p in &all {
+        assert!(process_info(*p).is_none());
+    }
+    assert!(process_count() <= before + 200);
+}

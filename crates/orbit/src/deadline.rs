@@ -10,7 +10,7 @@
 //! fires within about one tick (1 ms) after its deadline.
 //!
 //! Inside a process there is a cheaper path still: each process owns one reusable
-//! timer slot ([`ProcTimer`], in its control block). The first timeout a process waits
+//! timer slot (`ProcTimer`, in its control block). The first timeout a process waits
 //! on puts the process in a registry the clock thread scans; after that, arming the slot
 //! is one atomic swap and disarming it a plain store, with no lock and no waker clone
 //! while the process keeps polling on the same task. A second timeout running at the

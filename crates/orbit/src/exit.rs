@@ -17,7 +17,7 @@ pub enum ExitReason {
     Shutdown,
     /// `{shutdown, Detail}`: orderly shutdown with a detail; not logged as a crash.
     ShutdownWith(Arc<str>),
-    /// The untrappable exit signal sent by [`exit`](crate::exit)`(pid, Kill)`.
+    /// The untrappable exit signal sent by [`exit`](fn@crate::exit)`(pid, Kill)`.
     Kill,
     /// The reason a process killed by `Kill` exits with, as seen by links and monitors.
     Killed,

@@ -8,7 +8,7 @@
 //!
 //! Not preempted: a handler that never awaits holds its worker thread. `recv` yields
 //! every few hundred messages so a busy process cannot starve its neighbours, and the
-//! runtime reports handlers that run longer than [`set_long_handler_threshold`].
+//! runtime reports handlers that run longer than [`set_long_handler_threshold`](crate::clock::set_long_handler_threshold).
 
 use std::any::Any;
 use std::cell::Cell;

@@ -15,7 +15,7 @@
 //! body_crc              u32 LE, CRC-32 of objects + end marker + count
 //! ```
 //!
-//! Objects are encoded with [`codec`](super::codec), a small self-contained binary serde
+//! Objects are encoded with `codec`, a small self-contained binary serde
 //! format (so `K, V: Serialize + DeserializeOwned`); it does not depend on orbit-term.
 //!
 //! Writing goes to a temporary file in the same directory, which is renamed over the

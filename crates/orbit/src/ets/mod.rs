@@ -111,7 +111,7 @@
 //!
 //! # Files
 //!
-//! [`tab2file`]/[`file2tab`]/[`tabfile_info`]: see [`file`] for the format. Objects are
+//! [`tab2file`]/[`file2tab`]/[`tabfile_info`]: see [`file`](mod@file) for the format. Objects are
 //! encoded with a small self-contained binary serde format ([`codec`]), so file
 //! operations need `K, V: Serialize + DeserializeOwned`.
 //!

@@ -411,3 +411,63 @@ fn unlink_and_demonitor_across_nodes_with_elixir() {
         }
     });
 }
+
+/// An Elixir process links to an Orbit process (the link is made on the Elixir side):
+/// the Orbit process lists the link, and its exit reaches Elixir as `{:EXIT, pid, reason}`
+/// while a non-trapping linked Elixir process dies with the same reason.
+#[test]
+fn elixir_links_to_an_orbit_process_and_gets_its_exit() {
+    let node = node("orbit_msg");
+    let me = node.name();
+    let rt = rt();
+    let (tx, mut inbox) = unbounded_channel();
+    let p = rt.block_on(async {
+        orbit::register("lk_inbox", observer(tx)).unwrap();
+        // The linkee waits for `stop`, then exits with reason `boom`.
+        let p = orbit::spawn(|mut ctx: orbit::Context<Term>| async move {
+            while let Message::Msg(t) = ctx.recv().await {
+                if t == Term::atom("stop") {
+                    return ExitReason::error("boom");
+                }
+            }
+            ExitReason::Normal
+        })
+        .unwrap()
+        .pid();
+        p
+    });
+    // The Elixir side learns the pid from a message sent by Orbit.
+    let code = format!(
+        r#"
+        orbit = :"{me}"
+        true = Node.connect(orbit)
+        Process.flag(:trap_exit, true)
+        Process.register(self(), :ex_link_main)
+        send({{:lk_inbox, orbit}}, {{:ready, self()}})
+        p = receive do {{:pid, p}} -> p after 10_000 -> exit(:no_pid) end
+        bystander = spawn(fn -> Process.link(p); send(:ex_link_main, :bystander_linked); receive do _ -> :ok end end)
+        receive do :bystander_linked -> :ok end
+        ref = Process.monitor(bystander)
+        Process.link(p)
+        send({{:lk_inbox, orbit}}, :linked)
+        receive do {{:EXIT, ^p, r}} -> IO.puts("exit #{{inspect(r)}}") after 10_000 -> IO.puts("exit none") end
+        receive do {{:DOWN, ^ref, :process, _, r}} -> IO.puts("bystander #{{inspect(r)}}") after 10_000 -> IO.puts("bystander alive") end
+        IO.gets("")
+        "#
+    );
+    let mut ex = Peer::elixir("ex_link", COOKIE, &code);
+    rt.block_on(async {
+        let Message::Msg(Term::Tuple(el)) = next(&mut inbox).await else {
+            panic!("ready")
+        };
+        let ex_pid = pid_of(&el[1]);
+        orbit_dist::send(ex_pid, &(Atom::new("pid").unwrap(), orbit_dist::to_wire(p))).unwrap();
+        assert!(matches!(next(&mut inbox).await, Message::Msg(t) if t == Term::atom("linked")));
+        // The link made on the Elixir side is on the Orbit process too.
+        let links = orbit::process_info(p).unwrap().links;
+        assert!(links.contains(&ex_pid), "{links:?} lacks {ex_pid}");
+        orbit::send(p, Term::atom("stop")).unwrap();
+    });
+    assert_eq!(ex.expect("exit ", 20), "exit :boom");
+    assert_eq!(ex.expect("bystander ", 20), "bystander :boom");
+}

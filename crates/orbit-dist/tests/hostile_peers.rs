@@ -63,6 +63,22 @@ async fn still_serving(node: &orbit_dist::Node) {
     assert_eq!(node.ping(&erl.name).await, Ping::Pong);
 }
 
+/// Dials `node` and runs the handshake as `name` with `flags` and `cookie`; the error
+/// it must fail with.
+async fn refused(node: &orbit_dist::Node, name: &str, flags: u64, cookie: &str) -> String {
+    let mut s = dial(node).await;
+    let me = Local {
+        name: name.into(),
+        creation: 7,
+        flags,
+        cookie: cookie.into(),
+    };
+    handshake::initiate(&mut s, &me, &node.name())
+        .await
+        .expect_err("the handshake must be refused")
+        .to_string()
+}
+
 #[test]
 fn garbage_and_wrong_digest_before_the_handshake_are_refused() {
     let node = start();
@@ -73,46 +89,19 @@ fn garbage_and_wrong_digest_before_the_handshake_are_refused() {
             .unwrap();
         closed_by_node(&mut s).await;
 
-        let mut s = dial(&node).await;
-        let me = Local {
-            name: "evil_digest@127.0.0.1".into(),
-            creation: 7,
-            flags: flags::ORBIT,
-            cookie: "wrong".into(),
-        };
-        let err = handshake::initiate(&mut s, &me, &node.name())
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("cookies differ"), "{err}");
-
-        let mut s = dial(&node).await;
-        let me = Local {
-            name: "evil_flags@127.0.0.1".into(),
-            creation: 7,
-            flags: flags::PUBLISHED,
-            cookie: COOKIE.into(),
-        };
-        let err = handshake::initiate(&mut s, &me, &node.name())
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("not_allowed"), "{err}");
-
+        let err = refused(&node, "evil_digest@127.0.0.1", flags::ORBIT, "wrong").await;
+        assert!(err.contains("cookies differ"), "{err}");
+        let err = refused(&node, "evil_flags@127.0.0.1", flags::PUBLISHED, COOKIE).await;
+        assert!(err.contains("not_allowed"), "{err}");
         // Name checks: the acceptor wants name@host, the initiator the node it dialed.
-        let mut s = dial(&node).await;
-        let me = Local {
-            name: "no_host_part".into(),
-            creation: 7,
-            flags: flags::ORBIT,
-            cookie: COOKIE.into(),
-        };
-        let err = handshake::initiate(&mut s, &me, &node.name())
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("not_allowed"), "{err}");
+        let err = refused(&node, "no_host_part", flags::ORBIT, COOKIE).await;
+        assert!(err.contains("not_allowed"), "{err}");
         let mut s = dial(&node).await;
         let me = Local {
             name: unique("evil_dialer"),
-            ..me
+            creation: 7,
+            flags: flags::ORBIT,
+            cookie: COOKIE.into(),
         };
         let err = handshake::initiate(&mut s, &me, "someone_else@127.0.0.1")
             .await

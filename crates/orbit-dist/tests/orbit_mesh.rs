@@ -11,6 +11,17 @@ use orbit::Message;
 use orbit_dist::{NodeEvent, Ping};
 use orbit_term::Term;
 
+/// The total of the `counter` served on `node`.
+async fn counter_total(node: &str) -> i64 {
+    orbit_dist::call(
+        ("counter", node),
+        &CounterReq::get(),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("the counter answers")
+}
+
 #[test]
 fn three_orbit_nodes_mesh_message_call_and_recover() {
     let a = node("orbit_a");
@@ -66,13 +77,7 @@ fn three_orbit_nodes_mesh_message_call_and_recover() {
         assert_eq!(v, 3);
         // A cast, then a call behind it on the same connection sees its effect.
         orbit_dist::cast(("counter", bn.as_str()), &7i64).unwrap();
-        let v: i64 = orbit_dist::call(
-            ("counter", bn.as_str()),
-            &CounterReq::get(),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let v = counter_total(&bn).await;
         assert_eq!(v, 10);
         // A request the remote server's type does not take ends the call at once
         // with the reason, and the server lives on.
@@ -126,13 +131,7 @@ fn three_orbit_nodes_mesh_message_call_and_recover() {
             next_for(&mut events, &bn, 10).await,
             NodeEvent::NodeUp(bn.clone())
         );
-        let v: i64 = orbit_dist::call(
-            ("counter", bn.as_str()),
-            &CounterReq::get(),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let v = counter_total(&bn).await;
         assert_eq!(v, 0, "a fresh incarnation");
         // Disconnect and reconnect at once: the nodedown comes before the new nodeup.
         assert!(a.disconnect(&bn));

@@ -70,7 +70,7 @@ pub(crate) fn snapshot(p: &Arc<dyn ProcessHandle>) -> ProcessInfo {
         let e = m.extra.as_deref();
         (
             m.trap_exit,
-            m.kill.is_some() || m.dead,
+            m.killed || m.dead,
             e.map(|e| e.links.clone()).unwrap_or_default(),
             e.map(|e| e.monitors.iter().map(|(_, p)| *p).collect())
                 .unwrap_or_default(),

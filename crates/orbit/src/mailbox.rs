@@ -43,7 +43,7 @@ pub(crate) struct Slot<M> {
 
 /// Flag bits shared between senders and the receiving process.
 pub(crate) const HAS_SIGNAL: u8 = 1;
-/// The process has been told to die; its next `recv` yields so the abort lands.
+/// The process has been told to die; its next `recv` yields so its task sees the kill.
 pub(crate) const KILLED: u8 = 2;
 
 pub(crate) struct Mailbox<M> {
@@ -100,7 +100,7 @@ impl<M> Mailbox<M> {
         true
     }
 
-    /// Wakes the receiver if it is parked (used after a kill so the abort lands).
+    /// Wakes the receiver if it is parked (used after a kill so its task sees it).
     pub(crate) fn wake(&self) {
         self.slot.lock().unpark();
     }

@@ -21,7 +21,6 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskCx, Poll};
 use std::time::Duration;
 
-use futures::FutureExt;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
@@ -43,20 +42,40 @@ pub(crate) struct Extra {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) exit_waiters: Vec<oneshot::Sender<ExitReason>>,
     pub(crate) label: Option<&'static str>,
+    /// The reason of a kill decided for this process (see [`Meta::killed`]).
+    kill: Option<ExitReason>,
 }
 
 #[derive(Default)]
 pub(crate) struct Meta {
     pub(crate) trap_exit: bool,
     pub(crate) dead: bool,
-    pub(crate) abort: Option<tokio::task::AbortHandle>,
-    pub(crate) kill: Option<ExitReason>,
+    /// A kill has been decided; its reason waits in `extra` (kills are rare, so the
+    /// reason does not take room in every idle process).
+    pub(crate) killed: bool,
+    /// The process's task waker, registered by its first poll; a kill wakes it so the
+    /// task sees the kill and ends (see [`Run`]).
+    pub(crate) task: Option<std::task::Waker>,
     pub(crate) extra: Option<Box<Extra>>,
 }
 
 impl Meta {
     pub(crate) fn extra(&mut self) -> &mut Extra {
         self.extra.get_or_insert_with(Default::default)
+    }
+
+    /// Records the reason of a kill.
+    pub(crate) fn set_kill(&mut self, reason: ExitReason) {
+        self.killed = true;
+        self.extra().kill = Some(reason);
+    }
+
+    /// Takes the reason of a kill, if one was decided.
+    pub(crate) fn take_kill(&mut self) -> Option<ExitReason> {
+        if !self.killed {
+            return None;
+        }
+        self.extra.as_mut().and_then(|e| e.kill.take())
     }
 }
 
@@ -147,7 +166,7 @@ impl<M: Send + 'static> ProcessHandle for Process<M> {
 }
 
 thread_local! {
-    /// The process whose task is being polled on this thread, set by [`InProcess`]
+    /// The process whose task is being polled on this thread, set by [`Run`]
     /// for the duration of each poll (null otherwise). A plain cell rather than a
     /// `tokio::task_local!`: that one borrows a `RefCell` and swaps the value in and
     /// out on every poll, a measurable share of a GenServer call.
@@ -161,7 +180,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Arc<dyn ProcessHandle>) -> R) -> O
     if p.is_null() {
         return None;
     }
-    // SAFETY: the pointer is non-null only while `InProcess::poll` (or its drop) runs
+    // SAFETY: the pointer is non-null only while `Run::poll` (or its drop) runs
     // on this thread, and it points at that pinned future's own `Arc`, which lives at
     // least that long; `f` runs within that call.
     Some(f(unsafe { &*p }))
@@ -174,24 +193,6 @@ pub fn self_pid() -> Option<Pid> {
 
 pub(crate) fn current() -> Option<Arc<dyn ProcessHandle>> {
     with_current(|p| p.clone())
-}
-
-pin_project_lite::pin_project! {
-    /// Polls (and drops) a process's body with the process set as current.
-    struct InProcess<F> {
-        p: Arc<dyn ProcessHandle>,
-        #[pin]
-        fut: Option<F>,
-    }
-
-    impl<F> PinnedDrop for InProcess<F> {
-        fn drop(this: Pin<&mut Self>) {
-            let mut this = this.project();
-            let _current = SetCurrent::enter(this.p);
-            // Destructors of the body (e.g. a pending call's timeout) see the process.
-            this.fut.set(None);
-        }
-    }
 }
 
 /// Sets the current process; puts the previous one back when dropped (also on unwind).
@@ -208,20 +209,6 @@ impl Drop for SetCurrent {
     #[inline]
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.0));
-    }
-}
-
-impl<F: Future> Future for InProcess<F> {
-    type Output = F::Output;
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let _current = SetCurrent::enter(this.p);
-        match this.fut.as_pin_mut() {
-            Some(f) => f.poll(cx),
-            // Never polled after completion by the task that owns it.
-            None => Poll::Pending,
-        }
     }
 }
 
@@ -402,7 +389,8 @@ impl<M: Send + 'static> Context<M> {
     fn poll_recv(&mut self, cx: &mut TaskCx<'_>) -> Poll<Message<M>> {
         let flags = self.proc.mailbox.flags.load(Ordering::Acquire);
         if flags & KILLED != 0 {
-            // The abort is on its way; never hand out another message.
+            // The kill is on its way (the task sees it on its next poll); never hand
+            // out another message.
             return Poll::Pending;
         }
         self.account();
@@ -623,58 +611,123 @@ where
         }
     }
     let body = f(Context::new(proc.clone()));
-    let join = rt.spawn(run(dynp, body));
-    let mut meta = proc.core.meta.lock();
-    if meta.kill.is_some() {
-        join.abort();
-    } else if !meta.dead {
-        meta.abort = Some(join.abort_handle());
-    }
-    drop(meta);
+    // The join handle is not kept: a kill reaches the task through the waker its first
+    // poll registers, so the spawner writes nothing more once the task is queued.
+    drop(rt.spawn(Run {
+        p: dynp,
+        state: RunState::Unpolled,
+        fut: Some(body),
+    }));
     Ok(Handle { proc })
 }
 
-struct ExitGuard {
-    p: Arc<dyn ProcessHandle>,
-    reason: Option<ExitReason>,
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RunState {
+    /// Not polled yet: the task waker is not registered.
+    Unpolled,
+    Running,
+    /// The process has finished (see [`signal::finish`](crate::signal::finish)).
+    Done,
 }
 
-impl Drop for ExitGuard {
-    fn drop(&mut self) {
-        let killed = self.p.core().meta.lock().kill.take();
-        // A kill decided before the body returned wins; a task dropped without a reason
-        // (runtime shutdown) counts as killed.
-        let reason = killed
-            .or_else(|| self.reason.take())
-            .unwrap_or(ExitReason::Killed);
-        crate::signal::finish(&self.p, reason);
+pin_project_lite::pin_project! {
+    /// A process's task: polls its body with the process set as current, and finishes
+    /// the process exactly once — when the body returns or panics, when a kill is seen,
+    /// or when the task is dropped unfinished (runtime shutdown, which counts as
+    /// killed). One hand-written future rather than an async block wrapping a guard and
+    /// an inner future: the task holds the body once, and the spawner clones the
+    /// process `Arc` once less and writes nothing after queueing the task.
+    ///
+    /// Kills: the first poll registers the task's waker in the process's `Meta` (unless
+    /// a kill came first); [`kill`](crate::signal::kill) records the reason, sets
+    /// `KILLED` and wakes that waker; the next poll sees `KILLED` and drops the body
+    /// unpolled, as an abort would. A kill before the first poll is seen by that poll.
+    struct Run<F> {
+        p: Arc<dyn ProcessHandle>,
+        state: RunState,
+        #[pin]
+        fut: Option<F>,
+    }
+
+    impl<F> PinnedDrop for Run<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if *this.state != RunState::Done {
+                end_body(this.p, this.fut);
+                finish(this.p, None);
+            }
+        }
     }
 }
 
-// The guard is built before the future exists, so a process killed before its task is
-// first polled (its future dropped unpolled) still finishes: links, monitors and
-// `wait_exit` learn of its exit.
-fn run<Fut>(p: Arc<dyn ProcessHandle>, body: Fut) -> impl Future<Output = ()> + Send
-where
-    Fut: Future + Send + 'static,
-    Fut::Output: Into<ExitReason>,
-{
-    let guard = ExitGuard {
-        p: p.clone(),
-        reason: None,
+/// Drops the body with the process set as current, so its destructors (e.g. a pending
+/// call's timeout) see the process.
+fn end_body<F>(p: &Arc<dyn ProcessHandle>, fut: Pin<&mut Option<F>>) {
+    let _current = SetCurrent::enter(p);
+    let mut fut = fut;
+    fut.set(None);
+}
+
+/// Finishes the process: a kill decided before the body returned wins; no reason at all
+/// (the task dropped unfinished) counts as killed.
+fn finish(p: &Arc<dyn ProcessHandle>, reason: Option<ExitReason>) {
+    let (task, killed) = {
+        let mut m = p.core().meta.lock();
+        (m.task.take(), m.take_kill())
     };
-    async move {
-        // Moves the whole guard into the future (not just the field assigned below).
-        let mut guard = guard;
-        let out = InProcess {
-            p,
-            fut: Some(AssertUnwindSafe(body).catch_unwind()),
-        }
-        .await;
-        guard.reason = Some(match out {
-            Ok(r) => r.into(),
-            Err(panic) => ExitReason::from_panic(panic),
-        });
+    // Dropped outside the lock: a waker's drop may run arbitrary code.
+    drop(task);
+    let reason = killed.or(reason).unwrap_or(ExitReason::Killed);
+    crate::signal::finish(p, reason);
+}
+
+impl<F> Future for Run<F>
+where
+    F: Future,
+    F::Output: Into<ExitReason>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let killed = match *this.state {
+            RunState::Done => return Poll::Ready(()),
+            RunState::Unpolled => {
+                *this.state = RunState::Running;
+                let mut m = this.p.core().meta.lock();
+                if !m.killed {
+                    m.task = Some(cx.waker().clone());
+                    false
+                } else {
+                    true
+                }
+            }
+            RunState::Running => this.p.flags().load(Ordering::Acquire) & KILLED != 0,
+        };
+        let reason = if killed {
+            None
+        } else {
+            let out = {
+                let _current = SetCurrent::enter(this.p);
+                let Some(fut) = this.fut.as_mut().as_pin_mut() else {
+                    // The body is gone only once the process is done.
+                    return Poll::Pending;
+                };
+                match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(r)) => Ok(r),
+                    Err(panic) => Err(panic),
+                }
+            };
+            Some(match out {
+                Ok(r) => r.into(),
+                Err(panic) => ExitReason::from_panic(panic),
+            })
+        };
+        *this.state = RunState::Done;
+        end_body(this.p, this.fut);
+        finish(this.p, reason);
+        Poll::Ready(())
     }
 }
 

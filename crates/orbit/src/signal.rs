@@ -246,7 +246,7 @@ pub(crate) fn deliver_exit(
     }
     let trapping = {
         let m = target.core().meta.lock();
-        if m.dead || m.kill.is_some() {
+        if m.dead || m.killed {
             return;
         }
         m.trap_exit
@@ -264,19 +264,21 @@ pub(crate) fn deliver_exit(
 
 /// Makes `target` exit with `reason` at its next await point.
 pub(crate) fn kill(target: &Arc<dyn ProcessHandle>, reason: ExitReason) {
-    let abort = {
+    let task = {
         let mut m = target.core().meta.lock();
-        if m.dead || m.kill.is_some() {
+        if m.dead || m.killed {
             return;
         }
-        m.kill = Some(reason);
-        m.abort.take()
+        m.set_kill(reason);
+        m.task.take()
     };
     target
         .flags()
         .fetch_or(KILLED, std::sync::atomic::Ordering::Release);
-    if let Some(a) = abort {
-        a.abort();
+    // The task sees `KILLED` on its next poll and drops the body; before its first poll
+    // there is no waker yet, and that first poll finds the kill.
+    if let Some(w) = task {
+        w.wake();
     }
     target.wake();
 }
@@ -290,7 +292,7 @@ pub(crate) fn finish(p: &Arc<dyn ProcessHandle>, reason: ExitReason) {
     let extra = {
         let mut m = core.meta.lock();
         m.dead = true;
-        m.abort = None;
+        m.task = None;
         m.extra.take()
     };
     table::remove(pid);

@@ -775,6 +775,20 @@ impl Conn {
         });
     }
 
+    /// Forgets the monitor a remote watcher holds on a local process under the wire
+    /// reference `r` (both maps, and the local side of it); returns the watcher and the
+    /// target as it was monitored, when there was one.
+    pub(crate) fn forget_monitor_in(&self, r: &Reference) -> Option<(Pid, Term)> {
+        let (watcher, target, local, lr) = {
+            let mut t = self.track.lock();
+            let e = t.monitors_in.remove(r)?;
+            t.monitors_in_by_ref.remove(&e.3);
+            e
+        };
+        orbit::signal::remove_remote_monitor(local, lr);
+        Some((watcher, target))
+    }
+
     /// `MONITOR_P_EXIT`: the local process (`target` as it was monitored) exited.
     pub(crate) fn monitor_exit(&self, target: &Term, watcher: Pid, r: &Reference, reason: &Term) {
         self.frame(|o, l| {

@@ -250,17 +250,7 @@ pub(crate) fn incoming(conn: &Conn, ctl: Control, payload: &[u8]) -> Result<(), 
             }
         }
         Control::Demonitor { r, .. } => {
-            let entry = {
-                let mut t = conn.track.lock();
-                let e = t.monitors_in.remove(&r);
-                if let Some((_, _, _, lr)) = &e {
-                    t.monitors_in_by_ref.remove(lr);
-                }
-                e
-            };
-            if let Some((_, _, target, lr)) = entry {
-                orbit::signal::remove_remote_monitor(target, lr);
-            }
+            conn.forget_monitor_in(&r);
         }
         Control::MonitorExit {
             from,

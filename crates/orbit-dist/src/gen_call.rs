@@ -405,18 +405,9 @@ fn refuse(call: &GenCall, why: &str) {
     let Some(conn) = node::conn_for(&call.from.node()) else {
         return;
     };
-    let entry = {
-        let mut t = conn.track.lock();
-        let e = t.monitors_in.remove(mref);
-        if let Some((_, _, _, lr)) = &e {
-            t.monitors_in_by_ref.remove(lr);
-        }
-        e
-    };
-    let Some((watcher, target, server, lr)) = entry else {
+    let Some((watcher, target)) = conn.forget_monitor_in(mref) else {
         return;
     };
-    orbit::signal::remove_remote_monitor(server, lr);
     let reason = Term::tuple(vec![
         Term::atom("bad_request"),
         Term::Binary(why.as_bytes().to_vec()),

@@ -115,8 +115,8 @@ fn registry() -> &'static Mutex<slab::Slab<std::sync::Arc<dyn ProcessHandle>>> {
     R.get_or_init(|| Mutex::new(slab::Slab::new()))
 }
 
-/// Arms the calling process's slot for `deadline`; false when not in a process or the
-/// slot is taken by another timeout of the same process.
+/// Arms the calling process's slot for `deadline` and returns the process's pid; `None`
+/// when not in a process or when the slot is taken by another timeout of the process.
 fn arm_in_process(deadline: u64, waker: &Waker) -> Option<crate::pid::Pid> {
     with_current(|p| {
         let t = &p.core().timer;
@@ -164,12 +164,13 @@ enum SlotState {
     Elsewhere,
 }
 
+/// Runs `f` on `owner`'s slot when called from `owner`'s own task; `None` elsewhere.
+fn in_owner<R>(owner: crate::pid::Pid, f: impl FnOnce(&ProcTimer) -> R) -> Option<R> {
+    with_current(|p| (p.core().pid == owner).then(|| f(&p.core().timer))).flatten()
+}
+
 fn slot_state(owner: crate::pid::Pid, deadline: u64, waker: &Waker) -> SlotState {
-    with_current(|p| {
-        if p.core().pid != owner {
-            return SlotState::Elsewhere;
-        }
-        let t = &p.core().timer;
+    in_owner(owner, |t| {
         if t.deadline.load(Ordering::Acquire) != deadline {
             return SlotState::Fired;
         }
@@ -180,14 +181,11 @@ fn slot_state(owner: crate::pid::Pid, deadline: u64, waker: &Waker) -> SlotState
 }
 
 fn disarm_in_process(owner: crate::pid::Pid, deadline: u64) {
-    with_current(|p| {
-        if p.core().pid == owner {
-            let t = &p.core().timer;
-            // Only the owner arms, so a value equal to ours is ours; the clock thread
-            // may have disarmed it meanwhile, which this store repeats harmlessly.
-            if t.deadline.load(Ordering::Relaxed) == deadline {
-                t.deadline.store(DISARMED, Ordering::Release);
-            }
+    in_owner(owner, |t| {
+        // Only the owner arms, so a value equal to ours is ours; the clock thread may
+        // have disarmed it meanwhile, which this store repeats harmlessly.
+        if t.deadline.load(Ordering::Relaxed) == deadline {
+            t.deadline.store(DISARMED, Ordering::Release);
         }
     });
 }

@@ -95,3 +95,20 @@ impl Rounds {
         least(&self.of(subject))
     }
 }
+
+/// Re-executes this benchmark binary with `args` (one of its hidden child commands, so a
+/// measurement gets a fresh process of its own) and returns the `key value` pairs it
+/// printed.
+pub fn run_self(args: &[&str]) -> Result<crate::beam::Values, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(exe)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("exited with {}", out.status));
+    }
+    Ok(crate::beam::parse_kv(&String::from_utf8_lossy(&out.stdout)))
+}

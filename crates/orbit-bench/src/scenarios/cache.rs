@@ -17,7 +17,6 @@
 //! Goals: get and put at least 1x moka; put, get, isolated update and get_or_store at
 //! least 5x ConCache on the BEAM.
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,6 @@ use orbit::cache::{CacheError, ConCache, Options, Ttl};
 use orbit::Context;
 
 use super::Ctx;
-use crate::beam;
 use crate::util::{on_runtime, per_s, rss_bytes, Rounds};
 
 const SCENARIO: &str = "cache";
@@ -292,17 +290,7 @@ fn moka_update(per_proc: u64) -> f64 {
 
 /// Re-executes this binary as `__cache-mem-child SUBJECT N`; returns bytes per entry.
 fn mem_child(subject: &str, n: u64) -> Result<f64, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
-        .args(["__cache-mem-child", subject, &n.to_string()])
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!("exited with {}", out.status));
-    }
-    beam::parse_kv(&String::from_utf8_lossy(&out.stdout))
+    crate::util::run_self(&["__cache-mem-child", subject, &n.to_string()])?
         .get("bytes_per_entry")
         .copied()
         .ok_or_else(|| "no figure in its output".into())

@@ -178,27 +178,12 @@ fn orbit_pair(rt_n: u64, one_n: u64, big_n: u64) -> Result<beam::Values, String>
     let mut cmd = Command::new(me()?);
     cmd.args(["__dist-node", &b]);
     let _kid = start_ready(cmd)?;
-    let mut cmd = Command::new(me()?);
-    cmd.args([
-        "__dist-driver",
-        &unique("orbit_dist_a"),
-        &b,
-        &rt_n.to_string(),
-        &one_n.to_string(),
-        &big_n.to_string(),
-    ]);
-    run_to_end(cmd)
+    run_driver(&b, rt_n, one_n, big_n)
 }
 
 fn beam_pair() -> Result<beam::Values, String> {
-    let dir = beam::compiled_dir()?;
     let b = unique("beam_dist_b");
-    let mut cmd = Command::new("erl");
-    cmd.arg("-pa")
-        .arg(dir)
-        .args(["-noshell", "-name", &b, "-setcookie", COOKIE]);
-    cmd.args(["-eval", "io:format(\"ready~n\"), dist_bench:server()."]);
-    let _kid = start_ready(cmd)?;
+    let _kid = start_erl_node(&b, "io:format(\"ready~n\"), dist_bench:server().")?;
     let a = unique("beam_dist_a");
     beam::run_erl(&[
         "-name",
@@ -212,26 +197,42 @@ fn beam_pair() -> Result<beam::Values, String> {
 }
 
 fn orbit_to_beam(one_n: u64) -> Result<beam::Values, String> {
-    let dir = beam::compiled_dir()?;
     let b = unique("beam_dist_sink");
-    let mut cmd = Command::new("erl");
-    cmd.arg("-pa")
-        .arg(dir)
-        .args(["-noshell", "-name", &b, "-setcookie", COOKIE]);
-    cmd.args([
-        "-eval",
+    let _kid = start_erl_node(
+        &b,
         "register(sink, self()), io:format(\"ready~n\"), \
          receive {start, N, P} -> dist_bench:sink_loop(N, P) end, receive stop -> ok end.",
+    )?;
+    run_driver(&b, 0, one_n, 0)
+}
+
+/// Starts a BEAM node `name` with `dist_bench` loaded, running `eval` (which prints
+/// `ready`), and waits until it is ready.
+fn start_erl_node(name: &str, eval: &str) -> Result<Kid, String> {
+    let dir = beam::compiled_dir()?;
+    let mut cmd = Command::new("erl");
+    cmd.arg("-pa").arg(dir).args([
+        "-noshell",
+        "-name",
+        name,
+        "-setcookie",
+        COOKIE,
+        "-eval",
+        eval,
     ]);
-    let _kid = start_ready(cmd)?;
+    start_ready(cmd)
+}
+
+/// Runs the Orbit driver node against node `b` to the end; its figures.
+fn run_driver(b: &str, rt_n: u64, one_n: u64, big_n: u64) -> Result<beam::Values, String> {
     let mut cmd = Command::new(me()?);
     cmd.args([
         "__dist-driver",
         &unique("orbit_dist_a"),
-        &b,
-        "0",
+        b,
+        &rt_n.to_string(),
         &one_n.to_string(),
-        "0",
+        &big_n.to_string(),
     ]);
     run_to_end(cmd)
 }

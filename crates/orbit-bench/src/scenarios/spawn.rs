@@ -23,7 +23,6 @@
 //! kameo, actix); reported: the best spawn rate and the smallest byte figure per
 //! subject. Goals: orbit at least 1M spawns/s and at most 1,000 bytes per idle process.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::Ctx;
@@ -85,17 +84,7 @@ pub fn run(ctx: &mut Ctx) {
 
 /// Re-executes this binary as `__spawn-child SUBJECT N`; returns (spawns/s, bytes each).
 fn run_child(subject: &str, n: u64) -> Result<(f64, f64), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
-        .args(["__spawn-child", subject, &n.to_string()])
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!("exited with {}", out.status));
-    }
-    let v = beam::parse_kv(&String::from_utf8_lossy(&out.stdout));
+    let v = crate::util::run_self(&["__spawn-child", subject, &n.to_string()])?;
     match (v.get("spawns_per_s"), v.get("bytes_per_process")) {
         (Some(r), Some(b)) => Ok((*r, *b)),
         _ => Err("no figures in its output".into()),

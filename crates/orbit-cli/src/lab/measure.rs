@@ -241,8 +241,8 @@ impl VariantResult {
             "peak_mailbox": self.peak_mailbox,
             "series": self.series.iter().map(|p| json!([
                 (p.t * 1000.0).round() / 1000.0, p.rps.round(), p.p50_us.round(),
-                p.p99_us.round(), (p.heap_mb * 100.0).round() / 100.0,
-                (p.rss_mb * 100.0).round() / 100.0, p.cpu.round(), p.mailbox,
+                p.p99_us.round(), super::report::hundredths(p.heap_mb),
+                super::report::hundredths(p.rss_mb), p.cpu.round(), p.mailbox,
             ])).collect::<Vec<_>>(),
         })
     }

@@ -13,7 +13,7 @@ use orbit::{Context, Message, Pid};
 use serde_json::{json, Map};
 
 use super::measure::{spawn_clients, watch, Probe, VariantResult};
-use super::report::{count, dur, mb};
+use super::report::{count, dur, hundredths, mb};
 use super::{Error, Lab, Report};
 
 const SCENARIO: &str = "message_size";
@@ -107,14 +107,8 @@ fn verdict(lab: &Lab, results: Vec<VariantResult>) -> Report {
     let slower = rps("1 MB moved") / rps("1 MB cloned").max(1.0);
     let size_cost = rps("1 MB moved") / rps("1 KB moved").max(1.0);
     let mut facts = Map::new();
-    facts.insert(
-        "move_vs_clone_1mb_rps".into(),
-        json!((slower * 100.0).round() / 100.0),
-    );
-    facts.insert(
-        "move_1mb_vs_1kb_rps".into(),
-        json!((size_cost * 100.0).round() / 100.0),
-    );
+    facts.insert("move_vs_clone_1mb_rps".into(), json!(hundredths(slower)));
+    facts.insert("move_1mb_vs_1kb_rps".into(), json!(hundredths(size_cost)));
     facts.insert("heap_1mb_cloned_bytes".into(), json!(heap("1 MB cloned")));
     facts.insert("heap_1mb_moved_bytes".into(), json!(heap("1 MB moved")));
     Report {

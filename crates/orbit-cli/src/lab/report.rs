@@ -39,6 +39,11 @@ pub fn mb(bytes: u64) -> String {
     format!("{:.1}", bytes as f64 / 1e6)
 }
 
+/// `x` rounded to two decimal places (ratios and megabytes in the JSON facts).
+pub fn hundredths(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 /// The human-readable table.
 pub fn table(r: &Report) -> String {
     let mut s = String::new();

@@ -16,6 +16,7 @@ use orbit::{CallReply, Context, GenServer, ReplyTo, ServerContext, TaskSuperviso
 use serde_json::{json, Map};
 
 use super::measure::{closed_loop, spawn_clients, watch, Probe, VariantResult};
+use super::report::hundredths;
 use super::{Error, Lab, Report};
 
 const SCENARIO: &str = "slow_service";
@@ -136,14 +137,8 @@ fn verdict(lab: &Lab, results: Vec<VariantResult>) -> Report {
     let pool_x = pool / one.max(1.0);
     let tasks_x = tasks / one.max(1.0);
     let mut facts = Map::new();
-    facts.insert(
-        "pool_vs_one".into(),
-        json!((pool_x * 100.0).round() / 100.0),
-    );
-    facts.insert(
-        "tasks_vs_one".into(),
-        json!((tasks_x * 100.0).round() / 100.0),
-    );
+    facts.insert("pool_vs_one".into(), json!(hundredths(pool_x)));
+    facts.insert("tasks_vs_one".into(), json!(hundredths(tasks_x)));
     Report {
         scenario: SCENARIO,
         title: format!("{} clients, each request one 2 ms external call", lab.clients()),

@@ -116,9 +116,15 @@ pub(crate) fn snapshot(p: &Arc<dyn ProcessHandle>) -> ProcessInfo {
 
 /// The `n` processes with the longest mailboxes, longest first (ties by messages in).
 pub fn top(n: usize) -> Vec<ProcessInfo> {
+    top_and_count(n).0
+}
+
+/// [`top`] and the number of live processes, from one pass over the process table.
+pub(crate) fn top_and_count(n: usize) -> (Vec<ProcessInfo>, usize) {
     let mut all: Vec<(u64, u64, Arc<dyn ProcessHandle>)> = Vec::new();
     table::for_each(|p| all.push((p.mailbox_len(), p.messages_in(), p.clone())));
+    let count = all.len();
     all.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
     all.truncate(n);
-    all.iter().map(|(_, _, p)| snapshot(p)).collect()
+    (all.iter().map(|(_, _, p)| snapshot(p)).collect(), count)
 }

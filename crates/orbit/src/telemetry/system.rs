@@ -130,7 +130,9 @@ impl SystemSampler {
         if let Some(c) = cpu {
             self.last_cpu = Some((at, c));
         }
-        let largest_mailboxes = crate::top(self.top_n)
+        // One pass over the process table gives both the top mailboxes and the count.
+        let (top, processes) = crate::info::top_and_count(self.top_n);
+        let largest_mailboxes = top
             .into_iter()
             .map(|p| MailboxInfo {
                 pid: p.pid,
@@ -145,7 +147,7 @@ impl SystemSampler {
             rss_bytes: rss_bytes(),
             open_fds: open_fds(),
             fd_limit: fd_limit(),
-            processes: crate::process_count(),
+            processes,
             largest_mailboxes,
             long_handlers: crate::clock::long_handler_total(),
         }

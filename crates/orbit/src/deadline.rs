@@ -10,8 +10,9 @@
 //! fires within about one tick (1 ms) after its deadline.
 //!
 //! Inside a process there is a cheaper path still: each process owns one reusable
-//! timer slot (`ProcTimer`, in its control block). The first timeout a process waits
-//! on puts the process in a registry the clock thread scans; after that, arming the slot
+//! timer slot (`ProcTimer`, boxed in its control block). The first timeout a process
+//! waits on allocates the slot and puts the process in a registry the clock thread
+//! scans; after that, arming the slot
 //! is one atomic swap and disarming it a plain store, with no lock and no waker clone
 //! while the process keeps polling on the same task. A second timeout running at the
 //! same time in the same process (two calls joined) falls back to the shared slabs.
@@ -119,7 +120,8 @@ fn registry() -> &'static Mutex<slab::Slab<std::sync::Arc<dyn ProcessHandle>>> {
 /// when not in a process or when the slot is taken by another timeout of the process.
 fn arm_in_process(deadline: u64, waker: &Waker) -> Option<crate::pid::Pid> {
     with_current(|p| {
-        let t = &p.core().timer;
+        // Allocated by the process's first timeout; only the owner ever arms it.
+        let t: &ProcTimer = p.core().timer.get_or_init(Default::default);
         if t.deadline.load(Ordering::Relaxed) != DISARMED {
             return None;
         }
@@ -166,7 +168,11 @@ enum SlotState {
 
 /// Runs `f` on `owner`'s slot when called from `owner`'s own task; `None` elsewhere.
 fn in_owner<R>(owner: crate::pid::Pid, f: impl FnOnce(&ProcTimer) -> R) -> Option<R> {
-    with_current(|p| (p.core().pid == owner).then(|| f(&p.core().timer))).flatten()
+    with_current(|p| {
+        let t = p.core().timer.get()?;
+        (p.core().pid == owner).then(|| f(t))
+    })
+    .flatten()
 }
 
 fn slot_state(owner: crate::pid::Pid, deadline: u64, waker: &Waker) -> SlotState {
@@ -217,7 +223,10 @@ fn fire_processes(now: u64) {
     {
         let r = registry().lock();
         for (_, p) in r.iter() {
-            let t = &p.core().timer;
+            // A registered process has its slot: registering happens after allocating.
+            let Some(t) = p.core().timer.get() else {
+                continue;
+            };
             let d = t.deadline.load(Ordering::SeqCst);
             if d <= now {
                 if t.deadline

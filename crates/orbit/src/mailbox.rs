@@ -29,9 +29,41 @@ pub(crate) enum Signal {
     Down(crate::signal::Down),
 }
 
+/// The signal queue, allocated on the first signal: most processes never trap an exit
+/// or hold a monitor that fires, and an empty `VecDeque` inline would cost every idle
+/// process 24 bytes more than this pointer. Once allocated it is kept.
+#[derive(Default)]
+// The box is the point: it keeps an unused queue to one pointer (see above).
+#[allow(clippy::box_collection)]
+pub(crate) struct Signals(Option<Box<VecDeque<Signal>>>);
+
+impl Signals {
+    fn push_back(&mut self, sig: Signal) {
+        self.0.get_or_insert_with(Default::default).push_back(sig);
+    }
+
+    fn pop_front(&mut self) -> Option<Signal> {
+        self.0.as_mut()?.pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|q| q.is_empty())
+    }
+
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.len())
+    }
+
+    fn retain(&mut self, keep: impl FnMut(&Signal) -> bool) {
+        if let Some(q) = self.0.as_mut() {
+            q.retain(keep);
+        }
+    }
+}
+
 pub(crate) struct Slot<M> {
     msgs: VecDeque<M>,
-    signals: VecDeque<Signal>,
+    signals: Signals,
     /// The receiver's last waker; kept between parks (see `parked`).
     waker: Option<Waker>,
     /// The receiver found nothing and waits for `waker` to be woken.
@@ -65,7 +97,7 @@ impl<M> Mailbox<M> {
         Mailbox {
             slot: SpinLock::new(Slot {
                 msgs: VecDeque::new(),
-                signals: VecDeque::new(),
+                signals: Signals::default(),
                 waker: None,
                 parked: false,
                 closed: false,
@@ -165,7 +197,7 @@ impl<M> Mailbox<M> {
 
     /// Closes the mailbox and hands back what was still queued, to be dropped by the
     /// caller outside the lock (dropping a queued call wakes its caller).
-    pub(crate) fn close(&self) -> (VecDeque<M>, VecDeque<Signal>, Option<Waker>) {
+    pub(crate) fn close(&self) -> (VecDeque<M>, Signals, Option<Waker>) {
         let mut s = self.slot.lock();
         s.closed = true;
         s.parked = false;

@@ -26,9 +26,9 @@ mod scenarios;
 mod util;
 
 /// Every subject runs on mimalloc, as Orbit's own binaries do (`orbit`): the process
-/// spawn path is bound by allocation and first-touch page faults, and glibc's malloc
-/// costs about a third of the spawn rate there. Set here, the allocator is the same
-/// for Orbit and for every peer crate measured beside it.
+/// spawn path is bound by allocation and first-touch page faults, where glibc's malloc
+/// gives about half of mimalloc's rate (see the README). Set here, the allocator is the
+/// same for Orbit and for every peer crate measured beside it.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

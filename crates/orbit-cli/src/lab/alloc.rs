@@ -6,8 +6,8 @@
 //! in use from this counter (one relaxed atomic add per allocation and free).
 //!
 //! Underneath is mimalloc rather than glibc's malloc: process spawns are bound by
-//! allocation and page faults, and mimalloc spawns about a third faster with a fifth
-//! less memory per idle process (see `orbit-bench spawn`).
+//! allocation and page faults, and with mimalloc they run about twice as fast and take
+//! a quarter less memory per idle process (see `crates/orbit-bench/README.md`).
 
 use std::alloc::{GlobalAlloc, Layout};
 

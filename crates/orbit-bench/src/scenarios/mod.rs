@@ -134,7 +134,7 @@ pub const SCENARIOS: &[Scenario] = &[
 ];
 
 fn run_ets(ctx: &mut Ctx) {
-    ets::run(&mut ctx.rep);
+    ets::run(&mut ctx.rep, ctx.rounds);
     let beam = crate::beam::baseline_value;
     if let (Some(ins), Some(look)) = (
         beam("ets_inserts_per_s"),

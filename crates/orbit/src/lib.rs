@@ -54,6 +54,7 @@ pub mod router;
 pub mod signal;
 mod spin;
 pub mod stage;
+mod start;
 pub mod supervisor;
 mod table;
 pub mod task;

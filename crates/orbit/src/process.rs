@@ -612,13 +612,16 @@ where
         }
     }
     let body = f(Context::new(proc.clone()));
-    // The join handle is not kept: a kill reaches the task through the waker its first
-    // poll registers, so the spawner writes nothing more once the task is queued.
-    drop(rt.spawn(Run {
-        p: dynp,
-        state: RunState::Unpolled,
-        fut: Some(body),
-    }));
+    // No join handle is kept: a kill reaches the task through the waker its first poll
+    // registers, so the spawner writes nothing more once the task is queued.
+    crate::start::start(
+        &rt,
+        Run {
+            p: dynp,
+            state: RunState::Unpolled,
+            fut: Some(body),
+        },
+    );
     Ok(Handle { proc })
 }
 
@@ -714,7 +717,10 @@ where
                     // The body is gone only once the process is done.
                     return Poll::Pending;
                 };
-                match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+                let polled = std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+                // A burst of spawns is counted within one poll (see `start`).
+                crate::start::end_burst();
+                match polled {
                     Ok(Poll::Pending) => return Poll::Pending,
                     Ok(Poll::Ready(r)) => Ok(r),
                     Err(panic) => Err(panic),

@@ -7,6 +7,11 @@
 //! 1. read the resident set size (`/proc/self/statm`, field 2 × page size);
 //! 2. spawn N idle processes, each waiting for one message, keeping their handles in a
 //!    vector (the clock runs around this loop only: `spawns_per_s`);
+//!    For orbit and tokio the child then waits until every body has begun (each bumps
+//!    a counter as it starts): `started_per_s` = N / the time from the first spawn to
+//!    the last start. Orbit's spawn hands a burst's tasks to the runtime in batches,
+//!    on the other worker (see `orbit`'s `start` module), so the two rates differ;
+//!    a tokio task is queued by `tokio::spawn` itself.
 //! 3. wait until the RSS stops growing (two reads 50 ms apart within 64 KiB), so every
 //!    process has started and parked, all still alive;
 //! 4. read RSS again: `bytes_per_process` = growth / N (it includes the 8–16 byte handle
@@ -23,6 +28,7 @@
 //! kameo, actix); reported: the best spawn rate and the smallest byte figure per
 //! subject. Goals: orbit at least 1M spawns/s and at most 1,000 bytes per idle process.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::Ctx;
@@ -37,13 +43,17 @@ const SUBJECTS: [&str; 5] = ["orbit", "tokio", "ractor", "kameo", "actix"];
 pub fn run(ctx: &mut Ctx) {
     let n = ctx.n(N);
     let mut rate = Rounds::default();
+    let mut started = Rounds::default();
     let mut bytes = Rounds::default();
     for round in 0..ctx.rounds {
         for subject in SUBJECTS {
             match run_child(subject, n) {
-                Ok((r, b)) => {
-                    rate.add(subject, r);
-                    bytes.add(subject, b);
+                Ok(f) => {
+                    rate.add(subject, f.spawns_per_s);
+                    if let Some(v) = f.started_per_s {
+                        started.add(subject, v);
+                    }
+                    bytes.add(subject, f.bytes_per_process);
                 }
                 Err(e) => eprintln!("note: spawn child for {subject} failed: {e}"),
             }
@@ -54,6 +64,7 @@ pub fn run(ctx: &mut Ctx) {
     }
     for s in SUBJECTS {
         ctx.emit_opt(SCENARIO, s, "spawns_per_s", rate.best(s));
+        ctx.emit_opt(SCENARIO, s, "started_per_s", started.best(s));
         ctx.emit_opt(SCENARIO, s, "bytes_per_process", bytes.least(s));
     }
     ctx.emit_opt(
@@ -82,19 +93,30 @@ pub fn run(ctx: &mut Ctx) {
     );
 }
 
-/// Re-executes this binary as `__spawn-child SUBJECT N`; returns (spawns/s, bytes each).
-fn run_child(subject: &str, n: u64) -> Result<(f64, f64), String> {
+/// One child's figures.
+struct Figures {
+    spawns_per_s: f64,
+    started_per_s: Option<f64>,
+    bytes_per_process: f64,
+}
+
+/// Re-executes this binary as `__spawn-child SUBJECT N` and reads its figures.
+fn run_child(subject: &str, n: u64) -> Result<Figures, String> {
     let v = crate::util::run_self(&["__spawn-child", subject, &n.to_string()])?;
     match (v.get("spawns_per_s"), v.get("bytes_per_process")) {
-        (Some(r), Some(b)) => Ok((*r, *b)),
+        (Some(r), Some(b)) => Ok(Figures {
+            spawns_per_s: *r,
+            started_per_s: v.get("started_per_s").copied(),
+            bytes_per_process: *b,
+        }),
         _ => Err("no figures in its output".into()),
     }
 }
 
 /// The hidden child command: measures one subject and prints
-/// `spawns_per_s X bytes_per_process Y`.
+/// `spawns_per_s X bytes_per_process Y`, and `started_per_s Z` where measured.
 pub fn child_main(subject: &str, n: u64) -> Result<(), String> {
-    let (rate, bytes) = match subject {
+    let f = match subject {
         "orbit" => on_tokio(n, orbit_child),
         "tokio" => on_tokio(n, tokio_child),
         "ractor" => on_tokio(n, ractor_child),
@@ -104,7 +126,14 @@ pub fn child_main(subject: &str, n: u64) -> Result<(), String> {
             .map_err(|_| "actix thread panicked".to_string())?,
         other => return Err(format!("unknown spawn subject {other}")),
     };
-    println!("spawns_per_s {rate} bytes_per_process {bytes}");
+    print!(
+        "spawns_per_s {} bytes_per_process {}",
+        f.spawns_per_s, f.bytes_per_process
+    );
+    if let Some(v) = f.started_per_s {
+        print!(" started_per_s {v}");
+    }
+    println!();
     Ok(())
 }
 
@@ -122,23 +151,36 @@ async fn settle() -> u64 {
     last
 }
 
+/// Bodies that have begun, in the orbit and tokio children.
+static STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// Waits until `n` bodies have begun.
+async fn all_started(n: u64) {
+    while STARTED.load(Ordering::Relaxed) < n {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// What one child measurement found: the spawn-loop time and RSS before and after.
 struct Measured {
     spawn_time: Duration,
+    /// From the first spawn until every body had begun (orbit and tokio only).
+    start_time: Option<Duration>,
     rss_before: u64,
     rss_after: u64,
 }
 
 impl Measured {
-    fn figures(&self, n: u64) -> (f64, f64) {
-        (
-            per_s(n, self.spawn_time),
-            self.rss_after.saturating_sub(self.rss_before) as f64 / n as f64,
-        )
+    fn figures(&self, n: u64) -> Figures {
+        Figures {
+            spawns_per_s: per_s(n, self.spawn_time),
+            started_per_s: self.start_time.map(|t| per_s(n, t)),
+            bytes_per_process: self.rss_after.saturating_sub(self.rss_before) as f64 / n as f64,
+        }
     }
 }
 
-fn on_tokio<Fut>(n: u64, f: fn(u64) -> Fut) -> (f64, f64)
+fn on_tokio<Fut>(n: u64, f: fn(u64) -> Fut) -> Figures
 where
     Fut: std::future::Future<Output = Measured> + Send + 'static,
 {
@@ -154,18 +196,22 @@ async fn orbit_child(n: u64) -> Measured {
     let t0 = Instant::now();
     for _ in 0..n {
         let h = orbit::spawn(|mut ctx: orbit::Context<()>| async move {
+            STARTED.fetch_add(1, Ordering::Relaxed);
             let _ = ctx.recv().await;
         })
         .expect("orbit::spawn");
         procs.push(h);
     }
     let spawn_time = t0.elapsed();
+    all_started(n).await;
+    let start_time = Some(t0.elapsed());
     let rss_after = settle().await;
     for p in &procs {
         let _ = p.send(());
     }
     Measured {
         spawn_time,
+        start_time,
         rss_before,
         rss_after,
     }
@@ -178,15 +224,19 @@ async fn tokio_child(n: u64) -> Measured {
     for _ in 0..n {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         tokio::spawn(async move {
+            STARTED.fetch_add(1, Ordering::Relaxed);
             let _ = rx.recv().await;
         });
         senders.push(tx);
     }
     let spawn_time = t0.elapsed();
+    all_started(n).await;
+    let start_time = Some(t0.elapsed());
     let rss_after = settle().await;
     drop(senders);
     Measured {
         spawn_time,
+        start_time,
         rss_before,
         rss_after,
     }
@@ -226,6 +276,7 @@ async fn ractor_child(n: u64) -> Measured {
     }
     Measured {
         spawn_time,
+        start_time: None,
         rss_before,
         rss_after,
     }
@@ -250,6 +301,7 @@ async fn kameo_child(n: u64) -> Measured {
     }
     Measured {
         spawn_time,
+        start_time: None,
         rss_before,
         rss_after,
     }
@@ -262,7 +314,7 @@ impl actix::Actor for AIdle {
     type Context = actix::Context<Self>;
 }
 
-fn actix_child(n: u64) -> (f64, f64) {
+fn actix_child(n: u64) -> Figures {
     let system = actix::System::new();
     let m = system.block_on(async move {
         use actix::Actor;
@@ -279,6 +331,7 @@ fn actix_child(n: u64) -> (f64, f64) {
         actix::System::current().stop();
         Measured {
             spawn_time,
+            start_time: None,
             rss_before,
             rss_after,
         }

@@ -116,17 +116,27 @@ where
         drop(rt.spawn(task));
         return;
     };
-    let count = match SPAWNER.get() {
-        Some((last, n)) if last == id => n.saturating_add(1),
-        _ => 1,
-    };
-    SPAWNER.set(Some((id, count)));
+    // A thread being torn down has no thread-locals left: start directly then.
+    let count = SPAWNER
+        .try_with(|s| {
+            let count = match s.get() {
+                Some((last, n)) if last == id => n.saturating_add(1),
+                _ => 1,
+            };
+            s.set(Some((id, count)));
+            count
+        })
+        .unwrap_or(0);
     if count <= DIRECT {
         drop(rt.spawn(task));
         return;
     }
+    let Ok(open) = OPEN.try_with(Cell::take) else {
+        drop(rt.spawn(task));
+        return;
+    };
     let mut task: Box<dyn Pending> = Box::new(task);
-    if let Some(batch) = OPEN.take() {
+    if let Some(batch) = open {
         match batch.push(task) {
             Ok(()) => {
                 OPEN.set(Some(batch));
@@ -146,5 +156,5 @@ where
 /// starts its first spawns directly again.
 #[inline]
 pub(crate) fn end_burst() {
-    SPAWNER.set(None);
+    let _ = SPAWNER.try_with(|s| s.set(None));
 }

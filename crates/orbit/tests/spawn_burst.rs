@@ -10,8 +10,9 @@ use std::sync::Arc;
 use orbit::*;
 use tokio::sync::mpsc;
 
-/// Enough spawns in a row to go well past the first few, which start directly.
-const BURST: usize = 200;
+/// Enough spawns in a row to go well past the first few, which start directly, and to
+/// fill more than one batch (a batch holds 256).
+const BURST: usize = 600;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_process_of_a_burst_runs_and_gets_messages_sent_before_it_started() {

@@ -59,6 +59,8 @@ const MAX_BATCH: usize = 256;
 
 /// Processes waiting for their starter.
 struct Batch {
+    /// The runtime the starter was spawned on: only spawns onto that runtime join.
+    rt: tokio::runtime::Id,
     /// `None` once the starter has taken them: later spawns open a new batch.
     pending: SpinLock<Option<Vec<Box<dyn Pending>>>>,
 }
@@ -142,7 +144,9 @@ where
         return;
     };
     let mut task: Box<dyn Pending> = Box::new(task);
-    if let Some(batch) = open {
+    // A task may have entered another runtime's context; its spawns belong there.
+    let rt_id = rt.id();
+    if let Some(batch) = open.filter(|b| b.rt == rt_id) {
         match batch.push(task) {
             Ok(()) => {
                 OPEN.set(Some(batch));
@@ -152,6 +156,7 @@ where
         }
     }
     let batch = Arc::new(Batch {
+        rt: rt_id,
         pending: SpinLock::new(Some(vec![task])),
     });
     OPEN.set(Some(batch.clone()));

@@ -144,3 +144,46 @@ fn processes_still_waiting_for_their_batch_end_killed_when_the_runtime_goes() {
         );
     });
 }
+
+#[test]
+fn a_burst_into_another_runtimes_context_runs_there() {
+    let rt_a = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let rt_b = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (a_id, b_id) = (rt_a.handle().id(), rt_b.handle().id());
+    let b = rt_b.handle().clone();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    rt_a.block_on(async move {
+        tokio::spawn(async move {
+            let report = |tx: mpsc::UnboundedSender<(bool, tokio::runtime::Id)>, into_b| {
+                move |_ctx: Context<()>| async move {
+                    let _ = tx.send((into_b, tokio::runtime::Handle::current().id()));
+                }
+            };
+            // A burst onto this runtime opens a batch here; the next burst, in the
+            // other runtime's context, comes before that batch has started.
+            for _ in 0..BURST {
+                spawn(report(tx.clone(), false)).unwrap();
+            }
+            let _in_b = b.enter();
+            for _ in 0..BURST {
+                spawn(report(tx.clone(), true)).unwrap();
+            }
+        })
+        .await
+        .unwrap();
+        let mut seen = 0;
+        while seen < 2 * BURST {
+            let (into_b, id) = rx.recv().await.unwrap();
+            assert_eq!(id, if into_b { b_id } else { a_id });
+            seen += 1;
+        }
+    });
+}

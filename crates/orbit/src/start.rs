@@ -9,14 +9,14 @@
 //!
 //! So from the fifth spawn in a row by the same tokio task on a thread (for a process:
 //! within one poll of it), the new process's task is not handed to tokio at once but
-//! put on a batch, and the batch's *starter*,
-//! a task of its own, hands everything on it to tokio when it runs, usually on the
-//! other worker, which steals it. Later spawns join the batch until its starter takes
-//! it or it holds `MAX_BATCH` (256) tasks; the next spawn opens a new one. (Capped, the
-//! batches are started as they come rather than in one long run at the end: in
-//! interleaved runs of a million spawns, the time until every body had begun fell by
-//! a fifth, and memory per process by about 10 bytes.) The spawner then pays for creating the process,
-//! one short lock and a box, and the other core does the rest in parallel.
+//! put on a batch, and the batch's *starter*, a task of its own, hands everything on
+//! it to tokio when it runs, usually on the other worker, which steals it. Later spawns
+//! join the batch until its starter takes it or it holds `MAX_BATCH` (256) tasks; the
+//! next spawn opens a new one. The spawner then pays for creating the process, one
+//! short lock and a box, and the other core does the rest in parallel. (Capped, the
+//! batches start as they come rather than in one long run at the end: in interleaved
+//! runs of a million spawns, the time until every body had begun fell by a fifth, and
+//! memory per process by about 10 bytes.)
 //!
 //! What a process sees does not change: it exists (pid, mailbox, links, monitors,
 //! name) when `spawn` returns, and its body runs once a worker gets to it, as with a

@@ -24,7 +24,8 @@
 //! batch is spawn order. If the runtime shuts down before a starter runs, dropping the
 //! starter drops its processes' tasks unpolled, and each ends as killed, as a task
 //! dropped by tokio does. Single spawns and spawns from outside a tokio task start
-//! directly, with no extra hop.
+//! directly, with no extra hop. A batch belongs to the runtime it was opened on: a task
+//! that has entered another runtime's context opens a new batch there.
 
 use std::cell::Cell;
 use std::future::Future;

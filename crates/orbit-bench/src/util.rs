@@ -51,6 +51,19 @@ pub fn least(xs: &[f64]) -> Option<f64> {
         .fold(None, |m, x| Some(m.map_or(x, |m: f64| m.min(x))))
 }
 
+/// The median of the figures (the mean of the middle two for an even count), or `None`
+/// when there are none.
+pub fn median(xs: &[f64]) -> Option<f64> {
+    let mut xs = xs.to_vec();
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(xs[n / 2]),
+        _ => Some((xs[n / 2 - 1] + xs[n / 2]) / 2.0),
+    }
+}
+
 /// Resident set size of this process in bytes, from `/proc/self/statm`; 0 when unreadable.
 pub fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();

@@ -16,7 +16,7 @@
 //! -5.7 to +7.2 ns between runs (with three rounds and with six).
 
 use super::{pingpong, send, Ctx};
-use crate::util::least;
+use crate::util::{least, median};
 
 const SCENARIO: &str = "counters";
 const SEND_N: u64 = 5_000_000;
@@ -63,14 +63,8 @@ pub fn run(ctx: &mut Ctx) {
         );
         // Each round ran both settings back to back: the median of the rounds'
         // differences follows the machine's drift less than the difference of the bests.
-        let mut diffs: Vec<f64> = ns[1].iter().zip(&ns[0]).map(|(on, off)| on - off).collect();
-        diffs.sort_by(f64::total_cmp);
-        let median = match diffs.len() {
-            0 => None,
-            n if n % 2 == 1 => Some(diffs[n / 2]),
-            n => Some((diffs[n / 2 - 1] + diffs[n / 2]) / 2.0),
-        };
-        if let Some(cost) = median {
+        let diffs: Vec<f64> = ns[1].iter().zip(&ns[0]).map(|(on, off)| on - off).collect();
+        if let Some(cost) = median(&diffs) {
             ctx.rep.emit(
                 SCENARIO,
                 "orbit",

@@ -56,6 +56,7 @@ mod spin;
 pub mod stage;
 mod start;
 pub mod supervisor;
+mod sync;
 mod table;
 pub mod task;
 pub mod task_supervisor;

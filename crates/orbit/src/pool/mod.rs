@@ -99,8 +99,12 @@ pub enum CheckinError {
     },
     /// The worker is no longer checked out under this lease: it exited (and was
     /// replaced) while checked out, or the pool stopped.
-    #[error("the worker {0} was already returned to the pool (it exited and was replaced, or the pool stopped); nothing to check in")]
+    #[error("the worker {0} was already returned to the pool (it exited and was replaced); nothing to check in")]
     AlreadyReturned(Pid),
+    /// The pool stopped while the worker was checked out; the worker has been stopped
+    /// with it.
+    #[error("the pool stopped while the worker {0} was checked out; the worker was stopped with the pool, nothing to check in")]
+    Stopped(Pid),
 }
 
 /// The reason given to workers and resources when the pool stops normally.

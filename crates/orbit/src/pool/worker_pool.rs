@@ -74,6 +74,9 @@ pub struct PoolOptions {
     pub strategy: Strategy,
     /// Register the manager under this name (also the `pool` label of its metrics).
     pub name: Option<String>,
+    /// How long a stopping pool waits for each worker to exit after its `shutdown`
+    /// exit signal before killing it (default 5 s, poolboy's supervisor's).
+    pub shutdown: Duration,
 }
 
 impl Default for PoolOptions {
@@ -83,6 +86,7 @@ impl Default for PoolOptions {
             max_overflow: 10,
             strategy: Strategy::Lifo,
             name: None,
+            shutdown: Duration::from_secs(5),
         }
     }
 }
@@ -106,6 +110,12 @@ impl PoolOptions {
     /// Sets the name.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the shutdown grace of each worker.
+    pub fn shutdown(mut self, grace: Duration) -> Self {
+        self.shutdown = grace;
         self
     }
 }
@@ -308,6 +318,7 @@ impl<W: GenServer> Pool<W> {
             size: opts.size,
             max_overflow: opts.max_overflow,
             strategy: opts.strategy,
+            shutdown: opts.shutdown,
         });
         let (ack_tx, ack_rx) = oneshot::channel();
         let mut spawn = Spawn::new().trap_exit().label("pool");
@@ -479,8 +490,13 @@ impl<W: GenServer> Pool<W> {
         !self.shared.state.lock().stopped
     }
 
-    /// Stops the pool: waiters get [`PoolError::Stopped`], every worker is stopped
-    /// (`shutdown`), and later checkouts fail. Waits up to `timeout` for the manager.
+    /// Stops the pool: later checkouts fail and waiters get [`PoolError::Stopped`];
+    /// every worker the pool started that still runs — idle, checked out, overflow,
+    /// just dismissed — gets a `shutdown` exit signal (killed after
+    /// [`PoolOptions::shutdown`]), and the manager exits once every one of them has
+    /// exited. Waits up to `timeout` for that: when this returns `Ok`, no worker of the
+    /// pool is running. A lease still held then is void: its calls fail and its
+    /// check-in returns [`CheckinError::Stopped`].
     pub async fn stop(&self, timeout: Duration) -> Result<(), PoolError> {
         let Some(h) = self.shared.manager.get() else {
             return Err(PoolError::Stopped);

@@ -18,8 +18,9 @@
 //! send, the lease is dropped with the channel and its `Drop` checks it in. Either way
 //! no worker can be lost in the hand-off (poolboy's checkout-timeout races).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -46,6 +47,8 @@ pub(super) struct Shared<W: GenServer> {
     pub(super) size: usize,
     pub(super) max_overflow: usize,
     pub(super) strategy: Strategy,
+    /// How long a stopping pool waits for a worker to exit before killing it.
+    pub(super) shutdown: Duration,
 }
 
 struct Slot<W: GenServer> {
@@ -270,6 +273,9 @@ impl<W: GenServer> Shared<W> {
     pub(super) fn checkin(self: &Arc<Self>, out: Out<W>) -> Result<(), CheckinError> {
         let dismiss = {
             let mut st = self.state.lock();
+            if st.stopped {
+                return Err(CheckinError::Stopped(out.worker.pid()));
+            }
             match st.slots.get_mut(out.slot) {
                 Some(Some(s)) if s.lease == out.id => {
                     s.lease = 0;
@@ -362,7 +368,8 @@ async fn start_worker<W: GenServer>(factory: &Factory<W>) -> Result<ServerRef<W>
     gen_server::start_with(factory(), opts).await
 }
 
-/// The manager process: starts the workers, acks, then serves requests and exits.
+/// The manager process: starts the workers, acks, then serves requests; on stop it
+/// stops every worker it ever started that is still running and waits for each exit.
 pub(super) async fn run<W: GenServer>(
     mut ctx: Context<ManagerMsg<W>>,
     shared: Arc<Shared<W>>,
@@ -372,18 +379,21 @@ pub(super) async fn run<W: GenServer>(
 ) -> ExitReason {
     let _ = shared.manager.set(ctx.handle());
     let _guard = CloseGuard(shared.clone());
+    // Every worker started and not yet seen exiting (its EXIT: the manager links every
+    // worker and traps exits), whether the state still holds it or not: dismissed
+    // workers stay here until they are gone.
+    let mut alive = HashSet::new();
     for _ in 0..shared.size {
         match start_worker(&factory).await {
             Ok(w) => {
+                alive.insert(w.pid());
                 let mut st = shared.state.lock();
                 let i = st.add(w);
                 st.idle.push_back(i);
                 st.record();
             }
             Err(e) => {
-                for pid in shared.close() {
-                    crate::signal::exit(pid, ExitReason::Shutdown);
-                }
+                shutdown(&mut ctx, &shared, &mut alive, &ExitReason::Shutdown).await;
                 let _ = ack.send(Err(PoolError::WorkerStart(e)));
                 return ExitReason::Normal;
             }
@@ -393,19 +403,20 @@ pub(super) async fn run<W: GenServer>(
     let reason = loop {
         match ctx.recv().await {
             Message::Msg(ManagerMsg::StartOverflow { tx, since }) => {
-                if let Err(e) = start_overflow(&shared, &factory, tx, since).await {
+                if let Err(e) = start_overflow(&shared, &factory, &mut alive, tx, since).await {
                     break e;
                 }
             }
             Message::Msg(ManagerMsg::Dismiss(pid)) => {
                 // Sent by the parent, so even a worker trapping exits stops (and runs
-                // its terminate).
+                // its terminate). It stays in `alive` until its EXIT arrives.
                 crate::signal::exit(pid, ExitReason::Shutdown);
             }
             Message::Msg(ManagerMsg::Stop(reason)) => break reason,
             Message::Exit { from, reason } if Some(from) == parent => break reason,
             Message::Exit { from, reason } => {
-                if let Err(e) = worker_exit(&shared, &factory, from, reason).await {
+                alive.remove(&from);
+                if let Err(e) = worker_exit(&shared, &factory, &mut alive, from, reason).await {
                     break e;
                 }
             }
@@ -413,21 +424,80 @@ pub(super) async fn run<W: GenServer>(
         }
     };
     let stop = super::shutdown_reason(&reason);
-    for pid in shared.close() {
-        crate::signal::exit(pid, stop.clone());
-    }
+    shutdown(&mut ctx, &shared, &mut alive, &stop).await;
     reason
+}
+
+/// Stops the pool (no more checkouts, waiters told) and every worker in `alive`: each
+/// gets `reason` from its parent, then `kill` if it has not exited within the pool's
+/// `shutdown` grace (poolboy's supervisor: `shutdown` 5000, then `kill`). Returns once
+/// every worker's exit has arrived (or, for a worker that does not even die when
+/// killed, after a second grace period, with an error logged).
+async fn shutdown<W: GenServer>(
+    ctx: &mut Context<ManagerMsg<W>>,
+    shared: &Shared<W>,
+    alive: &mut HashSet<Pid>,
+    reason: &ExitReason,
+) {
+    // Every pid the state holds is in `alive` too.
+    let _ = shared.close();
+    for &pid in alive.iter() {
+        crate::signal::exit(pid, reason.clone());
+    }
+    if await_exits(ctx, alive, shared.shutdown).await {
+        return;
+    }
+    tracing::warn!(
+        workers = alive.len(),
+        grace = ?shared.shutdown,
+        "pool workers did not stop within the shutdown grace; killing them"
+    );
+    for &pid in alive.iter() {
+        crate::signal::exit(pid, ExitReason::Kill);
+    }
+    if !await_exits(ctx, alive, shared.shutdown).await {
+        tracing::error!(
+            workers = ?alive,
+            "pool workers still running after kill (blocked without an await point?)"
+        );
+    }
+}
+
+/// Receives until every pid in `alive` has exited or `grace` has passed (false).
+/// Requests arriving meanwhile are dropped: an overflow request's caller then gets
+/// `Stopped`.
+async fn await_exits<W: GenServer>(
+    ctx: &mut Context<ManagerMsg<W>>,
+    alive: &mut HashSet<Pid>,
+    grace: Duration,
+) -> bool {
+    let deadline = Instant::now() + grace;
+    while !alive.is_empty() {
+        match tokio::time::timeout_at(deadline, ctx.recv()).await {
+            Ok(Message::Exit { from, .. }) => {
+                alive.remove(&from);
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 async fn start_overflow<W: GenServer>(
     shared: &Arc<Shared<W>>,
     factory: &Factory<W>,
+    alive: &mut HashSet<Pid>,
     tx: Reply<W>,
     since: Instant,
 ) -> Result<(), ExitReason> {
     let started = start_worker(factory).await;
+    if let Ok(w) = &started {
+        alive.insert(w.pid());
+    }
     let mut st = shared.state.lock();
     if st.stopped {
+        // Not reached (only the manager stops the pool); the stop would reap it.
         return Ok(());
     }
     let dismiss = match started {
@@ -469,6 +539,7 @@ async fn start_overflow<W: GenServer>(
 async fn worker_exit<W: GenServer>(
     shared: &Arc<Shared<W>>,
     factory: &Factory<W>,
+    alive: &mut HashSet<Pid>,
     pid: Pid,
     reason: ExitReason,
 ) -> Result<(), ExitReason> {
@@ -496,6 +567,7 @@ async fn worker_exit<W: GenServer>(
     let w = start_worker(factory)
         .await
         .map_err(|e| ExitReason::error(format!("pool worker replacement failed to start: {e}")))?;
+    alive.insert(w.pid());
     let dismiss = {
         let mut st = shared.state.lock();
         if st.stopped {

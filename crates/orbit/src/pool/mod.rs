@@ -107,6 +107,29 @@ pub enum CheckinError {
     Stopped(Pid),
 }
 
+/// Runs a user callback, catching a panic: `Err` holds the panic's message. The
+/// payload is disposed of here, so a payload whose own `Drop` panics cannot unwind into
+/// the pool (it is leaked instead).
+pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(panic_message)
+}
+
+/// The message of a caught panic; disposes of the payload without letting a panicking
+/// `Drop` of it escape.
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let msg = if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    };
+    if let Err(again) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(payload))) {
+        std::mem::forget(again);
+    }
+    msg
+}
+
 /// The reason given to workers and resources when the pool stops normally.
 pub(crate) fn shutdown_reason(r: &ExitReason) -> ExitReason {
     if r.is_normal() {

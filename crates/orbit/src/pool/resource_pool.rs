@@ -238,6 +238,11 @@ pub enum CheckoutError<E> {
     /// The pool has stopped.
     #[error("the pool is stopped: its manager exited; start a new pool")]
     Stopped,
+    /// `handle_checkout` panicked for this checkout (the panic message is given). The
+    /// resource it was handed was removed and is replaced after the retry delay; other
+    /// checkouts are not affected, so retrying may succeed.
+    #[error("the pool's handle_checkout panicked: {0}; the resource was removed and will be replaced (fix the callback, or retry)")]
+    Panicked(String),
 }
 
 /// A running resource pool with callbacks `M`. Cheap to clone; every clone is the same

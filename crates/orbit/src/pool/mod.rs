@@ -37,6 +37,7 @@
 //! 310 requests/s (p99 326 ms) inside one GenServer, 3,100/s (p99 36 ms) through a
 //! `Pool` of 10, 29,000/s (p99 6.5 ms) as `TaskSupervisor` tasks.
 
+mod checkout;
 mod metrics;
 mod resource_pool;
 mod resource_state;

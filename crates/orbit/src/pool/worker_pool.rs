@@ -40,7 +40,6 @@ use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::metrics::{Metrics, PoolStats};
@@ -50,6 +49,7 @@ use crate::exit::ExitReason;
 use crate::gen_server::{GenServer, ServerRef};
 use crate::pid::Pid;
 use crate::process::{self, Context, Spawn};
+use crate::sync::Mutex;
 
 /// Which idle worker a checkout gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -313,11 +313,10 @@ impl<W: GenServer> Pool<W> {
         };
         let label = opts.name.clone().unwrap_or_default();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(Metrics::new(label, opts.size))),
+            state: Mutex::new(State::new(Metrics::new(label, opts.size), opts.strategy)),
             manager: OnceLock::new(),
             size: opts.size,
             max_overflow: opts.max_overflow,
-            strategy: opts.strategy,
             shutdown: opts.shutdown,
         });
         let (ack_tx, ack_rx) = oneshot::channel();

@@ -18,14 +18,14 @@
 //! send, the lease is dropped with the channel and its `Drop` checks it in. Either way
 //! no worker can be lost in the hand-off (poolboy's checkout-timeout races).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::checkout::{HandOff, Queue};
 use super::metrics::{Levels, Metrics};
 use super::worker_pool::{Lease, Strategy};
 use super::{CheckinError, PoolError};
@@ -34,6 +34,7 @@ use crate::gen_server::{self, GenServer, ServerRef, StartError, StartOptions};
 use crate::pid::Pid;
 use crate::process::{Context, Handle};
 use crate::signal::Message;
+use crate::sync::Mutex;
 
 /// Where a waiting caller receives its worker (or why it will not get one).
 pub(super) type Reply<W> = oneshot::Sender<Result<Lease<W>, PoolError>>;
@@ -46,7 +47,6 @@ pub(super) struct Shared<W: GenServer> {
     pub(super) manager: OnceLock<Handle<ManagerMsg<W>>>,
     pub(super) size: usize,
     pub(super) max_overflow: usize,
-    pub(super) strategy: Strategy,
     /// How long a stopping pool waits for a worker to exit before killing it.
     pub(super) shutdown: Duration,
 }
@@ -67,18 +67,12 @@ pub(super) struct Out<W: GenServer> {
     pub(super) worker: ServerRef<W>,
 }
 
-struct Waiter<W: GenServer> {
-    id: u64,
-    tx: Reply<W>,
-    since: Instant,
-}
-
 pub(super) struct State<W: GenServer> {
     slots: Vec<Option<Slot<W>>>,
     free: Vec<usize>,
     by_pid: HashMap<Pid, usize>,
-    idle: VecDeque<usize>,
-    waiting: VecDeque<Waiter<W>>,
+    /// The idle workers and the waiting callers (the part the loom model checks).
+    queue: Queue<Reply<W>>,
     pub(super) overflow: usize,
     pub(super) checked_out: usize,
     next_id: u64,
@@ -98,13 +92,12 @@ pub(super) enum Attempt<W: GenServer> {
 }
 
 impl<W: GenServer> State<W> {
-    pub(super) fn new(metrics: Metrics) -> Self {
+    pub(super) fn new(metrics: Metrics, strategy: Strategy) -> Self {
         State {
             slots: Vec::new(),
             free: Vec::new(),
             by_pid: HashMap::new(),
-            idle: VecDeque::new(),
-            waiting: VecDeque::new(),
+            queue: Queue::new(strategy == Strategy::Lifo),
             overflow: 0,
             checked_out: 0,
             next_id: 1,
@@ -148,11 +141,11 @@ impl<W: GenServer> State<W> {
     }
 
     pub(super) fn available(&self) -> usize {
-        self.idle.len()
+        self.queue.idle()
     }
 
     pub(super) fn waiting(&self) -> usize {
-        self.waiting.len()
+        self.queue.waiting()
     }
 
     pub(super) fn live(&self) -> usize {
@@ -166,9 +159,9 @@ impl<W: GenServer> State<W> {
     fn record(&mut self) {
         let l = Levels {
             checked_out: self.checked_out,
-            available: self.idle.len(),
+            available: self.queue.idle(),
             overflow: self.overflow,
-            waiting: self.waiting.len(),
+            waiting: self.queue.waiting(),
         };
         self.metrics.levels(l);
     }
@@ -215,7 +208,7 @@ impl<W: GenServer> Shared<W> {
         if st.stopped {
             return Attempt::Stopped;
         }
-        if let Some(i) = st.idle.pop_front() {
+        if let Some(i) = st.queue.pop_idle() {
             let out = Self::take(&mut st, i);
             st.metrics.checkout_now();
             st.record();
@@ -242,13 +235,8 @@ impl<W: GenServer> Shared<W> {
             st.metrics.full();
             return Attempt::Full;
         }
-        let id = st.id();
         let (tx, rx) = oneshot::channel();
-        st.waiting.push_back(Waiter {
-            id,
-            tx,
-            since: Instant::now(),
-        });
+        let id = st.queue.enqueue(tx, Instant::now());
         st.record();
         Attempt::Wait(id, rx)
     }
@@ -258,8 +246,7 @@ impl<W: GenServer> Shared<W> {
     pub(super) fn cancel_wait(&self, id: u64) {
         let mut st = self.state.lock();
         st.metrics.timeout();
-        if let Some(pos) = st.waiting.iter().position(|w| w.id == id) {
-            st.waiting.remove(pos);
+        if st.queue.cancel(id) {
             st.record();
         }
     }
@@ -297,40 +284,43 @@ impl<W: GenServer> Shared<W> {
     /// Slot `i` is free (not checked out): hand it to the first waiter still there, or
     /// stop it if overflow workers are out and nobody waits, or make it idle. Returns
     /// the pid of a worker to stop.
-    fn release(self: &Arc<Self>, st: &mut State<W>, mut i: usize) -> Option<Pid> {
-        while let Some(w) = st.waiting.pop_front() {
+    fn release(self: &Arc<Self>, st: &mut State<W>, i: usize) -> Option<Pid> {
+        // Moved out for the hand-off, which leases slots in the rest of the state (an
+        // empty queue holds no allocation).
+        let mut queue = std::mem::replace(&mut st.queue, Queue::new(true));
+        let handed = queue.hand_off(i, |tx, i| {
             let lease = self.lease(st, i);
-            match w.tx.send(Ok(lease)) {
-                Ok(()) => {
-                    st.metrics.checkout_waited(w.since);
-                    return None;
-                }
+            match tx.send(Ok(lease)) {
+                Ok(()) => Ok(()),
                 // The waiter left after its last look at the queue: next one.
-                Err(back) => match back {
-                    Ok(lease) => i = Self::unlease(st, lease),
-                    Err(_) => unreachable!("we sent Ok"),
-                },
+                Err(Ok(lease)) => Err(Self::unlease(st, lease)),
+                Err(Err(_)) => unreachable!("we sent Ok"),
+            }
+        });
+        st.queue = queue;
+        match handed {
+            HandOff::Waiter { since } => {
+                st.metrics.checkout_waited(since);
+                None
+            }
+            HandOff::Nobody(i) if st.overflow > 0 => {
+                st.overflow -= 1;
+                st.remove(i).map(|s| s.pid)
+            }
+            HandOff::Nobody(i) => {
+                st.queue.push_idle(i);
+                None
             }
         }
-        if st.overflow > 0 {
-            st.overflow -= 1;
-            return st.remove(i).map(|s| s.pid);
-        }
-        match self.strategy {
-            Strategy::Lifo => st.idle.push_front(i),
-            Strategy::Fifo => st.idle.push_back(i),
-        }
-        None
     }
 
     /// Stops the pool: no more checkouts; waiters get `Stopped`. Returns the workers.
     pub(super) fn close(&self) -> Vec<Pid> {
         let mut st = self.state.lock();
         st.stopped = true;
-        for w in st.waiting.drain(..) {
+        for w in st.queue.close() {
             let _ = w.tx.send(Err(PoolError::Stopped));
         }
-        st.idle.clear();
         st.by_pid.clear();
         st.free.clear();
         st.checked_out = 0;
@@ -389,7 +379,7 @@ pub(super) async fn run<W: GenServer>(
                 alive.insert(w.pid());
                 let mut st = shared.state.lock();
                 let i = st.add(w);
-                st.idle.push_back(i);
+                st.queue.push_new(i);
                 st.record();
             }
             Err(e) => {
@@ -554,10 +544,10 @@ async fn worker_exit<W: GenServer>(
             if s.lease != 0 {
                 st.checked_out -= 1;
             } else {
-                st.idle.retain(|&j| j != i);
+                st.queue.remove_idle(i);
             }
         }
-        if st.waiting.is_empty() && st.overflow > 0 {
+        if st.queue.waiting() == 0 && st.overflow > 0 {
             st.overflow -= 1;
             st.record();
             return Ok(());

@@ -91,7 +91,7 @@ async fn caller(p: Pool<Worker>, seed: u64, stop: Arc<AtomicBool>, served: Arc<A
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let timeout = Duration::from_micros((i >> 33) % 3000);
-        let block = (i >> 20) % 4 != 0;
+        let block = !(i >> 20).is_multiple_of(4);
         match p.checkout(block, timeout).await {
             Ok(lease) => {
                 served.fetch_add(1, Ordering::Relaxed);

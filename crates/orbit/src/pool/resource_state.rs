@@ -4,6 +4,9 @@
 //! id), or being made (`pending`: async inits, inits the manager will run, retries),
 //! or — in a lazy pool — not yet made (`lazy_left`). Their sum is always `pool_size`.
 //!
+//! Retries and replacements after a panic wait [`INIT_RETRY`] in a task on tokio's
+//! clock and stay counted in `pending` meanwhile; a stopped pool ignores them.
+//!
 //! A checkout served from the queue is delivered through a oneshot channel, under the
 //! lock. The caller, on timeout, looks under the lock: still queued means it leaves the
 //! queue; not queued means the delivery is already in its channel and it takes it. A

@@ -19,6 +19,12 @@
 //!   pool overflows and nobody waits, the overflow count drops instead). A caller that
 //!   dies holding a worker returns it.
 //! - [`Pool::status`]: `(ready | overflow | full, available, overflow, checked_out)`.
+//! - [`Pool::stop`]: as poolboy's `terminate` shutting down its supervisor — every
+//!   worker gets `shutdown` from the manager (its parent), then `kill` after
+//!   [`PoolOptions::shutdown`] (5 s), and `stop` returns once all have exited,
+//!   including overflow workers dismissed moments before. A worker blocked without an
+//!   await point cannot be killed (tokio does not preempt); the manager then gives up
+//!   after a second grace period and logs an error.
 //!
 //! Deliberate differences:
 //! - A checkout returns a [`Lease`], which owns the checkout: dropping it checks the
@@ -32,8 +38,11 @@
 //! - The queue and the idle workers are shared state under a short lock, so checkout
 //!   and check-in cost no round trip through the manager; the manager serialises only
 //!   worker starts, exits and dismissals.
-//! - A replacement worker that cannot start stops the pool with that error (poolboy's
-//!   manager crashes on it and relies on its supervisor).
+//! - A replacement worker that cannot start (its `init` fails or panics) stops the
+//!   pool with that error (poolboy's manager crashes on it and relies on its
+//!   supervisor); an overflow worker that cannot start fails that checkout with
+//!   [`PoolError::WorkerStart`]. A worker that panics later (in a handler, including
+//!   `handle_info`) is an exit like any other: forgotten and replaced.
 
 use std::future::Future;
 use std::ops::Deref;

@@ -13,6 +13,11 @@
 //! `live workers = size + overflow` except while a replacement or an overflow worker is
 //! being started.
 //!
+//! The manager also keeps the pid of every worker it started until that worker's EXIT
+//! arrives, whether the state still holds it or not (dismissed overflow workers are
+//! removed from the state at check-in); on stop it signals all of them and waits for
+//! every exit, so `Pool::stop` returns with no worker running.
+//!
 //! A lease handed to a waiter travels through a oneshot channel. If the waiter is gone
 //! the send fails and gives the lease back at once; if the waiter goes away after the
 //! send, the lease is dropped with the channel and its `Drop` checks it in. Either way

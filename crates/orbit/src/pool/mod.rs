@@ -49,7 +49,8 @@
 //!   100 ms, on tokio's clock (so `tokio::time::pause` applies): a callback that always
 //!   panics costs one attempt per 100 ms per resource, never a hot loop. Deliberate
 //!   removals (`Remove` results, a caller that died holding a resource) are replaced at
-//!   once.
+//!   once. A [`Pool`] worker that exits within 100 ms of its start is replaced 100 ms
+//!   after that start (a crash loop), any other at once.
 //! - **Callers that die.** A caller whose future is dropped while queued leaves the
 //!   queue; one dropped while holding a worker returns it ([`Pool`]) or has it removed
 //!   and replaced ([`ResourcePool`]). Nothing is lost either way.

@@ -42,7 +42,10 @@
 //!   pool with that error (poolboy's manager crashes on it and relies on its
 //!   supervisor); an overflow worker that cannot start fails that checkout with
 //!   [`PoolError::WorkerStart`]. A worker that panics later (in a handler, including
-//!   `handle_info`) is an exit like any other: forgotten and replaced.
+//!   `handle_info`) is an exit like any other: forgotten and replaced — at once, unless it
+//!   exited within 100 ms of its start: then its replacement starts 100 ms after that
+//!   start, so a worker that crashes on every start cannot spin the manager (poolboy
+//!   restarts in a loop).
 
 use std::future::Future;
 use std::ops::Deref;

@@ -23,7 +23,7 @@
 //! send, the lease is dropped with the channel and its `Drop` checks it in. Either way
 //! no worker can be lost in the hand-off (poolboy's checkout-timeout races).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -40,6 +40,14 @@ use crate::pid::Pid;
 use crate::process::{Context, Handle};
 use crate::signal::Message;
 use crate::sync::Mutex;
+
+/// A worker that exits sooner than this after its start is replaced only this long
+/// after that start, so a worker that crashes on every start costs one start per
+/// 100 ms per slot instead of a restart loop (the `ResourcePool`'s retry delay).
+pub(super) const RESTART_DELAY: Duration = Duration::from_millis(100);
+
+/// Workers started and not yet seen exiting, with their start times.
+type Alive = HashMap<Pid, Instant>;
 
 /// Where a waiting caller receives its worker (or why it will not get one).
 pub(super) type Reply<W> = oneshot::Sender<Result<Lease<W>, PoolError>>;
@@ -342,6 +350,8 @@ pub(super) enum ManagerMsg<W: GenServer> {
     StartOverflow { tx: Reply<W>, since: Instant },
     /// Stop this surplus worker (already removed from the state).
     Dismiss(Pid),
+    /// Start a replacement held back by [`RESTART_DELAY`].
+    Replace,
     /// Stop the pool.
     Stop(ExitReason),
 }
@@ -377,11 +387,11 @@ pub(super) async fn run<W: GenServer>(
     // Every worker started and not yet seen exiting (its EXIT: the manager links every
     // worker and traps exits), whether the state still holds it or not: dismissed
     // workers stay here until they are gone.
-    let mut alive = HashSet::new();
+    let mut alive = Alive::new();
     for _ in 0..shared.size {
         match start_worker(&factory).await {
             Ok(w) => {
-                alive.insert(w.pid());
+                alive.insert(w.pid(), Instant::now());
                 let mut st = shared.state.lock();
                 let i = st.add(w);
                 st.queue.push_new(i);
@@ -409,9 +419,15 @@ pub(super) async fn run<W: GenServer>(
             }
             Message::Msg(ManagerMsg::Stop(reason)) => break reason,
             Message::Exit { from, reason } if Some(from) == parent => break reason,
+            Message::Msg(ManagerMsg::Replace) => {
+                if let Err(e) = replace(&shared, &factory, &mut alive).await {
+                    break e;
+                }
+            }
             Message::Exit { from, reason } => {
-                alive.remove(&from);
-                if let Err(e) = worker_exit(&shared, &factory, &mut alive, from, reason).await {
+                let started = alive.remove(&from);
+                let r = worker_exit(&shared, &factory, &mut alive, from, started, reason).await;
+                if let Err(e) = r {
                     break e;
                 }
             }
@@ -431,12 +447,12 @@ pub(super) async fn run<W: GenServer>(
 async fn shutdown<W: GenServer>(
     ctx: &mut Context<ManagerMsg<W>>,
     shared: &Shared<W>,
-    alive: &mut HashSet<Pid>,
+    alive: &mut Alive,
     reason: &ExitReason,
 ) {
     // Every pid the state holds is in `alive` too.
     let _ = shared.close();
-    for &pid in alive.iter() {
+    for &pid in alive.keys() {
         crate::signal::exit(pid, reason.clone());
     }
     if await_exits(ctx, alive, shared.shutdown).await {
@@ -447,12 +463,12 @@ async fn shutdown<W: GenServer>(
         grace = ?shared.shutdown,
         "pool workers did not stop within the shutdown grace; killing them"
     );
-    for &pid in alive.iter() {
+    for &pid in alive.keys() {
         crate::signal::exit(pid, ExitReason::Kill);
     }
     if !await_exits(ctx, alive, shared.shutdown).await {
         tracing::error!(
-            workers = ?alive,
+            workers = ?alive.keys().collect::<Vec<_>>(),
             "pool workers still running after kill (blocked without an await point?)"
         );
     }
@@ -463,7 +479,7 @@ async fn shutdown<W: GenServer>(
 /// `Stopped`.
 async fn await_exits<W: GenServer>(
     ctx: &mut Context<ManagerMsg<W>>,
-    alive: &mut HashSet<Pid>,
+    alive: &mut Alive,
     grace: Duration,
 ) -> bool {
     let deadline = Instant::now() + grace;
@@ -482,13 +498,13 @@ async fn await_exits<W: GenServer>(
 async fn start_overflow<W: GenServer>(
     shared: &Arc<Shared<W>>,
     factory: &Factory<W>,
-    alive: &mut HashSet<Pid>,
+    alive: &mut Alive,
     tx: Reply<W>,
     since: Instant,
 ) -> Result<(), ExitReason> {
     let started = start_worker(factory).await;
     if let Ok(w) = &started {
-        alive.insert(w.pid());
+        alive.insert(w.pid(), Instant::now());
     }
     let mut st = shared.state.lock();
     if st.stopped {
@@ -534,8 +550,9 @@ async fn start_overflow<W: GenServer>(
 async fn worker_exit<W: GenServer>(
     shared: &Arc<Shared<W>>,
     factory: &Factory<W>,
-    alive: &mut HashSet<Pid>,
+    alive: &mut Alive,
     pid: Pid,
+    started: Option<Instant>,
     reason: ExitReason,
 ) -> Result<(), ExitReason> {
     {
@@ -559,10 +576,32 @@ async fn worker_exit<W: GenServer>(
         }
         st.record();
     }
+    // A worker that died young: hold its replacement back (a crash loop).
+    if let Some(at) = started.map(|t| t + RESTART_DELAY) {
+        if Instant::now() < at {
+            if let Some(m) = shared.manager().cloned() {
+                tracing::warn!(%pid, "pool worker exited within {RESTART_DELAY:?} of its start; replacing it in {RESTART_DELAY:?}");
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(at).await;
+                    let _ = m.send(ManagerMsg::Replace);
+                });
+                return Ok(());
+            }
+        }
+    }
+    replace(shared, factory, alive).await
+}
+
+/// Starts a replacement worker and gives it to a waiter or the idle list.
+async fn replace<W: GenServer>(
+    shared: &Arc<Shared<W>>,
+    factory: &Factory<W>,
+    alive: &mut Alive,
+) -> Result<(), ExitReason> {
     let w = start_worker(factory)
         .await
         .map_err(|e| ExitReason::error(format!("pool worker replacement failed to start: {e}")))?;
-    alive.insert(w.pid());
+    alive.insert(w.pid(), Instant::now());
     let dismiss = {
         let mut st = shared.state.lock();
         if st.stopped {

@@ -18,12 +18,16 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize
 #[cfg(not(orbit_loom))]
 pub(crate) use std::sync::Arc;
 #[cfg(not(orbit_loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+#[cfg(not(orbit_loom))]
 pub(crate) use std::thread::yield_now;
 
 #[cfg(orbit_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 #[cfg(orbit_loom)]
 pub(crate) use loom::sync::Arc;
+#[cfg(orbit_loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
 #[cfg(orbit_loom)]
 pub(crate) use loom::thread::yield_now;
 

@@ -87,7 +87,10 @@ async fn a_waiter_timing_out_as_the_lock_is_released_never_holds_it_beside_anoth
     let entries = inside.entries.load(Ordering::SeqCst);
     let done = done.load(Ordering::SeqCst);
     eprintln!("sections entered: {entries}, completed Ok: {done}, overlaps: {overlaps}");
-    assert_eq!(overlaps, 0, "{overlaps} of {entries} sections overlapped another");
+    assert_eq!(
+        overlaps, 0,
+        "{overlaps} of {entries} sections overlapped another"
+    );
     assert_eq!(
         c.get(&1).unwrap(),
         Some(done),
@@ -193,4 +196,21 @@ async fn a_nested_isolated_on_a_held_key_outside_any_process_fails_at_once() {
     assert!(matches!(r.0, Err(CacheError::AlreadyHeld { .. })));
     r.1.unwrap();
     assert_eq!(c.lock_holder(&1), None);
+    // Holding a bare KeyLock, a plain request cannot be told from a sibling future's:
+    // it waits, and its timeout says the holder is the caller's own thread.
+    let held = c.lock(&1).await.unwrap();
+    let e = c
+        .isolated_timeout(&1, Duration::from_millis(20), async {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, CacheError::LockTimeout { own: true, .. }),
+        "{e}"
+    );
+    // Explicit re-entry with the lock runs at once.
+    c.isolated_with(&held, &1, async { c.dirty_put(1, 3).unwrap() })
+        .await
+        .unwrap();
+    drop(held);
+    assert_eq!(c.get(&1).unwrap(), Some(3));
 }

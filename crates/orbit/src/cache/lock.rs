@@ -66,11 +66,15 @@ pub enum Holder {
     Process(Pid),
     /// A tokio task outside any process.
     Task(tokio::task::Id),
-    /// Code outside any task (e.g. `block_on`); each call is a holder of its own.
+    /// Code outside any task (e.g. `block_on`), numbered per thread.
     Caller(u64),
 }
 
 static NEXT_CALLER: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static CALLER: u64 = NEXT_CALLER.fetch_add(1, Ordering::Relaxed);
+}
 
 impl Holder {
     /// The caller's identity.
@@ -82,7 +86,7 @@ impl Holder {
         if let Some(id) = tokio::task::try_id() {
             return Holder::Task(id);
         }
-        Holder::Caller(NEXT_CALLER.fetch_add(1, Ordering::Relaxed))
+        Holder::Caller(CALLER.try_with(|c| *c).unwrap_or(0))
     }
 }
 
@@ -91,7 +95,7 @@ impl fmt::Display for Holder {
         match self {
             Holder::Process(p) => write!(f, "process {p:?}"),
             Holder::Task(id) => write!(f, "tokio task {id}"),
-            Holder::Caller(n) => write!(f, "caller #{n} (outside any task)"),
+            Holder::Caller(n) => write!(f, "caller #{n} (a thread outside any task)"),
         }
     }
 }
@@ -123,9 +127,7 @@ pub(crate) async fn within<F: Future>(sections: &[Section], fut: F) -> F::Output
 
 /// Whether the running future is inside `section`.
 fn inside(section: Section) -> bool {
-    SECTIONS
-        .try_with(|s| s.contains(&section))
-        .unwrap_or(false)
+    SECTIONS.try_with(|s| s.contains(&section)).unwrap_or(false)
 }
 
 struct Waiter {
@@ -401,7 +403,7 @@ impl<K: Hash + Eq + Clone> Locks<K> {
         got.map_err(|owner| CacheError::LockTimeout {
             holder: owner,
             timeout,
-            own: owner == holder && !matches!(holder, Holder::Caller(_)),
+            own: owner == holder,
         })
     }
 
@@ -415,9 +417,7 @@ impl<K: Hash + Eq + Clone> Locks<K> {
             None => {
                 m.insert(key.clone(), Resource::held_by(section, holder));
             }
-            Some(r) if inside(r.owner) => {
-                return Err(CacheError::AlreadyHeld { holder: r.holder })
-            }
+            Some(r) if inside(r.owner) => return Err(CacheError::AlreadyHeld { holder: r.holder }),
             Some(r) => return Err(CacheError::Locked { holder: r.holder }),
         }
         drop(m);
@@ -503,7 +503,18 @@ mod loom_tests {
         match l.acquire(&1, WHO) {
             Ok(Acquire::Held(g)) => g,
             Ok(Acquire::Queued(mut w)) => {
-                loom::future::block_on(std::future::poll_fn(|cx| w.poll_granted(cx)));
+                // A waker that unparks this loom thread; park until granted.
+                struct Unpark(loom::thread::Thread);
+                impl std::task::Wake for Unpark {
+                    fn wake(self: std::sync::Arc<Self>) {
+                        self.0.unpark();
+                    }
+                }
+                let waker = Waker::from(std::sync::Arc::new(Unpark(thread::current())));
+                let mut cx = Context::from_waker(&waker);
+                while w.poll_granted(&mut cx).is_pending() {
+                    thread::park();
+                }
                 match w.into_guard() {
                     Some(g) => g,
                     None => panic!("granted without a guard"),

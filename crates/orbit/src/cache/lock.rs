@@ -8,12 +8,12 @@
 //! # Contract
 //!
 //! - **A section is one acquisition.** Every `lock`/`try_lock` call that takes a key's
-//!   lock is a section of its own (a fresh [`Section`] id), whoever calls it: two futures
+//!   lock is a section of its own (a fresh section id), whoever calls it: two futures
 //!   of one process or one task (`join!`) exclude each other exactly as two processes
 //!   do. The [`Holder`] (process, task or caller) a section runs in is recorded only to
 //!   name it in errors.
 //! - **Not re-entrant.** A section that asks for its own key's lock again would wait for
-//!   itself. Inside a section run by [`within`] (every `isolated*`, and the function of
+//!   itself. Inside a section run by `within` (every `isolated*`, and the function of
 //!   `get_or_store`/`fetch_or_store`), such a nested request is detected and fails at
 //!   once with [`CacheError::AlreadyHeld`]. Re-entry is explicit: the holder of a
 //!   `KeyLock` passes it (`ConCache::isolated_with`). A section held through a bare
@@ -345,7 +345,7 @@ impl<K: Hash + Eq + Clone> Locks<K> {
     }
 
     /// Takes the key's lock if it is free, else queues for it. A key held by a section
-    /// the caller is [`within`]: [`CacheError::AlreadyHeld`].
+    /// the caller is `within`: [`CacheError::AlreadyHeld`].
     pub(crate) fn acquire(&self, key: &K, holder: Holder) -> Result<Acquire<'_, K>, CacheError> {
         let part = self.part_of(key);
         let section = new_section();

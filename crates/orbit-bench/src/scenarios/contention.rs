@@ -68,7 +68,7 @@ const SENDERS: usize = 8;
 const WORKERS: usize = 2;
 /// Messages per sender per saturated round.
 const SAT_PER_SENDER: u64 = 250_000;
-/// A saturated sender yields to the scheduler after this many sends.
+/// A sender yields to the scheduler after this many sends.
 const YIELD_EVERY: u64 = 64;
 /// The paced rate as a fraction of the slowest subject's saturated throughput.
 const PACED_FRACTION: f64 = 0.5;
@@ -220,7 +220,7 @@ async fn send_one<T: Tx>(tx: &mut T, seq: u64, i: u64, call: &mut Histogram<u64>
     let sent = Instant::now();
     tx.send(Msg { seq, sent }).await;
     call.saturating_record(ns(sent.elapsed()));
-    if (i + 1) % YIELD_EVERY == 0 {
+    if (i + 1).is_multiple_of(YIELD_EVERY) {
         tokio::task::yield_now().await;
     }
 }

@@ -11,6 +11,7 @@ use crate::report::Reporter;
 
 pub mod cache;
 pub mod call;
+pub mod contention;
 pub mod counters;
 pub mod dist;
 pub mod ets;
@@ -93,6 +94,12 @@ pub const SCENARIOS: &[Scenario] = &[
         groups: &["runtime"],
         about: "cost of orbit's per-process counters (send, pingpong; off vs on)",
         run: counters::run,
+    },
+    Scenario {
+        name: "contention",
+        groups: &[],
+        about: "8 senders into one receiver: p50/p99/p99.9 latency, throughput and CPU per message, saturated and paced, vs tokio mpsc and flume",
+        run: contention::run,
     },
     Scenario {
         name: "stage",

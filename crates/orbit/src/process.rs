@@ -107,6 +107,7 @@ pub(crate) trait ProcessHandle: Send + Sync + 'static {
     fn flags(&self) -> &AtomicU8;
     fn wake(&self);
     fn flush_down(&self, r: Ref) -> bool;
+    fn flush_link_exit(&self, from: Pid) -> bool;
     fn close(&self);
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
@@ -156,6 +157,9 @@ impl<M: Send + 'static> ProcessHandle for Process<M> {
     }
     fn flush_down(&self, r: Ref) -> bool {
         self.mailbox.flush_down(r)
+    }
+    fn flush_link_exit(&self, from: Pid) -> bool {
+        self.mailbox.flush_link_exit(from)
     }
     fn close(&self) {
         let queued = self.mailbox.close();
@@ -441,7 +445,7 @@ impl<M: Send + 'static> Future for Recv<'_, M> {
 impl<M> From<Signal> for Message<M> {
     fn from(s: Signal) -> Self {
         match s {
-            Signal::Exit { from, reason } => Message::Exit { from, reason },
+            Signal::Exit { from, reason, .. } => Message::Exit { from, reason },
             Signal::Down(d) => Message::Down(d),
         }
     }
@@ -643,8 +647,8 @@ pin_project_lite::pin_project! {
     /// process `Arc` once less and writes nothing after queueing the task.
     ///
     /// Kills: the first poll registers the task's waker in the process's `Meta` (unless
-    /// a kill came first); [`kill`](crate::signal::kill) records the reason, sets
-    /// `KILLED` and wakes that waker; the next poll sees `KILLED` and drops the body
+    /// a kill came first); a kill ([`deliver_locked`](crate::signal::deliver_locked)) records
+    /// the reason, sets `KILLED` and wakes that waker; the next poll sees `KILLED` and drops the body
     /// unpolled, as an abort would. A kill before the first poll is seen by that poll.
     struct Run<F> {
         p: Arc<dyn ProcessHandle>,

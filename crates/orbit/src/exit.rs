@@ -56,6 +56,9 @@ impl ExitReason {
         )
     }
 
+    /// The reason for a caught panic. The payload is dropped here with any panic of its
+    /// own destructor caught (that second payload is forgotten, not dropped), so a
+    /// payload that panics on drop still yields the panic's reason.
     pub(crate) fn from_panic(payload: Box<dyn std::any::Any + Send>) -> ExitReason {
         let msg = if let Some(s) = payload.downcast_ref::<&'static str>() {
             (*s).to_string()
@@ -64,7 +67,17 @@ impl ExitReason {
         } else {
             "panic with a non-string payload".to_string()
         };
+        drop_payload(payload);
         ExitReason::Panic(Arc::from(msg))
+    }
+}
+
+/// Drops a panic payload, catching a panic of its destructor; the payload of that one is
+/// leaked (dropping it could panic again).
+pub(crate) fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
+    if let Err(again) = dropped {
+        std::mem::forget(again);
     }
 }
 

@@ -219,9 +219,8 @@ impl<M> Mailbox<M> {
     pub(crate) fn flush_link_exit(&self, from: Pid) -> bool {
         let mut s = self.slot.lock();
         let before = s.signals.len();
-        s.signals.retain(
-            |sig| !matches!(sig, Signal::Exit { from: f, link: true, .. } if *f == from),
-        );
+        s.signals
+            .retain(|sig| !matches!(sig, Signal::Exit { from: f, link: true, .. } if *f == from));
         before != s.signals.len()
     }
 }

@@ -283,13 +283,41 @@ pub(crate) async fn wait_exit(core: &Core) -> ExitReason {
             return core.exit.get().cloned().unwrap_or(ExitReason::NoProc);
         }
         let (tx, rx) = oneshot::channel();
-        meta.extra().exit_waiters.push(tx);
+        push_waiter(&mut meta.extra().exit_waiters, tx);
         rx
     };
     match rx.await {
         Ok(r) => r,
         Err(_) => core.exit.get().cloned().unwrap_or(ExitReason::NoProc),
     }
+}
+
+/// Adds an exit waiter. A waiter given up (its `wait_exit` future dropped, e.g. on a
+/// timeout, or a call whose reply the server dropped) leaves a closed sender behind;
+/// those are purged whenever the list is about to grow its buffer, so the list stays
+/// within about twice its live waiters (plus a small constant) at amortised O(1) per
+/// wait.
+fn push_waiter(waiters: &mut Vec<oneshot::Sender<ExitReason>>, tx: oneshot::Sender<ExitReason>) {
+    if waiters.len() == waiters.capacity() {
+        waiters.retain(|w| !w.is_closed());
+        if waiters.len() < waiters.capacity() / 4 {
+            waiters.shrink_to(waiters.len() * 2);
+        }
+    }
+    waiters.push(tx);
+}
+
+/// The number of exit waiters a live process holds (closed ones included until purged).
+#[doc(hidden)]
+pub fn exit_waiters_held(pid: Pid) -> usize {
+    table::lookup(pid).map_or(0, |p| {
+        p.core()
+            .meta
+            .lock()
+            .extra
+            .as_ref()
+            .map_or(0, |e| e.exit_waiters.len())
+    })
 }
 
 /// The receiving side of a process: its mailbox and its identity. Owned by the
@@ -661,7 +689,9 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if *this.state != RunState::Done {
-                end_body(this.p, this.fut);
+                *this.state = RunState::Done;
+                // Dropped unfinished: killed, whatever the body's destructors do.
+                let _ = end_body(this.p, this.fut);
                 finish(this.p, None);
             }
         }
@@ -669,15 +699,22 @@ pin_project_lite::pin_project! {
 }
 
 /// Drops the body with the process set as current, so its destructors (e.g. a pending
-/// call's timeout) see the process.
-fn end_body<F>(p: &Arc<dyn ProcessHandle>, fut: Pin<&mut Option<F>>) {
+/// call's timeout) see the process. A destructor that panics is caught (the process
+/// still finishes: no zombie, and no panic reaches tokio's worker); its reason is
+/// returned.
+fn end_body<F>(p: &Arc<dyn ProcessHandle>, fut: Pin<&mut Option<F>>) -> Option<ExitReason> {
     let _current = SetCurrent::enter(p);
     let mut fut = fut;
-    fut.set(None);
+    // If a destructor panics, the assignment still completes while unwinding: the
+    // body is `None` afterwards either way.
+    std::panic::catch_unwind(AssertUnwindSafe(|| fut.set(None)))
+        .err()
+        .map(ExitReason::from_panic)
 }
 
 /// Finishes the process: a kill decided before the body returned wins; no reason at all
-/// (the task dropped unfinished) counts as killed.
+/// (the task dropped unfinished, or killed) counts as killed, even if a destructor of
+/// the body panicked.
 fn finish(p: &Arc<dyn ProcessHandle>, reason: Option<ExitReason>) {
     let (task, killed) = {
         let mut m = p.core().meta.lock();
@@ -736,7 +773,13 @@ where
             })
         };
         *this.state = RunState::Done;
-        end_body(this.p, this.fut);
+        let drop_panic = end_body(this.p, this.fut);
+        // A destructor that panicked after a clean return makes the exit a crash; a
+        // crash or a kill already decided keeps its own reason.
+        let reason = match reason {
+            Some(r) if r.is_clean() => Some(drop_panic.unwrap_or(r)),
+            other => other,
+        };
         finish(this.p, reason);
         Poll::Ready(())
     }

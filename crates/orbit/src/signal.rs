@@ -407,7 +407,12 @@ pub(crate) fn send_exit(from: Pid, to: Pid, reason: ExitReason, via: Via) {
     deliver_exit(&target, from, reason, via);
 }
 
-pub(crate) fn deliver_exit(target: &Arc<dyn ProcessHandle>, from: Pid, reason: ExitReason, via: Via) {
+pub(crate) fn deliver_exit(
+    target: &Arc<dyn ProcessHandle>,
+    from: Pid,
+    reason: ExitReason,
+    via: Via,
+) {
     if let Delivered::Killed(task) = deliver_locked(&**target, from, reason, via) {
         wake_killed(target, task);
     }
@@ -439,7 +444,11 @@ pub(crate) fn finish(p: &Arc<dyn ProcessHandle>, reason: ExitReason) {
         m.extra.take()
     };
     table::remove(pid);
-    p.close();
+    // Dropping queued messages runs their destructors, which may panic: caught, so the
+    // exit is still signalled (no panic may leave a process half finished).
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.close())) {
+        crate::exit::drop_payload(panic);
+    }
     if let Some(t) = core.timer.get() {
         crate::deadline::forget_process(t);
     }

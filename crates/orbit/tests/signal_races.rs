@@ -240,7 +240,10 @@ async fn no_down_after_demonitor_flush_returns() {
     .await;
     eprintln!("demonitor(flush): {bad} of {n} rounds received a DOWN after it returned");
     assert!(n >= MIN_ROUNDS, "only {n} rounds ran");
-    assert_eq!(bad, 0, "{bad} of {n} rounds received a DOWN after demonitor(flush)");
+    assert_eq!(
+        bad, 0,
+        "{bad} of {n} rounds received a DOWN after demonitor(flush)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,7 +273,10 @@ async fn no_down_queued_after_demonitor_returns() {
     .await;
     eprintln!("demonitor(no flush): {bad} of {n} rounds had a DOWN queued after it returned");
     assert!(n >= MIN_ROUNDS, "only {n} rounds ran");
-    assert_eq!(bad, 0, "{bad} of {n} rounds had a DOWN queued after demonitor");
+    assert_eq!(
+        bad, 0,
+        "{bad} of {n} rounds had a DOWN queued after demonitor"
+    );
 }
 
 /// `unlink` removes only link signals: an `exit/2` signal from the same pid, queued

@@ -48,7 +48,7 @@ async fn when_exiting(b: &Handle<()>, delay: u32) {
     while b.is_alive() {
         std::hint::spin_loop();
         spins += 1;
-        if spins % 4096 == 0 {
+        if spins.is_multiple_of(4096) {
             tokio::task::yield_now().await;
         }
     }
@@ -108,7 +108,7 @@ async fn spawn_b(by: &[Pid]) -> (Handle<()>, Go) {
         while !seen.load(Ordering::Acquire) {
             std::hint::spin_loop();
             spins += 1;
-            if spins % 4096 == 0 {
+            if spins.is_multiple_of(4096) {
                 tokio::task::yield_now().await;
             }
         }

@@ -5,7 +5,6 @@
 //! keeps about twice the live waiters, and none is live at the end; 64 is slack for the
 //! buffer's rounding); the old code kept one per abandoned wait (~104 bytes each).
 
-use std::future::Future;
 use std::time::Duration;
 
 use orbit::process::exit_waiters_held;
@@ -53,13 +52,13 @@ impl GenServer for Deaf {
     type Info = ();
     type Continue = ();
 
-    fn handle_call(
+    async fn handle_call(
         &mut self,
         _request: (),
         _from: &mut ReplyTo<()>,
         _ctx: &mut ServerContext<Self>,
-    ) -> impl Future<Output = CallReply<(), ()>> + Send {
-        async { CallReply::NoReply }
+    ) -> CallReply<(), ()> {
+        CallReply::NoReply
     }
 }
 

@@ -536,3 +536,158 @@ pub fn remove_remote_monitor(target: Pid, r: Ref) {
         unwatch(&t, r);
     }
 }
+
+/// Loom models of the delivery rules above (run with `scripts/loom`). They run the real
+/// [`deliver_locked`], [`down_locked`], [`drop_link`] and [`forget_monitor`] over a
+/// model process whose `meta` lock and signal queue are loom mutexes: every
+/// interleaving of "B's exit reaches A" against "A unlinks / demonitors B" is explored.
+/// Not modelled: the process table, the mailbox's spin lock (a loom mutex stands in for
+/// it), waking a killed task.
+#[cfg(all(test, orbit_loom))]
+mod loom_tests {
+    use loom::sync::{Arc, Mutex, MutexGuard};
+
+    use super::*;
+
+    struct Model {
+        pid: Pid,
+        meta: Mutex<Meta>,
+        queue: Mutex<Vec<Signal>>,
+    }
+
+    impl SignalTarget for Model {
+        type Guard<'a> = MutexGuard<'a, Meta>;
+        fn target_pid(&self) -> Pid {
+            self.pid
+        }
+        fn lock_meta(&self) -> Self::Guard<'_> {
+            self.meta.lock().unwrap()
+        }
+        fn queue_signal(&self, s: Signal) -> bool {
+            self.queue.lock().unwrap().push(s);
+            true
+        }
+        fn unqueue_link_exit(&self, from: Pid) -> bool {
+            let mut q = self.queue.lock().unwrap();
+            let before = q.len();
+            q.retain(|s| !matches!(s, Signal::Exit { from: f, link: true, .. } if *f == from));
+            before != q.len()
+        }
+        fn unqueue_down(&self, r: Ref) -> bool {
+            let mut q = self.queue.lock().unwrap();
+            let before = q.len();
+            q.retain(|s| !matches!(s, Signal::Down(d) if d.monitor == r));
+            before != q.len()
+        }
+    }
+
+    const A: Pid = Pid::NONE;
+
+    fn b() -> Pid {
+        Pid::local(7, 1)
+    }
+
+    /// A, linked to B (and monitoring it under `r`), trapping exits or not.
+    fn model(trap_exit: bool, r: Ref) -> Arc<Model> {
+        let mut meta = Meta {
+            trap_exit,
+            ..Meta::default()
+        };
+        meta.extra().links.push(b());
+        meta.extra().monitors.push((r, b()));
+        Arc::new(Model {
+            pid: A,
+            meta: Mutex::new(meta),
+            queue: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn link_exits(a: &Model) -> usize {
+        let q = a.queue.lock().unwrap();
+        q.iter()
+            .filter(|s| matches!(s, Signal::Exit { link: true, .. }))
+            .count()
+    }
+
+    fn downs(a: &Model) -> usize {
+        let q = a.queue.lock().unwrap();
+        q.iter().filter(|s| matches!(s, Signal::Down(_))).count()
+    }
+
+    /// Trapping: once `unlink` returned, no link EXIT from B is queued, ever.
+    #[test]
+    fn loom_no_exit_message_after_unlink() {
+        loom::model(|| {
+            let a = model(true, Ref::make());
+            let a2 = a.clone();
+            let t = loom::thread::spawn(move || {
+                deliver_locked(&*a2, b(), ExitReason::error("boom"), Via::Link);
+            });
+            drop_link(&*a, b());
+            assert_eq!(link_exits(&a), 0);
+            t.join().unwrap();
+            assert_eq!(link_exits(&a), 0);
+        });
+    }
+
+    /// Not trapping: a kill is decided after `unlink` returned only if it was decided
+    /// before (never newly).
+    #[test]
+    fn loom_no_kill_after_unlink() {
+        loom::model(|| {
+            let a = model(false, Ref::make());
+            let a2 = a.clone();
+            let t = loom::thread::spawn(move || {
+                deliver_locked(&*a2, b(), ExitReason::error("boom"), Via::Link);
+            });
+            drop_link(&*a, b());
+            let killed_at_return = a.meta.lock().unwrap().killed;
+            t.join().unwrap();
+            assert_eq!(a.meta.lock().unwrap().killed, killed_at_return);
+        });
+    }
+
+    /// `demonitor(r, true)`: no DOWN for `r` afterwards; `demonitor(r, false)`: none
+    /// queued after it returned.
+    #[test]
+    fn loom_no_down_after_demonitor() {
+        for flush in [true, false] {
+            loom::model(move || {
+                let r = Ref::make();
+                let a = model(true, r);
+                let a2 = a.clone();
+                let t = loom::thread::spawn(move || {
+                    down_locked(&*a2, r, b(), ExitReason::error("boom"));
+                });
+                forget_monitor(&*a, r);
+                if flush {
+                    a.unqueue_down(r);
+                }
+                let at_return = downs(&a);
+                t.join().unwrap();
+                assert_eq!(downs(&a), at_return);
+                if flush {
+                    assert_eq!(at_return, 0);
+                }
+            });
+        }
+    }
+
+    /// Without unlink/demonitor, B's exit is delivered exactly once.
+    #[test]
+    fn loom_delivered_once_when_kept() {
+        loom::model(|| {
+            let r = Ref::make();
+            let a = model(true, r);
+            let a2 = a.clone();
+            let t = loom::thread::spawn(move || {
+                deliver_locked(&*a2, b(), ExitReason::error("boom"), Via::Link);
+                down_locked(&*a2, r, b(), ExitReason::error("boom"));
+            });
+            deliver_locked(&*a, b(), ExitReason::error("boom"), Via::Link);
+            t.join().unwrap();
+            assert_eq!(link_exits(&a), 1);
+            assert_eq!(downs(&a), 1);
+        });
+    }
+}

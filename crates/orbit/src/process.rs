@@ -6,6 +6,17 @@
 //! runtime records the reason, removes the process from the process table, frees its
 //! name, sends exit signals along its links and `DOWN` to its monitors.
 //!
+//! Every way a process ends finishes it exactly once, with a reason: its body returned
+//! (its output), panicked (`panic`, even if the payload's own destructor panics: that
+//! second panic is caught and its payload leaked), was killed (the kill's reason, even if
+//! a destructor of the dropped body panics), or its task was dropped unfinished
+//! (`killed`). A destructor that panics after a clean return makes the exit a `panic`.
+//! No panic from these paths reaches tokio's worker.
+//!
+//! [`Handle::wait_exit`] registers a waiter in the process; a wait given up (its future
+//! dropped, e.g. on a timeout, or a call whose reply the server dropped) is purged when
+//! the list would next grow, so a process keeps about twice its live waiters at most.
+//!
 //! Not preempted: a handler that never awaits holds its worker thread. `recv` yields
 //! every few hundred messages so a busy process cannot starve its neighbours, and the
 //! runtime reports handlers that run longer than [`set_long_handler_threshold`](crate::clock::set_long_handler_threshold).

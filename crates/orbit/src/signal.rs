@@ -20,7 +20,7 @@
 //! How: a link exit takes effect only if the target still holds the link, and a `DOWN`
 //! only if the watcher still holds the monitor. The check, its removal, and the effect
 //! (queueing the signal, or deciding the kill) happen in one section under the
-//! *receiving* process's `meta` lock ([`deliver_locked`], [`down_locked`]);
+//! *receiving* process's `meta` lock (`deliver_locked`, `down_locked`);
 //! `unlink`/`demonitor` remove the link/monitor under that same lock and only then purge
 //! the signal queue. The remote paths ([`deliver_remote_exit`], [`deliver_down`]) go
 //! through the same functions.
@@ -33,8 +33,8 @@
 //! call back into signalling.
 //!
 //! Model-checked: `loom_tests` (run `scripts/loom`) explores every interleaving of the
-//! real [`deliver_locked`] / [`down_locked`] against the real [`drop_link`] /
-//! [`forget_monitor`] sequences of `unlink`/`demonitor`, over a model process whose
+//! real `deliver_locked` / `down_locked` against the real `drop_link` /
+//! `forget_monitor` sequences of `unlink`/`demonitor`, over a model process whose
 //! `meta` lock and signal queue are loom mutexes. Not model-checked: the process table,
 //! the mailbox's own spin lock, the kill's wake-up of the task, and `finish` taking the
 //! links out (a dead process holds no links, so that step cannot deliver twice).

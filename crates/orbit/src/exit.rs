@@ -72,13 +72,18 @@ impl ExitReason {
     }
 }
 
-/// Drops a panic payload, catching a panic of its destructor; the payload of that one is
-/// leaked (dropping it could panic again).
+/// Drops a panic payload, catching a panic of its destructor, whose own payload is then
+/// dropped the same way; after a few rounds of payloads that keep panicking, the last
+/// one is leaked rather than risk another panic.
 pub(crate) fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
-    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)));
-    if let Err(again) = dropped {
-        std::mem::forget(again);
+    let mut payload = payload;
+    for _ in 0..4 {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload))) {
+            Ok(()) => return,
+            Err(again) => payload = again,
+        }
     }
+    std::mem::forget(payload);
 }
 
 impl From<()> for ExitReason {

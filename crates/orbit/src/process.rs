@@ -828,6 +828,43 @@ where
         .map_err(|e| Error::Blocking(e.to_string()))
 }
 #[cfg(test)]
+mod drop_tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    /// What `end_body` relies on: when the body's destructor panics, `Pin::set` still
+    /// leaves the slot `None` (so `Run`'s own drop never drops the body twice) and the
+    /// body's other fields are dropped while unwinding (miri checks both).
+    #[test]
+    fn a_panicking_destructor_leaves_the_body_slot_empty() {
+        struct Bomb(#[allow(dead_code)] Box<u64>);
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("bomb");
+            }
+        }
+        let mut slot = Box::pin(Some(Bomb(Box::new(1))));
+        let r = catch_unwind(AssertUnwindSafe(|| slot.as_mut().set(None)));
+        assert!(r.is_err());
+        assert!(slot.is_none());
+        super::ExitReason::from_panic(r.unwrap_err());
+    }
+
+    /// A payload whose destructor panics: `from_panic` still gives the panic reason.
+    #[test]
+    fn a_payload_that_panics_on_drop_is_contained() {
+        struct PayloadBomb;
+        impl Drop for PayloadBomb {
+            fn drop(&mut self) {
+                panic!("payload bomb");
+            }
+        }
+        let r = catch_unwind(|| std::panic::panic_any(PayloadBomb));
+        let reason = super::ExitReason::from_panic(r.unwrap_err());
+        assert!(matches!(reason, super::ExitReason::Panic(_)));
+    }
+}
+
+#[cfg(test)]
 mod size_tests {
     /// An idle process's control block (with the `Arc`'s two counters) fits the
     /// allocator's 256-byte size class; the next class is 320, and on a million

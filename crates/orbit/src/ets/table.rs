@@ -365,6 +365,9 @@ impl<K: Key, V: Value> Table<K, V> {
 
     /// `ets:insert/2` with a list: all objects become visible at once (every shard they
     /// touch is locked for the whole insert). For one key given twice on a set, the last wins.
+    /// On a `bag` the list's objects of one key are added in reverse list order (each after
+    /// the existing ones, identical objects once), on a `duplicate_bag` in list order: the
+    /// order OTP 25's `ets:lookup/2` returns afterwards.
     pub fn insert_many(&self, objects: impl IntoIterator<Item = (K, V)>) -> Result<()> {
         self.check_write()?;
         let objects: Vec<(K, V)> = objects.into_iter().collect();
@@ -386,7 +389,7 @@ impl<K: Key, V: Value> Table<K, V> {
             Store::Bag(s) => {
                 let dup = self.dup();
                 let mut guards = s.write_many(objects.iter().map(|(k, _)| k));
-                for (k, v) in objects {
+                for (k, v) in bag_list_order(dup, objects) {
                     if let Some(g) = guards[s.index(&k)].as_mut() {
                         bag_push(g, dup, k, v);
                     }
@@ -443,7 +446,7 @@ impl<K: Key, V: Value> Table<K, V> {
                 if exists {
                     return Ok(false);
                 }
-                for (k, v) in objects {
+                for (k, v) in bag_list_order(dup, objects) {
                     if let Some(g) = guards[s.index(&k)].as_mut() {
                         bag_push(g, dup, k, v);
                     }
@@ -1064,4 +1067,14 @@ fn hash_next<K>(
         return Some(Some(k));
     }
     Some(((i + 1)..shards).find_map(|j| at(j, 0)))
+}
+
+/// The order in which a list insert adds objects to a bag table, as OTP 25 does: a `bag`
+/// takes the list from its end (`ets:insert(T, [{k,1},{k,2}])` then `ets:lookup(T, k)` gives
+/// `[{k,2},{k,1}]`), a `duplicate_bag` from its start.
+fn bag_list_order<T>(dup: bool, mut objects: Vec<T>) -> Vec<T> {
+    if !dup {
+        objects.reverse();
+    }
+    objects
 }

@@ -265,6 +265,17 @@ impl CounterOp {
         }
     }
 
+    /// The new counter value from the current one, in arbitrary precision (counters inside
+    /// [`orbit_term::Term`] objects are Erlang integers of any size).
+    pub fn apply_big(&self, cur: &orbit_term::BigInt) -> orbit_term::BigInt {
+        let r = cur + orbit_term::BigInt::from(self.incr);
+        match self.threshold {
+            Some((t, s)) if self.incr >= 0 && r > orbit_term::BigInt::from(t) => s.into(),
+            Some((t, s)) if self.incr < 0 && r < orbit_term::BigInt::from(t) => s.into(),
+            _ => r,
+        }
+    }
+
     /// The new counter value from the current one.
     pub fn apply(self, cur: i128) -> i128 {
         let r = cur + self.incr as i128;

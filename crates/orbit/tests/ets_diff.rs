@@ -18,7 +18,7 @@
 use std::fmt::Write as _;
 use std::process::Command;
 
-use orbit::ets::{CounterOp, EtsError, Table, TableType};
+use orbit::ets::{CounterOp, EtsError, Pattern, Table, TableType};
 use orbit_term::Term;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -298,22 +298,14 @@ fn run_orbit((kind, ops): &(TableType, Vec<Op>)) -> String {
                 let us: Vec<(usize, Term)> = us.iter().map(|(p, v)| (*p, term(v))).collect();
                 res(t.update_elements(k, &us), b)
             }
-            Op::MatchKey(k) => {
-                let k = *k;
-                res(t.tab2list(), |v| {
-                    srt_objs(kind, v.into_iter().filter(|(kk, _)| *kk == k).collect())
-                })
-            }
+            Op::MatchKey(k) => res(t.match_object(&Pattern::key(*k)), |v| srt_objs(kind, v)),
             Op::MatchElem(a) => {
                 let a = term(a);
-                res(t.tab2list(), |v| {
-                    srt_objs(
-                        kind,
-                        v.into_iter()
-                            .filter(|(_, v)| matches!(v, Term::Tuple(es) if es.first().is_some_and(|e| e == &a && format!("{e}") == format!("{a}"))))
-                            .collect(),
-                    )
-                })
+                // Erlang matching is exact (1 does not match 1.0): compare printed forms too.
+                let p = Pattern::any().when(move |_, v: &Term| {
+                    matches!(v, Term::Tuple(es) if es.first().is_some_and(|e| e == &a && e.to_string() == a.to_string()))
+                });
+                res(t.match_object(&p), |v| srt_objs(kind, v))
             }
             Op::Walk => {
                 let mut f = Vec::new();

@@ -6,8 +6,16 @@
 //! `Option` a 0/1 byte then the value; enum variants a `u32` index then the fields;
 //! structs and tuples their fields in order; unit types nothing.
 //!
-//! Decoding never panics and never trusts a length: every read is bounds-checked, and
-//! preallocation is capped. Orbit's ETF serde (orbit-term) is independent of this.
+//! Decoding never panics and never trusts a length: every read is bounds-checked against
+//! the bytes left, preallocation of a sequence is capped by the bytes left (each element
+//! of a non-zero-sized type takes at least one byte), and nesting deeper than
+//! [`MAX_DEPTH`] is an error rather than a stack overflow. Time is linear in the input.
+//! Orbit's ETF serde (orbit-term) is independent of this.
+//!
+//! Why not ETF (issue 18 item 8, open): switching the table-file body to orbit-term's
+//! `term_to_binary` would let a BEAM node read a dump with `binary_to_term`; it changes the
+//! file format (a version bump) and is not done yet. This codec is kept, hardened, and
+//! covered by `tests/ets_file_hostile.rs`.
 
 use std::fmt;
 

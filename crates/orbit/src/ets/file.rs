@@ -32,6 +32,27 @@
 //! file's key/value type names differ from the types asked for (unless
 //! [`FileOptions::check_types`] is off).
 //!
+//! # Untrusted input
+//!
+//! A file from anyone is untrusted, even with valid checksums (a CRC is not a signature).
+//! Loading a crafted file gives a table or an error, never a panic, abort or stack
+//! overflow: nothing is preallocated from the declared object count (it is only compared
+//! with the content); every length inside an object is checked against the bytes left and
+//! sequence preallocation is capped by them, so memory stays within a small multiple of
+//! the file size (times the in-memory size of an object); nesting deeper than
+//! [`codec::MAX_DEPTH`] is an error; time is linear in the file. Two objects under one key
+//! in a `set`/`ordered_set` file are an error ([`EtsError::BadFile`], "duplicate key"):
+//! OTP's `file2tab` would insert both, the last winning, and lose one silently (only
+//! `verify` would notice a count mismatch); refusing loses nothing silently.
+//! [`file2tab_from_bytes`] is the same loader over a byte slice, for fuzzing.
+//!
+//! # Temporary files
+//!
+//! A save writes `.<file>.tmp-<pid>-<n>` next to the target. A writer killed mid-save
+//! leaves it behind; each `tab2file`/`file2tab` of that target removes such files whose
+//! `<pid>` no longer runs (checked via `/proc`, so on Linux only), never those of the
+//! current process (a live writer may own them).
+//!
 //! `tab2file` reads the table shard by shard, like `tab2list`: concurrent writes may or
 //! may not be included (as in Erlang). Large tables: call these from
 //! [`orbit::blocking`](crate::blocking) so they do not hold a process worker thread.
@@ -421,7 +442,7 @@ where
         .and_then(|x| x.checked_add(4))
         .filter(|x| *x <= b.len())
         .ok_or_else(|| bad(path, "truncated: the file ends inside its header"))?;
-    let (h, kind, protection) = parse_header(path, &b, hlen)?;
+    let (h, kind, protection) = parse_header(path, b, hlen)?;
     if opts.check_types {
         let (k, v) = (std::any::type_name::<K>(), std::any::type_name::<V>());
         if h.key_type != k || h.value_type != v {

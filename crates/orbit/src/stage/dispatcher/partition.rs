@@ -150,7 +150,12 @@ impl<T: Send + 'static> Dispatcher<T> for PartitionDispatcher<T> {
             }
         }
         p.demand += n - from_queue;
-        self.waiting += n - from_queue;
+        // As GenStage's `PartitionDispatcher.ask/3`: the whole ask goes upstream, even
+        // the part served from the queue. Those queued events already used up the
+        // producer's allowance when they were placed; not asking again for them let
+        // a slow partition's queue eat the allowance of every other partition, which
+        // then starved with demand outstanding (issue 16 item 6).
+        self.waiting += n;
     }
 
     fn capacity(&self) -> usize {

@@ -50,14 +50,20 @@ impl<T> DemandDispatcher<T> {
         }
     }
 
+    /// The entries are kept in GenStage's order (its `add_demand/4`): by demand, largest
+    /// first, an entry whose demand changed going before the first with strictly less
+    /// (so after those with equal demand). The head is served first.
     fn largest(&self) -> Option<usize> {
-        let mut best: Option<usize> = None;
-        for (i, e) in self.entries.iter().enumerate() {
-            if e.demand > 0 && best.is_none_or(|b| e.demand > self.entries[b].demand) {
-                best = Some(i);
-            }
-        }
-        best
+        self.entries.first().filter(|e| e.demand > 0).map(|_| 0)
+    }
+
+    fn insert(&mut self, e: Entry<T>) {
+        let at = self
+            .entries
+            .iter()
+            .position(|x| e.demand > x.demand)
+            .unwrap_or(self.entries.len());
+        self.entries.insert(at, e);
     }
 }
 
@@ -94,6 +100,11 @@ impl<T: Send + 'static> Dispatcher<T> for DemandDispatcher<T> {
         }
         e.demand += n;
         self.total += n;
+        // Keep GenStage's order: re-insert before the first entry with less demand.
+        if let Some(i) = self.entries.iter().position(|e| e.tag == tag) {
+            let e = self.entries.remove(i);
+            self.insert(e);
+        }
     }
 
     fn capacity(&self) -> usize {
@@ -115,6 +126,8 @@ impl<T: Send + 'static> Dispatcher<T> for DemandDispatcher<T> {
             // A dead consumer's events are lost, as messages to a dead pid are; its DOWN
             // is on the way and cancels the subscription.
             e.sink.send_events(e.tag, batch);
+            let e = self.entries.remove(i);
+            self.insert(e);
         }
         Ok(events)
     }

@@ -1,5 +1,7 @@
 //! DemandDispatcher: each event to one consumer, the one with the largest pending
-//! demand first (GenStage's default dispatcher).
+//! demand first (GenStage's default dispatcher). Ties are broken as GenStage's
+//! `add_demand/4` does: a consumer whose demand just changed goes after those with
+//! equal demand, so the same asks give the same deliveries (`tests/stage_diff.rs`).
 //!
 //! The first ask sets the maximum demand expected of every consumer; a consumer asking
 //! for more is warned about, since it will starve the others. A cancelled consumer's

@@ -26,6 +26,11 @@ defmodule DiffConsumer do
   end
 
   # Asks come from the consumer itself (GenStage.ask sends as self()).
+  def handle_info(:cancel, {_, _, from} = s) do
+    GenStage.cancel(from, :normal)
+    {:noreply, [], s}
+  end
+
   def handle_info({:ask, n}, {_, _, from} = s) do
     GenStage.ask(from, n)
     {:noreply, [], s}
@@ -50,6 +55,7 @@ defmodule Diff do
     dispatcher =
       case kind do
         "demand" -> GenStage.DemandDispatcher
+        "broadcast" -> GenStage.BroadcastDispatcher
         "partition" -> {GenStage.PartitionDispatcher, partitions: n, hash: &{&1, rem(&1, n)}}
       end
 
@@ -70,6 +76,9 @@ defmodule Diff do
       case String.split(op) do
         ["A", c, k] ->
           send(elem(cs, String.to_integer(c)), {:ask, String.to_integer(k)})
+
+        ["C", c] ->
+          send(elem(cs, String.to_integer(c)), :cancel)
 
         ["E", evs] ->
           send(p, {:emit, evs |> String.split(",") |> Enum.map(&String.to_integer/1)})

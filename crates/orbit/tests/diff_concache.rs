@@ -199,7 +199,13 @@ fn upd(d: i64) -> impl FnOnce(Option<i64>) -> Result<i64, AppError> {
 }
 
 fn upde(d: i64) -> impl FnOnce(i64) -> Result<i64, AppError> {
-    move |old| if d == 0 { Err(AppError::Nope) } else { Ok(old + d) }
+    move |old| {
+        if d == 0 {
+            Err(AppError::Nope)
+        } else {
+            Ok(old + d)
+        }
+    }
 }
 
 async fn run_orbit(ops: &[Op]) -> String {

@@ -52,9 +52,8 @@ pub fn beamlibs() -> Result<PathBuf, String> {
         Ok(o) if o.status.success() => {}
         _ => return Err("`elixir` is not on PATH".into()),
     }
-    let script = build_script().ok_or(
-        "../shared/beamlibs/build.sh not found (set ORBIT_BEAMLIBS_BUILD to its path)",
-    )?;
+    let script = build_script()
+        .ok_or("../shared/beamlibs/build.sh not found (set ORBIT_BEAMLIBS_BUILD to its path)")?;
     let out = Command::new("bash")
         .arg(&script)
         .output()

@@ -77,6 +77,7 @@ pub struct Oracle {
     stdout: BufReader<ChildStdout>,
     /// Requests answered so far.
     pub calls: usize,
+    dir: PathBuf,
 }
 
 impl Oracle {
@@ -103,6 +104,7 @@ impl Oracle {
             stdin,
             stdout,
             calls: 0,
+            dir,
         };
         let first = o.read_line();
         assert_eq!(first, "ready", "the elixir oracle did not start");
@@ -132,6 +134,7 @@ impl Drop for Oracle {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

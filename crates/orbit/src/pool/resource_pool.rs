@@ -12,6 +12,9 @@
 //!   client value to `f`, `Remove` terminates that resource and tries the next one,
 //!   `Skip` fails this checkout with the callback's error and keeps the resource. With
 //!   no idle resource the caller waits in a first-in first-out queue until `timeout`.
+//!   A removed resource's replacement (eager pools) is made before the operation that
+//!   removed it returns, so it joins the idle queue ahead of any later check-in, as
+//!   NimblePool's (checked against the real NimblePool by `tests/diff_pools.rs`).
 //! - `f` runs in the caller and returns the result and a check-in value, which
 //!   [`handle_checkin`](ResourceWorker::handle_checkin) uses to keep the resource or
 //!   remove it.

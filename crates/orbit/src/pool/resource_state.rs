@@ -56,6 +56,11 @@ struct Inner<M: ResourceWorker> {
     /// Resources a lazy pool may still make on demand (`None`: not lazy).
     lazy_left: Option<usize>,
     pending: usize,
+    /// Replacements of removed resources not made yet (counted in `pending` too): the
+    /// operation that removed them makes them before it releases the lock, as
+    /// NimblePool's replacement `init_worker` runs before the pool's next message; the
+    /// manager's `Init` message makes any left over.
+    inits_due: usize,
     next_id: u64,
     stopped: bool,
     metrics: Metrics,
@@ -145,6 +150,7 @@ pub(super) async fn start<M: ResourceWorker>(
             waiting: VecDeque::new(),
             lazy_left: opts.lazy.then_some(opts.pool_size),
             pending: 0,
+            inits_due: 0,
             next_id: 1,
             stopped: false,
             metrics: Metrics::new(label, opts.pool_size),
@@ -261,13 +267,34 @@ impl<M: ResourceWorker> Shared<M> {
             return;
         }
         inn.pending += 1;
+        inn.inits_due += 1;
         let sent = self
             .manager
             .get()
             .is_some_and(|h| h.send(ManagerMsg::Init).is_ok());
         if !sent {
             inn.pending -= 1;
+            inn.inits_due -= 1;
         }
+    }
+
+    /// Makes the replacements due when the operation began or during it (bounded by
+    /// the count at entry, so a checkout that keeps removing cannot loop here: later
+    /// ones wait for the manager), then serves the queue.
+    fn run_due(self: &Arc<Self>, inn: &mut Inner<M>) {
+        let n = inn.inits_due;
+        if n == 0 || inn.stopped {
+            return;
+        }
+        for _ in 0..n {
+            if inn.inits_due == 0 {
+                break;
+            }
+            inn.inits_due -= 1;
+            inn.pending -= 1;
+            self.init_one(inn);
+        }
+        self.serve(inn);
     }
 
     /// A resource lost to a panicking callback: replaced (or, lazy, made available to
@@ -393,6 +420,7 @@ impl<M: ResourceWorker> Shared<M> {
                     if d.is_ok() {
                         inn.metrics.checkout_now();
                     }
+                    self.run_due(&mut inn);
                     inn.record();
                     return d.map(|c| (caller, c));
                 }
@@ -404,6 +432,7 @@ impl<M: ResourceWorker> Shared<M> {
                 tx,
                 since: Instant::now(),
             });
+            self.run_due(&mut inn);
             inn.record();
             (rx, caller)
         };
@@ -467,6 +496,7 @@ impl<M: ResourceWorker> Shared<M> {
             }
         }
         self.serve(&mut inn);
+        self.run_due(&mut inn);
         inn.record();
     }
 
@@ -483,6 +513,7 @@ impl<M: ResourceWorker> Shared<M> {
         } else {
             self.remove_worker(&mut inn, &reason, w);
             self.serve(&mut inn);
+            self.run_due(&mut inn);
         }
         inn.record();
     }
@@ -539,6 +570,7 @@ impl<M: ResourceWorker> Shared<M> {
         }
         kept.append(&mut inn.idle);
         inn.idle = kept;
+        self.run_due(&mut inn);
         inn.record();
         stop
     }
@@ -682,6 +714,11 @@ async fn run<M: ResourceWorker>(
         match msg {
             Message::Msg(ManagerMsg::Init) => {
                 let mut inn = shared.inner.lock();
+                // Already made by the operation that removed its resource.
+                if inn.inits_due == 0 {
+                    continue;
+                }
+                inn.inits_due -= 1;
                 inn.pending -= 1;
                 if !inn.stopped {
                     shared.init_one(&mut inn);

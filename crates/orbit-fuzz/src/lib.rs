@@ -218,9 +218,15 @@ pub fn fuzz_epmd_client(data: &[u8]) {
         });
         let bound = Duration::from_secs(10);
         let c = orbit_dist::epmd::client::port_please("127.0.0.1", port, "x");
-        tokio::time::timeout(bound, c).await.expect("port_please hung").ok();
+        tokio::time::timeout(bound, c)
+            .await
+            .expect("port_please hung")
+            .ok();
         let c = orbit_dist::epmd::client::names("127.0.0.1", port);
-        tokio::time::timeout(bound, c).await.expect("names hung").ok();
+        tokio::time::timeout(bound, c)
+            .await
+            .expect("names hung")
+            .ok();
         let c = orbit_dist::epmd::client::register(port, "x", 4370, 77);
         let _ = tokio::time::timeout(bound, c).await.expect("register hung");
         server.abort();

@@ -66,7 +66,9 @@ fn run_bounded(name: &str, f: fn(&[u8]), input: &[u8]) -> Duration {
 }
 
 fn corpus(name: &str) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(name);
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(&dir) {
         let mut paths: Vec<_> = rd.flatten().map(|e| e.path()).collect();
@@ -93,7 +95,10 @@ impl Rng {
     }
 }
 
-const INTERESTING: &[u8] = &[0, 1, 0x7f, 0x80, 0xff, 70, 97, 98, 99, 100, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 116, 118, 119, 131];
+const INTERESTING: &[u8] = &[
+    0, 1, 0x7f, 0x80, 0xff, 70, 97, 98, 99, 100, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113,
+    116, 118, 119, 131,
+];
 
 fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     let mut v = seed.to_vec();
@@ -152,7 +157,14 @@ fn worst_shapes() -> Vec<(&'static str, Vec<u8>)> {
         ("deep tuple", vec![104u8, 1]),
         ("deep list", vec![108, 0, 0, 0, 1]),
         ("deep map", vec![116, 0, 0, 0, 1, 97, 1]),
-        ("deep fun", vec![112, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 119, 1, 109, 97, 0, 97, 0, 88, 119, 1, 110, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (
+            "deep fun",
+            vec![
+                112, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                0, 0, 1, 119, 1, 109, 97, 0, 97, 0, 88, 119, 1, 110, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                0, 0,
+            ],
+        ),
     ] {
         let mut v = vec![131];
         while v.len() < N - open.len() {
@@ -162,12 +174,21 @@ fn worst_shapes() -> Vec<(&'static str, Vec<u8>)> {
         out.push((name, v));
     }
     // huge declared lengths with little data
-    out.push(("huge list len", vec![131, 108, 0xff, 0xff, 0xff, 0xff, 97, 1]));
-    out.push(("huge tuple len", vec![131, 105, 0xff, 0xff, 0xff, 0xff, 97, 1]));
+    out.push((
+        "huge list len",
+        vec![131, 108, 0xff, 0xff, 0xff, 0xff, 97, 1],
+    ));
+    out.push((
+        "huge tuple len",
+        vec![131, 105, 0xff, 0xff, 0xff, 0xff, 97, 1],
+    ));
     out.push(("huge binary len", vec![131, 109, 0xff, 0xff, 0xff, 0xff, 0]));
     out.push(("huge map len", vec![131, 116, 0xff, 0xff, 0xff, 0xff]));
     out.push(("huge bignum", vec![131, 111, 0xff, 0xff, 0xff, 0xff, 0]));
-    out.push(("compressed bomb", vec![131, 80, 0x7f, 0xff, 0xff, 0xff, 0x78, 0x9c]));
+    out.push((
+        "compressed bomb",
+        vec![131, 80, 0x7f, 0xff, 0xff, 0xff, 0x78, 0x9c],
+    ));
     // many small elements in one flat list
     let count = (N - 16) / 2;
     let mut v = vec![131, 108];
@@ -198,12 +219,19 @@ fn fuzz_replay_every_target() {
     let network = |n: &str| n.starts_with("handshake") || n.starts_with("epmd");
     for &(name, f) in orbit_fuzz::TARGETS {
         let seeds = corpus(name);
-        assert!(!seeds.is_empty(), "{name}: corpus fuzz/corpus/{name} is empty");
+        assert!(
+            !seeds.is_empty(),
+            "{name}: corpus fuzz/corpus/{name} is empty"
+        );
         for s in &seeds {
             run_bounded(name, f, s);
         }
         // Network targets are slower per input (sockets, runtimes): fewer mutations.
-        let n = if network(name) { mutations / 10 } else { mutations * 10 };
+        let n = if network(name) {
+            mutations / 10
+        } else {
+            mutations * 10
+        };
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ name.len() as u64);
         for _ in 0..n {
             let s = &seeds[rng.below(seeds.len())];
@@ -219,6 +247,7 @@ fn fuzz_replay_every_target() {
                 }
             }
             let took = run_bounded(name, f, input);
+            eprintln!("{name}: {shape} ({} B) {took:?}", input.len());
             assert!(
                 took < Duration::from_secs(20),
                 "{name}: {shape} ({} B) took {took:?}",

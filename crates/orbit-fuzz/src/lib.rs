@@ -17,8 +17,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// A target body: arbitrary bytes in, must not panic.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name (the name of its libFuzzer binary and corpus directory).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("etf_decode", fuzz_etf_decode),
     ("serde_from_slice", fuzz_serde_from_slice),
     ("dist_frame", fuzz_dist_frame),

@@ -297,9 +297,6 @@ pub(crate) fn finish(p: &Arc<dyn ProcessHandle>, reason: ExitReason) {
     };
     table::remove(pid);
     p.close();
-    if let Some(t) = core.timer.get() {
-        crate::deadline::forget_process(t);
-    }
     let Some(extra) = extra else { return };
     if let Some(name) = &extra.name {
         registry::release(name, pid);

@@ -96,7 +96,12 @@ fn tick() {
             unread = 0;
             // Fails when a reader has just cleared `UNREAD`: then keep ticking.
             if NOW_NS
-                .compare_exchange(ns | UNREAD, ns | ASLEEP, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(
+                    ns | UNREAD,
+                    ns | ASLEEP,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
             {
                 // `park` may return spuriously; the reader that clears `ASLEEP` unparks.

@@ -7,6 +7,7 @@
 //! coarse clock thread lagged.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
@@ -179,7 +180,11 @@ async fn every_call_times_out_never_early_and_within_slack() {
     while let Some(out) = rx.recv().await {
         from_procs.extend(out);
     }
-    assert_eq!(from_procs.len(), PROCS * ROUNDS * 2, "a caller process died");
+    assert_eq!(
+        from_procs.len(),
+        PROCS * ROUNDS * 2,
+        "a caller process died"
+    );
     check("processes joining two calls", &from_procs);
 }
 
@@ -218,77 +223,67 @@ impl Flag {
 
 /// Slot reuse on one thread: timeout A fires (its timer is done) but A is neither
 /// polled nor dropped yet; timeout B starts and takes the freed timer slot; then A is
-/// dropped. B must still fire. (The slab version removed B's timer when dropping A,
-/// so B hung forever.)
-#[tokio::test(flavor = "current_thread")]
-async fn a_fired_timeout_does_not_cancel_the_next_one() {
-    let flag = Arc::new(Flag::default());
-    let waker = Waker::from(flag.clone());
+/// dropped. B's waker must still be woken at B's deadline, without B being polled in
+/// between. (The slab version removed B's timer when dropping A, so B, polled only
+/// when woken, hung forever.) Returns whether B fired, never early.
+async fn fired_timeout_then_next_one() -> Result<(), String> {
+    let poll_with = |f: &mut Pin<Box<orbit::deadline::Timeout<std::future::Pending<()>>>>,
+                     flag: &Arc<Flag>| {
+        let waker = Waker::from(flag.clone());
+        f.as_mut().poll(&mut Context::from_waker(&waker))
+    };
+    let a_flag = Arc::new(Flag::default());
     let mut a = Box::pin(orbit::deadline::timeout(
         Duration::from_millis(2),
         std::future::pending::<()>(),
     ));
-    assert!(a
-        .as_mut()
-        .poll(&mut Context::from_waker(&waker))
-        .is_pending());
+    assert!(poll_with(&mut a, &a_flag).is_pending());
     // Wait for A's timer to fire (an event: it wakes A's waker).
-    tokio::time::timeout(Duration::from_secs(5), flag.wait())
+    tokio::time::timeout(Duration::from_secs(5), a_flag.wait())
         .await
-        .expect("timeout A never fired");
+        .map_err(|_| "timeout A never fired".to_string())?;
 
     let b_limit = Duration::from_millis(20);
     let t0 = Instant::now();
+    let b_flag = Arc::new(Flag::default());
     let mut b = Box::pin(orbit::deadline::timeout(
         b_limit,
         std::future::pending::<()>(),
     ));
     // Poll B once so that it takes a timer, then drop the fired A.
-    assert!(futures::poll!(b.as_mut()).is_pending());
+    assert!(poll_with(&mut b, &b_flag).is_pending());
     drop(a);
-
-    let r = tokio::time::timeout(b_limit + LOST_AFTER, b).await;
+    // B is polled again only once its waker is woken (as an executor would).
+    loop {
+        tokio::time::timeout(b_limit + LOST_AFTER, b_flag.wait())
+            .await
+            .map_err(|_| {
+                "timeout B was lost (never woken) after the fired timeout A was dropped".to_string()
+            })?;
+        b_flag.woken.store(false, Ordering::SeqCst);
+        if poll_with(&mut b, &b_flag) == Poll::Ready(Err(orbit::deadline::Elapsed)) {
+            break;
+        }
+    }
     let elapsed = t0.elapsed();
-    assert_eq!(
-        r,
-        Ok(Err(orbit::deadline::Elapsed)),
-        "timeout B was lost after the fired timeout A was dropped"
-    );
-    assert!(elapsed >= b_limit, "B fired early: {elapsed:?}");
+    if elapsed < b_limit {
+        return Err(format!("B fired early: {elapsed:?}"));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_fired_timeout_does_not_cancel_the_next_one() {
+    fired_timeout_then_next_one().await.unwrap();
 }
 
 /// The same from inside a process (whose timeouts had their own reusable slot).
 #[tokio::test(flavor = "current_thread")]
 async fn a_fired_timeout_does_not_cancel_the_next_one_in_a_process() {
-    let lost = orbit::run_in_process(async {
-        let flag = Arc::new(Flag::default());
-        let waker = Waker::from(flag.clone());
-        let mut a = Box::pin(orbit::deadline::timeout(
-            Duration::from_millis(2),
-            std::future::pending::<()>(),
-        ));
-        assert!(a
-            .as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_pending());
-        tokio::time::timeout(Duration::from_secs(5), flag.wait())
-            .await
-            .expect("timeout A never fired");
-        let b_limit = Duration::from_millis(20);
-        let t0 = Instant::now();
-        let mut b = Box::pin(orbit::deadline::timeout(
-            b_limit,
-            std::future::pending::<()>(),
-        ));
-        assert!(futures::poll!(b.as_mut()).is_pending());
-        drop(a);
-        let r = tokio::time::timeout(b_limit + LOST_AFTER, b).await;
-        assert!(t0.elapsed() >= b_limit, "B fired early");
-        r != Ok(Err(orbit::deadline::Elapsed))
-    })
-    .await
-    .unwrap();
-    assert!(!lost, "timeout B was lost after the fired timeout A was dropped");
+    orbit::run_in_process(fired_timeout_then_next_one())
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 /// Timeouts follow tokio's clock: under `tokio::time::pause` a timeout fires exactly

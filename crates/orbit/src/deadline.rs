@@ -77,56 +77,80 @@ pin_project_lite::pin_project! {
         #[pin]
         fut: F,
         limit: Duration,
-        #[pin]
         timer: Timer,
+    }
+
+    impl<F> PinnedDrop for Timeout<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Timer::Tokio { sleep, rt } = std::mem::replace(this.timer, Timer::Idle) {
+                keep_spare(rt, sleep);
+            }
+        }
     }
 }
 
-pin_project_lite::pin_project! {
-    #[project = TimerProj]
-    enum Timer {
-        /// The inner future has not been pending yet: no timer.
-        Idle,
-        /// The limit is beyond any clock's reach: no timer.
-        Never,
-        /// On the current tokio runtime's timer.
-        Tokio { #[pin] sleep: tokio::time::Sleep },
-        /// On the fallback thread (no tokio timer at hand).
-        Fallback { entry: fallback::Entry },
+enum Timer {
+    /// The inner future has not been pending yet: no timer.
+    Idle,
+    /// The limit is beyond any clock's reach: no timer.
+    Never,
+    /// On the timer of tokio runtime `rt`.
+    Tokio {
+        sleep: Pin<Box<tokio::time::Sleep>>,
+        rt: tokio::runtime::Id,
+    },
+    /// On the fallback thread (no tokio timer at hand).
+    Fallback { entry: fallback::Entry },
+}
+
+thread_local! {
+    /// A cancelled timeout's still-registered tokio timer, kept for the next timeout on
+    /// this thread: moving a registered timer to a later deadline is one atomic
+    /// compare-and-swap, where registering and cancelling a new one take the timer
+    /// wheel's lock twice. Owned by one timeout at a time (moved in and out).
+    static SPARE: std::cell::Cell<Option<(tokio::runtime::Id, Pin<Box<tokio::time::Sleep>>)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+fn keep_spare(rt: tokio::runtime::Id, sleep: Pin<Box<tokio::time::Sleep>>) {
+    if sleep.is_elapsed() {
+        return;
     }
+    // During thread teardown the spare is simply dropped.
+    let _ = SPARE.try_with(|s| s.set(Some((rt, sleep))));
 }
 
 impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(v) = this.fut.poll(cx) {
             return Poll::Ready(Ok(v));
         }
         if let Timer::Idle = *this.timer {
-            let started = start(*this.limit);
-            this.timer.set(started);
+            *this.timer = start(*this.limit);
         }
         loop {
-            match this.timer.as_mut().project() {
-                TimerProj::Idle | TimerProj::Never => return Poll::Pending,
-                TimerProj::Tokio { sleep } => {
+            match this.timer {
+                Timer::Idle | Timer::Never => return Poll::Pending,
+                Timer::Tokio { sleep, .. } => {
                     // Polling a timer whose runtime has shut down panics in tokio (it
                     // can happen only to a future moved off its runtime): carry the
                     // remaining time over to the fallback thread instead.
                     let deadline = sleep.deadline();
-                    match catch_unwind(AssertUnwindSafe(|| sleep.poll(cx))) {
+                    match catch_unwind(AssertUnwindSafe(|| sleep.as_mut().poll(cx))) {
                         Ok(Poll::Ready(())) => return Poll::Ready(Err(Elapsed)),
                         Ok(Poll::Pending) => return Poll::Pending,
                         Err(_) => {
                             let left =
                                 deadline.saturating_duration_since(tokio::time::Instant::now());
-                            this.timer.set(on_fallback(left));
+                            *this.timer = on_fallback(left);
                         }
                     }
                 }
-                TimerProj::Fallback { entry } => {
+                Timer::Fallback { entry } => {
                     return match entry.poll(cx) {
                         true => Poll::Ready(Err(Elapsed)),
                         false => Poll::Pending,
@@ -143,7 +167,7 @@ fn start(limit: Duration) -> Timer {
         return Timer::Never;
     }
     match tokio_sleep(limit) {
-        Some(sleep) => Timer::Tokio { sleep },
+        Some((sleep, rt)) => Timer::Tokio { sleep, rt },
         None => on_fallback(limit),
     }
 }
@@ -162,28 +186,28 @@ static TIMERLESS_SEEN: AtomicBool = AtomicBool::new(false);
 /// Runtimes found to have no time driver (`enable_time` not called).
 static TIMERLESS: Mutex<Vec<tokio::runtime::Id>> = Mutex::new(Vec::new());
 
-/// A tokio `Sleep` for `limit` on the current runtime; `None` outside any runtime
-/// context or in a runtime without timers (where tokio would panic).
-fn tokio_sleep(limit: Duration) -> Option<tokio::time::Sleep> {
-    // Inside a task there is a runtime context (one thread-local read); elsewhere ask
-    // for the handle.
-    if tokio::task::try_id().is_none() && tokio::runtime::Handle::try_current().is_err() {
-        return None;
-    }
-    if TIMERLESS_SEEN.load(Ordering::Relaxed) {
-        let id = tokio::runtime::Handle::try_current().ok()?.id();
-        if TIMERLESS.lock().contains(&id) {
-            return None;
+/// A tokio `Sleep` for `limit` on the current runtime (this thread's spare one when it
+/// belongs to the same runtime); `None` outside any runtime context or in a runtime
+/// without timers (where tokio would panic).
+fn tokio_sleep(limit: Duration) -> Option<(Pin<Box<tokio::time::Sleep>>, tokio::runtime::Id)> {
+    let rt = tokio::runtime::Handle::try_current().ok()?.id();
+    if let Some((id, mut sleep)) = SPARE.try_with(|s| s.take()).ok().flatten() {
+        if id == rt {
+            if let Some(deadline) = tokio::time::Instant::now().checked_add(limit) {
+                sleep.as_mut().reset(deadline);
+                return Some((sleep, rt));
+            }
         }
     }
-    match catch_unwind(|| tokio::time::sleep(limit)) {
-        Ok(sleep) => Some(sleep),
+    if TIMERLESS_SEEN.load(Ordering::Relaxed) && TIMERLESS.lock().contains(&rt) {
+        return None;
+    }
+    match catch_unwind(|| Box::pin(tokio::time::sleep(limit))) {
+        Ok(sleep) => Some((sleep, rt)),
         Err(_) => {
             // The only panic here is tokio's "timers are disabled"; remember the
             // runtime so that this happens once per runtime.
-            if let Ok(h) = tokio::runtime::Handle::try_current() {
-                TIMERLESS.lock().push(h.id());
-            }
+            TIMERLESS.lock().push(rt);
             TIMERLESS_SEEN.store(true, Ordering::Relaxed);
             tracing::warn!(
                 "orbit timeouts in a tokio runtime without timers run on the fallback \

@@ -102,9 +102,6 @@ pub(crate) struct Core {
     pub(crate) long_handlers: AtomicU32,
     /// Size estimate of the state in bytes, `u64::MAX` when the behaviour reports none.
     pub(crate) state_size: AtomicU64,
-    /// The reusable slot for this process's call timeouts, allocated by its first one
-    /// (boxed: an idle process that never times out a call does not carry it).
-    pub(crate) timer: OnceLock<Box<crate::deadline::ProcTimer>>,
 }
 
 /// The type-erased view of a process used by the process table, links, monitors and
@@ -641,7 +638,6 @@ where
             busy_ns: AtomicU64::new(0),
             long_handlers: AtomicU32::new(0),
             state_size: AtomicU64::new(u64::MAX),
-            timer: Default::default(),
         },
         mailbox: Mailbox::new(),
         adapt,

@@ -449,9 +449,6 @@ pub(crate) fn finish(p: &Arc<dyn ProcessHandle>, reason: ExitReason) {
     if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.close())) {
         crate::exit::drop_payload(panic);
     }
-    if let Some(t) = core.timer.get() {
-        crate::deadline::forget_process(t);
-    }
     let Some(extra) = extra else { return };
     if let Some(name) = &extra.name {
         registry::release(name, pid);

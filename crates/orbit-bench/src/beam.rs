@@ -1,9 +1,11 @@
 //! Running the BEAM side of a comparison: compiles `shared/beam/*.erl` with `erlc`, runs
 //! an Erlang module or snippet with `erl -noshell`, and parses its `key value` output.
 //!
-//! The Erlang sources live outside the repository, in `../shared/beam` relative to the
-//! repository root (found through this crate's manifest directory at build time, or the
-//! `ORBIT_SHARED` environment variable pointing at the `shared` folder). They are
+//! The Erlang sources are this crate's `beam/` folder (copies of `../shared/beam`, changed
+//! for issue 17: one test per run, `--scale` honoured, CPU printed); the shared folder
+//! (`../shared/beam`, or `ORBIT_SHARED`) is the fallback. Every `erl` runs with `+S N:N`,
+//! N = [`crate::util::WORKERS`], the Rust subjects' worker count. [`run_one`] runs one
+//! test per call, so scenarios run the BEAM inside every round. They are
 //! compiled once per bench invocation into a temporary directory. The full
 //! `beam_bench:main/0` suite runs at most once per invocation ([`baseline`]) and its
 //! figures are cached for every scenario of that invocation.
@@ -29,8 +31,9 @@ pub const ERL_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The folder holding the shared Erlang sources (`beam_bench.erl`, ...), if found.
 pub fn beam_src_dir() -> Option<PathBuf> {
+    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("beam");
     let from_manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/beam");
-    let mut candidates = vec![from_manifest];
+    let mut candidates = vec![own, from_manifest];
     if let Some(s) = std::env::var_os("ORBIT_SHARED") {
         let s = PathBuf::from(s);
         candidates.push(s.join("beam"));
@@ -113,6 +116,8 @@ pub fn run_erl_partial(args: &[&str]) -> Result<(bool, String), String> {
         .arg("-pa")
         .arg(dir)
         .args(["-noshell", "+P", "4000000"])
+        .arg("+S")
+        .arg(format!("{0}:{0}", crate::util::WORKERS))
         .args(args)
         .args(["-s", "init", "stop"])
         .env("ERL_CRASH_DUMP_SECONDS", "0")
@@ -201,6 +206,28 @@ pub fn baseline() -> Option<&'static Values> {
         }
     })
     .as_ref()
+}
+
+/// One BEAM test's figures from its own `erl` run: `rate` (operations per second) and
+/// `cpu_s` (CPU seconds of the whole emulator during the measured part), plus
+/// test-specific keys. `test` is one of `pingpong`, `oneway`, `gen_calls`, `spawn` of
+/// `beam_bench:run/1`. `None` (with a note on stderr) when erl is missing or the run
+/// failed.
+pub fn run_one(test: &str, n: u64) -> Option<Values> {
+    if !erl_available() {
+        static NOTE: OnceLock<()> = OnceLock::new();
+        NOTE.get_or_init(|| {
+            eprintln!("note: erl not found on PATH; skipping the beam subjects and their ratios")
+        });
+        return None;
+    }
+    match run_erl(&["-s", "beam_bench", "run", test, &n.to_string()]) {
+        Ok(out) => Some(parse_kv(&out)).filter(|v| v.contains_key("rate")),
+        Err(e) => {
+            eprintln!("note: beam_bench run {test} failed: {e}");
+            None
+        }
+    }
 }
 
 /// One figure of the cached baseline, running it first if needed.

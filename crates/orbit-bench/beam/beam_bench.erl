@@ -59,14 +59,33 @@ gen_calls(N) ->
 ets_bench(N) ->
     T = ets:new(t, [set, public, {read_concurrency, true}, {write_concurrency, true}]),
     T0 = now_us(),
-    [ets:insert(T, {I, I}) || I <- lists:seq(1, N)],
+    ets_fill(T, 0, N),
     T1 = now_us(),
     Self = self(),
     Readers = 2,
-    [spawn(fun() -> [ets:lookup(T, (I rem N) + 1) || I <- lists:seq(1, N)], Self ! rdone end) || _ <- lists:seq(1, Readers)],
+    %% Same random key sequence as orbit-bench's ets.rs (xorshift64 seeded
+    %% 0x9E3779B97F4A7C15 bxor (R + 1), key = X rem N), generated before the clock.
+    %% 2N lookups per reader, as orbit-bench's LOOKUPS (2M for 1M keys).
+    Keys = [xs_keys(16#9E3779B97F4A7C15 bxor (R + 1), 2 * N, N, []) || R <- lists:seq(0, Readers - 1)],
+    T1b = now_us(),
+    [spawn(fun() -> ets_read(T, Ks), Self ! rdone end) || Ks <- Keys],
     [receive rdone -> ok end || _ <- lists:seq(1, Readers)],
     T2 = now_us(),
-    {N, T1 - T0, Readers * N, T2 - T1}.
+    {N, T1 - T0, Readers * 2 * N, T2 - T1b}.
+
+ets_fill(_, I, N) when I >= N -> ok;
+ets_fill(T, I, N) -> ets:insert(T, {I, I}), ets_fill(T, I + 1, N).
+
+ets_read(_, []) -> ok;
+ets_read(T, [K | Ks]) -> _ = ets:lookup(T, K), ets_read(T, Ks).
+
+-define(M64, 16#FFFFFFFFFFFFFFFF).
+xs_keys(_, 0, _, Acc) -> lists:reverse(Acc);
+xs_keys(X0, C, N, Acc) ->
+    X1 = (X0 bxor (X0 bsl 13)) band ?M64,
+    X2 = X1 bxor (X1 bsr 7),
+    X3 = (X2 bxor (X2 bsl 17)) band ?M64,
+    xs_keys(X3, C - 1, N, [X3 rem N | Acc]).
 
 %% `erl -s beam_bench run TEST N`: one test, `N` operations; prints `rate R cpu_s C`
 %% (plus `started_per_s`/`bytes_per_idle_process` for spawn).

@@ -97,6 +97,9 @@ run([Test, NA]) ->
         pingpong -> {K, Us} = pingpong(N), out(K, Us, C0);
         oneway -> {K, Us} = oneway(N), out(K, Us, C0);
         gen_calls -> {K, Us} = gen_calls(N), out(K, Us, C0);
+        ets -> {K, Us, R, Us2} = ets_bench(N), out(R, Us2, C0),
+               io:format("ets_inserts_per_s ~p ets_lookups_per_s_2readers ~p~n",
+                         [K * 1000000 div max(Us, 1), R * 1000000 div max(Us2, 1)]);
         spawn -> {K, Us, B} = spawn_many(N), out(K, Us, C0),
                  io:format("bytes_per_idle_process ~p~n", [B])
     end.

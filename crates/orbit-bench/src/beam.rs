@@ -230,6 +230,66 @@ pub fn run_one(test: &str, n: u64) -> Option<Values> {
     }
 }
 
+/// The compiled real BEAM libraries (ConCache, GenStage, poolboy, NimblePool): runs
+/// `shared/beamlibs/build.sh` once per invocation and caches its output folder (for
+/// `ERL_LIBS`). `None` (with one note) when `elixir` or the script is missing.
+pub fn beamlibs() -> Option<&'static str> {
+    static LIBS: OnceLock<Option<String>> = OnceLock::new();
+    LIBS.get_or_init(|| {
+        let on_path = |tool: &str| {
+            std::env::var_os("PATH")
+                .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
+        };
+        if !on_path("elixir") {
+            eprintln!(
+                "note: elixir not found on PATH; skipping the library baselines (ConCache, ...)"
+            );
+            return None;
+        }
+        let mut candidates =
+            vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/beamlibs/build.sh")];
+        if let Some(s) = std::env::var_os("ORBIT_SHARED") {
+            candidates.push(PathBuf::from(s).join("beamlibs/build.sh"));
+        }
+        let script = candidates.into_iter().find(|p| p.is_file())?;
+        let out = Command::new(&script).stdin(Stdio::null()).output().ok()?;
+        let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || dir.is_empty() {
+            eprintln!(
+                "note: {} failed; skipping the library baselines",
+                script.display()
+            );
+            return None;
+        }
+        Some(dir)
+    })
+    .as_deref()
+}
+
+/// Runs this crate's `beam/SCRIPT` with `elixir --erl "+S N:N"` and the real libraries on
+/// `ERL_LIBS`, and parses its `key value` output. `None` (with a note) on any failure.
+pub fn run_elixir(script: &str, args: &[&str]) -> Option<Values> {
+    let libs = beamlibs()?;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("beam")
+        .join(script);
+    let out = Command::new("elixir")
+        .arg("--erl")
+        .arg(format!("+S {0}:{0}", crate::util::WORKERS))
+        .arg(&path)
+        .args(args)
+        .env("ERL_LIBS", libs)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| eprintln!("note: elixir {script}: {e}"))
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("note: elixir {script} failed ({})", out.status);
+        return None;
+    }
+    Some(parse_kv(&String::from_utf8_lossy(&out.stdout)))
+}
+
 /// One figure of the cached baseline, running it first if needed.
 pub fn baseline_value(key: &str) -> Option<f64> {
     baseline().and_then(|v| v.get(key).copied())

@@ -15,7 +15,8 @@
 //!
 //! The table subjects (orbit, dashmap, scc) run in `--rounds` interleaved rounds and
 //! each reports its best round. Not yet converted (issue 17): the BEAM figures still
-//! come from one `beam_bench:main()` run per invocation, not from every round.
+//! come from one `beam_bench:run([ets, 1000000])` per invocation, not from every round,
+//! and its CPU is not reported here yet.
 //!
 //! [`beam_ratios`] turns the BEAM's figures (parsed by the beam module) into the goal
 //! ratios of the issue.

@@ -208,7 +208,10 @@ pub const SCENARIOS: &[Scenario] = &[
 
 fn run_ets(ctx: &mut Ctx) {
     ets::run(&mut ctx.rep, ctx.rounds);
-    let beam = crate::beam::baseline_value;
+    // One BEAM run of the same work (1M inserts, 2 readers x 2M random copying lookups),
+    // with +S N:N; not yet one per round.
+    let v = crate::beam::run_one("ets", 1_000_000).unwrap_or_default();
+    let beam = |k: &str| v.get(k).copied();
     if let (Some(ins), Some(look)) = (
         beam("ets_inserts_per_s"),
         beam("ets_lookups_per_s_2readers"),

@@ -246,12 +246,19 @@ pub fn beamlibs() -> Option<&'static str> {
             );
             return None;
         }
-        let mut candidates =
-            vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/beamlibs/build.sh")];
+        // `../shared` of the repository root, or of the folder holding a worktree.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut candidates = vec![
+            root.join("../../../shared/beamlibs/build.sh"),
+            root.join("../../../../shared/beamlibs/build.sh"),
+        ];
         if let Some(s) = std::env::var_os("ORBIT_SHARED") {
-            candidates.push(PathBuf::from(s).join("beamlibs/build.sh"));
+            candidates.insert(0, PathBuf::from(s).join("beamlibs/build.sh"));
         }
-        let script = candidates.into_iter().find(|p| p.is_file())?;
+        let Some(script) = candidates.into_iter().find(|p| p.is_file()) else {
+            eprintln!("note: shared/beamlibs/build.sh not found (set ORBIT_SHARED); skipping the library baselines");
+            return None;
+        };
         let out = Command::new(&script).stdin(Stdio::null()).output().ok()?;
         let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !out.status.success() || dir.is_empty() {

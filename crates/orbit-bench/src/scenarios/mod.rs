@@ -84,7 +84,7 @@ impl Ctx {
         self.emit_opt(scenario, subject, &format!("cpu_us_per_{unit}"), cpu);
         // Workers / schedulers the subject ran with (`+S N:N` for the BEAM).
         let workers = crate::util::WORKERS as f64;
-        let key = if subject == "beam" {
+        let key = if subject.starts_with("beam") {
             "schedulers_S"
         } else {
             "workers"

@@ -178,7 +178,8 @@ impl<I: Send + 'static, O: Send + 'static, M: Send + 'static> StageContext<I, O,
 
     /// For producers: events asked of `handle_demand` and not yet emitted. A producer
     /// that had nothing to emit may emit up to this many later (from `handle_info`)
-    /// without waiting for a new ask; they go straight to the waiting consumers.
+    /// without waiting for a new ask; they go straight to the waiting consumers (if one
+    /// of them cancelled meanwhile, its share waits in the buffer, as in GenStage).
     pub fn pending_demand(&self) -> usize {
         self.unmet
     }

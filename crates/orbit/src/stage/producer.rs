@@ -1,19 +1,23 @@
 //! Producers: stages that emit events on demand — and the producer side every
 //! producer and producer_consumer runs.
 //!
-//! A producer's `handle_demand(n)` is called when its consumers want `n` more events
-//! than it was already asked for. It may emit exactly `n`, more (the excess waits in the
-//! buffer), or fewer: the demand it did not meet stays on record
-//! ([`StageContext::pending_demand`]) and the consumers stay waiting, so events it
-//! emits later from `handle_info` go straight out without a new ask.
+//! As GenStage's: the dispatcher answers each ask (and each cancel) with the demand to
+//! forward upstream; the producer serves it from its buffer first (oldest events, at
+//! most that many) and calls `handle_demand` with the rest. A producer may emit exactly
+//! `n`, more (the excess waits in the buffer), or fewer: the consumers keep their demand
+//! in the dispatcher, so events it emits later from `handle_info` go straight out
+//! ([`StageContext::pending_demand`] counts what `handle_demand` was asked and not yet
+//! given). Emitted events go to the dispatcher at once; what it cannot place goes to the
+//! buffer (at most `buffer_size`, dropping per `buffer_keep`, with a warning and the
+//! `dropped` counter) and leaves it only as later demand is forwarded — so after a
+//! consumer cancel, events can wait there while a consumer has demand, as in GenStage.
 //!
 //! Flow of one message on the producer side: a subscribe (→ `handle_subscribe` →
-//! the dispatcher), an ask (→ the dispatcher) or a cancel (→ `handle_cancel` → the
-//! dispatcher); then the pump: buffered events go out while the dispatcher can place
-//! them, and if the consumers want more than was asked of `handle_demand`, it is called
-//! with the difference. Emitted events go to the dispatcher; what it cannot place goes
-//! to the buffer (at most `buffer_size`, dropping per `buffer_keep`, with a warning and
-//! the `dropped` counter).
+//! the dispatcher), an ask (→ the dispatcher) or a cancel (→ the dispatcher →
+//! `handle_cancel`); then the pump serves the forwarded demand. A producer_consumer
+//! instead drains its buffer and takes queued input while the dispatcher has capacity.
+//! In [`DemandMode::Accumulate`] forwarded demand and emitted events are held and
+//! replayed in order on `Forward`.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -315,3 +315,152 @@ async fn a_hash_returning_a_missing_partition_stops_the_producer_clearly() {
     // The permanent consumer follows its producer.
     assert_eq!(c.wait_exit().await.to_string(), reason);
 }
+
+async fn sync_consumer(c: &StageRef<u64, stage::NoEvents, CCmd>) {
+    let (tx, rx) = oneshot::channel();
+    c.send(CCmd::Sync(tx)).ok().unwrap();
+    rx.await.unwrap();
+}
+
+/// Batches a consumer has received by now (a cancel notice is skipped).
+async fn received(
+    c: &StageRef<u64, stage::NoEvents, CCmd>,
+    rx: &mut mpsc::UnboundedReceiver<Seen>,
+) -> Vec<Vec<u64>> {
+    sync_consumer(c).await;
+    drain(rx)
+        .into_iter()
+        .filter_map(|s| match s {
+            Seen::Batch(b) => Some(b),
+            Seen::Cancelled(_) => None,
+        })
+        .collect()
+}
+
+/// As GenStage 1.3.2 (`DemandDispatcher.cancel/2`, `ask/3`, `dispatch/3`; the case is
+/// one of `tests/stage_diff.rs`'s): a cancelled consumer's demand (5, already asked of
+/// `handle_demand`) becomes pending; 3 events emitted with no demand are buffered and use
+/// up 3 of it; the next ask of 4 forwards only 4 - 2 = 2, so only 2 buffered events go
+/// out and the third stays buffered although the consumer still wants 2. Before the
+/// fix the producer drained its buffer to the consumers' demand: c2 got [1, 2, 3].
+#[tokio::test]
+async fn demand_dispatcher_after_a_cancel_takes_from_the_buffer_only_what_it_forwards() {
+    let (dtx, mut drx) = mpsc::unbounded_channel();
+    let producer = stage::start_producer(Scripted { demands: dtx }, ProducerOptions::new())
+        .await
+        .unwrap();
+    let (c1, _rx1) = recorder(true).await;
+    let (c2, mut rx2) = recorder(true).await;
+    let temporary = || SubscribeOptions::new().cancel(stage::CancelMode::Temporary);
+    let s1 = c1
+        .subscribe(&producer.producer(), temporary())
+        .await
+        .unwrap();
+    let s2 = c2
+        .subscribe(&producer.producer(), temporary())
+        .await
+        .unwrap();
+    s1.ask(5);
+    s1.cancel(ExitReason::Normal);
+    producer.send(Cmd::Emit(vec![1, 2, 3])).ok().unwrap();
+    s2.ask(4);
+    sync_producer(&producer).await;
+    assert_eq!(received(&c2, &mut rx2).await, vec![vec![1, 2]]);
+    assert_eq!(
+        producer.info().buffered,
+        1,
+        "GenStage keeps event 3 buffered"
+    );
+    assert_eq!(drain(&mut drx), vec![5], "the ask of 4 was covered");
+}
+
+/// As GenStage 1.3.2 (`PartitionDispatcher.cancel/2`; cases of `tests/stage_diff.rs`):
+/// a cancelled partition's queued events are dropped and asked for again (taken from
+/// the buffer first, then from `handle_demand`), and its unfilled demand becomes
+/// pending, absorbing later asks. Before the fix the queue was kept for the next
+/// consumer and its demand was forgotten: `handle_demand` saw [2, 2] instead of
+/// [2, 2, 1] in the first case and [1, 1] instead of [1] in the second.
+#[tokio::test]
+async fn partition_dispatcher_cancel_drops_the_queue_and_keeps_the_demand_pending() {
+    async fn setup(
+        n: usize,
+    ) -> (
+        StageRef<stage::NoEvents, u64, Cmd>,
+        mpsc::UnboundedReceiver<usize>,
+        Vec<(
+            StageRef<u64, stage::NoEvents, CCmd>,
+            stage::Subscription,
+            mpsc::UnboundedReceiver<Seen>,
+        )>,
+    ) {
+        let (dtx, drx) = mpsc::unbounded_channel();
+        let producer = stage::start_producer(
+            Scripted { demands: dtx },
+            ProducerOptions::new().dispatcher(PartitionDispatcher::with_hash(n, move |e: &u64| {
+                Some((*e % n as u64) as usize)
+            })),
+        )
+        .await
+        .unwrap();
+        let mut cs = Vec::new();
+        for i in 0..n {
+            let (c, rx) = recorder(true).await;
+            let o = SubscribeOptions::new()
+                .partition(i)
+                .cancel(stage::CancelMode::Temporary);
+            let s = c.subscribe(&producer.producer(), o).await.unwrap();
+            cs.push((c, s, rx));
+        }
+        (producer, drx, cs)
+    }
+
+    // Event 4 is queued for partition 0 (its consumer asked 2); cancelling it drops the
+    // event and asks handle_demand for 1 again.
+    let (producer, mut drx, mut cs) = setup(2).await;
+    cs[0].1.ask(2);
+    cs[1].1.ask(2);
+    producer.send(Cmd::Emit(vec![0, 2, 4, 1])).ok().unwrap();
+    cs[0].1.cancel(ExitReason::Normal);
+    sync_producer(&producer).await;
+    assert_eq!(drain(&mut drx), vec![2, 2, 1]);
+    assert_eq!(producer.info().buffered, 0, "event 4 was dropped");
+    assert_eq!(
+        {
+            let (c, _, rx) = &mut cs[0];
+            received(c, rx).await
+        },
+        vec![vec![0, 2]]
+    );
+    assert_eq!(
+        {
+            let (c, _, rx) = &mut cs[1];
+            received(c, rx).await
+        },
+        vec![vec![1]]
+    );
+
+    // Partition 2's consumer leaves 3 of its demand unfilled; the next ask (1, from
+    // partition 0) is covered by it and not forwarded.
+    let (producer, mut drx, mut cs) = setup(3).await;
+    cs[2].1.ask(1);
+    producer.send(Cmd::Emit(vec![3, 2, 8, 9])).ok().unwrap();
+    cs[2].1.ask(3);
+    cs[2].1.cancel(ExitReason::Normal);
+    cs[0].1.ask(1);
+    sync_producer(&producer).await;
+    assert_eq!(drain(&mut drx), vec![1]);
+    assert_eq!(
+        {
+            let (c, _, rx) = &mut cs[0];
+            received(c, rx).await
+        },
+        vec![vec![3]]
+    );
+    assert_eq!(
+        {
+            let (c, _, rx) = &mut cs[2];
+            received(c, rx).await
+        },
+        vec![vec![2, 8]]
+    );
+}

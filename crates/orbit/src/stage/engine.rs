@@ -57,8 +57,9 @@ pub(crate) enum StageMsg<I, O, M> {
     GetDemand(oneshot::Sender<Option<DemandMode>>),
     /// Hand out this producer's port (`ProducerRef::from_pid`).
     Port(oneshot::Sender<Option<Arc<dyn ProducerPort<O>>>>),
-    /// Demand is still open after a dispatch that discarded events: ask again, after
-    /// the mailbox had its turn.
+    /// The dispatcher has demand that arose while dispatching (a broadcast selector
+    /// rejected events): forward it after the mailbox had its turn, as GenStage's
+    /// self-sent ask.
     Pump,
     /// A user message for `handle_info`.
     Info(M),
@@ -177,7 +178,8 @@ impl<I: Send + 'static, O: Send + 'static, M: Send + 'static> StageContext<I, O,
 
     /// For producers: events asked of `handle_demand` and not yet emitted. A producer
     /// that had nothing to emit may emit up to this many later (from `handle_info`)
-    /// without waiting for a new ask; they go straight to the waiting consumers.
+    /// without waiting for a new ask; they go straight to the waiting consumers (if one
+    /// of them cancelled meanwhile, its share waits in the buffer, as in GenStage).
     pub fn pending_demand(&self) -> usize {
         self.unmet
     }
@@ -189,11 +191,22 @@ pub(crate) struct ProducerSide<O> {
     pub(crate) consumers: Vec<ConsumerEntry<O>>,
     pub(crate) buffer: Buffer<O>,
     pub(crate) mode: DemandMode,
-    /// Events emitted while accumulating, in order.
-    pub(crate) held: VecDeque<Vec<O>>,
+    /// Demand and events while accumulating, in the order they came.
+    pub(crate) held: VecDeque<Held<O>>,
+    /// Events in `held`.
     pub(crate) held_len: usize,
+    /// Demand the dispatcher returned (on asks and cancels) not yet served from the
+    /// buffer or asked of `handle_demand` (producers only).
+    pub(crate) owed: usize,
     /// A `Pump` message is on its way.
     pub(crate) pump_queued: bool,
+}
+
+/// What a producer in [`DemandMode::Accumulate`] holds, replayed in order on `Forward`
+/// (as GenStage's `{:demand, n}` and `{:dispatch, events}`).
+pub(crate) enum Held<O> {
+    Demand(usize),
+    Events(Vec<O>),
 }
 
 pub(crate) struct ConsumerEntry<O> {
@@ -324,6 +337,7 @@ async fn run<B: Behaviour>(
         },
         held: VecDeque::new(),
         held_len: 0,
+        owed: 0,
         pump_queued: false,
     });
     let mut e = Engine {
@@ -386,6 +400,7 @@ impl<B: Behaviour> Engine<B> {
             Message::Msg(m) => match m {
                 StageMsg::Events { tag, events } => self.on_events(tag, events).await?,
                 StageMsg::Ask { tag, n } => self.on_ask(tag, n),
+
                 StageMsg::Subscribe(req) => self.on_subscribe(*req).await?,
                 StageMsg::CancelUp { tag, reason } => {
                     self.producer_cancel(tag, CancelKind::Cancel, reason, true)
@@ -398,7 +413,7 @@ impl<B: Behaviour> Engine<B> {
                     let SubscribeTo { to, opts, reply } = *s;
                     self.subscribe_to(to, opts, reply).await?
                 }
-                StageMsg::Demand(mode) => self.set_demand(mode)?,
+                StageMsg::Demand(mode) => self.set_demand(mode).await?,
                 StageMsg::GetDemand(tx) => {
                     let _ = tx.send(self.prod.as_ref().map(|p| p.mode));
                 }

@@ -17,13 +17,15 @@
 //!   consumer asks `max_demand - outstanding` — after the handler returns. (max 1000,
 //!   min 750: batches of at most 250, asks of 250.) A consumer returning
 //!   [`SubscribeMode::Manual`] asks itself with [`Subscription::ask`].
-//! - **Producers** get `handle_demand(n)` when their consumers want `n` events more
-//!   than already asked. They may emit fewer (the rest stays owed —
-//!   [`StageContext::pending_demand`] — and events emitted later go straight out) or
-//!   more (the excess waits in a buffer of `buffer_size`: 10,000 for producers,
-//!   unbounded for producer_consumers; on overflow [`BufferKeep`] `Last` drops the
-//!   oldest, `First` the newest; drops are logged and counted). A producer started in
-//!   [`DemandMode::Accumulate`] holds demand and events until [`StageRef::demand`]`(Forward)`.
+//! - **Producers** get `handle_demand(n)` when their dispatcher forwards new demand
+//!   (as GenStage: on an ask, or a cancel that frees events; the buffer's oldest events
+//!   serve it first, `handle_demand` the rest). They may emit fewer (the consumers keep
+//!   waiting — [`StageContext::pending_demand`] counts what is owed — and events emitted
+//!   later go straight out) or more (the excess waits in a buffer of `buffer_size`:
+//!   10,000 for producers, unbounded for producer_consumers; on overflow [`BufferKeep`]
+//!   `Last` drops the oldest, `First` the newest; drops are logged and counted). A
+//!   producer started in [`DemandMode::Accumulate`] holds demand and events until
+//!   [`StageRef::demand`]`(Forward)`, then replays them in the order they came.
 //! - **Dispatchers** share a producer's events among its consumers:
 //!   [`DemandDispatcher`] (default), [`BroadcastDispatcher`], [`PartitionDispatcher`].
 //! - **Cancellation.** When a producer exits or cancels, its consumers' `handle_cancel`
@@ -40,26 +42,33 @@
 //!
 //! Checked against the real GenStage 1.3.2 (`tests/stage_diff.rs`, seeded random
 //! scenarios run on both, compared exactly): for a producer with a DemandDispatcher, a
-//! BroadcastDispatcher or a PartitionDispatcher and manual consumers, the sequence of `handle_demand` values and
-//! every consumer's batches are the same for the same asks and emits. In particular a
-//! PartitionDispatcher forwards each ask upstream whole, even the part served from the
-//! partition's queue (GenStage's `ask/3`), so a partition whose consumer asks little
-//! cannot use up the producer's allowance and starve the others; and a
-//! DemandDispatcher serves consumers in GenStage's order (most demand first, ties in the
-//! order GenStage's `add_demand` leaves them). Cancellations still differ
-//! (`ORBIT_STAGE_DIFF_CANCELS=1` shows them): see the differences below for the
-//! PartitionDispatcher; a DemandDispatcher after a cancel sometimes delivers events
-//! GenStage keeps buffered. Not yet checked differentially: producer_consumers,
-//! accumulate mode, selectors, automatic demand.
+//! BroadcastDispatcher or a PartitionDispatcher and manual consumers, the sequence of
+//! `handle_demand` values and every consumer's batches are the same for the same asks,
+//! emits and consumer cancels. In particular: a PartitionDispatcher forwards each ask
+//! upstream whole, even the part served from the partition's queue (GenStage's
+//! `ask/3`), so a partition whose consumer asks little cannot use up the producer's
+//! allowance and starve the others; a DemandDispatcher serves consumers in GenStage's
+//! order (most demand first, ties in the order GenStage's `add_demand` leaves them). On
+//! a consumer cancel, as GenStage: its unfilled demand (already forwarded) becomes
+//! pending and absorbs later asks and unplaceable events (Demand and Partition
+//! dispatchers); a cancelled partition's queued events are dropped and asked for again;
+//! the buffer gives out only as many events as demand is forwarded, so after a cancel
+//! events may stay buffered while a consumer still has demand, exactly as in GenStage.
+//! Not checked differentially: producer_consumers, accumulate mode (one case checked by
+//! hand in `tests/stage_demand.rs`), selectors, automatic demand, subscribing after
+//! demand, producer-side cancels.
 //!
 //! Deliberate differences from GenStage, each an improvement on a known flaw:
 //! - `subscribe` waits for the producer's confirmation, so a refused subscription is
 //!   an error returned to the caller instead of a cancel arriving later;
-//! - the producer, not the dispatcher, remembers demand already forwarded to
-//!   `handle_demand`, so buffered events always drain when demand arrives — a
-//!   BroadcastDispatcher with unequal `max_demand`s cannot stall (GenStage issue 310);
-//! - a PartitionDispatcher keeps a cancelled partition's queued events for the next
-//!   consumer of that partition instead of dropping them;
+//! - a BroadcastDispatcher forwards every rise of its smallest demand, also after a
+//!   consumer subscribed late, so consumers with unequal `max_demand`s cannot leave
+//!   events stuck in the buffer (GenStage issue 310);
+//! - a PartitionDispatcher asks again for events its hash discards (GenStage does not,
+//!   and a producer emitting exactly its demand then stalls);
+//! - a cancelled consumer is removed from the dispatcher before `handle_cancel` runs,
+//!   so events `handle_cancel` returns never go to it (GenStage may send them to it,
+//!   and they are lost);
 //! - user messages, casts and calls are one typed `Info` message (put a
 //!   `oneshot::Sender` in it to answer).
 //!

@@ -1,19 +1,23 @@
 //! Producers: stages that emit events on demand — and the producer side every
 //! producer and producer_consumer runs.
 //!
-//! A producer's `handle_demand(n)` is called when its consumers want `n` more events
-//! than it was already asked for. It may emit exactly `n`, more (the excess waits in the
-//! buffer), or fewer: the demand it did not meet stays on record
-//! ([`StageContext::pending_demand`]) and the consumers stay waiting, so events it
-//! emits later from `handle_info` go straight out without a new ask.
+//! As GenStage's: the dispatcher answers each ask (and each cancel) with the demand to
+//! forward upstream; the producer serves it from its buffer first (oldest events, at
+//! most that many) and calls `handle_demand` with the rest. A producer may emit exactly
+//! `n`, more (the excess waits in the buffer), or fewer: the consumers keep their demand
+//! in the dispatcher, so events it emits later from `handle_info` go straight out
+//! ([`StageContext::pending_demand`] counts what `handle_demand` was asked and not yet
+//! given). Emitted events go to the dispatcher at once; what it cannot place goes to the
+//! buffer (at most `buffer_size`, dropping per `buffer_keep`, with a warning and the
+//! `dropped` counter) and leaves it only as later demand is forwarded — so after a
+//! consumer cancel, events can wait there while a consumer has demand, as in GenStage.
 //!
 //! Flow of one message on the producer side: a subscribe (→ `handle_subscribe` →
-//! the dispatcher), an ask (→ the dispatcher) or a cancel (→ `handle_cancel` → the
-//! dispatcher); then the pump: buffered events go out while the dispatcher can place
-//! them, and if the consumers want more than was asked of `handle_demand`, it is called
-//! with the difference. Emitted events go to the dispatcher; what it cannot place goes
-//! to the buffer (at most `buffer_size`, dropping per `buffer_keep`, with a warning and
-//! the `dropped` counter).
+//! the dispatcher), an ask (→ the dispatcher) or a cancel (→ the dispatcher →
+//! `handle_cancel`); then the pump serves the forwarded demand. A producer_consumer
+//! instead drains its buffer and takes queued input while the dispatcher has capacity.
+//! In [`DemandMode::Accumulate`] forwarded demand and emitted events are held and
+//! replayed in order on `Forward`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,7 +25,9 @@ use std::sync::Arc;
 use super::buffer::BufferKeep;
 use super::demand::DemandMode;
 use super::dispatcher::Dispatcher;
-use super::engine::{self, Behaviour, ConsumerEntry, Ctx, Engine, EngineOptions, StageMsg, Step};
+use super::engine::{
+    self, Behaviour, ConsumerEntry, Ctx, Engine, EngineOptions, Held, StageMsg, Step,
+};
 use super::error::{StartError, SubscribeError};
 use super::stage_ref::StageRef;
 use super::subscription::{
@@ -314,7 +320,22 @@ impl<B: Behaviour> Engine<B> {
     #[inline]
     pub(crate) fn on_ask(&mut self, tag: Ref, n: usize) {
         if let Some(p) = self.prod.as_mut() {
-            p.dispatcher.ask(tag, n);
+            let d = p.dispatcher.ask(tag, n);
+            self.owe(d);
+        }
+    }
+
+    /// Demand the dispatcher returned: served in `pump` (or held while accumulating).
+    fn owe(&mut self, d: usize) {
+        let Some(p) = self.prod.as_mut() else { return };
+        if d == 0 || B::KIND != StageKind::Producer {
+            // A producer_consumer takes input by the dispatcher's capacity instead.
+            return;
+        }
+        if p.mode == DemandMode::Accumulate {
+            p.held.push_back(Held::Demand(d));
+        } else {
+            p.owed += d;
         }
     }
 
@@ -333,8 +354,11 @@ impl<B: Behaviour> Engine<B> {
             return Ok(());
         };
         let entry = p.consumers.swap_remove(i);
-        // Forget its demand before anything else can be dispatched to it.
-        p.dispatcher.cancel(tag);
+        // Forget its demand before anything else can be dispatched to it. (GenStage
+        // runs `handle_cancel` first, so events it returns may still go to the
+        // cancelled consumer and be lost.)
+        let d = p.dispatcher.cancel(tag);
+        self.owe(d);
         let _ = crate::signal::demonitor(entry.monitor, true);
         if notify {
             entry
@@ -352,8 +376,10 @@ impl<B: Behaviour> Engine<B> {
         self.emit(out)
     }
 
-    /// `demand(stage, mode)`: only producers accumulate.
-    pub(crate) fn set_demand(&mut self, mode: DemandMode) -> Step {
+    /// `demand(stage, mode)`: only producers accumulate. Switching to `Forward` replays
+    /// what was held, in order: demand (from the buffer, then `handle_demand`) and
+    /// emitted events (to the dispatcher).
+    pub(crate) async fn set_demand(&mut self, mode: DemandMode) -> Step {
         let me = self.ctx.pid();
         let Some(p) = self.prod.as_mut() else {
             tracing::error!(%me, "demand mode can only be set for producers; this stage is a consumer");
@@ -365,10 +391,22 @@ impl<B: Behaviour> Engine<B> {
         let was = p.mode;
         p.mode = mode;
         if was == DemandMode::Accumulate && mode == DemandMode::Forward {
-            let held = std::mem::take(&mut p.held);
-            p.held_len = 0;
-            for batch in held {
-                self.dispatch_out(batch)?;
+            loop {
+                let Some(p) = self.prod.as_mut() else {
+                    return Ok(());
+                };
+                // A callback may switch back to accumulating: keep the rest held.
+                if p.mode != DemandMode::Forward {
+                    return Ok(());
+                }
+                match p.held.pop_front() {
+                    None => break,
+                    Some(Held::Events(events)) => {
+                        p.held_len -= events.len();
+                        self.dispatch_out(events)?;
+                    }
+                    Some(Held::Demand(d)) => self.serve(d).await?,
+                }
             }
         }
         Ok(())
@@ -386,7 +424,7 @@ impl<B: Behaviour> Engine<B> {
         self.ctx.unmet = self.ctx.unmet.saturating_sub(events.len());
         if p.mode == DemandMode::Accumulate {
             p.held_len += events.len();
-            p.held.push_back(events);
+            p.held.push_back(Held::Events(events));
             return Ok(());
         }
         self.dispatch_out(events)
@@ -396,12 +434,14 @@ impl<B: Behaviour> Engine<B> {
         let Some(p) = self.prod.as_mut() else {
             return Ok(());
         };
-        if !p.buffer.is_empty() {
+        if B::KIND == StageKind::ProducerConsumer && !p.buffer.is_empty() {
             // Older events are waiting: keep the order.
             let dropped = p.buffer.push(events);
             self.note_dropped(dropped);
             return self.drain_buffer();
         }
+        // A producer dispatches at once, as GenStage does, even while older events
+        // wait in the buffer: those go out only as demand is forwarded (`serve`).
         let n = events.len();
         let later = p
             .dispatcher
@@ -422,7 +462,7 @@ impl<B: Behaviour> Engine<B> {
         }
     }
 
-    /// Sends buffered events while the dispatcher can place them.
+    /// producer_consumer: sends buffered events while the dispatcher can place them.
     fn drain_buffer(&mut self) -> Step {
         let Some(p) = self.prod.as_mut() else {
             return Ok(());
@@ -447,45 +487,78 @@ impl<B: Behaviour> Engine<B> {
         Ok(())
     }
 
-    /// After every message: drain the buffer, handle queued input (producer_consumer),
-    /// and ask `handle_demand` for demand not yet forwarded (producer).
-    pub(crate) async fn pump(&mut self) -> Step {
-        loop {
-            match self.prod.as_ref() {
-                Some(p) if p.mode == DemandMode::Forward => {}
-                _ => return Ok(()),
-            }
-            self.drain_buffer()?;
+    /// Producer: `d` events of new demand (GenStage's
+    /// `take_from_buffer_or_handle_demand`): the buffer's oldest events first, at most
+    /// `d` of them, then `handle_demand` for the rest.
+    async fn serve(&mut self, mut d: usize) -> Step {
+        while d > 0 {
             let Some(p) = self.prod.as_mut() else {
                 return Ok(());
             };
-            let cap = p.dispatcher.capacity();
+            if p.buffer.is_empty() {
+                break;
+            }
+            let batch = p.buffer.take(d);
+            let n = batch.len();
+            d -= n;
+            let later = p
+                .dispatcher
+                .dispatch(batch)
+                .map_err(|e| ExitReason::error(e.to_string()))?;
+            self.events_out += (n - later.len()) as u64;
+            if !later.is_empty() {
+                // More demand was forwarded than consumers can take now (a broadcast
+                // consumer subscribed meanwhile): keep the order, wait for more.
+                p.buffer.push_front(later);
+                return Ok(());
+            }
+        }
+        if d == 0 {
+            return Ok(());
+        }
+        self.ctx.unmet += d;
+        let out = self.b.handle_demand(d, &mut self.ctx).await?;
+        self.emit(out)
+    }
+
+    /// After every message: producer — serve the demand the dispatcher returned;
+    /// producer_consumer — drain the buffer, then handle queued input while the
+    /// dispatcher has room.
+    pub(crate) async fn pump(&mut self) -> Step {
+        loop {
+            let Some(p) = self.prod.as_mut() else {
+                return Ok(());
+            };
+            if p.mode != DemandMode::Forward {
+                return Ok(());
+            }
             if B::KIND == StageKind::ProducerConsumer {
-                if cap == 0 || !p.buffer.is_empty() || !self.take_queued().await? {
+                self.drain_buffer()?;
+                let Some(p) = self.prod.as_mut() else {
+                    return Ok(());
+                };
+                if p.dispatcher.capacity() == 0
+                    || !p.buffer.is_empty()
+                    || !self.take_queued().await?
+                {
                     return Ok(());
                 }
                 continue;
             }
-            if cap <= self.ctx.unmet {
-                return Ok(());
-            }
-            let want = cap - self.ctx.unmet;
-            self.ctx.unmet = cap;
-            let out = self.b.handle_demand(want, &mut self.ctx).await?;
-            self.emit(out)?;
-            self.drain_buffer()?;
+            let d = std::mem::take(&mut p.owed);
+            self.serve(d).await?;
             let Some(p) = self.prod.as_mut() else {
                 return Ok(());
             };
-            // Demand is still open (the dispatcher discarded or filtered events): ask
-            // again once the mailbox had its turn, so a producer whose events are all
-            // discarded cannot starve its own mailbox.
-            if p.mode == DemandMode::Forward
-                && p.dispatcher.capacity() > self.ctx.unmet
-                && !p.pump_queued
-            {
-                p.pump_queued = true;
-                let _ = self.ctx.proc.handle().send(StageMsg::Pump);
+            // Demand that arose while dispatching: forwarded once the mailbox had its
+            // turn (GenStage's BroadcastDispatcher sends itself an ask).
+            let extra = p.dispatcher.take_demand();
+            if extra > 0 {
+                p.owed += extra;
+                if !p.pump_queued {
+                    p.pump_queued = true;
+                    let _ = self.ctx.proc.handle().send(StageMsg::Pump);
+                }
             }
             return Ok(());
         }

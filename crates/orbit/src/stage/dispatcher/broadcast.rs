@@ -6,9 +6,15 @@
 //! subscribe once. Start the producer with `DemandMode::Accumulate` and switch to
 //! `Forward` once every consumer has subscribed, so none misses the first events.
 //!
-//! Deliberate difference from GenStage: the dispatcher does not track demand it already
-//! forwarded upstream (the producer does), so consumers with unequal `max_demand` never
-//! leave events stuck in the producer's buffer (GenStage issue 310).
+//! Demand forwarded upstream is the rise of that smallest demand (on an ask, a cancel,
+//! or after a dispatch in which selectors rejected events), as GenStage's
+//! `sync_demands` computes it when every consumer subscribed before asking.
+//!
+//! Deliberate difference from GenStage: a consumer subscribing later (its demand is 0)
+//! lowers the smallest demand, and the next rises are forwarded again. GenStage keeps
+//! counting the demand it forwarded before, so with consumers of unequal `max_demand`
+//! it stops asking and events stay stuck in the producer's buffer (GenStage issue
+//! 310); here every rise of the smallest demand takes buffered events first.
 
 use std::sync::Arc;
 
@@ -27,6 +33,8 @@ struct Entry<T> {
 /// Sends every event to every consumer (events must be `Clone`).
 pub struct BroadcastDispatcher<T> {
     entries: Vec<Entry<T>>,
+    /// The capacity as far as it was forwarded upstream (never above `capacity()`).
+    reported: usize,
 }
 
 impl<T> Default for BroadcastDispatcher<T> {
@@ -40,7 +48,22 @@ impl<T> BroadcastDispatcher<T> {
     pub fn new() -> Self {
         BroadcastDispatcher {
             entries: Vec::new(),
+            reported: 0,
         }
+    }
+}
+
+impl<T> BroadcastDispatcher<T> {
+    fn min_demand(&self) -> usize {
+        self.entries.iter().map(|e| e.demand).min().unwrap_or(0)
+    }
+
+    /// The rise of the smallest demand since it was last forwarded.
+    fn rise(&mut self) -> usize {
+        let now = self.min_demand();
+        let rise = now.saturating_sub(self.reported);
+        self.reported = now;
+        rise
     }
 }
 
@@ -56,21 +79,29 @@ impl<T: Clone + Send + 'static> Dispatcher<T> for BroadcastDispatcher<T> {
             demand: 0,
             selector: sub.selector,
         });
+        // A new consumer has no demand yet: nothing more can be placed until it asks.
+        self.reported = self.reported.min(self.min_demand());
         Ok(())
     }
 
-    fn cancel(&mut self, tag: Ref) {
+    fn cancel(&mut self, tag: Ref) -> usize {
         self.entries.retain(|e| e.tag != tag);
+        self.rise()
     }
 
-    fn ask(&mut self, tag: Ref, n: usize) {
+    fn ask(&mut self, tag: Ref, n: usize) -> usize {
         if let Some(e) = self.entries.iter_mut().find(|e| e.tag == tag) {
             e.demand += n;
         }
+        self.rise()
     }
 
     fn capacity(&self) -> usize {
-        self.entries.iter().map(|e| e.demand).min().unwrap_or(0)
+        self.min_demand()
+    }
+
+    fn take_demand(&mut self) -> usize {
+        self.rise()
     }
 
     fn dispatch(&mut self, mut events: Vec<T>) -> Result<Vec<T>, DispatchError> {
@@ -97,6 +128,9 @@ impl<T: Clone + Send + 'static> Dispatcher<T> for BroadcastDispatcher<T> {
                 e.sink.send_events(e.tag, batch);
             }
         }
+        // Placed events were forwarded demand; a selector's rejections leave the
+        // smallest demand higher, which `take_demand` then forwards.
+        self.reported = self.reported.saturating_sub(n).min(self.min_demand());
         Ok(later)
     }
 }

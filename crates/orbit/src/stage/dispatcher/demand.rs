@@ -4,8 +4,14 @@
 //! equal demand, so the same asks give the same deliveries (`tests/stage_diff.rs`).
 //!
 //! The first ask sets the maximum demand expected of every consumer; a consumer asking
-//! for more is warned about, since it will starve the others. A cancelled consumer's
-//! unfilled demand is simply forgotten; the producer does not ask for it again.
+//! for more is warned about, since it will starve the others.
+//!
+//! Cancellation, as GenStage's: a cancelled consumer's unfilled demand was already
+//! forwarded upstream, so it becomes *pending*: later asks are forwarded only for what
+//! exceeds it, and events that could not be placed (they go to the producer's buffer)
+//! use it up. So after a cancel the producer is not asked again for demand it already
+//! had, and buffered events go out only as far as new demand is forwarded — GenStage
+//! keeps the rest in its buffer even while a consumer has demand, and so does this.
 
 use std::sync::Arc;
 
@@ -25,6 +31,9 @@ pub struct DemandDispatcher<T> {
     entries: Vec<Entry<T>>,
     /// Sum of `demand` over entries.
     total: usize,
+    /// Cancelled consumers' unfilled demand, already forwarded upstream (GenStage's
+    /// `pending`).
+    pending: usize,
     max: Option<usize>,
 }
 
@@ -40,6 +49,7 @@ impl<T> DemandDispatcher<T> {
         DemandDispatcher {
             entries: Vec::new(),
             total: 0,
+            pending: 0,
             max: None,
         }
     }
@@ -79,17 +89,19 @@ impl<T: Send + 'static> Dispatcher<T> for DemandDispatcher<T> {
         Ok(())
     }
 
-    fn cancel(&mut self, tag: Ref) {
+    fn cancel(&mut self, tag: Ref) -> usize {
         if let Some(i) = self.entries.iter().position(|e| e.tag == tag) {
             let e = self.entries.remove(i);
             self.total -= e.demand;
+            self.pending += e.demand;
         }
+        0
     }
 
-    fn ask(&mut self, tag: Ref, n: usize) {
+    fn ask(&mut self, tag: Ref, n: usize) -> usize {
         let max = *self.max.get_or_insert(n);
         let Some(e) = self.entries.iter_mut().find(|e| e.tag == tag) else {
-            return;
+            return 0;
         };
         if n > max {
             tracing::warn!(
@@ -107,6 +119,10 @@ impl<T: Send + 'static> Dispatcher<T> for DemandDispatcher<T> {
             let e = self.entries.remove(i);
             self.insert(e);
         }
+        // Demand a cancelled consumer left was already forwarded: forward only the rest.
+        let already = self.pending.min(n);
+        self.pending -= already;
+        n - already
     }
 
     fn capacity(&self) -> usize {
@@ -131,6 +147,8 @@ impl<T: Send + 'static> Dispatcher<T> for DemandDispatcher<T> {
             let e = self.entries.remove(i);
             self.insert(e);
         }
+        // Events going to the buffer use up pending demand (GenStage's `dispatch/3`).
+        self.pending = self.pending.saturating_sub(events.len());
         Ok(events)
     }
 }

@@ -1,13 +1,13 @@
 //! Dispatchers: how a producer shares its events among its consumers.
 //!
 //! A dispatcher keeps each subscription's demand and decides which consumer gets which
-//! events. The producer asks it how many events it can place now
-//! ([`Dispatcher::capacity`]) and hands it batches of at most that many
-//! ([`Dispatcher::dispatch`]); whatever it cannot place comes back and waits in the
-//! producer's buffer. The producer keeps its own count of demand it has asked
-//! `handle_demand` for, so a dispatcher never has to remember demand it already
-//! forwarded — which is what lets a BroadcastDispatcher with unequal consumers drain
-//! the buffer instead of stalling (GenStage issue 310).
+//! events. As in GenStage, an ask ([`Dispatcher::ask`]) or a cancel
+//! ([`Dispatcher::cancel`]) returns the demand to forward upstream; the producer takes
+//! that many events from its buffer and asks `handle_demand` for the rest. Events the
+//! producer emits go to [`Dispatcher::dispatch`]; whatever it cannot place comes back
+//! and waits in the producer's buffer, until a later ask or cancel returns demand again.
+//! A producer_consumer instead takes input while [`Dispatcher::capacity`] is above
+//! zero.
 //!
 //! - [`DemandDispatcher`] (the default): each event goes to one consumer, the one with
 //!   the largest pending demand first.
@@ -32,15 +32,25 @@ use crate::pid::Ref;
 pub trait Dispatcher<T>: Send + 'static {
     /// A consumer subscribed, with no demand yet; `Err` refuses it.
     fn subscribe(&mut self, sub: Subscriber<T>) -> Result<(), SubscribeError>;
-    /// The subscription `tag` ended; forget it and its demand.
-    fn cancel(&mut self, tag: Ref);
-    /// Subscription `tag` asked for `n` more events.
-    fn ask(&mut self, tag: Ref, n: usize);
+    /// The subscription `tag` ended; forget it. Returns the demand to forward upstream
+    /// (events it frees, such as a dropped partition queue: GenStage asks for them
+    /// again).
+    fn cancel(&mut self, tag: Ref) -> usize;
+    /// Subscription `tag` asked for `n` more events. Returns the demand to forward
+    /// upstream (at most `n` for the built-in dispatchers; less when earlier demand
+    /// already covers it).
+    fn ask(&mut self, tag: Ref, n: usize) -> usize;
     /// How many events [`dispatch`](Self::dispatch) can place now.
     fn capacity(&self) -> usize;
     /// Sends out `events` (at most [`capacity`](Self::capacity) of them are placed);
     /// returns those it could not place, in order. An error stops the producer.
     fn dispatch(&mut self, events: Vec<T>) -> Result<Vec<T>, DispatchError>;
+    /// Demand that arose while dispatching (a broadcast selector rejected events, which
+    /// then do not count against that consumer), to forward upstream; the producer
+    /// calls it after each message. Most dispatchers have none.
+    fn take_demand(&mut self) -> usize {
+        0
+    }
     /// Events the dispatcher holds itself (a partition's queue), for introspection.
     fn queued(&self) -> usize {
         0

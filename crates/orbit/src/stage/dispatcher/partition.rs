@@ -6,14 +6,25 @@
 //! partition's index, or `None` to discard the event. The default hash spreads events
 //! by their `Hash` (GenStage uses `phash2(event, n)`). Events beyond a partition's
 //! demand wait in that partition's queue until its consumer asks (or, if it has none,
-//! until one subscribes); a cancelled consumer's queued events stay for the next one
-//! (GenStage drops them and asks for as many again).
+//! until one subscribes).
 //!
 //! As GenStage's: an ask is forwarded upstream whole even when the partition's queue
 //! serves it, because the queued events already used up the producer's allowance; so a
 //! slow partition never starves the others, and `handle_demand` sees the same demands
 //! as GenStage's for the same asks (`tests/stage_diff.rs`). As in GenStage, a partition
 //! whose consumer asks less than its events arrive grows its queue without bound.
+//!
+//! Cancellation, as GenStage's: the cancelled consumer's queued events are dropped and
+//! asked for again upstream (the producer takes them from its buffer, then from
+//! `handle_demand`); its unfilled demand was already forwarded, so it stays in the
+//! dispatcher's allowance and becomes *pending*: later asks are forwarded only for what
+//! exceeds it. A partition without a consumer queues its events for the next one.
+//!
+//! Deliberate difference from GenStage: events the hash discards (`None`) are asked
+//! for again upstream (after the producer's mailbox had its turn), so consumers whose
+//! producer emits exactly what it is asked do not wait forever for the discarded
+//! share; GenStage does not ask again, and such a pipeline stalls (checked with
+//! GenStage 1.3.2).
 //!
 //! Errors are clear and immediate: subscribing without a partition, to one that does
 //! not exist, or to one already taken is refused; a hash returning an index out of
@@ -45,6 +56,10 @@ pub struct PartitionDispatcher<T> {
     hash: HashFn<T>,
     /// Events the producer may still send: asked for and not yet placed.
     waiting: usize,
+    /// Cancelled consumers' unfilled demand, still in `waiting` (GenStage's `pending`).
+    pending: usize,
+    /// Events the hash discarded since the last `take_demand`: asked for again.
+    discarded: usize,
     queued: usize,
 }
 
@@ -74,6 +89,8 @@ impl<T: Send + 'static> PartitionDispatcher<T> {
             names: None,
             hash: Arc::new(hash),
             waiting: 0,
+            pending: 0,
+            discarded: 0,
             queued: 0,
         }
     }
@@ -135,18 +152,23 @@ impl<T: Send + 'static> Dispatcher<T> for PartitionDispatcher<T> {
         Ok(())
     }
 
-    fn cancel(&mut self, tag: Ref) {
-        if let Some(i) = self.part_of(tag) {
-            let p = &mut self.parts[i];
-            p.consumer = None;
-            // Its unfilled demand is not asked for again upstream.
-            self.waiting = self.waiting.saturating_sub(p.demand);
-            p.demand = 0;
-        }
+    fn cancel(&mut self, tag: Ref) -> usize {
+        let Some(i) = self.part_of(tag) else { return 0 };
+        let p = &mut self.parts[i];
+        p.consumer = None;
+        // Its unfilled demand was forwarded upstream already: it stays in `waiting`,
+        // and later asks are forwarded only beyond it.
+        self.pending += std::mem::take(&mut p.demand);
+        // Its queued events are dropped and asked for again.
+        let dropped = p.queue.len();
+        p.queue.clear();
+        self.queued -= dropped;
+        self.waiting += dropped;
+        dropped
     }
 
-    fn ask(&mut self, tag: Ref, n: usize) {
-        let Some(i) = self.part_of(tag) else { return };
+    fn ask(&mut self, tag: Ref, n: usize) -> usize {
+        let Some(i) = self.part_of(tag) else { return 0 };
         let p = &mut self.parts[i];
         let from_queue = n.min(p.queue.len());
         if from_queue > 0 {
@@ -161,8 +183,13 @@ impl<T: Send + 'static> Dispatcher<T> for PartitionDispatcher<T> {
         // the part served from the queue. Those queued events already used up the
         // producer's allowance when they were placed; not asking again for them let
         // a slow partition's queue eat the allowance of every other partition, which
-        // then starved with demand outstanding (issue 16 item 6).
-        self.waiting += n;
+        // then starved with demand outstanding (issue 16 item 6). Only demand a
+        // cancelled consumer left behind (already forwarded) is subtracted.
+        let already = self.pending.min(n);
+        self.pending -= already;
+        let forward = n - already;
+        self.waiting += forward;
+        forward
     }
 
     fn capacity(&self) -> usize {
@@ -176,7 +203,7 @@ impl<T: Send + 'static> Dispatcher<T> for PartitionDispatcher<T> {
         while placed < self.waiting {
             let Some(ev) = iter.next() else { break };
             match (self.hash)(&ev) {
-                None => {}
+                None => self.discarded += 1,
                 Some(i) if i < count => {
                     self.parts[i].staged.push(ev);
                     placed += 1;
@@ -203,6 +230,11 @@ impl<T: Send + 'static> Dispatcher<T> for PartitionDispatcher<T> {
             }
         }
         Ok(later)
+    }
+
+    fn take_demand(&mut self) -> usize {
+        // Discarded events did not use `waiting`: asking for as many again fills it.
+        std::mem::take(&mut self.discarded)
     }
 
     fn queued(&self) -> usize {

@@ -86,7 +86,11 @@ const FIRST_CHUNK: usize = 1;
 #[cfg(not(orbit_loom))]
 const fn max_chunk<M>() -> usize {
     let size = std::mem::size_of::<M>();
-    let n = if size == 0 { usize::MAX } else { (64 << 10) / size };
+    let n = if size == 0 {
+        usize::MAX
+    } else {
+        (64 << 10) / size
+    };
     if n < 64 {
         64
     } else {
@@ -102,7 +106,11 @@ const fn max_chunk<M>() -> usize {
 #[cfg(not(orbit_loom))]
 pub(crate) const fn retain<M>() -> usize {
     let size = std::mem::size_of::<M>();
-    let n = if size == 0 { usize::MAX } else { (2 << 10) / size };
+    let n = if size == 0 {
+        usize::MAX
+    } else {
+        (2 << 10) / size
+    };
     if n < 8 {
         8
     } else {
@@ -749,12 +757,15 @@ mod tests {
         drop(w);
         drop(w2);
         let calls = probe.calls.load(Ordering::Relaxed) + other.calls.load(Ordering::Relaxed);
-        let under = probe.under_lock.load(Ordering::Relaxed)
-            + other.under_lock.load(Ordering::Relaxed);
+        let under =
+            probe.under_lock.load(Ordering::Relaxed) + other.under_lock.load(Ordering::Relaxed);
         let wakes = probe.wakes.load(Ordering::Relaxed) + other.wakes.load(Ordering::Relaxed);
         assert_eq!(wakes, 60, "every park was woken once");
         assert!(calls >= wakes);
-        assert_eq!(under, 0, "{under} of {calls} waker calls ran under the lock");
+        assert_eq!(
+            under, 0,
+            "{under} of {calls} waker calls ran under the lock"
+        );
     }
 
     /// Sends `n` messages, takes and drains them, and returns the most message slots the
@@ -901,14 +912,50 @@ mod loom_tests {
     use std::sync::atomic::Ordering;
     use std::task::Poll;
 
+    /// Wakes the model's receiver thread: a waker built from loom's atomics and
+    /// park/unpark (loom's own `block_on` needs its `futures` feature).
+    struct Notify {
+        woken: crate::sync::AtomicBool,
+        thread: loom::thread::Thread,
+    }
+
+    impl std::task::Wake for Notify {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            self.woken.store(true, Ordering::SeqCst);
+            self.thread.unpark();
+        }
+    }
+
+    /// Polls `f` to completion on this loom thread, parking until woken; a wakeup that
+    /// never comes leaves every thread blocked, which loom reports as a deadlock.
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        let notify = std::sync::Arc::new(Notify {
+            woken: crate::sync::AtomicBool::new(false),
+            thread: loom::thread::current(),
+        });
+        let waker = std::task::Waker::from(notify.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+            while !notify.woken.swap(false, Ordering::SeqCst) {
+                loom::thread::park();
+            }
+        }
+    }
+
     /// Receives `n` messages the way `Context::recv` does (drain the batch, then take,
-    /// parking when empty), under loom's `block_on`, which reports a receiver that is
-    /// never woken as a deadlock.
+    /// parking when empty), under `block_on` (a receiver never woken is a deadlock).
     fn receive(mb: &Mailbox<u64>, n: usize) -> (Vec<u64>, usize) {
         let mut batch = Batch::new();
         let mut got = Vec::new();
         let mut signals = 0;
-        loom::future::block_on(poll_fn(|cx| loop {
+        block_on(poll_fn(|cx| loop {
             if got.len() == n {
                 return Poll::Ready(());
             }
@@ -973,7 +1020,7 @@ mod loom_tests {
             };
             let mut batch = Batch::new();
             let mut seen = (0, 0);
-            loom::future::block_on(poll_fn(|cx| loop {
+            block_on(poll_fn(|cx| loop {
                 if seen == (1, 1) {
                     return Poll::Ready(());
                 }
@@ -1030,7 +1077,11 @@ mod loom_tests {
             }
             assert_eq!(handed_back, delivered, "accepted = handed back by close");
             drop(queued);
-            assert_eq!(drops.load(Ordering::Relaxed), 2, "each message dropped once");
+            assert_eq!(
+                drops.load(Ordering::Relaxed),
+                2,
+                "each message dropped once"
+            );
             assert!(mb.push(Tracked(9, drops.clone())).is_err());
         });
     }

@@ -104,7 +104,21 @@ impl<T> SpinLock<T> {
 
     #[cold]
     fn lock_contended(&self) {
+        // Under loom: only the swap, which always reads the latest value (a relaxed
+        // load may keep returning an older one, and each retry is a branch).
+        #[cfg(orbit_loom)]
+        while self
+            .locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            crate::sync::yield_now();
+        }
+        #[cfg(orbit_loom)]
+        return;
+        #[cfg(not(orbit_loom))]
         let mut spins = 0u32;
+        #[cfg(not(orbit_loom))]
         loop {
             // Wait on a plain load so the cache line is shared, not bounced.
             while self.locked.load(Ordering::Relaxed) {
@@ -118,11 +132,11 @@ impl<T> SpinLock<T> {
 }
 
 /// One round of waiting for the holder: a few dozen spin hints, then yield the thread,
-/// since the holder may have been descheduled (under loom: always yield, which is how
-/// loom learns that this thread waits for another).
+/// since the holder may have been descheduled.
+#[cfg(not(orbit_loom))]
 #[inline]
 fn relax(spins: &mut u32) {
-    if cfg!(not(orbit_loom)) && *spins < 64 {
+    if *spins < 64 {
         std::hint::spin_loop();
         *spins += 1;
     } else {
@@ -232,7 +246,10 @@ mod tests {
             !is_sync!(SpinGuard<'static, Cell<u32>>),
             "SpinGuard<Cell<u32>> is Sync"
         );
-        assert!(is_sync!(SpinGuard<'static, u32>), "SpinGuard<u32> is not Sync");
+        assert!(
+            is_sync!(SpinGuard<'static, u32>),
+            "SpinGuard<u32> is not Sync"
+        );
         // Never Send: a guard cannot be held across an await in a spawned task.
         assert!(!is_send!(SpinGuard<'static, u32>), "SpinGuard<u32> is Send");
     }

@@ -1,9 +1,11 @@
 //! Running the BEAM side of a comparison: compiles `shared/beam/*.erl` with `erlc`, runs
 //! an Erlang module or snippet with `erl -noshell`, and parses its `key value` output.
 //!
-//! The Erlang sources live outside the repository, in `../shared/beam` relative to the
-//! repository root (found through this crate's manifest directory at build time, or the
-//! `ORBIT_SHARED` environment variable pointing at the `shared` folder). They are
+//! The Erlang sources are this crate's `beam/` folder (copies of `../shared/beam`, changed
+//! for issue 17: one test per run, `--scale` honoured, CPU printed); the shared folder
+//! (`../shared/beam`, or `ORBIT_SHARED`) is the fallback. Every `erl` runs with `+S N:N`,
+//! N = [`crate::util::WORKERS`], the Rust subjects' worker count. [`run_one`] runs one
+//! test per call, so scenarios run the BEAM inside every round. They are
 //! compiled once per bench invocation into a temporary directory. The full
 //! `beam_bench:main/0` suite runs at most once per invocation ([`baseline`]) and its
 //! figures are cached for every scenario of that invocation.
@@ -29,8 +31,9 @@ pub const ERL_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The folder holding the shared Erlang sources (`beam_bench.erl`, ...), if found.
 pub fn beam_src_dir() -> Option<PathBuf> {
+    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("beam");
     let from_manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/beam");
-    let mut candidates = vec![from_manifest];
+    let mut candidates = vec![own, from_manifest];
     if let Some(s) = std::env::var_os("ORBIT_SHARED") {
         let s = PathBuf::from(s);
         candidates.push(s.join("beam"));
@@ -113,6 +116,8 @@ pub fn run_erl_partial(args: &[&str]) -> Result<(bool, String), String> {
         .arg("-pa")
         .arg(dir)
         .args(["-noshell", "+P", "4000000"])
+        .arg("+S")
+        .arg(format!("{0}:{0}", crate::util::WORKERS))
         .args(args)
         .args(["-s", "init", "stop"])
         .env("ERL_CRASH_DUMP_SECONDS", "0")
@@ -201,6 +206,95 @@ pub fn baseline() -> Option<&'static Values> {
         }
     })
     .as_ref()
+}
+
+/// One BEAM test's figures from its own `erl` run: `rate` (operations per second) and
+/// `cpu_s` (CPU seconds of the whole emulator during the measured part), plus
+/// test-specific keys. `test` is one of `pingpong`, `oneway`, `gen_calls`, `spawn` of
+/// `beam_bench:run/1`. `None` (with a note on stderr) when erl is missing or the run
+/// failed.
+pub fn run_one(test: &str, n: u64) -> Option<Values> {
+    if !erl_available() {
+        static NOTE: OnceLock<()> = OnceLock::new();
+        NOTE.get_or_init(|| {
+            eprintln!("note: erl not found on PATH; skipping the beam subjects and their ratios")
+        });
+        return None;
+    }
+    match run_erl(&["-s", "beam_bench", "run", test, &n.to_string()]) {
+        Ok(out) => Some(parse_kv(&out)).filter(|v| v.contains_key("rate")),
+        Err(e) => {
+            eprintln!("note: beam_bench run {test} failed: {e}");
+            None
+        }
+    }
+}
+
+/// The compiled real BEAM libraries (ConCache, GenStage, poolboy, NimblePool): runs
+/// `shared/beamlibs/build.sh` once per invocation and caches its output folder (for
+/// `ERL_LIBS`). `None` (with one note) when `elixir` or the script is missing.
+pub fn beamlibs() -> Option<&'static str> {
+    static LIBS: OnceLock<Option<String>> = OnceLock::new();
+    LIBS.get_or_init(|| {
+        let on_path = |tool: &str| {
+            std::env::var_os("PATH")
+                .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
+        };
+        if !on_path("elixir") {
+            eprintln!(
+                "note: elixir not found on PATH; skipping the library baselines (ConCache, ...)"
+            );
+            return None;
+        }
+        // `../shared` of the repository root, or of the folder holding a worktree.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut candidates = vec![
+            root.join("../../../shared/beamlibs/build.sh"),
+            root.join("../../../../shared/beamlibs/build.sh"),
+        ];
+        if let Some(s) = std::env::var_os("ORBIT_SHARED") {
+            candidates.insert(0, PathBuf::from(s).join("beamlibs/build.sh"));
+        }
+        let Some(script) = candidates.into_iter().find(|p| p.is_file()) else {
+            eprintln!("note: shared/beamlibs/build.sh not found (set ORBIT_SHARED); skipping the library baselines");
+            return None;
+        };
+        let out = Command::new(&script).stdin(Stdio::null()).output().ok()?;
+        let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || dir.is_empty() {
+            eprintln!(
+                "note: {} failed; skipping the library baselines",
+                script.display()
+            );
+            return None;
+        }
+        Some(dir)
+    })
+    .as_deref()
+}
+
+/// Runs this crate's `beam/SCRIPT` with `elixir --erl "+S N:N"` and the real libraries on
+/// `ERL_LIBS`, and parses its `key value` output. `None` (with a note) on any failure.
+pub fn run_elixir(script: &str, args: &[&str]) -> Option<Values> {
+    let libs = beamlibs()?;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("beam")
+        .join(script);
+    let out = Command::new("elixir")
+        .arg("--erl")
+        .arg(format!("+S {0}:{0}", crate::util::WORKERS))
+        .arg(&path)
+        .args(args)
+        .env("ERL_LIBS", libs)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| eprintln!("note: elixir {script}: {e}"))
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("note: elixir {script} failed ({})", out.status);
+        return None;
+    }
+    Some(parse_kv(&String::from_utf8_lossy(&out.stdout)))
 }
 
 /// One figure of the cached baseline, running it first if needed.

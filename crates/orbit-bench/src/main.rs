@@ -43,7 +43,7 @@ struct Args {
     /// Print one JSON object per figure.
     #[arg(long)]
     json: bool,
-    /// Interleaved rounds per subject; the best round is reported.
+    /// Interleaved rounds per subject; the median is reported, best and spread beside.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Scale the message and process counts (1.0 = the counts of the goals).

@@ -2,16 +2,47 @@
 //! timing, picking the best of several rounds, and resident-memory reads.
 //!
 //! Every orbit, tokio, ractor and kameo measurement runs on a fresh multi-thread tokio
-//! runtime with 2 worker threads (the machine has 2 cores), created before the clock
-//! starts and dropped after it stops, so no subject inherits another's leftover tasks.
+//! runtime with [`WORKERS`] worker threads, created before the clock starts and dropped
+//! after it stops, so no subject inherits another's leftover tasks. Every BEAM runs with
+//! `+S WORKERS:WORKERS`.
+//!
+//! Statistic (issue 17): every subject, the BEAM included, runs in every round; the
+//! headline figure is the median of the rounds, with the best and the spread (min, max)
+//! beside it, and the CPU seconds per unit of work (median of rounds).
+
+/// Worker threads of every Rust runtime, and the schedulers (`+S N:N`) of every BEAM.
+pub const WORKERS: usize = 2;
+
+/// CPU seconds (user + system) used so far by this process (`who` = `RUSAGE_SELF`) or by
+/// its waited-for children (`RUSAGE_CHILDREN`); 0 when unreadable.
+pub fn cpu_s(who: libc::c_int) -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(who, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Runs `f` (one in-process subject-round doing `units` of work), records its rate and
+/// the CPU microseconds per unit this process spent on it (all threads: the runtime is
+/// created and dropped inside `f`).
+pub fn measured(r: &mut Rounds, subject: &'static str, units: u64, f: impl FnOnce() -> f64) {
+    let c0 = cpu_s(libc::RUSAGE_SELF);
+    let v = f();
+    let cpu = cpu_s(libc::RUSAGE_SELF) - c0;
+    r.add(subject, v);
+    r.add_cpu(subject, cpu * 1e6 / units.max(1) as f64);
+}
 
 use std::future::Future;
 use std::time::Duration;
 
-/// A fresh multi-thread tokio runtime with 2 worker threads and all drivers enabled.
+/// A fresh multi-thread tokio runtime with [`WORKERS`] worker threads and all drivers enabled.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(WORKERS)
         .enable_all()
         .build()
         .expect("cannot build a tokio runtime")
@@ -81,12 +112,34 @@ pub fn rss_bytes() -> u64 {
 #[derive(Default)]
 pub struct Rounds {
     figures: Vec<(&'static str, f64)>,
+    cpu: Vec<(&'static str, f64)>,
 }
 
 impl Rounds {
     /// Records one round's figure for `subject`.
     pub fn add(&mut self, subject: &'static str, value: f64) {
         self.figures.push((subject, value));
+    }
+
+    /// Records one round's CPU microseconds per unit of work for `subject`.
+    pub fn add_cpu(&mut self, subject: &'static str, us_per_unit: f64) {
+        self.cpu.push((subject, us_per_unit));
+    }
+
+    /// The median of `subject`'s rounds (the headline figure).
+    pub fn median(&self, subject: &str) -> Option<f64> {
+        median(&self.of(subject))
+    }
+
+    /// The median CPU microseconds per unit of work recorded for `subject`.
+    pub fn cpu_median(&self, subject: &str) -> Option<f64> {
+        let xs: Vec<f64> = self
+            .cpu
+            .iter()
+            .filter(|(s, _)| *s == subject)
+            .map(|(_, v)| *v)
+            .collect();
+        median(&xs)
     }
 
     /// Every figure recorded for `subject`.

@@ -128,7 +128,7 @@ pub(crate) fn deliver(inc: &Incoming<'_>) {
     let r = match h {
         Some(h) => h(inc),
         None if inc.to == crate::node::system_pid() => Ok(()),
-        None => default_deliver(inc),
+        None => default_deliver(inc).or_else(|e| served_by_name(inc).unwrap_or(Err(e))),
     };
     if let Err(e) = r {
         if orbit::process_info(inc.to).is_none() {
@@ -136,6 +136,17 @@ pub(crate) fn deliver(inc: &Incoming<'_>) {
         }
         tracing::debug!(to = %inc.to, error = %e, "message from another node not delivered");
     }
+}
+
+/// A message to a pid with no handler of its own, which a plain send could not deliver:
+/// if the pid is registered under a name served by [`serve`] (a served GenServer that
+/// was restarted, so its new pid was never seen), the name's handler serves the pid from
+/// now on. `None` when the pid has no served name.
+fn served_by_name(inc: &Incoming<'_>) -> Option<Result<(), String>> {
+    let name = orbit::process_info(inc.to)?.registered_name?;
+    let h = handlers().read().by_name.get(&*name).cloned()?;
+    handlers().write().by_pid.insert(inc.to, h.clone());
+    Some(h(inc))
 }
 
 fn deliver_named(conn: &Conn, from: Pid, name: &str, bytes: &[u8]) {

@@ -471,3 +471,77 @@ fn elixir_links_to_an_orbit_process_and_gets_its_exit() {
     assert_eq!(ex.expect("exit ", 20), "exit :boom");
     assert_eq!(ex.expect("bystander ", 20), "bystander :boom");
 }
+
+/// A served GenServer stays reachable by pid after it is restarted under its name: the
+/// new pid was never seen by `serve_gen_server`, which captured the first pid only (calls
+/// to the new pid were dropped until the caller's timeout).
+#[test]
+fn elixir_calls_a_served_gen_server_by_pid_across_restarts() {
+    let node = node("orbit_msg");
+    let me = node.name();
+    let start = || async {
+        orbit::gen_server::start_with(
+            Counter(0),
+            orbit::gen_server::StartOptions {
+                name: Some("rcounter".into()),
+                link: false,
+                timeout: None,
+            },
+        )
+        .await
+        .expect("counter started")
+    };
+    let first = rt().block_on(async {
+        let server = start().await;
+        orbit_dist::serve_gen_server::<Counter>("rcounter");
+        server
+    });
+    let code = format!(
+        r#"
+        orbit = :"{me}"
+        true = Node.connect(orbit)
+        Process.register(self(), :ex_main)
+        IO.puts("ready")
+        for round <- 1..3 do
+          pid = receive do {{:server, p}} -> p after 15000 -> exit(:no_pid) end
+          r = try do
+            GenServer.call(pid, %{{op: "add", n: round}}, 5000)
+          catch
+            :exit, {{reason, _}} -> inspect(reason)
+          end
+          IO.puts("call#{{round}} #{{r}}")
+        end
+        IO.gets("")
+        "#
+    );
+    let mut ex = Peer::elixir("ex_restart", COOKIE, &code);
+    ex.expect("ready", 20);
+    let ex_name = ex.name.clone();
+    let tell = |pid: Pid| {
+        let msg = Term::tuple(vec![
+            Term::atom("server"),
+            Term::Pid(Box::new(orbit_dist::to_wire(pid))),
+        ]);
+        orbit_dist::send_named(&ex_name, "ex_main", &msg).expect("sent to ex_main");
+    };
+    rt().block_on(async { tell(first.pid()) });
+    assert_eq!(ex.expect("call1 ", 10), "call1 1");
+    let mut last = first;
+    for round in 2..=3 {
+        let next = rt().block_on(async {
+            // A restart: the server dies and a new one takes the name.
+            orbit::signal::exit(last.pid(), ExitReason::Kill);
+            last.wait_exit().await;
+            let server = start().await;
+            tell(server.pid());
+            server
+        });
+        assert_ne!(next.pid(), last.pid());
+        // A fresh counter: the call's own increment, not a timeout.
+        assert_eq!(
+            ex.expect(&format!("call{round} "), 10),
+            format!("call{round} {round}")
+        );
+        last = next;
+    }
+}

@@ -11,7 +11,7 @@ use crate::access::{EnumAccess, ExStructAccess, MapAccess, SeqAccess, SeqKind};
 use crate::decode::{big_body, decode_term, inflate};
 use crate::error::{Error, Result};
 use crate::limits::DecodeLimits;
-use crate::reader::Reader;
+use crate::reader::{grow_stack, Reader};
 use crate::special::{ATOM_TOKEN, CHARLIST_TOKEN, RAW_TOKEN, STRUCT_TOKEN};
 use crate::tag;
 use crate::term::Term;
@@ -114,17 +114,17 @@ impl<'de> Deserializer<'de> {
         decode_term(&mut self.r).map(drop)
     }
 
-    /// Reads any integer that fits in 128 bits.
-    fn integer(&mut self) -> Result<i128> {
+    /// Reads any integer that fits in `i128` or, when positive, in `u128`.
+    fn integer(&mut self) -> Result<Int128> {
         let at = self.r.pos;
         match self.r.peek()? {
             tag::SMALL_INTEGER => {
                 self.r.pos += 1;
-                Ok(self.r.u8()? as i128)
+                Ok(Int128::Signed(self.r.u8()? as i128))
             }
             tag::INTEGER => {
                 self.r.pos += 1;
-                Ok(self.r.u32()? as i32 as i128)
+                Ok(Int128::Signed(self.r.u32()? as i32 as i128))
             }
             tag::SMALL_BIG | tag::LARGE_BIG => {
                 let t = self.r.u8()?;
@@ -134,9 +134,16 @@ impl<'de> Deserializer<'de> {
                     self.r.u32()? as usize
                 };
                 match big_body(&mut self.r, n)? {
-                    Term::Int(i) => Ok(i as i128),
-                    Term::BigInt(b) => i128::try_from(&*b)
-                        .map_err(|_| Error::invalid(at, "integer does not fit in 128 bits")),
+                    Term::Int(i) => Ok(Int128::Signed(i as i128)),
+                    Term::BigInt(b) => {
+                        if let Ok(i) = i128::try_from(&*b) {
+                            Ok(Int128::Signed(i))
+                        } else {
+                            u128::try_from(&*b)
+                                .map(Int128::Unsigned)
+                                .map_err(|_| Error::invalid(at, "integer does not fit in 128 bits"))
+                        }
+                    }
                     _ => Err(Error::invalid(at, "malformed big integer")),
                 }
             }
@@ -292,17 +299,21 @@ impl<'de> Deserializer<'de> {
     }
 
     fn visit_seq<V: Visitor<'de>>(&mut self, v: V, expected: &'static str) -> Result<V::Value> {
-        let mut access = self.seq_access(expected)?;
-        let value = v.visit_seq(&mut access)?;
-        access.finish()?;
-        Ok(value)
+        grow_stack(|| {
+            let mut access = self.seq_access(expected)?;
+            let value = v.visit_seq(&mut access)?;
+            access.finish()?;
+            Ok(value)
+        })
     }
 
     pub(crate) fn visit_map<V: Visitor<'de>>(&mut self, v: V) -> Result<V::Value> {
-        let mut access = self.map_access()?;
-        let value = v.visit_map(&mut access)?;
-        access.finish()?;
-        Ok(value)
+        grow_stack(|| {
+            let mut access = self.map_access()?;
+            let value = v.visit_map(&mut access)?;
+            access.finish()?;
+            Ok(value)
+        })
     }
 
     /// Finds the `__struct__` module of the map ahead without consuming anything.
@@ -329,16 +340,46 @@ impl<'de> Deserializer<'de> {
     }
 }
 
+/// An integer read for serde: `i128` covers every signed target, `u128` the positive
+/// values of `u128` above `i128::MAX`.
+enum Int128 {
+    Signed(i128),
+    Unsigned(u128),
+}
+
+impl Int128 {
+    fn as_f64(&self) -> f64 {
+        match *self {
+            Int128::Signed(i) => i as f64,
+            Int128::Unsigned(u) => u as f64,
+        }
+    }
+}
+
+impl TryFrom<Int128> for u32 {
+    type Error = std::num::TryFromIntError;
+    fn try_from(i: Int128) -> std::result::Result<u32, Self::Error> {
+        match i {
+            Int128::Signed(i) => u32::try_from(i),
+            Int128::Unsigned(u) => u32::try_from(u),
+        }
+    }
+}
+
 macro_rules! int_methods {
     ($($method:ident),*) => {$(
         fn $method<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
-            let i = self.integer()?;
-            if let Ok(x) = i64::try_from(i) {
-                v.visit_i64(x)
-            } else if let Ok(x) = u64::try_from(i) {
-                v.visit_u64(x)
-            } else {
-                v.visit_i128(i)
+            match self.integer()? {
+                Int128::Signed(i) => {
+                    if let Ok(x) = i64::try_from(i) {
+                        v.visit_i64(x)
+                    } else if let Ok(x) = u64::try_from(i) {
+                        v.visit_u64(x)
+                    } else {
+                        v.visit_i128(i)
+                    }
+                }
+                Int128::Unsigned(u) => v.visit_u128(u),
             }
         }
     )*};
@@ -350,13 +391,17 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
         match self.r.peek()? {
             tag::SMALL_INTEGER | tag::INTEGER | tag::SMALL_BIG | tag::LARGE_BIG => {
-                let i = self.integer()?;
-                if let Ok(x) = u64::try_from(i) {
-                    v.visit_u64(x)
-                } else if let Ok(x) = i64::try_from(i) {
-                    v.visit_i64(x)
-                } else {
-                    v.visit_i128(i)
+                match self.integer()? {
+                    Int128::Signed(i) => {
+                        if let Ok(x) = u64::try_from(i) {
+                            v.visit_u64(x)
+                        } else if let Ok(x) = i64::try_from(i) {
+                            v.visit_i64(x)
+                        } else {
+                            v.visit_i128(i)
+                        }
+                    }
+                    Int128::Unsigned(u) => v.visit_u128(u),
                 }
             }
             tag::NEW_FLOAT | tag::FLOAT => self.deserialize_f64(v),
@@ -431,7 +476,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
                 _ => Err(self.mismatch("a float")),
             },
             tag::SMALL_INTEGER | tag::INTEGER | tag::SMALL_BIG | tag::LARGE_BIG => {
-                v.visit_f64(self.integer()? as f64)
+                v.visit_f64(self.integer()?.as_f64())
             }
             _ => Err(self.mismatch("a float")),
         }
@@ -610,9 +655,11 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
             return Err(self.mismatch("a tuple starting with the variant atom"));
         }
         self.r.enter()?;
-        let value = v.visit_enum(EnumAccess {
-            de: &mut *self,
-            rest: Some(n - 1),
+        let value = grow_stack(|| {
+            v.visit_enum(EnumAccess {
+                de: &mut *self,
+                rest: Some(n - 1),
+            })
         })?;
         self.r.leave();
         Ok(value)

@@ -13,7 +13,7 @@ use crate::atom::Atom;
 use crate::error::{Error, Result};
 use crate::ids::{Export, Fun, Pid, Port, Reference, MAX_REFERENCE_WORDS};
 use crate::limits::DecodeLimits;
-use crate::reader::Reader;
+use crate::reader::{grow_stack, Reader};
 use crate::tag;
 use crate::term::Term;
 
@@ -231,20 +231,71 @@ fn fun(r: &mut Reader<'_>) -> Result<Fun> {
     })
 }
 
+/// Parses the 31-byte text of a `FLOAT_EXT` exactly as `binary_to_term` does (erts'
+/// `sys_chars_to_double`): the text ends at a NUL inside the 31 bytes (what follows the
+/// NUL is ignored), and is `[+-]digits(.|,)digits` with an optional `(e|E)[+-]digits`;
+/// no blanks, no `inf`/`nan`, no missing digits on either side of the point. A value
+/// too large for a double is an error; one too small rounds towards zero.
 fn float_text(r: &mut Reader<'_>) -> Result<f64> {
     let at = r.pos;
     let raw = r.bytes(31)?;
-    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    std::str::from_utf8(&raw[..end])
+    let bad = || Error::invalid(at, "malformed FLOAT_EXT text");
+    let end = raw.iter().position(|&b| b == 0).ok_or_else(bad)?;
+    let text = &raw[..end];
+    if !float_syntax(text) {
+        return Err(bad());
+    }
+    let normal: String = text
+        .iter()
+        .map(|&b| if b == b',' { '.' } else { b as char })
+        .collect();
+    normal
+        .parse::<f64>()
         .ok()
-        .and_then(|s| s.trim().parse::<f64>().ok())
         .filter(|f| f.is_finite())
-        .ok_or_else(|| Error::invalid(at, "malformed FLOAT_EXT text"))
+        .ok_or_else(bad)
+}
+
+/// Whether `s` is `[+-]digits(.|,)digits[(e|E)[+-]digits]`.
+fn float_syntax(s: &[u8]) -> bool {
+    fn digits(s: &[u8], i: &mut usize) -> bool {
+        let start = *i;
+        while s.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i > start
+    }
+    let mut i = 0;
+    if matches!(s.first(), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    if !digits(s, &mut i) || !matches!(s.get(i), Some(b'.' | b',')) {
+        return false;
+    }
+    i += 1;
+    if !digits(s, &mut i) {
+        return false;
+    }
+    if matches!(s.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(s.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(s, &mut i) {
+            return false;
+        }
+    }
+    i == s.len()
 }
 
 fn elements(r: &mut Reader<'_>, n: usize, what: &'static str) -> Result<Vec<Term>> {
     r.check_len(what, n, 1)?;
     let mut v = Vec::with_capacity(n);
+    append_elements(r, &mut v, n)?;
+    Ok(v)
+}
+
+fn append_elements(r: &mut Reader<'_>, v: &mut Vec<Term>, n: usize) -> Result<()> {
     for _ in 0..n {
         // The commonest leaves are pushed in place: returning a `Result<Term>` through a
         // call and copying it into the vector costs more than decoding them.
@@ -261,28 +312,28 @@ fn elements(r: &mut Reader<'_>, n: usize, what: &'static str) -> Result<Vec<Term
             _ => v.push(decode_term(r)?),
         }
     }
-    Ok(v)
+    Ok(())
 }
 
 /// Decodes one term (no version byte) at the reader's position.
 ///
-/// Recursive terms go through small frames (this dispatcher and one function per
-/// container) so that `max_depth` levels fit on a thread's stack even in debug builds.
+/// Each container level runs through [`grow_stack`], so no nesting can overflow the
+/// stack; `max_depth` bounds the work.
 pub(crate) fn decode_term(r: &mut Reader<'_>) -> Result<Term> {
     let at = r.pos;
     let t = r.u8()?;
     match t {
         tag::SMALL_TUPLE => {
             let n = r.u8()? as usize;
-            decode_tuple(r, n)
+            grow_stack(|| decode_tuple(r, n))
         }
         tag::LARGE_TUPLE => {
             let n = r.u32()? as usize;
-            decode_tuple(r, n)
+            grow_stack(|| decode_tuple(r, n))
         }
-        tag::LIST => decode_list(r),
-        tag::MAP => decode_map(r),
-        tag::NEW_FUN => decode_fun(r),
+        tag::LIST => grow_stack(|| decode_list(r)),
+        tag::MAP => grow_stack(|| decode_map(r)),
+        tag::NEW_FUN => grow_stack(|| decode_fun(r)),
         _ => decode_leaf(r, t, at),
     }
 }
@@ -295,15 +346,49 @@ fn decode_tuple(r: &mut Reader<'_>, n: usize) -> Result<Term> {
     Ok(Term::Tuple(v))
 }
 
+/// Decodes a `LIST_EXT` and every `LIST_EXT` chained through its tail into one vector.
+///
+/// `[a | [b | [c | T]]]` may arrive as a chain of list headers, each holding one element
+/// and the next header as its tail. Decoding each tail as a term of its own and then
+/// prepending (as `Term::improper_list` does) copies the rest of the list at every link:
+/// quadratic in the input, a denial of service from any peer. So the chain is followed in
+/// a loop that appends, and a tail counts as no extra nesting (it is the same list, as
+/// for `binary_to_term`).
 #[inline(never)]
 fn decode_list(r: &mut Reader<'_>) -> Result<Term> {
     let n = r.u32()? as usize;
     r.check_len("list", n, 1)?;
     r.enter()?;
-    let v = elements(r, n, "list")?;
-    let tail = decode_term(r)?;
+    let mut v = elements(r, n, "list")?;
+    let tail = loop {
+        match r.peek()? {
+            tag::LIST => {
+                r.pos += 1;
+                let n = r.u32()? as usize;
+                r.check_len("list", n, 1)?;
+                v.reserve(n);
+                append_elements(r, &mut v, n)?;
+            }
+            tag::NIL => {
+                r.pos += 1;
+                break None;
+            }
+            tag::STRING => {
+                r.pos += 1;
+                let n = r.u16()? as usize;
+                let bytes = r.bytes(n)?;
+                v.extend(bytes.iter().map(|&b| Term::Int(b as i64)));
+                break None;
+            }
+            _ => break Some(decode_term(r)?),
+        }
+    };
     r.leave();
-    Ok(Term::improper_list(v, tail))
+    Ok(match tail {
+        None => Term::List(v),
+        Some(tail) if v.is_empty() => tail,
+        Some(tail) => Term::ImproperList(Box::new(crate::term::ImproperList { elements: v, tail })),
+    })
 }
 
 #[inline(never)]

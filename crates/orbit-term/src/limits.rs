@@ -13,8 +13,11 @@
 /// [`Error::LimitExceeded`](crate::Error::LimitExceeded) naming the field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {
-    /// Deepest nesting of tuples, lists, maps and funs (the top term is depth 1). The
-    /// decoder recurses, so this also bounds its stack use.
+    /// Deepest nesting of tuples, lists, maps and funs (the top term is depth 1; a list
+    /// chained through its tails is one level). The decoder cannot overflow the stack
+    /// whatever this is (deep levels continue on extra stack segments), but a decoded
+    /// term's `Drop`, encoding and comparisons recurse: keep it near the default unless
+    /// those run on a large stack.
     pub max_depth: usize,
     /// Most atoms (occurrences, including node names) in one decoded term.
     pub max_atoms: usize,
@@ -34,9 +37,9 @@ impl DecodeLimits {
         max_big_int_bytes: 64 << 10,
     };
 
-    /// No limit beyond what the input holds, except depth, which stays at 512 to protect
-    /// the stack (a debug build needs about 2 KB of stack per level, so 512 levels fit a
-    /// 2 MB thread). For trusted input only.
+    /// No limit beyond what the input holds, except depth, which stays at 512 so that
+    /// dropping, encoding and comparing the decoded term fit a 2 MB thread's stack.
+    /// For trusted input only.
     pub const TRUSTED: DecodeLimits = DecodeLimits {
         max_depth: 512,
         max_atoms: usize::MAX,

@@ -9,6 +9,22 @@ use crate::error::{Error, Result};
 use crate::limits::DecodeLimits;
 use crate::tag;
 
+/// Stack that must remain before a decoder descends one more level; below it, the next
+/// levels run on a fresh heap-allocated segment of [`STACK_SEGMENT`] bytes.
+const STACK_RED_ZONE: usize = 128 << 10;
+/// Size of each extra stack segment.
+const STACK_SEGMENT: usize = 2 << 20;
+
+/// Runs one nesting level of a recursive decoder so that it can never overflow the
+/// thread's stack, whatever the build (a debug frame for a fun is several KB) and
+/// whatever thread it runs on: when less than [`STACK_RED_ZONE`] remains, `f` runs on a
+/// new segment (the `stacker` crate, as rustc does for its own recursion). Depth limits
+/// then bound work and memory, not stack safety.
+#[inline]
+pub(crate) fn grow_stack<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, f)
+}
+
 pub(crate) struct Reader<'a> {
     pub(crate) buf: &'a [u8],
     pub(crate) pos: usize,

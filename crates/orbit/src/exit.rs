@@ -56,6 +56,9 @@ impl ExitReason {
         )
     }
 
+    /// The reason for a caught panic. The payload is dropped here with any panic of its
+    /// own destructor caught (that second payload is forgotten, not dropped), so a
+    /// payload that panics on drop still yields the panic's reason.
     pub(crate) fn from_panic(payload: Box<dyn std::any::Any + Send>) -> ExitReason {
         let msg = if let Some(s) = payload.downcast_ref::<&'static str>() {
             (*s).to_string()
@@ -64,8 +67,23 @@ impl ExitReason {
         } else {
             "panic with a non-string payload".to_string()
         };
+        drop_payload(payload);
         ExitReason::Panic(Arc::from(msg))
     }
+}
+
+/// Drops a panic payload, catching a panic of its destructor, whose own payload is then
+/// dropped the same way; after a few rounds of payloads that keep panicking, the last
+/// one is leaked rather than risk another panic.
+pub(crate) fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
+    let mut payload = payload;
+    for _ in 0..4 {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload))) {
+            Ok(()) => return,
+            Err(again) => payload = again,
+        }
+    }
+    std::mem::forget(payload);
 }
 
 impl From<()> for ExitReason {

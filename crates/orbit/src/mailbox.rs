@@ -69,8 +69,14 @@ use crate::spin::SpinLock;
 /// A signal: delivered ahead of ordinary messages.
 #[derive(Debug, Clone)]
 pub(crate) enum Signal {
-    /// An exit signal turned into a message because the process traps exits.
-    Exit { from: Pid, reason: ExitReason },
+    /// An exit signal turned into a message because the process traps exits. `link`:
+    /// it travelled along a link (so `unlink(from)` removes it while still queued), as
+    /// opposed to `exit/2`.
+    Exit {
+        from: Pid,
+        reason: ExitReason,
+        link: bool,
+    },
     /// A monitor fired.
     Down(crate::signal::Down),
 }
@@ -637,6 +643,16 @@ impl<M> Mailbox<M> {
             c = chunk.next.as_deref();
         }
         (n, s.signals.capacity())
+    }
+
+    /// Removes pending link exit signals (`Signal::Exit` with `link`) from `from`, for
+    /// `unlink`; `exit/2` signals stay. True if one was removed.
+    pub(crate) fn flush_link_exit(&self, from: Pid) -> bool {
+        let mut s = self.slot.lock();
+        let before = s.signals.len();
+        s.signals
+            .retain(|sig| !matches!(sig, Signal::Exit { from: f, link: true, .. } if *f == from));
+        before != s.signals.len()
     }
 }
 

@@ -6,6 +6,17 @@
 //! runtime records the reason, removes the process from the process table, frees its
 //! name, sends exit signals along its links and `DOWN` to its monitors.
 //!
+//! Every way a process ends finishes it exactly once, with a reason: its body returned
+//! (its output), panicked (`panic`, even if the payload's own destructor panics: that
+//! second panic is caught and its payload leaked), was killed (the kill's reason, even if
+//! a destructor of the dropped body panics), or its task was dropped unfinished
+//! (`killed`). A destructor that panics after a clean return makes the exit a `panic`.
+//! No panic from these paths reaches tokio's worker.
+//!
+//! [`Handle::wait_exit`] registers a waiter in the process; a wait given up (its future
+//! dropped, e.g. on a timeout, or a call whose reply the server dropped) is purged when
+//! the list would next grow, so a process keeps about twice its live waiters at most.
+//!
 //! Not preempted: a handler that never awaits holds its worker thread. `recv` yields
 //! every few hundred messages so a busy process cannot starve its neighbours, and the
 //! runtime reports handlers that run longer than [`set_long_handler_threshold`](crate::clock::set_long_handler_threshold).
@@ -90,9 +101,6 @@ pub(crate) struct Core {
     pub(crate) long_handlers: AtomicU32,
     /// Size estimate of the state in bytes, `u64::MAX` when the behaviour reports none.
     pub(crate) state_size: AtomicU64,
-    /// The reusable slot for this process's call timeouts, allocated by its first one
-    /// (boxed: an idle process that never times out a call does not carry it).
-    pub(crate) timer: OnceLock<Box<crate::deadline::ProcTimer>>,
 }
 
 /// The type-erased view of a process used by the process table, links, monitors and
@@ -106,6 +114,7 @@ pub(crate) trait ProcessHandle: Send + Sync + 'static {
     fn flags(&self) -> &AtomicU8;
     fn wake(&self);
     fn flush_down(&self, r: Ref) -> bool;
+    fn flush_link_exit(&self, from: Pid) -> bool;
     fn close(&self);
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
@@ -155,6 +164,9 @@ impl<M: Send + 'static> ProcessHandle for Process<M> {
     }
     fn flush_down(&self, r: Ref) -> bool {
         self.mailbox.flush_down(r)
+    }
+    fn flush_link_exit(&self, from: Pid) -> bool {
+        self.mailbox.flush_link_exit(from)
     }
     fn close(&self) {
         let queued = self.mailbox.close();
@@ -278,13 +290,41 @@ pub(crate) async fn wait_exit(core: &Core) -> ExitReason {
             return core.exit.get().cloned().unwrap_or(ExitReason::NoProc);
         }
         let (tx, rx) = oneshot::channel();
-        meta.extra().exit_waiters.push(tx);
+        push_waiter(&mut meta.extra().exit_waiters, tx);
         rx
     };
     match rx.await {
         Ok(r) => r,
         Err(_) => core.exit.get().cloned().unwrap_or(ExitReason::NoProc),
     }
+}
+
+/// Adds an exit waiter. A waiter given up (its `wait_exit` future dropped, e.g. on a
+/// timeout, or a call whose reply the server dropped) leaves a closed sender behind;
+/// those are purged whenever the list is about to grow its buffer, so the list stays
+/// within about twice its live waiters (plus a small constant) at amortised O(1) per
+/// wait.
+fn push_waiter(waiters: &mut Vec<oneshot::Sender<ExitReason>>, tx: oneshot::Sender<ExitReason>) {
+    if waiters.len() == waiters.capacity() {
+        waiters.retain(|w| !w.is_closed());
+        if waiters.len() < waiters.capacity() / 4 {
+            waiters.shrink_to(waiters.len() * 2);
+        }
+    }
+    waiters.push(tx);
+}
+
+/// The number of exit waiters a live process holds (closed ones included until purged).
+#[doc(hidden)]
+pub fn exit_waiters_held(pid: Pid) -> usize {
+    table::lookup(pid).map_or(0, |p| {
+        p.core()
+            .meta
+            .lock()
+            .extra
+            .as_ref()
+            .map_or(0, |e| e.exit_waiters.len())
+    })
 }
 
 /// The receiving side of a process: its mailbox and its identity. Owned by the
@@ -440,7 +480,7 @@ impl<M: Send + 'static> Future for Recv<'_, M> {
 impl<M> From<Signal> for Message<M> {
     fn from(s: Signal) -> Self {
         match s {
-            Signal::Exit { from, reason } => Message::Exit { from, reason },
+            Signal::Exit { from, reason, .. } => Message::Exit { from, reason },
             Signal::Down(d) => Message::Down(d),
         }
     }
@@ -597,7 +637,6 @@ where
             busy_ns: AtomicU64::new(0),
             long_handlers: AtomicU32::new(0),
             state_size: AtomicU64::new(u64::MAX),
-            timer: Default::default(),
         },
         mailbox: Mailbox::new(),
         adapt,
@@ -642,8 +681,8 @@ pin_project_lite::pin_project! {
     /// process `Arc` once less and writes nothing after queueing the task.
     ///
     /// Kills: the first poll registers the task's waker in the process's `Meta` (unless
-    /// a kill came first); [`kill`](crate::signal::kill) records the reason, sets
-    /// `KILLED` and wakes that waker; the next poll sees `KILLED` and drops the body
+    /// a kill came first); a kill ([`deliver_locked`](crate::signal::deliver_locked)) records
+    /// the reason, sets `KILLED` and wakes that waker; the next poll sees `KILLED` and drops the body
     /// unpolled, as an abort would. A kill before the first poll is seen by that poll.
     struct Run<F> {
         p: Arc<dyn ProcessHandle>,
@@ -656,7 +695,9 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if *this.state != RunState::Done {
-                end_body(this.p, this.fut);
+                *this.state = RunState::Done;
+                // Dropped unfinished: killed, whatever the body's destructors do.
+                let _ = end_body(this.p, this.fut);
                 finish(this.p, None);
             }
         }
@@ -664,15 +705,22 @@ pin_project_lite::pin_project! {
 }
 
 /// Drops the body with the process set as current, so its destructors (e.g. a pending
-/// call's timeout) see the process.
-fn end_body<F>(p: &Arc<dyn ProcessHandle>, fut: Pin<&mut Option<F>>) {
+/// call's timeout) see the process. A destructor that panics is caught (the process
+/// still finishes: no zombie, and no panic reaches tokio's worker); its reason is
+/// returned.
+fn end_body<F>(p: &Arc<dyn ProcessHandle>, fut: Pin<&mut Option<F>>) -> Option<ExitReason> {
     let _current = SetCurrent::enter(p);
     let mut fut = fut;
-    fut.set(None);
+    // If a destructor panics, the assignment still completes while unwinding: the
+    // body is `None` afterwards either way.
+    std::panic::catch_unwind(AssertUnwindSafe(|| fut.set(None)))
+        .err()
+        .map(ExitReason::from_panic)
 }
 
 /// Finishes the process: a kill decided before the body returned wins; no reason at all
-/// (the task dropped unfinished) counts as killed.
+/// (the task dropped unfinished, or killed) counts as killed, even if a destructor of
+/// the body panicked.
 fn finish(p: &Arc<dyn ProcessHandle>, reason: Option<ExitReason>) {
     let (task, killed) = {
         let mut m = p.core().meta.lock();
@@ -731,7 +779,13 @@ where
             })
         };
         *this.state = RunState::Done;
-        end_body(this.p, this.fut);
+        let drop_panic = end_body(this.p, this.fut);
+        // A destructor that panicked after a clean return makes the exit a crash; a
+        // crash or a kill already decided keeps its own reason.
+        let reason = match reason {
+            Some(r) if r.is_clean() => Some(drop_panic.unwrap_or(r)),
+            other => other,
+        };
         finish(this.p, reason);
         Poll::Ready(())
     }
@@ -768,6 +822,43 @@ where
         .await
         .map_err(|e| Error::Blocking(e.to_string()))
 }
+#[cfg(test)]
+mod drop_tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    /// What `end_body` relies on: when the body's destructor panics, `Pin::set` still
+    /// leaves the slot `None` (so `Run`'s own drop never drops the body twice) and the
+    /// body's other fields are dropped while unwinding (miri checks both).
+    #[test]
+    fn a_panicking_destructor_leaves_the_body_slot_empty() {
+        struct Bomb(#[allow(dead_code)] Box<u64>);
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("bomb");
+            }
+        }
+        let mut slot = Box::pin(Some(Bomb(Box::new(1))));
+        let r = catch_unwind(AssertUnwindSafe(|| slot.as_mut().set(None)));
+        assert!(r.is_err());
+        assert!(slot.is_none());
+        super::ExitReason::from_panic(r.unwrap_err());
+    }
+
+    /// A payload whose destructor panics: `from_panic` still gives the panic reason.
+    #[test]
+    fn a_payload_that_panics_on_drop_is_contained() {
+        struct PayloadBomb;
+        impl Drop for PayloadBomb {
+            fn drop(&mut self) {
+                panic!("payload bomb");
+            }
+        }
+        let r = catch_unwind(|| std::panic::panic_any(PayloadBomb));
+        let reason = super::ExitReason::from_panic(r.unwrap_err());
+        assert!(matches!(reason, super::ExitReason::Panic(_)));
+    }
+}
+
 #[cfg(test)]
 mod size_tests {
     /// An idle process's control block (with the `Arc`'s two counters) fits the

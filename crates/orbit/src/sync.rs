@@ -53,3 +53,38 @@ impl<T> UnsafeCell<T> {
 
 #[cfg(orbit_loom)]
 pub(crate) use loom::cell::UnsafeCell;
+
+// ---- Mutex (added for the pool's checkout model; other modules may use it) ----------
+//
+// `parking_lot::Mutex` normally; under `orbit_loom`, loom's mutex behind the same
+// guard-returning `lock()` (a poisoned loom lock is entered anyway, as parking_lot has
+// no poisoning).
+
+/// `parking_lot::Mutex` normally, loom's `Mutex` under `orbit_loom`.
+#[cfg(not(orbit_loom))]
+pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
+
+/// The guard of [`Mutex`].
+#[cfg(not(orbit_loom))]
+pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+/// loom's `Mutex` with parking_lot's `lock()` signature.
+#[cfg(orbit_loom)]
+#[derive(Debug, Default)]
+pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+/// The guard of [`Mutex`].
+#[cfg(orbit_loom)]
+pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+#[cfg(orbit_loom)]
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Mutex(loom::sync::Mutex::new(value))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+// ---- end Mutex -----------------------------------------------------------------------

@@ -1,6 +1,6 @@
-//! ConCache locks: exclusive, re-entrant for the holder, FIFO for waiters, released when
-//! the holder dies; timeouts name the holder; get_or_store runs its function once per
-//! key under concurrent misses.
+//! ConCache locks: exclusive per section, re-entry explicit, FIFO for waiters, released
+//! when the holder dies; timeouts name the holder; get_or_store runs its function once
+//! per key under concurrent misses. (Races and `join!`: `cache_sections.rs`.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -76,46 +76,77 @@ async fn isolated_read_modify_writes_never_interleave() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn locks_are_reentrant_for_the_holding_process_and_task() {
+async fn reentry_is_explicit_with_the_held_lock() {
     let c = cache().await;
     let short = Duration::from_secs(5);
     let c2 = c.clone();
-    let pid = orbit::run_in_process(async move {
+    orbit::run_in_process(async move {
         let me = orbit::self_pid().unwrap();
-        c2.isolated(&1, async {
-            assert_eq!(c2.lock_holder(&1), Some(Holder::Process(me)));
-            c2.put(1, 1).await.unwrap();
-            c2.update(&1, |v| Ok::<_, CacheError>(v.unwrap() + 1))
-                .await
+        let held = c2.lock(&1).await.unwrap();
+        assert_eq!(held.key(), &1);
+        assert_eq!(c2.lock_holder(&1), Some(Holder::Process(me)));
+        // Inside the section: dirty writes, and re-entry by passing the lock.
+        c2.dirty_put(1, 1).unwrap();
+        c2.isolated_with(&held, &1, async {
+            c2.dirty_update(&1, |v| Ok::<_, CacheError>(v.unwrap() + 1))
                 .unwrap();
-            c2.isolated_timeout(&1, short, async {
-                c2.delete(&1).await.unwrap();
-                c2.try_isolated(&1, async { c2.put(1, 5).await.unwrap() })
-                    .await
-                    .unwrap();
+            // A plain locked operation on the key inside the re-entered section is
+            // refused at once: it would wait for its own section.
+            let e = c2.put(1, 9).await.unwrap_err();
+            assert!(
+                matches!(e, CacheError::AlreadyHeld { holder } if holder == Holder::Process(me)),
+                "{e}"
+            );
+            assert!(e.to_string().contains("isolated_with"), "{e}");
+            let e = c2.try_isolated(&1, async {}).await.unwrap_err();
+            assert!(matches!(e, CacheError::AlreadyHeld { .. }), "{e}");
+            // Another key, passing the held one: locked as isolated does.
+            c2.isolated_with(&held, &2, async {
+                c2.dirty_put(2, 2).unwrap();
+                assert!(matches!(
+                    c2.delete(&2).await,
+                    Err(CacheError::AlreadyHeld { .. })
+                ));
+                assert!(matches!(
+                    c2.delete(&1).await,
+                    Err(CacheError::AlreadyHeld { .. })
+                ));
             })
             .await
             .unwrap();
         })
         .await
         .unwrap();
-        me
+        // Holding a bare lock, a plain locked operation waits (it cannot be told from
+        // a sibling future) and its timeout names the caller's own process.
+        let e = c2
+            .isolated_timeout(&1, Duration::from_millis(20), async {})
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, CacheError::LockTimeout { own: true, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("not re-entrant"), "{e}");
+        drop(held);
+        c2.isolated_timeout(&1, short, async {}).await.unwrap();
     })
     .await
     .unwrap();
-    assert_eq!(c.get(&1).unwrap(), Some(5));
-    assert_eq!(c.lock_holder(&1), None, "every re-entry released");
-    let _ = pid;
-    // A plain tokio task is a holder too.
+    assert_eq!(c.get(&1).unwrap(), Some(2));
+    assert_eq!(c.get(&2).unwrap(), Some(2));
+    assert_eq!(c.lock_holder(&1), None, "released");
+    assert_eq!(c.lock_holder(&2), None, "released");
+    // Sections of plain tokio tasks are sections too.
     let c3 = c.clone();
     tokio::spawn(async move {
-        c3.isolated(&2, async { c3.put(2, 2).await.unwrap() })
+        c3.isolated(&3, async { c3.dirty_put(3, 3).unwrap() })
             .await
             .unwrap();
     })
     .await
     .unwrap();
-    assert_eq!(c.get(&2).unwrap(), Some(2));
+    assert_eq!(c.get(&3).unwrap(), Some(3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +185,12 @@ async fn a_wait_past_the_timeout_names_the_holder() {
         .await
         .unwrap_err();
     match &e {
-        CacheError::LockTimeout { holder: h, timeout } => {
+        CacheError::LockTimeout {
+            holder: h,
+            timeout,
+            own,
+        } => {
+            assert!(!own, "another process holds it");
             assert_eq!(*h, Holder::Process(holder.pid()));
             assert_eq!(*timeout, Duration::from_millis(30));
         }

@@ -253,3 +253,61 @@ async fn bag_caches_expire_per_key() {
     c.purge_expired().await.unwrap();
     assert!(c.get_all(&1).unwrap().is_empty());
 }
+
+/// Reads check the deadline themselves: an item past its TTL is missing before any
+/// sweep; a write over it starts a new item (the old one is expired first, callback
+/// included); touch does not bring it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_past_its_ttl_is_missing_before_the_sweep() {
+    let clock = Arc::new(ManualClock::new());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    // A sweep interval of an hour: the sweeper sleeps until then, so only the reads'
+    // own deadline checks can hide the items in this test.
+    let c: ConCache<u64, u64> = ConCache::start(
+        opts(&clock)
+            .ttl_check_interval(Duration::from_secs(3600))
+            .callback(move |e| {
+                if let Event::Delete { key } = e {
+                    let _ = tx.send(*key);
+                }
+            }),
+    )
+    .await
+    .unwrap();
+    for k in 1..=4 {
+        c.put(k, k).await.unwrap();
+    }
+    clock.set(TTL - NS);
+    assert_eq!(c.get(&1).unwrap(), Some(1), "alive until its TTL");
+    clock.set(TTL);
+    // Not swept: still stored, yet missing to every read.
+    assert!(c.ets().member(&1).unwrap());
+    assert_eq!(c.get(&1).unwrap(), None);
+    assert!(c.get_all(&1).unwrap().is_empty());
+    assert!(matches!(
+        c.update_existing(&1, |v| Ok::<_, orbit::cache::CacheError>(v + 1))
+            .await,
+        Err(orbit::cache::CacheError::NotExisting)
+    ));
+    c.touch(&2).unwrap();
+    assert_eq!(
+        c.get(&2).unwrap(),
+        None,
+        "touch does not revive an expired item"
+    );
+    // A write over an expired item: the old one is deleted first, the new one lives.
+    c.insert_new(3, 30).await.unwrap();
+    assert_eq!(rx.recv().await, Some(3));
+    assert_eq!(c.get(&3).unwrap(), Some(30));
+    c.put(4, Item::new(40, Ttl::NoUpdate)).await.unwrap();
+    assert_eq!(rx.recv().await, Some(4));
+    assert_eq!(
+        c.get(&4).unwrap(),
+        Some(40),
+        "no_update over an expired item is a new item without expiry"
+    );
+    clock.set(10 * TTL);
+    c.purge_expired().await.unwrap();
+    assert_eq!(c.get(&3).unwrap(), None);
+    assert_eq!(c.get(&4).unwrap(), Some(40));
+}

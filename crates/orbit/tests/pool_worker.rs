@@ -409,10 +409,7 @@ async fn bad_input_gets_clear_errors() {
     assert_eq!(worker.wait_exit().await, ExitReason::Shutdown);
     assert!(matches!(b.checkout(true, T).await, Err(PoolError::Stopped)));
     assert!(!b.is_running());
-    assert_eq!(
-        held.checkin(),
-        Err(CheckinError::AlreadyReturned(worker.pid()))
-    );
+    assert_eq!(held.checkin(), Err(CheckinError::Stopped(worker.pid())));
     assert!(matches!(b.stop(T).await, Err(PoolError::Stopped)));
 }
 

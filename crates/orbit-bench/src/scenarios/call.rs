@@ -11,7 +11,8 @@
 //! - `kameo`: an actor (default mailbox), `ask(..).await`;
 //! - `beam`: `gen_server:call/2` to `beam_bench_gs`.
 //!
-//! Interleaved rounds, best round reported as `calls_per_s`. Goals: orbit at least 2x
+//! Interleaved rounds (the BEAM in every round, `+S 2:2`); `calls_per_s` is the median
+//! of rounds, with best/min/max and `cpu_us_per_call`. Goals: orbit at least 2x
 //! the BEAM and 0.8x tokio, ahead of ractor and kameo.
 
 use std::time::Instant;
@@ -19,8 +20,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Ctx;
-use crate::beam;
-use crate::util::{on_runtime, per_s, Rounds};
+use crate::util::{measured, on_runtime, per_s, Rounds};
 
 const SCENARIO: &str = "call";
 const N: u64 = 1_000_000;
@@ -29,25 +29,21 @@ const N: u64 = 1_000_000;
 pub fn run(ctx: &mut Ctx) {
     let n = ctx.n(N);
     let mut r = Rounds::default();
-    for round in 0..ctx.rounds {
-        r.add("orbit", orbit_call(n));
-        if round == 0 {
-            beam::baseline();
-        }
-        r.add("tokio", tokio_call(n));
-        r.add("ractor", ractor_call(n));
-        r.add("kameo", kameo_ask(n));
+    for _ in 0..ctx.rounds {
+        measured(&mut r, "orbit", n, || orbit_call(n));
+        ctx.beam_round(&mut r, "gen_calls", n);
+        measured(&mut r, "tokio", n, || tokio_call(n));
+        measured(&mut r, "ractor", n, || ractor_call(n));
+        measured(&mut r, "kameo", n, || kameo_ask(n));
     }
-    let beam = beam::baseline_value("gen_server_calls_per_s");
-    for s in ["orbit", "tokio", "ractor", "kameo"] {
-        ctx.emit_opt(SCENARIO, s, "calls_per_s", r.best(s));
+    for s in ["orbit", "beam", "tokio", "ractor", "kameo"] {
+        ctx.emit_rounds(SCENARIO, s, "calls_per_s", "call", &r);
     }
-    ctx.emit_opt(SCENARIO, "beam", "calls_per_s", beam);
-    let o = r.best("orbit");
-    ctx.goal(SCENARIO, "orbit_vs_beam_min_2x", o, beam);
-    ctx.goal(SCENARIO, "orbit_vs_tokio_min_0.8x", o, r.best("tokio"));
-    ctx.goal(SCENARIO, "orbit_vs_ractor_min_1x", o, r.best("ractor"));
-    ctx.goal(SCENARIO, "orbit_vs_kameo_min_1x", o, r.best("kameo"));
+    let o = r.median("orbit");
+    ctx.goal(SCENARIO, "orbit_vs_beam_min_2x", o, r.median("beam"));
+    ctx.goal(SCENARIO, "orbit_vs_tokio_min_0.8x", o, r.median("tokio"));
+    ctx.goal(SCENARIO, "orbit_vs_ractor_min_1x", o, r.median("ractor"));
+    ctx.goal(SCENARIO, "orbit_vs_kameo_min_1x", o, r.median("kameo"));
 }
 
 /// The orbit counter server.

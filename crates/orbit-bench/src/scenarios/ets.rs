@@ -4,14 +4,19 @@
 //! Figures (subject `orbit`, `dashmap`, `scc`, `genserver`):
 //! - `inserts_per_s`: 1M inserts of `(i, i)` from one process/thread;
 //! - `lookups_per_s_2readers`: then 2 readers doing 2M random lookups each, total
-//!   lookups per second (the BEAM script's `ets_lookups_per_s_2readers`);
+//!   lookups per second (the BEAM script's `ets_lookups_per_s_2readers`). Orbit's
+//!   lookup is the copying `Table::lookup` (as `ets:lookup` copies the object out);
+//!   the BEAM readers walk the same xorshift key sequence (generated before their
+//!   clock) and do the same 2M lookups each on keys `0..1M`;
 //! - `bytes_per_object`: table memory / objects for 1M objects of two integers
 //!   (orbit: `info().memory`; the BEAM: `ets:info(T, memory) * wordsize`);
 //! - `reads_per_s_{2,8}readers`: the same random reads through a table vs through a
 //!   GenServer holding a `HashMap` (every read a call), 2 and 8 reader processes.
 //!
 //! The table subjects (orbit, dashmap, scc) run in `--rounds` interleaved rounds and
-//! each reports its best round.
+//! each reports its best round. Not yet converted (issue 17): the BEAM figures still
+//! come from one `beam_bench:run([ets, 1000000])` per invocation, not from every round,
+//! and its CPU is not reported here yet.
 //!
 //! [`beam_ratios`] turns the BEAM's figures (parsed by the beam module) into the goal
 //! ratios of the issue.
@@ -71,7 +76,7 @@ async fn table_readers(t: &Table<u64, u64>, readers: usize, per_reader: u64, n: 
                 let mut hits = 0u64;
                 for i in 0..per_reader {
                     let k = next_key(&mut s, n);
-                    if t.lookup_with(&k, |v| v.is_some()).unwrap_or(false) {
+                    if t.lookup(&k).is_ok_and(|v| !v.is_empty()) {
                         hits += 1;
                     }
                     if i % 65_536 == 0 {

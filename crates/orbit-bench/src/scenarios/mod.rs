@@ -2,7 +2,9 @@
 //! context it reports through.
 //!
 //! A scenario is a function that measures its subjects in interleaved rounds (orbit,
-//! then each peer, then orbit again, ...), emits one figure per subject (the best round)
+//! then each peer and the BEAM, then orbit again, ...), emits per subject the median of
+//! rounds with best, min, max and CPU per unit ([`Ctx::emit_rounds`]; scenarios not yet
+//! converted still report their best round)
 //! and one `"subject": "ratio"` line per goal. Add a scenario by writing a module with a
 //! `run(&mut Ctx)` function and listing it in [`SCENARIOS`]; list `runtime` among its
 //! groups if it belongs to the runtime suite. `all` runs every scenario.
@@ -11,6 +13,7 @@ use crate::report::Reporter;
 
 pub mod cache;
 pub mod call;
+pub mod contention;
 pub mod counters;
 pub mod dist;
 pub mod ets;
@@ -25,7 +28,7 @@ pub mod term;
 pub struct Ctx {
     /// Where figures go.
     pub rep: Reporter,
-    /// Interleaved rounds per subject (each subject's best round is reported).
+    /// Interleaved rounds per subject (the median is the headline, best and spread beside).
     pub rounds: usize,
     /// Scale factor for message and process counts (1.0 = the counts of the issue).
     pub scale: f64,
@@ -40,6 +43,70 @@ impl Ctx {
     /// Emits `name` = `a / b` as a goal ratio line when both figures exist.
     pub fn goal(&mut self, scenario: &str, name: &str, a: Option<f64>, b: Option<f64>) {
         self.rep.ratio(scenario, name, a, b);
+    }
+
+    /// Emits `subject`'s figures of `metric` from `r`: `metric` = the median of rounds
+    /// (the headline), `metric_best`, `metric_min`, `metric_max`, `rounds`, and
+    /// `cpu_us_per_UNIT` (median CPU microseconds per unit of work) when recorded.
+    pub fn emit_rounds(
+        &mut self,
+        scenario: &str,
+        subject: &str,
+        metric: &str,
+        unit: &str,
+        r: &crate::util::Rounds,
+    ) {
+        let xs = r.of(subject);
+        if xs.is_empty() {
+            return;
+        }
+        self.emit_opt(scenario, subject, metric, r.median(subject));
+        self.emit_opt(
+            scenario,
+            subject,
+            &format!("{metric}_best"),
+            r.best(subject),
+        );
+        self.emit_opt(
+            scenario,
+            subject,
+            &format!("{metric}_min"),
+            r.least(subject),
+        );
+        self.emit_opt(scenario, subject, &format!("{metric}_max"), r.best(subject));
+        self.rep.emit(
+            scenario,
+            subject,
+            &format!("{metric}_rounds"),
+            xs.len() as f64,
+        );
+        let cpu = r.cpu_median(subject);
+        self.emit_opt(scenario, subject, &format!("cpu_us_per_{unit}"), cpu);
+        // Workers / schedulers the subject ran with (`+S N:N` for the BEAM).
+        let workers = crate::util::WORKERS as f64;
+        let key = if subject.starts_with("beam") {
+            "schedulers_S"
+        } else {
+            "workers"
+        };
+        self.rep.emit(scenario, subject, key, workers);
+    }
+
+    /// Runs BEAM test `test` (see [`crate::beam::run_one`]) as one round of subject
+    /// `beam` in `r`: its rate and CPU microseconds per unit (`n` units). Returns the
+    /// other figures it printed.
+    pub fn beam_round(
+        &self,
+        r: &mut crate::util::Rounds,
+        test: &str,
+        n: u64,
+    ) -> Option<crate::beam::Values> {
+        let v = crate::beam::run_one(test, n)?;
+        r.add("beam", v["rate"]);
+        if let Some(c) = v.get("cpu_s") {
+            r.add_cpu("beam", c * 1e6 / n.max(1) as f64);
+        }
+        Some(v)
     }
 
     /// Emits a figure when it exists.
@@ -95,6 +162,12 @@ pub const SCENARIOS: &[Scenario] = &[
         run: counters::run,
     },
     Scenario {
+        name: "contention",
+        groups: &[],
+        about: "8 senders into one receiver: p50/p99/p99.9 latency, throughput and CPU per message, saturated and paced, vs tokio mpsc and flume",
+        run: contention::run,
+    },
+    Scenario {
         name: "stage",
         groups: &[],
         about: "GenStage pipelines: 5M events producer->consumer and ->producer_consumer->; broadcast, partition",
@@ -135,7 +208,10 @@ pub const SCENARIOS: &[Scenario] = &[
 
 fn run_ets(ctx: &mut Ctx) {
     ets::run(&mut ctx.rep, ctx.rounds);
-    let beam = crate::beam::baseline_value;
+    // One BEAM run of the same work (1M inserts, 2 readers x 2M random copying lookups),
+    // with +S N:N; not yet one per round.
+    let v = crate::beam::run_one("ets", 1_000_000).unwrap_or_default();
+    let beam = |k: &str| v.get(k).copied();
     if let (Some(ins), Some(look)) = (
         beam("ets_inserts_per_s"),
         beam("ets_lookups_per_s_2readers"),

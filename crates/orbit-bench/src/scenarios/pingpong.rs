@@ -2,16 +2,18 @@
 //! the pong, and repeats; the clock runs inside the pinger from its first ping to its
 //! last pong.
 //!
-//! Each side learns the other's address once at setup (a `Hello` message or a channel
-//! pair), then pings and pongs are empty messages. Subjects, each on a fresh 2-worker
+//! As on the BEAM (`{ping, self()}`), orbit's and tokio's pings carry the sender's
+//! address (a cloned `Handle` / reply sender); ractor and kameo still learn it once at
+//! setup (not yet converted). Pongs are empty. Subjects, each on a fresh 2-worker
 //! tokio runtime:
 //! - `orbit`: two `orbit::spawn` processes, `Handle::send` both ways;
-//! - `tokio`: two raw tasks joined by two unbounded `mpsc` channels;
+//! - `tokio`: two raw tasks, pings on an unbounded `mpsc` channel carrying the reply sender;
 //! - `ractor`: two actors, `cast` both ways;
 //! - `kameo`: two actors (default mailboxes), `tell(..).await` both ways;
-//! - `beam`: `beam_bench:pingpong/1` (`{ping, self()}` / `pong`).
+//! - `beam`: `beam_bench:run([pingpong, N])` (`{ping, self()}` / `pong`), `+S 2:2`.
 //!
-//! Interleaved rounds, best round reported as `roundtrips_per_s`. Goals: orbit at least
+//! Interleaved rounds, the BEAM in every round; `roundtrips_per_s` is the median of
+//! rounds, with best/min/max and `cpu_us_per_roundtrip`; ratios use medians. Goals: orbit at least
 //! 1x tokio, ahead of the BEAM, ractor and kameo.
 
 use std::time::{Duration, Instant};
@@ -19,8 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Ctx;
-use crate::beam;
-use crate::util::{on_runtime, per_s, Rounds};
+use crate::util::{measured, on_runtime, per_s, Rounds};
 
 const SCENARIO: &str = "pingpong";
 const N: u64 = 1_000_000;
@@ -29,31 +30,27 @@ const N: u64 = 1_000_000;
 pub fn run(ctx: &mut Ctx) {
     let n = ctx.n(N);
     let mut r = Rounds::default();
-    for round in 0..ctx.rounds {
-        r.add("orbit", orbit(n));
-        if round == 0 {
-            beam::baseline();
-        }
-        r.add("tokio", tokio_tasks(n));
-        r.add("ractor", ractor_pingpong(n));
-        r.add("kameo", kameo_pingpong(n));
+    for _ in 0..ctx.rounds {
+        measured(&mut r, "orbit", n, || orbit(n));
+        ctx.beam_round(&mut r, "pingpong", n);
+        measured(&mut r, "tokio", n, || tokio_tasks(n));
+        measured(&mut r, "ractor", n, || ractor_pingpong(n));
+        measured(&mut r, "kameo", n, || kameo_pingpong(n));
     }
-    let beam = beam::baseline_value("pingpong_roundtrips_per_s");
-    for s in ["orbit", "tokio", "ractor", "kameo"] {
-        ctx.emit_opt(SCENARIO, s, "roundtrips_per_s", r.best(s));
+    for s in ["orbit", "beam", "tokio", "ractor", "kameo"] {
+        ctx.emit_rounds(SCENARIO, s, "roundtrips_per_s", "roundtrip", &r);
     }
-    ctx.emit_opt(SCENARIO, "beam", "roundtrips_per_s", beam);
-    let o = r.best("orbit");
-    ctx.goal(SCENARIO, "orbit_vs_tokio_min_1x", o, r.best("tokio"));
-    ctx.goal(SCENARIO, "orbit_vs_beam_min_1x", o, beam);
-    ctx.goal(SCENARIO, "orbit_vs_ractor_min_1x", o, r.best("ractor"));
-    ctx.goal(SCENARIO, "orbit_vs_kameo_min_1x", o, r.best("kameo"));
+    let o = r.median("orbit");
+    ctx.goal(SCENARIO, "orbit_vs_tokio_min_1x", o, r.median("tokio"));
+    ctx.goal(SCENARIO, "orbit_vs_beam_min_1x", o, r.median("beam"));
+    ctx.goal(SCENARIO, "orbit_vs_ractor_min_1x", o, r.median("ractor"));
+    ctx.goal(SCENARIO, "orbit_vs_kameo_min_1x", o, r.median("kameo"));
 }
 
 /// What the orbit ponger receives.
 enum Pong {
-    Hello(orbit::Handle<()>),
-    Ping,
+    /// `{ping, self()}`: the sender's handle travels with every ping, as on the BEAM.
+    Ping(orbit::Handle<()>),
     Stop,
 }
 
@@ -61,15 +58,11 @@ enum Pong {
 pub fn orbit(n: u64) -> f64 {
     on_runtime(move || async move {
         let ponger = orbit::spawn(|mut ctx: orbit::Context<Pong>| async move {
-            let mut peer: Option<orbit::Handle<()>> = None;
             loop {
                 match ctx.recv().await {
-                    orbit::Message::Msg(Pong::Ping) => {
-                        if let Some(p) = &peer {
-                            let _ = p.send(());
-                        }
+                    orbit::Message::Msg(Pong::Ping(from)) => {
+                        let _ = from.send(());
                     }
-                    orbit::Message::Msg(Pong::Hello(h)) => peer = Some(h),
                     orbit::Message::Msg(Pong::Stop) => break,
                     _ => {}
                 }
@@ -79,10 +72,10 @@ pub fn orbit(n: u64) -> f64 {
         let (done_tx, done_rx) = oneshot::channel::<Duration>();
         let pong = ponger.clone();
         orbit::spawn(move |mut ctx: orbit::Context<()>| async move {
-            let _ = pong.send(Pong::Hello(ctx.handle()));
+            let me = ctx.handle();
             let t0 = Instant::now();
             for _ in 0..n {
-                let _ = pong.send(Pong::Ping);
+                let _ = pong.send(Pong::Ping(me.clone()));
                 while !matches!(ctx.recv().await, orbit::Message::Msg(())) {}
             }
             let _ = done_tx.send(t0.elapsed());
@@ -98,11 +91,12 @@ pub fn orbit(n: u64) -> f64 {
 /// Raw tokio: two tasks, two unbounded mpsc channels.
 fn tokio_tasks(n: u64) -> f64 {
     on_runtime(move || async move {
-        let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<()>();
+        // Each ping carries the reply sender, like `{ping, self()}`.
+        let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<mpsc::UnboundedSender<()>>();
         let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<()>();
         let ponger = tokio::spawn(async move {
-            while ping_rx.recv().await.is_some() {
-                if pong_tx.send(()).is_err() {
+            while let Some(from) = ping_rx.recv().await {
+                if from.send(()).is_err() {
                     break;
                 }
             }
@@ -110,7 +104,7 @@ fn tokio_tasks(n: u64) -> f64 {
         let pinger = tokio::spawn(async move {
             let t0 = Instant::now();
             for _ in 0..n {
-                ping_tx.send(()).expect("ponger alive");
+                ping_tx.send(pong_tx.clone()).expect("ponger alive");
                 pong_rx.recv().await.expect("pong");
             }
             t0.elapsed()

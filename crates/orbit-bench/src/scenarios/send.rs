@@ -1,4 +1,5 @@
-//! `send`: 5M small one-way messages (a `u64`) from one sender to one receiving process;
+//! `send`: 5M small one-way messages (a 2-field `(u32, u64)` tuple, the shape of the
+//! BEAM's `{msg, I}`) from one sender to one receiving process;
 //! the clock runs from the first send until the receiver has counted all of them.
 //!
 //! Subjects, each on a fresh 2-worker tokio runtime, with the sender a tokio task:
@@ -7,10 +8,12 @@
 //! - `ractor`: an actor, `ActorRef::cast` (ractor mailboxes are unbounded);
 //! - `kameo`: an actor spawned with an unbounded mailbox, `tell(..).await` (the default
 //!   mailbox is bounded to 64 and would measure backpressure instead);
-//! - `beam`: `beam_bench:oneway/1` (5M `{msg, I}` to a receiving process).
+//! - `beam`: `beam_bench:run([oneway, N])` (N `{msg, I}` to a receiving process, sent by
+//!   a plain loop), `+S 2:2`.
 //!
-//! Rounds are interleaved (orbit, tokio, ractor, kameo; the BEAM once, after the first
-//! orbit round) and the best round of each subject is reported as `msgs_per_s`.
+//! Rounds are interleaved (orbit, beam, tokio, ractor, kameo, every round); each subject
+//! reports `msgs_per_s` = the median of rounds, with best/min/max and
+//! `cpu_us_per_msg`. Ratios use the medians.
 //! Goals: orbit at least 3x the BEAM and 0.7x tokio, ahead of ractor and kameo.
 
 use std::time::Instant;
@@ -18,8 +21,11 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Ctx;
-use crate::beam;
-use crate::util::{on_runtime, per_s, Rounds};
+use crate::util::{measured, on_runtime, per_s, Rounds};
+
+/// The message: two fields, like the BEAM's `{msg, I}` (a tag and a counter).
+type Msg = (u32, u64);
+const TAG: u32 = 1;
 
 const SCENARIO: &str = "send";
 const N: u64 = 5_000_000;
@@ -28,32 +34,28 @@ const N: u64 = 5_000_000;
 pub fn run(ctx: &mut Ctx) {
     let n = ctx.n(N);
     let mut r = Rounds::default();
-    for round in 0..ctx.rounds {
-        r.add("orbit", orbit(n));
-        if round == 0 {
-            beam::baseline();
-        }
-        r.add("tokio", tokio_mpsc(n));
-        r.add("ractor", ractor_cast(n));
-        r.add("kameo", kameo_tell(n));
+    for _ in 0..ctx.rounds {
+        measured(&mut r, "orbit", n, || orbit(n));
+        ctx.beam_round(&mut r, "oneway", n);
+        measured(&mut r, "tokio", n, || tokio_mpsc(n));
+        measured(&mut r, "ractor", n, || ractor_cast(n));
+        measured(&mut r, "kameo", n, || kameo_tell(n));
     }
-    let beam = beam::baseline_value("oneway_msgs_per_s");
-    for s in ["orbit", "tokio", "ractor", "kameo"] {
-        ctx.emit_opt(SCENARIO, s, "msgs_per_s", r.best(s));
+    for s in ["orbit", "beam", "tokio", "ractor", "kameo"] {
+        ctx.emit_rounds(SCENARIO, s, "msgs_per_s", "msg", &r);
     }
-    ctx.emit_opt(SCENARIO, "beam", "msgs_per_s", beam);
-    let o = r.best("orbit");
-    ctx.goal(SCENARIO, "orbit_vs_beam_min_3x", o, beam);
-    ctx.goal(SCENARIO, "orbit_vs_tokio_min_0.7x", o, r.best("tokio"));
-    ctx.goal(SCENARIO, "orbit_vs_ractor_min_1x", o, r.best("ractor"));
-    ctx.goal(SCENARIO, "orbit_vs_kameo_min_1x", o, r.best("kameo"));
+    let o = r.median("orbit");
+    ctx.goal(SCENARIO, "orbit_vs_beam_min_3x", o, r.median("beam"));
+    ctx.goal(SCENARIO, "orbit_vs_tokio_min_0.7x", o, r.median("tokio"));
+    ctx.goal(SCENARIO, "orbit_vs_ractor_min_1x", o, r.median("ractor"));
+    ctx.goal(SCENARIO, "orbit_vs_kameo_min_1x", o, r.median("kameo"));
 }
 
 /// Orbit: `n` messages to one process; returns messages per second.
 pub fn orbit(n: u64) -> f64 {
     on_runtime(move || async move {
         let (done_tx, done_rx) = oneshot::channel::<()>();
-        let sink = orbit::spawn(move |mut ctx: orbit::Context<u64>| async move {
+        let sink = orbit::spawn(move |mut ctx: orbit::Context<Msg>| async move {
             let mut count = 0u64;
             while count < n {
                 if let orbit::Message::Msg(_) = ctx.recv().await {
@@ -65,7 +67,7 @@ pub fn orbit(n: u64) -> f64 {
         .expect("orbit::spawn");
         let t0 = Instant::now();
         for i in 0..n {
-            let _ = sink.send(i);
+            let _ = sink.send((TAG, i));
         }
         done_rx.await.expect("orbit receiver finished");
         let rate = per_s(n, t0.elapsed());
@@ -77,7 +79,7 @@ pub fn orbit(n: u64) -> f64 {
 /// Raw tokio: a task reading an unbounded mpsc channel.
 fn tokio_mpsc(n: u64) -> f64 {
     on_runtime(move || async move {
-        let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
         let sink = tokio::spawn(async move {
             let mut count = 0u64;
             while count < n {
@@ -89,7 +91,7 @@ fn tokio_mpsc(n: u64) -> f64 {
         });
         let t0 = Instant::now();
         for i in 0..n {
-            let _ = tx.send(i);
+            let _ = tx.send((TAG, i));
         }
         sink.await.expect("tokio receiver finished");
         per_s(n, t0.elapsed())
@@ -100,13 +102,13 @@ fn tokio_mpsc(n: u64) -> f64 {
 struct RSink;
 
 impl ractor::Actor for RSink {
-    type Msg = u64;
+    type Msg = Msg;
     type State = (u64, u64, Option<oneshot::Sender<()>>);
     type Arguments = (u64, oneshot::Sender<()>);
 
     async fn pre_start(
         &self,
-        _me: ractor::ActorRef<u64>,
+        _me: ractor::ActorRef<Msg>,
         (n, done): Self::Arguments,
     ) -> Result<Self::State, ractor::ActorProcessingErr> {
         Ok((0, n, Some(done)))
@@ -114,8 +116,8 @@ impl ractor::Actor for RSink {
 
     async fn handle(
         &self,
-        _me: ractor::ActorRef<u64>,
-        _msg: u64,
+        _me: ractor::ActorRef<Msg>,
+        _msg: Msg,
         st: &mut Self::State,
     ) -> Result<(), ractor::ActorProcessingErr> {
         st.0 += 1;
@@ -136,7 +138,7 @@ fn ractor_cast(n: u64) -> f64 {
             .expect("ractor spawn");
         let t0 = Instant::now();
         for i in 0..n {
-            actor.cast(i).expect("ractor cast");
+            actor.cast((TAG, i)).expect("ractor cast");
         }
         done_rx.await.expect("ractor receiver finished");
         let rate = per_s(n, t0.elapsed());
@@ -154,10 +156,10 @@ struct KSink {
     done: Option<oneshot::Sender<()>>,
 }
 
-impl kameo::message::Message<u64> for KSink {
+impl kameo::message::Message<Msg> for KSink {
     type Reply = ();
 
-    async fn handle(&mut self, _msg: u64, _ctx: &mut kameo::message::Context<Self, ()>) {
+    async fn handle(&mut self, _msg: Msg, _ctx: &mut kameo::message::Context<Self, ()>) {
         self.count += 1;
         if self.count == self.n {
             if let Some(d) = self.done.take() {
@@ -181,7 +183,7 @@ fn kameo_tell(n: u64) -> f64 {
         );
         let t0 = Instant::now();
         for i in 0..n {
-            sink.tell(i).await.expect("kameo tell");
+            sink.tell((TAG, i)).await.expect("kameo tell");
         }
         done_rx.await.expect("kameo receiver finished");
         let rate = per_s(n, t0.elapsed());

@@ -21,16 +21,37 @@ pub enum CacheError {
     NoTtlCheck,
     /// The key's lock was not acquired in time.
     #[error(
-        "timed out after {timeout:?} waiting for the key's lock, held by {holder}; raise \
-         acquire_lock_timeout or find why the holder keeps it"
+        "timed out after {timeout:?} waiting for the key's lock, held by {holder}{}; raise \
+         acquire_lock_timeout or find why the holder keeps it",
+        if *own {
+            " (the caller's own process or task: if that section is the caller's, it waited \
+             for itself, since cache locks are not re-entrant; re-enter with \
+             isolated_with(&lock, ..) or write with the dirty_* operations inside it)"
+        } else {
+            ""
+        }
     )]
     LockTimeout {
-        /// Who held the lock when the wait gave up.
+        /// Who ran the section holding the lock when the wait gave up.
         holder: Holder,
         /// How long the caller waited.
         timeout: Duration,
+        /// The holder is the caller's own process or task (possibly a sibling future,
+        /// possibly the caller's own section: see [`CacheError::AlreadyHeld`]).
+        own: bool,
     },
-    /// `try_isolated`: the key's lock is held by someone else.
+    /// The key's lock is held by a section the caller is running inside: waiting would
+    /// wait for itself. Cache locks are not re-entrant; re-entry is explicit.
+    #[error(
+        "this section already holds the key's lock ({holder}), and cache locks are not \
+         re-entrant: inside it, write the key with the dirty_* operations, or take the lock \
+         with ConCache::lock and pass it to isolated_with(&lock, ..) to re-enter"
+    )]
+    AlreadyHeld {
+        /// Who runs the section holding it (the caller).
+        holder: Holder,
+    },
+    /// `try_isolated`/`try_lock`: the key's lock is held by another section.
     #[error("the key's lock is held by {holder}")]
     Locked {
         /// Who holds it.

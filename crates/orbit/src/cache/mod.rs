@@ -32,17 +32,32 @@
 //!
 //! **Reads** never lock. [`get`](ConCache::get) counts a hit or a miss (also in the
 //! `metrics` facade: `orbit_cache_hits_total` / `orbit_cache_misses_total`, label
-//! `cache`) and, with `touch_on_read`, renews the item's TTL. An expired item stays
-//! readable until the sweep that removes it (as in ConCache).
+//! `cache`) and, with `touch_on_read`, renews the item's TTL. A read checks the item's
+//! deadline itself: an item past its TTL is a miss from that instant on, whether or not
+//! the sweeper has removed it yet (ConCache leaves it readable until the sweep; see
+//! *Expiry*).
 //!
 //! **Writes** (`put`, `insert_new`, `update`, `update_existing`, `get_or_store`,
 //! `fetch_or_store`, `delete`) take the key's lock first, so two of them on one key never
 //! interleave; each has a `dirty_*` twin that skips the lock. `isolated(key, fut)` runs
 //! any future under the key's lock; `try_isolated` fails with [`CacheError::Locked`]
 //! instead of waiting; a wait longer than the timeout fails with
-//! [`CacheError::LockTimeout`] naming the holder. Locks are re-entrant for the holding
-//! process, waiters are served first come first served, and a holder that dies (panics,
-//! or is killed) releases its locks: see [`lock`](self#locks).
+//! [`CacheError::LockTimeout`] naming the holder. [`lock`](ConCache::lock) returns the
+//! lock itself ([`KeyLock`]). Waiters are served first come first served, and a holder
+//! that dies (panics, or is killed) releases its locks: see [`Locks`](self#locks).
+//!
+//! **Exclusive per section, re-entry explicit.** Each acquisition of a key's lock is a
+//! *section* of its own: two futures of one process or one task (`join!`) exclude each
+//! other exactly as two processes do. (ConCache's locks are re-entrant for the holding
+//! process; keyed on the process here, two futures of one process both got in.) So a
+//! lock is not re-entrant: inside a section, write the key with the `dirty_*`
+//! operations; to run code that isolates the key again, take the lock with
+//! [`lock`](ConCache::lock) and pass it: [`isolated_with(&lock, key, fut)`](ConCache::isolated_with)
+//! runs `fut` at once in the same section. A plain locked operation on a key the caller
+//! is inside a section of (within `isolated*`, or the function of `*_or_store`) fails at
+//! once with [`CacheError::AlreadyHeld`] instead of waiting for itself; while holding a
+//! bare [`KeyLock`], it waits until [`CacheError::LockTimeout`], whose message then says
+//! that the holder is the caller's own process or task.
 //!
 //! - `insert_new` on an existing key: [`CacheError::AlreadyExists`].
 //! - `update` calls your function with the current value (or `None`); `Ok(v)` stores
@@ -59,11 +74,27 @@
 //! **Expiry.** A write stores the item's TTL: the write's [`Item`] TTL if given, else
 //! the `global_ttl` (for `update` of an existing item: [`Ttl::Renew`]). An item written
 //! (or, with `touch_on_read`, read; or [`touch`](ConCache::touch)ed) at time `w` with TTL
-//! `t` is removed between `w + t` and `w + t + ttl_check_interval`. [`Ttl::Renew`]
-//! reapplies the item's last TTL; [`Ttl::NoUpdate`] keeps its expiry. A write with a TTL
-//! on a cache without a check interval: [`CacheError::NoTtlCheck`]. Expiry respects
-//! locks: an item whose key is locked at its sweep is looked at again one interval
-//! later.
+//! `t` expires at `w + t` on the cache's [`Clock`]:
+//!
+//! - **For every operation, exactly then.** Reads (`get`, `get_all`, the read half of
+//!   `*_or_store`, `update*`) check the deadline themselves, so from `w + t` on the item
+//!   is missing, however late the sweeper is; a write finding it there replaces it as a
+//!   new item (the callback first sees it deleted, and it counts as an expiry), and
+//!   `touch` does not bring it back. [`SystemClock`] reads a precise monotonic clock on
+//!   every call (no cached coarse time), so the bound is exact to the clock's
+//!   resolution; tested with 1 ms of slack against `std::time::Instant` under a CPU hog.
+//! - **Removal from memory** (and the callback's [`Event::Delete`]) waits for the
+//!   sweeper: the first sweep at or after `w + t`, which is due by
+//!   `w + t + ttl_check_interval`. The sweeper is the owner process, so it runs that late
+//!   *plus* however long the owner waits for a runtime worker thread: under CPU load
+//!   there is no fixed bound (tens of milliseconds past the interval with the cores
+//!   saturated, measured). Until then the item still takes memory, counts in
+//!   [`size`](ConCache::size), and is visible through [`ets`](ConCache::ets).
+//!
+//! [`Ttl::Renew`] reapplies the item's last TTL; [`Ttl::NoUpdate`] keeps its expiry. A
+//! write with a TTL on a cache without a check interval: [`CacheError::NoTtlCheck`].
+//! Expiry respects locks: an item whose key is locked at its sweep is looked at again
+//! one interval later (reads see it expired meanwhile).
 //!
 //! # Where it differs from ConCache, and why
 //!
@@ -79,12 +110,26 @@
 //! - Hit/miss counting: `get` and the `*_or_store` family (ConCache also counts the
 //!   reads inside `update_existing`).
 //!
+//! - Expired items are hidden from reads at once rather than at the next sweep.
+//! - Locks are exclusive per section, not re-entrant per process (above).
+//!
 //! # Locks
 //!
 //! Keys hash onto `n_lock_partitions` partitions; each is a mutex over a map of the keys
 //! locked in it. A lock is a guard owned by the caller's future: a panic unwinds through
 //! it and a killed process has its future dropped, either way releasing the lock and
-//! handing it to the next waiter.
+//! handing it to the next waiter. A waiter whose lock timeout fires as the lock is
+//! handed to it either keeps it (and succeeds) or leaves the queue, decided in one
+//! critical section, so a waiter that timed out never holds the lock and a release never
+//! hands it to a waiter that is gone ([`lock`] has the details).
+//!
+//! # Model-checked
+//!
+//! The lock handoff (acquire, FIFO queue, release to the first waiter, a waiter timing
+//! out or dropped concurrently with the release) is model-checked with loom on the real
+//! code: `scripts/loom cache::lock`. Expiry and the sweeper are tested, not
+//! model-checked (`tests/cache_ttl.rs` on a manual clock, `tests/cache_expiry_load.rs`
+//! on the real clock under a CPU hog).
 
 mod clock;
 mod error;
@@ -102,6 +147,7 @@ use std::time::Duration;
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use error::{CacheError, Result};
 pub use lock::Holder;
+pub use ops::KeyLock;
 pub use options::{default_lock_partitions, Callback, Event, Item, Options, Ttl, TtlCheck};
 pub use stats::{Stats, HITS_METRIC, MISSES_METRIC};
 pub use ttl::Entry;

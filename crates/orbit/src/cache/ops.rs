@@ -6,9 +6,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::error::{CacheError, Result};
-use super::lock::{Guard, Holder};
+use super::lock::{self, Guard, Holder};
 use super::options::{Event, Item, Ttl};
-use super::ttl::{nanos, Meta};
+use super::ttl::{nanos, Meta, NEVER};
 use super::{ConCache, Entry, Inner};
 use crate::ets::{Key, TableType, Value};
 
@@ -16,7 +16,9 @@ use crate::ets::{Key, TableType, Value};
 
 impl<K: Key, V: Value> ConCache<K, V> {
     /// The value under `key`, without taking its lock (on bags: the first value). Counts
-    /// a hit or a miss; with `touch_on_read`, a hit renews the item's TTL.
+    /// a hit or a miss; with `touch_on_read`, a hit renews the item's TTL. An item past
+    /// its TTL is a miss from that instant on, whether or not the sweeper has removed it
+    /// yet.
     #[inline]
     pub fn get(&self, key: &K) -> Result<Option<V>> {
         let v = self.inner.peek(key)?;
@@ -30,13 +32,17 @@ impl<K: Key, V: Value> ConCache<K, V> {
     /// Every value under `key` (bag caches; one at most on set caches). Counts a hit or a
     /// miss as [`get`](Self::get) does.
     pub fn get_all(&self, key: &K) -> Result<Vec<V>> {
-        let vs: Vec<V> = self
-            .inner
-            .table
-            .lookup(key)?
-            .into_iter()
-            .map(|(_, e)| e.value)
-            .collect();
+        let vs: Vec<V> = if self.inner.bag_expired(key)? {
+            Vec::new()
+        } else {
+            self.inner
+                .table
+                .lookup(key)?
+                .into_iter()
+                .filter(|(_, e)| !self.inner.expired(&e.meta))
+                .map(|(_, e)| e.value)
+                .collect()
+        };
         self.inner.count(!vs.is_empty());
         if !vs.is_empty() {
             self.inner.touch_on_read(key)?;
@@ -45,7 +51,8 @@ impl<K: Key, V: Value> ConCache<K, V> {
     }
 
     /// Renews the item's TTL from now (its last TTL; ConCache's `touch`), without the
-    /// lock. Nothing happens for a missing key or an item without a TTL.
+    /// lock. Nothing happens for a missing key, an item without a TTL, or an item past
+    /// its TTL (expired is expired, swept or not).
     pub fn touch(&self, key: &K) -> Result<()> {
         self.inner.renew(key)
     }
@@ -139,7 +146,8 @@ impl<K: Key, V: Value> ConCache<K, V> {
 
     /// The value under `key`; on a miss, runs `f` under the key's lock (after reading
     /// again), stores its value and returns it. However many callers miss at once, `f`
-    /// runs once. [`CacheError::WrongType`] on bags.
+    /// runs once. [`CacheError::WrongType`] on bags. Inside `f`, a locked operation on
+    /// `key` fails with [`CacheError::AlreadyHeld`].
     pub async fn get_or_store<I, F, Fut>(&self, key: &K, f: F) -> Result<V>
     where
         F: FnOnce() -> Fut,
@@ -150,8 +158,8 @@ impl<K: Key, V: Value> ConCache<K, V> {
         if let Some(v) = self.inner.read_hit(key)? {
             return Ok(v);
         }
-        let _g = self.inner.lock(key, None).await?;
-        self.dirty_get_or_store(key, f).await
+        let g = self.inner.lock(key, None).await?;
+        lock::within(&[g.section()], self.dirty_get_or_store(key, f)).await
     }
 
     /// [`get_or_store`](Self::get_or_store) without the lock (`f` may then run more
@@ -186,8 +194,8 @@ impl<K: Key, V: Value> ConCache<K, V> {
         if let Some(v) = self.inner.read_hit(key)? {
             return Ok(v);
         }
-        let _g = self.inner.lock(key, None).await?;
-        self.dirty_fetch_or_store(key, f).await
+        let g = self.inner.lock(key, None).await?;
+        lock::within(&[g.section()], self.dirty_fetch_or_store(key, f)).await
     }
 
     /// [`fetch_or_store`](Self::fetch_or_store) without the lock.
@@ -228,11 +236,13 @@ impl<K: Key, V: Value> ConCache<K, V> {
     // ---- isolation -----------------------------------------------------------------
 
     /// Runs `fut` holding `key`'s lock (waiting up to `acquire_lock_timeout`): exclusive
-    /// with every locked write of the key. Re-entrant: cache calls on the same key from
-    /// inside `fut` (same process) do not wait.
+    /// with every other section on the key, including other futures of the same process
+    /// or task. Not re-entrant: inside `fut`, a locked operation on `key` fails with
+    /// [`CacheError::AlreadyHeld`] (write with the `dirty_*` operations there, or take the
+    /// lock with [`lock`](Self::lock) and re-enter with [`isolated_with`](Self::isolated_with)).
     pub async fn isolated<R>(&self, key: &K, fut: impl Future<Output = R>) -> Result<R> {
-        let _g = self.inner.lock(key, None).await?;
-        Ok(fut.await)
+        let g = self.inner.lock(key, None).await?;
+        Ok(lock::within(&[g.section()], fut).await)
     }
 
     /// [`isolated`](Self::isolated), waiting at most `timeout` for the lock.
@@ -242,15 +252,84 @@ impl<K: Key, V: Value> ConCache<K, V> {
         timeout: Duration,
         fut: impl Future<Output = R>,
     ) -> Result<R> {
-        let _g = self.inner.lock(key, Some(timeout)).await?;
-        Ok(fut.await)
+        let g = self.inner.lock(key, Some(timeout)).await?;
+        Ok(lock::within(&[g.section()], fut).await)
     }
 
-    /// [`isolated`](Self::isolated) if the lock is free (or already ours) now;
-    /// [`CacheError::Locked`] naming the holder otherwise.
+    /// [`isolated`](Self::isolated) if the lock is free now; [`CacheError::Locked`]
+    /// naming the holder otherwise.
     pub async fn try_isolated<R>(&self, key: &K, fut: impl Future<Output = R>) -> Result<R> {
-        let _g = self.inner.locks.try_lock(key, Holder::current())?;
-        Ok(fut.await)
+        let g = self.inner.locks.try_lock(key, Holder::current())?;
+        Ok(lock::within(&[g.section()], fut).await)
+    }
+
+    /// Takes `key`'s lock (waiting up to `acquire_lock_timeout`) and returns it: the
+    /// section lasts until the [`KeyLock`] is dropped. Write the key with the `dirty_*`
+    /// operations meanwhile, and pass the lock to [`isolated_with`](Self::isolated_with)
+    /// to run code that isolates the key again. A plain locked operation on the key
+    /// while you hold it waits for you (it cannot tell you from another future of your
+    /// task) until [`CacheError::LockTimeout`].
+    pub async fn lock(&self, key: &K) -> Result<KeyLock<'_, K, V>> {
+        let guard = self.inner.lock(key, None).await?;
+        Ok(KeyLock { cache: self, guard })
+    }
+
+    /// [`lock`](Self::lock), waiting at most `timeout`.
+    pub async fn lock_timeout(&self, key: &K, timeout: Duration) -> Result<KeyLock<'_, K, V>> {
+        let guard = self.inner.lock(key, Some(timeout)).await?;
+        Ok(KeyLock { cache: self, guard })
+    }
+
+    /// [`lock`](Self::lock) if the lock is free now; [`CacheError::Locked`] otherwise.
+    pub fn try_lock(&self, key: &K) -> Result<KeyLock<'_, K, V>> {
+        let guard = self.inner.locks.try_lock(key, Holder::current())?;
+        Ok(KeyLock { cache: self, guard })
+    }
+
+    /// Explicit re-entry: runs `fut` under `key`'s lock given that the caller holds
+    /// `held`. If `held` is this cache's lock of `key`, `fut` runs at once (the same
+    /// section); otherwise `key` is locked as [`isolated`](Self::isolated) does. Inside
+    /// `fut`, plain locked operations on either key fail with [`CacheError::AlreadyHeld`].
+    pub async fn isolated_with<R>(
+        &self,
+        held: &KeyLock<'_, K, V>,
+        key: &K,
+        fut: impl Future<Output = R>,
+    ) -> Result<R> {
+        let mine = held.guard.section();
+        if held.guard.of(&self.inner.locks) && held.guard.key() == key {
+            return Ok(lock::within(&[mine], fut).await);
+        }
+        let g = lock::within(&[mine], self.inner.lock(key, None)).await?;
+        Ok(lock::within(&[mine, g.section()], fut).await)
+    }
+}
+
+/// A key's lock held by the caller: one section, released when dropped (a panic or a
+/// killed process drops it too). See [`ConCache::lock`] and [`ConCache::isolated_with`].
+pub struct KeyLock<'a, K: Key, V: Value> {
+    cache: &'a ConCache<K, V>,
+    guard: Guard<'a, K>,
+}
+
+impl<'a, K: Key, V: Value> KeyLock<'a, K, V> {
+    /// The locked key.
+    pub fn key(&self) -> &K {
+        self.guard.key()
+    }
+
+    /// The cache it locks a key of.
+    pub fn cache(&self) -> &'a ConCache<K, V> {
+        self.cache
+    }
+}
+
+impl<K: Key + std::fmt::Debug, V: Value> std::fmt::Debug for KeyLock<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyLock")
+            .field("cache", &self.cache.name())
+            .field("key", self.key())
+            .finish()
     }
 }
 
@@ -283,11 +362,44 @@ impl<K: Key, V: Value> Inner<K, V> {
         Ok(())
     }
 
+    /// The live value under `key`: an item past its deadline is treated as missing.
     #[inline]
     fn peek(&self, key: &K) -> Result<Option<V>> {
-        Ok(self
-            .table
-            .lookup_with(key, |e| e.map(|e| e.value.clone()))?)
+        if self.bag_expired(key)? {
+            return Ok(None);
+        }
+        Ok(self.table.lookup_with(key, |e| {
+            e.filter(|e| !self.expired(&e.meta))
+                .map(|e| e.value.clone())
+        })?)
+    }
+
+    /// Whether an item with expiry state `meta` is past its deadline now: the sweeper's
+    /// test (`deadline <= now`), on the cache's clock. Reads the clock only for an item
+    /// that has a deadline.
+    #[inline]
+    pub(crate) fn expired(&self, meta: &Meta) -> bool {
+        meta.deadline != NEVER && nanos(self.clock.now()) >= meta.deadline
+    }
+
+    /// On a bag cache with expiry: whether the key's values are past their deadline.
+    #[inline]
+    pub(crate) fn bag_expired(&self, key: &K) -> Result<bool> {
+        match &self.metas {
+            Some(metas) => Ok(metas.lookup_with(key, |m| m.is_some_and(|m| self.expired(m)))?),
+            None => Ok(false),
+        }
+    }
+
+    /// Removes an item found past its deadline by a write (as the sweep would have:
+    /// the callback sees the delete, and it counts as an expiry), so that the write
+    /// starts a new item.
+    fn expire(&self, key: &K) -> Result<()> {
+        self.remove(key)?;
+        self.counters
+            .expired
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     #[inline]
@@ -334,7 +446,14 @@ impl<K: Key, V: Value> Inner<K, V> {
             return Ok(());
         };
         let now = nanos(self.clock.now());
-        if let Some(Some(t)) = self.with_meta(key, |m| ticks.apply(m, Ttl::Renew, now))? {
+        let renewed = self.with_meta(key, |m| {
+            if m.deadline != NEVER && m.deadline <= now {
+                None // expired: not brought back
+            } else {
+                ticks.apply(m, Ttl::Renew, now)
+            }
+        })?;
+        if let Some(Some(t)) = renewed {
             self.wheel
                 .push(crate::hash::hash_of(&self.hasher, key), key.clone(), t);
         }
@@ -361,26 +480,37 @@ impl<K: Key, V: Value> Inner<K, V> {
         let ticks = self.ticks;
         let seen = self.callback.as_ref().map(|_| item.value.clone());
         let push = if self.is_bag() {
+            if self.bag_expired(&key)? {
+                self.expire(&key)?;
+            }
             self.table.insert(key.clone(), Entry::new(item.value))?;
             self.bag_meta(&key, ttl, now)?
         } else {
             let mut slot = Some(item.value);
+            // `Some(None)`: the item there is past its deadline (left untouched).
             let updated = self.table.update_element_with(&key, |e| {
+                if self.expired(&e.meta) {
+                    return None;
+                }
                 if let Some(v) = slot.take() {
                     e.value = v;
                 }
-                ticks.and_then(|t| t.apply(&mut e.meta, ttl, now))
+                Some(ticks.and_then(|t| t.apply(&mut e.meta, ttl, now)))
             })?;
             match (updated, slot.take()) {
-                (Some(push), _) => push,
-                (None, Some(v)) => {
+                (Some(Some(push)), _) => push,
+                (updated, Some(v)) => {
+                    if updated.is_some() {
+                        // Expired, not yet swept: it goes, and this write is a new item.
+                        self.expire(&key)?;
+                    }
                     let mut e = Entry::new(v);
                     let push = ticks.and_then(|t| t.apply(&mut e.meta, ttl, now));
                     self.table.insert(key.clone(), e)?;
                     push
                 }
-                // The closure ran, so the key existed: `updated` is `Some`.
-                (None, None) => None,
+                // The value was taken only by a live item's update: `Some(Some(_))`.
+                (_, None) => None,
             }
         };
         if let Some(t) = push {
@@ -413,6 +543,18 @@ impl<K: Key, V: Value> Inner<K, V> {
         let ttl = item.ttl.unwrap_or(self.global_ttl);
         let now = self.now_for(ttl)?;
         let seen = self.callback.as_ref().map(|_| item.value.clone());
+        // An item past its deadline is absent: it goes, and this is a new item.
+        if self.ticks.is_some() {
+            let expired = if self.is_bag() {
+                self.bag_expired(&key)?
+            } else {
+                self.table
+                    .lookup_with(&key, |e| e.is_some_and(|e| self.expired(&e.meta)))?
+            };
+            if expired {
+                self.expire(&key)?;
+            }
+        }
         let push = if self.is_bag() {
             if !self.table.insert_new(key.clone(), Entry::new(item.value))? {
                 return Err(CacheError::AlreadyExists);

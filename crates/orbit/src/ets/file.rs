@@ -32,6 +32,27 @@
 //! file's key/value type names differ from the types asked for (unless
 //! [`FileOptions::check_types`] is off).
 //!
+//! # Untrusted input
+//!
+//! A file from anyone is untrusted, even with valid checksums (a CRC is not a signature).
+//! Loading a crafted file gives a table or an error, never a panic, abort or stack
+//! overflow: nothing is preallocated from the declared object count (it is only compared
+//! with the content); every length inside an object is checked against the bytes left and
+//! sequence preallocation is capped by them, so memory stays within a small multiple of
+//! the file size (times the in-memory size of an object); nesting deeper than
+//! [`codec::MAX_DEPTH`] is an error; time is linear in the file. Two objects under one key
+//! in a `set`/`ordered_set` file are an error ([`EtsError::BadFile`], "duplicate key"):
+//! OTP's `file2tab` would insert both, the last winning, and lose one silently (only
+//! `verify` would notice a count mismatch); refusing loses nothing silently.
+//! [`file2tab_from_bytes`] is the same loader over a byte slice, for fuzzing.
+//!
+//! # Temporary files
+//!
+//! A save writes `.<file>.tmp-<pid>-<n>` next to the target. A writer killed mid-save
+//! leaves it behind; each `tab2file`/`file2tab` of that target removes such files whose
+//! `<pid>` no longer runs (checked via `/proc`, so on Linux only), never those of the
+//! current process (a live writer may own them).
+//!
 //! `tab2file` reads the table shard by shard, like `tab2list`: concurrent writes may or
 //! may not be included (as in Erlang). Large tables: call these from
 //! [`orbit::blocking`](crate::blocking) so they do not hold a process worker thread.
@@ -191,6 +212,7 @@ where
     let hcrc = crc32fast::hash(&head);
     head.extend_from_slice(&hcrc.to_le_bytes());
 
+    clean_stale_temps(path);
     let tmp = temp_path(path);
     let write = || -> Result<()> {
         let f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
@@ -242,6 +264,46 @@ fn temp_path(path: &Path) -> PathBuf {
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_else(|| "table".into());
     path.with_file_name(format!(".{file}.tmp-{}-{n}", std::process::id()))
+}
+
+/// Removes temp files `.<file>.tmp-<pid>-<n>` left by writers of `path` that died
+/// mid-save: those of a process that no longer runs (checked via `/proc/<pid>` where it
+/// exists). Files of this process are never removed here: a live writer may own them
+/// (each save removes its own temp file on failure). Best effort: errors are ignored.
+fn clean_stale_temps(path: &Path) {
+    let file = match path.file_name() {
+        Some(f) => f.to_string_lossy().into_owned(),
+        None => return,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let prefix = format!(".{file}.tmp-");
+    let me = std::process::id();
+    let proc_fs = Path::new("/proc/self").exists();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((pid, n)) = rest.split_once('-') else {
+            continue;
+        };
+        let (Ok(pid), true) = (pid.parse::<u32>(), n.parse::<u64>().is_ok()) else {
+            continue;
+        };
+        if pid == me || !proc_fs {
+            continue;
+        }
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 fn sync_dir(path: &Path) {
@@ -350,14 +412,37 @@ where
     V: Value + DeserializeOwned,
 {
     let path = path.as_ref();
+    clean_stale_temps(path);
     let b = fs::read(path).map_err(|e| io(path, e))?;
-    let (_, hlen) = check_prefix(path, &b)?;
+    load_bytes(path, &b, opts)
+}
+
+/// Loads a table from the bytes of a table file, exactly as [`file2tab`] does from a file
+/// (errors name the path `<bytes>`). For fuzzing: any input gives a table or an error,
+/// never a panic; memory stays within a small multiple of `bytes.len()` (every object
+/// takes at least 4 bytes of the file and is decoded by the length-checked codec); nesting
+/// is limited to [`codec::MAX_DEPTH`].
+#[doc(hidden)]
+pub fn file2tab_from_bytes<K, V>(bytes: &[u8], opts: FileOptions) -> Result<Table<K, V>>
+where
+    K: Key + DeserializeOwned,
+    V: Value + DeserializeOwned,
+{
+    load_bytes(Path::new("<bytes>"), bytes, opts)
+}
+
+fn load_bytes<K, V>(path: &Path, b: &[u8], opts: FileOptions) -> Result<Table<K, V>>
+where
+    K: Key + DeserializeOwned,
+    V: Value + DeserializeOwned,
+{
+    let (_, hlen) = check_prefix(path, b)?;
     let body_start = PREFIX
         .checked_add(hlen)
         .and_then(|x| x.checked_add(4))
         .filter(|x| *x <= b.len())
         .ok_or_else(|| bad(path, "truncated: the file ends inside its header"))?;
-    let (h, kind, protection) = parse_header(path, &b, hlen)?;
+    let (h, kind, protection) = parse_header(path, b, hlen)?;
     if opts.check_types {
         let (k, v) = (std::any::type_name::<K>(), std::any::type_name::<V>());
         if h.key_type != k || h.value_type != v {
@@ -390,7 +475,9 @@ where
     n8.copy_from_slice(&b[tail + 8..tail + 16]);
     let trailer_count = u64::from_le_bytes(n8);
 
-    let mut objects: Vec<(K, V)> = Vec::with_capacity((h.size as usize).min(1 << 20));
+    // No preallocation from the declared count: it is checked against the content below.
+    // Growth is amortised, and each object occupies at least 4 bytes of the file.
+    let mut objects: Vec<(K, V)> = Vec::new();
     let mut pos = body_start;
     while pos < tail {
         if tail - pos < 4 {
@@ -429,5 +516,20 @@ where
     let t = builder.build()?;
     // The caller owns the new table, so even a protected or private one accepts this.
     t.insert_many(objects)?;
+    // A set/ordered_set file with two objects under one key cannot have been written by
+    // tab2file. OTP's file2tab would insert both (the last wins) and lose one silently;
+    // here that is an error, so nothing is ever lost without a word.
+    if matches!(kind, TableType::Set | TableType::OrderedSet) {
+        let loaded = t.size()? as u64;
+        if loaded != found {
+            return Err(bad(
+                path,
+                format!(
+                    "damaged: the {kind:?} file holds {found} objects but only {loaded} \
+                     distinct keys (a duplicate key); refusing to drop objects silently"
+                ),
+            ));
+        }
+    }
     Ok(t)
 }

@@ -26,7 +26,15 @@
 //! key-extraction closures; a multi-field object is a tuple or struct as `V`. Erlang's
 //! positional element operations map onto `V`: `lookup_element` returns `V`,
 //! `update_element` replaces it, [`Table::update_element_with`] updates fields in place,
-//! and `update_counter` needs `V` to be an integer ([`Counter`]). Keys order by Rust's
+//! and `update_counter` needs `V` to be an integer ([`Counter`]). A `Table<K,
+//! orbit_term::Term>` whose values are `Term::Tuple([e2, .., en])` holds Erlang's
+//! `{Key, e2, .., en}` objects with positions as in Erlang (the key is position 1):
+//! [`Table::update_counter_at`], [`Table::update_counters`] (a list of `{Pos, Incr}` /
+//! `{Pos, Incr, Threshold, SetValue}`), [`Table::update_counters_or`] (default object),
+//! [`Table::update_element_at`] and [`Table::update_elements`], with Erlang's `badarg`
+//! cases (position 1 or beyond the object, a non-integer counter) as
+//! [`EtsError::BadArg`], a missing key without default as [`EtsError::NotFound`] and a
+//! bag as [`EtsError::WrongType`]; arbitrary-precision counters. Keys order by Rust's
 //! `Ord` (Erlang's term order within one type). Reads return copies, as in Erlang;
 //! [`Table::lookup_with`] reads without copying.
 //!
@@ -115,13 +123,28 @@
 //! encoded with a small self-contained binary serde format ([`codec`]), so file
 //! operations need `K, V: Serialize + DeserializeOwned`.
 //!
+//! # Checked against OTP 25
+//!
+//! `tests/ets_diff.rs` runs seeded random operation sequences (proptest, shrunk on a
+//! mismatch) on Orbit and on a real `erl` and compares the results exactly: all four
+//! types; insert and insert_new (one object or a list), lookup, delete, delete_object,
+//! take, the tuple-position `update_counter`/`update_element` forms above, match on the
+//! key and on an element, first/next/last/prev. Exact includes the order of a bag's
+//! objects: a list insert adds a `bag`'s objects from the end of the list and a
+//! `duplicate_bag`'s from its start, as OTP 25 does. Where OTP leaves the order
+//! unspecified (iteration and match results of hash tables) the test compares sets.
+//! `ORBIT_ETS_DIFF_SEED` / `ORBIT_ETS_DIFF_N` change the seed and batch size; without
+//! `erl` the test is skipped with a message.
+//!
 //! # Differences from Erlang
 //!
 //! - Typed tables; `keypos` is always 1; match specifications are closures
 //!   ([`query`]); `select_replace` cannot change keys by construction.
 //! - No `select/3` continuations, `safe_fixtable`, `setopts` other than heir,
-//!   `rename`, `ets:all/0` (only [`named_tables`]), `update_counter` with several
-//!   positions (use [`Table::update_element_with`]).
+//!   `rename`, `ets:all/0` (only [`named_tables`]). Tuple positions are for
+//!   `Table<K, Term>` only; typed values use [`Table::update_element_with`].
+//! - Iteration order of `set`/`bag` tables (`first`/`next`, `tab2list`, `select`)
+//!   differs from OTP's hash order (unspecified in OTP too).
 //! - Integer counters are bounded by their Rust type: an overflowing `update_counter`
 //!   fails with [`EtsError::Overflow`] and changes nothing.
 //! - `info().memory` is in bytes (Erlang: words) and counts the table's own structures,
@@ -262,6 +285,17 @@ impl CounterOp {
         CounterOp {
             incr,
             threshold: Some((threshold, set_value)),
+        }
+    }
+
+    /// The new counter value from the current one, in arbitrary precision (counters inside
+    /// [`orbit_term::Term`] objects are Erlang integers of any size).
+    pub fn apply_big(&self, cur: &orbit_term::BigInt) -> orbit_term::BigInt {
+        let r = cur + orbit_term::BigInt::from(self.incr);
+        match self.threshold {
+            Some((t, s)) if self.incr >= 0 && r > orbit_term::BigInt::from(t) => s.into(),
+            Some((t, s)) if self.incr < 0 && r < orbit_term::BigInt::from(t) => s.into(),
+            _ => r,
         }
     }
 

@@ -30,6 +30,39 @@
 //! hundred nanoseconds at most, except the [`ResourcePool`] callbacks, which run under
 //! it (keep them short, as NimblePool's run inside its pool process).
 //!
+//! Contracts common to both pools:
+//! - **Stop.** `stop` returns `Ok` only when the pool is fully down: waiters got
+//!   `Stopped`, later checkouts fail, and — for [`Pool`] — every worker the pool ever
+//!   started (idle, checked out, overflow, replacement, just dismissed) has exited
+//!   (`shutdown` exit signal, `kill` after [`PoolOptions::shutdown`], as poolboy's
+//!   supervisor); a lease held across the stop is void ([`CheckinError::Stopped`]).
+//!   For [`ResourcePool`] idle resources are terminated and checked-out ones are
+//!   terminated when they come back.
+//! - **Callback panics.** A panic in a user callback is caught and costs at most the
+//!   one checkout and the one resource concerned: a panicking `handle_checkout` fails
+//!   that checkout at once with [`CheckoutError::Panicked`] and the callers behind it
+//!   are served; the resource is removed (as NimblePool removes a worker whose
+//!   callback raised). Panic payloads are disposed of without letting their own
+//!   `Drop` unwind into the pool.
+//! - **Retry backoff.** A failed `init_worker` (sync, or its async future) is retried
+//!   after 100 ms, and a resource lost to a panicking callback is replaced after
+//!   100 ms, on tokio's clock (so `tokio::time::pause` applies): a callback that always
+//!   panics costs one attempt per 100 ms per resource, never a hot loop. Deliberate
+//!   removals (`Remove` results, a caller that died holding a resource) are replaced at
+//!   once. A [`Pool`] worker that exits within 100 ms of its start is replaced 100 ms
+//!   after that start (a crash loop), any other at once.
+//! - **Callers that die.** A caller whose future is dropped while queued leaves the
+//!   queue; one dropped while holding a worker returns it ([`Pool`]) or has it removed
+//!   and replaced ([`ResourcePool`]). Nothing is lost either way.
+//!
+//! Model-checked: the [`Pool`] checkout state machine (`pool/checkout.rs`: idle list,
+//! first-in first-out waiters, hand-off of a returned worker to the first waiter still
+//! there) is the code the pool runs under its lock, and its loom models explore
+//! concurrent checkout, check-in, hand-off and waiter timeout on a pool of one worker
+//! with two callers (`scripts/loom loom_pool`). Not model-checked: the slot ledger and
+//! lease bookkeeping around it, the manager, and [`ResourcePool`]'s state (covered by
+//! the stress tests `pool_stop`, `pool_resource_panics` and the short-timeout tests).
+//!
 //! Measured (`orbit-bench pool`, 2 cores, 4 clients, pool of 10, one run): `Pool`
 //! transactions 4.8 M/s (deadpool 3.0 M/s, bb8 2.4 M/s in the same run; poolboy
 //! 0.27–0.36 M/s), 0.93 M/s when the transaction also calls its worker; `ResourcePool`
@@ -37,6 +70,7 @@
 //! 310 requests/s (p99 326 ms) inside one GenServer, 3,100/s (p99 36 ms) through a
 //! `Pool` of 10, 29,000/s (p99 6.5 ms) as `TaskSupervisor` tasks.
 
+mod checkout;
 mod metrics;
 mod resource_pool;
 mod resource_state;
@@ -99,8 +133,35 @@ pub enum CheckinError {
     },
     /// The worker is no longer checked out under this lease: it exited (and was
     /// replaced) while checked out, or the pool stopped.
-    #[error("the worker {0} was already returned to the pool (it exited and was replaced, or the pool stopped); nothing to check in")]
+    #[error("the worker {0} was already returned to the pool (it exited and was replaced); nothing to check in")]
     AlreadyReturned(Pid),
+    /// The pool stopped while the worker was checked out; the worker has been stopped
+    /// with it.
+    #[error("the pool stopped while the worker {0} was checked out; the worker was stopped with the pool, nothing to check in")]
+    Stopped(Pid),
+}
+
+/// Runs a user callback, catching a panic: `Err` holds the panic's message. The
+/// payload is disposed of here, so a payload whose own `Drop` panics cannot unwind into
+/// the pool (it is leaked instead).
+pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(panic_message)
+}
+
+/// The message of a caught panic; disposes of the payload without letting a panicking
+/// `Drop` of it escape.
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let msg = if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    };
+    if let Err(again) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(payload))) {
+        std::mem::forget(again);
+    }
+    msg
 }
 
 /// The reason given to workers and resources when the pool stops normally.

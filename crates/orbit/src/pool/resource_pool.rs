@@ -12,6 +12,9 @@
 //!   client value to `f`, `Remove` terminates that resource and tries the next one,
 //!   `Skip` fails this checkout with the callback's error and keeps the resource. With
 //!   no idle resource the caller waits in a first-in first-out queue until `timeout`.
+//!   A removed resource's replacement (eager pools) is made before the operation that
+//!   removed it returns, so it joins the idle queue ahead of any later check-in, as
+//!   NimblePool's (checked against the real NimblePool by `tests/diff_pools.rs`).
 //! - `f` runs in the caller and returns the result and a check-in value, which
 //!   [`handle_checkin`](ResourceWorker::handle_checkin) uses to keep the resource or
 //!   remove it.
@@ -23,8 +26,16 @@
 //! - With `worker_idle_timeout`, every such period the pool pings (up to
 //!   `max_idle_pings` of) the resources idle for at least that long with
 //!   [`handle_ping`](ResourceWorker::handle_ping): keep, remove, or stop the pool.
-//! - A callback that panics counts as `Remove` for its resource (NimblePool logs and
-//!   removes); a failed `init_worker` is retried after 100 ms.
+//! - A callback that panics removes its resource (NimblePool logs and removes). A
+//!   panicking `handle_checkout` fails only its own checkout, at once, with
+//!   [`CheckoutError::Panicked`] (NimblePool would try the next resource for the same
+//!   caller, so one bad command could consume every resource); the callers queued
+//!   behind are served. A resource lost to a panic, and a failed `init_worker` (sync
+//!   or async), are made again after 100 ms, never in a loop. A resource handed to a
+//!   panicking `handle_checkout`/`handle_checkin`/`handle_ping` is dropped during the
+//!   unwind, without `terminate_worker` (the callback owned it); if its `Drop` panics
+//!   too, Rust aborts the process. A panicking `terminate_worker` or resource `Drop`
+//!   inside it is logged; the pool continues.
 //! - On stop, idle resources get `terminate_worker`, waiters get
 //!   [`CheckoutError::Stopped`], and checked-out resources are terminated when checked
 //!   in.
@@ -66,7 +77,8 @@ pub enum InitWorker<W> {
     /// The resource, ready now.
     Ok(W),
     /// A future that makes the resource, run apart from the pool (NimblePool's
-    /// `{:async, fun, pool_state}`). A panic in it is retried after 100 ms.
+    /// `{:async, fun, pool_state}`). If it panics, `init_worker` runs again 100 ms
+    /// later.
     Async(Pin<Box<dyn Future<Output = W> + Send>>),
 }
 
@@ -238,6 +250,11 @@ pub enum CheckoutError<E> {
     /// The pool has stopped.
     #[error("the pool is stopped: its manager exited; start a new pool")]
     Stopped,
+    /// `handle_checkout` panicked for this checkout (the panic message is given). The
+    /// resource it was handed was removed and is replaced after the retry delay; other
+    /// checkouts are not affected, so retrying may succeed.
+    #[error("the pool's handle_checkout panicked: {0}; the resource was removed and will be replaced (fix the callback, or retry)")]
+    Panicked(String),
 }
 
 /// A running resource pool with callbacks `M`. Cheap to clone; every clone is the same

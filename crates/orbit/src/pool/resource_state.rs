@@ -4,6 +4,9 @@
 //! id), or being made (`pending`: async inits, inits the manager will run, retries),
 //! or — in a lazy pool — not yet made (`lazy_left`). Their sum is always `pool_size`.
 //!
+//! Retries and replacements after a panic wait [`INIT_RETRY`] in a task on tokio's
+//! clock and stay counted in `pending` meanwhile; a stopped pool ignores them.
+//!
 //! A checkout served from the queue is delivered through a oneshot channel, under the
 //! lock. The caller, on timeout, looks under the lock: still queued means it leaves the
 //! queue; not queued means the delivery is already in its channel and it takes it. A
@@ -11,7 +14,7 @@
 //! as cancelled. Either way no resource is lost between the pool and a caller.
 
 use std::collections::{HashMap, VecDeque};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -25,14 +28,15 @@ use super::resource_pool::{
     Caller, Cancelled, CheckinResult, CheckoutError, CheckoutResult, InitWorker, Ping,
     ResourcePoolOptions, ResourceWorker,
 };
-use super::PoolError;
+use super::{catch, panic_message, PoolError};
 use crate::exit::ExitReason;
 use crate::pid::Pid;
 use crate::process::{Context, Handle, Spawn};
 use crate::signal::Message;
 
-/// How long a failed `init_worker` waits before it is tried again.
-const INIT_RETRY: Duration = Duration::from_millis(100);
+/// How long a failed `init_worker` waits before it is tried again, and how long a
+/// resource lost to a panicking callback waits before it is replaced.
+pub(super) const INIT_RETRY: Duration = Duration::from_millis(100);
 
 type Delivery<M> =
     Result<<M as ResourceWorker>::Client, CheckoutError<<M as ResourceWorker>::Error>>;
@@ -52,6 +56,11 @@ struct Inner<M: ResourceWorker> {
     /// Resources a lazy pool may still make on demand (`None`: not lazy).
     lazy_left: Option<usize>,
     pending: usize,
+    /// Replacements of removed resources not made yet (counted in `pending` too): the
+    /// operation that removed them makes them before it releases the lock, as
+    /// NimblePool's replacement `init_worker` runs before the pool's next message; the
+    /// manager's `Init` message makes any left over.
+    inits_due: usize,
     next_id: u64,
     stopped: bool,
     metrics: Metrics,
@@ -80,8 +89,20 @@ impl<M: ResourceWorker> Inner<M> {
 
     fn cancelled(&mut self, c: Cancelled) {
         let m = &mut self.m;
-        if catch_unwind(AssertUnwindSafe(|| m.handle_cancelled(c))).is_err() {
-            tracing::error!("ResourcePool handle_cancelled panicked");
+        if let Err(e) = catch(|| m.handle_cancelled(c)) {
+            tracing::error!("ResourcePool handle_cancelled panicked: {e}");
+        }
+    }
+
+    /// Runs `terminate_worker`; false if it panicked.
+    fn terminate(&mut self, reason: &ExitReason, w: M::Worker) -> bool {
+        let m = &mut self.m;
+        match catch(|| m.terminate_worker(reason, w)) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("ResourcePool terminate_worker panicked: {e}");
+                false
+            }
         }
     }
 }
@@ -129,6 +150,7 @@ pub(super) async fn start<M: ResourceWorker>(
             waiting: VecDeque::new(),
             lazy_left: opts.lazy.then_some(opts.pool_size),
             pending: 0,
+            inits_due: 0,
             next_id: 1,
             stopped: false,
             metrics: Metrics::new(label, opts.pool_size),
@@ -164,52 +186,74 @@ impl<M: ResourceWorker> Shared<M> {
     }
 
     /// Runs `init_worker` once: the resource becomes idle now, later (async), or after
-    /// a retry (the callback panicked).
+    /// [`INIT_RETRY`] (the callback or its future panicked).
     fn init_one(self: &Arc<Self>, inn: &mut Inner<M>) {
         let m = &mut inn.m;
-        match catch_unwind(AssertUnwindSafe(|| m.init_worker())) {
+        match catch(|| m.init_worker()) {
             Ok(InitWorker::Ok(w)) => inn.idle.push_back((w, Instant::now())),
             Ok(InitWorker::Async(fut)) => {
                 inn.pending += 1;
                 let shared = self.clone();
                 self.rt.spawn(async move {
-                    let made = AssertUnwindSafe(fut).catch_unwind().await;
-                    shared.async_done(made.ok());
+                    match AssertUnwindSafe(fut).catch_unwind().await {
+                        Ok(w) => shared.async_done(w),
+                        Err(p) => {
+                            let e = panic_message(p);
+                            tracing::error!(
+                                "ResourcePool async init_worker panicked: {e}; retrying in {INIT_RETRY:?}"
+                            );
+                            // Still counted in `pending`.
+                            tokio::time::sleep(INIT_RETRY).await;
+                            shared.retry_due(false);
+                        }
+                    }
                 });
             }
-            Err(_) => {
-                tracing::error!("ResourcePool init_worker panicked; retrying in {INIT_RETRY:?}");
-                inn.pending += 1;
-                self.retry_init();
+            Err(e) => {
+                tracing::error!(
+                    "ResourcePool init_worker panicked: {e}; retrying in {INIT_RETRY:?}"
+                );
+                self.later(inn, false);
             }
         }
     }
 
-    fn retry_init(self: &Arc<Self>) {
+    /// In [`INIT_RETRY`]: run `init_worker` again (`lazy_slot` false), or give a lazy
+    /// pool its slot back to make on demand (`lazy_slot` true). Counted in `pending`
+    /// meanwhile, so the pool's size holds and a stop cancels it.
+    fn later(self: &Arc<Self>, inn: &mut Inner<M>, lazy_slot: bool) {
+        inn.pending += 1;
         let shared = self.clone();
         self.rt.spawn(async move {
             tokio::time::sleep(INIT_RETRY).await;
-            shared.async_done(None);
+            shared.retry_due(lazy_slot);
         });
     }
 
-    /// An async init finished (`Some`), or a retry is due (`None`).
-    fn async_done(self: &Arc<Self>, made: Option<M::Worker>) {
+    /// A delayed init (or lazy slot) is due.
+    fn retry_due(self: &Arc<Self>, lazy_slot: bool) {
         let mut inn = self.inner.lock();
         inn.pending -= 1;
         if inn.stopped {
-            if let Some(w) = made {
-                let m = &mut inn.m;
-                let _ = catch_unwind(AssertUnwindSafe(|| {
-                    m.terminate_worker(&ExitReason::Shutdown, w)
-                }));
-            }
             return;
         }
-        match made {
-            Some(w) => inn.idle.push_back((w, Instant::now())),
-            None => self.init_one(&mut inn),
+        match (&mut inn.lazy_left, lazy_slot) {
+            (Some(n), true) => *n += 1,
+            _ => self.init_one(&mut inn),
         }
+        self.serve(&mut inn);
+        inn.record();
+    }
+
+    /// An async init finished.
+    fn async_done(self: &Arc<Self>, made: M::Worker) {
+        let mut inn = self.inner.lock();
+        inn.pending -= 1;
+        if inn.stopped {
+            inn.terminate(&ExitReason::Shutdown, made);
+            return;
+        }
+        inn.idle.push_back((made, Instant::now()));
         self.serve(&mut inn);
         inn.record();
     }
@@ -223,21 +267,53 @@ impl<M: ResourceWorker> Shared<M> {
             return;
         }
         inn.pending += 1;
+        inn.inits_due += 1;
         let sent = self
             .manager
             .get()
             .is_some_and(|h| h.send(ManagerMsg::Init).is_ok());
         if !sent {
             inn.pending -= 1;
+            inn.inits_due -= 1;
         }
     }
 
-    fn remove_worker(&self, inn: &mut Inner<M>, reason: &ExitReason, w: M::Worker) {
-        let m = &mut inn.m;
-        if catch_unwind(AssertUnwindSafe(|| m.terminate_worker(reason, w))).is_err() {
-            tracing::error!("ResourcePool terminate_worker panicked");
+    /// Makes the replacements due when the operation began or during it (bounded by
+    /// the count at entry, so a checkout that keeps removing cannot loop here: later
+    /// ones wait for the manager), then serves the queue.
+    fn run_due(self: &Arc<Self>, inn: &mut Inner<M>) {
+        let n = inn.inits_due;
+        if n == 0 || inn.stopped {
+            return;
         }
-        self.replace(inn);
+        for _ in 0..n {
+            if inn.inits_due == 0 {
+                break;
+            }
+            inn.inits_due -= 1;
+            inn.pending -= 1;
+            self.init_one(inn);
+        }
+        self.serve(inn);
+    }
+
+    /// A resource lost to a panicking callback: replaced (or, lazy, made available to
+    /// make again) only after [`INIT_RETRY`], so a callback that always panics costs
+    /// one resource per 100 ms per slot instead of spinning.
+    fn replace_after_panic(self: &Arc<Self>, inn: &mut Inner<M>) {
+        inn.metrics.restart();
+        let lazy = inn.lazy_left.is_some();
+        self.later(inn, lazy);
+    }
+
+    /// Terminates and replaces a removed resource (after the delay if
+    /// `terminate_worker` panicked).
+    fn remove_worker(self: &Arc<Self>, inn: &mut Inner<M>, reason: &ExitReason, w: M::Worker) {
+        if inn.terminate(reason, w) {
+            self.replace(inn);
+        } else {
+            self.replace_after_panic(inn);
+        }
     }
 
     /// Finds a resource for `command`: `None` when none is idle (the caller queues).
@@ -262,7 +338,7 @@ impl<M: ResourceWorker> Shared<M> {
             }
             let (w, since) = inn.idle.pop_front()?;
             let m = &mut inn.m;
-            match catch_unwind(AssertUnwindSafe(|| m.handle_checkout(command, caller, w))) {
+            match catch(|| m.handle_checkout(command, caller, w)) {
                 Ok(CheckoutResult::Ok { client, worker }) => {
                     inn.out.insert(caller.checkout, worker);
                     return Some(Ok(client));
@@ -272,9 +348,13 @@ impl<M: ResourceWorker> Shared<M> {
                     inn.idle.push_front((w, since));
                     return Some(Err(CheckoutError::Skipped(e)));
                 }
-                Err(_) => {
-                    tracing::error!("ResourcePool handle_checkout panicked; resource removed");
-                    self.replace(inn);
+                // The resource was dropped with the panic. Only this checkout fails.
+                Err(e) => {
+                    tracing::error!(
+                        "ResourcePool handle_checkout panicked: {e}; resource removed, replaced in {INIT_RETRY:?}"
+                    );
+                    self.replace_after_panic(inn);
+                    return Some(Err(CheckoutError::Panicked(e)));
                 }
             }
         }
@@ -340,6 +420,7 @@ impl<M: ResourceWorker> Shared<M> {
                     if d.is_ok() {
                         inn.metrics.checkout_now();
                     }
+                    self.run_due(&mut inn);
                     inn.record();
                     return d.map(|c| (caller, c));
                 }
@@ -351,6 +432,7 @@ impl<M: ResourceWorker> Shared<M> {
                 tx,
                 since: Instant::now(),
             });
+            self.run_due(&mut inn);
             inn.record();
             (rx, caller)
         };
@@ -390,15 +472,12 @@ impl<M: ResourceWorker> Shared<M> {
             return;
         };
         if inn.stopped {
-            let m = &mut inn.m;
-            let _ = catch_unwind(AssertUnwindSafe(|| {
-                m.terminate_worker(&ExitReason::Shutdown, w)
-            }));
+            inn.terminate(&ExitReason::Shutdown, w);
             inn.record();
             return;
         }
         let m = &mut inn.m;
-        match catch_unwind(AssertUnwindSafe(|| m.handle_checkin(checkin, caller, w))) {
+        match catch(|| m.handle_checkin(checkin, caller, w)) {
             Ok(CheckinResult::Ok(w)) => {
                 let since = if self.idle_timeout.is_some() {
                     Instant::now()
@@ -409,12 +488,15 @@ impl<M: ResourceWorker> Shared<M> {
                 inn.idle.push_back((w, since));
             }
             Ok(CheckinResult::Remove(reason, w)) => self.remove_worker(&mut inn, &reason, w),
-            Err(_) => {
-                tracing::error!("ResourcePool handle_checkin panicked; resource removed");
-                self.replace(&mut inn);
+            Err(e) => {
+                tracing::error!(
+                    "ResourcePool handle_checkin panicked: {e}; resource removed, replaced in {INIT_RETRY:?}"
+                );
+                self.replace_after_panic(&mut inn);
             }
         }
         self.serve(&mut inn);
+        self.run_due(&mut inn);
         inn.record();
     }
 
@@ -427,11 +509,11 @@ impl<M: ResourceWorker> Shared<M> {
         };
         inn.cancelled(Cancelled::CheckedOut);
         if inn.stopped {
-            let m = &mut inn.m;
-            let _ = catch_unwind(AssertUnwindSafe(|| m.terminate_worker(&reason, w)));
+            inn.terminate(&reason, w);
         } else {
             self.remove_worker(&mut inn, &reason, w);
             self.serve(&mut inn);
+            self.run_due(&mut inn);
         }
         inn.record();
     }
@@ -471,21 +553,24 @@ impl<M: ResourceWorker> Shared<M> {
             }
             budget -= 1;
             let m = &mut inn.m;
-            match catch_unwind(AssertUnwindSafe(|| m.handle_ping(w))) {
+            match catch(|| m.handle_ping(w)) {
                 Ok(Ping::Ok(w)) => kept.push_back((w, since)),
                 Ok(Ping::Remove(reason, w)) => self.remove_worker(&mut inn, &reason, w),
                 Ok(Ping::Stop(reason, w)) => {
                     kept.push_back((w, since));
                     stop = Some(ExitReason::shutdown_with(reason.to_string()));
                 }
-                Err(_) => {
-                    tracing::error!("ResourcePool handle_ping panicked; resource removed");
-                    self.replace(&mut inn);
+                Err(e) => {
+                    tracing::error!(
+                        "ResourcePool handle_ping panicked: {e}; resource removed, replaced in {INIT_RETRY:?}"
+                    );
+                    self.replace_after_panic(&mut inn);
                 }
             }
         }
         kept.append(&mut inn.idle);
         inn.idle = kept;
+        self.run_due(&mut inn);
         inn.record();
         stop
     }
@@ -502,10 +587,7 @@ impl<M: ResourceWorker> Shared<M> {
         }
         let reason = super::shutdown_reason(reason);
         while let Some((w, _)) = inn.idle.pop_front() {
-            let m = &mut inn.m;
-            if catch_unwind(AssertUnwindSafe(|| m.terminate_worker(&reason, w))).is_err() {
-                tracing::error!("ResourcePool terminate_worker panicked");
-            }
+            inn.terminate(&reason, w);
         }
         inn.record();
     }
@@ -632,6 +714,11 @@ async fn run<M: ResourceWorker>(
         match msg {
             Message::Msg(ManagerMsg::Init) => {
                 let mut inn = shared.inner.lock();
+                // Already made by the operation that removed its resource.
+                if inn.inits_due == 0 {
+                    continue;
+                }
+                inn.inits_due -= 1;
                 inn.pending -= 1;
                 if !inn.stopped {
                     shared.init_one(&mut inn);

@@ -19,6 +19,12 @@
 //!   pool overflows and nobody waits, the overflow count drops instead). A caller that
 //!   dies holding a worker returns it.
 //! - [`Pool::status`]: `(ready | overflow | full, available, overflow, checked_out)`.
+//! - [`Pool::stop`]: as poolboy's `terminate` shutting down its supervisor — every
+//!   worker gets `shutdown` from the manager (its parent), then `kill` after
+//!   [`PoolOptions::shutdown`] (5 s), and `stop` returns once all have exited,
+//!   including overflow workers dismissed moments before. A worker blocked without an
+//!   await point cannot be killed (tokio does not preempt); the manager then gives up
+//!   after a second grace period and logs an error.
 //!
 //! Deliberate differences:
 //! - A checkout returns a [`Lease`], which owns the checkout: dropping it checks the
@@ -32,15 +38,20 @@
 //! - The queue and the idle workers are shared state under a short lock, so checkout
 //!   and check-in cost no round trip through the manager; the manager serialises only
 //!   worker starts, exits and dismissals.
-//! - A replacement worker that cannot start stops the pool with that error (poolboy's
-//!   manager crashes on it and relies on its supervisor).
+//! - A replacement worker that cannot start (its `init` fails or panics) stops the
+//!   pool with that error (poolboy's manager crashes on it and relies on its
+//!   supervisor); an overflow worker that cannot start fails that checkout with
+//!   [`PoolError::WorkerStart`]. A worker that panics later (in a handler, including
+//!   `handle_info`) is an exit like any other: forgotten and replaced — at once, unless it
+//!   exited within 100 ms of its start: then its replacement starts 100 ms after that
+//!   start, so a worker that crashes on every start cannot spin the manager (poolboy
+//!   restarts in a loop).
 
 use std::future::Future;
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::metrics::{Metrics, PoolStats};
@@ -50,6 +61,7 @@ use crate::exit::ExitReason;
 use crate::gen_server::{GenServer, ServerRef};
 use crate::pid::Pid;
 use crate::process::{self, Context, Spawn};
+use crate::sync::Mutex;
 
 /// Which idle worker a checkout gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +86,9 @@ pub struct PoolOptions {
     pub strategy: Strategy,
     /// Register the manager under this name (also the `pool` label of its metrics).
     pub name: Option<String>,
+    /// How long a stopping pool waits for each worker to exit after its `shutdown`
+    /// exit signal before killing it (default 5 s, poolboy's supervisor's).
+    pub shutdown: Duration,
 }
 
 impl Default for PoolOptions {
@@ -83,6 +98,7 @@ impl Default for PoolOptions {
             max_overflow: 10,
             strategy: Strategy::Lifo,
             name: None,
+            shutdown: Duration::from_secs(5),
         }
     }
 }
@@ -106,6 +122,12 @@ impl PoolOptions {
     /// Sets the name.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the shutdown grace of each worker.
+    pub fn shutdown(mut self, grace: Duration) -> Self {
+        self.shutdown = grace;
         self
     }
 }
@@ -303,11 +325,11 @@ impl<W: GenServer> Pool<W> {
         };
         let label = opts.name.clone().unwrap_or_default();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(Metrics::new(label, opts.size))),
+            state: Mutex::new(State::new(Metrics::new(label, opts.size), opts.strategy)),
             manager: OnceLock::new(),
             size: opts.size,
             max_overflow: opts.max_overflow,
-            strategy: opts.strategy,
+            shutdown: opts.shutdown,
         });
         let (ack_tx, ack_rx) = oneshot::channel();
         let mut spawn = Spawn::new().trap_exit().label("pool");
@@ -479,8 +501,13 @@ impl<W: GenServer> Pool<W> {
         !self.shared.state.lock().stopped
     }
 
-    /// Stops the pool: waiters get [`PoolError::Stopped`], every worker is stopped
-    /// (`shutdown`), and later checkouts fail. Waits up to `timeout` for the manager.
+    /// Stops the pool: later checkouts fail and waiters get [`PoolError::Stopped`];
+    /// every worker the pool started that still runs — idle, checked out, overflow,
+    /// just dismissed — gets a `shutdown` exit signal (killed after
+    /// [`PoolOptions::shutdown`]), and the manager exits once every one of them has
+    /// exited. Waits up to `timeout` for that: when this returns `Ok`, no worker of the
+    /// pool is running. A lease still held then is void: its calls fail and its
+    /// check-in returns [`CheckinError::Stopped`].
     pub async fn stop(&self, timeout: Duration) -> Result<(), PoolError> {
         let Some(h) = self.shared.manager.get() else {
             return Err(PoolError::Stopped);

@@ -13,18 +13,24 @@
 //! `live workers = size + overflow` except while a replacement or an overflow worker is
 //! being started.
 //!
+//! The manager also keeps the pid of every worker it started until that worker's EXIT
+//! arrives, whether the state still holds it or not (dismissed overflow workers are
+//! removed from the state at check-in); on stop it signals all of them and waits for
+//! every exit, so `Pool::stop` returns with no worker running.
+//!
 //! A lease handed to a waiter travels through a oneshot channel. If the waiter is gone
 //! the send fails and gives the lease back at once; if the waiter goes away after the
 //! send, the lease is dropped with the channel and its `Drop` checks it in. Either way
 //! no worker can be lost in the hand-off (poolboy's checkout-timeout races).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::checkout::{HandOff, Queue};
 use super::metrics::{Levels, Metrics};
 use super::worker_pool::{Lease, Strategy};
 use super::{CheckinError, PoolError};
@@ -33,6 +39,15 @@ use crate::gen_server::{self, GenServer, ServerRef, StartError, StartOptions};
 use crate::pid::Pid;
 use crate::process::{Context, Handle};
 use crate::signal::Message;
+use crate::sync::Mutex;
+
+/// A worker that exits sooner than this after its start is replaced only this long
+/// after that start, so a worker that crashes on every start costs one start per
+/// 100 ms per slot instead of a restart loop (the `ResourcePool`'s retry delay).
+pub(super) const RESTART_DELAY: Duration = Duration::from_millis(100);
+
+/// Workers started and not yet seen exiting, with their start times.
+type Alive = HashMap<Pid, Instant>;
 
 /// Where a waiting caller receives its worker (or why it will not get one).
 pub(super) type Reply<W> = oneshot::Sender<Result<Lease<W>, PoolError>>;
@@ -45,7 +60,8 @@ pub(super) struct Shared<W: GenServer> {
     pub(super) manager: OnceLock<Handle<ManagerMsg<W>>>,
     pub(super) size: usize,
     pub(super) max_overflow: usize,
-    pub(super) strategy: Strategy,
+    /// How long a stopping pool waits for a worker to exit before killing it.
+    pub(super) shutdown: Duration,
 }
 
 struct Slot<W: GenServer> {
@@ -64,18 +80,12 @@ pub(super) struct Out<W: GenServer> {
     pub(super) worker: ServerRef<W>,
 }
 
-struct Waiter<W: GenServer> {
-    id: u64,
-    tx: Reply<W>,
-    since: Instant,
-}
-
 pub(super) struct State<W: GenServer> {
     slots: Vec<Option<Slot<W>>>,
     free: Vec<usize>,
     by_pid: HashMap<Pid, usize>,
-    idle: VecDeque<usize>,
-    waiting: VecDeque<Waiter<W>>,
+    /// The idle workers and the waiting callers (the part the loom model checks).
+    queue: Queue<Reply<W>>,
     pub(super) overflow: usize,
     pub(super) checked_out: usize,
     next_id: u64,
@@ -95,13 +105,12 @@ pub(super) enum Attempt<W: GenServer> {
 }
 
 impl<W: GenServer> State<W> {
-    pub(super) fn new(metrics: Metrics) -> Self {
+    pub(super) fn new(metrics: Metrics, strategy: Strategy) -> Self {
         State {
             slots: Vec::new(),
             free: Vec::new(),
             by_pid: HashMap::new(),
-            idle: VecDeque::new(),
-            waiting: VecDeque::new(),
+            queue: Queue::new(strategy == Strategy::Lifo),
             overflow: 0,
             checked_out: 0,
             next_id: 1,
@@ -145,11 +154,11 @@ impl<W: GenServer> State<W> {
     }
 
     pub(super) fn available(&self) -> usize {
-        self.idle.len()
+        self.queue.idle()
     }
 
     pub(super) fn waiting(&self) -> usize {
-        self.waiting.len()
+        self.queue.waiting()
     }
 
     pub(super) fn live(&self) -> usize {
@@ -163,9 +172,9 @@ impl<W: GenServer> State<W> {
     fn record(&mut self) {
         let l = Levels {
             checked_out: self.checked_out,
-            available: self.idle.len(),
+            available: self.queue.idle(),
             overflow: self.overflow,
-            waiting: self.waiting.len(),
+            waiting: self.queue.waiting(),
         };
         self.metrics.levels(l);
     }
@@ -212,7 +221,7 @@ impl<W: GenServer> Shared<W> {
         if st.stopped {
             return Attempt::Stopped;
         }
-        if let Some(i) = st.idle.pop_front() {
+        if let Some(i) = st.queue.pop_idle() {
             let out = Self::take(&mut st, i);
             st.metrics.checkout_now();
             st.record();
@@ -239,13 +248,8 @@ impl<W: GenServer> Shared<W> {
             st.metrics.full();
             return Attempt::Full;
         }
-        let id = st.id();
         let (tx, rx) = oneshot::channel();
-        st.waiting.push_back(Waiter {
-            id,
-            tx,
-            since: Instant::now(),
-        });
+        let id = st.queue.enqueue(tx, Instant::now());
         st.record();
         Attempt::Wait(id, rx)
     }
@@ -255,8 +259,7 @@ impl<W: GenServer> Shared<W> {
     pub(super) fn cancel_wait(&self, id: u64) {
         let mut st = self.state.lock();
         st.metrics.timeout();
-        if let Some(pos) = st.waiting.iter().position(|w| w.id == id) {
-            st.waiting.remove(pos);
+        if st.queue.cancel(id) {
             st.record();
         }
     }
@@ -270,6 +273,9 @@ impl<W: GenServer> Shared<W> {
     pub(super) fn checkin(self: &Arc<Self>, out: Out<W>) -> Result<(), CheckinError> {
         let dismiss = {
             let mut st = self.state.lock();
+            if st.stopped {
+                return Err(CheckinError::Stopped(out.worker.pid()));
+            }
             match st.slots.get_mut(out.slot) {
                 Some(Some(s)) if s.lease == out.id => {
                     s.lease = 0;
@@ -291,40 +297,43 @@ impl<W: GenServer> Shared<W> {
     /// Slot `i` is free (not checked out): hand it to the first waiter still there, or
     /// stop it if overflow workers are out and nobody waits, or make it idle. Returns
     /// the pid of a worker to stop.
-    fn release(self: &Arc<Self>, st: &mut State<W>, mut i: usize) -> Option<Pid> {
-        while let Some(w) = st.waiting.pop_front() {
+    fn release(self: &Arc<Self>, st: &mut State<W>, i: usize) -> Option<Pid> {
+        // Moved out for the hand-off, which leases slots in the rest of the state (an
+        // empty queue holds no allocation).
+        let mut queue = std::mem::replace(&mut st.queue, Queue::new(true));
+        let handed = queue.hand_off(i, |tx, i| {
             let lease = self.lease(st, i);
-            match w.tx.send(Ok(lease)) {
-                Ok(()) => {
-                    st.metrics.checkout_waited(w.since);
-                    return None;
-                }
+            match tx.send(Ok(lease)) {
+                Ok(()) => Ok(()),
                 // The waiter left after its last look at the queue: next one.
-                Err(back) => match back {
-                    Ok(lease) => i = Self::unlease(st, lease),
-                    Err(_) => unreachable!("we sent Ok"),
-                },
+                Err(Ok(lease)) => Err(Self::unlease(st, lease)),
+                Err(Err(_)) => unreachable!("we sent Ok"),
+            }
+        });
+        st.queue = queue;
+        match handed {
+            HandOff::Waiter { since } => {
+                st.metrics.checkout_waited(since);
+                None
+            }
+            HandOff::Nobody(i) if st.overflow > 0 => {
+                st.overflow -= 1;
+                st.remove(i).map(|s| s.pid)
+            }
+            HandOff::Nobody(i) => {
+                st.queue.push_idle(i);
+                None
             }
         }
-        if st.overflow > 0 {
-            st.overflow -= 1;
-            return st.remove(i).map(|s| s.pid);
-        }
-        match self.strategy {
-            Strategy::Lifo => st.idle.push_front(i),
-            Strategy::Fifo => st.idle.push_back(i),
-        }
-        None
     }
 
     /// Stops the pool: no more checkouts; waiters get `Stopped`. Returns the workers.
     pub(super) fn close(&self) -> Vec<Pid> {
         let mut st = self.state.lock();
         st.stopped = true;
-        for w in st.waiting.drain(..) {
+        for w in st.queue.close() {
             let _ = w.tx.send(Err(PoolError::Stopped));
         }
-        st.idle.clear();
         st.by_pid.clear();
         st.free.clear();
         st.checked_out = 0;
@@ -341,6 +350,8 @@ pub(super) enum ManagerMsg<W: GenServer> {
     StartOverflow { tx: Reply<W>, since: Instant },
     /// Stop this surplus worker (already removed from the state).
     Dismiss(Pid),
+    /// Start a replacement held back by [`RESTART_DELAY`].
+    Replace,
     /// Stop the pool.
     Stop(ExitReason),
 }
@@ -362,7 +373,8 @@ async fn start_worker<W: GenServer>(factory: &Factory<W>) -> Result<ServerRef<W>
     gen_server::start_with(factory(), opts).await
 }
 
-/// The manager process: starts the workers, acks, then serves requests and exits.
+/// The manager process: starts the workers, acks, then serves requests; on stop it
+/// stops every worker it ever started that is still running and waits for each exit.
 pub(super) async fn run<W: GenServer>(
     mut ctx: Context<ManagerMsg<W>>,
     shared: Arc<Shared<W>>,
@@ -372,18 +384,21 @@ pub(super) async fn run<W: GenServer>(
 ) -> ExitReason {
     let _ = shared.manager.set(ctx.handle());
     let _guard = CloseGuard(shared.clone());
+    // Every worker started and not yet seen exiting (its EXIT: the manager links every
+    // worker and traps exits), whether the state still holds it or not: dismissed
+    // workers stay here until they are gone.
+    let mut alive = Alive::new();
     for _ in 0..shared.size {
         match start_worker(&factory).await {
             Ok(w) => {
+                alive.insert(w.pid(), Instant::now());
                 let mut st = shared.state.lock();
                 let i = st.add(w);
-                st.idle.push_back(i);
+                st.queue.push_new(i);
                 st.record();
             }
             Err(e) => {
-                for pid in shared.close() {
-                    crate::signal::exit(pid, ExitReason::Shutdown);
-                }
+                shutdown(&mut ctx, &shared, &mut alive, &ExitReason::Shutdown).await;
                 let _ = ack.send(Err(PoolError::WorkerStart(e)));
                 return ExitReason::Normal;
             }
@@ -393,19 +408,26 @@ pub(super) async fn run<W: GenServer>(
     let reason = loop {
         match ctx.recv().await {
             Message::Msg(ManagerMsg::StartOverflow { tx, since }) => {
-                if let Err(e) = start_overflow(&shared, &factory, tx, since).await {
+                if let Err(e) = start_overflow(&shared, &factory, &mut alive, tx, since).await {
                     break e;
                 }
             }
             Message::Msg(ManagerMsg::Dismiss(pid)) => {
                 // Sent by the parent, so even a worker trapping exits stops (and runs
-                // its terminate).
+                // its terminate). It stays in `alive` until its EXIT arrives.
                 crate::signal::exit(pid, ExitReason::Shutdown);
             }
             Message::Msg(ManagerMsg::Stop(reason)) => break reason,
             Message::Exit { from, reason } if Some(from) == parent => break reason,
+            Message::Msg(ManagerMsg::Replace) => {
+                if let Err(e) = replace(&shared, &factory, &mut alive).await {
+                    break e;
+                }
+            }
             Message::Exit { from, reason } => {
-                if let Err(e) = worker_exit(&shared, &factory, from, reason).await {
+                let started = alive.remove(&from);
+                let r = worker_exit(&shared, &factory, &mut alive, from, started, reason).await;
+                if let Err(e) = r {
                     break e;
                 }
             }
@@ -413,21 +435,80 @@ pub(super) async fn run<W: GenServer>(
         }
     };
     let stop = super::shutdown_reason(&reason);
-    for pid in shared.close() {
-        crate::signal::exit(pid, stop.clone());
-    }
+    shutdown(&mut ctx, &shared, &mut alive, &stop).await;
     reason
+}
+
+/// Stops the pool (no more checkouts, waiters told) and every worker in `alive`: each
+/// gets `reason` from its parent, then `kill` if it has not exited within the pool's
+/// `shutdown` grace (poolboy's supervisor: `shutdown` 5000, then `kill`). Returns once
+/// every worker's exit has arrived (or, for a worker that does not even die when
+/// killed, after a second grace period, with an error logged).
+async fn shutdown<W: GenServer>(
+    ctx: &mut Context<ManagerMsg<W>>,
+    shared: &Shared<W>,
+    alive: &mut Alive,
+    reason: &ExitReason,
+) {
+    // Every pid the state holds is in `alive` too.
+    let _ = shared.close();
+    for &pid in alive.keys() {
+        crate::signal::exit(pid, reason.clone());
+    }
+    if await_exits(ctx, alive, shared.shutdown).await {
+        return;
+    }
+    tracing::warn!(
+        workers = alive.len(),
+        grace = ?shared.shutdown,
+        "pool workers did not stop within the shutdown grace; killing them"
+    );
+    for &pid in alive.keys() {
+        crate::signal::exit(pid, ExitReason::Kill);
+    }
+    if !await_exits(ctx, alive, shared.shutdown).await {
+        tracing::error!(
+            workers = ?alive.keys().collect::<Vec<_>>(),
+            "pool workers still running after kill (blocked without an await point?)"
+        );
+    }
+}
+
+/// Receives until every pid in `alive` has exited or `grace` has passed (false).
+/// Requests arriving meanwhile are dropped: an overflow request's caller then gets
+/// `Stopped`.
+async fn await_exits<W: GenServer>(
+    ctx: &mut Context<ManagerMsg<W>>,
+    alive: &mut Alive,
+    grace: Duration,
+) -> bool {
+    let deadline = Instant::now() + grace;
+    while !alive.is_empty() {
+        match tokio::time::timeout_at(deadline, ctx.recv()).await {
+            Ok(Message::Exit { from, .. }) => {
+                alive.remove(&from);
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 async fn start_overflow<W: GenServer>(
     shared: &Arc<Shared<W>>,
     factory: &Factory<W>,
+    alive: &mut Alive,
     tx: Reply<W>,
     since: Instant,
 ) -> Result<(), ExitReason> {
     let started = start_worker(factory).await;
+    if let Ok(w) = &started {
+        alive.insert(w.pid(), Instant::now());
+    }
     let mut st = shared.state.lock();
     if st.stopped {
+        // Not reached (only the manager stops the pool); the stop would reap it.
         return Ok(());
     }
     let dismiss = match started {
@@ -469,7 +550,9 @@ async fn start_overflow<W: GenServer>(
 async fn worker_exit<W: GenServer>(
     shared: &Arc<Shared<W>>,
     factory: &Factory<W>,
+    alive: &mut Alive,
     pid: Pid,
+    started: Option<Instant>,
     reason: ExitReason,
 ) -> Result<(), ExitReason> {
     {
@@ -483,19 +566,42 @@ async fn worker_exit<W: GenServer>(
             if s.lease != 0 {
                 st.checked_out -= 1;
             } else {
-                st.idle.retain(|&j| j != i);
+                st.queue.remove_idle(i);
             }
         }
-        if st.waiting.is_empty() && st.overflow > 0 {
+        if st.queue.waiting() == 0 && st.overflow > 0 {
             st.overflow -= 1;
             st.record();
             return Ok(());
         }
         st.record();
     }
+    // A worker that died young: hold its replacement back (a crash loop).
+    if let Some(at) = started.map(|t| t + RESTART_DELAY) {
+        if Instant::now() < at {
+            if let Some(m) = shared.manager().cloned() {
+                tracing::warn!(%pid, "pool worker exited within {RESTART_DELAY:?} of its start; replacing it in {RESTART_DELAY:?}");
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(at).await;
+                    let _ = m.send(ManagerMsg::Replace);
+                });
+                return Ok(());
+            }
+        }
+    }
+    replace(shared, factory, alive).await
+}
+
+/// Starts a replacement worker and gives it to a waiter or the idle list.
+async fn replace<W: GenServer>(
+    shared: &Arc<Shared<W>>,
+    factory: &Factory<W>,
+    alive: &mut Alive,
+) -> Result<(), ExitReason> {
     let w = start_worker(factory)
         .await
         .map_err(|e| ExitReason::error(format!("pool worker replacement failed to start: {e}")))?;
+    alive.insert(w.pid(), Instant::now());
     let dismiss = {
         let mut st = shared.state.lock();
         if st.stopped {

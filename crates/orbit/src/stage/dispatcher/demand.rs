@@ -1,5 +1,7 @@
 //! DemandDispatcher: each event to one consumer, the one with the largest pending
-//! demand first (GenStage's default dispatcher).
+//! demand first (GenStage's default dispatcher). Ties are broken as GenStage's
+//! `add_demand/4` does: a consumer whose demand just changed goes after those with
+//! equal demand, so the same asks give the same deliveries (`tests/stage_diff.rs`).
 //!
 //! The first ask sets the maximum demand expected of every consumer; a consumer asking
 //! for more is warned about, since it will starve the others. A cancelled consumer's
@@ -50,14 +52,20 @@ impl<T> DemandDispatcher<T> {
         }
     }
 
+    /// The entries are kept in GenStage's order (its `add_demand/4`): by demand, largest
+    /// first, an entry whose demand changed going before the first with strictly less
+    /// (so after those with equal demand). The head is served first.
     fn largest(&self) -> Option<usize> {
-        let mut best: Option<usize> = None;
-        for (i, e) in self.entries.iter().enumerate() {
-            if e.demand > 0 && best.is_none_or(|b| e.demand > self.entries[b].demand) {
-                best = Some(i);
-            }
-        }
-        best
+        self.entries.first().filter(|e| e.demand > 0).map(|_| 0)
+    }
+
+    fn insert(&mut self, e: Entry<T>) {
+        let at = self
+            .entries
+            .iter()
+            .position(|x| e.demand > x.demand)
+            .unwrap_or(self.entries.len());
+        self.entries.insert(at, e);
     }
 }
 
@@ -94,6 +102,11 @@ impl<T: Send + 'static> Dispatcher<T> for DemandDispatcher<T> {
         }
         e.demand += n;
         self.total += n;
+        // Keep GenStage's order: re-insert before the first entry with less demand.
+        if let Some(i) = self.entries.iter().position(|e| e.tag == tag) {
+            let e = self.entries.remove(i);
+            self.insert(e);
+        }
     }
 
     fn capacity(&self) -> usize {
@@ -115,6 +128,8 @@ impl<T: Send + 'static> Dispatcher<T> for DemandDispatcher<T> {
             // A dead consumer's events are lost, as messages to a dead pid are; its DOWN
             // is on the way and cancels the subscription.
             e.sink.send_events(e.tag, batch);
+            let e = self.entries.remove(i);
+            self.insert(e);
         }
         Ok(events)
     }

@@ -6,7 +6,14 @@
 //! partition's index, or `None` to discard the event. The default hash spreads events
 //! by their `Hash` (GenStage uses `phash2(event, n)`). Events beyond a partition's
 //! demand wait in that partition's queue until its consumer asks (or, if it has none,
-//! until one subscribes); a cancelled consumer's queued events stay for the next one.
+//! until one subscribes); a cancelled consumer's queued events stay for the next one
+//! (GenStage drops them and asks for as many again).
+//!
+//! As GenStage's: an ask is forwarded upstream whole even when the partition's queue
+//! serves it, because the queued events already used up the producer's allowance; so a
+//! slow partition never starves the others, and `handle_demand` sees the same demands
+//! as GenStage's for the same asks (`tests/stage_diff.rs`). As in GenStage, a partition
+//! whose consumer asks less than its events arrive grows its queue without bound.
 //!
 //! Errors are clear and immediate: subscribing without a partition, to one that does
 //! not exist, or to one already taken is refused; a hash returning an index out of
@@ -150,7 +157,12 @@ impl<T: Send + 'static> Dispatcher<T> for PartitionDispatcher<T> {
             }
         }
         p.demand += n - from_queue;
-        self.waiting += n - from_queue;
+        // As GenStage's `PartitionDispatcher.ask/3`: the whole ask goes upstream, even
+        // the part served from the queue. Those queued events already used up the
+        // producer's allowance when they were placed; not asking again for them let
+        // a slow partition's queue eat the allowance of every other partition, which
+        // then starved with demand outstanding (issue 16 item 6).
+        self.waiting += n;
     }
 
     fn capacity(&self) -> usize {

@@ -1,0 +1,329 @@
+//! Table files are untrusted input: crafted files with VALID checksums must load exactly
+//! or fail with an error — no huge allocation, no stack overflow, no silent loss, no
+//! panic — and temp files of writers that died mid-save are cleaned.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::PathBuf;
+
+use orbit::ets::codec;
+use orbit::ets::file::file2tab_from_bytes;
+use orbit::ets::{file2tab, tab2file, EtsError, FileOptions, Table, TableType};
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+
+// ---- a per-thread "largest single allocation" meter ----------------------------------
+
+struct Meter;
+thread_local! {
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+}
+unsafe impl GlobalAlloc for Meter {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let _ = LARGEST.try_with(|c| c.set(c.get().max(l.size())));
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        let _ = LARGEST.try_with(|c| c.set(c.get().max(n)));
+        System.realloc(p, l, n)
+    }
+}
+#[global_allocator]
+static A: Meter = Meter;
+
+fn largest_alloc_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    LARGEST.with(|c| c.set(0));
+    let r = f();
+    (r, LARGEST.with(|c| c.get()))
+}
+
+// ---- crafting files --------------------------------------------------------------------
+
+type RawHeader = (Option<String>, u8, u8, u64, String, String);
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("orbit-ets-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A real file's header, to copy its kind/protection/type names.
+fn real_header<K, V>(kind: TableType, objs: Vec<(K, V)>) -> (Vec<u8>, RawHeader)
+where
+    K: orbit::ets::Key + Serialize + serde::de::DeserializeOwned,
+    V: orbit::ets::Value + Serialize + serde::de::DeserializeOwned,
+{
+    let t: Table<K, V> = Table::builder().kind(kind).build().unwrap();
+    t.insert_many(objs).unwrap();
+    let p = dir().join(format!(
+        "real-{:?}-{}",
+        kind,
+        std::any::type_name::<V>().len()
+    ));
+    tab2file(&t, &p, FileOptions::new()).unwrap();
+    let b = std::fs::read(&p).unwrap();
+    let hlen = u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize;
+    let h: RawHeader = codec::decode(&b[16..16 + hlen]).unwrap();
+    (b, h)
+}
+
+/// Builds a file with valid checksums from a header and raw object encodings.
+fn craft(h: &RawHeader, objects: &[Vec<u8>], trailer_count: u64) -> Vec<u8> {
+    let hb = codec::encode(h).unwrap();
+    let mut f = Vec::new();
+    f.extend_from_slice(b"ORBITETS");
+    f.extend_from_slice(&1u32.to_le_bytes());
+    f.extend_from_slice(&(hb.len() as u32).to_le_bytes());
+    f.extend_from_slice(&hb);
+    let c = crc32fast::hash(&f);
+    f.extend_from_slice(&c.to_le_bytes());
+    let body = f.len();
+    for o in objects {
+        f.extend_from_slice(&(o.len() as u32).to_le_bytes());
+        f.extend_from_slice(o);
+    }
+    f.extend_from_slice(b"ORBITEND");
+    f.extend_from_slice(&trailer_count.to_le_bytes());
+    let c = crc32fast::hash(&f[body..]);
+    f.extend_from_slice(&c.to_le_bytes());
+    f
+}
+
+/// Recomputes both checksums of a (possibly mutated) file, where the layout allows.
+fn fix_crcs(f: &mut [u8]) {
+    if f.len() < 16 + 4 + 20 {
+        return;
+    }
+    let hlen = u32::from_le_bytes(f[12..16].try_into().unwrap()) as usize;
+    let Some(hend) = 16usize.checked_add(hlen).filter(|e| e + 4 + 20 <= f.len()) else {
+        return;
+    };
+    let c = crc32fast::hash(&f[..hend]);
+    f[hend..hend + 4].copy_from_slice(&c.to_le_bytes());
+    let n = f.len();
+    let c = crc32fast::hash(&f[hend + 4..n - 4]);
+    f[n - 4..].copy_from_slice(&c.to_le_bytes());
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Big([u64; 32], [u64; 32], [u64; 32], [u64; 32]);
+
+#[test]
+fn huge_declared_count_reserves_nothing() {
+    let (_, mut h) = real_header::<u64, Big>(TableType::Set, vec![]);
+    h.3 = 1 << 40;
+    let f = craft(&h, &[], 1 << 40);
+    let (r, largest) =
+        largest_alloc_during(|| file2tab_from_bytes::<u64, Big>(&f, FileOptions::new()));
+    assert!(
+        matches!(r, Err(EtsError::InvalidObjectCount { .. })),
+        "{r:?}"
+    );
+    // Bound: 64 KiB + 64 x the file (a few hundred bytes); the old code reserved
+    // 2^20 objects of 1 KiB = 1 GiB here.
+    assert!(
+        largest <= 65536 + 64 * f.len(),
+        "largest allocation {largest} B for a {} B file",
+        f.len()
+    );
+}
+
+#[test]
+fn huge_declared_sequence_length_reserves_little() {
+    let (_, h) = real_header::<u64, Vec<Big>>(TableType::Set, vec![]);
+    let mut o = codec::encode(&1u64).unwrap();
+    o.extend_from_slice(&65536u64.to_le_bytes()); // 65536 Bigs declared, none present
+    let f = craft(&h, &[o], 1);
+    let (r, largest) =
+        largest_alloc_during(|| file2tab_from_bytes::<u64, Vec<Big>>(&f, FileOptions::new()));
+    assert!(r.is_err(), "{r:?}");
+    assert!(
+        largest <= 65536 + 64 * f.len(),
+        "largest allocation {largest} B for a {} B file",
+        f.len()
+    );
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+enum Tree {
+    Leaf,
+    Node(Box<Tree>),
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let (_, h) = real_header::<u64, Tree>(TableType::Set, vec![]);
+    let depth = 1 << 20; // 4 MiB of variant tags
+    let mut o = codec::encode(&1u64).unwrap();
+    for _ in 0..depth {
+        o.extend_from_slice(&1u32.to_le_bytes());
+    }
+    o.extend_from_slice(&0u32.to_le_bytes());
+    let f = craft(&h, &[o], 1);
+    let r = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || file2tab_from_bytes::<u64, Tree>(&f, FileOptions::new()).map(|_| ()))
+        .unwrap()
+        .join()
+        .expect("no panic");
+    let e = r.expect_err("refused");
+    assert!(e.to_string().contains("nesting"), "{e}");
+
+    // The limit itself round-trips on the same 2 MiB stack.
+    let mut t = Tree::Leaf;
+    for _ in 0..(codec::MAX_DEPTH - 2) {
+        t = Tree::Node(Box::new(t));
+    }
+    let ok = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let b = codec::encode(&t).unwrap();
+            codec::decode::<Tree>(&b).unwrap() == t
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(ok);
+}
+
+#[test]
+fn duplicate_key_in_set_file_is_an_error() {
+    for kind in [TableType::Set, TableType::OrderedSet] {
+        let (_, h) = real_header::<u64, String>(kind, vec![]);
+        let mut h = h;
+        h.3 = 2;
+        let a = codec::encode(&(7u64, "a".to_string())).unwrap();
+        let b = codec::encode(&(7u64, "b".to_string())).unwrap();
+        let f = craft(&h, &[a, b], 2);
+        let r = file2tab_from_bytes::<u64, String>(&f, FileOptions::new());
+        let e = r
+            .map(|t| t.size().unwrap())
+            .expect_err("duplicate key refused");
+        assert!(e.to_string().contains("duplicate key"), "{kind:?}: {e}");
+    }
+    // In a bag file the same key twice is legitimate.
+    let (_, mut h) = real_header::<u64, String>(TableType::Bag, vec![]);
+    h.3 = 2;
+    let a = codec::encode(&(7u64, "a".to_string())).unwrap();
+    let b = codec::encode(&(7u64, "b".to_string())).unwrap();
+    let f = craft(&h, &[a, b], 2);
+    let t = file2tab_from_bytes::<u64, String>(&f, FileOptions::new()).unwrap();
+    assert_eq!(t.size().unwrap(), 2);
+}
+
+#[test]
+fn declared_count_disagreeing_with_content_is_an_error() {
+    let (_, mut h) = real_header::<u64, String>(TableType::Set, vec![]);
+    let a = codec::encode(&(1u64, "a".to_string())).unwrap();
+    let b = codec::encode(&(2u64, "b".to_string())).unwrap();
+    for (hs, ts) in [(3, 2), (2, 3), (1, 1), (3, 3)] {
+        h.3 = hs;
+        let f = craft(&h, &[a.clone(), b.clone()], ts);
+        let r = file2tab_from_bytes::<u64, String>(&f, FileOptions::new());
+        assert!(
+            matches!(r, Err(EtsError::InvalidObjectCount { .. })),
+            "header {hs} trailer {ts}"
+        );
+    }
+    h.3 = 2;
+    let f = craft(&h, &[a, b], 2);
+    assert_eq!(
+        file2tab_from_bytes::<u64, String>(&f, FileOptions::new())
+            .unwrap()
+            .size()
+            .unwrap(),
+        2
+    );
+}
+
+#[test]
+fn stale_temp_files_of_dead_writers_are_cleaned() {
+    let d = dir().join("stale");
+    std::fs::create_dir_all(&d).unwrap();
+    let p = d.join("t.tab");
+    // A pid that has exited: a child we reaped.
+    let mut c = std::process::Command::new("true").spawn().unwrap();
+    let dead = c.id();
+    c.wait().unwrap();
+    let stale = d.join(format!(".t.tab.tmp-{dead}-0"));
+    let mine = d.join(format!(".t.tab.tmp-{}-999999", std::process::id()));
+    let other = d.join(format!(".u.tab.tmp-{dead}-0"));
+    for f in [&stale, &mine, &other] {
+        std::fs::write(f, b"partial").unwrap();
+    }
+    let t: Table<u64, u64> = Table::builder().build().unwrap();
+    t.insert(1, 1).unwrap();
+    tab2file(&t, &p, FileOptions::new()).unwrap();
+    assert!(
+        !stale.exists(),
+        "a dead writer's temp file is removed on save"
+    );
+    assert!(mine.exists(), "a temp file of this (live) process is kept");
+    assert!(other.exists(), "another table's temp file is not touched");
+
+    std::fs::write(&stale, b"partial").unwrap();
+    let back: Table<u64, u64> = file2tab(&p, FileOptions::new()).unwrap();
+    assert_eq!(back.lookup(&1).unwrap(), vec![(1, 1)]);
+    assert!(
+        !stale.exists(),
+        "a dead writer's temp file is removed on load"
+    );
+    assert!(mine.exists());
+}
+
+#[test]
+fn load_time_is_linear_in_objects() {
+    fn file(n: u64) -> Vec<u8> {
+        let (_, mut h) = real_header::<u64, String>(TableType::Set, vec![]);
+        h.3 = n;
+        let objs: Vec<Vec<u8>> = (0..n)
+            .map(|i| codec::encode(&(i, format!("v{i}"))).unwrap())
+            .collect();
+        craft(&h, &objs, n)
+    }
+    let time = |f: &[u8]| {
+        (0..5)
+            .map(|_| {
+                let t0 = std::time::Instant::now();
+                let t = file2tab_from_bytes::<u64, String>(f, FileOptions::new()).unwrap();
+                assert!(t.size().unwrap() > 0);
+                t0.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let (small, large) = (file(5_000), file(50_000));
+    let (ts, tl) = (time(&small), time(&large));
+    // 10x the input: linear is ~10x, quadratic ~100x. Allow 40x (min of 5 runs; slack for
+    // hash-table growth and cache effects on a loaded 2-core machine).
+    assert!(tl <= ts * 40, "10x input took {tl:?} vs {ts:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    /// Random mutations of a valid file, checksums recomputed: never a panic; either an
+    /// error or a table.
+    #[test]
+    fn mutated_files_never_panic(muts in prop::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+                                 cut in any::<Option<usize>>()) {
+        let objs: Vec<(u64, Vec<String>)> =
+            (0..6).map(|i| (i, (0..i).map(|j| format!("s{j}")).collect())).collect();
+        let (mut f, _) = real_header::<u64, Vec<String>>(TableType::OrderedSet, objs.clone());
+        for (at, v) in muts {
+            let i = at % f.len();
+            f[i] = v;
+        }
+        if let Some(c) = cut {
+            let n = c % (f.len() + 1);
+            f.truncate(n);
+        }
+        fix_crcs(&mut f);
+        let r = std::panic::catch_unwind(|| {
+            file2tab_from_bytes::<u64, Vec<String>>(&f, FileOptions::new()).map(|t| t.size().unwrap())
+        });
+        prop_assert!(r.is_ok(), "panicked");
+    }
+}

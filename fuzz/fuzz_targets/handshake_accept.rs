@@ -1,0 +1,5 @@
+//! `cargo +nightly fuzz run handshake_accept` (from the repository's `fuzz/`): body in
+//! `orbit_fuzz::fuzz_handshake_accept` (also replayed on stable by `crates/orbit-fuzz/tests/replay.rs`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| orbit_fuzz::fuzz_handshake_accept(data));

@@ -47,16 +47,40 @@
 //!
 //! # Model checking
 //!
-//! The lock and the cells are [`crate::sync`]'s, so `scripts/loom mailbox` (under
-//! `--cfg orbit_loom`, with chunks of 1 and 2 slots so that growth and the chain are
-//! exercised) runs the real code in these models (`loom_tests` below):
-//! - two senders and a receiver that parks and is woken (loom's `block_on`, which
-//!   reports a lost wakeup as a deadlock): every message arrives, per-sender FIFO;
-//! - a signal racing a parked receiver, delivered ahead of messages;
-//! - close racing sends: each send either is delivered or queued and handed back by
-//!   `close`, or reports undelivered; every message is dropped exactly once.
-//! The flags byte is a plain `std` atomic (a hint for the receiver, which re-checks
-//! under the lock), so it is not part of the models.
+//! The mailbox's state sits behind the real [`SpinLock`], whose atomic and cell are
+//! [`crate::sync`]'s, so under `RUSTFLAGS="--cfg orbit_loom"` these models (in
+//! `loom_tests` below) run the real `push`, `push_signal`, `take`, `take_signal`,
+//! `flush_down`, `flush_link_exit`, `wake` and `close`, with chunks of 1 and 2 slots
+//! and a retained capacity of 1 so that growth, the chain of full chunks and shedding
+//! are on the path. A receiver runs under a `block_on` that parks its loom thread, so
+//! a lost wakeup leaves every thread blocked and loom reports a deadlock.
+//! - `loom_mailbox_two_senders_parked_receiver`: two senders, two messages each:
+//!   every message arrives once, in order per sender.
+//! - `loom_mailbox_signal_wakes_parked_receiver`: a signal and a message race a
+//!   parked receiver: both arrive.
+//! - `loom_mailbox_wake_and_push_race_parked_receiver`: `wake` (as after a kill) may
+//!   take the waker first; the receiver parks again on its spare and the push still
+//!   wakes it.
+//! - `loom_mailbox_flush_races_signals`: `flush_down` and `flush_link_exit` race the
+//!   DOWN and link EXIT they target: each is removed (and the call says so) or
+//!   delivered, exactly once; `HAS_SIGNAL` is set exactly when signals are queued.
+//! - `loom_mailbox_close_races_send`: `close` races two sends (the second grows the
+//!   chunk): each accepted message is handed back by `close`, in order, each refused
+//!   one comes back to its sender, and every message is dropped exactly once.
+//!
+//! `scripts/loom` runs them with every other model of the crate (preemption bound 3;
+//! 38 to 32,702 interleavings each, about 5 s together on a loaded 2-core machine,
+//! after a build of under a minute); only these: `RUSTFLAGS="--cfg orbit_loom" cargo
+//! test -p orbit --lib --release --target-dir target/loom -- mailbox::loom_tests`.
+//! Checked to fail: a push that grows the chunk
+//! without waking, a signal push that grows the queue without waking, a `take` that
+//! parks without registering a waker when none is left (each a deadlock), a `close`
+//! that forgets the chain of full chunks (the handed-back assertion), a flush that
+//! leaves `HAS_SIGNAL` set on an empty queue, and a lock that does not exclude or
+//! releases with `Relaxed` (loom's cell tracking). Not modelled: the `flags` byte's
+//! own memory ordering (a plain `std` atomic, a hint the receiver re-checks under the
+//! lock; loom sees its accesses as sequentially consistent), and the real `Context`
+//! and tokio waker (the models call the mailbox directly).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -92,10 +116,10 @@ const FIRST_CHUNK: usize = 1;
 #[cfg(not(orbit_loom))]
 const fn max_chunk<M>() -> usize {
     let size = std::mem::size_of::<M>();
-    let n = if size == 0 {
-        usize::MAX
-    } else {
-        (64 << 10) / size
+    // Zero-sized messages take no room: no limit.
+    let n = match (64usize << 10).checked_div(size) {
+        Some(n) => n,
+        None => usize::MAX,
     };
     if n < 64 {
         64
@@ -112,10 +136,10 @@ const fn max_chunk<M>() -> usize {
 #[cfg(not(orbit_loom))]
 pub(crate) const fn retain<M>() -> usize {
     let size = std::mem::size_of::<M>();
-    let n = if size == 0 {
-        usize::MAX
-    } else {
-        (2 << 10) / size
+    // Zero-sized messages take no room: no limit.
+    let n = match (2usize << 10).checked_div(size) {
+        Some(n) => n,
+        None => usize::MAX,
     };
     if n < 8 {
         8
@@ -171,6 +195,8 @@ impl Signals {
 
     /// Takes out an empty queue that grew past `SIGNAL_RETAIN` (to be dropped by the
     /// caller after the lock).
+    // The boxed queue itself is what is handed out (see `Signals`).
+    #[allow(clippy::box_collection)]
     fn shed(&mut self) -> Option<Box<VecDeque<Signal>>> {
         match &self.0 {
             Some(q) if q.is_empty() && q.capacity() > SIGNAL_RETAIN => self.0.take(),
@@ -325,7 +351,7 @@ impl<M> Batch<M> {
         self.last = total;
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(orbit_loom)))]
     fn capacity(&self) -> usize {
         let mut n = self.cur.capacity();
         let mut c = self.rest.as_deref();
@@ -435,10 +461,7 @@ impl<M> Mailbox<M> {
             drop(s);
             return false;
         }
-        let sig = match s.signals.push_back(sig) {
-            Ok(()) => None,
-            Err(sig) => Some(sig),
-        };
+        let sig = s.signals.push_back(sig).err();
         let Some(sig) = sig else {
             self.flags.fetch_or(HAS_SIGNAL, Ordering::Release);
             let w = s.unpark();
@@ -585,15 +608,26 @@ impl<M> Mailbox<M> {
 
     /// Removes pending `DOWN` signals of monitor `r`; true if one was removed.
     pub(crate) fn flush_down(&self, r: Ref) -> bool {
+        self.flush_signals(|sig| matches!(sig, Signal::Down(d) if d.monitor == r))
+    }
+
+    /// Removes pending link exit signals (`Signal::Exit` with `link`) from `from`, for
+    /// `unlink`; `exit/2` signals stay. True if one was removed.
+    pub(crate) fn flush_link_exit(&self, from: Pid) -> bool {
+        self.flush_signals(
+            |sig| matches!(sig, Signal::Exit { from: f, link: true, .. } if *f == from),
+        )
+    }
+
+    /// Removes every pending signal that `doomed` selects; true if one was removed.
+    fn flush_signals(&self, doomed: impl Fn(&Signal) -> bool) -> bool {
         let mut removed = false;
         // One at a time, so that each removed signal is dropped after the lock (a
-        // monitor fires once, so this loops once in practice).
+        // monitor or a link fires once, so this loops once in practice).
         loop {
             let mut s = self.slot.lock();
             let sig = s.signals.0.as_mut().and_then(|q| {
-                let i = q
-                    .iter()
-                    .position(|sig| matches!(sig, Signal::Down(d) if d.monitor == r))?;
+                let i = q.iter().position(&doomed)?;
                 q.remove(i)
             });
             if s.signals.is_empty() {
@@ -633,7 +667,7 @@ impl<M> Mailbox<M> {
     }
 
     /// Message slots the mailbox holds allocated (its buffers and chained chunks).
-    #[cfg(test)]
+    #[cfg(all(test, not(orbit_loom)))]
     pub(crate) fn capacity(&self) -> (usize, usize) {
         let s = self.slot.lock();
         let mut n = s.msgs.capacity();
@@ -643,16 +677,6 @@ impl<M> Mailbox<M> {
             c = chunk.next.as_deref();
         }
         (n, s.signals.capacity())
-    }
-
-    /// Removes pending link exit signals (`Signal::Exit` with `link`) from `from`, for
-    /// `unlink`; `exit/2` signals stay. True if one was removed.
-    pub(crate) fn flush_link_exit(&self, from: Pid) -> bool {
-        let mut s = self.slot.lock();
-        let before = s.signals.len();
-        s.signals
-            .retain(|sig| !matches!(sig, Signal::Exit { from: f, link: true, .. } if *f == from));
-        before != s.signals.len()
     }
 }
 
@@ -729,6 +753,7 @@ mod tests {
         Signal::Exit {
             from: Pid::local(1, 0),
             reason: ExitReason::Normal,
+            link: true,
         }
     }
 
@@ -920,9 +945,10 @@ mod tests {
 
 #[cfg(all(test, orbit_loom))]
 mod loom_tests {
-    use super::{Batch, Mailbox, Signal, Taken};
+    use super::{Batch, Mailbox, Signal, Taken, HAS_SIGNAL};
     use crate::exit::ExitReason;
-    use crate::pid::Pid;
+    use crate::pid::{Pid, Ref};
+    use crate::signal::Down;
     use crate::sync::{Arc, AtomicUsize};
     use std::future::poll_fn;
     use std::sync::atomic::Ordering;
@@ -940,7 +966,10 @@ mod loom_tests {
             self.wake_by_ref();
         }
         fn wake_by_ref(self: &std::sync::Arc<Self>) {
-            self.woken.store(true, Ordering::SeqCst);
+            // A swap, not a store: loom orders a plain store only after the stores its
+            // thread has seen, so the receiver's `swap(false)` could read its own older
+            // write instead of this one (a deadlock that cannot happen).
+            self.woken.swap(true, Ordering::SeqCst);
             self.thread.unpark();
         }
     }
@@ -1027,6 +1056,7 @@ mod loom_tests {
                     assert!(mb.push_signal(Signal::Exit {
                         from: Pid::local(1, 0),
                         reason: ExitReason::Normal,
+                        link: true,
                     }));
                 })
             };
@@ -1099,6 +1129,74 @@ mod loom_tests {
                 "each message dropped once"
             );
             assert!(mb.push(Tracked(9, drops.clone())).is_err());
+        });
+    }
+
+    /// `wake` (as after a kill) and a push race a parked receiver: `wake` may take the
+    /// waker out first, the receiver then parks again on the spare it keeps, and the
+    /// push must still wake it (a lost wakeup is a deadlock).
+    #[test]
+    fn loom_mailbox_wake_and_push_race_parked_receiver() {
+        loom::model(|| {
+            let mb = Arc::new(Mailbox::<u64>::new());
+            let waker = {
+                let mb = mb.clone();
+                loom::thread::spawn(move || mb.wake())
+            };
+            let sender = {
+                let mb = mb.clone();
+                loom::thread::spawn(move || mb.push(5).expect("open mailbox"))
+            };
+            let (got, signals) = receive(&mb, 1);
+            assert_eq!((got, signals), (vec![5], 0));
+            waker.join().expect("waker");
+            sender.join().expect("sender");
+        });
+    }
+
+    /// Selective removal (`flush_down` for `demonitor(flush)`, `flush_link_exit` for
+    /// `unlink`) races the signals it targets: each signal is either removed (and the
+    /// call says so) or delivered, exactly once, and `HAS_SIGNAL` is set exactly when
+    /// signals are queued.
+    #[test]
+    fn loom_mailbox_flush_races_signals() {
+        loom::model(|| {
+            let mb = Arc::new(Mailbox::<u64>::new());
+            let monitor = Ref::make();
+            let from = Pid::local(2, 0);
+            let sender = {
+                let mb = mb.clone();
+                loom::thread::spawn(move || {
+                    assert!(mb.push_signal(Signal::Down(Down {
+                        monitor,
+                        pid: from,
+                        reason: ExitReason::Normal,
+                    })));
+                    assert!(mb.push_signal(Signal::Exit {
+                        from,
+                        reason: ExitReason::Normal,
+                        link: true,
+                    }));
+                })
+            };
+            let down_flushed = mb.flush_down(monitor);
+            let exit_flushed = mb.flush_link_exit(from);
+            sender.join().expect("sender");
+            let flagged = mb.flags.load(Ordering::Relaxed) & HAS_SIGNAL != 0;
+            let (mut downs, mut exits) = (0, 0);
+            while let Some(sig) = mb.take_signal() {
+                match sig {
+                    Signal::Down(d) => {
+                        assert_eq!(d.monitor, monitor);
+                        downs += 1;
+                    }
+                    Signal::Exit { .. } => exits += 1,
+                }
+            }
+            assert_eq!(downs + usize::from(down_flushed), 1, "DOWN once");
+            assert_eq!(exits + usize::from(exit_flushed), 1, "EXIT once");
+            assert_eq!(flagged, downs + exits > 0, "HAS_SIGNAL matches the queue");
+            assert_eq!(mb.flags.load(Ordering::Relaxed) & HAS_SIGNAL, 0, "drained");
         });
     }
 }

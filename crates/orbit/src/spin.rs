@@ -24,11 +24,35 @@
 //! # Model checking
 //!
 //! The lock is built from [`crate::sync`], so under `RUSTFLAGS="--cfg orbit_loom"` its
-//! atomics, its cell and its yield are loom's. `loom_spin_*` (below) checks mutual
-//! exclusion of the real lock: two or three threads increment a value through the guard,
-//! loom's cell tracking would report any overlapping access, and no increment is lost.
-//! Run with `scripts/loom spin` (seconds). The guard's `Send`/`Sync` bounds are checked
-//! by the unit test `guard_is_not_send_and_sync_only_for_sync_values`.
+//! atomic flag, its cell and its yield are loom's. `scripts/loom` runs every model of
+//! the crate, these among them (the mailbox's models also go through this lock on
+//! every operation); to run only these, `RUSTFLAGS="--cfg orbit_loom" cargo test -p
+//! orbit --lib --release --target-dir target/loom -- spin::loom_tests`.
+//! - `loom_spin_two_threads_exclude`, `loom_spin_three_threads_exclude`: two or three
+//!   threads each do a non-atomic read-modify-write through the guard; loom's cell
+//!   tracking fails the model on any access not ordered by the lock, and the final
+//!   count shows no increment was lost. 68 and 4,368 interleavings at preemption
+//!   bound 3 (what `scripts/loom` sets), under a second together.
+//!
+//! Checked to fail: with the unlock's ordering weakened to `Relaxed`, or with `lock`
+//! not waiting for a held lock, both spin models and the mailbox's models fail
+//! ("Causality violation: Concurrent write accesses to `UnsafeCell`").
+//!
+//! What differs under loom, and why (the uncontended `swap(true, Acquire)`, the guard
+//! and the cell are the same code):
+//! - The unlock is `swap(false, Release)` instead of `store(false, Release)`: loom
+//!   places a plain store after only the stores its thread has seen, so a waiter's
+//!   swap (unseen by the holder) can stay "newest" and be read forever, a spin that
+//!   cannot happen on hardware.
+//! - A contended `lock` retries the swap and yields to loom's scheduler instead of
+//!   spinning on a relaxed load (each stale load is one more branch), and only one
+//!   waiter at a time spins (a loom mutex queues the others): two yielding waiters
+//!   can otherwise hand the processor to each other forever, which loom reports as
+//!   "exceeded maximum number of branches".
+//!
+//! The guard's `Send`/`Sync` bounds are checked by the unit test
+//! `guard_is_not_send_and_sync_only_for_sync_values`; `cargo +nightly miri test -p
+//! orbit --lib spin::` runs the unit tests under Miri.
 
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -40,6 +64,9 @@ use crate::sync::{AtomicBool, UnsafeCell};
 pub(crate) struct SpinLock<T> {
     locked: AtomicBool,
     value: UnsafeCell<T>,
+    /// Under loom only: lets one waiter at a time spin (see `lock_contended`).
+    #[cfg(orbit_loom)]
+    waiters: loom::sync::Mutex<()>,
 }
 
 // SAFETY: the lock hands out access to `value` to one thread at a time, like a mutex.
@@ -54,7 +81,7 @@ pub(crate) struct SpinGuard<'a, T> {
     lock: &'a SpinLock<T>,
     /// Under loom, the tracked access to the cell, held as long as the guard.
     #[cfg(orbit_loom)]
-    ptr: loom::cell::MutPtr<T>,
+    ptr: Option<loom::cell::MutPtr<T>>,
     /// Removes the auto `Send` and `Sync` the reference above would give (they would
     /// follow `SpinLock<T>: Sync`, that is `T: Send`, which is too weak for `Sync`).
     _not_send: PhantomData<*mut T>,
@@ -69,6 +96,8 @@ impl<T> SpinLock<T> {
         SpinLock {
             locked: AtomicBool::new(false),
             value: UnsafeCell::new(value),
+            #[cfg(orbit_loom)]
+            waiters: loom::sync::Mutex::new(()),
         }
     }
 
@@ -82,7 +111,7 @@ impl<T> SpinLock<T> {
     }
 
     /// Takes the lock if it is free.
-    #[cfg(test)]
+    #[cfg(all(test, not(orbit_loom)))]
     pub(crate) fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
         if self.locked.swap(true, Ordering::Acquire) {
             None
@@ -97,35 +126,33 @@ impl<T> SpinLock<T> {
         SpinGuard {
             lock: self,
             #[cfg(orbit_loom)]
-            ptr: self.value.get_mut(),
+            ptr: Some(self.value.get_mut()),
             _not_send: PhantomData,
         }
     }
 
     #[cold]
     fn lock_contended(&self) {
-        // Under loom: only the swap, which always reads the latest value (a relaxed
-        // load may keep returning an older one, and each retry is a branch).
-        #[cfg(orbit_loom)]
-        while self
-            .locked
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
+        #[cfg(not(orbit_loom))]
         {
-            crate::sync::yield_now();
-        }
-        #[cfg(orbit_loom)]
-        return;
-        #[cfg(not(orbit_loom))]
-        let mut spins = 0u32;
-        #[cfg(not(orbit_loom))]
-        loop {
-            // Wait on a plain load so the cache line is shared, not bounced.
-            while self.locked.load(Ordering::Relaxed) {
-                relax(&mut spins);
+            let mut spins = 0u32;
+            loop {
+                // Wait on a plain load so the cache line is shared, not bounced.
+                while self.locked.load(Ordering::Relaxed) {
+                    relax(&mut spins);
+                }
+                if !self.locked.swap(true, Ordering::Acquire) {
+                    return;
+                }
             }
-            if !self.locked.swap(true, Ordering::Acquire) {
-                return;
+        }
+        // Under loom: retry the swap itself and yield to the model's scheduler each
+        // round, one waiter at a time (see "Model checking" in the module docs).
+        #[cfg(orbit_loom)]
+        {
+            let _one_waiter = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            while self.locked.swap(true, Ordering::Acquire) {
+                crate::sync::yield_now();
             }
         }
     }
@@ -149,9 +176,13 @@ impl<T> SpinGuard<'_, T> {
     fn ptr(&self) -> *mut T {
         #[cfg(orbit_loom)]
         {
-            // SAFETY: `ptr` is loom's tracked pointer for as long as this guard lives;
-            // the reference is used only while the guard is borrowed.
-            unsafe { self.ptr.deref() as *mut T }
+            match &self.ptr {
+                // SAFETY: `ptr` is loom's tracked pointer for as long as this guard
+                // lives; the reference is used only while the guard is borrowed.
+                Some(p) => unsafe { p.deref() as *mut T },
+                // Only `drop` takes it, and nothing derefs the guard after that.
+                None => unreachable!("guard used after drop"),
+            }
         }
         #[cfg(not(orbit_loom))]
         {
@@ -181,7 +212,17 @@ impl<T> DerefMut for SpinGuard<'_, T> {
 impl<T> Drop for SpinGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
+        // Under loom, the tracked access ends before the lock is released.
+        #[cfg(orbit_loom)]
+        drop(self.ptr.take());
+        #[cfg(not(orbit_loom))]
         self.lock.locked.store(false, Ordering::Release);
+        // Under loom, a release swap instead of a release store (same ordering): loom
+        // orders a plain store only after the stores its thread has seen, so a waiter's
+        // failed swap (not seen by the holder) could be "newer" than the unlock and the
+        // waiter's swap could read it forever. An RMW reads the newest value.
+        #[cfg(orbit_loom)]
+        self.lock.locked.swap(false, Ordering::Release);
     }
 }
 

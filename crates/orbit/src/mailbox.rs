@@ -7,10 +7,80 @@
 //! buffers, so a busy process pays one uncontended lock per batch, not per message.
 //! A sender pays one short lock and wakes the receiver only when it is parked.
 //!
-//! The lock is a [`SpinLock`] (one atomic per critical section). The receiver's waker
-//! stays in the slot between parks and is woken by reference, so a process that parks
-//! again on the same task does not clone its waker each time: a park/wake cycle costs
-//! the lock and the task's own notification, nothing more.
+//! # Contract
+//!
+//! - Messages from one sender are received in the order it sent them; signals are
+//!   received before messages, in the order they were queued.
+//! - A push either queues the message (and then the receiver gets it, or it is handed
+//!   back by [`Mailbox::close`] to be dropped by its caller) or, once the mailbox is
+//!   closed, gives it back to the sender: nothing is lost or leaked.
+//! - A receiver that parks is woken by the next push or signal after it parked.
+//! - The spin-locked sections ([`SpinLock`], one atomic per section) do a bounded
+//!   handful of moves: no allocation or deallocation, no waker call (`clone`, `wake`,
+//!   `drop`), no user code (no message or signal is dropped under the lock). Buffers
+//!   are allocated by the sender before it takes the lock, wakers are taken out under
+//!   the lock and woken after it, and everything replaced is dropped after it.
+//!
+//! # Buffers and what they retain
+//!
+//! Senders append to the mailbox's tail chunk (a `VecDeque`) while it has room. When it
+//! is full, the sender allocates a chunk twice as large (up to `max_chunk`, 64 KiB of
+//! messages) outside the lock and, under it, links the full chunk into a list and swaps
+//! the new one in; nothing is copied or reallocated under the lock. The receiver takes
+//! the whole chain in one section ([`Mailbox::take`] into a [`Batch`]) and hands back
+//! its drained buffer in exchange, so a steady stream reuses two buffers and allocates
+//! nothing.
+//!
+//! After a burst the capacity shrinks back: (1) when the receiver parks, both the
+//! mailbox's empty buffer and its own keep at most `retain` slots (2 KiB of messages,
+//! at least 8 slots) and the signal queue at most 16, so a parked process retains at
+//! most 2 × `retain` message slots however large the burst was; (2) while it stays busy,
+//! it hands back a drained buffer only if its capacity is at most max(`retain`, 2 × the
+//! previous batch), so a busy mailbox keeps at most 2 × max(`retain`, 2 × recent batch,
+//! bounded by `max_chunk`) slots besides the chunks that hold queued messages.
+//!
+//! The receiver's waker is taken out by the sender that wakes it (a wake by value costs
+//! a tokio task what a wake by reference does). So that parking again never clones a
+//! waker under the lock, the receiver keeps a spare clone of its own waker in its
+//! [`Batch`] and moves it in when it parks: one waker clone per park/wake cycle, done
+//! outside the lock.
+//!
+//! # Model checking
+//!
+//! The mailbox's state sits behind the real [`SpinLock`], whose atomic and cell are
+//! [`crate::sync`]'s, so under `RUSTFLAGS="--cfg orbit_loom"` these models (in
+//! `loom_tests` below) run the real `push`, `push_signal`, `take`, `take_signal`,
+//! `flush_down`, `flush_link_exit`, `wake` and `close`, with chunks of 1 and 2 slots
+//! and a retained capacity of 1 so that growth, the chain of full chunks and shedding
+//! are on the path. A receiver runs under a `block_on` that parks its loom thread, so
+//! a lost wakeup leaves every thread blocked and loom reports a deadlock.
+//! - `loom_mailbox_two_senders_parked_receiver`: two senders, two messages each:
+//!   every message arrives once, in order per sender.
+//! - `loom_mailbox_signal_wakes_parked_receiver`: a signal and a message race a
+//!   parked receiver: both arrive.
+//! - `loom_mailbox_wake_and_push_race_parked_receiver`: `wake` (as after a kill) may
+//!   take the waker first; the receiver parks again on its spare and the push still
+//!   wakes it.
+//! - `loom_mailbox_flush_races_signals`: `flush_down` and `flush_link_exit` race the
+//!   DOWN and link EXIT they target: each is removed (and the call says so) or
+//!   delivered, exactly once; `HAS_SIGNAL` is set exactly when signals are queued.
+//! - `loom_mailbox_close_races_send`: `close` races two sends (the second grows the
+//!   chunk): each accepted message is handed back by `close`, in order, each refused
+//!   one comes back to its sender, and every message is dropped exactly once.
+//!
+//! `scripts/loom` runs them with every other model of the crate (preemption bound 3;
+//! 38 to 32,702 interleavings each, about 5 s together on a loaded 2-core machine,
+//! after a build of under a minute); only these: `RUSTFLAGS="--cfg orbit_loom" cargo
+//! test -p orbit --lib --release --target-dir target/loom -- mailbox::loom_tests`.
+//! Checked to fail: a push that grows the chunk
+//! without waking, a signal push that grows the queue without waking, a `take` that
+//! parks without registering a waker when none is left (each a deadlock), a `close`
+//! that forgets the chain of full chunks (the handed-back assertion), a flush that
+//! leaves `HAS_SIGNAL` set on an empty queue, and a lock that does not exclude or
+//! releases with `Relaxed` (loom's cell tracking). Not modelled: the `flags` byte's
+//! own memory ordering (a plain `std` atomic, a hint the receiver re-checks under the
+//! lock; loom sees its accesses as sequentially consistent), and the real `Context`
+//! and tokio waker (the models call the mailbox directly).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -35,17 +105,84 @@ pub(crate) enum Signal {
     Down(crate::signal::Down),
 }
 
+/// Slots of the first message buffer a mailbox allocates.
+#[cfg(not(orbit_loom))]
+const FIRST_CHUNK: usize = 4;
+/// Under loom: tiny chunks, so that the models go through growth and the chain.
+#[cfg(orbit_loom)]
+const FIRST_CHUNK: usize = 1;
+
+/// The largest chunk senders allocate, in slots.
+#[cfg(not(orbit_loom))]
+const fn max_chunk<M>() -> usize {
+    let size = std::mem::size_of::<M>();
+    // Zero-sized messages take no room: no limit.
+    let n = match (64usize << 10).checked_div(size) {
+        Some(n) => n,
+        None => usize::MAX,
+    };
+    if n < 64 {
+        64
+    } else {
+        n
+    }
+}
+#[cfg(orbit_loom)]
+const fn max_chunk<M>() -> usize {
+    2
+}
+
+/// The most slots a parked mailbox keeps in each of its two message buffers.
+#[cfg(not(orbit_loom))]
+pub(crate) const fn retain<M>() -> usize {
+    let size = std::mem::size_of::<M>();
+    // Zero-sized messages take no room: no limit.
+    let n = match (2usize << 10).checked_div(size) {
+        Some(n) => n,
+        None => usize::MAX,
+    };
+    if n < 8 {
+        8
+    } else {
+        n
+    }
+}
+#[cfg(orbit_loom)]
+pub(crate) const fn retain<M>() -> usize {
+    1
+}
+
+/// The most slots an empty signal queue keeps.
+const SIGNAL_RETAIN: usize = 16;
+
 /// The signal queue, allocated on the first signal: most processes never trap an exit
 /// or hold a monitor that fires, and an empty `VecDeque` inline would cost every idle
-/// process 24 bytes more than this pointer. Once allocated it is kept.
+/// process 24 bytes more than this pointer. Freed again when it drains with more than
+/// `SIGNAL_RETAIN` slots.
 #[derive(Default)]
 // The box is the point: it keeps an unused queue to one pointer (see above).
 #[allow(clippy::box_collection)]
 pub(crate) struct Signals(Option<Box<VecDeque<Signal>>>);
 
 impl Signals {
-    fn push_back(&mut self, sig: Signal) {
-        self.0.get_or_insert_with(Default::default).push_back(sig);
+    /// True when a push would not allocate.
+    fn has_room(&self) -> bool {
+        self.0.as_ref().is_some_and(|q| q.len() < q.capacity())
+    }
+
+    fn capacity(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.capacity())
+    }
+
+    /// Queues `sig` if that does not allocate; gives it back otherwise.
+    fn push_back(&mut self, sig: Signal) -> Result<(), Signal> {
+        match self.0.as_mut() {
+            Some(q) if q.len() < q.capacity() => {
+                q.push_back(sig);
+                Ok(())
+            }
+            _ => Err(sig),
+        }
     }
 
     fn pop_front(&mut self) -> Option<Signal> {
@@ -56,21 +193,50 @@ impl Signals {
         self.0.as_ref().is_none_or(|q| q.is_empty())
     }
 
-    fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |q| q.len())
+    /// Takes out an empty queue that grew past `SIGNAL_RETAIN` (to be dropped by the
+    /// caller after the lock).
+    // The boxed queue itself is what is handed out (see `Signals`).
+    #[allow(clippy::box_collection)]
+    fn shed(&mut self) -> Option<Box<VecDeque<Signal>>> {
+        match &self.0 {
+            Some(q) if q.is_empty() && q.capacity() > SIGNAL_RETAIN => self.0.take(),
+            _ => None,
+        }
     }
+}
 
-    fn retain(&mut self, keep: impl FnMut(&Signal) -> bool) {
-        if let Some(q) = self.0.as_mut() {
-            q.retain(keep);
+/// A full chunk of messages waiting for the receiver, in a singly linked list.
+struct Chunk<M> {
+    msgs: VecDeque<M>,
+    next: Option<Box<Chunk<M>>>,
+}
+
+impl<M> Chunk<M> {
+    fn empty() -> Box<Self> {
+        Box::new(Chunk {
+            msgs: VecDeque::new(),
+            next: None,
+        })
+    }
+}
+
+impl<M> Drop for Chunk<M> {
+    fn drop(&mut self) {
+        // Iteratively, so that a long chain cannot overflow the stack.
+        let mut next = self.next.take();
+        while let Some(mut c) = next {
+            next = c.next.take();
         }
     }
 }
 
 pub(crate) struct Slot<M> {
+    /// The chunk senders append to, never beyond its capacity.
     msgs: VecDeque<M>,
+    /// Full chunks not yet taken, newest first (empty whenever `msgs` is empty).
+    full: Option<Box<Chunk<M>>>,
     signals: Signals,
-    /// The receiver's last waker; kept between parks (see `parked`).
+    /// The receiver's waker while it is parked (a sender takes it out to wake it).
     waker: Option<Waker>,
     /// The receiver found nothing and waits for `waker` to be woken.
     parked: bool,
@@ -98,11 +264,114 @@ pub(crate) enum Taken {
     Empty,
 }
 
+/// The receiver's side: the messages of the batches it took, in order, and a spare
+/// clone of its waker (see the module docs).
+pub(crate) struct Batch<M> {
+    /// The chunk being drained.
+    cur: VecDeque<M>,
+    /// The chunks after `cur`, oldest first.
+    rest: Option<Box<Chunk<M>>>,
+    /// Messages in the last batch taken.
+    last: usize,
+    spare: Option<Waker>,
+}
+
+impl<M> Default for Batch<M> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<M> Batch<M> {
+    /// An empty batch; allocates nothing.
+    pub(crate) const fn new() -> Self {
+        Batch {
+            cur: VecDeque::new(),
+            rest: None,
+            last: 0,
+            spare: None,
+        }
+    }
+
+    /// True when no taken message is left.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.cur.is_empty() && self.rest.is_none()
+    }
+
+    /// The next taken message.
+    #[inline]
+    pub(crate) fn pop_front(&mut self) -> Option<M> {
+        match self.cur.pop_front() {
+            Some(m) => Some(m),
+            None => self.next_chunk(),
+        }
+    }
+
+    #[cold]
+    fn next_chunk(&mut self) -> Option<M> {
+        let mut node = self.rest.take()?;
+        self.rest = node.next.take();
+        // The drained chunk goes with the node; the receiver frees it (no lock held).
+        std::mem::swap(&mut self.cur, &mut node.msgs);
+        drop(node);
+        self.cur.pop_front()
+    }
+
+    /// Before taking the lock: makes sure `spare` can wake this task and drops a
+    /// drained buffer too large to hand back (see the module docs).
+    #[inline]
+    fn prepare(&mut self, waker: &Waker) {
+        if !self.spare.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.spare = Some(waker.clone());
+        }
+        let cap = self.cur.capacity();
+        if cap > retain::<M>() && cap / 2 > self.last {
+            self.cur = VecDeque::new();
+        }
+    }
+
+    /// After taking a batch: `self.cur` holds the newest chunk and `full` the earlier
+    /// full ones, newest first. Puts them in order (oldest in `cur`) without allocating.
+    fn arrange(&mut self, full: Option<Box<Chunk<M>>>) {
+        let mut total = self.cur.len();
+        let mut list = full;
+        // Shift the chunks one node down the list: the newest goes into the first node,
+        // each node's chunk into the next one, and the oldest ends up in `cur`.
+        let mut reversed: Option<Box<Chunk<M>>> = None;
+        while let Some(mut node) = list {
+            list = node.next.take();
+            std::mem::swap(&mut node.msgs, &mut self.cur);
+            total += self.cur.len();
+            // Reversing the list makes it oldest first.
+            node.next = reversed;
+            reversed = Some(node);
+        }
+        self.rest = reversed;
+        self.last = total;
+    }
+
+    #[cfg(all(test, not(orbit_loom)))]
+    fn capacity(&self) -> usize {
+        let mut n = self.cur.capacity();
+        let mut c = self.rest.as_deref();
+        while let Some(chunk) = c {
+            n += chunk.msgs.capacity();
+            c = chunk.next.as_deref();
+        }
+        n
+    }
+}
+
+/// What a closed mailbox still held, to be dropped by the caller outside the lock.
+pub(crate) type Queued<M> = (Batch<M>, Signals, Option<Waker>);
+
 impl<M> Mailbox<M> {
     pub(crate) fn new() -> Self {
         Mailbox {
             slot: SpinLock::new(Slot {
                 msgs: VecDeque::new(),
+                full: None,
                 signals: Signals::default(),
                 waker: None,
                 parked: false,
@@ -118,82 +387,261 @@ impl<M> Mailbox<M> {
     pub(crate) fn push(&self, m: M) -> Result<(), M> {
         let mut s = self.slot.lock();
         if s.closed {
+            drop(s);
             return Err(m);
+        }
+        let (len, cap) = (s.msgs.len(), s.msgs.capacity());
+        if len == cap {
+            drop(s);
+            return self.push_grow(m, len, cap);
         }
         s.msgs.push_back(m);
         s.received += 1;
-        s.unpark();
+        let w = s.unpark();
+        drop(s);
+        if let Some(w) = w {
+            w.wake();
+        }
         Ok(())
+    }
+
+    /// `push` when the tail chunk is full: allocates the next chunk (and the list node
+    /// for the full one) before taking the lock again.
+    #[cold]
+    #[inline(never)]
+    fn push_grow(&self, m: M, len: usize, cap: usize) -> Result<(), M> {
+        let want = if cap == 0 {
+            FIRST_CHUNK
+        } else {
+            cap.saturating_mul(2).clamp(FIRST_CHUNK, max_chunk::<M>())
+        };
+        let mut fresh: VecDeque<M> = VecDeque::with_capacity(want);
+        let mut node = if len > 0 { Some(Chunk::empty()) } else { None };
+        loop {
+            let mut s = self.slot.lock();
+            if s.closed {
+                drop(s);
+                return Err(m);
+            }
+            if s.msgs.len() < s.msgs.capacity() {
+                // The receiver took the queue meanwhile and handed back a buffer with
+                // room; `fresh` is dropped below.
+            } else if s.msgs.is_empty() {
+                // Nothing to keep (a new or shed buffer): swap the fresh one in.
+                std::mem::swap(&mut s.msgs, &mut fresh);
+            } else if let Some(mut n) = node.take() {
+                // Full: link it (newest first) and continue in the fresh chunk.
+                std::mem::swap(&mut s.msgs, &mut fresh);
+                std::mem::swap(&mut n.msgs, &mut fresh);
+                n.next = s.full.take();
+                s.full = Some(n);
+            } else {
+                // Full, but this sender saw it empty: it needs a list node too.
+                drop(s);
+                node = Some(Chunk::empty());
+                continue;
+            }
+            s.msgs.push_back(m);
+            s.received += 1;
+            let w = s.unpark();
+            drop(s);
+            drop(fresh);
+            drop(node);
+            if let Some(w) = w {
+                w.wake();
+            }
+            return Ok(());
+        }
     }
 
     /// Queues a signal; false when the process has exited.
     pub(crate) fn push_signal(&self, sig: Signal) -> bool {
         let mut s = self.slot.lock();
         if s.closed {
+            drop(s);
             return false;
         }
-        s.signals.push_back(sig);
-        self.flags.fetch_or(HAS_SIGNAL, Ordering::Release);
-        s.unpark();
-        true
+        let sig = s.signals.push_back(sig).err();
+        let Some(sig) = sig else {
+            self.flags.fetch_or(HAS_SIGNAL, Ordering::Release);
+            let w = s.unpark();
+            drop(s);
+            if let Some(w) = w {
+                w.wake();
+            }
+            return true;
+        };
+        let cap = s.signals.capacity();
+        drop(s);
+        self.push_signal_grow(sig, cap)
+    }
+
+    /// `push_signal` when the queue is full or not allocated: grows it with a buffer
+    /// allocated outside the lock (the pending signals, a handful, are moved into it).
+    #[cold]
+    fn push_signal_grow(&self, sig: Signal, seen_cap: usize) -> bool {
+        let mut want = seen_cap.saturating_mul(2).max(4);
+        loop {
+            let mut fresh = Box::new(VecDeque::with_capacity(want));
+            let mut s = self.slot.lock();
+            if s.closed {
+                drop(s);
+                return false;
+            }
+            let old = if s.signals.has_room() {
+                None
+            } else {
+                let pending = s.signals.0.as_ref().map_or(0, |q| q.len());
+                if fresh.capacity() <= pending {
+                    // Another sender grew it meanwhile: allocate larger.
+                    want = pending.saturating_mul(2);
+                    drop(s);
+                    continue;
+                }
+                let old = s.signals.0.take();
+                if let Some(mut old) = old {
+                    fresh.extend(old.drain(..));
+                    s.signals.0 = Some(fresh);
+                    Some(old)
+                } else {
+                    s.signals.0 = Some(fresh);
+                    None
+                }
+            };
+            let rejected = s.signals.push_back(sig).err();
+            debug_assert!(rejected.is_none(), "the signal queue has room");
+            self.flags.fetch_or(HAS_SIGNAL, Ordering::Release);
+            let w = s.unpark();
+            drop(s);
+            drop(old);
+            drop(rejected);
+            if let Some(w) = w {
+                w.wake();
+            }
+            return true;
+        }
     }
 
     /// Wakes the receiver if it is parked (used after a kill so its task sees it).
     pub(crate) fn wake(&self) {
-        self.slot.lock().unpark();
+        let w = self.slot.lock().unpark();
+        if let Some(w) = w {
+            w.wake();
+        }
     }
 
-    /// Takes a pending signal, or every pending message into `buf` (which must be empty),
-    /// or parks the receiver with `waker`.
+    /// Takes a pending signal, or every pending message into `batch` (which must be
+    /// empty), or parks the receiver with `waker`.
     #[inline]
-    pub(crate) fn take(&self, buf: &mut VecDeque<M>, waker: &Waker) -> Taken {
+    pub(crate) fn take(&self, batch: &mut Batch<M>, waker: &Waker) -> Taken {
+        debug_assert!(batch.is_empty(), "take into a batch not yet drained");
+        batch.prepare(waker);
         let mut s = self.slot.lock();
         // Polled again (woken, or for another reason such as a timeout): not parked
         // unless this call finds nothing below.
         s.parked = false;
         if let Some(sig) = s.signals.pop_front() {
-            if s.signals.is_empty() {
+            let shed = if s.signals.is_empty() {
                 self.flags.fetch_and(!HAS_SIGNAL, Ordering::Relaxed);
-            }
+                s.signals.shed()
+            } else {
+                None
+            };
+            drop(s);
+            drop(shed);
             return Taken::Signal(sig);
         }
         if !s.msgs.is_empty() {
-            std::mem::swap(&mut s.msgs, buf);
+            std::mem::swap(&mut s.msgs, &mut batch.cur);
+            let full = s.full.take();
+            drop(s);
+            if full.is_some() {
+                batch.arrange(full);
+            } else {
+                batch.last = batch.cur.len();
+            }
             return Taken::Batch;
         }
         if s.closed {
             return Taken::Empty;
         }
         s.parked = true;
-        match &s.waker {
-            Some(w) if w.will_wake(waker) => Taken::Empty,
-            _ => {
-                let old = s.waker.replace(waker.clone());
-                drop(s);
-                // Dropped outside the lock: a waker's drop may run arbitrary code.
-                drop(old);
-                Taken::Empty
-            }
+        // Register the waker without calling it: keep the one in place if it wakes this
+        // task, otherwise move the spare in (the old one comes out into `spare`).
+        if !s.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            std::mem::swap(&mut s.waker, &mut batch.spare);
         }
+        // Idle now: do not keep a burst's buffer in the mailbox.
+        let shed = if s.msgs.capacity() > retain::<M>() {
+            std::mem::take(&mut s.msgs)
+        } else {
+            VecDeque::new()
+        };
+        let signals = s.signals.shed();
+        drop(s);
+        drop(shed);
+        drop(signals);
+        if batch.cur.capacity() > retain::<M>() {
+            batch.cur = VecDeque::new();
+        }
+        if !batch.spare.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            // Replaces a stale waker or refills the spare just moved in.
+            batch.spare = Some(waker.clone());
+        }
+        Taken::Empty
     }
 
     /// Takes a pending signal without parking.
     pub(crate) fn take_signal(&self) -> Option<Signal> {
         let mut s = self.slot.lock();
         let sig = s.signals.pop_front();
-        if s.signals.is_empty() {
+        let shed = if s.signals.is_empty() {
             self.flags.fetch_and(!HAS_SIGNAL, Ordering::Relaxed);
-        }
+            s.signals.shed()
+        } else {
+            None
+        };
+        drop(s);
+        drop(shed);
         sig
     }
 
     /// Removes pending `DOWN` signals of monitor `r`; true if one was removed.
     pub(crate) fn flush_down(&self, r: Ref) -> bool {
-        let mut s = self.slot.lock();
-        let before = s.signals.len();
-        s.signals
-            .retain(|sig| !matches!(sig, Signal::Down(d) if d.monitor == r));
-        before != s.signals.len()
+        self.flush_signals(|sig| matches!(sig, Signal::Down(d) if d.monitor == r))
+    }
+
+    /// Removes pending link exit signals (`Signal::Exit` with `link`) from `from`, for
+    /// `unlink`; `exit/2` signals stay. True if one was removed.
+    pub(crate) fn flush_link_exit(&self, from: Pid) -> bool {
+        self.flush_signals(
+            |sig| matches!(sig, Signal::Exit { from: f, link: true, .. } if *f == from),
+        )
+    }
+
+    /// Removes every pending signal that `doomed` selects; true if one was removed.
+    fn flush_signals(&self, doomed: impl Fn(&Signal) -> bool) -> bool {
+        let mut removed = false;
+        // One at a time, so that each removed signal is dropped after the lock (a
+        // monitor or a link fires once, so this loops once in practice).
+        loop {
+            let mut s = self.slot.lock();
+            let sig = s.signals.0.as_mut().and_then(|q| {
+                let i = q.iter().position(&doomed)?;
+                q.remove(i)
+            });
+            if s.signals.is_empty() {
+                self.flags.fetch_and(!HAS_SIGNAL, Ordering::Relaxed);
+            }
+            drop(s);
+            match sig {
+                Some(sig) => {
+                    drop(sig);
+                    removed = true;
+                }
+                None => return removed,
+            }
+        }
     }
 
     /// Messages accepted so far.
@@ -201,41 +649,556 @@ impl<M> Mailbox<M> {
         self.slot.lock().received
     }
 
-    /// Closes the mailbox and hands back what was still queued, to be dropped by the
-    /// caller outside the lock (dropping a queued call wakes its caller).
-    pub(crate) fn close(&self) -> (VecDeque<M>, Signals, Option<Waker>) {
+    /// Closes the mailbox and hands back what was still queued (messages in order), to
+    /// be dropped by the caller outside the lock (dropping a queued call wakes its
+    /// caller).
+    pub(crate) fn close(&self) -> Queued<M> {
         let mut s = self.slot.lock();
         s.closed = true;
         s.parked = false;
-        (
-            std::mem::take(&mut s.msgs),
-            std::mem::take(&mut s.signals),
-            s.waker.take(),
-        )
+        let mut queued = Batch::new();
+        queued.cur = std::mem::take(&mut s.msgs);
+        let full = s.full.take();
+        let signals = std::mem::take(&mut s.signals);
+        let waker = s.waker.take();
+        drop(s);
+        queued.arrange(full);
+        (queued, signals, waker)
     }
 
-    /// Removes pending link exit signals (`Signal::Exit` with `link`) from `from`, for
-    /// `unlink`; `exit/2` signals stay. True if one was removed.
-    pub(crate) fn flush_link_exit(&self, from: Pid) -> bool {
-        let mut s = self.slot.lock();
-        let before = s.signals.len();
-        s.signals
-            .retain(|sig| !matches!(sig, Signal::Exit { from: f, link: true, .. } if *f == from));
-        before != s.signals.len()
+    /// Message slots the mailbox holds allocated (its buffers and chained chunks).
+    #[cfg(all(test, not(orbit_loom)))]
+    pub(crate) fn capacity(&self) -> (usize, usize) {
+        let s = self.slot.lock();
+        let mut n = s.msgs.capacity();
+        let mut c = s.full.as_deref();
+        while let Some(chunk) = c {
+            n += chunk.msgs.capacity();
+            c = chunk.next.as_deref();
+        }
+        (n, s.signals.capacity())
     }
 }
 
 impl<M> Slot<M> {
-    /// Wakes a parked receiver. Called under the lock: waking a task only marks it
-    /// runnable and queues it, and taking the waker out instead would cost the
-    /// receiver a clone on its next park.
+    /// Takes the waker of a parked receiver out, to be woken after the lock (waking
+    /// runs the executor's code; a wake by value costs a tokio task what a wake by
+    /// reference does, and the receiver refills its slot from its spare).
     #[inline]
-    fn unpark(&mut self) {
+    fn unpark(&mut self) -> Option<Waker> {
         if self.parked {
             self.parked = false;
-            if let Some(w) = &self.waker {
-                w.wake_by_ref();
+            self.waker.take()
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(all(test, not(orbit_loom)))]
+mod tests {
+    use super::{retain, Batch, Mailbox, Signal, Taken};
+    use crate::exit::ExitReason;
+    use crate::pid::Pid;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+
+    /// A waker that, whenever any of its functions runs (clone, wake, wake by
+    /// reference, drop), tries the mailbox's lock and counts the calls that found it
+    /// held: a waker called inside a critical section.
+    struct Probe {
+        mailbox: *const Mailbox<u64>,
+        calls: AtomicUsize,
+        under_lock: AtomicUsize,
+        wakes: AtomicUsize,
+    }
+
+    impl Probe {
+        fn check(&self) {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: the test keeps the mailbox alive for as long as the probe.
+            let mb = unsafe { &*self.mailbox };
+            if mb.slot.try_lock().is_none() {
+                self.under_lock.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    const VTABLE: RawWakerVTable = RawWakerVTable::new(
+        |p| {
+            // SAFETY: `p` is the test's `Probe`, alive for the whole test.
+            unsafe { &*(p as *const Probe) }.check();
+            RawWaker::new(p, &VTABLE)
+        },
+        |p| {
+            let probe = unsafe { &*(p as *const Probe) };
+            probe.check();
+            probe.wakes.fetch_add(1, Ordering::Relaxed);
+        },
+        |p| {
+            let probe = unsafe { &*(p as *const Probe) };
+            probe.check();
+            probe.wakes.fetch_add(1, Ordering::Relaxed);
+        },
+        |p| unsafe { &*(p as *const Probe) }.check(),
+    );
+
+    fn probe_waker(probe: &Probe) -> Waker {
+        // SAFETY: the vtable only reads the probe, which outlives every waker here.
+        unsafe { Waker::from_raw(RawWaker::new(probe as *const Probe as *const (), &VTABLE)) }
+    }
+
+    fn exit_signal() -> Signal {
+        Signal::Exit {
+            from: Pid::local(1, 0),
+            reason: ExitReason::Normal,
+            link: true,
+        }
+    }
+
+    /// Issue 15: senders woke the receiver (and the receiver cloned its waker) while
+    /// holding the mailbox's spin lock. Every waker function must run with it free.
+    #[test]
+    fn no_waker_call_under_the_lock() {
+        let mb = Box::new(Mailbox::<u64>::new());
+        let probe = Probe {
+            mailbox: &*mb,
+            calls: AtomicUsize::new(0),
+            under_lock: AtomicUsize::new(0),
+            wakes: AtomicUsize::new(0),
+        };
+        let other = Probe {
+            mailbox: &*mb,
+            calls: AtomicUsize::new(0),
+            under_lock: AtomicUsize::new(0),
+            wakes: AtomicUsize::new(0),
+        };
+        let w = probe_waker(&probe);
+        let w2 = probe_waker(&other);
+        let mut batch = Batch::new();
+        for round in 0..20u64 {
+            // Park, then a message wakes the receiver.
+            assert!(matches!(mb.take(&mut batch, &w), Taken::Empty));
+            mb.push(round).expect("open mailbox");
+            assert!(matches!(mb.take(&mut batch, &w), Taken::Batch));
+            assert_eq!(batch.pop_front(), Some(round));
+            assert!(batch.pop_front().is_none());
+            // Park on another task's waker (replacing the registered one), then a
+            // signal and a wake (as after a kill) wake it.
+            assert!(matches!(mb.take(&mut batch, &w2), Taken::Empty));
+            assert!(mb.push_signal(exit_signal()));
+            assert!(matches!(mb.take(&mut batch, &w2), Taken::Signal(_)));
+            assert!(matches!(mb.take(&mut batch, &w), Taken::Empty));
+            mb.wake();
+        }
+        assert!(matches!(mb.take(&mut batch, &w), Taken::Empty));
+        drop(mb.close());
+        drop(batch);
+        drop(w);
+        drop(w2);
+        let calls = probe.calls.load(Ordering::Relaxed) + other.calls.load(Ordering::Relaxed);
+        let under =
+            probe.under_lock.load(Ordering::Relaxed) + other.under_lock.load(Ordering::Relaxed);
+        let wakes = probe.wakes.load(Ordering::Relaxed) + other.wakes.load(Ordering::Relaxed);
+        assert_eq!(wakes, 60, "every park was woken once");
+        assert!(calls >= wakes);
+        assert_eq!(
+            under, 0,
+            "{under} of {calls} waker calls ran under the lock"
+        );
+    }
+
+    /// Sends `n` messages, takes and drains them, and returns the most message slots the
+    /// receiver held at once.
+    fn burst(mb: &Mailbox<u64>, batch: &mut Batch<u64>, w: &Waker, n: u64) {
+        for i in 0..n {
+            mb.push(i).expect("open mailbox");
+        }
+        let mut next = 0;
+        while next < n {
+            assert!(matches!(mb.take(batch, w), Taken::Batch));
+            while let Some(m) = batch.pop_front() {
+                assert_eq!(m, next, "FIFO");
+                next += 1;
+            }
+        }
+    }
+
+    /// Issue 15: after a burst the mailbox kept the burst's capacity forever (both
+    /// buffers it swaps grew to 1M slots). Parked, it keeps at most `retain` slots in
+    /// each buffer; busy with small batches, it sheds the burst's buffers within a few
+    /// takes.
+    #[test]
+    fn capacity_shrinks_after_a_burst() {
+        // Under Miri: still above `retain` (256 slots of u64), through ten chunks.
+        let n = if cfg!(miri) { 3_000 } else { 1_000_000 };
+        let bound = 2 * retain::<u64>();
+        let mb = Mailbox::<u64>::new();
+        let w = futures::task::noop_waker();
+        let mut batch = Batch::new();
+
+        // Burst, drained, then the receiver parks.
+        burst(&mb, &mut batch, &w, n);
+        assert!(matches!(mb.take(&mut batch, &w), Taken::Empty));
+        let (held, signals) = mb.capacity();
+        let total = held + batch.capacity();
+        assert!(
+            total <= bound,
+            "parked after a burst of {n}: {total} slots retained (bound {bound})"
+        );
+        assert_eq!(signals, 0);
+
+        // Burst again, then small batches without parking.
+        burst(&mb, &mut batch, &w, n);
+        for i in 0..4 {
+            mb.push(i).expect("open mailbox");
+            mb.push(i).expect("open mailbox");
+            assert!(matches!(mb.take(&mut batch, &w), Taken::Batch));
+            while batch.pop_front().is_some() {}
+        }
+        let total = mb.capacity().0 + batch.capacity();
+        assert!(
+            total <= bound,
+            "busy after a burst of {n}: {total} slots retained (bound {bound})"
+        );
+
+        // A burst of signals is shed too.
+        for _ in 0..1000 {
+            assert!(mb.push_signal(exit_signal()));
+        }
+        while mb.take_signal().is_some() {}
+        assert!(mb.capacity().1 <= super::SIGNAL_RETAIN);
+    }
+
+    /// Messages cross chunk boundaries in order, interleaved with takes, and `close`
+    /// hands back what was queued, in order.
+    #[test]
+    fn chunks_keep_order_and_close_hands_back() {
+        let mb = Mailbox::<u64>::new();
+        let w = futures::task::noop_waker();
+        let mut batch = Batch::new();
+        let mut sent = 0u64;
+        let mut got = 0u64;
+        let steps = if cfg!(miri) { 40 } else { 200u64 };
+        for step in 1..steps {
+            for _ in 0..step * 7 {
+                mb.push(sent).expect("open mailbox");
+                sent += 1;
+            }
+            if step % 3 == 0 {
+                continue;
+            }
+            assert!(matches!(mb.take(&mut batch, &w), Taken::Batch));
+            while let Some(m) = batch.pop_front() {
+                assert_eq!(m, got);
+                got += 1;
+            }
+        }
+        let (mut queued, _, _) = mb.close();
+        while let Some(m) = queued.pop_front() {
+            assert_eq!(m, got);
+            got += 1;
+        }
+        assert_eq!(got, sent);
+        assert_eq!(mb.push(1), Err(1), "closed");
+        assert!(!mb.push_signal(exit_signal()));
+    }
+
+    /// Eight threads send into one mailbox while the receiver drains: every message
+    /// arrives once, in order per sender.
+    #[test]
+    fn concurrent_senders_fifo_per_sender() {
+        let per = if cfg!(miri) { 200 } else { 50_000 };
+        let senders = 8u64;
+        let mb = Arc::new(Mailbox::<u64>::new());
+        let threads: Vec<_> = (0..senders)
+            .map(|id| {
+                let mb = mb.clone();
+                std::thread::spawn(move || {
+                    for i in 0..per {
+                        mb.push(id << 32 | i).expect("open mailbox");
+                    }
+                })
+            })
+            .collect();
+        let w = futures::task::noop_waker();
+        let mut batch = Batch::new();
+        let mut next = vec![0u64; senders as usize];
+        let mut got = 0;
+        while got < senders * per {
+            match mb.take(&mut batch, &w) {
+                Taken::Batch => {
+                    while let Some(m) = batch.pop_front() {
+                        let (id, i) = ((m >> 32) as usize, m & 0xffff_ffff);
+                        assert_eq!(i, next[id], "sender {id} out of order");
+                        next[id] += 1;
+                        got += 1;
+                    }
+                }
+                _ => std::thread::yield_now(),
+            }
+        }
+        for t in threads {
+            t.join().expect("sender");
+        }
+    }
+}
+
+#[cfg(all(test, orbit_loom))]
+mod loom_tests {
+    use super::{Batch, Mailbox, Signal, Taken, HAS_SIGNAL};
+    use crate::exit::ExitReason;
+    use crate::pid::{Pid, Ref};
+    use crate::signal::Down;
+    use crate::sync::{Arc, AtomicUsize};
+    use std::future::poll_fn;
+    use std::sync::atomic::Ordering;
+    use std::task::Poll;
+
+    /// Wakes the model's receiver thread: a waker built from loom's atomics and
+    /// park/unpark (loom's own `block_on` needs its `futures` feature).
+    struct Notify {
+        woken: crate::sync::AtomicBool,
+        thread: loom::thread::Thread,
+    }
+
+    impl std::task::Wake for Notify {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            // A swap, not a store: loom orders a plain store only after the stores its
+            // thread has seen, so the receiver's `swap(false)` could read its own older
+            // write instead of this one (a deadlock that cannot happen).
+            self.woken.swap(true, Ordering::SeqCst);
+            self.thread.unpark();
+        }
+    }
+
+    /// Polls `f` to completion on this loom thread, parking until woken; a wakeup that
+    /// never comes leaves every thread blocked, which loom reports as a deadlock.
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        let notify = std::sync::Arc::new(Notify {
+            woken: crate::sync::AtomicBool::new(false),
+            thread: loom::thread::current(),
+        });
+        let waker = std::task::Waker::from(notify.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+            while !notify.woken.swap(false, Ordering::SeqCst) {
+                loom::thread::park();
+            }
+        }
+    }
+
+    /// Receives `n` messages the way `Context::recv` does (drain the batch, then take,
+    /// parking when empty), under `block_on` (a receiver never woken is a deadlock).
+    fn receive(mb: &Mailbox<u64>, n: usize) -> (Vec<u64>, usize) {
+        let mut batch = Batch::new();
+        let mut got = Vec::new();
+        let mut signals = 0;
+        block_on(poll_fn(|cx| loop {
+            if got.len() == n {
+                return Poll::Ready(());
+            }
+            if let Some(m) = batch.pop_front() {
+                got.push(m);
+                continue;
+            }
+            match mb.take(&mut batch, cx.waker()) {
+                Taken::Batch => {}
+                Taken::Signal(_) => signals += 1,
+                Taken::Empty => return Poll::Pending,
+            }
+        }));
+        (got, signals)
+    }
+
+    /// Two senders, two messages each, a receiver that parks: no message or wakeup is
+    /// lost and each sender's messages arrive in order (chunks of 1 and 2 slots under
+    /// loom, so growth and the chain are on the path).
+    #[test]
+    fn loom_mailbox_two_senders_parked_receiver() {
+        loom::model(|| {
+            let mb = Arc::new(Mailbox::<u64>::new());
+            let senders: Vec<_> = (0..2u64)
+                .map(|id| {
+                    let mb = mb.clone();
+                    loom::thread::spawn(move || {
+                        for i in 0..2 {
+                            mb.push(id * 10 + i).expect("open mailbox");
+                        }
+                    })
+                })
+                .collect();
+            let (got, _) = receive(&mb, 4);
+            for s in senders {
+                s.join().expect("sender");
+            }
+            for id in 0..2 {
+                let mine: Vec<_> = got.iter().copied().filter(|m| m / 10 == id).collect();
+                assert_eq!(mine, vec![id * 10, id * 10 + 1], "sender {id}: {got:?}");
+            }
+        });
+    }
+
+    /// A signal and a message race a parked receiver: both arrive, no lost wakeup.
+    #[test]
+    fn loom_mailbox_signal_wakes_parked_receiver() {
+        loom::model(|| {
+            let mb = Arc::new(Mailbox::<u64>::new());
+            let sig = {
+                let mb = mb.clone();
+                loom::thread::spawn(move || {
+                    assert!(mb.push_signal(Signal::Exit {
+                        from: Pid::local(1, 0),
+                        reason: ExitReason::Normal,
+                        link: true,
+                    }));
+                })
+            };
+            let msg = {
+                let mb = mb.clone();
+                loom::thread::spawn(move || mb.push(7).expect("open mailbox"))
+            };
+            let mut batch = Batch::new();
+            let mut seen = (0, 0);
+            block_on(poll_fn(|cx| loop {
+                if seen == (1, 1) {
+                    return Poll::Ready(());
+                }
+                if batch.pop_front().is_some() {
+                    seen.1 += 1;
+                    continue;
+                }
+                match mb.take(&mut batch, cx.waker()) {
+                    Taken::Batch => {}
+                    Taken::Signal(_) => seen.0 += 1,
+                    Taken::Empty => return Poll::Pending,
+                }
+            }));
+            sig.join().expect("signal sender");
+            msg.join().expect("message sender");
+        });
+    }
+
+    /// A message that counts its drops.
+    struct Tracked(u64, Arc<AtomicUsize>);
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Close races two sends (the second grows the buffer): each send is either queued
+    /// and handed back by `close` (or taken before it), or reported undelivered with
+    /// the message given back; every message is dropped exactly once.
+    #[test]
+    fn loom_mailbox_close_races_send() {
+        loom::model(|| {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let mb = Arc::new(Mailbox::<Tracked>::new());
+            let sender = {
+                let mb = mb.clone();
+                let drops = drops.clone();
+                loom::thread::spawn(move || {
+                    let mut delivered = Vec::new();
+                    for i in 0..2 {
+                        match mb.push(Tracked(i, drops.clone())) {
+                            Ok(()) => delivered.push(i),
+                            Err(back) => assert_eq!(back.0, i, "the message comes back"),
+                        }
+                    }
+                    delivered
+                })
+            };
+            let (mut queued, _, _) = mb.close();
+            let delivered = sender.join().expect("sender");
+            let mut handed_back = Vec::new();
+            while let Some(m) = queued.pop_front() {
+                handed_back.push(m.0);
+            }
+            assert_eq!(handed_back, delivered, "accepted = handed back by close");
+            drop(queued);
+            assert_eq!(
+                drops.load(Ordering::Relaxed),
+                2,
+                "each message dropped once"
+            );
+            assert!(mb.push(Tracked(9, drops.clone())).is_err());
+        });
+    }
+
+    /// `wake` (as after a kill) and a push race a parked receiver: `wake` may take the
+    /// waker out first, the receiver then parks again on the spare it keeps, and the
+    /// push must still wake it (a lost wakeup is a deadlock).
+    #[test]
+    fn loom_mailbox_wake_and_push_race_parked_receiver() {
+        loom::model(|| {
+            let mb = Arc::new(Mailbox::<u64>::new());
+            let waker = {
+                let mb = mb.clone();
+                loom::thread::spawn(move || mb.wake())
+            };
+            let sender = {
+                let mb = mb.clone();
+                loom::thread::spawn(move || mb.push(5).expect("open mailbox"))
+            };
+            let (got, signals) = receive(&mb, 1);
+            assert_eq!((got, signals), (vec![5], 0));
+            waker.join().expect("waker");
+            sender.join().expect("sender");
+        });
+    }
+
+    /// Selective removal (`flush_down` for `demonitor(flush)`, `flush_link_exit` for
+    /// `unlink`) races the signals it targets: each signal is either removed (and the
+    /// call says so) or delivered, exactly once, and `HAS_SIGNAL` is set exactly when
+    /// signals are queued.
+    #[test]
+    fn loom_mailbox_flush_races_signals() {
+        loom::model(|| {
+            let mb = Arc::new(Mailbox::<u64>::new());
+            let monitor = Ref::make();
+            let from = Pid::local(2, 0);
+            let sender = {
+                let mb = mb.clone();
+                loom::thread::spawn(move || {
+                    assert!(mb.push_signal(Signal::Down(Down {
+                        monitor,
+                        pid: from,
+                        reason: ExitReason::Normal,
+                    })));
+                    assert!(mb.push_signal(Signal::Exit {
+                        from,
+                        reason: ExitReason::Normal,
+                        link: true,
+                    }));
+                })
+            };
+            let down_flushed = mb.flush_down(monitor);
+            let exit_flushed = mb.flush_link_exit(from);
+            sender.join().expect("sender");
+            let flagged = mb.flags.load(Ordering::Relaxed) & HAS_SIGNAL != 0;
+            let (mut downs, mut exits) = (0, 0);
+            while let Some(sig) = mb.take_signal() {
+                match sig {
+                    Signal::Down(d) => {
+                        assert_eq!(d.monitor, monitor);
+                        downs += 1;
+                    }
+                    Signal::Exit { .. } => exits += 1,
+                }
+            }
+            assert_eq!(downs + usize::from(down_flushed), 1, "DOWN once");
+            assert_eq!(exits + usize::from(exit_flushed), 1, "EXIT once");
+            assert_eq!(flagged, downs + exits > 0, "HAS_SIGNAL matches the queue");
+            assert_eq!(mb.flags.load(Ordering::Relaxed) & HAS_SIGNAL, 0, "drained");
+        });
     }
 }

@@ -23,7 +23,6 @@
 
 use std::any::Any;
 use std::cell::Cell;
-use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -37,7 +36,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, SendError, Undelivered};
 use crate::exit::ExitReason;
-use crate::mailbox::{Mailbox, Signal, Taken, HAS_SIGNAL, KILLED};
+use crate::mailbox::{Batch, Mailbox, Signal, Taken, HAS_SIGNAL, KILLED};
 use crate::pid::{Pid, Ref};
 use crate::signal::Message;
 use crate::{clock, table};
@@ -332,7 +331,7 @@ pub fn exit_waiters_held(pid: Pid) -> usize {
 /// process's future; handed to the function given to [`spawn`].
 pub struct Context<M> {
     proc: Arc<Process<M>>,
-    buf: VecDeque<M>,
+    buf: Batch<M>,
     /// Clock tick at which the message being handled was received (0: none).
     started: u64,
     budget: u32,
@@ -344,7 +343,7 @@ impl<M: Send + 'static> Context<M> {
     fn new(proc: Arc<Process<M>>) -> Self {
         Context {
             proc,
-            buf: VecDeque::new(),
+            buf: Batch::new(),
             started: 0,
             budget: BUDGET,
         }

@@ -37,12 +37,16 @@
 //!
 //! # What it costs (measured, release, 2 loaded shared cores, same run)
 //!
-//! `orbit-bench call` (5 rounds x 500k sequential calls, median): Orbit's call with
-//! its default 5 s timeout 1.55M calls/s (0.66 us CPU per call) against tokio's
-//! `oneshot` call inside `tokio::time::timeout(5 s, ..)` 0.95M/s (0.87 us): 1.62x, goal
-//! 0.8x. (Before, the `tokio` subject awaited its `oneshot` without a timeout, hence
-//! the earlier 0.18-0.37x; without a timeout on either side tokio does 3.4M/s and
-//! Orbit 0.68M/s, see below.)
+//! `orbit-bench call` (5 rounds x 500k sequential calls, median; three runs one after
+//! another, load average 2-9): Orbit's call with its default 5 s timeout 1.55M /
+//! 0.40M / 0.63M calls/s against tokio's `oneshot` call inside
+//! `tokio::time::timeout(5 s, ..)` 0.95M / 0.66M / 0.79M: 1.62x / 0.61x / 0.80x (goal
+//! 0.8x), CPU per call 0.66 / 1.45 / 0.58 us (tokio 0.87 / 0.67 / 0.68). Orbit's
+//! rounds spread from 0.17M to 3.1M, tokio's with timeout from 0.33M to 1.4M; Orbit
+//! without a timeout is just as bimodal (0.11M-5.9M), so the spread is the call path's
+//! scheduling, not the timer. (Before, the `tokio` subject awaited its `oneshot` with
+//! no timeout, hence the earlier 0.18-0.37x; untimed, tokio does 1.7M-3.4M/s, median,
+//! and Orbit 0.25M-0.68M/s.)
 //!
 //! `orbit-bench call_timer` runs the same orbit call under each timer design,
 //! interleaved (7 rounds x 300k calls, median, calls/s): this module 1.38M, a new

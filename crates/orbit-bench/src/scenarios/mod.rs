@@ -13,6 +13,7 @@ use crate::report::Reporter;
 
 pub mod cache;
 pub mod call;
+pub mod call_timer;
 pub mod contention;
 pub mod counters;
 pub mod dist;
@@ -148,6 +149,12 @@ pub const SCENARIOS: &[Scenario] = &[
         groups: &["runtime"],
         about: "1M sequential GenServer calls to a counter",
         run: call::run,
+    },
+    Scenario {
+        name: "call_timer",
+        groups: &[],
+        about: "the call scenario's orbit call under each timer design: library, none, fresh Sleep, per-thread spare, task-owned, tokio::time::timeout",
+        run: call_timer::run,
     },
     Scenario {
         name: "spawn",

@@ -1,19 +1,40 @@
 //! `dist`: the Erlang distribution protocol on loopback, two Orbit nodes against two BEAM
-//! nodes running `../shared/beam/dist_bench.erl`, in the same run.
+//! nodes running this crate's `beam/dist_bench.erl`, interleaved in every round.
 //!
 //! Every node is its own OS process (one node per process): the bench starts an Orbit
-//! node `B` (`__dist-node`, serving `echo` and `sink` like `dist_bench:server/0` and
-//! `sink_loop/2`) and an Orbit driver node `A` (`__dist-driver`) that runs the same three
-//! measurements as `dist_bench:run/1` and prints `key value` lines:
+//! node `B` (`__dist-node`, serving `echo`, `sink` and `cpu` like `dist_bench:server/0`)
+//! and an Orbit driver node `A` (`__dist-driver`) that runs the same measurements as
+//! `dist_bench:run/1` and prints `key value` lines:
 //!
-//! - round trips: `{echo, B} ! {self(), x}`, wait for `x` (200k, sequential);
+//! - round trips: `{echo, B} ! {self(), x}`, wait for `x` (200k, sequential, after 1000
+//!   unmeasured ones);
 //! - one-way small messages: 1M `{msg, I, <<"payload-0123456789">>}` to a sink on `B`,
-//!   clock stopped by the sink's `done`;
+//!   clock stopped by the sink's `done` (both senders are plain loops);
 //! - 100 KB binaries: 20k `{big, Bin}` to a sink, bytes per second.
 //!
-//! The BEAM pair runs `dist_bench:server/0` and `dist_bench:run/1`. Beside them, Orbit ->
-//! BEAM one-way: the Orbit driver sends the 1M small messages to a sink on a BEAM node.
-//! Goals: one-way ≥ 3x the BEAM, 100 KB bytes/s ≥ 1x, round trips ≥ 2x.
+//! Counts honour `--scale` on both sides. Every part also prints the CPU microseconds
+//! both nodes spent during it (`utime + stime` of each OS process from
+//! `/proc/self/stat`, read the same way by the Orbit and the BEAM nodes; the remote
+//! node's through its registered `cpu` process), reported per unit of work.
+//!
+//! Each round runs, in alternating order, the Orbit pair and the BEAM pair (BEAM nodes
+//! with `+S N:N`, N = the Orbit nodes' worker count), then Orbit -> BEAM one-way, then
+//! the round trips of both pairs again under a background load that keeps every core
+//! busy (`__dist-burn`: one spinning thread per core, the same for both pairs;
+//! subjects `orbit_loaded`, `beam_loaded`). The Orbit nodes run WITHOUT
+//! `spin_before_park`; a spin variant (`orbit_spin`) runs only when
+//! `available_parallelism()` exceeds the busy workers of the two nodes (2 x N), and the
+//! output says whether it ran. Headline figures are medians of rounds with best, spread
+//! and CPU per unit beside (`emit_rounds`).
+//!
+//! Goals: round trips ≥ 2x the BEAM with CPU per round trip ≤ the BEAM's, loaded round
+//! trips ≥ 1.5x, one-way ≥ 3x, 100 KB bytes/s ≥ 1x.
+//!
+//! Beside them, `floor` (and `floor_loaded`): the kernel's floor for a blocking round
+//! trip on this machine, two threads bouncing 60 bytes over loopback TCP with plain
+//! blocking `read`/`write` (`__dist-floor`), no runtime and no spin.
+//!
+//! `ORBIT_BENCH_DIST_RT_ONLY=1` skips the one-way and 100 KB parts (for profiling).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -25,95 +46,269 @@ use serde::Deserialize;
 
 use super::Ctx;
 use crate::beam;
+use crate::util::{Rounds, WORKERS};
 
 const SCENARIO: &str = "dist";
 const COOKIE: &str = "orbit_bench_dist";
 
+/// Per-metric rounds of every subject.
+#[derive(Default)]
+struct All {
+    rt: Rounds,
+    oneway: Rounds,
+    big_msgs: Rounds,
+    big_mb: Rounds,
+    /// (orbit, beam) round trips per second of the same round, unloaded and loaded.
+    pairs: Vec<(f64, f64)>,
+    loaded_pairs: Vec<(f64, f64)>,
+}
+
+impl All {
+    /// Records one run's figures for `subject` (`rt_n`, `one_n`, `big_n`: its units).
+    fn keep(&mut self, subject: &'static str, v: &beam::Values, n: (u64, u64, u64)) {
+        let per = |k: &str, units: u64| v.get(k).map(|c| c / units.max(1) as f64);
+        if let Some(&r) = v.get("dist_roundtrips_per_s") {
+            self.rt.add(subject, r);
+            if let Some(c) = per("rt_cpu_us", n.0) {
+                self.rt.add_cpu(subject, c);
+            }
+        }
+        if let Some(&r) = v.get("dist_oneway_msgs_per_s") {
+            self.oneway.add(subject, r);
+            if let Some(c) = per("oneway_cpu_us", n.1) {
+                self.oneway.add_cpu(subject, c);
+            }
+        }
+        if let Some(&r) = v.get("dist_100KB_msgs_per_s") {
+            self.big_msgs.add(subject, r);
+            if let Some(c) = per("big_cpu_us", n.2) {
+                self.big_msgs.add_cpu(subject, c);
+            }
+        }
+        if let Some(&r) = v.get("MB_per_s") {
+            self.big_mb.add(subject, r);
+        }
+    }
+}
+
+/// The busy workers of the two nodes of a pair.
+fn busy_workers() -> usize {
+    2 * WORKERS
+}
+
 /// Runs the scenario.
 pub fn run(ctx: &mut Ctx) {
     let (rt_n, one_n, big_n) = (ctx.n(200_000), ctx.n(1_000_000), ctx.n(20_000));
-    let mut best: std::collections::BTreeMap<String, f64> = Default::default();
-    let mut keep = |subject: &str, v: beam::Values| {
-        for (k, x) in v {
-            let e = best.entry(format!("{subject}/{k}")).or_insert(0.0);
-            *e = e.max(x);
-        }
+    let (one_n, big_n) = if std::env::var_os("ORBIT_BENCH_DIST_RT_ONLY").is_some() {
+        (0, 0)
+    } else {
+        (one_n, big_n)
     };
-    for _ in 0..ctx.rounds.min(2) {
-        match orbit_pair(rt_n, one_n, big_n) {
-            Ok(v) => keep("orbit", v),
-            Err(e) => eprintln!("dist: orbit pair failed: {e}"),
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let spin = cores > busy_workers();
+    eprintln!(
+        "dist: available_parallelism {cores}, busy workers {} (2 nodes x {WORKERS}): spin variant {}",
+        busy_workers(),
+        if spin { "runs (orbit_spin)" } else { "skipped" }
+    );
+    ctx.rep
+        .emit(SCENARIO, "setup", "available_parallelism", cores as f64);
+    ctx.rep
+        .emit(SCENARIO, "setup", "busy_workers", busy_workers() as f64);
+    ctx.rep.emit(
+        SCENARIO,
+        "setup",
+        "spin_variant_ran",
+        f64::from(u8::from(spin)),
+    );
+    ctx.rep
+        .emit(SCENARIO, "setup", "background_load_threads", cores as f64);
+    let full = (rt_n, one_n, big_n);
+    let mut all = All::default();
+    for round in 0..ctx.rounds {
+        // Alternate which pair goes first.
+        let mut o = None;
+        let mut b = None;
+        for first_orbit in [round % 2 == 0, round % 2 != 0] {
+            if first_orbit {
+                match orbit_pair(full, false) {
+                    Ok(v) => {
+                        all.keep("orbit", &v, full);
+                        o = v.get("dist_roundtrips_per_s").copied();
+                    }
+                    Err(e) => eprintln!("dist: orbit pair failed: {e}"),
+                }
+            } else {
+                match beam_pair(full) {
+                    Ok(v) => {
+                        all.keep("beam", &v, full);
+                        b = v.get("dist_roundtrips_per_s").copied();
+                    }
+                    Err(e) => eprintln!("dist: beam pair skipped: {e}"),
+                }
+            }
         }
-        match beam_pair() {
-            Ok(v) => keep("beam", v),
-            Err(e) => eprintln!("dist: beam pair skipped: {e}"),
+        if let (Some(o), Some(b)) = (o, b) {
+            all.pairs.push((o, b));
         }
-        match orbit_to_beam(one_n) {
-            Ok(v) => keep("orbit_to_beam", v),
-            Err(e) => eprintln!("dist: orbit -> beam skipped: {e}"),
+        // The kernel's floor for a blocking round trip (no runtime, no spin).
+        match crate::util::run_self(&["__dist-floor", &rt_n.to_string()]) {
+            Ok(v) => all.keep("floor", &v, (rt_n, 0, 0)),
+            Err(e) => eprintln!("dist: floor run failed: {e}"),
+        }
+        if spin {
+            match orbit_pair(full, true) {
+                Ok(v) => all.keep("orbit_spin", &v, full),
+                Err(e) => eprintln!("dist: orbit spin pair failed: {e}"),
+            }
+        }
+        if one_n > 0 {
+            match orbit_to_beam(one_n) {
+                Ok(v) => all.keep("orbit_to_beam", &v, (0, one_n, 0)),
+                Err(e) => eprintln!("dist: orbit -> beam skipped: {e}"),
+            }
+        }
+        // Round trips under a background load that keeps every core busy.
+        let rt_only = (rt_n, 0, 0);
+        match Burn::start(cores) {
+            Ok(_burn) => {
+                let mut o = None;
+                let mut b = None;
+                for first_orbit in [round % 2 == 0, round % 2 != 0] {
+                    if first_orbit {
+                        match orbit_pair(rt_only, false) {
+                            Ok(v) => {
+                                all.keep("orbit_loaded", &v, rt_only);
+                                o = v.get("dist_roundtrips_per_s").copied();
+                            }
+                            Err(e) => eprintln!("dist: loaded orbit pair failed: {e}"),
+                        }
+                    } else {
+                        match beam_pair(rt_only) {
+                            Ok(v) => {
+                                all.keep("beam_loaded", &v, rt_only);
+                                b = v.get("dist_roundtrips_per_s").copied();
+                            }
+                            Err(e) => eprintln!("dist: loaded beam pair skipped: {e}"),
+                        }
+                    }
+                }
+                if let (Some(o), Some(b)) = (o, b) {
+                    all.loaded_pairs.push((o, b));
+                }
+                match crate::util::run_self(&["__dist-floor", &rt_n.to_string()]) {
+                    Ok(v) => all.keep("floor_loaded", &v, rt_only),
+                    Err(e) => eprintln!("dist: loaded floor run failed: {e}"),
+                }
+            }
+            Err(e) => eprintln!("dist: no background load: {e}"),
         }
     }
-    let get = |k: &str| best.get(k).copied();
-    let rows = [
-        (
-            "orbit",
-            "roundtrips_per_s",
-            get("orbit/dist_roundtrips_per_s"),
-        ),
-        (
-            "orbit",
-            "oneway_msgs_per_s",
-            get("orbit/dist_oneway_msgs_per_s"),
-        ),
-        (
-            "orbit",
-            "100KB_msgs_per_s",
-            get("orbit/dist_100KB_msgs_per_s"),
-        ),
-        ("orbit", "100KB_MB_per_s", get("orbit/MB_per_s")),
-        (
-            "beam",
-            "roundtrips_per_s",
-            get("beam/dist_roundtrips_per_s"),
-        ),
-        (
-            "beam",
-            "oneway_msgs_per_s",
-            get("beam/dist_oneway_msgs_per_s"),
-        ),
-        (
-            "beam",
-            "100KB_msgs_per_s",
-            get("beam/dist_100KB_msgs_per_s"),
-        ),
-        ("beam", "100KB_MB_per_s", get("beam/MB_per_s")),
-        (
-            "orbit_to_beam",
-            "oneway_msgs_per_s",
-            get("orbit_to_beam/dist_oneway_msgs_per_s"),
-        ),
+    let subjects = [
+        "orbit",
+        "beam",
+        "orbit_spin",
+        "orbit_loaded",
+        "beam_loaded",
+        "orbit_to_beam",
+        "floor",
+        "floor_loaded",
     ];
-    for (s, m, v) in rows {
-        ctx.emit_opt(SCENARIO, s, m, v);
+    for s in subjects {
+        ctx.emit_rounds(SCENARIO, s, "roundtrips_per_s", "roundtrip", &all.rt);
+        ctx.emit_rounds(SCENARIO, s, "oneway_msgs_per_s", "msg", &all.oneway);
+        ctx.emit_rounds(SCENARIO, s, "100KB_msgs_per_s", "100KB_msg", &all.big_msgs);
+        ctx.emit_rounds(SCENARIO, s, "100KB_MB_per_s", "MB", &all.big_mb);
     }
+    let per_round = |ctx: &mut Ctx, name: &str, pairs: &[(f64, f64)]| {
+        let r: Vec<f64> = pairs.iter().map(|(o, b)| o / b).collect();
+        ctx.emit_opt(
+            SCENARIO,
+            "ratio_rounds",
+            &format!("{name}_min"),
+            crate::util::least(&r),
+        );
+        ctx.emit_opt(
+            SCENARIO,
+            "ratio_rounds",
+            &format!("{name}_max"),
+            crate::util::best(&r),
+        );
+    };
+    per_round(ctx, "roundtrips", &all.pairs);
+    per_round(ctx, "loaded_roundtrips", &all.loaded_pairs);
+    ctx.goal(
+        SCENARIO,
+        "orbit_vs_beam_roundtrips_min_2x",
+        all.rt.median("orbit"),
+        all.rt.median("beam"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "orbit_vs_beam_cpu_per_roundtrip_max_1x",
+        all.rt.cpu_median("orbit"),
+        all.rt.cpu_median("beam"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "orbit_vs_beam_loaded_roundtrips_min_1_5x",
+        all.rt.median("orbit_loaded"),
+        all.rt.median("beam_loaded"),
+    );
+    // Not goals: how far each pair is from the kernel's blocking floor.
+    ctx.goal(
+        SCENARIO,
+        "info_orbit_vs_floor_roundtrips",
+        all.rt.median("orbit"),
+        all.rt.median("floor"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "info_beam_vs_floor_roundtrips",
+        all.rt.median("beam"),
+        all.rt.median("floor"),
+    );
     ctx.goal(
         SCENARIO,
         "orbit_vs_beam_oneway_min_3x",
-        rows[1].2,
-        rows[5].2,
+        all.oneway.median("orbit"),
+        all.oneway.median("beam"),
     );
     ctx.goal(
         SCENARIO,
         "orbit_vs_beam_100KB_bytes_min_1x",
-        rows[3].2,
-        rows[7].2,
+        all.big_mb.median("orbit"),
+        all.big_mb.median("beam"),
     );
-    ctx.goal(
-        SCENARIO,
-        "orbit_vs_beam_roundtrips_min_2x",
-        rows[0].2,
-        rows[4].2,
-    );
+}
+
+/// The background load: a child process with one spinning thread per core, killed when
+/// dropped.
+struct Burn(#[allow(dead_code)] Kid);
+
+impl Burn {
+    fn start(threads: usize) -> Result<Burn, String> {
+        let mut cmd = Command::new(me()?);
+        cmd.args(["__dist-burn", &threads.to_string()]);
+        Ok(Burn(start_ready(cmd)?))
+    }
+}
+
+/// CPU microseconds (user + system, all threads) this process used so far, from
+/// `/proc/self/stat` (what `dist_bench:cpu_us/0` reads on the BEAM nodes); 0 when
+/// unreadable.
+fn cpu_us() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let Some(after) = stat.rfind(") ").map(|i| &stat[i + 2..]) else {
+        return 0;
+    };
+    // `after` starts at field 3; utime and stime are fields 14 and 15.
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as u64 } else { 100 };
+    (ticks(11) + ticks(12)) * 1_000_000 / hz
 }
 
 fn unique(prefix: &str) -> String {
@@ -173,15 +368,18 @@ fn me() -> Result<std::path::PathBuf, String> {
     std::env::current_exe().map_err(|e| e.to_string())
 }
 
-fn orbit_pair(rt_n: u64, one_n: u64, big_n: u64) -> Result<beam::Values, String> {
+fn orbit_pair((rt_n, one_n, big_n): (u64, u64, u64), spin: bool) -> Result<beam::Values, String> {
     let b = unique("orbit_dist_b");
     let mut cmd = Command::new(me()?);
     cmd.args(["__dist-node", &b]);
+    if spin {
+        cmd.env("ORBIT_BENCH_SPIN", "1");
+    }
     let _kid = start_ready(cmd)?;
-    run_driver(&b, rt_n, one_n, big_n)
+    run_driver(&b, rt_n, one_n, big_n, spin)
 }
 
-fn beam_pair() -> Result<beam::Values, String> {
+fn beam_pair((rt_n, one_n, big_n): (u64, u64, u64)) -> Result<beam::Values, String> {
     let b = unique("beam_dist_b");
     let _kid = start_erl_node(&b, "io:format(\"ready~n\"), dist_bench:server().")?;
     let a = unique("beam_dist_a");
@@ -191,7 +389,7 @@ fn beam_pair() -> Result<beam::Values, String> {
         "-setcookie",
         COOKIE,
         "-eval",
-        &format!("dist_bench:run(['{b}'])."),
+        &format!("dist_bench:run(['{b}', {rt_n}, {one_n}, {big_n}])."),
     ])
     .map(|out| beam::parse_kv(&out))
 }
@@ -200,31 +398,42 @@ fn orbit_to_beam(one_n: u64) -> Result<beam::Values, String> {
     let b = unique("beam_dist_sink");
     let _kid = start_erl_node(
         &b,
-        "register(sink, self()), io:format(\"ready~n\"), \
+        "register(sink, self()), register(cpu, spawn(fun dist_bench:cpu_server/0)), \
+         io:format(\"ready~n\"), \
          receive {start, N, P} -> dist_bench:sink_loop(N, P) end, receive stop -> ok end.",
     )?;
-    run_driver(&b, 0, one_n, 0)
+    run_driver(&b, 0, one_n, 0, false)
 }
 
-/// Starts a BEAM node `name` with `dist_bench` loaded, running `eval` (which prints
-/// `ready`), and waits until it is ready.
+/// Starts a BEAM node `name` (`+S N:N`) with `dist_bench` loaded, running `eval` (which
+/// prints `ready`), and waits until it is ready.
 fn start_erl_node(name: &str, eval: &str) -> Result<Kid, String> {
     let dir = beam::compiled_dir()?;
     let mut cmd = Command::new("erl");
-    cmd.arg("-pa").arg(dir).args([
-        "-noshell",
-        "-name",
-        name,
-        "-setcookie",
-        COOKIE,
-        "-eval",
-        eval,
-    ]);
+    cmd.arg("-pa")
+        .arg(dir)
+        .arg("+S")
+        .arg(format!("{WORKERS}:{WORKERS}"))
+        .args([
+            "-noshell",
+            "-name",
+            name,
+            "-setcookie",
+            COOKIE,
+            "-eval",
+            eval,
+        ]);
     start_ready(cmd)
 }
 
 /// Runs the Orbit driver node against node `b` to the end; its figures.
-fn run_driver(b: &str, rt_n: u64, one_n: u64, big_n: u64) -> Result<beam::Values, String> {
+fn run_driver(
+    b: &str,
+    rt_n: u64,
+    one_n: u64,
+    big_n: u64,
+    spin: bool,
+) -> Result<beam::Values, String> {
     let mut cmd = Command::new(me()?);
     cmd.args([
         "__dist-driver",
@@ -234,6 +443,9 @@ fn run_driver(b: &str, rt_n: u64, one_n: u64, big_n: u64) -> Result<beam::Values
         &one_n.to_string(),
         &big_n.to_string(),
     ]);
+    if spin {
+        cmd.env("ORBIT_BENCH_SPIN", "1");
+    }
     run_to_end(cmd)
 }
 
@@ -249,11 +461,17 @@ pub fn child_main(cmd: &str, args: &[String]) -> i32 {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
     }
-    // The node runtime busy-waits briefly before a worker sleeps, as the BEAM's
-    // schedulers do by default (`+sbwt`); ORBIT_BENCH_NO_SPIN=1 turns it off.
+    if cmd == "__dist-burn" {
+        return burn_main(args);
+    }
+    if cmd == "__dist-floor" {
+        return floor_main(args);
+    }
+    // The node runtime busy-waits before a worker sleeps (as the BEAM's schedulers do by
+    // default, `+sbwt`) only in the spin variant (ORBIT_BENCH_SPIN=1).
     let mut b = tokio::runtime::Builder::new_multi_thread();
-    b.worker_threads(2).enable_all();
-    if std::env::var_os("ORBIT_BENCH_NO_SPIN").is_none() {
+    b.worker_threads(WORKERS).enable_all();
+    if std::env::var_os("ORBIT_BENCH_SPIN").is_some() {
         b.on_thread_park(orbit_dist::spin_before_park);
     }
     let rt = match b.build() {
@@ -286,6 +504,83 @@ pub fn child_main(cmd: &str, args: &[String]) -> i32 {
     }
 }
 
+/// `__dist-burn THREADS`: spins THREADS threads until killed (the background load).
+fn burn_main(args: &[String]) -> i32 {
+    let n = args
+        .first()
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(1);
+    for _ in 0..n {
+        std::thread::spawn(|| {
+            let mut x = 0u64;
+            loop {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        });
+    }
+    println!("ready");
+    loop {
+        std::thread::park();
+    }
+}
+
+/// `__dist-floor N`: the kernel's floor for a round trip, without any runtime: two
+/// threads of one process, each blocked in `read` on its end of a loopback TCP
+/// connection (`TCP_NODELAY`), bounce a 60-byte message N times (after 1000 unmeasured).
+/// Prints `dist_roundtrips_per_s R rt_cpu_us C` (C: this process's CPU over the N).
+fn floor_main(args: &[String]) -> i32 {
+    use std::io::{Read, Write};
+    let n = args
+        .first()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(100_000);
+    let run = || -> std::io::Result<(f64, u64)> {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = l.local_addr()?;
+        let echo = std::thread::spawn(move || -> std::io::Result<()> {
+            let (mut s, _) = l.accept()?;
+            s.set_nodelay(true)?;
+            let mut b = [0u8; 60];
+            loop {
+                match s.read(&mut b)? {
+                    0 => return Ok(()),
+                    k => s.write_all(&b[..k])?,
+                }
+            }
+        });
+        let mut s = std::net::TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        let mut b = [7u8; 60];
+        let mut rt = |s: &mut std::net::TcpStream| -> std::io::Result<()> {
+            s.write_all(&b)?;
+            s.read_exact(&mut b)
+        };
+        for _ in 0..1000 {
+            rt(&mut s)?;
+        }
+        let c0 = cpu_us();
+        let t0 = Instant::now();
+        for _ in 0..n {
+            rt(&mut s)?;
+        }
+        let rate = n as f64 / t0.elapsed().as_secs_f64();
+        let c1 = cpu_us();
+        drop(s);
+        let _ = echo.join();
+        Ok((rate, c1.saturating_sub(c0)))
+    };
+    match run() {
+        Ok((rate, cpu)) => {
+            println!("dist_roundtrips_per_s {} rt_cpu_us {cpu}", rate as u64);
+            0
+        }
+        Err(e) => {
+            eprintln!("__dist-floor: {e}");
+            1
+        }
+    }
+}
+
 /// What the sink on node B takes (`{start, N, Parent}`, `{msg, I, Bin}`, `{big, Bin}`).
 #[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -304,6 +599,8 @@ async fn node_main(name: String) -> Result<(), String> {
     let sink = orbit::spawn(sink_loop).map_err(|e| e.to_string())?;
     orbit::register("sink", sink.pid()).map_err(|e| e.to_string())?;
     orbit_dist::serve::<SinkMsg>(sink.pid());
+    let cpu = orbit::spawn(cpu_loop).map_err(|e| e.to_string())?;
+    orbit::register("cpu", cpu.pid()).map_err(|e| e.to_string())?;
     println!("ready");
     std::future::pending::<()>().await;
     Ok(())
@@ -314,6 +611,18 @@ async fn echo_loop(mut ctx: Context<Term>) {
         if let Message::Msg(Term::Tuple(mut el)) = ctx.recv().await {
             if let (Some(x), Some(Term::Pid(p))) = (el.pop(), el.pop()) {
                 let _ = orbit::send(orbit_dist::from_wire(&p), x);
+            }
+        }
+    }
+}
+
+/// `{cpu, From}` -> `From ! {cpu_us, N}` (this node's CPU microseconds so far).
+async fn cpu_loop(mut ctx: Context<Term>) {
+    loop {
+        if let Message::Msg(Term::Tuple(el)) = ctx.recv().await {
+            if let Some(Term::Pid(p)) = el.get(1) {
+                let tag = Atom::new("cpu_us").expect("atom");
+                let _ = orbit_dist::send(orbit_dist::from_wire(p), &(&tag, cpu_us()));
             }
         }
     }
@@ -366,15 +675,39 @@ async fn driver_main(
         let me = orbit::self_pid().expect("in a process");
         let wire_me = orbit_dist::to_wire(me);
         let x = Atom::new("x").expect("atom");
+        let cpu = Atom::new("cpu").expect("atom");
+        // Both nodes' CPU microseconds so far (B's asked through its `cpu` process).
+        macro_rules! both_cpu {
+            () => {{
+                let _ = orbit_dist::send_named(&b, "cpu", &(&cpu, &wire_me));
+                let remote = match ctx.recv().await {
+                    Message::Msg(Term::Tuple(el)) => match el.get(1) {
+                        Some(Term::Int(n)) => *n as u64,
+                        _ => 0,
+                    },
+                    _ => 0,
+                };
+                cpu_us() + remote
+            }};
+        }
         if rt_n > 0 {
+            // Warm-up, as `dist_bench:run/1` does.
+            for _ in 0..1000 {
+                let _ = orbit_dist::send_named(&b, "echo", &(&wire_me, &x));
+                let _ = ctx.recv().await;
+            }
+            let c0 = both_cpu!();
             let t0 = Instant::now();
             for _ in 0..rt_n {
                 let _ = orbit_dist::send_named(&b, "echo", &(&wire_me, &x));
                 let _ = ctx.recv().await;
             }
+            let rate = rt_n as f64 / t0.elapsed().as_secs_f64();
+            let c1 = both_cpu!();
             println!(
-                "dist_roundtrips_per_s {}",
-                (rt_n as f64 / t0.elapsed().as_secs_f64()) as u64
+                "dist_roundtrips_per_s {} rt_cpu_us {}",
+                rate as u64,
+                c1.saturating_sub(c0)
             );
         }
         let start = Atom::new("start").expect("atom");
@@ -382,6 +715,7 @@ async fn driver_main(
             let _ = orbit_dist::send_named(&b, "sink", &(&start, one_n, &wire_me));
             let msg = Atom::new("msg").expect("atom");
             let payload = serde_bytes::Bytes::new(b"payload-0123456789");
+            let c0 = both_cpu!();
             let t0 = Instant::now();
             for i in 1..=one_n {
                 let _ = orbit_dist::send_named(&b, "sink", &(&msg, i, payload));
@@ -390,9 +724,12 @@ async fn driver_main(
                 }
             }
             let _ = ctx.recv().await;
+            let rate = one_n as f64 / t0.elapsed().as_secs_f64();
+            let c1 = both_cpu!();
             println!(
-                "dist_oneway_msgs_per_s {}",
-                (one_n as f64 / t0.elapsed().as_secs_f64()) as u64
+                "dist_oneway_msgs_per_s {} oneway_cpu_us {}",
+                rate as u64,
+                c1.saturating_sub(c0)
             );
         }
         if big_n > 0 {
@@ -400,6 +737,7 @@ async fn driver_main(
             let big = Atom::new("big").expect("atom");
             let data = vec![b'x'; 100_000];
             let bin = serde_bytes::Bytes::new(&data);
+            let c0 = both_cpu!();
             let t0 = Instant::now();
             for _ in 0..big_n {
                 let _ = orbit_dist::send_named(&b, "sink", &(&big, bin));
@@ -407,10 +745,12 @@ async fn driver_main(
             }
             let _ = ctx.recv().await;
             let s = t0.elapsed().as_secs_f64();
+            let c1 = both_cpu!();
             println!(
-                "dist_100KB_msgs_per_s {} MB_per_s {}",
+                "dist_100KB_msgs_per_s {} MB_per_s {} big_cpu_us {}",
                 (big_n as f64 / s) as u64,
-                (big_n as f64 * 100_000.0 / s / 1e6) as u64
+                (big_n as f64 * 100_000.0 / s / 1e6) as u64,
+                c1.saturating_sub(c0)
             );
         }
     })

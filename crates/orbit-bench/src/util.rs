@@ -36,6 +36,29 @@ pub fn measured(r: &mut Rounds, subject: &'static str, units: u64, f: impl FnOnc
     r.add_cpu(subject, cpu * 1e6 / units.max(1) as f64);
 }
 
+/// One subject's measurement for one round, recording into the round figures.
+pub type Step<'a> = Box<dyn FnMut(&mut Rounds) + 'a>;
+
+/// Runs `rounds` rounds of `steps` (one per subject), rotating the order: round `k`
+/// starts with step `k % len`, so no subject always runs first or always after the same
+/// neighbour (the BEAM's `erl` start, a previous subject's freed memory, ...).
+pub fn run_rotated(rounds: usize, steps: &mut [Step<'_>], r: &mut Rounds) {
+    let n = steps.len();
+    for round in 0..rounds {
+        for i in 0..n {
+            (steps[(round + i) % n])(r);
+        }
+    }
+}
+
+/// CPU seconds (user + system, every thread) this process spends in `f`, with its
+/// output.
+pub fn cpu_of<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let c0 = cpu_s(libc::RUSAGE_SELF);
+    let out = f();
+    (out, cpu_s(libc::RUSAGE_SELF) - c0)
+}
+
 use std::future::Future;
 use std::time::Duration;
 

@@ -177,7 +177,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "ets",
         groups: &[],
         about: "ETS tables: inserts, 2-reader lookups, memory, GenServer vs table",
-        run: run_ets,
+        run: ets::run,
     },
     Scenario {
         name: "term",
@@ -205,28 +205,6 @@ pub const SCENARIOS: &[Scenario] = &[
         run: dist::run,
     },
 ];
-
-fn run_ets(ctx: &mut Ctx) {
-    ets::run(&mut ctx.rep, ctx.rounds);
-    // One BEAM run of the same work (1M inserts, 2 readers x 2M random copying lookups),
-    // with +S N:N; not yet one per round.
-    let v = crate::beam::run_one("ets", 1_000_000).unwrap_or_default();
-    let beam = |k: &str| v.get(k).copied();
-    if let (Some(ins), Some(look)) = (
-        beam("ets_inserts_per_s"),
-        beam("ets_lookups_per_s_2readers"),
-    ) {
-        let mem = crate::beam::run_snippet(
-            "T = ets:new(t, [set, public]), \
-             [ets:insert(T, {I, I}) || I <- lists:seq(1, 1000000)], \
-             io:format(\"ets_bytes_per_object ~p~n\", \
-                       [ets:info(T, memory) * erlang:system_info(wordsize) / 1000000]).",
-        )
-        .ok()
-        .and_then(|v| v.get("ets_bytes_per_object").copied());
-        ets::beam_ratios(&mut ctx.rep, ins, look, mem);
-    }
-}
 
 fn run_term(ctx: &mut Ctx) {
     term::run(&mut ctx.rep);

@@ -43,12 +43,16 @@ pub type Step<'a> = Box<dyn FnMut(&mut Rounds) + 'a>;
 /// starts with step `k % len`, so no subject always runs first or always after the same
 /// neighbour (the BEAM's `erl` start, a previous subject's freed memory, ...).
 pub fn run_rotated(rounds: usize, steps: &mut [Step<'_>], r: &mut Rounds) {
-    let n = steps.len();
     for round in 0..rounds {
-        for i in 0..n {
-            (steps[(round + i) % n])(r);
+        for i in rotation(round, steps.len()) {
+            (steps[i])(r);
         }
     }
+}
+
+/// The order of `n` subjects in round `round`: `round % n`, then the next ones, wrapping.
+pub fn rotation(round: usize, n: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |i| (round + i) % n)
 }
 
 /// CPU seconds (user + system, every thread) this process spends in `f`, with its

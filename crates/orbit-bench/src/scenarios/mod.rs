@@ -184,7 +184,7 @@ pub const SCENARIOS: &[Scenario] = &[
         groups: &[],
         about:
             "ETF encode/decode: orbit-term vs eetf vs the BEAM; typed serde vs bincode, rmp-serde",
-        run: run_term,
+        run: term::run,
     },
     Scenario {
         name: "cache",
@@ -205,10 +205,6 @@ pub const SCENARIOS: &[Scenario] = &[
         run: dist::run,
     },
 ];
-
-fn run_term(ctx: &mut Ctx) {
-    term::run(&mut ctx.rep);
-}
 
 /// The scenarios a command-line name selects: one scenario, a group, or `all`.
 pub fn select(name: &str) -> Vec<&'static Scenario> {

@@ -3,8 +3,7 @@
 //!
 //! A scenario is a function that measures its subjects in interleaved rounds (orbit,
 //! then each peer and the BEAM, then orbit again, ...), emits per subject the median of
-//! rounds with best, min, max and CPU per unit ([`Ctx::emit_rounds`]; scenarios not yet
-//! converted still report their best round)
+//! rounds with best, min, max and CPU per unit ([`Ctx::emit_rounds`])
 //! and one `"subject": "ratio"` line per goal. Add a scenario by writing a module with a
 //! `run(&mut Ctx)` function and listing it in [`SCENARIOS`]; list `runtime` among its
 //! groups if it belongs to the runtime suite. `all` runs every scenario.

@@ -205,3 +205,27 @@ pub fn run_self(args: &[&str]) -> Result<crate::beam::Values, String> {
     }
     Ok(crate::beam::parse_kv(&String::from_utf8_lossy(&out.stdout)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_starts_one_later_each_round_and_visits_every_subject() {
+        let orders: Vec<Vec<usize>> = (0..4).map(|k| rotation(k, 3).collect()).collect();
+        assert_eq!(orders, [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2]]);
+        let mut r = Rounds::default();
+        let mut steps: Vec<Step> =
+            vec![Box::new(|r| r.add("a", 1.0)), Box::new(|r| r.add("b", 2.0))];
+        run_rotated(3, &mut steps, &mut r);
+        assert_eq!(r.of("a").len(), 3);
+        assert_eq!(r.of("b").len(), 3);
+    }
+
+    #[test]
+    fn median_is_the_middle_or_mean_of_the_middle_two() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+    }
+}

@@ -203,7 +203,7 @@ pub fn beamlibs() -> Option<&'static str> {
         };
         if !on_path("elixir") {
             eprintln!(
-                "note: elixir not found on PATH; skipping the library baselines (ConCache, ...)"
+                "note: elixir not found on PATH; skipping the real-library BEAM subjects (ConCache, poolboy, NimblePool, GenStage) and their ratios"
             );
             return None;
         }
@@ -217,14 +217,14 @@ pub fn beamlibs() -> Option<&'static str> {
             candidates.insert(0, PathBuf::from(s).join("beamlibs/build.sh"));
         }
         let Some(script) = candidates.into_iter().find(|p| p.is_file()) else {
-            eprintln!("note: shared/beamlibs/build.sh not found (set ORBIT_SHARED); skipping the library baselines");
+            eprintln!("note: shared/beamlibs/build.sh not found (set ORBIT_SHARED); skipping the real-library BEAM subjects");
             return None;
         };
         let out = Command::new(&script).stdin(Stdio::null()).output().ok()?;
         let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !out.status.success() || dir.is_empty() {
             eprintln!(
-                "note: {} failed; skipping the library baselines",
+                "note: {} failed; skipping the real-library BEAM subjects",
                 script.display()
             );
             return None;

@@ -18,7 +18,7 @@
 //!   `elixir`.
 //!
 //! Every figure is the median of rounds (used by the ratios) with `_best`, `_min`,
-//! `_max` and `cpu_us_per_event` (`getrusage(RUSAGE_SELF)` around each Rust pipeline,
+//! `_max` and `cpu_us_per_event_SHAPE` (`getrusage(RUSAGE_SELF)` around each Rust pipeline,
 //! runtime start included; the BEAM's `statistics(runtime)` around its measured parts).
 //! The BEAM's run goes first in even rounds and last in odd ones.
 //!
@@ -118,24 +118,31 @@ pub fn run(ctx: &mut Ctx) {
             beam_round(n, &mut r);
         }
     }
+    // (shape, metric, CPU unit: `cpu_us_per_UNIT`, one per shape, with tokio?)
     let shapes = [
-        ("pc", "producer_consumer_events_per_s", true),
-        ("pcc", "three_stage_events_per_s", true),
+        ("pc", "producer_consumer_events_per_s", "event_pc", true),
+        ("pcc", "three_stage_events_per_s", "event_three_stage", true),
         (
             "broadcast",
             "broadcast_2_consumers_events_per_s_per_consumer",
+            "event_broadcast",
             false,
         ),
-        ("partition", "partition_2_events_per_s_total", false),
+        (
+            "partition",
+            "partition_2_events_per_s_total",
+            "event_partition",
+            false,
+        ),
     ];
-    for (shape, metric, with_tokio) in shapes {
+    for (shape, metric, unit, with_tokio) in shapes {
         let mut who = vec!["orbit", "beam"];
         if with_tokio {
             who.push("tokio");
         }
         for w in who {
             let subject = format!("{w}_{shape}");
-            emit_as(ctx, w, &subject, metric, &r);
+            emit_as(ctx, w, &subject, metric, unit, &r);
         }
         let o = r.median(&format!("orbit_{shape}"));
         let b = r.median(&format!("beam_{shape}"));
@@ -150,7 +157,7 @@ pub fn run(ctx: &mut Ctx) {
 }
 
 /// Emits the figures recorded under `key` (e.g. `orbit_pc`) as subject `subject`.
-fn emit_as(ctx: &mut Ctx, subject: &str, key: &str, metric: &str, r: &Rounds) {
+fn emit_as(ctx: &mut Ctx, subject: &str, key: &str, metric: &str, unit: &str, r: &Rounds) {
     let mut one = Rounds::default();
     let xs = r.of(key);
     for x in xs {
@@ -159,7 +166,7 @@ fn emit_as(ctx: &mut Ctx, subject: &str, key: &str, metric: &str, r: &Rounds) {
     if let Some(c) = r.cpu_median(key) {
         one.add_cpu(leak(subject), c);
     }
-    ctx.emit_rounds(SCENARIO, subject, metric, "event", &one);
+    ctx.emit_rounds(SCENARIO, subject, metric, unit, &one);
 }
 
 /// A `'static` subject name (`Rounds` keys are `&'static str`; a handful per run).

@@ -58,20 +58,25 @@ gen_calls(N) ->
 
 ets_bench(N) ->
     T = ets:new(t, [set, public, {read_concurrency, true}, {write_concurrency, true}]),
+    C0 = cpu_ms(),
     T0 = now_us(),
     ets_fill(T, 0, N),
     T1 = now_us(),
+    C1 = cpu_ms(),
+    Bytes = ets:info(T, memory) * erlang:system_info(wordsize) / max(N, 1),
     Self = self(),
     Readers = 2,
     %% Same random key sequence as orbit-bench's ets.rs (xorshift64 seeded
     %% 0x9E3779B97F4A7C15 bxor (R + 1), key = X rem N), generated before the clock.
     %% 2N lookups per reader, as orbit-bench's LOOKUPS (2M for 1M keys).
     Keys = [xs_keys(16#9E3779B97F4A7C15 bxor (R + 1), 2 * N, N, []) || R <- lists:seq(0, Readers - 1)],
+    C1b = cpu_ms(),
     T1b = now_us(),
     [spawn(fun() -> ets_read(T, Ks), Self ! rdone end) || Ks <- Keys],
     [receive rdone -> ok end || _ <- lists:seq(1, Readers)],
     T2 = now_us(),
-    {N, T1 - T0, Readers * 2 * N, T2 - T1b}.
+    C2 = cpu_ms(),
+    {N, T1 - T0, (C1 - C0) / 1000, Readers * 2 * N, T2 - T1b, (C2 - C1b) / 1000, Bytes}.
 
 ets_fill(_, I, N) when I >= N -> ok;
 ets_fill(T, I, N) -> ets:insert(T, {I, I}), ets_fill(T, I + 1, N).
@@ -97,9 +102,10 @@ run([Test, NA]) ->
         pingpong -> {K, Us} = pingpong(N), out(K, Us, C0);
         oneway -> {K, Us} = oneway(N), out(K, Us, C0);
         gen_calls -> {K, Us} = gen_calls(N), out(K, Us, C0);
-        ets -> {K, Us, R, Us2} = ets_bench(N), out(R, Us2, C0),
-               io:format("ets_inserts_per_s ~p ets_lookups_per_s_2readers ~p~n",
-                         [K * 1000000 div max(Us, 1), R * 1000000 div max(Us2, 1)]);
+        ets -> {K, Us, Ci, R, Us2, Cl, B} = ets_bench(N),
+               io:format("ets_inserts_per_s ~p ins_cpu_s ~p~n", [K * 1000000 / max(Us, 1), Ci]),
+               io:format("ets_lookups_per_s_2readers ~p look_cpu_s ~p~n", [R * 1000000 / max(Us2, 1), Cl]),
+               io:format("bytes_per_object ~p rate ~p~n", [B, R * 1000000 / max(Us2, 1)]);
         spawn -> {K, Us, B} = spawn_many(N), out(K, Us, C0),
                  io:format("bytes_per_idle_process ~p~n", [B])
     end.
@@ -118,6 +124,6 @@ main() ->
     io:format("spawn_per_s ~p bytes_per_idle_process ~p~n", [N3 * 1000000 div Us3, Bytes]),
     {N4, Us4} = gen_calls(1000000),
     io:format("gen_server_calls_per_s ~p~n", [N4 * 1000000 div Us4]),
-    {N5, Us5, R5, Us6} = ets_bench(1000000),
+    {N5, Us5, _, R5, Us6, _, _} = ets_bench(1000000),
     io:format("ets_inserts_per_s ~p ets_lookups_per_s_2readers ~p~n", [N5 * 1000000 div Us5, R5 * 1000000 div Us6]),
     ok.

@@ -5,13 +5,14 @@
 //! for issue 17: one test per run, `--scale` honoured, CPU printed); the shared folder
 //! (`../shared/beam`, or `ORBIT_SHARED`) is the fallback. Every `erl` runs with `+S N:N`,
 //! N = [`crate::util::WORKERS`], the Rust subjects' worker count. [`run_one`] runs one
-//! test per call, so scenarios run the BEAM inside every round. They are
-//! compiled once per bench invocation into a temporary directory. The full
-//! `beam_bench:main/0` suite runs at most once per invocation ([`baseline`]) and its
-//! figures are cached for every scenario of that invocation.
+//! test per call, so scenarios run the BEAM inside every round; the modules are
+//! compiled once per bench invocation into a temporary directory. [`run_elixir`] runs
+//! this crate's `beam/*.exs` scripts against the real libraries (ConCache, poolboy,
+//! NimblePool, GenStage) built by `shared/beamlibs/build.sh` ([`beamlibs`]). No figure
+//! is a constant: every BEAM figure printed comes from a run in the same invocation.
 //!
-//! When `erl` is not on the PATH nothing here panics: [`baseline`] prints one note to
-//! stderr and returns `None`, and scenarios skip their beam subject and ratios.
+//! When `erl` (or `elixir`) is not on the PATH nothing here panics: one note goes to
+//! stderr, the functions return `None`, and scenarios skip their beam subject and ratios.
 //!
 //! Output format understood by [`parse_kv`]: whitespace-separated tokens on each line,
 //! read as `key value` pairs, e.g. `spawn_per_s 120000 bytes_per_idle_process 2684`.
@@ -148,17 +149,6 @@ pub fn run_erl_partial(args: &[&str]) -> Result<(bool, String), String> {
     Ok((status.success(), out))
 }
 
-/// Runs `Module:Function()` from the shared folder and parses its `key value` lines.
-pub fn run_module(module: &str, function: &str) -> Result<Values, String> {
-    run_erl(&["-s", module, function]).map(|out| parse_kv(&out))
-}
-
-/// Evaluates an Erlang expression sequence (as `erl -eval`) with the shared modules on
-/// the code path, and parses its `key value` lines. Print with `io:format("k ~p~n", [V])`.
-pub fn run_snippet(code: &str) -> Result<Values, String> {
-    run_erl(&["-eval", code]).map(|out| parse_kv(&out))
-}
-
 /// Parses `key value [key value ...]` lines; tokens that do not form a numeric pair are
 /// skipped. A later duplicate key wins.
 pub fn parse_kv(text: &str) -> Values {
@@ -177,35 +167,6 @@ pub fn parse_kv(text: &str) -> Values {
         }
     }
     values
-}
-
-/// The figures of `beam_bench:main/0`, run once per bench invocation and cached. `None`
-/// (after one note on stderr) when erl is missing or the run failed.
-pub fn baseline() -> Option<&'static Values> {
-    static BASE: OnceLock<Option<Values>> = OnceLock::new();
-    BASE.get_or_init(|| {
-        if !erl_available() {
-            eprintln!("note: erl not found on PATH; skipping the beam subjects and their ratios");
-            return None;
-        }
-        eprintln!("running beam_bench:main() on the BEAM (once for this invocation)...");
-        match run_erl_partial(&["-s", "beam_bench", "main"]) {
-            Ok((true, out)) => Some(parse_kv(&out)),
-            Ok((false, out)) => {
-                let v = parse_kv(&out);
-                eprintln!(
-                    "note: the BEAM run failed; using the {} figures it printed before failing",
-                    v.len()
-                );
-                Some(v)
-            }
-            Err(e) => {
-                eprintln!("note: the BEAM run failed, skipping beam subjects: {e}");
-                None
-            }
-        }
-    })
-    .as_ref()
 }
 
 /// One BEAM test's figures from its own `erl` run: `rate` (operations per second) and
@@ -242,7 +203,7 @@ pub fn beamlibs() -> Option<&'static str> {
         };
         if !on_path("elixir") {
             eprintln!(
-                "note: elixir not found on PATH; skipping the library baselines (ConCache, ...)"
+                "note: elixir not found on PATH; skipping the real-library BEAM subjects (ConCache, poolboy, NimblePool, GenStage) and their ratios"
             );
             return None;
         }
@@ -256,14 +217,14 @@ pub fn beamlibs() -> Option<&'static str> {
             candidates.insert(0, PathBuf::from(s).join("beamlibs/build.sh"));
         }
         let Some(script) = candidates.into_iter().find(|p| p.is_file()) else {
-            eprintln!("note: shared/beamlibs/build.sh not found (set ORBIT_SHARED); skipping the library baselines");
+            eprintln!("note: shared/beamlibs/build.sh not found (set ORBIT_SHARED); skipping the real-library BEAM subjects");
             return None;
         };
         let out = Command::new(&script).stdin(Stdio::null()).output().ok()?;
         let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !out.status.success() || dir.is_empty() {
             eprintln!(
-                "note: {} failed; skipping the library baselines",
+                "note: {} failed; skipping the real-library BEAM subjects",
                 script.display()
             );
             return None;
@@ -295,11 +256,6 @@ pub fn run_elixir(script: &str, args: &[&str]) -> Option<Values> {
         return None;
     }
     Some(parse_kv(&String::from_utf8_lossy(&out.stdout)))
-}
-
-/// One figure of the cached baseline, running it first if needed.
-pub fn baseline_value(key: &str) -> Option<f64> {
-    baseline().and_then(|v| v.get(key).copied())
 }
 
 /// Removes the temporary folder of compiled modules, if one was made.

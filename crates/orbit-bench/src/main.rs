@@ -7,14 +7,15 @@
 //!
 //! SCENARIO is one scenario (`send`, `pingpong`, `call`, `spawn`, `counters`, ...), a
 //! group (`runtime` = those five) or `all`. Each scenario runs its subjects in the same
-//! invocation, interleaved round by round, and reports each subject's best round (see
-//! each scenario module). With `--json` every figure is one line
+//! invocation, interleaved round by round, and reports each subject's median of rounds
+//! with best, spread and CPU per unit (see each scenario module). With `--json` every figure is one line
 //! `{"scenario": S, "subject": WHO, "metric": M, "value": V}`; `"subject": "ratio"`
 //! lines give orbit's figure over the goal's reference, the goal in the metric name
 //! (e.g. `orbit_vs_beam_min_3x`: value must be ≥ 3).
 //!
-//! The BEAM figures come from `../shared/beam/beam_bench.erl`, run once per invocation
-//! when `erl` is on the PATH (see [`beam`]); without it the beam subjects are skipped.
+//! The BEAM figures come from this crate's `beam/` modules and scripts, run in every
+//! round when `erl` / `elixir` are on the PATH (see [`beam`]); without them the beam
+//! subjects are skipped with a note.
 
 // Both modules are shared API for later scenarios (ets, term, dist); not all of it is
 // used by the runtime scenarios yet.

@@ -36,6 +36,33 @@ pub fn measured(r: &mut Rounds, subject: &'static str, units: u64, f: impl FnOnc
     r.add_cpu(subject, cpu * 1e6 / units.max(1) as f64);
 }
 
+/// One subject's measurement for one round, recording into the round figures.
+pub type Step<'a> = Box<dyn FnMut(&mut Rounds) + 'a>;
+
+/// Runs `rounds` rounds of `steps` (one per subject), rotating the order: round `k`
+/// starts with step `k % len`, so no subject always runs first or always after the same
+/// neighbour (the BEAM's `erl` start, a previous subject's freed memory, ...).
+pub fn run_rotated(rounds: usize, steps: &mut [Step<'_>], r: &mut Rounds) {
+    for round in 0..rounds {
+        for i in rotation(round, steps.len()) {
+            (steps[i])(r);
+        }
+    }
+}
+
+/// The order of `n` subjects in round `round`: `round % n`, then the next ones, wrapping.
+pub fn rotation(round: usize, n: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |i| (round + i) % n)
+}
+
+/// CPU seconds (user + system, every thread) this process spends in `f`, with its
+/// output.
+pub fn cpu_of<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let c0 = cpu_s(libc::RUSAGE_SELF);
+    let out = f();
+    (out, cpu_s(libc::RUSAGE_SELF) - c0)
+}
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -177,4 +204,28 @@ pub fn run_self(args: &[&str]) -> Result<crate::beam::Values, String> {
         return Err(format!("exited with {}", out.status));
     }
     Ok(crate::beam::parse_kv(&String::from_utf8_lossy(&out.stdout)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_starts_one_later_each_round_and_visits_every_subject() {
+        let orders: Vec<Vec<usize>> = (0..4).map(|k| rotation(k, 3).collect()).collect();
+        assert_eq!(orders, [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2]]);
+        let mut r = Rounds::default();
+        let mut steps: Vec<Step> =
+            vec![Box::new(|r| r.add("a", 1.0)), Box::new(|r| r.add("b", 2.0))];
+        run_rotated(3, &mut steps, &mut r);
+        assert_eq!(r.of("a").len(), 3);
+        assert_eq!(r.of("b").len(), 3);
+    }
+
+    #[test]
+    fn median_is_the_middle_or_mean_of_the_middle_two() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+    }
 }

@@ -1,23 +1,29 @@
 //! Scenario `cache`: `orbit::cache::ConCache` against moka's sync cache (both with a
-//! TTL on every entry) in the same run, and against the real ConCache: `get` runs
-//! `beam/concache_bench.exs` with `../shared/beamlibs` in every round (subjects
-//! `orbit_get` / `beam_get`: median of rounds, spread, CPU per get, same 100k keys and
-//! read count). put, get_or_store and isolated update still compare against constants
-//! from `../shared/reference/beam-baselines.md` (subject `beam_baseline_stale`, goal
-//! lines prefixed `STALE_`): not same-run, to be converted.
+//! TTL on every entry) and against the real ConCache on the BEAM
+//! (`beam/concache_bench.exs` with `../shared/beamlibs`, `elixir --erl "+S N:N"`), all
+//! in the same run: every test runs every subject in every round, the subject order
+//! rotated each round, and reports per subject the median of rounds (headline and
+//! ratios) with `_best`, `_min`, `_max` and the CPU microseconds per operation
+//! (`getrusage(RUSAGE_SELF)` around the measured part of a Rust round; the BEAM's
+//! `statistics(runtime)`, every emulator thread, around its measured part).
+//! Without `elixir` the `beam` subject and its ratios are skipped with a note.
 //!
-//! Every cache has a global TTL of 60 s (ConCache: `ttl_check_interval` 1 s). Figures:
-//! - `get_per_s_2readers`: 2 processes (moka: 2 tasks) reading random keys of 100k;
-//! - `put_per_s` / `put_per_s_2writers`: locked puts of random keys of 1M, 1 and 2
-//!   writer processes (must scale: nothing funnels through one process);
-//! - `get_or_store_per_s_half_hits`: every key of 1M once, in scrambled order, half of
-//!   them stored beforehand (moka: `get_with`);
-//! - `isolated_update_per_s_2procs`: `update` (read-modify-write under the key's lock)
-//!   on 1,000 hot keys from 2 processes (moka: `and_compute_with`);
+//! Every cache has a global TTL of 60 s (ConCache: `ttl_check_interval` 1 s). Each worker
+//! of every subject walks the same xorshift64 key sequence (same seeds; the BEAM's drawn
+//! before its clock) over the same key space. Tests (counts × `--scale`):
+//! - `get_per_s_2readers`: 2 processes (moka: 2 tasks) doing 2M random `get`s each of
+//!   100k stored keys;
+//! - `put_per_s` / `put_per_s_2writers`: 1M locked `put`s of random keys of 2^20 per
+//!   writer, 1 and 2 writer processes (must scale: nothing funnels through one process);
+//! - `get_or_store_per_s_half_hits`: every key of 2^20 once, in scrambled order, the
+//!   even ones stored beforehand, from one process (moka: `get_with`);
+//! - `isolated_update_per_s_2procs`: 500k `update`s (read-modify-write under the key's
+//!   lock, +1) each on 1,000 hot keys from 2 processes (moka: `and_compute_with`);
 //! - `bytes_per_entry_1m`: resident bytes per entry of 1M `(u64, u64)` entries with a
-//!   TTL, each subject measured in a fresh child process (`__cache-mem-child`).
+//!   TTL, orbit and moka each in a fresh child process (`__cache-mem-child`); no BEAM
+//!   figure.
 //!
-//! Goals: get and put at least 1x moka; put, get, isolated update and get_or_store at
+//! Goals: get and put at least 1x moka; get, put, get_or_store and isolated update at
 //! least 5x ConCache on the BEAM.
 
 use std::sync::Arc;
@@ -28,7 +34,7 @@ use orbit::cache::{CacheError, ConCache, Options, Ttl};
 use orbit::Context;
 
 use super::Ctx;
-use crate::util::{measured, on_runtime, per_s, rss_bytes, Rounds};
+use crate::util::{cpu_s, on_runtime, per_s, rotation, rss_bytes, Rounds};
 
 const SCENARIO: &str = "cache";
 const TTL: Duration = Duration::from_secs(60);
@@ -36,15 +42,6 @@ const CHECK: Duration = Duration::from_secs(1);
 const GET_KEYS: u64 = 100_000;
 const PUT_KEYS: u64 = 1 << 20;
 const HOT_KEYS: u64 = 1_000;
-
-/// ConCache's BEAM figures (upper ends of the spreads in beam-baselines.md): STALE
-/// constants from another day, printed as `beam_baseline` and marked so. `get` is
-/// measured live instead (subject `beam`, `beam/concache_bench.exs`).
-const BEAM: &[(&str, f64)] = &[
-    ("put_per_s", 110_000.0),
-    ("isolated_update_per_s_2procs", 170_000.0),
-    ("get_or_store_per_s_half_hits", 210_000.0),
-];
 
 type Orbit = ConCache<u64, u64>;
 type Moka = moka::sync::Cache<u64, u64>;
@@ -77,8 +74,17 @@ fn moka_cache() -> Moka {
     moka::sync::Cache::builder().time_to_live(TTL).build()
 }
 
-/// Runs `work(i)` in `n` orbit processes at once; returns the elapsed time.
-async fn in_processes<F, Fut>(n: u64, work: F) -> Duration
+/// One subject-round's figures: operations per second and CPU microseconds per operation.
+type Figure = (f64, f64);
+
+/// `ops` operations in `t` with `cpu` CPU seconds, as a [`Figure`].
+fn figure(ops: u64, (t, cpu): (Duration, f64)) -> Figure {
+    (per_s(ops, t), cpu * 1e6 / ops.max(1) as f64)
+}
+
+/// Runs `work(i)` in `n` orbit processes at once; returns the elapsed time and the CPU
+/// seconds this process used meanwhile.
+async fn in_processes<F, Fut>(n: u64, work: F) -> (Duration, f64)
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -96,20 +102,23 @@ where
             .expect("spawn"),
         );
     }
+    let c0 = cpu_s(libc::RUSAGE_SELF);
     let start = Instant::now();
     let _ = go_tx.send(());
     for h in hs {
         h.wait_exit().await;
     }
-    start.elapsed()
+    (start.elapsed(), cpu_s(libc::RUSAGE_SELF) - c0)
 }
 
-/// Runs `work(i)` in `n` tokio tasks at once; returns the elapsed time.
-async fn in_tasks<F>(n: u64, work: F) -> Duration
+/// Runs `work(i)` in `n` tokio tasks at once; returns the elapsed time and the CPU
+/// seconds this process used meanwhile.
+async fn in_tasks<F>(n: u64, work: F) -> (Duration, f64)
 where
     F: Fn(u64) + Send + Sync + 'static,
 {
     let work = Arc::new(work);
+    let c0 = cpu_s(libc::RUSAGE_SELF);
     let start = Instant::now();
     let hs: Vec<_> = (0..n)
         .map(|i| {
@@ -120,10 +129,10 @@ where
     for h in hs {
         h.await.expect("task");
     }
-    start.elapsed()
+    (start.elapsed(), cpu_s(libc::RUSAGE_SELF) - c0)
 }
 
-fn orbit_get(per_reader: u64) -> f64 {
+fn orbit_get(per_reader: u64) -> Figure {
     on_runtime(move || async move {
         let c = orbit_cache().await;
         for k in 0..GET_KEYS {
@@ -143,11 +152,11 @@ fn orbit_get(per_reader: u64) -> f64 {
         })
         .await;
         c.stop().await;
-        per_s(2 * per_reader, t)
+        figure(2 * per_reader, t)
     })
 }
 
-fn moka_get(per_reader: u64) -> f64 {
+fn moka_get(per_reader: u64) -> Figure {
     on_runtime(move || async move {
         let c = moka_cache();
         for k in 0..GET_KEYS {
@@ -163,11 +172,11 @@ fn moka_get(per_reader: u64) -> f64 {
             assert_eq!(found, per_reader);
         })
         .await;
-        per_s(2 * per_reader, t)
+        figure(2 * per_reader, t)
     })
 }
 
-fn orbit_put(writers: u64, per_writer: u64) -> f64 {
+fn orbit_put(writers: u64, per_writer: u64) -> Figure {
     on_runtime(move || async move {
         let c = orbit_cache().await;
         let c2 = c.clone();
@@ -183,11 +192,11 @@ fn orbit_put(writers: u64, per_writer: u64) -> f64 {
         })
         .await;
         c.stop().await;
-        per_s(writers * per_writer, t)
+        figure(writers * per_writer, t)
     })
 }
 
-fn moka_put(writers: u64, per_writer: u64) -> f64 {
+fn moka_put(writers: u64, per_writer: u64) -> Figure {
     on_runtime(move || async move {
         let c = moka_cache();
         let c2 = c.clone();
@@ -199,11 +208,11 @@ fn moka_put(writers: u64, per_writer: u64) -> f64 {
             }
         })
         .await;
-        per_s(writers * per_writer, t)
+        figure(writers * per_writer, t)
     })
 }
 
-fn orbit_get_or_store(n: u64) -> f64 {
+fn orbit_get_or_store(n: u64) -> Figure {
     on_runtime(move || async move {
         let c = orbit_cache().await;
         for k in (0..PUT_KEYS).step_by(2) {
@@ -222,11 +231,11 @@ fn orbit_get_or_store(n: u64) -> f64 {
         })
         .await;
         c.stop().await;
-        per_s(n, t)
+        figure(n, t)
     })
 }
 
-fn moka_get_or_store(n: u64) -> f64 {
+fn moka_get_or_store(n: u64) -> Figure {
     on_runtime(move || async move {
         let c = moka_cache();
         for k in (0..PUT_KEYS).step_by(2) {
@@ -241,11 +250,11 @@ fn moka_get_or_store(n: u64) -> f64 {
             }
         })
         .await;
-        per_s(n, t)
+        figure(n, t)
     })
 }
 
-fn orbit_update(per_proc: u64) -> f64 {
+fn orbit_update(per_proc: u64) -> Figure {
     on_runtime(move || async move {
         let c = orbit_cache().await;
         for k in 0..HOT_KEYS {
@@ -268,11 +277,11 @@ fn orbit_update(per_proc: u64) -> f64 {
         let total: u64 = (0..HOT_KEYS).map(|k| c.get(&k).unwrap().unwrap_or(0)).sum();
         assert_eq!(total, 2 * per_proc, "isolated updates lost increments");
         c.stop().await;
-        per_s(2 * per_proc, t)
+        figure(2 * per_proc, t)
     })
 }
 
-fn moka_update(per_proc: u64) -> f64 {
+fn moka_update(per_proc: u64) -> Figure {
     on_runtime(move || async move {
         let c = moka_cache();
         for k in 0..HOT_KEYS {
@@ -288,7 +297,7 @@ fn moka_update(per_proc: u64) -> f64 {
             }
         })
         .await;
-        per_s(2 * per_proc, t)
+        figure(2 * per_proc, t)
     })
 }
 
@@ -333,57 +342,73 @@ pub fn child_main(subject: &str, n: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// The tests: tag, metric, CPU unit, and the `concache_bench.exs` test name.
+const TESTS: [(&str, &str, &str, &str); 5] = [
+    ("get", "get_per_s_2readers", "get", "get"),
+    ("put1", "put_per_s", "put_1writer", "put"),
+    ("put2", "put_per_s_2writers", "put_2writers", "put"),
+    (
+        "gos",
+        "get_or_store_per_s_half_hits",
+        "get_or_store",
+        "get_or_store",
+    ),
+    ("upd", "isolated_update_per_s_2procs", "update", "update"),
+];
+
 /// Runs the scenario.
 pub fn run(ctx: &mut Ctx) {
     let reads = ctx.n(2_000_000);
     let puts = ctx.n(1_000_000);
     let gos = ctx.n(PUT_KEYS).min(PUT_KEYS);
     let updates = ctx.n(500_000);
-    let mut r = Rounds::default();
-    for _ in 0..ctx.rounds {
-        measured(&mut r, "orbit_get", 2 * reads, || orbit_get(reads));
-        // The real ConCache, same work (100k keys, 2 readers, `reads` random gets each).
-        if let Some(v) = crate::beam::run_elixir("concache_bench.exs", &[&reads.to_string()]) {
-            if let Some(g) = v.get("get_per_s_2readers") {
-                r.add("beam_get", *g);
-            }
-            if let Some(c) = v.get("cpu_s") {
-                r.add_cpu("beam_get", c * 1e6 / (2 * reads) as f64);
+    // One `Rounds` per test; subjects `orbit`, `beam`, `moka`.
+    let mut rs: Vec<Rounds> = TESTS.iter().map(|_| Rounds::default()).collect();
+    let keep = |r: &mut Rounds, who: &'static str, (rate, cpu): Figure| {
+        r.add(who, rate);
+        r.add_cpu(who, cpu);
+    };
+    for round in 0..ctx.rounds {
+        for (t, (tag, _, _, script_test)) in TESTS.iter().enumerate() {
+            let r = &mut rs[t];
+            for i in rotation(round, 3) {
+                match (i, *tag) {
+                    (0, "get") => keep(r, "orbit", orbit_get(reads)),
+                    (0, "put1") => keep(r, "orbit", orbit_put(1, puts)),
+                    (0, "put2") => keep(r, "orbit", orbit_put(2, puts)),
+                    (0, "gos") => keep(r, "orbit", orbit_get_or_store(gos)),
+                    (0, _) => keep(r, "orbit", orbit_update(updates)),
+                    (1, "get") => keep(r, "moka", moka_get(reads)),
+                    (1, "put1") => keep(r, "moka", moka_put(1, puts)),
+                    (1, "put2") => keep(r, "moka", moka_put(2, puts)),
+                    (1, "gos") => keep(r, "moka", moka_get_or_store(gos)),
+                    (1, _) => keep(r, "moka", moka_update(updates)),
+                    _ => {
+                        // The real ConCache, same test and counts.
+                        let (args, ops) = match *tag {
+                            "get" => (vec![reads], 2 * reads),
+                            "put1" => (vec![1, puts], puts),
+                            "put2" => (vec![2, puts], 2 * puts),
+                            "gos" => (vec![gos], gos),
+                            _ => (vec![updates], 2 * updates),
+                        };
+                        let mut argv = vec![script_test.to_string()];
+                        argv.extend(args.iter().map(u64::to_string));
+                        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                        if let Some(v) = crate::beam::run_elixir("concache_bench.exs", &argv) {
+                            if let (Some(rate), Some(cpu)) = (v.get("rate"), v.get("cpu_s")) {
+                                keep(r, "beam", (*rate, cpu * 1e6 / ops as f64));
+                            }
+                        }
+                    }
+                }
             }
         }
-        r.add("moka_get", moka_get(reads));
-        r.add("orbit_put1", orbit_put(1, puts));
-        r.add("moka_put1", moka_put(1, puts));
-        r.add("orbit_put2", orbit_put(2, puts));
-        r.add("moka_put2", moka_put(2, puts));
-        r.add("orbit_gos", orbit_get_or_store(gos));
-        r.add("moka_gos", moka_get_or_store(gos));
-        r.add("orbit_upd", orbit_update(updates));
-        r.add("moka_upd", moka_update(updates));
     }
-    let figures = [
-        ("get", "get_per_s_2readers"),
-        ("put1", "put_per_s"),
-        ("put2", "put_per_s_2writers"),
-        ("gos", "get_or_store_per_s_half_hits"),
-        ("upd", "isolated_update_per_s_2procs"),
-    ];
-    for (tag, metric) in figures {
-        for who in ["orbit", "moka"] {
-            ctx.emit_opt(SCENARIO, who, metric, r.best(&format!("{who}_{tag}")));
+    for (t, (_, metric, unit, _)) in TESTS.iter().enumerate() {
+        for who in ["orbit", "beam", "moka"] {
+            ctx.emit_rounds(SCENARIO, who, metric, unit, &rs[t]);
         }
-    }
-    for who in ["orbit_get", "beam_get"] {
-        ctx.emit_rounds(SCENARIO, who, "get_per_s_2readers", "get", &r);
-    }
-    ctx.goal(
-        SCENARIO,
-        "orbit_vs_beam_get_per_s_2readers_min_5x_same_run_median",
-        r.median("orbit_get"),
-        r.median("beam_get"),
-    );
-    for (metric, v) in BEAM {
-        ctx.rep.emit(SCENARIO, "beam_baseline_stale", metric, *v);
     }
     let n = ctx.n(1_000_000);
     for who in ["orbit", "moka"] {
@@ -392,24 +417,17 @@ pub fn run(ctx: &mut Ctx) {
             Err(e) => eprintln!("cache: {who} memory child failed: {e}"),
         }
     }
-
-    let get = |ctx: &Ctx, who: &str, m: &str| ctx.rep.get(SCENARIO, who, m);
-    let pairs = [
-        ("get_per_s_2readers", "orbit_vs_moka_get_min_1x"),
-        ("put_per_s", "orbit_vs_moka_put_min_1x"),
-    ];
-    for (m, goal) in pairs {
-        let (a, b) = (get(ctx, "orbit", m), get(ctx, "moka", m));
-        ctx.goal(SCENARIO, goal, a, b);
+    for (t, (tag, metric, _, _)) in TESTS.iter().enumerate() {
+        let o = rs[t].median("orbit");
+        if matches!(*tag, "get" | "put1") {
+            let goal = format!("orbit_vs_moka_{metric}_min_1x");
+            ctx.goal(SCENARIO, &goal, o, rs[t].median("moka"));
+        }
+        if *tag != "put2" {
+            let goal = format!("orbit_vs_beam_{metric}_min_5x");
+            ctx.goal(SCENARIO, &goal, o, rs[t].median("beam"));
+        }
     }
-    for (m, _) in BEAM {
-        let (a, b) = (get(ctx, "orbit", m), get(ctx, "beam_baseline_stale", m));
-        let goal = format!("STALE_orbit_vs_beam_baseline_{m}_min_5x");
-        ctx.goal(SCENARIO, &goal, a, b);
-    }
-    let (p2, p1) = (
-        get(ctx, "orbit", "put_per_s_2writers"),
-        get(ctx, "orbit", "put_per_s"),
-    );
+    let (p2, p1) = (rs[2].median("orbit"), rs[1].median("orbit"));
     ctx.goal(SCENARIO, "orbit_put_2writers_over_1writer_scaling", p2, p1);
 }

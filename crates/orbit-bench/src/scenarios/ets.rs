@@ -1,25 +1,30 @@
 //! Scenario `ets`: `orbit::ets` against the raw concurrent maps (dashmap, scc), the
-//! BEAM's ets figures, and the seed's GenServer-holding-a-HashMap.
+//! BEAM's ets (in every round), and the seed's GenServer-holding-a-HashMap.
 //!
-//! Figures (subject `orbit`, `dashmap`, `scc`, `genserver`):
-//! - `inserts_per_s`: 1M inserts of `(i, i)` from one process/thread;
-//! - `lookups_per_s_2readers`: then 2 readers doing 2M random lookups each, total
-//!   lookups per second (the BEAM script's `ets_lookups_per_s_2readers`). Orbit's
-//!   lookup is the copying `Table::lookup` (as `ets:lookup` copies the object out);
-//!   the BEAM readers walk the same xorshift key sequence (generated before their
-//!   clock) and do the same 2M lookups each on keys `0..1M`;
-//! - `bytes_per_object`: table memory / objects for 1M objects of two integers
-//!   (orbit: `info().memory`; the BEAM: `ets:info(T, memory) * wordsize`);
+//! Figures (subject `orbit`, `beam`, `dashmap`, `scc`; `genserver` below):
+//! - `inserts_per_s`: N = 1M (× `--scale`) inserts of `(i, i)` from one
+//!   process/thread, with `cpu_us_per_insert`;
+//! - `lookups_per_s_2readers`: then 2 readers doing 2N random lookups each, total
+//!   lookups per second, with `cpu_us_per_lookup`. Orbit's lookup is the copying
+//!   `Table::lookup` (as `ets:lookup` copies the object out); every subject's readers
+//!   walk the same xorshift key sequence (the BEAM's generated before its clock) on
+//!   keys `0..N`;
+//! - `bytes_per_object`: table memory / objects for N objects of two integers
+//!   (orbit: `info().memory`; the BEAM: `ets:info(T, memory) * wordsize`), median of
+//!   rounds;
 //! - `reads_per_s_{2,8}readers`: the same random reads through a table vs through a
-//!   GenServer holding a `HashMap` (every read a call), 2 and 8 reader processes.
+//!   GenServer holding a `HashMap` (every read a call), 2 and 8 reader processes
+//!   (orbit only, one run).
 //!
-//! The table subjects (orbit, dashmap, scc) run in `--rounds` interleaved rounds and
-//! each reports its best round. Not yet converted (issue 17): the BEAM figures still
-//! come from one `beam_bench:run([ets, 1000000])` per invocation, not from every round,
-//! and its CPU is not reported here yet.
+//! Every subject, the BEAM included (`beam_bench:run([ets, N])`, `+S N:N`, a fresh
+//! `erl` per round), runs in every one of the `--rounds` rounds, the order rotated each
+//! round. Each figure is the median of rounds (headline, used by the ratios), with
+//! `_best`, `_min`, `_max` and the CPU per unit: `getrusage(RUSAGE_SELF)` around each
+//! phase of an in-process Rust round, the BEAM's `statistics(runtime)` (every emulator
+//! thread) around each of its phases.
 //!
-//! [`beam_ratios`] turns the BEAM's figures (parsed by the beam module) into the goal
-//! ratios of the issue.
+//! Goals: orbit at least 0.8x dashmap; at least 3x the BEAM's inserts and 2x its
+//! lookups; bytes per object at most the BEAM's.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,12 +33,12 @@ use std::time::Instant;
 use orbit::ets::Table;
 use orbit::{CallReply, GenServer, ReplyTo, ServerContext};
 
+use super::Ctx;
 use crate::report::Reporter;
-use crate::util::Rounds;
+use crate::util::{cpu_of, run_rotated, Rounds, Step};
 
 const SCENARIO: &str = "ets";
 const N: u64 = 1_000_000;
-const LOOKUPS: u64 = 2_000_000;
 const READERS: usize = 2;
 
 /// A cheap per-reader pseudo-random key in `0..n` (xorshift).
@@ -94,33 +99,52 @@ async fn table_readers(t: &Table<u64, u64>, readers: usize, per_reader: u64, n: 
     per_s(readers as u64 * per_reader, start.elapsed().as_secs_f64())
 }
 
-/// One round of orbit's table: (inserts/s, lookups/s with 2 readers, bytes per object).
-fn orbit_round() -> (f64, f64, f64) {
-    let rt = runtime(READERS);
+/// One subject-round: inserts/s and CPU µs per insert, lookups/s and CPU µs per lookup,
+/// and bytes per object when measured.
+struct Round {
+    ins: f64,
+    ins_cpu_us: f64,
+    look: f64,
+    look_cpu_us: f64,
+    bytes: Option<f64>,
+}
+
+/// One round of orbit's table with `n` keys and `lookups` lookups per reader.
+fn orbit_round(n: u64, lookups: u64) -> Round {
+    let rt = runtime(crate::util::WORKERS);
     rt.block_on(async {
-        orbit::run_in_process(async {
+        orbit::run_in_process(async move {
             let t: Table<u64, u64> = Table::builder()
                 .public()
                 .read_concurrency(true)
                 .write_concurrency(true)
                 .build()
                 .expect("create table");
+            let c0 = crate::util::cpu_s(libc::RUSAGE_SELF);
             let start = Instant::now();
-            for i in 0..N {
+            for i in 0..n {
                 t.insert(i, i).expect("insert");
             }
-            let ins = per_s(N, start.elapsed().as_secs_f64());
-            let look = table_readers(&t, READERS, LOOKUPS, N).await;
+            let ins = per_s(n, start.elapsed().as_secs_f64());
+            let c1 = crate::util::cpu_s(libc::RUSAGE_SELF);
+            let look = table_readers(&t, READERS, lookups, n).await;
+            let c2 = crate::util::cpu_s(libc::RUSAGE_SELF);
             let info = t.info().expect("info");
             t.delete_table().ok();
-            (ins, look, info.memory as f64 / info.size.max(1) as f64)
+            Round {
+                ins,
+                ins_cpu_us: (c1 - c0) * 1e6 / n as f64,
+                look,
+                look_cpu_us: (c2 - c1) * 1e6 / (READERS as u64 * lookups) as f64,
+                bytes: Some(info.memory as f64 / info.size.max(1) as f64),
+            }
         })
         .await
         .expect("orbit ets run")
     })
 }
 
-fn threads_lookup(readers: usize, f: impl Fn(u64) -> bool + Sync) -> f64 {
+fn threads_lookup(readers: usize, n: u64, lookups: u64, f: impl Fn(u64) -> bool + Sync) -> f64 {
     let start = Instant::now();
     std::thread::scope(|s| {
         for r in 0..readers {
@@ -128,8 +152,8 @@ fn threads_lookup(readers: usize, f: impl Fn(u64) -> bool + Sync) -> f64 {
             s.spawn(move || {
                 let mut st = 0x9E37_79B9_7F4A_7C15u64 ^ (r as u64 + 1);
                 let mut hits = 0u64;
-                for _ in 0..LOOKUPS {
-                    if f(next_key(&mut st, N)) {
+                for _ in 0..lookups {
+                    if f(next_key(&mut st, n)) {
                         hits += 1;
                     }
                 }
@@ -137,64 +161,141 @@ fn threads_lookup(readers: usize, f: impl Fn(u64) -> bool + Sync) -> f64 {
             });
         }
     });
-    per_s(readers as u64 * LOOKUPS, start.elapsed().as_secs_f64())
+    per_s(readers as u64 * lookups, start.elapsed().as_secs_f64())
 }
 
-/// One round of dashmap: (inserts/s, lookups/s with 2 reader threads).
-fn dashmap_round() -> (f64, f64) {
-    let m: dashmap::DashMap<u64, u64> = dashmap::DashMap::new();
-    let start = Instant::now();
-    for i in 0..N {
-        m.insert(i, i);
-    }
-    let ins = per_s(N, start.elapsed().as_secs_f64());
-    (ins, threads_lookup(READERS, |k| m.get(&k).is_some()))
-}
-
-/// One round of scc's `HashMap`: (inserts/s, lookups/s with 2 reader threads).
-fn scc_round() -> (f64, f64) {
-    let m: scc::HashMap<u64, u64> = scc::HashMap::new();
-    let start = Instant::now();
-    for i in 0..N {
-        let _ = m.insert(i, i);
-    }
-    let ins = per_s(N, start.elapsed().as_secs_f64());
-    (
+/// One round of a raw map: `insert` fills it from one thread, `get` reads it from
+/// [`READERS`] threads.
+fn map_round(
+    n: u64,
+    lookups: u64,
+    insert: impl Fn(u64),
+    get: impl Fn(u64) -> bool + Sync,
+) -> Round {
+    let (ins, ins_cpu) = cpu_of(|| {
+        let start = Instant::now();
+        for i in 0..n {
+            insert(i);
+        }
+        per_s(n, start.elapsed().as_secs_f64())
+    });
+    let (look, look_cpu) = cpu_of(|| threads_lookup(READERS, n, lookups, get));
+    Round {
         ins,
-        threads_lookup(READERS, |k| m.read(&k, |_, v| *v).is_some()),
-    )
+        ins_cpu_us: ins_cpu * 1e6 / n as f64,
+        look,
+        look_cpu_us: look_cpu * 1e6 / (READERS as u64 * lookups) as f64,
+        bytes: None,
+    }
 }
 
-/// Runs orbit, dashmap and scc in `rounds` interleaved rounds and emits each subject's
-/// best round (the first subject of a process pays the allocator's first touches, so
-/// a single round in a fixed order would favour the later ones).
-fn table_figures(rep: &mut Reporter, rounds: usize) {
-    let (mut ins, mut look, mut bytes) = (Rounds::default(), Rounds::default(), Rounds::default());
-    for _ in 0..rounds.max(1) {
-        let (i, l, b) = orbit_round();
-        ins.add("orbit", i);
-        look.add("orbit", l);
-        bytes.add("orbit", b);
-        for (subject, round) in [
-            ("dashmap", dashmap_round as fn() -> (f64, f64)),
-            ("scc", scc_round),
-        ] {
-            let (i, l) = round();
-            ins.add(subject, i);
-            look.add(subject, l);
-        }
+/// One round of the BEAM's ets (`beam_bench:run([ets, N])` in a fresh `erl`).
+fn beam_round(n: u64) -> Option<Round> {
+    let v = crate::beam::run_one("ets", n)?;
+    let g = |k: &str| v.get(k).copied();
+    let lookups = (READERS as u64 * 2 * n) as f64;
+    Some(Round {
+        ins: g("ets_inserts_per_s")?,
+        ins_cpu_us: g("ins_cpu_s")? * 1e6 / n as f64,
+        look: g("ets_lookups_per_s_2readers")?,
+        look_cpu_us: g("look_cpu_s")? * 1e6 / lookups,
+        bytes: g("bytes_per_object"),
+    })
+}
+
+/// Runs orbit, the BEAM, dashmap and scc in `rounds` rounds (order rotated) and emits
+/// each subject's median, best, spread and CPU per unit, and the goal ratios (medians).
+fn table_figures(ctx: &mut Ctx) {
+    let n = ctx.n(N);
+    let lookups = 2 * n;
+    let mut look = Rounds::default();
+    // Inserts and bytes per object beside the lookups (`look`, the rounds' own figures).
+    let ins = std::cell::RefCell::new(Rounds::default());
+    let bytes = std::cell::RefCell::new(Rounds::default());
+    {
+        let keep = |subject: &'static str, round: Round, look: &mut Rounds| {
+            if let Some(b) = round.bytes {
+                bytes.borrow_mut().add(subject, b);
+            }
+            let mut ins = ins.borrow_mut();
+            ins.add(subject, round.ins);
+            ins.add_cpu(subject, round.ins_cpu_us);
+            look.add(subject, round.look);
+            look.add_cpu(subject, round.look_cpu_us);
+        };
+        let mut steps: Vec<Step> = vec![
+            Box::new(|r| keep("orbit", orbit_round(n, lookups), r)),
+            Box::new(|r| {
+                if let Some(round) = beam_round(n) {
+                    keep("beam", round, r);
+                }
+            }),
+            Box::new(|r| {
+                let m: dashmap::DashMap<u64, u64> = dashmap::DashMap::new();
+                let round = map_round(
+                    n,
+                    lookups,
+                    |i| {
+                        m.insert(i, i);
+                    },
+                    |k| m.get(&k).is_some(),
+                );
+                keep("dashmap", round, r);
+            }),
+            Box::new(|r| {
+                let m: scc::HashMap<u64, u64> = scc::HashMap::new();
+                let round = map_round(
+                    n,
+                    lookups,
+                    |i| {
+                        let _ = m.insert(i, i);
+                    },
+                    |k| m.read(&k, |_, v| *v).is_some(),
+                );
+                keep("scc", round, r);
+            }),
+        ];
+        run_rotated(ctx.rounds, &mut steps, &mut look);
     }
-    for subject in ["orbit", "dashmap", "scc"] {
-        if let Some(v) = ins.best(subject) {
-            rep.emit(SCENARIO, subject, "inserts_per_s", v);
-        }
-        if let Some(v) = look.best(subject) {
-            rep.emit(SCENARIO, subject, "lookups_per_s_2readers", v);
-        }
+    let (ins, bytes) = (ins.into_inner(), bytes.into_inner());
+    for subject in ["orbit", "beam", "dashmap", "scc"] {
+        ctx.emit_rounds(SCENARIO, subject, "inserts_per_s", "insert", &ins);
+        ctx.emit_rounds(SCENARIO, subject, "lookups_per_s_2readers", "lookup", &look);
+        ctx.emit_opt(SCENARIO, subject, "bytes_per_object", bytes.median(subject));
     }
-    if let Some(v) = bytes.least("orbit") {
-        rep.emit(SCENARIO, "orbit", "bytes_per_object", v);
+    let o = |m: &Rounds| m.median("orbit");
+    for (metric, m) in [("inserts_per_s", &ins), ("lookups_per_s_2readers", &look)] {
+        ctx.goal(
+            SCENARIO,
+            &format!("orbit_vs_dashmap_{metric}_min_0.8x"),
+            o(m),
+            m.median("dashmap"),
+        );
+        ctx.goal(
+            SCENARIO,
+            &format!("orbit_vs_scc_{metric}"),
+            o(m),
+            m.median("scc"),
+        );
     }
+    ctx.goal(
+        SCENARIO,
+        "orbit_vs_beam_inserts_min_3x",
+        o(&ins),
+        ins.median("beam"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "orbit_vs_beam_lookups_2readers_min_2x",
+        o(&look),
+        look.median("beam"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "orbit_vs_beam_bytes_per_object_max_1x",
+        o(&bytes),
+        bytes.median("beam"),
+    );
 }
 
 /// The seed's bottleneck: a GenServer holding the map, every read a call.
@@ -282,65 +383,9 @@ fn genserver_vs_table(rep: &mut Reporter) {
     rep.ratio(SCENARIO, "table_vs_genserver_8readers", t8, g8);
 }
 
-/// Runs the scenario: orbit's table, the raw maps, and the GenServer comparison; emits
-/// the orbit-vs-raw ratios (goal: orbit at least 0.8 of dashmap, i.e. at most 25% cost).
-pub fn run(rep: &mut Reporter, rounds: usize) {
-    table_figures(rep, rounds);
-    for metric in ["inserts_per_s", "lookups_per_s_2readers"] {
-        let o = rep.get(SCENARIO, "orbit", metric);
-        rep.ratio(
-            SCENARIO,
-            &format!("orbit_vs_dashmap_{metric}_min_0.8x"),
-            o,
-            rep.get(SCENARIO, "dashmap", metric),
-        );
-        rep.ratio(
-            SCENARIO,
-            &format!("orbit_vs_scc_{metric}"),
-            o,
-            rep.get(SCENARIO, "scc", metric),
-        );
-    }
-    genserver_vs_table(rep);
-}
-
-/// Emits the goal ratios against the BEAM's figures (from `beam_bench.erl`:
-/// `ets_inserts_per_s`, `ets_lookups_per_s_2readers`, and, if measured,
-/// `ets:info(T, memory) * wordsize / 1M`). Goals: inserts >= 3, lookups >= 2,
-/// memory ratio (orbit / beam) <= 1.
-pub fn beam_ratios(
-    rep: &mut Reporter,
-    beam_inserts_per_s: f64,
-    beam_lookups_per_s_2readers: f64,
-    beam_bytes_per_object: Option<f64>,
-) {
-    rep.emit(SCENARIO, "beam", "inserts_per_s", beam_inserts_per_s);
-    rep.emit(
-        SCENARIO,
-        "beam",
-        "lookups_per_s_2readers",
-        beam_lookups_per_s_2readers,
-    );
-    let o = |rep: &Reporter, m: &str| rep.get(SCENARIO, "orbit", m);
-    rep.ratio(
-        SCENARIO,
-        "orbit_vs_beam_inserts_min_3x",
-        o(rep, "inserts_per_s"),
-        Some(beam_inserts_per_s),
-    );
-    rep.ratio(
-        SCENARIO,
-        "orbit_vs_beam_lookups_2readers_min_2x",
-        o(rep, "lookups_per_s_2readers"),
-        Some(beam_lookups_per_s_2readers),
-    );
-    if let Some(b) = beam_bytes_per_object {
-        rep.emit(SCENARIO, "beam", "bytes_per_object", b);
-        rep.ratio(
-            SCENARIO,
-            "orbit_vs_beam_bytes_per_object_max_1x",
-            o(rep, "bytes_per_object"),
-            Some(b),
-        );
-    }
+/// Runs the scenario: the tables and raw maps with the BEAM in every round, then the
+/// GenServer comparison.
+pub fn run(ctx: &mut Ctx) {
+    table_figures(ctx);
+    genserver_vs_table(&mut ctx.rep);
 }

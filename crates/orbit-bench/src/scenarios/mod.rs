@@ -3,8 +3,7 @@
 //!
 //! A scenario is a function that measures its subjects in interleaved rounds (orbit,
 //! then each peer and the BEAM, then orbit again, ...), emits per subject the median of
-//! rounds with best, min, max and CPU per unit ([`Ctx::emit_rounds`]; scenarios not yet
-//! converted still report their best round)
+//! rounds with best, min, max and CPU per unit ([`Ctx::emit_rounds`])
 //! and one `"subject": "ratio"` line per goal. Add a scenario by writing a module with a
 //! `run(&mut Ctx)` function and listing it in [`SCENARIOS`]; list `runtime` among its
 //! groups if it belongs to the runtime suite. `all` runs every scenario.
@@ -184,14 +183,14 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "ets",
         groups: &[],
         about: "ETS tables: inserts, 2-reader lookups, memory, GenServer vs table",
-        run: run_ets,
+        run: ets::run,
     },
     Scenario {
         name: "term",
         groups: &[],
         about:
             "ETF encode/decode: orbit-term vs eetf vs the BEAM; typed serde vs bincode, rmp-serde",
-        run: run_term,
+        run: term::run,
     },
     Scenario {
         name: "cache",
@@ -212,32 +211,6 @@ pub const SCENARIOS: &[Scenario] = &[
         run: dist::run,
     },
 ];
-
-fn run_ets(ctx: &mut Ctx) {
-    ets::run(&mut ctx.rep, ctx.rounds);
-    // One BEAM run of the same work (1M inserts, 2 readers x 2M random copying lookups),
-    // with +S N:N; not yet one per round.
-    let v = crate::beam::run_one("ets", 1_000_000).unwrap_or_default();
-    let beam = |k: &str| v.get(k).copied();
-    if let (Some(ins), Some(look)) = (
-        beam("ets_inserts_per_s"),
-        beam("ets_lookups_per_s_2readers"),
-    ) {
-        let mem = crate::beam::run_snippet(
-            "T = ets:new(t, [set, public]), \
-             [ets:insert(T, {I, I}) || I <- lists:seq(1, 1000000)], \
-             io:format(\"ets_bytes_per_object ~p~n\", \
-                       [ets:info(T, memory) * erlang:system_info(wordsize) / 1000000]).",
-        )
-        .ok()
-        .and_then(|v| v.get("ets_bytes_per_object").copied());
-        ets::beam_ratios(&mut ctx.rep, ins, look, mem);
-    }
-}
-
-fn run_term(ctx: &mut Ctx) {
-    term::run(&mut ctx.rep);
-}
 
 /// The scenarios a command-line name selects: one scenario, a group, or `all`.
 pub fn select(name: &str) -> Vec<&'static Scenario> {

@@ -13,13 +13,20 @@
 //! - `deadpool`: `deadpool::managed::Pool` (max_size 10), `get().await` and drop, from
 //!   tokio tasks;
 //! - `bb8`: `bb8::Pool` (max_size 10, no test on checkout), `get().await` and drop;
-//! - `beam_baseline`: poolboy's transaction and NimblePool's `checkout!` figures of
-//!   `../shared/reference/beam-baselines.md` (the top of each range, so the ratio is the
-//!   conservative one); poolboy and nimble_pool are not installed with `erl` here.
+//! - `poolboy`, `poolboy_call`, `nimble_pool`: the real libraries on the BEAM
+//!   (`beam/pool_bench.exs` with `../shared/beamlibs`, `elixir --erl "+S N:N"`), the
+//!   same clients, transactions and pool size: `:poolboy.transaction/3` touching the
+//!   worker / calling it, `NimblePool.checkout!/4` handing the resource back. Skipped
+//!   with a note without `elixir`.
+//!
+//! Every subject runs in every round, the order rotated each round; each reports
+//! `transactions_per_s` = the median of rounds (used by the ratios) with `_best`, `_min`,
+//! `_max` and `cpu_us_per_transaction` (`getrusage(RUSAGE_SELF)` around a Rust round,
+//! pool start included; the BEAM's `statistics(runtime)` around its measured part).
 //!
 //! Goals: `orbit_pool` ≥ 0.5x deadpool and bb8 (they are a bare semaphore and queue;
-//! the orbit pool also supervises processes), ≥ 5x poolboy; `orbit_resource_pool` ≥ 5x
-//! NimblePool.
+//! the orbit pool also supervises processes), ≥ 5x poolboy (`orbit_pool_call` against
+//! `poolboy_call` beside it); `orbit_resource_pool` ≥ 5x NimblePool.
 //!
 //! The seed's case, ~2 s per variant, 100 closed-loop clients, each request one external
 //! call of 2 ms (a tokio sleep; 2–3 ms with the timer's 1 ms resolution):
@@ -39,7 +46,7 @@ use orbit::pool::{
 use orbit::{CallReply, GenServer, ReplyTo, ServerContext};
 
 use super::Ctx;
-use crate::util::{on_runtime, per_s, Rounds};
+use crate::util::{measured, on_runtime, per_s, run_rotated, Rounds, Step};
 
 const SCENARIO: &str = "pool";
 const CLIENTS: u64 = 4;
@@ -47,62 +54,71 @@ const PER_CLIENT: u64 = 250_000;
 const SIZE: usize = 10;
 const T: Duration = Duration::from_secs(60);
 
-/// poolboy transaction (size 10, 4 clients): 0.27–0.36 M/s.
-const POOLBOY_PER_S: f64 = 360_000.0;
-/// NimblePool checkout! (size 10, 4 clients): 0.22–0.32 M/s.
-const NIMBLE_POOL_PER_S: f64 = 320_000.0;
-
 /// Runs the scenario.
 pub fn run(ctx: &mut Ctx) {
     let per = ctx.n(PER_CLIENT);
+    let units = CLIENTS * per;
     let mut r = Rounds::default();
-    for _ in 0..ctx.rounds {
-        r.add("orbit_pool", orbit_pool(per, false));
-        r.add("deadpool", deadpool_run(per));
-        r.add("bb8", bb8_run(per));
-        r.add("orbit_resource_pool", orbit_resource(per));
-        r.add("orbit_pool_call", orbit_pool(per, true));
-    }
+    let beam = |r: &mut Rounds, subject: &'static str, test: &str| {
+        let args = [
+            test.to_string(),
+            CLIENTS.to_string(),
+            per.to_string(),
+            SIZE.to_string(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if let Some(v) = crate::beam::run_elixir("pool_bench.exs", &args) {
+            if let (Some(rate), Some(cpu)) = (v.get("rate"), v.get("cpu_s")) {
+                r.add(subject, *rate);
+                r.add_cpu(subject, cpu * 1e6 / units as f64);
+            }
+        }
+    };
+    let mut steps: Vec<Step> = vec![
+        Box::new(|r| measured(r, "orbit_pool", units, || orbit_pool(per, false))),
+        Box::new(|r| beam(r, "poolboy", "poolboy")),
+        Box::new(|r| measured(r, "deadpool", units, || deadpool_run(per))),
+        Box::new(|r| measured(r, "bb8", units, || bb8_run(per))),
+        Box::new(|r| measured(r, "orbit_resource_pool", units, || orbit_resource(per))),
+        Box::new(|r| beam(r, "nimble_pool", "nimble")),
+        Box::new(|r| measured(r, "orbit_pool_call", units, || orbit_pool(per, true))),
+        Box::new(|r| beam(r, "poolboy_call", "poolboy_call")),
+    ];
+    run_rotated(ctx.rounds, &mut steps, &mut r);
+    drop(steps);
     for s in [
         "orbit_pool",
         "orbit_pool_call",
         "orbit_resource_pool",
         "deadpool",
         "bb8",
+        "poolboy",
+        "poolboy_call",
+        "nimble_pool",
     ] {
-        ctx.emit_opt(SCENARIO, s, "transactions_per_s", r.best(s));
+        ctx.emit_rounds(SCENARIO, s, "transactions_per_s", "transaction", &r);
     }
-    ctx.rep.emit(
-        SCENARIO,
-        "beam_baseline",
-        "poolboy_transactions_per_s",
-        POOLBOY_PER_S,
-    );
-    ctx.rep.emit(
-        SCENARIO,
-        "beam_baseline",
-        "nimble_pool_checkouts_per_s",
-        NIMBLE_POOL_PER_S,
-    );
-    let o = r.best("orbit_pool");
+    let m = |s: &str| r.median(s);
+    let o = m("orbit_pool");
     ctx.goal(
         SCENARIO,
         "orbit_pool_vs_deadpool_min_0.5x",
         o,
-        r.best("deadpool"),
+        m("deadpool"),
     );
-    ctx.goal(SCENARIO, "orbit_pool_vs_bb8_min_0.5x", o, r.best("bb8"));
+    ctx.goal(SCENARIO, "orbit_pool_vs_bb8_min_0.5x", o, m("bb8"));
+    ctx.goal(SCENARIO, "orbit_pool_vs_poolboy_min_5x", o, m("poolboy"));
     ctx.goal(
         SCENARIO,
-        "orbit_pool_vs_poolboy_min_5x",
-        o,
-        Some(POOLBOY_PER_S),
+        "orbit_pool_call_vs_poolboy_call",
+        m("orbit_pool_call"),
+        m("poolboy_call"),
     );
     ctx.goal(
         SCENARIO,
         "orbit_resource_pool_vs_nimble_pool_min_5x",
-        r.best("orbit_resource_pool"),
-        Some(NIMBLE_POOL_PER_S),
+        m("orbit_resource_pool"),
+        m("nimble_pool"),
     );
     seed(ctx);
 }

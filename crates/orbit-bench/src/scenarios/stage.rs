@@ -4,16 +4,23 @@
 //! Subjects, each on a fresh 2-worker runtime, rounds interleaved:
 //! - `orbit` `producer_consumer`: a producer emitting `demand` consecutive integers per
 //!   `handle_demand`, and a consumer summing them;
-//! - `orbit` `three_stage`: the same with a producer_consumer in the middle passing the
-//!   batches on;
+//! - `orbit` `three_stage`: the same with a producer_consumer in the middle mapping
+//!   every event to `x * 2` into a new batch (as the GenStage side's `Enum.map`);
 //! - `tokio`: raw tasks over bounded `mpsc` channels of the same shape, moving the same
-//!   batches (`Vec<u64>` of 500, channel capacity 2 = `max_demand` events in flight);
+//!   batches (`Vec<u64>` of 500, channel capacity 2 = `max_demand` events in flight),
+//!   the middle task mapping `x * 2` into a new `Vec`;
 //! - `orbit` `broadcast`: a BroadcastDispatcher feeding 2 consumers (events/s per
 //!   consumer) and `partition`: a PartitionDispatcher with 2 partitions (events/s in
 //!   total);
-//! - `beam_baseline`: Elixir GenStage 1.3.2's figures on this kind of machine, from
-//!   `shared/reference/beam-baselines.md` (GenStage is not installed here; the figure
-//!   is the middle of the measured spread).
+//! - `beam`: the real GenStage (`beam/stage_bench.exs` with `../shared/beamlibs`,
+//!   `elixir --erl "+S N:N"`), the same four shapes, events and per-event work, in every
+//!   round ([`REPEAT`] pipelines per shape per run); skipped with a note without
+//!   `elixir`.
+//!
+//! Every figure is the median of rounds (used by the ratios) with `_best`, `_min`,
+//! `_max` and `cpu_us_per_event_SHAPE` (`getrusage(RUSAGE_SELF)` around each Rust pipeline,
+//! runtime start included; the BEAM's `statistics(runtime)` around its measured parts).
+//! The BEAM's run goes first in even rounds and last in odd ones.
 //!
 //! Goals: orbit at least 3x GenStage and 0.5x the raw tokio pipeline, for both shapes.
 //!
@@ -34,7 +41,7 @@ use orbit::ExitReason;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Ctx;
-use crate::util::{on_runtime, per_s, Rounds};
+use crate::util::{cpu_of, on_runtime, per_s, Rounds};
 
 const SCENARIO: &str = "stage";
 const N: u64 = 5_000_000;
@@ -47,24 +54,48 @@ type Subject = (&'static str, Box<dyn Fn() -> f64>);
 
 /// One round: every subject [`REPEAT`] times, taking turns; each subject's combined
 /// events per second.
-fn round(subjects: &[Subject], r: &mut Rounds) {
+fn round(subjects: &[Subject], n: u64, r: &mut Rounds) {
     let mut secs_per_event = vec![0.0f64; subjects.len()];
+    let mut cpu = vec![0.0f64; subjects.len()];
     for _ in 0..REPEAT {
         for (i, (_, measure)) in subjects.iter().enumerate() {
-            secs_per_event[i] += 1.0 / measure();
+            let (rate, c) = cpu_of(measure);
+            secs_per_event[i] += 1.0 / rate;
+            cpu[i] += c;
         }
     }
     // Each run moves the same number of events: combined rate = REPEAT / sum(1 / rate).
-    for ((name, _), spe) in subjects.iter().zip(secs_per_event) {
+    let events = f64::from(REPEAT) * n as f64;
+    for (((name, _), spe), c) in subjects.iter().zip(secs_per_event).zip(cpu) {
         r.add(name, f64::from(REPEAT) / spe);
+        r.add_cpu(name, c * 1e6 / events);
     }
 }
 
-/// GenStage figures (events/s) from beam-baselines.md, middle of each spread.
-const BEAM_PC: f64 = 31.5e6;
-const BEAM_PCC: f64 = 12.25e6;
-const BEAM_BROADCAST: f64 = 18.0e6;
-const BEAM_PARTITION: f64 = 8.7e6;
+/// One round of the real GenStage: the four shapes, [`REPEAT`] pipelines each, recorded
+/// as `beam_pc`, `beam_pcc`, `beam_broadcast`, `beam_partition`.
+fn beam_round(n: u64, r: &mut Rounds) {
+    let args = [n.to_string(), REPEAT.to_string()];
+    let Some(v) = crate::beam::run_elixir("stage_bench.exs", &[&args[0], &args[1]]) else {
+        return;
+    };
+    let events = f64::from(REPEAT) * n as f64;
+    for (shape, subject) in [
+        ("pc", "beam_pc"),
+        ("pcc", "beam_pcc"),
+        ("broadcast", "beam_broadcast"),
+        ("partition", "beam_partition"),
+    ] {
+        let (rate, cpu) = (
+            v.get(&format!("{shape}_rate")),
+            v.get(&format!("{shape}_cpu_s")),
+        );
+        if let (Some(rate), Some(cpu)) = (rate, cpu) {
+            r.add(subject, *rate);
+            r.add_cpu(subject, cpu * 1e6 / events);
+        }
+    }
+}
 
 /// Runs the scenario.
 pub fn run(ctx: &mut Ctx) {
@@ -78,61 +109,73 @@ pub fn run(ctx: &mut Ctx) {
         ("orbit_broadcast", Box::new(move || orbit_broadcast(n))),
         ("orbit_partition", Box::new(move || orbit_partition(n))),
     ];
-    for _ in 0..ctx.rounds {
-        round(&subjects, &mut r);
+    for k in 0..ctx.rounds {
+        if k % 2 == 0 {
+            beam_round(n, &mut r);
+            round(&subjects, n, &mut r);
+        } else {
+            round(&subjects, n, &mut r);
+            beam_round(n, &mut r);
+        }
     }
-    let m = "producer_consumer_events_per_s";
-    ctx.emit_opt(SCENARIO, "orbit", m, r.best("orbit_pc"));
-    ctx.emit_opt(SCENARIO, "tokio", m, r.best("tokio_pc"));
-    ctx.rep.emit(SCENARIO, "beam_baseline", m, BEAM_PC);
-    let m3 = "three_stage_events_per_s";
-    ctx.emit_opt(SCENARIO, "orbit", m3, r.best("orbit_pcc"));
-    ctx.emit_opt(SCENARIO, "tokio", m3, r.best("tokio_pcc"));
-    ctx.rep.emit(SCENARIO, "beam_baseline", m3, BEAM_PCC);
-    let mb = "broadcast_2_consumers_events_per_s_per_consumer";
-    ctx.emit_opt(SCENARIO, "orbit", mb, r.best("orbit_broadcast"));
-    ctx.rep.emit(SCENARIO, "beam_baseline", mb, BEAM_BROADCAST);
-    let mp = "partition_2_events_per_s_total";
-    ctx.emit_opt(SCENARIO, "orbit", mp, r.best("orbit_partition"));
-    ctx.rep.emit(SCENARIO, "beam_baseline", mp, BEAM_PARTITION);
+    // (shape, metric, CPU unit: `cpu_us_per_UNIT`, one per shape, with tokio?)
+    let shapes = [
+        ("pc", "producer_consumer_events_per_s", "event_pc", true),
+        ("pcc", "three_stage_events_per_s", "event_three_stage", true),
+        (
+            "broadcast",
+            "broadcast_2_consumers_events_per_s_per_consumer",
+            "event_broadcast",
+            false,
+        ),
+        (
+            "partition",
+            "partition_2_events_per_s_total",
+            "event_partition",
+            false,
+        ),
+    ];
+    for (shape, metric, unit, with_tokio) in shapes {
+        let mut who = vec!["orbit", "beam"];
+        if with_tokio {
+            who.push("tokio");
+        }
+        for w in who {
+            let subject = format!("{w}_{shape}");
+            emit_as(ctx, w, &subject, metric, unit, &r);
+        }
+        let o = r.median(&format!("orbit_{shape}"));
+        let b = r.median(&format!("beam_{shape}"));
+        if with_tokio {
+            ctx.goal(SCENARIO, &format!("{shape}_orbit_vs_beam_min_3x"), o, b);
+            let t = r.median(&format!("tokio_{shape}"));
+            ctx.goal(SCENARIO, &format!("{shape}_orbit_vs_tokio_min_0.5x"), o, t);
+        } else {
+            ctx.goal(SCENARIO, &format!("{shape}_orbit_vs_beam"), o, b);
+        }
+    }
+}
 
-    let beam = |v| Some(v);
-    ctx.goal(
-        SCENARIO,
-        "pc_orbit_vs_beam_min_3x",
-        r.best("orbit_pc"),
-        beam(BEAM_PC),
-    );
-    ctx.goal(
-        SCENARIO,
-        "pc_orbit_vs_tokio_min_0.5x",
-        r.best("orbit_pc"),
-        r.best("tokio_pc"),
-    );
-    ctx.goal(
-        SCENARIO,
-        "pcc_orbit_vs_beam_min_3x",
-        r.best("orbit_pcc"),
-        beam(BEAM_PCC),
-    );
-    ctx.goal(
-        SCENARIO,
-        "pcc_orbit_vs_tokio_min_0.5x",
-        r.best("orbit_pcc"),
-        r.best("tokio_pcc"),
-    );
-    ctx.goal(
-        SCENARIO,
-        "broadcast_orbit_vs_beam",
-        r.best("orbit_broadcast"),
-        beam(BEAM_BROADCAST),
-    );
-    ctx.goal(
-        SCENARIO,
-        "partition_orbit_vs_beam",
-        r.best("orbit_partition"),
-        beam(BEAM_PARTITION),
-    );
+/// Emits the figures recorded under `key` (e.g. `orbit_pc`) as subject `subject`.
+fn emit_as(ctx: &mut Ctx, subject: &str, key: &str, metric: &str, unit: &str, r: &Rounds) {
+    let mut one = Rounds::default();
+    let xs = r.of(key);
+    for x in xs {
+        one.add(leak(subject), x);
+    }
+    if let Some(c) = r.cpu_median(key) {
+        one.add_cpu(leak(subject), c);
+    }
+    ctx.emit_rounds(SCENARIO, subject, metric, unit, &one);
+}
+
+/// A `'static` subject name (`Rounds` keys are `&'static str`; a handful per run).
+fn leak(s: &str) -> &'static str {
+    match s {
+        "orbit" => "orbit",
+        "beam" => "beam",
+        _ => "tokio",
+    }
 }
 
 /// Emits `demand` consecutive integers per call, up to `limit`.
@@ -157,10 +200,10 @@ impl Producer for Count {
     }
 }
 
-/// Passes batches on unchanged (moved, not copied).
-struct Pass;
+/// Maps every event to `x * 2` into a new batch (GenStage side: `Enum.map(events, &(&1 * 2))`).
+struct Double;
 
-impl ProducerConsumer for Pass {
+impl ProducerConsumer for Double {
     type In = u64;
     type Out = u64;
     type Info = ();
@@ -171,7 +214,7 @@ impl ProducerConsumer for Pass {
         _from: &Subscription,
         _ctx: &mut ProducerConsumerContext<Self>,
     ) -> Result<Vec<u64>, ExitReason> {
-        Ok(events)
+        Ok(events.iter().map(|x| x * 2).collect())
     }
 }
 
@@ -236,7 +279,7 @@ pub fn orbit_pipeline(n: u64, middle: bool) -> f64 {
         let t0 = Instant::now();
         if middle {
             let mid = stage::start_producer_consumer(
-                Pass,
+                Double,
                 ProducerConsumerOptions::new()
                     .subscribe_to(&producer.producer(), SubscribeOptions::new()),
             )
@@ -254,7 +297,7 @@ pub fn orbit_pipeline(n: u64, middle: bool) -> f64 {
         }
         let total = done.await.expect("consumer finished");
         let rate = per_s(n, t0.elapsed());
-        assert_eq!(total, expected_sum(n));
+        assert_eq!(total, expected_sum(n) * if middle { 2 } else { 1 });
         rate
     })
 }
@@ -278,7 +321,8 @@ pub fn tokio_pipeline(n: u64, middle: bool) -> f64 {
             let (tx2, rx2) = mpsc::channel::<Vec<u64>>(2);
             tokio::spawn(async move {
                 while let Some(b) = rx.recv().await {
-                    if tx2.send(b).await.is_err() {
+                    let doubled: Vec<u64> = b.iter().map(|x| x * 2).collect();
+                    if tx2.send(doubled).await.is_err() {
                         break;
                     }
                 }
@@ -298,7 +342,7 @@ pub fn tokio_pipeline(n: u64, middle: bool) -> f64 {
         });
         let total = sink.await.expect("tokio sink");
         let rate = per_s(n, t0.elapsed());
-        assert_eq!(total, expected_sum(n));
+        assert_eq!(total, expected_sum(n) * if middle { 2 } else { 1 });
         rate
     })
 }

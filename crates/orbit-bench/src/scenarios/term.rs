@@ -5,24 +5,30 @@
 //! The mixed corpus is 1000 small messages, a 1 MB binary, a 10 000-entry map and ten
 //! tuples nested 100 deep. Every subject encodes and decodes exactly the same terms: the
 //! corpus is built once as an `orbit_term::Term`, encoded, and given to eetf and to `erl`
-//! as those bytes. Subjects run interleaved, round after round, and the best round of
-//! each is reported. `beam` figures need `erl` on PATH and are skipped without it.
+//! as those bytes. The BEAM side is the compiled module `beam/term_bench.erl` (a fresh
+//! `erl`, `+S N:N`, in every round). Subjects (orbit, eetf, beam, and the serde group)
+//! run in every one of the `--rounds` rounds, the order rotated each round; every
+//! figure is the median of rounds (used by the ratios), the totals with `_best`,
+//! `_min`, `_max` and `cpu_us_per_mb` (encode and decode separately; per-shape figures
+//! with `_cpu_us_per_mb`): `getrusage(RUSAGE_SELF)` around a Rust pass loop, the
+//! BEAM's `statistics(runtime)` around its. `beam` figures need `erl` on PATH and are
+//! skipped with a note without it. `--scale` does not apply: the corpus is fixed and
+//! every pass loop runs for at least 300 ms.
 //!
 //! Goals (ratio lines): orbit ≥ 2x beam, orbit ≥ 1x eetf, for encode and decode.
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::io::Write;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use orbit_term::{DecodeLimits, Term};
 use serde::{Deserialize, Serialize};
 
-use crate::report::Reporter;
+use super::Ctx;
+use crate::util::{cpu_s, rotation, Rounds};
 
 const SCENARIO: &str = "term";
-const ROUNDS: usize = 3;
 const MIN_TIME: Duration = Duration::from_millis(300);
 
 /// One group of terms measured together.
@@ -92,20 +98,29 @@ fn corpus() -> Vec<Shape> {
     ]
 }
 
-/// Runs `pass` until `MIN_TIME` has passed; returns seconds per pass.
-fn time_per_pass(mut pass: impl FnMut()) -> f64 {
+/// Seconds and CPU seconds per pass.
+type PerPass = (f64, f64);
+
+/// Runs `pass` until `MIN_TIME` has passed (after one warm-up pass); returns seconds and
+/// CPU seconds (this process, every thread) per pass.
+fn time_per_pass(mut pass: impl FnMut()) -> PerPass {
     pass();
+    let c0 = cpu_s(libc::RUSAGE_SELF);
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < MIN_TIME {
         pass();
         n += 1;
     }
-    start.elapsed().as_secs_f64() / n as f64
+    let n = n.max(1) as f64;
+    (
+        start.elapsed().as_secs_f64() / n,
+        (cpu_s(libc::RUSAGE_SELF) - c0) / n,
+    )
 }
 
-/// Seconds per pass of encode and decode, per shape, for one subject.
-type Timings = HashMap<&'static str, (f64, f64)>;
+/// Encode and decode per pass, per shape, for one subject.
+type Timings = HashMap<&'static str, (PerPass, PerPass)>;
 
 fn measure_orbit(shapes: &[Shape]) -> Timings {
     let mut out = Timings::new();
@@ -158,56 +173,25 @@ fn measure_eetf(shapes: &[Shape]) -> Timings {
     out
 }
 
-const BEAM_SNIPPET: &str = r#"
-{ok, Bin} = file:read_file(os:getenv("ORBIT_TERM_CORPUS")),
-Shapes = binary_to_term(Bin),
-Time = fun(F) ->
-    F(),
-    Start = erlang:monotonic_time(nanosecond),
-    Loop = fun L(N) ->
-        F(),
-        Now = erlang:monotonic_time(nanosecond),
-        if Now - Start >= 300000000 -> {N + 1, Now - Start}; true -> L(N + 1) end
-    end,
-    {Passes, Ns} = Loop(0),
-    Ns / Passes
-  end,
-lists:foreach(fun({Name, Encoded}) ->
-    Terms = [binary_to_term(E) || E <- Encoded],
-    Enc = Time(fun() -> lists:foreach(fun(T) -> term_to_binary(T) end, Terms) end),
-    Dec = Time(fun() -> lists:foreach(fun(E) -> binary_to_term(E) end, Encoded) end),
-    io:format("~s ~f ~f~n", [Name, Enc, Dec])
-  end, Shapes),
-halt().
-"#;
-
-fn erl_on_path() -> bool {
-    Command::new("erl")
-        .args(["-noshell", "-eval", "halt()."])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
+/// One round of the compiled `term_bench` module on the corpus file.
 fn measure_beam(shapes: &[Shape], corpus_file: &std::path::Path) -> Option<Timings> {
-    let out = Command::new("erl")
-        .args(["-noshell", "-eval", BEAM_SNIPPET])
-        .env("ORBIT_TERM_CORPUS", corpus_file)
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let file = corpus_file.to_str()?;
+    let text = match crate::beam::run_erl(&["-s", "term_bench", "run", file]) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("note: term_bench failed: {e}");
+            return None;
+        }
+    };
     let mut t = Timings::new();
     for line in text.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(name), Some(enc), Some(dec)) = (parts.next(), parts.next(), parts.next()) else {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let [name, rest @ ..] = parts.as_slice() else {
             continue;
         };
-        if let (Some(s), Ok(e), Ok(d)) = (
-            shapes.iter().find(|s| s.name == name),
-            enc.parse::<f64>(),
-            dec.parse::<f64>(),
-        ) {
-            t.insert(s.name, (e / 1e9, d / 1e9));
+        let nums: Vec<f64> = rest.iter().filter_map(|x| x.parse().ok()).collect();
+        if let (Some(s), [e, d, ec, dc]) = (shapes.iter().find(|s| s.name == *name), &nums[..]) {
+            t.insert(s.name, ((e / 1e9, ec / 1e9), (d / 1e9, dc / 1e9)));
         }
     }
     (t.len() == shapes.len()).then_some(t)
@@ -281,12 +265,12 @@ fn orders() -> Vec<Order> {
         .collect()
 }
 
-/// (encode s/pass, decode s/pass, bytes/pass) over all orders, for one serde format.
+/// (encode per pass, decode per pass, bytes/pass) over all orders, for one serde format.
 fn measure_serde(
     orders: &[Order],
     enc: impl Fn(&Order, &mut Vec<u8>),
     dec: impl Fn(&[u8]) -> Option<Order>,
-) -> (f64, f64, usize) {
+) -> (PerPass, PerPass, usize) {
     let encoded: Vec<Vec<u8>> = orders
         .iter()
         .map(|o| {
@@ -317,154 +301,159 @@ fn measure_serde(
     (e, d, bytes)
 }
 
-fn best(into: &mut HashMap<(String, String), f64>, subject: &str, metric: &str, value: f64) {
-    let e = into
-        .entry((subject.to_string(), metric.to_string()))
-        .or_insert(0.0);
-    if value > *e {
-        *e = value;
+/// The figures of the run: one [`Rounds`] per metric, subjects inside.
+#[derive(Default)]
+struct Figures(Vec<(String, Rounds)>);
+
+impl Figures {
+    fn rounds(&mut self, metric: &str) -> &mut Rounds {
+        let i = match self.0.iter().position(|(m, _)| m == metric) {
+            Some(i) => i,
+            None => {
+                self.0.push((metric.to_string(), Rounds::default()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    /// Records a rate (`units / secs_per_pass`) and its CPU µs per unit.
+    fn add(&mut self, subject: &'static str, metric: &str, units: f64, (secs, cpu): PerPass) {
+        let r = self.rounds(metric);
+        r.add(subject, units / secs);
+        r.add_cpu(subject, cpu * 1e6 / units);
     }
 }
 
-/// Runs the scenario and reports through `rep`.
-pub fn run(rep: &mut Reporter) {
+/// Records one subject's ETF timings.
+fn record_etf(f: &mut Figures, subject: &'static str, shapes: &[Shape], timings: &Timings) {
+    for s in shapes {
+        if let Some((enc, dec)) = timings.get(s.name) {
+            let mb = s.bytes as f64 / 1e6;
+            f.add(subject, &format!("{}_encode_mb_s", s.name), mb, *enc);
+            f.add(subject, &format!("{}_decode_mb_s", s.name), mb, *dec);
+        }
+    }
+    if timings.len() == shapes.len() {
+        let sum = |g: fn(&(PerPass, PerPass)) -> PerPass| {
+            shapes.iter().fold((0.0, 0.0), |(a, b), s| {
+                let (x, y) = g(&timings[s.name]);
+                (a + x, b + y)
+            })
+        };
+        let (enc, dec) = (sum(|t| t.0), sum(|t| t.1));
+        let mb: f64 = shapes.iter().map(|s| s.bytes as f64).sum::<f64>() / 1e6;
+        let terms: f64 = shapes.iter().map(|s| s.terms.len() as f64).sum();
+        f.add(subject, "encode_mb_s", mb, enc);
+        f.add(subject, "decode_mb_s", mb, dec);
+        f.add(subject, "encode_terms_s", terms, enc);
+        f.add(subject, "decode_terms_s", terms, dec);
+    }
+}
+
+/// Runs the scenario.
+pub fn run(ctx: &mut Ctx) {
     let shapes = corpus();
-    let total_terms: usize = shapes.iter().map(|s| s.terms.len()).sum();
-    let total_bytes: usize = shapes.iter().map(|s| s.bytes).sum();
-    let beam_file = if erl_on_path() {
+    let beam_file = if crate::beam::erl_available() {
         write_corpus(&shapes)
     } else {
-        eprintln!("term: erl not on PATH; no beam figures");
+        eprintln!("note: erl not on PATH; skipping the beam subject of term and its ratios");
         None
     };
     let orders = orders();
-    let mut results: HashMap<(String, String), f64> = HashMap::new();
-
-    for _ in 0..ROUNDS {
-        let mut subjects: Vec<(&str, Timings)> = vec![("orbit", measure_orbit(&shapes))];
-        subjects.push(("eetf", measure_eetf(&shapes)));
-        if let Some(path) = &beam_file {
-            if let Some(t) = measure_beam(&shapes, path) {
-                subjects.push(("beam", t));
-            }
-        }
-        for (subject, timings) in &subjects {
-            for s in &shapes {
-                if let Some((enc, dec)) = timings.get(s.name) {
-                    let mb = s.bytes as f64 / 1e6;
-                    best(
-                        &mut results,
-                        subject,
-                        &format!("{}_encode_mb_s", s.name),
-                        mb / enc,
-                    );
-                    best(
-                        &mut results,
-                        subject,
-                        &format!("{}_decode_mb_s", s.name),
-                        mb / dec,
-                    );
+    let mut f = Figures::default();
+    let mut bytes_per_msg: Vec<(&'static str, f64)> = Vec::new();
+    for round in 0..ctx.rounds {
+        for i in rotation(round, 4) {
+            match i {
+                0 => record_etf(&mut f, "orbit", &shapes, &measure_orbit(&shapes)),
+                1 => record_etf(&mut f, "eetf", &shapes, &measure_eetf(&shapes)),
+                2 => {
+                    if let Some(t) = beam_file.as_ref().and_then(|p| measure_beam(&shapes, p)) {
+                        record_etf(&mut f, "beam", &shapes, &t);
+                    }
+                }
+                _ => {
+                    let n = orders.len() as f64;
+                    let serde_runs: [(&'static str, (PerPass, PerPass, usize)); 3] = [
+                        (
+                            "orbit",
+                            measure_serde(
+                                &orders,
+                                |o, out| {
+                                    let _ = orbit_term::to_vec_into(o, out);
+                                },
+                                |b| orbit_term::from_slice(b).ok(),
+                            ),
+                        ),
+                        (
+                            "bincode",
+                            measure_serde(
+                                &orders,
+                                |o, out| {
+                                    let _ = bincode::serialize_into(out, o);
+                                },
+                                |b| bincode::deserialize(b).ok(),
+                            ),
+                        ),
+                        (
+                            "rmp-serde",
+                            measure_serde(
+                                &orders,
+                                |o, out| {
+                                    let _ = rmp_serde::encode::write_named(out, o);
+                                },
+                                |b| rmp_serde::from_slice(b).ok(),
+                            ),
+                        ),
+                    ];
+                    for (subject, (e, d, bytes)) in serde_runs {
+                        f.add(subject, "serde_encode_msgs_s", n, e);
+                        f.add(subject, "serde_decode_msgs_s", n, d);
+                        if !bytes_per_msg.iter().any(|(s, _)| *s == subject) {
+                            bytes_per_msg.push((subject, bytes as f64 / n));
+                        }
+                    }
                 }
             }
-            if timings.len() == shapes.len() {
-                let enc: f64 = shapes.iter().map(|s| timings[s.name].0).sum();
-                let dec: f64 = shapes.iter().map(|s| timings[s.name].1).sum();
-                best(
-                    &mut results,
-                    subject,
-                    "encode_mb_s",
-                    total_bytes as f64 / 1e6 / enc,
-                );
-                best(
-                    &mut results,
-                    subject,
-                    "decode_mb_s",
-                    total_bytes as f64 / 1e6 / dec,
-                );
-                best(
-                    &mut results,
-                    subject,
-                    "encode_terms_s",
-                    total_terms as f64 / enc,
-                );
-                best(
-                    &mut results,
-                    subject,
-                    "decode_terms_s",
-                    total_terms as f64 / dec,
-                );
-            }
-        }
-
-        let n = orders.len() as f64;
-        let serde_runs: [(&str, (f64, f64, usize)); 3] = [
-            (
-                "orbit",
-                measure_serde(
-                    &orders,
-                    |o, out| {
-                        let _ = orbit_term::to_vec_into(o, out);
-                    },
-                    |b| orbit_term::from_slice(b).ok(),
-                ),
-            ),
-            (
-                "bincode",
-                measure_serde(
-                    &orders,
-                    |o, out| {
-                        let _ = bincode::serialize_into(out, o);
-                    },
-                    |b| bincode::deserialize(b).ok(),
-                ),
-            ),
-            (
-                "rmp-serde",
-                measure_serde(
-                    &orders,
-                    |o, out| {
-                        let _ = rmp_serde::encode::write_named(out, o);
-                    },
-                    |b| rmp_serde::from_slice(b).ok(),
-                ),
-            ),
-        ];
-        for (subject, (e, d, bytes)) in serde_runs {
-            best(&mut results, subject, "serde_encode_msgs_s", n / e);
-            best(&mut results, subject, "serde_decode_msgs_s", n / d);
-            results.insert(
-                (subject.into(), "serde_bytes_per_msg".into()),
-                bytes as f64 / n,
-            );
         }
     }
     if let Some(path) = &beam_file {
         let _ = std::fs::remove_file(path);
     }
-
-    let mut keys: Vec<&(String, String)> = results.keys().collect();
-    keys.sort();
-    for (subject, metric) in keys {
-        rep.emit(
-            SCENARIO,
-            subject,
-            metric,
-            results[&(subject.clone(), metric.clone())],
-        );
+    for (metric, r) in &f.0 {
+        // The totals get the full statistic, the rest median and CPU.
+        let total = ["encode_mb_s", "decode_mb_s"].contains(&metric.as_str());
+        for subject in ["orbit", "eetf", "beam", "bincode", "rmp-serde"] {
+            if total {
+                let unit = if metric.starts_with("encode") {
+                    "mb_encoded"
+                } else {
+                    "mb_decoded"
+                };
+                ctx.emit_rounds(SCENARIO, subject, metric, unit, r);
+            } else {
+                ctx.emit_opt(SCENARIO, subject, metric, r.median(subject));
+                let cpu = r.cpu_median(subject);
+                let unit = if metric.ends_with("_mb_s") {
+                    "mb"
+                } else if metric.contains("terms") {
+                    "term"
+                } else {
+                    "msg"
+                };
+                let m = format!("{metric}_cpu_us_per_{unit}");
+                ctx.emit_opt(SCENARIO, subject, &m, cpu);
+            }
+        }
+    }
+    for (subject, b) in bytes_per_msg {
+        ctx.rep.emit(SCENARIO, subject, "serde_bytes_per_msg", b);
     }
     for (what, metric) in [("encode", "encode_mb_s"), ("decode", "decode_mb_s")] {
-        let orbit = rep.get(SCENARIO, "orbit", metric);
-        rep.ratio(
-            SCENARIO,
-            &format!("{what}_orbit_over_beam_goal_2x"),
-            orbit,
-            rep.get(SCENARIO, "beam", metric),
-        );
-        rep.ratio(
-            SCENARIO,
-            &format!("{what}_orbit_over_eetf_goal_1x"),
-            orbit,
-            rep.get(SCENARIO, "eetf", metric),
-        );
+        let r = f.rounds(metric);
+        let (o, b, e) = (r.median("orbit"), r.median("beam"), r.median("eetf"));
+        ctx.goal(SCENARIO, &format!("{what}_orbit_over_beam_goal_2x"), o, b);
+        ctx.goal(SCENARIO, &format!("{what}_orbit_over_eetf_goal_1x"), o, e);
     }
 }

@@ -1,7 +1,9 @@
 //! Message size: 1 KB and 1 MB payloads sent to a partner process and back, moved
 //! (Orbit: the message is moved into the mailbox, whatever its size) or cloned on every
-//! send (what the BEAM does: each send copies the message into the receiver's heap;
-//! only binaries over 64 bytes are shared there, by reference counting).
+//! send (a model of a copying send, as on the BEAM, where each send copies the message
+//! into the receiver's heap and only binaries over 64 bytes are shared by reference
+//! counting). Both variants run in Orbit in the same run; no BEAM is measured here, and
+//! no figure or ratio of this scenario is a comparison with the BEAM.
 //!
 //! Each client process has its own echo partner, so no single process is in the way;
 //! the only difference between variants is the payload and whether it is copied.

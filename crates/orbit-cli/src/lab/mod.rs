@@ -11,12 +11,13 @@
 //! |---|---|---|
 //! | `shared_state` | GenServer map, Agent, ets table, ConCache (90% reads) | one process serialises every read; a table reads in parallel |
 //! | `slow_service` | a 2 ms call inside one GenServer, through a Pool of 10, TaskSupervisor fan-out | a process does one thing at a time |
-//! | `message_size` | 1 KB and 1 MB messages moved vs cloned per send | moving is free whatever the size; copying (the BEAM's way) is not |
+//! | `message_size` | 1 KB and 1 MB messages moved vs cloned per send | moving is free whatever the size; copying (modelled in Orbit by a clone per send, as a copying send would; no BEAM is run) is not |
 //! | `pipelines` | demand-driven producer → consumers vs a producer flooding mailboxes | without back-pressure, mailboxes and memory grow |
 //! | `spike` | steady load, then a burst | the baseline learner flags what is not normal |
 //!
 //! The lab uses only Orbit's public API; each scenario's module is also an example of
-//! the tools it compares.
+//! the tools it compares. Every ratio it prints compares variants measured in the same
+//! run; it runs no BEAM and prints no ratio against one (`orbit-bench` does that).
 
 pub mod alloc;
 mod html;

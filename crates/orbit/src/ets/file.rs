@@ -94,10 +94,16 @@
 //!   against the bytes left before reserving anything (each list or tuple element takes
 //!   at least 1 byte of ETF, each map entry 2, a binary its own bytes) and refuses
 //!   compressed terms (no inflation). So the decoded objects hold at most one in-memory
-//!   node per byte of the file: memory is the file, plus at most `file size x` the
-//!   largest in-memory node of `K`/`V` (24 bytes for a `String` or `Vec` slot), plus the
-//!   table. The fuzz replay (`cargo test -p orbit-fuzz --test replay`) asserts peak
-//!   allocation <= 64 x the input + 16 MiB over mutated files and ~1 MB hostile shapes;
+//!   node per byte of the file. A declared count is reserved only up to 1024 elements
+//!   (orbit-term caps container reservations; vectors grow as elements arrive), so the
+//!   open levels of a nesting hold at most `MAX_DEPTH x 1024 x` one node (4 MiB for
+//!   `Term`, 32 B a node) beyond what was decoded. Memory is the file, plus at most
+//!   `file size x` the largest in-memory node of `K`/`V` (24 bytes for a `String` or
+//!   `Vec` slot, with amortised growth), plus that constant, plus the table.
+//!   `tests/ets_file_hostile.rs` asserts peak <= 64 x file + 4 MiB for nested hostile
+//!   lists (`Term` and a recursive serde type); the fuzz replay (`cargo test -p orbit-fuzz
+//!   --test replay`) asserts peak allocation <= 64 x the input + 16 MiB over mutated
+//!   files and ~1 MB hostile shapes;
 //! - nesting deeper than [`MAX_DEPTH`] ETF levels is an error (the decoder also continues
 //!   on extra stack segments, so even its own recursion cannot overflow); big integers
 //!   are limited to 64 KiB, atoms to a million per object;

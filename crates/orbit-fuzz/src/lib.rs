@@ -239,8 +239,8 @@ pub fn fuzz_epmd_client(data: &[u8]) {
 }
 
 /// Recomputes the header and body CRC-32 of a (possibly mutated) table file where its
-/// layout allows (`orbit::ets::file`'s format: magic, version, header length, header,
-/// header CRC, objects, end marker, count, body CRC).
+/// layout allows (`orbit::ets::file`'s format, version 2: magic, version, header length,
+/// header term, header CRC, framed object terms, end marker, count, body CRC).
 fn fix_table_file_crcs(f: &mut [u8]) {
     if f.len() < 16 + 4 + 20 {
         return;
@@ -256,9 +256,13 @@ fn fix_table_file_crcs(f: &mut [u8]) {
     f[n - 4..].copy_from_slice(&c.to_le_bytes());
 }
 
+/// A recursive serde type: nested lists reach the decoder's reservations at every level.
+#[derive(serde::Serialize, serde::Deserialize, Clone, PartialEq)]
+pub struct TableFileNode(pub Vec<TableFileNode>);
+
 /// Table files (`orbit::ets::file2tab_from_bytes`) with their checksums made valid, loaded
 /// as a few key/value shapes: an error or a table, never a panic; a loaded table's size
-/// is what it holds.
+/// is what it holds. Seeds: [`table_file_seeds`].
 pub fn fuzz_table_file(data: &[u8]) {
     use orbit::ets::file::file2tab_from_bytes;
     use orbit::ets::FileOptions;
@@ -274,5 +278,102 @@ pub fn fuzz_table_file(data: &[u8]) {
     if let Ok(t) = file2tab_from_bytes::<u64, Term>(&f, any_types) {
         let _ = t.size();
     }
+    if let Ok(t) = file2tab_from_bytes::<u64, TableFileNode>(&f, any_types) {
+        let _ = t.size();
+    }
     let _ = file2tab_from_bytes::<u64, Vec<String>>(&f, FileOptions::new());
+}
+
+/// The seed corpus of `table_file` (`fuzz/corpus/table_file/`): real `tab2file` files of
+/// each key/value shape the target loads and each table type. Regenerate after a format
+/// change with `cargo test -p orbit-fuzz --lib -- --ignored write_table_file_seeds`.
+pub fn table_file_seeds() -> Vec<(String, Vec<u8>)> {
+    use orbit::ets::{tab2file, FileOptions, Table, TableType};
+    fn save<K, V>(t: &Table<K, V>) -> Vec<u8>
+    where
+        K: orbit::ets::Key + serde::Serialize + serde::de::DeserializeOwned,
+        V: orbit::ets::Value + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("orbit-fuzz-seed-{}-{n}", std::process::id()));
+        tab2file(t, &p, FileOptions::new()).expect("seed saves");
+        let b = std::fs::read(&p).expect("seed reads");
+        let _ = std::fs::remove_file(&p);
+        b
+    }
+    let kinds = [
+        TableType::Set,
+        TableType::OrderedSet,
+        TableType::Bag,
+        TableType::DuplicateBag,
+    ];
+    let mut out = Vec::new();
+    let empty: Table<u64, Term> = Table::builder().build().expect("table");
+    out.push(("empty".to_string(), save(&empty)));
+    let terms: Table<u64, Term> = Table::builder().build().expect("table");
+    let _ = terms.insert(1, Term::atom("ok"));
+    let _ = terms.insert(
+        2,
+        Term::tuple(vec![
+            Term::Int(5),
+            Term::Binary(b"ab".to_vec()),
+            Term::nil(),
+        ]),
+    );
+    out.push(("u64_term".to_string(), save(&terms)));
+    let nodes: Table<u64, TableFileNode> = Table::builder().build().expect("table");
+    let leaf = TableFileNode(vec![]);
+    let _ = nodes.insert(
+        1,
+        TableFileNode(vec![leaf.clone(), TableFileNode(vec![leaf])]),
+    );
+    out.push(("u64_node".to_string(), save(&nodes)));
+    for (i, kind) in kinds.into_iter().enumerate() {
+        let t: Table<String, (i64, Option<f64>)> =
+            Table::builder().kind(kind).build().expect("table");
+        let _ = t.insert("a".into(), (-1, Some(0.5)));
+        let _ = t.insert("bc".into(), (1 << 40, None));
+        out.push((format!("string_tuple_{i}"), save(&t)));
+        let t: Table<u64, Vec<String>> = Table::builder().kind(kind).build().expect("table");
+        let _ = t.insert(1, vec![]);
+        let _ = t.insert(2, vec!["x".into(), "yz".into()]);
+        let _ = t.insert(300, vec!["é".into()]);
+        out.push((format!("u64_vec_string_{i}"), save(&t)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    /// Writes [`super::table_file_seeds`] to `fuzz/corpus/table_file/` (replacing it).
+    #[test]
+    #[ignore = "regenerates the committed corpus; run by hand after a format change"]
+    fn write_table_file_seeds() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/table_file");
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                std::fs::remove_file(e.path()).expect("old seed removed");
+            }
+        }
+        std::fs::create_dir_all(&dir).expect("corpus dir");
+        for (name, bytes) in super::table_file_seeds() {
+            std::fs::write(dir.join(name), bytes).expect("seed written");
+        }
+    }
+
+    /// Every seed loads as what it was saved as.
+    #[test]
+    fn table_file_seeds_load() {
+        use orbit::ets::file::file2tab_from_bytes;
+        use orbit::ets::FileOptions;
+        let any = FileOptions::new().check_types(false);
+        for (name, bytes) in super::table_file_seeds() {
+            let ok = file2tab_from_bytes::<u64, orbit_term::Term>(&bytes, any).is_ok()
+                || file2tab_from_bytes::<String, (i64, Option<f64>)>(&bytes, any).is_ok()
+                || file2tab_from_bytes::<u64, Vec<String>>(&bytes, any).is_ok();
+            assert!(ok, "{name} does not load");
+        }
+    }
 }

@@ -61,7 +61,8 @@ impl<'de> de::SeqAccess<'de> for SeqAccess<'_, 'de> {
         seed.deserialize(&mut *self.de).map(Some)
     }
     fn size_hint(&self) -> Option<usize> {
-        Some(self.left)
+        // A hint, not a promise: capped like the Term decoder's reservations.
+        Some(crate::reader::Reader::prealloc(self.left))
     }
 }
 
@@ -105,7 +106,8 @@ impl<'de> de::MapAccess<'de> for MapAccess<'_, 'de> {
         seed.deserialize(&mut *self.de)
     }
     fn size_hint(&self) -> Option<usize> {
-        Some(self.left)
+        // A hint, not a promise: capped like the Term decoder's reservations.
+        Some(crate::reader::Reader::prealloc(self.left))
     }
 }
 

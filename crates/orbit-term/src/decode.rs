@@ -209,7 +209,7 @@ fn fun(r: &mut Reader<'_>) -> Result<Fun> {
     let old_uniq = small_int(r, "fun OldUniq")?;
     let pid = decode_pid_at(r)?;
     r.check_len("fun free variables", num_free, 1)?;
-    let mut free_vars = Vec::with_capacity(num_free);
+    let mut free_vars = Vec::with_capacity(Reader::prealloc(num_free));
     for _ in 0..num_free {
         free_vars.push(decode_term(r)?);
     }
@@ -290,7 +290,7 @@ fn float_syntax(s: &[u8]) -> bool {
 
 fn elements(r: &mut Reader<'_>, n: usize, what: &'static str) -> Result<Vec<Term>> {
     r.check_len(what, n, 1)?;
-    let mut v = Vec::with_capacity(n);
+    let mut v = Vec::with_capacity(Reader::prealloc(n));
     append_elements(r, &mut v, n)?;
     Ok(v)
 }
@@ -397,7 +397,7 @@ fn decode_map(r: &mut Reader<'_>) -> Result<Term> {
     let n = r.u32()? as usize;
     r.check_len("map", n, 2)?;
     r.enter()?;
-    let mut v = Vec::with_capacity(n);
+    let mut v = Vec::with_capacity(Reader::prealloc(n));
     for _ in 0..n {
         let k = decode_term(r)?;
         let val = decode_term(r)?;

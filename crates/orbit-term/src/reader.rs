@@ -15,6 +15,9 @@ const STACK_RED_ZONE: usize = 128 << 10;
 /// Size of each extra stack segment.
 const STACK_SEGMENT: usize = 2 << 20;
 
+/// Most elements reserved upfront for one container (see [`Reader::prealloc`]).
+pub(crate) const PREALLOC_MAX: usize = 1024;
+
 /// Runs one nesting level of a recursive decoder so that it can never overflow the
 /// thread's stack, whatever the build (a debug frame for a fun is several KB) and
 /// whatever thread it runs on: when less than [`STACK_RED_ZONE`] remains, `f` runs on a
@@ -105,6 +108,17 @@ impl<'a> Reader<'a> {
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
+    }
+
+    /// How many elements to reserve for a container that declares `count` (already checked
+    /// with [`check_len`](Self::check_len)): at most [`PREALLOC_MAX`]. A declared count is
+    /// only a claim until the elements are read, and every open container of a nesting
+    /// holds its reservation at once, so without a cap a hostile term could make each of
+    /// up to `max_depth` levels reserve as much as the whole input (measured: 400 MB for a
+    /// 200 KB term of nested lists); beyond the cap vectors grow as elements arrive.
+    #[inline]
+    pub(crate) fn prealloc(count: usize) -> usize {
+        count.min(PREALLOC_MAX)
     }
 
     /// Checks that `count` items of at least `min_size` bytes each can still follow,

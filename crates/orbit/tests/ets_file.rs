@@ -181,15 +181,15 @@ fn foreign_empty_and_newer_files() {
     let e = load(&p).unwrap_err();
     assert!(e.to_string().contains("not an Orbit table file"), "{e}");
     let (_, mut bytes) = small_file();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     std::fs::write(&p, &bytes).unwrap();
     let e = load(&p).unwrap_err();
     assert!(
         matches!(
             e,
             EtsError::NewerFormat {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ),
@@ -226,4 +226,98 @@ fn header_only_info_ignores_the_body() {
             ..
         })
     ));
+}
+
+/// A real version-1 file (the former private encoding): an empty protected set of
+/// `(u64, orbit_term::Term)`, as written by Orbit before objects became ETF terms.
+const VERSION_1_FILE: [u8; 92] = [
+    0x4f, 0x52, 0x42, 0x49, 0x54, 0x45, 0x54, 0x53, 0x01, 0x00, 0x00, 0x00, 0x34, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x75, 0x36, 0x34, 0x16, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x6f, 0x72,
+    0x62, 0x69, 0x74, 0x5f, 0x74, 0x65, 0x72, 0x6d, 0x3a, 0x3a, 0x74, 0x65, 0x72, 0x6d, 0x3a, 0x3a,
+    0x54, 0x65, 0x72, 0x6d, 0xfb, 0xa2, 0x59, 0x12, 0x4f, 0x52, 0x42, 0x49, 0x54, 0x45, 0x4e, 0x44,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xef, 0x96, 0x90, 0x6b,
+];
+
+#[test]
+fn version_1_file_is_refused_saying_so() {
+    let p = dir().join("v1.tab");
+    std::fs::write(&p, VERSION_1_FILE).unwrap();
+    let e = file2tab::<u64, orbit_term::Term>(&p, FileOptions::new()).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, EtsError::BadFile { .. }), "{e:?}");
+    assert!(
+        msg.contains("format version 1") && msg.contains("no longer read"),
+        "{msg}"
+    );
+    let e = tabfile_info(&p).unwrap_err();
+    assert!(e.to_string().contains("format version 1"), "{e}");
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Scored {
+    score: f64,
+}
+
+/// Values that ETF cannot carry faithfully fail the save, name the object, write nothing
+/// and leave an existing file intact; what can be carried round-trips exactly.
+#[test]
+fn values_etf_cannot_carry_fail_the_save() {
+    let p = dir().join("lossy.tab");
+    let good: Table<u64, Option<()>> = Table::builder().build().unwrap();
+    good.insert(1, None).unwrap();
+    tab2file(&good, &p, FileOptions::new()).unwrap();
+    let before = std::fs::read(&p).unwrap();
+
+    // Some(()) encodes as nil, like None.
+    good.insert(2, Some(())).unwrap();
+    let e = tab2file(&good, &p, FileOptions::new()).unwrap_err();
+    assert!(matches!(e, EtsError::Encode { .. }), "{e:?}");
+    assert!(e.to_string().contains("load back different"), "{e}");
+    assert_eq!(std::fs::read(&p).unwrap(), before, "the old file is intact");
+
+    // Some(None) likewise.
+    let t: Table<u64, Option<Option<u8>>> = Table::builder().build().unwrap();
+    t.insert(1, Some(None)).unwrap();
+    let e = tab2file(&t, &p, FileOptions::new()).unwrap_err();
+    assert!(e.to_string().contains("load back different"), "{e}");
+
+    // Non-finite floats do not exist in Erlang.
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let t: Table<u64, Scored> = Table::builder().build().unwrap();
+        t.insert(1, Scored { score: 1.5 }).unwrap();
+        t.insert(2, Scored { score: bad }).unwrap();
+        let e = tab2file(&t, &p, FileOptions::new()).unwrap_err();
+        assert!(e.to_string().contains("would not load back"), "{bad}: {e}");
+    }
+    assert_eq!(std::fs::read(&p).unwrap(), before, "the old file is intact");
+    let leftovers = std::fs::read_dir(dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".lossy.tab.tmp-")
+        })
+        .count();
+    assert_eq!(leftovers, 0, "no temp file is left behind");
+
+    // What ETF carries comes back exactly, -0.0 included.
+    type Carried = (Option<u8>, f64, char, i128, Vec<u8>);
+    let t: Table<u64, Carried> = Table::builder().build().unwrap();
+    t.insert(1, (Some(0), -0.0, '\u{10FFFF}', i128::MIN, vec![0, 255]))
+        .unwrap();
+    t.insert(
+        2,
+        (None, f64::MIN_POSITIVE, 'a', u64::MAX as i128 + 1, vec![]),
+    )
+    .unwrap();
+    tab2file(&t, &p, FileOptions::new()).unwrap();
+    let back: Table<u64, Carried> = file2tab(&p, FileOptions::new()).unwrap();
+    let mut a = t.tab2list().unwrap();
+    let mut b = back.tab2list().unwrap();
+    a.sort_by_key(|x| x.0);
+    b.sort_by_key(|x| x.0);
+    assert_eq!(a, b);
+    assert!(b[0].1 .1.is_sign_negative(), "-0.0 keeps its sign");
 }

@@ -6,9 +6,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::PathBuf;
 
-use orbit::ets::codec;
-use orbit::ets::file::file2tab_from_bytes;
+use orbit::ets::file::{file2tab_from_bytes, FORMAT_VERSION, MAX_DEPTH};
 use orbit::ets::{file2tab, tab2file, EtsError, FileOptions, Table, TableType};
+use orbit_term::Atom;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -17,17 +17,32 @@ use serde::{Deserialize, Serialize};
 struct Meter;
 thread_local! {
     static LARGEST: Cell<usize> = const { Cell::new(0) };
+    static CUR: Cell<usize> = const { Cell::new(0) };
+    static PEAK: Cell<usize> = const { Cell::new(0) };
+}
+fn grew(n: usize) {
+    let _ = CUR.try_with(|c| {
+        c.set(c.get().wrapping_add(n));
+        let _ = PEAK.try_with(|p| p.set(p.get().max(c.get())));
+    });
+}
+fn shrank(n: usize) {
+    let _ = CUR.try_with(|c| c.set(c.get().wrapping_sub(n)));
 }
 unsafe impl GlobalAlloc for Meter {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         let _ = LARGEST.try_with(|c| c.set(c.get().max(l.size())));
+        grew(l.size());
         System.alloc(l)
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        shrank(l.size());
         System.dealloc(p, l)
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         let _ = LARGEST.try_with(|c| c.set(c.get().max(n)));
+        shrank(l.size());
+        grew(n);
         System.realloc(p, l, n)
     }
 }
@@ -42,7 +57,18 @@ fn largest_alloc_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
 
 // ---- crafting files --------------------------------------------------------------------
 
-type RawHeader = (Option<String>, u8, u8, u64, String, String);
+/// The header term of a version-2 file, with the type and protection as atoms so a test
+/// can write any of them.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+struct RawHeader {
+    name: Option<String>,
+    #[serde(rename = "type")]
+    kind: Atom,
+    protection: Atom,
+    size: u64,
+    key_type: String,
+    value_type: String,
+}
 
 fn dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("orbit-ets-hostile-{}", std::process::id()));
@@ -66,16 +92,21 @@ where
     tab2file(&t, &p, FileOptions::new()).unwrap();
     let b = std::fs::read(&p).unwrap();
     let hlen = u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize;
-    let h: RawHeader = codec::decode(&b[16..16 + hlen]).unwrap();
+    let h: RawHeader = orbit_term::from_slice(&b[16..16 + hlen]).unwrap();
     (b, h)
+}
+
+/// ETF of a value (version byte included): one framed object.
+fn etf<T: Serialize>(v: &T) -> Vec<u8> {
+    orbit_term::to_vec(v).unwrap()
 }
 
 /// Builds a file with valid checksums from a header and raw object encodings.
 fn craft(h: &RawHeader, objects: &[Vec<u8>], trailer_count: u64) -> Vec<u8> {
-    let hb = codec::encode(h).unwrap();
+    let hb = etf(h);
     let mut f = Vec::new();
     f.extend_from_slice(b"ORBITETS");
-    f.extend_from_slice(&1u32.to_le_bytes());
+    f.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     f.extend_from_slice(&(hb.len() as u32).to_le_bytes());
     f.extend_from_slice(&hb);
     let c = crc32fast::hash(&f);
@@ -114,7 +145,7 @@ struct Big([u64; 32], [u64; 32], [u64; 32], [u64; 32]);
 #[test]
 fn huge_declared_count_reserves_nothing() {
     let (_, mut h) = real_header::<u64, Big>(TableType::Set, vec![]);
-    h.3 = 1 << 40;
+    h.size = 1 << 40;
     let f = craft(&h, &[], 1 << 40);
     let (r, largest) =
         largest_alloc_during(|| file2tab_from_bytes::<u64, Big>(&f, FileOptions::new()));
@@ -133,9 +164,11 @@ fn huge_declared_count_reserves_nothing() {
 
 #[test]
 fn huge_declared_sequence_length_reserves_little() {
-    let (_, h) = real_header::<u64, Vec<Big>>(TableType::Set, vec![]);
-    let mut o = codec::encode(&1u64).unwrap();
-    o.extend_from_slice(&65536u64.to_le_bytes()); // 65536 Bigs declared, none present
+    let (_, mut h) = real_header::<u64, Vec<Big>>(TableType::Set, vec![]);
+    h.size = 1;
+    // {1, [...]} with a list header declaring 65536 Bigs and none present.
+    let mut o = vec![131, 104, 2, 97, 1, 108];
+    o.extend_from_slice(&65536u32.to_be_bytes());
     let f = craft(&h, &[o], 1);
     let (r, largest) =
         largest_alloc_during(|| file2tab_from_bytes::<u64, Vec<Big>>(&f, FileOptions::new()));
@@ -153,16 +186,21 @@ enum Tree {
     Node(Box<Tree>),
 }
 
+/// `{1, {'Node', {'Node', ... 'Leaf'}}}` with `depth` nodes.
+fn deep_tree_object(depth: usize) -> Vec<u8> {
+    let mut o = vec![131, 104, 2, 97, 1];
+    for _ in 0..depth {
+        o.extend_from_slice(&[104, 2, 119, 4, b'N', b'o', b'd', b'e']);
+    }
+    o.extend_from_slice(&[119, 4, b'L', b'e', b'a', b'f']);
+    o
+}
+
 #[test]
 fn deep_nesting_is_an_error_not_a_stack_overflow() {
-    let (_, h) = real_header::<u64, Tree>(TableType::Set, vec![]);
-    let depth = 1 << 20; // 4 MiB of variant tags
-    let mut o = codec::encode(&1u64).unwrap();
-    for _ in 0..depth {
-        o.extend_from_slice(&1u32.to_le_bytes());
-    }
-    o.extend_from_slice(&0u32.to_le_bytes());
-    let f = craft(&h, &[o], 1);
+    let (_, mut h) = real_header::<u64, Tree>(TableType::Set, vec![]);
+    h.size = 1;
+    let f = craft(&h, &[deep_tree_object(1 << 20)], 1); // 8 MiB of nested tuples
     let r = std::thread::Builder::new()
         .stack_size(2 << 20)
         .spawn(move || file2tab_from_bytes::<u64, Tree>(&f, FileOptions::new()).map(|_| ()))
@@ -170,23 +208,40 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
         .join()
         .expect("no panic");
     let e = r.expect_err("refused");
-    assert!(e.to_string().contains("nesting"), "{e}");
+    assert!(e.to_string().contains("nesting deeper than"), "{e}");
 
-    // The limit itself round-trips on the same 2 MiB stack.
-    let mut t = Tree::Leaf;
-    for _ in 0..(codec::MAX_DEPTH - 2) {
-        t = Tree::Node(Box::new(t));
-    }
+    // Exactly at the limit (the object tuple is level 1, each node one more) a file loads;
+    // one level more is refused in a crafted file and by tab2file before writing.
+    let at = craft(&h, &[deep_tree_object(MAX_DEPTH - 1)], 1);
+    let over = craft(&h, &[deep_tree_object(MAX_DEPTH)], 1);
     let ok = std::thread::Builder::new()
         .stack_size(2 << 20)
         .spawn(move || {
-            let b = codec::encode(&t).unwrap();
-            codec::decode::<Tree>(&b).unwrap() == t
+            let loaded = file2tab_from_bytes::<u64, Tree>(&at, FileOptions::new()).is_ok();
+            let refused = file2tab_from_bytes::<u64, Tree>(&over, FileOptions::new())
+                .is_err_and(|e| e.to_string().contains("nesting deeper than"));
+            let mut t = Tree::Leaf;
+            for _ in 0..MAX_DEPTH - 1 {
+                t = Tree::Node(Box::new(t));
+            }
+            let table: Table<u64, Tree> = Table::builder().build().unwrap();
+            table.insert(1, t.clone()).unwrap();
+            let p = dir().join("deep-at-limit");
+            tab2file(&table, &p, FileOptions::new()).unwrap();
+            let back: Table<u64, Tree> = file2tab(&p, FileOptions::new()).unwrap();
+            let same = back.get(&1).unwrap() == Some(t.clone());
+            table.insert(1, Tree::Node(Box::new(t))).unwrap();
+            let p = dir().join("deep-over-limit");
+            let save_refused = matches!(
+                tab2file(&table, &p, FileOptions::new()),
+                Err(EtsError::Encode { .. })
+            ) && !p.exists();
+            (loaded, refused, same, save_refused)
         })
         .unwrap()
         .join()
         .unwrap();
-    assert!(ok);
+    assert_eq!(ok, (true, true, true, true));
 }
 
 #[test]
@@ -194,9 +249,9 @@ fn duplicate_key_in_set_file_is_an_error() {
     for kind in [TableType::Set, TableType::OrderedSet] {
         let (_, h) = real_header::<u64, String>(kind, vec![]);
         let mut h = h;
-        h.3 = 2;
-        let a = codec::encode(&(7u64, "a".to_string())).unwrap();
-        let b = codec::encode(&(7u64, "b".to_string())).unwrap();
+        h.size = 2;
+        let a = etf(&(7u64, "a".to_string()));
+        let b = etf(&(7u64, "b".to_string()));
         let f = craft(&h, &[a, b], 2);
         let r = file2tab_from_bytes::<u64, String>(&f, FileOptions::new());
         let e = r
@@ -206,9 +261,9 @@ fn duplicate_key_in_set_file_is_an_error() {
     }
     // In a bag file the same key twice is legitimate.
     let (_, mut h) = real_header::<u64, String>(TableType::Bag, vec![]);
-    h.3 = 2;
-    let a = codec::encode(&(7u64, "a".to_string())).unwrap();
-    let b = codec::encode(&(7u64, "b".to_string())).unwrap();
+    h.size = 2;
+    let a = etf(&(7u64, "a".to_string()));
+    let b = etf(&(7u64, "b".to_string()));
     let f = craft(&h, &[a, b], 2);
     let t = file2tab_from_bytes::<u64, String>(&f, FileOptions::new()).unwrap();
     assert_eq!(t.size().unwrap(), 2);
@@ -217,10 +272,10 @@ fn duplicate_key_in_set_file_is_an_error() {
 #[test]
 fn declared_count_disagreeing_with_content_is_an_error() {
     let (_, mut h) = real_header::<u64, String>(TableType::Set, vec![]);
-    let a = codec::encode(&(1u64, "a".to_string())).unwrap();
-    let b = codec::encode(&(2u64, "b".to_string())).unwrap();
+    let a = etf(&(1u64, "a".to_string()));
+    let b = etf(&(2u64, "b".to_string()));
     for (hs, ts) in [(3, 2), (2, 3), (1, 1), (3, 3)] {
-        h.3 = hs;
+        h.size = hs;
         let f = craft(&h, &[a.clone(), b.clone()], ts);
         let r = file2tab_from_bytes::<u64, String>(&f, FileOptions::new());
         assert!(
@@ -228,7 +283,7 @@ fn declared_count_disagreeing_with_content_is_an_error() {
             "header {hs} trailer {ts}"
         );
     }
-    h.3 = 2;
+    h.size = 2;
     let f = craft(&h, &[a, b], 2);
     assert_eq!(
         file2tab_from_bytes::<u64, String>(&f, FileOptions::new())
@@ -278,10 +333,8 @@ fn stale_temp_files_of_dead_writers_are_cleaned() {
 fn load_time_is_linear_in_objects() {
     fn file(n: u64) -> Vec<u8> {
         let (_, mut h) = real_header::<u64, String>(TableType::Set, vec![]);
-        h.3 = n;
-        let objs: Vec<Vec<u8>> = (0..n)
-            .map(|i| codec::encode(&(i, format!("v{i}"))).unwrap())
-            .collect();
+        h.size = n;
+        let objs: Vec<Vec<u8>> = (0..n).map(|i| etf(&(i, format!("v{i}")))).collect();
         craft(&h, &objs, n)
     }
     let time = |f: &[u8]| {
@@ -326,4 +379,64 @@ proptest! {
         });
         prop_assert!(r.is_ok(), "panicked");
     }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Node(Vec<Node>);
+
+/// The bytes allocated and not yet freed on this thread at the peak of `f`.
+fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    CUR.with(|c| c.set(0));
+    PEAK.with(|c| c.set(0));
+    let r = f();
+    (r, PEAK.with(|c| c.get()))
+}
+
+/// Lists nested MAX_DEPTH - 2 deep, each declaring 100k elements (as many as the bytes
+/// left could hold) while only the innermost has them: every open level used to reserve
+/// its declared count at once. Measured before the cap on reservations (orbit-term
+/// `Reader::prealloc`): 403 MB for `Term` values and 138 MB for a recursive serde type,
+/// from a 200 KB file; after: 8 MB and 9 MB.
+#[test]
+fn nested_declared_lengths_reserve_little() {
+    fn file<V>(leaf: &[u8]) -> Vec<u8>
+    where
+        V: orbit::ets::Value + Serialize + serde::de::DeserializeOwned,
+    {
+        let n: u32 = 100_000;
+        let mut o = vec![131, 104, 2, 97, 1];
+        for _ in 0..MAX_DEPTH - 2 {
+            o.push(108);
+            o.extend_from_slice(&n.to_be_bytes());
+        }
+        for _ in 0..n {
+            o.extend_from_slice(leaf);
+        }
+        o.push(106);
+        let (_, mut h) = real_header::<u64, V>(TableType::Set, vec![]);
+        h.size = 1;
+        craft(&h, &[o], 1)
+    }
+    // Bound: 64 x the file (the decoded innermost list and its growth) + MAX_DEPTH open
+    // levels x 1024 reserved elements x 32 B (a Term; a Node is 24 B) = 4 MiB.
+    let bound = |f: &[u8]| 64 * f.len() + MAX_DEPTH * 1024 * 32;
+    let f = file::<orbit_term::Term>(&[97, 0]);
+    let (r, peak) = peak_during(|| {
+        file2tab_from_bytes::<u64, orbit_term::Term>(&f, FileOptions::new()).map(|_| ())
+    });
+    assert!(r.is_err(), "{r:?}");
+    assert!(
+        peak <= bound(&f),
+        "Term: peak {peak} B for a {} B file",
+        f.len()
+    );
+    let f = file::<Node>(&[106, 106]);
+    let (r, peak) =
+        peak_during(|| file2tab_from_bytes::<u64, Node>(&f, FileOptions::new()).map(|_| ()));
+    assert!(r.is_err(), "{r:?}");
+    assert!(
+        peak <= bound(&f),
+        "Node: peak {peak} B for a {} B file",
+        f.len()
+    );
 }

@@ -1,49 +1,118 @@
 //! `tab2file`, `file2tab`, `tabfile_info`: tables saved to and loaded from files.
 //!
-//! # Format (version 1)
+//! # Format (version 2): Erlang terms, framed and checksummed
+//!
+//! Every integer of the framing is little-endian; the header and each object are one
+//! external term (ETF, Erlang's `term_to_binary` format, uncompressed), written by
+//! orbit-term's serde encoder.
 //!
 //! ```text
-//! "ORBITETS"            8 bytes, magic
-//! version               u32 LE (1)
-//! header_len            u32 LE
-//! header                header_len bytes: name, type, protection, object count,
-//!                       key and value type names (codec-encoded)
-//! header_crc            u32 LE, CRC-32 of every byte before it
-//! objects               per object: u32 LE length, then the codec-encoded (K, V)
-//! "ORBITEND"            8 bytes, end marker
-//! count                 u64 LE, number of objects
-//! body_crc              u32 LE, CRC-32 of objects + end marker + count
+//! offset 0   "ORBITETS"     8 bytes, magic
+//!        8   version        u32 LE (2); this field keeps its place and encoding in every version
+//!       12   header_len     u32 LE
+//!       16   header         header_len bytes: one ETF term, the map
+//!                           #{name => <<"t">> | nil, type => set | ordered_set | bag | duplicate_bag,
+//!                             protection => public | protected | private, size => N,
+//!                             key_type => <<"u64">>, value_type => <<"alloc::string::String">>}
+//!            header_crc     u32 LE, CRC-32 of every byte before it (offsets 0 .. 16 + header_len)
+//!            objects        per object: u32 LE length L, then L bytes: one ETF term {Key, Value}
+//!            "ORBITEND"     8 bytes, end marker
+//!            count          u64 LE, number of objects
+//!            body_crc       u32 LE, CRC-32 of objects + end marker + count
 //! ```
 //!
-//! Objects are encoded with `codec`, a small self-contained binary serde
-//! format (so `K, V: Serialize + DeserializeOwned`); it does not depend on orbit-term.
+//! The CRC is CRC-32/ISO-HDLC (zlib's, `erlang:crc32/1`). An object is the 2-tuple
+//! `{Key, Value}` in orbit-term's serde mapping (see the orbit-term crate docs: strings
+//! are binaries, structs maps with atom keys, unit variants atoms, `None` is `nil`, ...).
+//! A BEAM node reads a file with nothing but the standard library:
+//!
+//! ```erlang
+//! {ok, B} = file:read_file(Path),
+//! <<"ORBITETS", 2:32/little, HLen:32/little, H:HLen/binary, HCrc:32/little, Rest/binary>> = B,
+//! HCrc = erlang:crc32(binary:part(B, 0, 16 + HLen)),
+//! N = byte_size(Rest) - 20,
+//! <<Objs:N/binary, "ORBITEND", Count:64/little, BCrc:32/little>> = Rest,
+//! BCrc = erlang:crc32(binary:part(Rest, 0, N + 16)),
+//! Header = binary_to_term(H),
+//! Objects = [binary_to_term(O) || <<L:32/little, O:L/binary>> <= Objs],
+//! Count = length(Objects).
+//! ```
+//!
+//! (`tests/ets_file_erl.rs` runs exactly this in a real `erl` and compares the result.)
+//!
+//! ## Why ETF (issue 18 item 8)
+//!
+//! Version 1 encoded objects with a hand-written, bincode-like serde format (600 lines
+//! of this crate). Version 2 uses orbit-term, which Orbit needs anyway for distribution
+//! and which is already linear, depth-safe, checked against `erl` and fuzzed: one codec
+//! less to keep safe, and a dump is readable by any BEAM node with `binary_to_term`.
+//! General formats (bincode, postcard, CBOR) would also do; ETF was chosen for the
+//! Erlang interoperability. The framing (magic, lengths, two CRCs, end marker and count)
+//! is kept because ETF has no checksum and a bare concatenation of terms could not tell
+//! a truncated file from a complete one.
+//!
+//! ETF is not a faithful image of every Rust value: `Some(())` and `Some(None)` encode as
+//! `nil` like `None`, and non-finite floats do not exist in Erlang. So [`tab2file`]
+//! decodes every object it writes back (with the loader's limits) and compares it with
+//! the original; an object that would not load back equal fails the save with
+//! [`EtsError::Encode`] naming it. A file that saved, loads equal. This is why saving
+//! needs `K, V: DeserializeOwned` too, and costs about one extra decode per object.
+//!
+//! ## Versions
+//!
+//! A file with a version newer than [`FORMAT_VERSION`] is refused with
+//! [`EtsError::NewerFormat`]. Version 1 files (the former private encoding) are refused
+//! with [`EtsError::BadFile`] saying so: load them with the Orbit build that wrote them
+//! and save them again, or recreate them.
+//!
+//! # Writing
 //!
 //! Writing goes to a temporary file in the same directory, which is renamed over the
 //! target only when complete, so a crash never leaves a half-written file under the real
 //! name. With `sync`, the file is fsynced before the rename and the directory after.
 //!
+//! # Loading
+//!
 //! Loading always checks everything: magic, version, both checksums, the end marker,
-//! every object's framing and decoding, and that the object count matches both the
-//! header and the trailer. A truncated, bit-flipped, empty or foreign file is refused
-//! with [`EtsError::BadFile`], [`EtsError::ChecksumError`] or
-//! [`EtsError::InvalidObjectCount`]; a file from a newer format version with
-//! [`EtsError::NewerFormat`]. Erlang's `verify` option is accepted and changes nothing:
-//! the checks cost less than decoding the objects. The table is also refused when the
-//! file's key/value type names differ from the types asked for (unless
+//! every object's framing and decoding (a frame holds exactly one term, nothing after
+//! it), and that the object count matches both the header and the trailer. A truncated,
+//! bit-flipped, empty or foreign file is refused with [`EtsError::BadFile`],
+//! [`EtsError::ChecksumError`] or [`EtsError::InvalidObjectCount`]; a file from a newer
+//! format version with [`EtsError::NewerFormat`]. Erlang's `verify` option is accepted
+//! and changes nothing: the checks cost less than decoding the objects. The table is also
+//! refused when the file's key/value type names differ from the types asked for (unless
 //! [`FileOptions::check_types`] is off).
 //!
 //! # Untrusted input
 //!
 //! A file from anyone is untrusted, even with valid checksums (a CRC is not a signature).
 //! Loading a crafted file gives a table or an error, never a panic, abort or stack
-//! overflow: nothing is preallocated from the declared object count (it is only compared
-//! with the content); every length inside an object is checked against the bytes left and
-//! sequence preallocation is capped by them, so memory stays within a small multiple of
-//! the file size (times the in-memory size of an object); nesting deeper than
-//! [`codec::MAX_DEPTH`] is an error; time is linear in the file. Two objects under one key
-//! in a `set`/`ordered_set` file are an error ([`EtsError::BadFile`], "duplicate key"):
-//! OTP's `file2tab` would insert both, the last winning, and lose one silently (only
-//! `verify` would notice a count mismatch); refusing loses nothing silently.
+//! overflow:
+//! - nothing is preallocated from the declared object count (it is only compared with
+//!   the content);
+//! - objects are decoded by orbit-term's decoder, which checks every declared length
+//!   against the bytes left before reserving anything (each list or tuple element takes
+//!   at least 1 byte of ETF, each map entry 2, a binary its own bytes) and refuses
+//!   compressed terms (no inflation). So the decoded objects hold at most one in-memory
+//!   node per byte of the file. A declared count is reserved only up to 1024 elements
+//!   (orbit-term caps container reservations; vectors grow as elements arrive), so the
+//!   open levels of a nesting hold at most `MAX_DEPTH x 1024 x` one node (4 MiB for
+//!   `Term`, 32 B a node) beyond what was decoded. Memory is the file, plus at most
+//!   `file size x` the largest in-memory node of `K`/`V` (24 bytes for a `String` or
+//!   `Vec` slot, with amortised growth), plus that constant, plus the table.
+//!   `tests/ets_file_hostile.rs` asserts peak <= 64 x file + 4 MiB for nested hostile
+//!   lists (`Term` and a recursive serde type); the fuzz replay (`cargo test -p orbit-fuzz
+//!   --test replay`) asserts peak allocation <= 64 x the input + 16 MiB over mutated
+//!   files and ~1 MB hostile shapes;
+//! - nesting deeper than [`MAX_DEPTH`] ETF levels is an error (the decoder also continues
+//!   on extra stack segments, so even its own recursion cannot overflow); big integers
+//!   are limited to 64 KiB, atoms to a million per object;
+//! - time is linear in the file (decoding, checksums) plus the inserts;
+//! - two objects under one key in a `set`/`ordered_set` file are an error
+//!   ([`EtsError::BadFile`], "duplicate key"): OTP's `file2tab` would insert both, the
+//!   last winning, and lose one silently (only `verify` would notice a count mismatch);
+//!   refusing loses nothing silently.
+//!
 //! [`file2tab_from_bytes`] is the same loader over a byte slice, for fuzzing.
 //!
 //! # Temporary files
@@ -63,20 +132,43 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use orbit_term::DecodeLimits;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::codec;
 use super::error::{EtsError, Result};
 use super::table::{Builder, Key, Table, Value};
 use super::{Protection, TableType};
 
 const MAGIC: &[u8; 8] = b"ORBITETS";
 const END: &[u8; 8] = b"ORBITEND";
-/// The newest file format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The file format version this build writes and reads (2: objects as ETF terms).
+/// Version 1 (a private binary encoding) is refused with a message saying so.
+pub const FORMAT_VERSION: u32 = 2;
 const PREFIX: usize = 16;
 const TRAILER: usize = 8 + 8 + 4;
+
+/// The deepest ETF nesting of one object `{Key, Value}` that [`file2tab`] accepts and
+/// [`tab2file`] writes: tuples, lists and maps each count one level, the object tuple
+/// itself is level 1 (`Option`, newtypes and `Box` add none). Deeper is an error, never
+/// a stack overflow; the limit also bounds what a hostile file can make the decoder
+/// reserve (see the module docs).
+pub const MAX_DEPTH: usize = 128;
+
+/// Limits for decoding one object: orbit-term's defaults for peers (64 KiB big
+/// integers, a million atoms) with depth [`MAX_DEPTH`]. Compressed terms are refused
+/// before any limit applies (`from_slice_with` does not inflate).
+const OBJECT_LIMITS: DecodeLimits = DecodeLimits {
+    max_depth: MAX_DEPTH,
+    ..DecodeLimits::DEFAULT
+};
+
+/// Limits for decoding the header (a flat map).
+const HEADER_LIMITS: DecodeLimits = DecodeLimits {
+    max_depth: 2,
+    max_atoms: 64,
+    ..DecodeLimits::DEFAULT
+};
 
 /// Options of `tab2file` / `file2tab`.
 #[derive(Clone, Copy, Debug)]
@@ -121,14 +213,78 @@ impl FileOptions {
     }
 }
 
+/// The header term: `#{name, type, protection, size, key_type, value_type}`.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Header {
     name: Option<String>,
-    kind: u8,
-    protection: u8,
+    #[serde(rename = "type")]
+    kind: FileType,
+    protection: FileProtection,
     size: u64,
     key_type: String,
     value_type: String,
+}
+
+/// Erlang's table type atoms.
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum FileType {
+    Set,
+    OrderedSet,
+    Bag,
+    DuplicateBag,
+}
+
+/// Erlang's access mode atoms.
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum FileProtection {
+    Public,
+    Protected,
+    Private,
+}
+
+impl From<TableType> for FileType {
+    fn from(k: TableType) -> Self {
+        match k {
+            TableType::Set => FileType::Set,
+            TableType::OrderedSet => FileType::OrderedSet,
+            TableType::Bag => FileType::Bag,
+            TableType::DuplicateBag => FileType::DuplicateBag,
+        }
+    }
+}
+
+impl From<FileType> for TableType {
+    fn from(k: FileType) -> Self {
+        match k {
+            FileType::Set => TableType::Set,
+            FileType::OrderedSet => TableType::OrderedSet,
+            FileType::Bag => TableType::Bag,
+            FileType::DuplicateBag => TableType::DuplicateBag,
+        }
+    }
+}
+
+impl From<Protection> for FileProtection {
+    fn from(p: Protection) -> Self {
+        match p {
+            Protection::Public => FileProtection::Public,
+            Protection::Protected => FileProtection::Protected,
+            Protection::Private => FileProtection::Private,
+        }
+    }
+}
+
+impl From<FileProtection> for Protection {
+    fn from(p: FileProtection) -> Self {
+        match p {
+            FileProtection::Public => Protection::Public,
+            FileProtection::Protected => Protection::Protected,
+            FileProtection::Private => Protection::Private,
+        }
+    }
 }
 
 /// What `tabfile_info` reads from a file's header.
@@ -164,45 +320,45 @@ fn bad(path: &Path, reason: impl Into<String>) -> EtsError {
     }
 }
 
-fn kind_code(k: TableType) -> u8 {
-    match k {
-        TableType::Set => 0,
-        TableType::OrderedSet => 1,
-        TableType::Bag => 2,
-        TableType::DuplicateBag => 3,
-    }
-}
-
-fn prot_code(p: Protection) -> u8 {
-    match p {
-        Protection::Public => 0,
-        Protection::Protected => 1,
-        Protection::Private => 2,
+/// Says why orbit-term refused some bytes, in words that fit a table file (the decode
+/// limits are fixed here, so "raise it in DecodeLimits" would mislead).
+fn etf_reason(e: &orbit_term::Error) -> String {
+    match e {
+        orbit_term::Error::LimitExceeded {
+            limit: "max_depth", ..
+        } => format!("nesting deeper than {MAX_DEPTH} levels (MAX_DEPTH): refused"),
+        orbit_term::Error::LimitExceeded { limit, value, max } => {
+            format!("limit {limit} exceeded: {value} > {max}: refused")
+        }
+        e => e.to_string(),
     }
 }
 
 /// `ets:tab2file/3`: writes every object of `table` to `path` (see the module docs).
-/// Needs read access to the table.
+/// Needs read access to the table. Every object is decoded back and compared before the
+/// file is committed: an object ETF cannot carry faithfully (`Some(())`, `Some(None)`, a
+/// NaN or infinite float, nesting deeper than [`MAX_DEPTH`]) fails the save with
+/// [`EtsError::Encode`] and leaves any existing file at `path` untouched.
 pub fn tab2file<K, V>(table: &Table<K, V>, path: impl AsRef<Path>, opts: FileOptions) -> Result<()>
 where
-    K: Key + Serialize,
-    V: Value + Serialize,
+    K: Key + Serialize + DeserializeOwned,
+    V: Value + Serialize + DeserializeOwned,
 {
     let path = path.as_ref();
     let objects = table.tab2list()?;
     let header = Header {
         name: table.name().map(str::to_string),
-        kind: kind_code(table.kind()),
-        protection: prot_code(table.protection()),
+        kind: table.kind().into(),
+        protection: table.protection().into(),
         size: objects.len() as u64,
         key_type: std::any::type_name::<K>().to_string(),
         value_type: std::any::type_name::<V>().to_string(),
     };
-    let enc_err = |e: codec::CodecError| EtsError::Encode {
+    let enc_err = |reason: String| EtsError::Encode {
         table: table.label(),
-        reason: e.0,
+        reason,
     };
-    let hbytes = codec::encode(&header).map_err(enc_err)?;
+    let hbytes = orbit_term::to_vec(&header).map_err(|e| enc_err(format!("header: {e}")))?;
     let hlen = u32::try_from(hbytes.len()).map_err(|_| bad(path, "header too large"))?;
     let mut head = Vec::with_capacity(PREFIX + hbytes.len() + 4);
     head.extend_from_slice(MAGIC);
@@ -220,14 +376,28 @@ where
         w.write_all(&head).map_err(|e| io(&tmp, e))?;
         let mut crc = crc32fast::Hasher::new();
         let mut buf = Vec::new();
-        for obj in &objects {
+        for (i, obj) in objects.iter().enumerate() {
             buf.clear();
             buf.extend_from_slice(&[0; 4]);
-            codec::encode_into(obj, &mut buf).map_err(enc_err)?;
-            let n = u32::try_from(buf.len() - 4).map_err(|_| EtsError::Encode {
-                table: table.label(),
-                reason: "an object encodes to more than 4 GiB".into(),
-            })?;
+            orbit_term::to_vec_into(obj, &mut buf)
+                .map_err(|e| enc_err(format!("object {i}: {e}")))?;
+            let n = u32::try_from(buf.len() - 4)
+                .map_err(|_| enc_err(format!("object {i} encodes to more than 4 GiB")))?;
+            // What file2tab would read back must be this very object.
+            let back =
+                orbit_term::from_slice_with::<(K, V)>(&buf[4..], &OBJECT_LIMITS).map_err(|e| {
+                    enc_err(format!(
+                        "object {i} would not load back ({}); nothing was written",
+                        etf_reason(&e)
+                    ))
+                })?;
+            if back != *obj {
+                return Err(enc_err(format!(
+                    "object {i} would load back different: ETF has one form for values \
+                     Rust tells apart (`Some(())` and `Some(None)` are `nil` like `None`); \
+                     nothing was written"
+                )));
+            }
             buf[..4].copy_from_slice(&n.to_le_bytes());
             crc.update(&buf);
             w.write_all(&buf).map_err(|e| io(&tmp, e))?;
@@ -341,6 +511,17 @@ fn check_prefix(path: &Path, b: &[u8]) -> Result<(u32, usize)> {
     if version == 0 {
         return Err(bad(path, "format version 0 does not exist"));
     }
+    if version < FORMAT_VERSION {
+        return Err(bad(
+            path,
+            format!(
+                "format version {version} (Orbit's former private object encoding) is no \
+                 longer read; this build reads version {FORMAT_VERSION} (objects as Erlang \
+                 terms). Load the file with the Orbit build that wrote it and save it \
+                 again with this one, or recreate it"
+            ),
+        ));
+    }
     v.copy_from_slice(&b[12..16]);
     Ok((version, u32::from_le_bytes(v) as usize))
 }
@@ -356,21 +537,9 @@ fn parse_header(path: &Path, b: &[u8], hlen: usize) -> Result<(Header, TableType
             part: "header",
         });
     }
-    let h: Header =
-        codec::decode(&b[PREFIX..end]).map_err(|e| bad(path, format!("bad header: {e}")))?;
-    let kind = match h.kind {
-        0 => TableType::Set,
-        1 => TableType::OrderedSet,
-        2 => TableType::Bag,
-        3 => TableType::DuplicateBag,
-        k => return Err(bad(path, format!("unknown table type code {k}"))),
-    };
-    let prot = match h.protection {
-        0 => Protection::Public,
-        1 => Protection::Protected,
-        2 => Protection::Private,
-        p => return Err(bad(path, format!("unknown protection code {p}"))),
-    };
+    let h: Header = orbit_term::from_slice_with(&b[PREFIX..end], &HEADER_LIMITS)
+        .map_err(|e| bad(path, format!("bad header: {}", etf_reason(&e))))?;
+    let (kind, prot) = (h.kind.into(), h.protection.into());
     Ok((h, kind, prot))
 }
 
@@ -419,9 +588,8 @@ where
 
 /// Loads a table from the bytes of a table file, exactly as [`file2tab`] does from a file
 /// (errors name the path `<bytes>`). For fuzzing: any input gives a table or an error,
-/// never a panic; memory stays within a small multiple of `bytes.len()` (every object
-/// takes at least 4 bytes of the file and is decoded by the length-checked codec); nesting
-/// is limited to [`codec::MAX_DEPTH`].
+/// never a panic; memory as stated in the module docs ("Untrusted input"); nesting is
+/// limited to [`MAX_DEPTH`].
 #[doc(hidden)]
 pub fn file2tab_from_bytes<K, V>(bytes: &[u8], opts: FileOptions) -> Result<Table<K, V>>
 where
@@ -492,12 +660,18 @@ where
                 "damaged: an object runs past the end of the objects",
             ));
         }
-        let obj = codec::decode::<(K, V)>(&b[pos..pos + n]).map_err(|e| {
-            bad(
-                path,
-                format!("object {} cannot be decoded: {e}", objects.len()),
-            )
-        })?;
+        let obj = orbit_term::from_slice_with::<(K, V)>(&b[pos..pos + n], &OBJECT_LIMITS).map_err(
+            |e| {
+                bad(
+                    path,
+                    format!(
+                        "object {} cannot be decoded: {}",
+                        objects.len(),
+                        etf_reason(&e)
+                    ),
+                )
+            },
+        )?;
         objects.push(obj);
         pos += n;
     }

@@ -119,9 +119,10 @@
 //!
 //! # Files
 //!
-//! [`tab2file`]/[`file2tab`]/[`tabfile_info`]: see [`file`](mod@file) for the format. Objects are
-//! encoded with a small self-contained binary serde format ([`codec`]), so file
-//! operations need `K, V: Serialize + DeserializeOwned`.
+//! [`tab2file`]/[`file2tab`]/[`tabfile_info`]: see [`file`](mod@file) for the format. Each
+//! object is stored as an Erlang external term (orbit-term's serde ETF), so a BEAM node
+//! can read a dump with `binary_to_term`; file operations need `K, V: Serialize +
+//! DeserializeOwned`.
 //!
 //! # Checked against OTP 25
 //!
@@ -150,7 +151,6 @@
 //! - `info().memory` is in bytes (Erlang: words) and counts the table's own structures,
 //!   not heap data owned by keys and values (e.g. a `String`'s bytes).
 
-pub mod codec;
 mod error;
 pub mod file;
 mod owner;

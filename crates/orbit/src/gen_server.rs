@@ -32,6 +32,7 @@ use crate::error::Error;
 use crate::exit::ExitReason;
 use crate::pid::Pid;
 use crate::process::{self, Context, Handle, Spawn};
+use crate::registry::Dest;
 use crate::signal::Message;
 
 /// The default call timeout, as in OTP.
@@ -444,25 +445,57 @@ impl<G: GenServer> ServerRef<G> {
         Handle::from_pid(pid).map(|handle| ServerRef { handle })
     }
 
-    /// The server of type `G` registered as `name`, if any.
-    pub fn whereis(name: &str) -> Option<ServerRef<G>> {
-        crate::registry::whereis(name).and_then(Self::from_pid)
+    /// The server of type `G` that `name` (a pid, a registered name or a `via` name)
+    /// stands for now, if any.
+    pub fn whereis(name: impl Into<Dest>) -> Option<ServerRef<G>> {
+        name.into().whereis().and_then(Self::from_pid)
     }
 }
 
-/// Calls the server of type `G` registered as `name` (`GenServer.call(name, request)`).
-pub async fn call<G: GenServer>(name: &str, request: G::Call) -> Result<G::Reply, CallError> {
-    match ServerRef::<G>::whereis(name) {
-        Some(s) => s.call(request).await,
+/// Calls the server of type `G` at `name` (`GenServer.call(server, request)`): a pid, a
+/// registered name or a `via` name, resolved now.
+pub async fn call<G: GenServer>(
+    name: impl Into<Dest>,
+    request: G::Call,
+) -> Result<G::Reply, CallError> {
+    call_timeout::<G>(name, request, DEFAULT_CALL_TIMEOUT).await
+}
+
+/// [`call`] with a timeout ([`INFINITY`] waits without a timer).
+pub async fn call_timeout<G: GenServer>(
+    name: impl Into<Dest>,
+    request: G::Call,
+    timeout: Duration,
+) -> Result<G::Reply, CallError> {
+    let name = name.into();
+    match ServerRef::<G>::whereis(&name) {
+        Some(s) => s.call_timeout(request, timeout).await,
+        None if matches!(name, Dest::Pid(_)) => Err(CallError::NoProc),
         None => Err(CallError::NotRegistered(name.to_string())),
     }
 }
 
-/// Casts to the server of type `G` registered as `name`; dropped if there is none.
-pub fn cast<G: GenServer>(name: &str, request: G::Cast) {
+/// Casts to the server of type `G` at `name`; dropped if there is none.
+pub fn cast<G: GenServer>(name: impl Into<Dest>, request: G::Cast) {
     if let Some(s) = ServerRef::<G>::whereis(name) {
         s.cast(request)
     }
+}
+
+/// Starts a server registered under `name`, a local name or a [`Via`](crate::Via)
+/// name (`GenServer.start(mod, arg, name: {:via, Registry, {reg, key}})`), linked to
+/// the caller if `link`; waits for its `init`. The server registers itself before
+/// `init`; a name already taken fails with [`StartError::AlreadyStarted`].
+pub async fn start_named<G: GenServer>(
+    server: G,
+    name: impl Into<Dest>,
+    link: bool,
+) -> Result<ServerRef<G>, StartError> {
+    let opts = StartOptions {
+        link,
+        ..Default::default()
+    };
+    start_inner(server, opts.link, opts.timeout, Some(name.into())).await
 }
 
 /// Starts an unlinked server and waits for its `init`.
@@ -491,17 +524,26 @@ pub async fn start_with<G: GenServer>(
     server: G,
     opts: StartOptions,
 ) -> Result<ServerRef<G>, StartError> {
+    let name = opts.name.map(Dest::from);
+    start_inner(server, opts.link, opts.timeout, name).await
+}
+
+async fn start_inner<G: GenServer>(
+    server: G,
+    link: bool,
+    timeout: Option<Duration>,
+    name: Option<Dest>,
+) -> Result<ServerRef<G>, StartError> {
     let (ack_tx, ack_rx) = oneshot::channel();
-    let parent = if opts.link { process::self_pid() } else { None };
+    let parent = if link { process::self_pid() } else { None };
     let mut spawn = Spawn::new().label("gen_server");
-    if opts.link {
+    if link {
         spawn = spawn.link();
     }
-    let name = opts.name.clone();
     let handle = process::spawn_with(spawn, Some(adapt::<G>), move |ctx| {
         run(server, ServerContext { ctx, parent }, name, ack_tx)
     })?;
-    let ack = match opts.timeout {
+    let ack = match timeout {
         None => ack_rx.await,
         Some(t) => match crate::deadline::timeout(t, ack_rx).await {
             Ok(a) => a,
@@ -518,6 +560,25 @@ pub async fn start_with<G: GenServer>(
     }
 }
 
+/// Registers the starting server (the calling process) under `name`.
+fn register_name(name: &Dest, me: Pid) -> Result<(), StartError> {
+    match name {
+        Dest::Local(n) => crate::registry::register(n, me).map_err(|e| match e {
+            Error::NameTaken { pid, .. } => StartError::AlreadyStarted(pid),
+            other => StartError::Spawn(other),
+        }),
+        Dest::Via(v) => v.register_self().map_err(|e| match e {
+            crate::registry::RegistryError::AlreadyRegistered(pid) => {
+                StartError::AlreadyStarted(pid)
+            }
+            other => StartError::Init(ExitReason::error(other.to_string())),
+        }),
+        Dest::Pid(p) => Err(StartError::Init(ExitReason::error(format!(
+            "{p} is a pid, not a name: start with a local or via name"
+        )))),
+    }
+}
+
 async fn guarded<T>(f: impl Future<Output = T>) -> Result<T, ExitReason> {
     AssertUnwindSafe(f)
         .catch_unwind()
@@ -528,7 +589,7 @@ async fn guarded<T>(f: impl Future<Output = T>) -> Result<T, ExitReason> {
 async fn run<G: GenServer>(
     mut g: G,
     mut ctx: ServerContext<G>,
-    name: Option<String>,
+    name: Option<Dest>,
     ack: oneshot::Sender<Result<(), StartError>>,
 ) -> ExitReason {
     let init_failed = |ctx: &ServerContext<G>| {
@@ -538,12 +599,8 @@ async fn run<G: GenServer>(
         }
     };
     if let Some(n) = &name {
-        if let Err(e) = crate::registry::register(n, ctx.pid()) {
+        if let Err(err) = register_name(n, ctx.pid()) {
             init_failed(&ctx);
-            let err = match e {
-                Error::NameTaken { pid, .. } => StartError::AlreadyStarted(pid),
-                other => StartError::Spawn(other),
-            };
             let _ = ack.send(Err(err));
             return ExitReason::Normal;
         }

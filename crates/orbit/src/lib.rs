@@ -84,7 +84,8 @@ pub use pool::{Pool, PoolOptions, ResourcePool, ResourcePoolOptions};
 pub use process::{
     blocking, run_in_process, self_pid, spawn, spawn_link, spawn_monitor, Context, Handle, Spawn,
 };
-pub use registry::{register, registered, send_named, unregister, whereis};
+pub use registry::whereis_dest as whereis;
+pub use registry::{register, registered, send_named, unregister, Dest, Keys, Registry, Via};
 pub use signal::{demonitor, exit, link, monitor, unlink, Down, Message};
 pub use supervisor::{
     ChildInfo, ChildKind, ChildSpec, Counts, Restart, Shutdown, Strategy, Supervisor,
@@ -93,14 +94,26 @@ pub use supervisor::{
 pub use table::{process_count, processes};
 pub use task::{Task, TaskError};
 pub use task_supervisor::{OnTimeout, StreamOptions, TaskSupervisor};
-pub use timer::{cancel_timer, send_after, TimerRef};
+pub use timer::{cancel_timer, send_after, send_after_to, TimerRef};
 
-/// Sends `msg` to `pid`, local or (through the distribution router) remote.
+/// Sends `msg` to `to`: a pid, local or (through the distribution router) remote, a
+/// registered name or a `via` name (see [`Dest`]; a name is resolved now).
 ///
 /// The process must accept messages of type `M` (a GenServer accepts its `Info` type,
 /// delivered to `handle_info`). Erlang drops a message to a dead pid silently; here the
 /// error says so, and you may ignore it to match.
-pub fn send<M: Any + Send>(pid: Pid, msg: M) -> Result<(), SendError> {
+pub fn send<M: Any + Send>(to: impl Into<Dest>, msg: M) -> Result<(), SendError> {
+    let pid = match to.into() {
+        Dest::Pid(pid) => pid,
+        named => named
+            .whereis()
+            .ok_or_else(|| SendError::NotRegistered(named.name().unwrap_or_default()))?,
+    };
+    send_pid(pid, msg)
+}
+
+#[inline]
+fn send_pid<M: Any + Send>(pid: Pid, msg: M) -> Result<(), SendError> {
     if pid.is_local() {
         match table::lookup(pid) {
             Some(p) => p.send_any(Box::new(msg)),

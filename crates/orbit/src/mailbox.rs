@@ -193,6 +193,10 @@ impl Signals {
         self.0.as_ref().is_none_or(|q| q.is_empty())
     }
 
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.len())
+    }
+
     /// Takes out an empty queue that grew past `SIGNAL_RETAIN` (to be dropped by the
     /// caller after the lock).
     // The boxed queue itself is what is handed out (see `Signals`).
@@ -297,6 +301,11 @@ impl<M> Batch<M> {
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.cur.is_empty() && self.rest.is_none()
+    }
+
+    /// Puts a message back at the front (a selective receive skipping it).
+    pub(crate) fn push_front(&mut self, m: M) {
+        self.cur.push_front(m);
     }
 
     /// The next taken message.
@@ -534,22 +543,44 @@ impl<M> Mailbox<M> {
     /// empty), or parks the receiver with `waker`.
     #[inline]
     pub(crate) fn take(&self, batch: &mut Batch<M>, waker: &Waker) -> Taken {
+        self.take_impl::<true>(batch, waker, 0)
+    }
+
+    /// [`take`](Self::take) for a selective receive that has seen the `seen` queued
+    /// signals and matched none: leaves signals queued and takes messages or parks;
+    /// returns `Batch` with nothing taken when the signal count changed (a signal
+    /// arrived after they were seen: look again rather than park past it).
+    pub(crate) fn take_messages(&self, batch: &mut Batch<M>, waker: &Waker, seen: usize) -> Taken {
+        self.take_impl::<false>(batch, waker, seen)
+    }
+
+    #[inline(always)]
+    fn take_impl<const SIGNALS: bool>(
+        &self,
+        batch: &mut Batch<M>,
+        waker: &Waker,
+        seen: usize,
+    ) -> Taken {
         debug_assert!(batch.is_empty(), "take into a batch not yet drained");
         batch.prepare(waker);
         let mut s = self.slot.lock();
         // Polled again (woken, or for another reason such as a timeout): not parked
         // unless this call finds nothing below.
         s.parked = false;
-        if let Some(sig) = s.signals.pop_front() {
-            let shed = if s.signals.is_empty() {
-                self.flags.fetch_and(!HAS_SIGNAL, Ordering::Relaxed);
-                s.signals.shed()
-            } else {
-                None
-            };
-            drop(s);
-            drop(shed);
-            return Taken::Signal(sig);
+        if SIGNALS {
+            if let Some(sig) = s.signals.pop_front() {
+                let shed = if s.signals.is_empty() {
+                    self.flags.fetch_and(!HAS_SIGNAL, Ordering::Relaxed);
+                    s.signals.shed()
+                } else {
+                    None
+                };
+                drop(s);
+                drop(shed);
+                return Taken::Signal(sig);
+            }
+        } else if s.signals.len() != seen {
+            return Taken::Batch;
         }
         if !s.msgs.is_empty() {
             std::mem::swap(&mut s.msgs, &mut batch.cur);
@@ -589,6 +620,39 @@ impl<M> Mailbox<M> {
             batch.spare = Some(waker.clone());
         }
         Taken::Empty
+    }
+
+    /// Puts signals a selective receive took and did not match (oldest first) back at
+    /// the front of the queue, ahead of any queued since; returns how many signals are
+    /// queued then. Nothing is allocated or dropped under the lock: signals queued
+    /// meanwhile are taken out, appended after `saved` outside it, and the whole put
+    /// back once the queue is seen empty.
+    pub(crate) fn unget_signals(&self, saved: VecDeque<Signal>) -> usize {
+        if saved.is_empty() {
+            return self.slot.lock().signals.len();
+        }
+        let mut saved = Box::new(saved);
+        loop {
+            let mut s = self.slot.lock();
+            if s.closed {
+                drop(s);
+                drop(saved);
+                return 0;
+            }
+            if s.signals.is_empty() {
+                let n = saved.len();
+                let old = s.signals.0.replace(saved);
+                self.flags.fetch_or(HAS_SIGNAL, Ordering::Release);
+                drop(s);
+                drop(old);
+                return n;
+            }
+            let newer = s.signals.0.take();
+            drop(s);
+            if let Some(mut newer) = newer {
+                saved.extend(newer.drain(..));
+            }
+        }
     }
 
     /// Takes a pending signal without parking.

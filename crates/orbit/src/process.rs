@@ -23,6 +23,7 @@
 
 use std::any::Any;
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -52,6 +53,11 @@ pub(crate) struct Extra {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) exit_waiters: Vec<oneshot::Sender<ExitReason>>,
     pub(crate) label: Option<&'static str>,
+    /// Told when this process exits (keyed registries holding its entries), one per
+    /// registry however many entries it holds there.
+    pub(crate) on_exit: Vec<std::sync::Weak<dyn ExitHook>>,
+    /// The exit hooks have been taken to run: no more may be added.
+    pub(crate) exiting: bool,
     /// The reason of a kill decided for this process (see [`Meta::killed`]).
     kill: Option<ExitReason>,
 }
@@ -87,6 +93,31 @@ impl Meta {
         }
         self.extra.as_mut().and_then(|e| e.kill.take())
     }
+}
+
+/// Something told when a process exits, before the process is marked dead and before
+/// its links, monitors and exit waiters learn of it (hooks are taken out under the
+/// `meta` lock with `exiting` set, so none can be added afterwards): a keyed
+/// registry ([`crate::registry::Registry`]) drops the process's entries here, so a
+/// `DOWN` or `wait_exit` observer never sees them.
+pub(crate) trait ExitHook: Send + Sync {
+    /// `pid` has exited. Must not panic (a panic is caught and logged).
+    fn exited(&self, pid: Pid);
+}
+
+/// Adds `hook` to the live process `p` unless it holds it already. False when the
+/// process has already exited (its hooks ran or are running: add nothing then).
+pub(crate) fn add_exit_hook(p: &dyn ProcessHandle, hook: std::sync::Weak<dyn ExitHook>) -> bool {
+    let mut meta = p.core().meta.lock();
+    if meta.dead || meta.extra.as_ref().is_some_and(|e| e.exiting) {
+        return false;
+    }
+    let hooks = &mut meta.extra().on_exit;
+    if !hooks.iter().any(|h| std::sync::Weak::ptr_eq(h, &hook)) {
+        hooks.retain(|h| h.strong_count() > 0);
+        hooks.push(hook);
+    }
+    true
 }
 
 /// The untyped part of a process: identity, counters, links and monitors.
@@ -375,6 +406,97 @@ impl<M: Send + 'static> Context<M> {
     /// Like [`recv`](Self::recv), giving up after `timeout` (Erlang's `receive ... after`).
     pub async fn recv_timeout(&mut self, timeout: Duration) -> Option<Message<M>> {
         tokio::time::timeout(timeout, self.recv()).await.ok()
+    }
+
+    /// Selective receive (Erlang's `receive Pattern -> ... after Timeout -> ... end`):
+    /// the first signal or message that `pred` accepts, waiting up to `timeout`
+    /// ([`INFINITY`](crate::gen_server::INFINITY) waits without a timer); `None` on
+    /// timeout. Everything `pred` rejects stays queued, in order, for later receives;
+    /// signals (trapped exits, `DOWN`s) are tested first, as `recv` serves them first.
+    ///
+    /// Cost: each wake-up tests the whole queue again (as the BEAM does without its
+    /// reference trick), so keep mailboxes short while receiving selectively. Plain
+    /// [`recv`](Self::recv) pays nothing for this.
+    pub async fn recv_match<F>(&mut self, pred: F, timeout: Duration) -> Option<Message<M>>
+    where
+        F: FnMut(&Message<M>) -> bool,
+    {
+        let mut pred = pred;
+        let wait = std::future::poll_fn(|cx| self.poll_match(cx, &mut pred));
+        crate::deadline::timeout(timeout, wait).await.ok()
+    }
+
+    fn poll_match(
+        &mut self,
+        cx: &mut TaskCx<'_>,
+        pred: &mut dyn FnMut(&Message<M>) -> bool,
+    ) -> Poll<Message<M>> {
+        if self.proc.mailbox.flags.load(Ordering::Acquire) & KILLED != 0 {
+            return Poll::Pending;
+        }
+        self.account();
+        let mut skipped: VecDeque<M> = VecDeque::new();
+        loop {
+            let (found, seen) = self.match_signals(pred);
+            if let Some(m) = found {
+                self.unskip(skipped);
+                return Poll::Ready(m);
+            }
+            while let Some(m) = self.buf.pop_front() {
+                let msg = Message::Msg(m);
+                if pred(&msg) {
+                    self.unskip(skipped);
+                    self.begin();
+                    return Poll::Ready(msg);
+                }
+                if let Message::Msg(m) = msg {
+                    skipped.push_back(m);
+                }
+            }
+            match self
+                .proc
+                .mailbox
+                .take_messages(&mut self.buf, cx.waker(), seen)
+            {
+                // Messages taken, or a signal arrived: look again.
+                Taken::Batch | Taken::Signal(_) => continue,
+                Taken::Empty => {
+                    self.unskip(skipped);
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// Tests the queued signals in order; returns the first `pred` accepts and how many
+    /// others stay queued (put back in order).
+    fn match_signals(
+        &mut self,
+        pred: &mut dyn FnMut(&Message<M>) -> bool,
+    ) -> (Option<Message<M>>, usize) {
+        let mailbox = &self.proc.mailbox;
+        if mailbox.flags.load(Ordering::Acquire) & HAS_SIGNAL == 0 {
+            return (None, 0);
+        }
+        let mut kept = VecDeque::new();
+        let mut found = None;
+        while let Some(sig) = mailbox.take_signal() {
+            let m: Message<M> = sig.clone().into();
+            if pred(&m) {
+                found = Some(m);
+                break;
+            }
+            kept.push_back(sig);
+        }
+        let left = mailbox.unget_signals(kept);
+        (found, left)
+    }
+
+    /// Puts skipped messages back in front of the taken ones, in order.
+    fn unskip(&mut self, skipped: VecDeque<M>) {
+        for m in skipped.into_iter().rev() {
+            self.buf.push_front(m);
+        }
     }
 
     /// Takes the next signal or message if one is already waiting.

@@ -437,6 +437,24 @@ pub(crate) fn finish(p: &Arc<dyn ProcessHandle>, reason: ExitReason) {
     let core = p.core();
     let pid = core.pid;
     let _ = core.exit.set(reason.clone());
+    // Exit hooks (keyed registries) run first, before the process counts as dead, so
+    // whoever sees it dead (`wait_exit`, a `DOWN`, a link) sees its entries gone too.
+    let hooks = {
+        let mut m = core.meta.lock();
+        m.extra.as_mut().map(|e| {
+            e.exiting = true;
+            std::mem::take(&mut e.on_exit)
+        })
+    };
+    for hook in hooks.iter().flatten() {
+        if let Some(hook) = hook.upgrade() {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook.exited(pid)));
+            if let Err(panic) = run {
+                tracing::error!(%pid, "an exit hook panicked");
+                crate::exit::drop_payload(panic);
+            }
+        }
+    }
     let extra = {
         let mut m = core.meta.lock();
         m.dead = true;

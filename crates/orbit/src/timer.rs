@@ -1,7 +1,10 @@
 //! Timers: `send_after` and `cancel_timer`, as Erlang's `erlang:send_after/3`.
 //!
 //! A timer is a small tokio task sleeping until its deadline; the message is dropped if
-//! the target has exited by then.
+//! the target has exited by then. [`send_after_to`] takes any [`Dest`] (a pid, a
+//! registered name, a `via` name); a name is resolved when the timer fires, as
+//! `erlang:send_after/3` does with an atom, and the message is dropped if nothing is
+//! registered then.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::process::Handle;
+use crate::registry::Dest;
 
 /// A running timer, returned by [`send_after`]; pass it to [`cancel_timer`].
 #[derive(Debug)]
@@ -36,6 +40,33 @@ pub fn send_after<M: Send + 'static>(
         if !f.swap(true, Ordering::AcqRel) {
             // The target may have exited: Erlang drops the message then, and so do we.
             let _ = to.send(msg);
+        }
+    });
+    Ok(TimerRef {
+        deadline,
+        fired,
+        task: task.abort_handle(),
+    })
+}
+
+/// Sends `msg` to `to` (a pid, a registered name or a `via` name, see [`Dest`]) after
+/// `delay`; the name is looked up when the timer fires. The process must accept
+/// messages of type `M` (as with [`crate::send`]); a message nobody takes is dropped.
+pub fn send_after_to<M: std::any::Any + Send>(
+    to: impl Into<Dest>,
+    msg: M,
+    delay: Duration,
+) -> Result<TimerRef, Error> {
+    let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+    let to = to.into();
+    let fired = Arc::new(AtomicBool::new(false));
+    let f = fired.clone();
+    let deadline = Instant::now() + delay;
+    let task = rt.spawn(async move {
+        tokio::time::sleep_until(deadline).await;
+        if !f.swap(true, Ordering::AcqRel) {
+            // Not registered or exited: Erlang drops the message, and so do we.
+            let _ = crate::send(to, msg);
         }
     });
     Ok(TimerRef {

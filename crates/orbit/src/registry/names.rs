@@ -1,4 +1,5 @@
-//! Registered names: one name per process, one process per name (Erlang's `register`).
+//! Local registered names: one name per process, one process per name (Erlang's
+//! `register`).
 //!
 //! A name is freed when its process exits. Sending to a name that is not registered is
 //! an error, as `badarg` is in Erlang.

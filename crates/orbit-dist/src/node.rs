@@ -521,6 +521,11 @@ fn up(inner: &'static Arc<Inner>, conn: &Arc<Conn>, s: TcpStream, p: handshake::
         }
         conn.set_phase(Phase::Up);
         emit(inner, NodeEvent::NodeUp(conn.peer.to_string()));
+        orbit::telemetry::execute(
+            &["orbit", "dist", "node_up"],
+            &[("count", 1.0)],
+            &[("node", &conn.peer)],
+        );
     }
     tracing::info!(peer = %conn.peer, visible = peer_published && published, "node up");
     if published && peer_published && !inner.hidden {
@@ -669,6 +674,11 @@ pub(crate) fn connection_lost(conn: &Arc<Conn>, reason: String) {
         conn.set_phase(Phase::Down(reason.clone()));
         conn.close();
         if was_up {
+            orbit::telemetry::execute(
+                &["orbit", "dist", "node_down"],
+                &[("count", 1.0)],
+                &[("node", &conn.peer)],
+            );
             emit(
                 inner,
                 NodeEvent::NodeDown(conn.peer.to_string(), reason.clone()),

@@ -11,6 +11,10 @@
 //! - [`Task::yield_result`] returns `None` on timeout and keeps the task running.
 //! - [`Task::shutdown`] stops the task: `shutdown` exit signal, then `kill` after the
 //!   timeout; returns the result if it finished first.
+//! - [`Task::await_many`] (`Task.await_many`) waits for several tasks under one
+//!   deadline: every result in order, or the first failure; on a timeout (or a
+//!   failure) the tasks still running are shut down. Elixir exits the caller there;
+//!   here the error says which task and why.
 
 use std::future::Future;
 use std::time::Duration;
@@ -95,6 +99,62 @@ impl<T: Send + 'static> Task<T> {
                 Err(TaskError::Timeout)
             }
         }
+    }
+
+    /// `Task.await_many(tasks, timeout)`: the results of all `tasks`, in order, if all
+    /// finish within `timeout` (one deadline for all). Otherwise the error of the first
+    /// task (by position) that exited, or [`TaskError::Timeout`]; the tasks still
+    /// running are then shut down (none is left behind).
+    pub async fn await_many(tasks: Vec<Task<T>>, timeout: Duration) -> Result<Vec<T>, TaskError> {
+        let mut tasks = tasks;
+        let n = tasks.len();
+        let mut slots: Vec<Option<T>> = (0..n).map(|_| None).collect();
+        let mut failure = None;
+        {
+            let waits = tasks.iter_mut().enumerate().map(|(i, t)| {
+                let handle = &t.handle;
+                let rx = &mut t.rx;
+                async move {
+                    match rx.await {
+                        Ok(v) => (i, Ok(v)),
+                        Err(_) => (i, Err(TaskError::Exit(handle.wait_exit().await))),
+                    }
+                }
+            });
+            let mut pending: futures::stream::FuturesUnordered<_> = waits.collect();
+            let all = async {
+                use futures::StreamExt;
+                while let Some((i, r)) = pending.next().await {
+                    match r {
+                        Ok(v) => slots[i] = Some(v),
+                        Err(e) => {
+                            failure = Some(e);
+                            return;
+                        }
+                    }
+                }
+            };
+            if crate::deadline::timeout(timeout, all).await.is_err() {
+                failure = Some(TaskError::Timeout);
+            }
+        }
+        if let Some(e) = failure {
+            for t in tasks {
+                if t.handle.is_alive() {
+                    let _ = t.shutdown(Duration::ZERO).await;
+                }
+            }
+            return Err(e);
+        }
+        let mut out = Vec::with_capacity(n);
+        for v in slots {
+            match v {
+                Some(v) => out.push(v),
+                // Every task answered (the loop above ran to its end).
+                None => return Err(TaskError::Exit(ExitReason::NoProc)),
+            }
+        }
+        Ok(out)
     }
 
     /// `Task.yield`: the outcome if the task finishes within `timeout`, else `None`

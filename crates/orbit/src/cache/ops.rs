@@ -25,6 +25,8 @@ impl<K: Key, V: Value> ConCache<K, V> {
         self.inner.count(v.is_some());
         if v.is_some() {
             self.inner.touch_on_read(key)?;
+        } else {
+            crate::telemetry::execute(&["orbit", "cache", "miss"], &[("count", 1.0)], &[]);
         }
         Ok(v)
     }

@@ -367,10 +367,20 @@ impl<W: GenServer> Pool<W> {
     /// else, when `block`, waits up to `timeout` in a first-in first-out queue; else
     /// fails with [`PoolError::Full`].
     pub async fn checkout(&self, block: bool, timeout: Duration) -> Result<Lease<W>, PoolError> {
-        match self.shared.try_checkout(block) {
+        let t0 = crate::telemetry::enabled().then(std::time::Instant::now);
+        let got = match self.shared.try_checkout(block) {
             Attempt::Got(out) => Ok(Lease::new(self.shared.clone(), out)),
             other => self.wait(other, timeout).await,
+        };
+        if let (Some(t0), Ok(_)) = (t0, &got) {
+            let waited = t0.elapsed().as_secs_f64() * 1e6;
+            crate::telemetry::execute(
+                &["orbit", "pool", "checkout"],
+                &[("queue_time_us", waited)],
+                &[("pool", &self.manager)],
+            );
         }
+        got
     }
 
     /// The slow path of a checkout: wait for an overflow worker or in the queue.

@@ -506,6 +506,15 @@ impl<I: Send + 'static, O: Send + 'static, M: Send + 'static> EventSink<I>
     }
     #[inline]
     fn send_events(&self, tag: Ref, events: Vec<I>) -> bool {
+        if crate::telemetry::enabled() {
+            let n = events.len() as f64;
+            let producer = crate::self_pid().unwrap_or(Pid::NONE);
+            crate::telemetry::execute(
+                &["orbit", "stage", "dispatch"],
+                &[("events", n)],
+                &[("producer", &producer)],
+            );
+        }
         self.send(StageMsg::Events { tag, events }).is_ok()
     }
     fn send_cancel(&self, tag: Ref, kind: CancelKind, reason: ExitReason) -> bool {

@@ -625,6 +625,12 @@ impl SupServer {
         if !child.spec.restart.restarts_after(&reason) {
             return Ok(());
         }
+        let (sup, id) = (ctx.pid(), &child.spec.id);
+        crate::telemetry::execute(
+            &["orbit", "supervisor", "child_restart"],
+            &[("count", 1.0)],
+            &[("supervisor", &sup), ("child", id)],
+        );
         self.restart(i, ctx).await
     }
 

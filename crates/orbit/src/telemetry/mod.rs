@@ -25,10 +25,14 @@
 //!
 //! Time comes from a [`Clock`]: [`SystemClock`] by default, [`ManualClock`] in tests.
 //!
+//! - [`events`]: `:telemetry`-style events ([`attach`], [`detach`], [`execute`]), emitted
+//!   by pools, caches, stages, supervisors and distribution (the list is in that module).
+//!
 //! Not for: per-message accounting inside processes (that is [`crate::process_info`],
 //! kept by the runtime at a few nanoseconds a message) or tracing individual requests.
 
 mod baseline;
+pub mod events;
 mod latency;
 mod rate;
 mod system;
@@ -38,6 +42,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub use baseline::{Baseline, BaselineOptions, Deviation, Normal};
+pub use events::{attach, detach, enabled, execute, list_handlers, Event, TelemetryError};
 pub use latency::{summarize, Latency, LatencySummary};
 pub use rate::{Rate, RateSnapshot};
 pub use system::{cpu_time, fd_limit, open_fds, rss_bytes, MailboxInfo, Snapshot, SystemSampler};

@@ -1,0 +1,164 @@
+//! `:telemetry`-style events: named events with numeric measurements and metadata,
+//! delivered synchronously to attached handlers.
+//!
+//! As Erlang's `telemetry` library: [`attach`] a handler under a unique id for one event
+//! name, [`detach`] it by id, and [`execute`] an event from anywhere. Handlers run in the
+//! emitting thread, in attach order, and must be quick. A handler that panics is
+//! detached (as `telemetry` detaches a handler that raises) and the emitter carries on.
+//! With nothing attached, [`execute`] costs one atomic load; emitters that build
+//! measurements check [`enabled`] first.
+//!
+//! Events Orbit emits (measurements; metadata):
+//!
+//! | event | measurements | metadata |
+//! |---|---|---|
+//! | `[orbit, pool, checkout]` | `queue_time_us` (time from the checkout call to the lease) | `pool` (manager pid) |
+//! | `[orbit, cache, miss]` | `count` = 1 | — |
+//! | `[orbit, stage, dispatch]` | `events` (a batch sent to a consumer) | `producer` (pid) |
+//! | `[orbit, supervisor, child_restart]` | `count` = 1 | `supervisor`, `child` (id) |
+//! | `[orbit, dist, node_up]`, `[orbit, dist, node_down]` | `count` = 1 | `node` |
+//!
+//! Differences from `telemetry`: an event name is a list of strings (Erlang: atoms),
+//! measurements are `(name, f64)` pairs, metadata `(name, &dyn Display)` pairs; there
+//! are no spans and no handler config term (capture it in the closure).
+
+use std::fmt::Display;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+/// What a handler is given: the event's name, its measurements and its metadata.
+pub struct Event<'a> {
+    /// The event name, e.g. `["orbit", "pool", "checkout"]`.
+    pub name: &'a [&'a str],
+    /// Numeric measurements, e.g. `("queue_time_us", 12.0)`.
+    pub measurements: &'a [(&'a str, f64)],
+    /// Metadata, e.g. `("pool", &pid)`.
+    pub metadata: &'a [(&'a str, &'a dyn Display)],
+}
+
+impl Event<'_> {
+    /// The measurement named `key`, if present.
+    pub fn measurement(&self, key: &str) -> Option<f64> {
+        self.measurements
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+    }
+
+    /// The metadata named `key`, formatted, if present.
+    pub fn meta(&self, key: &str) -> Option<String> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+type Handler = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
+
+struct Attached {
+    id: String,
+    name: Vec<String>,
+    handler: Handler,
+}
+
+/// Why [`attach`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TelemetryError {
+    /// A handler with this id is attached already (`{:error, :already_exists}`).
+    #[error(
+        "a telemetry handler with id {0:?} is already attached; detach it first or use another id"
+    )]
+    AlreadyExists(String),
+}
+
+static ATTACHED: AtomicUsize = AtomicUsize::new(0);
+static HANDLERS: RwLock<Vec<Attached>> = RwLock::new(Vec::new());
+
+/// True when any handler is attached (one atomic load): emitters skip building an
+/// event otherwise.
+#[inline]
+pub fn enabled() -> bool {
+    ATTACHED.load(Ordering::Relaxed) != 0
+}
+
+/// `:telemetry.attach/4`: calls `handler` for every event named `event`, under the
+/// unique `handler_id`.
+pub fn attach(
+    handler_id: &str,
+    event: &[&str],
+    handler: impl Fn(&Event<'_>) + Send + Sync + 'static,
+) -> Result<(), TelemetryError> {
+    let mut hs = HANDLERS.write();
+    if hs.iter().any(|h| h.id == handler_id) {
+        return Err(TelemetryError::AlreadyExists(handler_id.to_string()));
+    }
+    hs.push(Attached {
+        id: handler_id.to_string(),
+        name: event.iter().map(|s| s.to_string()).collect(),
+        handler: Arc::new(handler),
+    });
+    ATTACHED.store(hs.len(), Ordering::Relaxed);
+    Ok(())
+}
+
+/// `:telemetry.detach/1`: removes the handler; false if no handler has this id.
+pub fn detach(handler_id: &str) -> bool {
+    let mut hs = HANDLERS.write();
+    let before = hs.len();
+    hs.retain(|h| h.id != handler_id);
+    ATTACHED.store(hs.len(), Ordering::Relaxed);
+    hs.len() != before
+}
+
+/// The ids of the attached handlers whose event name starts with `prefix`
+/// (`:telemetry.list_handlers/1`).
+pub fn list_handlers(prefix: &[&str]) -> Vec<String> {
+    HANDLERS
+        .read()
+        .iter()
+        .filter(|h| h.name.len() >= prefix.len() && h.name.iter().zip(prefix).all(|(a, b)| a == b))
+        .map(|h| h.id.clone())
+        .collect()
+}
+
+/// `:telemetry.execute/3`: calls every handler attached to `event`, in attach order,
+/// in this thread. A handler that panics is detached; the panic goes no further.
+#[inline]
+pub fn execute(event: &[&str], measurements: &[(&str, f64)], metadata: &[(&str, &dyn Display)]) {
+    if !enabled() {
+        return;
+    }
+    dispatch(event, measurements, metadata);
+}
+
+#[cold]
+fn dispatch(event: &[&str], measurements: &[(&str, f64)], metadata: &[(&str, &dyn Display)]) {
+    // Handlers run outside the lock, so one may attach, detach or emit.
+    let targets: Vec<(String, Handler)> = HANDLERS
+        .read()
+        .iter()
+        .filter(|h| h.name.len() == event.len() && h.name.iter().zip(event).all(|(a, b)| a == b))
+        .map(|h| (h.id.clone(), h.handler.clone()))
+        .collect();
+    let ev = Event {
+        name: event,
+        measurements,
+        metadata,
+    };
+    for (id, handler) in targets {
+        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| handler(&ev))) {
+            tracing::error!(handler = %id, event = ?event, "telemetry handler panicked; detached");
+            // Only this handler's own attachment (a re-attached one under the same id
+            // with another closure stays).
+            let mut hs = HANDLERS.write();
+            hs.retain(|h| !(h.id == id && Arc::ptr_eq(&h.handler, &handler)));
+            ATTACHED.store(hs.len(), Ordering::Relaxed);
+            drop(hs);
+            crate::exit::drop_payload(panic);
+        }
+    }
+}

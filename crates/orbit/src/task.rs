@@ -102,9 +102,9 @@ impl<T: Send + 'static> Task<T> {
     }
 
     /// `Task.await_many(tasks, timeout)`: the results of all `tasks`, in order, if all
-    /// finish within `timeout` (one deadline for all). Otherwise the error of the first
-    /// task (by position) that exited, or [`TaskError::Timeout`]; the tasks still
-    /// running are then shut down (none is left behind).
+    /// finish within `timeout` (one deadline for all). Otherwise the exit of the first
+    /// task seen to fail, or [`TaskError::Timeout`]; the tasks still running are then
+    /// shut down (none is left behind).
     pub async fn await_many(tasks: Vec<Task<T>>, timeout: Duration) -> Result<Vec<T>, TaskError> {
         let mut tasks = tasks;
         let n = tasks.len();

@@ -26,6 +26,15 @@ use crate::exit::ExitReason;
 use crate::pid::Pid;
 use crate::process::{self, Context, Handle, Spawn};
 
+/// Stops a private task supervisor when dropped.
+struct StopOnDrop(crate::TaskSupervisor);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop_now();
+    }
+}
+
 /// The default await timeout, as in Elixir.
 pub const DEFAULT_AWAIT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -155,6 +164,33 @@ impl<T: Send + 'static> Task<T> {
             }
         }
         Ok(out)
+    }
+
+    /// `Task.async_stream(items, f, opts)`: runs `f` over `items` in tasks under a
+    /// private task supervisor, with the options and timeout semantics of
+    /// [`TaskSupervisor::async_stream`](crate::TaskSupervisor::async_stream). The
+    /// supervisor is stopped (with its tasks) when the stream is dropped. Differs from
+    /// Elixir in that the tasks are not linked to the caller: a crash is yielded as
+    /// [`TaskError::Exit`] for its item.
+    pub fn async_stream<I, F, Fut>(
+        items: I,
+        f: F,
+        opts: crate::task_supervisor::StreamOptions,
+    ) -> Result<impl futures::Stream<Item = Result<T, TaskError>> + Send + 'static, Error>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        use futures::StreamExt;
+        let sup = crate::TaskSupervisor::start()?;
+        let stop = StopOnDrop(sup.clone());
+        Ok(sup.async_stream(items, f, opts).map(move |r| {
+            let _keep = &stop;
+            r
+        }))
     }
 
     /// `Task.yield`: the outcome if the task finishes within `timeout`, else `None`

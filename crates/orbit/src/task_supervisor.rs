@@ -10,6 +10,12 @@
 //! - [`TaskSupervisor::async_stream`] runs a function over items with `max_concurrency`
 //!   (default: available parallelism), `ordered` (default true), `timeout` (5 s) and
 //!   `on_timeout` (end the stream with a timeout error, or kill that task and go on).
+//!   `OnTimeout::Exit` yields `Err(Timeout)` as the last item and kills every task
+//!   still running (Elixir exits the caller instead); `KillTask` yields `Err(Timeout)`
+//!   for that item (`{:exit, :timeout}`) and goes on. Dropping the stream before its end
+//!   kills the tasks it started and has not collected, as Elixir's halted streams do.
+//!   [`Task::async_stream`](crate::Task::async_stream) runs the same without a
+//!   supervisor of your own.
 
 use std::future::Future;
 use std::time::Duration;
@@ -56,6 +62,30 @@ impl Default for StreamOptions {
             ordered: true,
             timeout: DEFAULT_AWAIT_TIMEOUT,
             on_timeout: OnTimeout::Exit,
+        }
+    }
+}
+
+/// The tasks an `async_stream` has started and not yet collected; killed when the
+/// stream ends on a timeout or is dropped (as Elixir's stream stops its tasks when the
+/// caller halts it or exits).
+#[derive(Clone, Default)]
+struct RunningTasks(std::sync::Arc<parking_lot::Mutex<std::collections::HashSet<Pid>>>);
+
+impl RunningTasks {
+    fn kill_all(&self) {
+        let pids: Vec<Pid> = self.0.lock().drain().collect();
+        for pid in pids {
+            crate::signal::exit(pid, ExitReason::Kill);
+        }
+    }
+}
+
+impl Drop for RunningTasks {
+    fn drop(&mut self) {
+        // The last holder (the stream's closure, after every run future) cleans up.
+        if std::sync::Arc::strong_count(&self.0) == 1 {
+            self.kill_all();
         }
     }
 }
@@ -200,11 +230,21 @@ impl TaskSupervisor {
         let sup = self.clone();
         let timeout = opts.timeout;
         let max = opts.max_concurrency.max(1);
+        let running = RunningTasks::default();
+        let track = running.clone();
         let runs = futures::stream::iter(items).map(move |item| {
             let started = sup.async_nolink(f(item));
+            let track = track.clone();
             async move {
                 match started {
-                    Ok(task) => task.await_timeout(timeout).await,
+                    Ok(task) => {
+                        let pid = task.pid();
+                        track.0.lock().insert(pid);
+                        // A late task is shut down by `await_timeout` itself.
+                        let r = task.await_timeout(timeout).await;
+                        track.0.lock().remove(&pid);
+                        r
+                    }
                     Err(e) => Err(TaskError::Exit(ExitReason::error(e.to_string()))),
                 }
             }
@@ -217,10 +257,12 @@ impl TaskSupervisor {
             };
         let stop_on_timeout = opts.on_timeout == OnTimeout::Exit;
         let mut done = false;
+        // The closure owns `running`: dropping the stream kills the tasks still running.
         results.take_while(move |r| {
             let keep = !done;
             if stop_on_timeout && matches!(r, Err(TaskError::Timeout)) {
                 done = true;
+                running.kill_all();
             }
             futures::future::ready(keep)
         })
@@ -234,6 +276,11 @@ impl TaskSupervisor {
             .into_iter()
             .filter(|p| Some(*p) != self.parent)
             .collect()
+    }
+
+    /// Tells the supervisor to stop with its tasks, without waiting.
+    pub(crate) fn stop_now(&self) {
+        let _ = self.handle.send(ExitReason::Shutdown);
     }
 
     /// Stops the supervisor and its tasks, waiting for it to exit.

@@ -94,8 +94,10 @@ impl<T: Clone + Send + Sync + 'static> RegistryValue for T {}
 /// is locked, and no caller code runs, while it is held).
 struct Sharded<K, V> {
     state: FastState,
-    shards: Box<[Padded<Mutex<HashMap<K, V, FastState>>>]>,
+    shards: Box<[Padded<Shard<K, V>>]>,
 }
+
+type Shard<K, V> = Mutex<HashMap<K, V, FastState>>;
 
 const SHARDS: usize = 32;
 

@@ -234,12 +234,15 @@ impl TaskSupervisor {
         let track = running.clone();
         let runs = futures::stream::iter(items).map(move |item| {
             let started = sup.async_nolink(f(item));
+            // Tracked at once: the future below may be dropped before its first poll.
+            if let Ok(task) = &started {
+                track.0.lock().insert(task.pid());
+            }
             let track = track.clone();
             async move {
                 match started {
                     Ok(task) => {
                         let pid = task.pid();
-                        track.0.lock().insert(pid);
                         // A late task is shut down by `await_timeout` itself.
                         let r = task.await_timeout(timeout).await;
                         track.0.lock().remove(&pid);

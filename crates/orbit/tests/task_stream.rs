@@ -49,7 +49,10 @@ async fn kill_task_yields_a_timeout_per_late_item_and_goes_on() {
             assert_eq!(r, &Ok(i as u32));
         }
     }
-    assert!(sup.children().is_empty(), "{:?}", sup.children());
+    // No task is left running (the last ones may still be finishing).
+    for pid in sup.children() {
+        assert_exits(pid).await;
+    }
     sup.stop().await;
 }
 

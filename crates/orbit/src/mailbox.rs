@@ -21,6 +21,13 @@
 //!   are allocated by the sender before it takes the lock, wakers are taken out under
 //!   the lock and woken after it, and everything replaced is dropped after it.
 //!
+//! Selective receive (`Context::recv_match`) uses two more operations: `unget_signals`
+//! puts signals it took and did not match back at the front of the signal queue (ahead
+//! of any queued since; the queue is swapped, never grown, under the lock), and
+//! `take_messages` takes messages while leaving signals queued, refusing to park when
+//! the signal count differs from the one the caller has seen (so a signal arriving in
+//! between wakes nobody in vain). Neither is in the loom models yet.
+//!
 //! # Buffers and what they retain
 //!
 //! Senders append to the mailbox's tail chunk (a `VecDeque`) while it has room. When it

@@ -300,18 +300,6 @@ async fn genserver_by_via_name_call_cast_send() {
         gen_server::call::<Echo>("kr_via_local", 1).await.unwrap(),
         6
     );
-    // send_after to a via name, resolved when it fires.
-    orbit::send_after_to(name.clone(), 100u64, Duration::from_millis(5)).unwrap();
-    orbit::send_after_to("kr_via_local", 1000u64, Duration::from_millis(5)).unwrap();
-    let mut v = 0;
-    for _ in 0..200 {
-        v = gen_server::call::<Echo>(name.clone(), 0).await.unwrap();
-        if v == 1105 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert_eq!(v, 1105);
     s.stop(ExitReason::Normal, Duration::from_secs(5))
         .await
         .unwrap();
@@ -350,6 +338,55 @@ async fn via_needs_unique_keys() {
     let reg: Registry<String, ()> = Registry::start(Keys::Duplicate, "kr_via_dup").unwrap();
     let r = gen_server::start_named(Echo(0), Via::new("kr_via_dup", "x".to_string()), false).await;
     assert!(matches!(r, Err(StartError::Init(_))));
+    assert_eq!(reg.count(), 0);
+    reg.stop();
+}
+
+/// `send_after_to` a via name: the name is resolved when the timer fires, so the
+/// process registered then gets it (the one registered when it was set has exited).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_after_to_resolves_the_name_when_it_fires() {
+    let reg: Registry<&'static str, ()> = Registry::start(Keys::Unique, "kr_timer").unwrap();
+    let name = Via::new("kr_timer", "t");
+    let listener = |tx: oneshot::Sender<(Pid, u64)>| {
+        let name = name.clone();
+        let (ready_tx, ready) = oneshot::channel();
+        let h = orbit::spawn(move |mut ctx: Context<u64>| async move {
+            let _ = ready_tx.send(name.register_self());
+            if let Message::Msg(n) = ctx.recv().await {
+                let _ = tx.send((ctx.pid(), n));
+            }
+        })
+        .unwrap();
+        (h, ready)
+    };
+    let (tx1, rx1) = oneshot::channel();
+    let (first, ready) = listener(tx1);
+    ready.await.unwrap().unwrap();
+    // Long enough for the handover below (a timer firing before it would drop the
+    // message, and the wait below would fail after 10 s).
+    orbit::send_after_to(name.clone(), 5u64, Duration::from_millis(300)).unwrap();
+    // The first holder exits before the timer fires; a second one takes the name.
+    orbit::exit(first.pid(), ExitReason::Kill);
+    first.wait_exit().await;
+    drop(rx1);
+    let (tx2, rx2) = oneshot::channel();
+    let (second, ready) = listener(tx2);
+    ready.await.unwrap().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), rx2).await;
+    assert_eq!(got.expect("timer message").unwrap(), (second.pid(), 5));
+    // A local name works the same way.
+    let (tx3, rx3) = oneshot::channel();
+    let third = orbit::spawn(move |mut ctx: Context<u64>| async move {
+        if let Message::Msg(n) = ctx.recv().await {
+            let _ = tx3.send(n);
+        }
+    })
+    .unwrap();
+    orbit::register("kr_timer_local", third.pid()).unwrap();
+    orbit::send_after_to("kr_timer_local", 9u64, Duration::from_millis(1)).unwrap();
+    assert_eq!(rx3.await.unwrap(), 9);
+    second.wait_exit().await;
     assert_eq!(reg.count(), 0);
     reg.stop();
 }

@@ -978,6 +978,63 @@ mod tests {
 
     /// Eight threads send into one mailbox while the receiver drains: every message
     /// arrives once, in order per sender.
+    fn exit_from(id: u32) -> Signal {
+        Signal::Exit {
+            from: Pid::local(id, 1),
+            reason: ExitReason::Normal,
+            link: false,
+        }
+    }
+
+    fn from_of(sig: &Signal) -> Pid {
+        match sig {
+            Signal::Exit { from, .. } => *from,
+            Signal::Down(d) => d.pid,
+        }
+    }
+
+    /// Signals put back by a selective receive come before those queued since, in
+    /// their order; `take_messages` leaves signals queued and refuses to park when the
+    /// signal count changed.
+    #[test]
+    fn unget_signals_keeps_the_order_and_take_messages_sees_new_signals() {
+        let mb: Mailbox<u64> = Mailbox::new();
+        let w = futures::task::noop_waker();
+        for id in 1..=3 {
+            assert!(mb.push_signal(exit_from(id)));
+        }
+        let a = mb.take_signal().unwrap();
+        let b = mb.take_signal().unwrap();
+        // A signal arrives while the receiver holds two.
+        assert!(mb.push_signal(exit_from(4)));
+        let left = mb.unget_signals([a, b].into_iter().collect());
+        assert_eq!(left, 4);
+        mb.push(7).unwrap();
+        let mut batch = Batch::new();
+        // Four signals seen: messages are taken, signals stay.
+        assert!(matches!(mb.take_messages(&mut batch, &w, 4), Taken::Batch));
+        assert_eq!(batch.pop_front(), Some(7));
+        assert!(batch.is_empty());
+        // Three seen but four queued: no park, no message.
+        assert!(matches!(mb.take_messages(&mut batch, &w, 3), Taken::Batch));
+        assert!(batch.is_empty());
+        // All seen, nothing else: parks.
+        assert!(matches!(mb.take_messages(&mut batch, &w, 4), Taken::Empty));
+        let order: Vec<Pid> = std::iter::from_fn(|| mb.take_signal())
+            .map(|s| from_of(&s))
+            .collect();
+        let want: Vec<Pid> = [1, 2, 3, 4].into_iter().map(|i| Pid::local(i, 1)).collect();
+        assert_eq!(order, want);
+        assert_eq!(
+            mb.flags.load(std::sync::atomic::Ordering::Relaxed) & super::HAS_SIGNAL,
+            0
+        );
+        // Putting back nothing changes nothing; a closed mailbox drops what comes back.
+        assert_eq!(mb.unget_signals(Default::default()), 0);
+        drop(mb.close());
+        assert_eq!(mb.unget_signals([exit_from(9)].into_iter().collect()), 0);
+    }
+
     #[test]
     fn concurrent_senders_fifo_per_sender() {
         let per = if cfg!(miri) { 200 } else { 50_000 };

@@ -464,3 +464,39 @@ async fn partition_dispatcher_cancel_drops_the_queue_and_keeps_the_demand_pendin
         vec![vec![2, 8]]
     );
 }
+
+/// `[orbit, stage, dispatch]` reports each batch sent to a consumer, with its size and
+/// the producer's pid.
+#[tokio::test]
+async fn dispatch_emits_a_telemetry_event_per_batch() {
+    let (dtx, _drx) = mpsc::unbounded_channel();
+    let producer = stage::start_producer(Scripted { demands: dtx }, ProducerOptions::new())
+        .await
+        .unwrap();
+    let me = producer.pid().to_string();
+    let (tx, mut batches) = mpsc::unbounded_channel();
+    orbit::telemetry::attach(
+        "stage_dispatch_test",
+        &["orbit", "stage", "dispatch"],
+        move |ev| {
+            if ev.meta("producer").as_deref() == Some(me.as_str()) {
+                let _ = tx.send(ev.measurement("events").unwrap_or(-1.0));
+            }
+        },
+    )
+    .unwrap();
+    let (c, mut rx) = recorder(true).await;
+    let s = c
+        .subscribe(&producer.producer(), SubscribeOptions::new())
+        .await
+        .unwrap();
+    s.ask(4);
+    producer.send(Cmd::Emit((0..6).collect())).ok().unwrap();
+    assert_eq!(batch(&mut rx).await, vec![0, 1, 2, 3]);
+    assert_eq!(batches.recv().await, Some(4.0));
+    s.ask(2);
+    assert_eq!(batch(&mut rx).await, vec![4, 5]);
+    assert_eq!(batches.recv().await, Some(2.0));
+    orbit::telemetry::detach("stage_dispatch_test");
+    assert!(batches.try_recv().is_err());
+}

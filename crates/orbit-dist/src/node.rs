@@ -521,12 +521,13 @@ fn up(inner: &'static Arc<Inner>, conn: &Arc<Conn>, s: TcpStream, p: handshake::
         }
         conn.set_phase(Phase::Up);
         emit(inner, NodeEvent::NodeUp(conn.peer.to_string()));
-        orbit::telemetry::execute(
-            &["orbit", "dist", "node_up"],
-            &[("count", 1.0)],
-            &[("node", &conn.peer)],
-        );
     }
+    // Outside the connection table's lock: a handler may call into the node.
+    orbit::telemetry::execute(
+        &["orbit", "dist", "node_up"],
+        &[("count", 1.0)],
+        &[("node", &conn.peer)],
+    );
     tracing::info!(peer = %conn.peer, visible = peer_published && published, "node up");
     if published && peer_published && !inner.hidden {
         let peer = conn.peer.to_string();
@@ -674,11 +675,6 @@ pub(crate) fn connection_lost(conn: &Arc<Conn>, reason: String) {
         conn.set_phase(Phase::Down(reason.clone()));
         conn.close();
         if was_up {
-            orbit::telemetry::execute(
-                &["orbit", "dist", "node_down"],
-                &[("count", 1.0)],
-                &[("node", &conn.peer)],
-            );
             emit(
                 inner,
                 NodeEvent::NodeDown(conn.peer.to_string(), reason.clone()),
@@ -688,6 +684,12 @@ pub(crate) fn connection_lost(conn: &Arc<Conn>, reason: String) {
     };
     if was_up {
         tracing::warn!(peer = %conn.peer, %reason, "node down");
+        // Outside the connection table's lock: a handler may call into the node.
+        orbit::telemetry::execute(
+            &["orbit", "dist", "node_down"],
+            &[("count", 1.0)],
+            &[("node", &conn.peer)],
+        );
     } else {
         tracing::debug!(peer = %conn.peer, %reason, "connection attempt ended");
     }

@@ -74,6 +74,7 @@ mod checkout;
 mod metrics;
 mod resource_pool;
 mod resource_state;
+mod supervised;
 mod worker_pool;
 mod worker_state;
 

@@ -80,9 +80,12 @@ impl DynamicSupervisor {
     }
 
     /// A child spec that starts a dynamic supervisor under another supervisor: kind
-    /// supervisor, shutdown infinity, permanent.
+    /// supervisor, shutdown infinity, permanent (Elixir's). Named by
+    /// [`DynamicOptions::name`]; after a restart [`DynamicSupervisorRef::whereis`] finds
+    /// the new, empty, supervisor (its children are not restarted with it, as in OTP).
     pub fn child_spec(id: impl Into<String>, options: DynamicOptions) -> ChildSpec {
-        ChildSpec::supervisor(id, move || {
+        let name = options.name.clone();
+        let spec = ChildSpec::supervisor(id, move || {
             let options = options.clone();
             async move {
                 DynamicSupervisor::start_link(options)
@@ -90,7 +93,8 @@ impl DynamicSupervisor {
                     .map(|s| s.pid())
                     .map_err(|e| ExitReason::shutdown_with(e.to_string()))
             }
-        })
+        });
+        ChildSpec { name, ..spec }
     }
 }
 

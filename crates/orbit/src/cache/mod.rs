@@ -138,6 +138,7 @@ pub mod lock;
 mod ops;
 mod options;
 mod stats;
+mod supervised;
 mod sweeper;
 pub mod ttl;
 

@@ -154,6 +154,7 @@
 mod error;
 pub mod file;
 mod owner;
+mod supervised;
 pub mod query;
 mod shards;
 mod store;

@@ -44,6 +44,7 @@
 //! and `init`, requests, a child's exit and its restart, and the final stop.
 
 mod child_spec;
+mod task_spec;
 
 use std::time::Duration;
 
@@ -215,9 +216,11 @@ impl Supervisor {
         children: Vec<ChildSpec>,
         options: SupervisorOptions,
     ) -> ChildSpec {
-        ChildSpec::supervisor(id, move || {
+        let name = options.name.clone();
+        let spec = ChildSpec::supervisor(id, move || {
             Supervisor::start_link(children.clone(), options.clone())
-        })
+        });
+        ChildSpec { name, ..spec }
     }
 }
 

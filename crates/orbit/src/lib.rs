@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod application;
 pub mod cache;
 pub mod clock;
 pub mod deadline;
@@ -71,6 +72,7 @@ use std::any::Any;
 pub struct ReadmeDoctests;
 
 pub use agent::Agent;
+pub use application::{AppHandle, Application, ApplicationError};
 pub use clock::{set_counters, set_long_handler_threshold};
 pub use dynamic_supervisor::{DynamicOptions, DynamicSupervisor, DynamicSupervisorRef};
 pub use error::{Error, SendError, Undelivered};

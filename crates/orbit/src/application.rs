@@ -173,11 +173,13 @@ impl Application {
                     stop_timeout: self.stop_timeout,
                 })
             }
-            Err(SupervisorError::StartFailed { id, reason }) => Err(ApplicationError::ChildFailed {
-                app,
-                child: id,
-                reason,
-            }),
+            Err(SupervisorError::StartFailed { id, reason }) => {
+                Err(ApplicationError::ChildFailed {
+                    app,
+                    child: id,
+                    reason,
+                })
+            }
             Err(error) => Err(ApplicationError::Supervisor { app, error }),
         }
     }
@@ -240,7 +242,11 @@ impl AppHandle {
         if !self.root.is_alive() {
             return Ok(());
         }
-        match self.root.stop(ExitReason::Shutdown, self.stop_timeout).await {
+        match self
+            .root
+            .stop(ExitReason::Shutdown, self.stop_timeout)
+            .await
+        {
             Ok(()) => Ok(()),
             // It ended meanwhile.
             Err(_) if !self.root.is_alive() => Ok(()),

@@ -456,8 +456,7 @@ pub(crate) fn finish(p: &Arc<dyn ProcessHandle>, reason: ExitReason) {
     // The attachment goes before links and monitors hear of the exit, so whoever
     // restarts the process finds what its `Drop` frees (a table name) already free.
     if let Some(value) = extra.attached.take() {
-        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(value)))
-        {
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(value))) {
             crate::exit::drop_payload(panic);
         }
     }

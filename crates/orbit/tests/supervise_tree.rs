@@ -223,7 +223,12 @@ fn dyn_spec(name: &str) -> ChildSpec {
 
 type Batches = mpsc::UnboundedSender<(Pid, Vec<u64>)>;
 
-fn stage_specs(prefix: &str, limit: u64, batches: &Batches, csup_started: &mpsc::UnboundedSender<Pid>) -> Vec<ChildSpec> {
+fn stage_specs(
+    prefix: &str,
+    limit: u64,
+    batches: &Batches,
+    csup_started: &mpsc::UnboundedSender<Pid>,
+) -> Vec<ChildSpec> {
     let prod = format!("{prefix}_prod");
     let (p1, p2) = (prod.clone(), prod.clone());
     let cons = format!("{prefix}_cons");
@@ -232,7 +237,10 @@ fn stage_specs(prefix: &str, limit: u64, batches: &Batches, csup_started: &mpsc:
     let s = csup_started.clone();
     vec![
         ChildSpec::producer("prod", move || {
-            (Numbers { next: 0, limit }, ProducerOptions::new().name(p1.clone()))
+            (
+                Numbers { next: 0, limit },
+                ProducerOptions::new().name(p1.clone()),
+            )
         }),
         ChildSpec::consumer("cons", move || {
             let opts = ConsumerOptions::new()
@@ -250,9 +258,10 @@ fn stage_specs(prefix: &str, limit: u64, batches: &Batches, csup_started: &mpsc:
                     std::future::pending::<()>().await;
                 }
             });
-            let opts = ConsumerOptions::new()
-                .name(csup.clone())
-                .subscribe_to_name(prod.clone(), SubscribeOptions::new().max_demand(2).min_demand(1));
+            let opts = ConsumerOptions::new().name(csup.clone()).subscribe_to_name(
+                prod.clone(),
+                SubscribeOptions::new().max_demand(2).min_demand(1),
+            );
             (ConsumerSupervisor::new(children), opts)
         }),
     ]
@@ -268,13 +277,19 @@ async fn gen_server_child_is_found_by_name_after_a_restart() {
         .unwrap();
     let first = child_pid(&sup, "echo").await;
     assert_eq!(orbit::whereis("t1_echo"), Some(first));
-    assert_eq!(gen_server::call::<Echo>("t1_echo", 1).await.unwrap(), (1, first));
+    assert_eq!(
+        gen_server::call::<Echo>("t1_echo", 1).await.unwrap(),
+        (1, first)
+    );
 
     assert_eq!(kill_and_wait(first).await, ExitReason::Killed);
     let second = child_pid(&sup, "echo").await;
     assert_ne!(first, second);
     assert_eq!(orbit::whereis("t1_echo"), Some(second));
-    assert_eq!(gen_server::call::<Echo>("t1_echo", 2).await.unwrap(), (2, second));
+    assert_eq!(
+        gen_server::call::<Echo>("t1_echo", 2).await.unwrap(),
+        (2, second)
+    );
     sup.stop(ExitReason::Shutdown, T).await.unwrap();
     assert_eq!(orbit::whereis("t1_echo"), None);
 }
@@ -381,7 +396,10 @@ async fn every_behaviour_restarts_under_its_name() {
 
     assert_eq!(sup.count_children().await.unwrap().active, 6);
     sup.stop(ExitReason::Shutdown, T).await.unwrap();
-    assert!(!alive(echo), "the dynamic supervisor's child stopped with it");
+    assert!(
+        !alive(echo),
+        "the dynamic supervisor's child stopped with it"
+    );
     for name in ["t2_cache", "t2_pool", "t2_rpool", "t2_tasks", "t2_dyn"] {
         assert_eq!(orbit::whereis(name), None, "{name} still registered");
     }
@@ -421,7 +439,10 @@ async fn stage_pipeline_restarts_rest_for_one_and_resubscribes_by_name() {
     let sink: StageRef<u64, NoEvents, ()> = StageRef::whereis("t3_cons").unwrap();
     assert_eq!(sink.pid(), cons2);
     for pid in &csup_children {
-        assert!(!alive(*pid), "the old ConsumerSupervisor's children stopped with it");
+        assert!(
+            !alive(*pid),
+            "the old ConsumerSupervisor's children stopped with it"
+        );
     }
     // The new producer counts from 0 again and feeds the new consumers.
     let mut seen2 = 0;
@@ -514,14 +535,26 @@ async fn stopping_the_tree_stops_every_child_in_reverse_order() {
     assert_eq!(order, reverse, "children stop in reverse start order");
 
     // Everything under them is gone too, counted.
-    assert_eq!(pool_workers.iter().filter(|p| alive(**p)).count(), 0, "pool workers left");
-    assert_eq!(terminated.load(Ordering::SeqCst), 2, "both idle resources terminated");
+    assert_eq!(
+        pool_workers.iter().filter(|p| alive(**p)).count(),
+        0,
+        "pool workers left"
+    );
+    assert_eq!(
+        terminated.load(Ordering::SeqCst),
+        2,
+        "both idle resources terminated"
+    );
     assert!(!alive(cache_owner));
     assert!(ConCache::<u64, u64>::whereis("t4_cache").is_none());
     assert!(ets::whereis::<u64, u64>("t4_table").is_err());
     assert!(!alive(task));
     assert!(!alive(dyn_child));
-    assert_eq!(csup_children.iter().filter(|p| alive(**p)).count(), 0, "consumer supervisor children left");
+    assert_eq!(
+        csup_children.iter().filter(|p| alive(**p)).count(),
+        0,
+        "consumer supervisor children left"
+    );
     for (id, pid) in pids {
         assert!(!alive(pid), "{id} still alive");
     }
@@ -540,7 +573,10 @@ async fn a_name_held_by_another_process_fails_the_start_and_says_so() {
         .await
         .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, SupervisorError::StartFailed { ref id, .. } if id == "w"), "{msg}");
+    assert!(
+        matches!(err, SupervisorError::StartFailed { ref id, .. } if id == "w"),
+        "{msg}"
+    );
     assert!(msg.contains("t5_taken"), "{msg}");
     // The child was started, then stopped because it could not be named.
     let pid = common::started(&mut rx, "w").await;
@@ -552,12 +588,18 @@ async fn a_name_held_by_another_process_fails_the_start_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_owner_whose_table_cannot_be_made_fails_to_start() {
-    let held = Table::<u64, u64>::builder().named("t6_table").build().unwrap();
+    let held = Table::<u64, u64>::builder()
+        .named("t6_table")
+        .build()
+        .unwrap();
     let err = Supervisor::start(vec![table_spec("t6_table")], SupervisorOptions::default())
         .await
         .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("\"table\"") && msg.contains("could not create its table"), "{msg}");
+    assert!(
+        msg.contains("\"table\"") && msg.contains("could not create its table"),
+        "{msg}"
+    );
     held.delete_table().unwrap();
     // With the name free the same spec starts.
     let sup = Supervisor::start(vec![table_spec("t6_table")], SupervisorOptions::default())

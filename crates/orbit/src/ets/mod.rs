@@ -154,10 +154,10 @@
 mod error;
 pub mod file;
 mod owner;
-mod supervised;
 pub mod query;
 mod shards;
 mod store;
+mod supervised;
 mod table;
 
 use std::fmt;

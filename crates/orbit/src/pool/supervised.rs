@@ -64,7 +64,9 @@ impl<W: GenServer> Pool<W> {
             Pool::start_opts(opts.clone(), factory.clone(), true)
         })
         .shutdown(Shutdown::Timeout(
-            grace.saturating_mul(2).saturating_add(Duration::from_secs(1)),
+            grace
+                .saturating_mul(2)
+                .saturating_add(Duration::from_secs(1)),
         ));
         ChildSpec { name, ..spec }
     }

@@ -29,12 +29,14 @@ use futures::future::join_all;
 
 use crate::exit::ExitReason;
 use crate::gen_server::{
-    self, CallReply, GenServer, Init, Next, ReplyTo, ServerContext, ServerRef, StartOptions,
+    self, CallReply, GenServer, Init, Next, ReplyTo, ServerContext, ServerRef, StartError,
+    StartOptions,
 };
 use crate::pid::Pid;
 use crate::signal::Message;
 use crate::supervisor::{
-    shutdown_child, ChildInfo, ChildKind, ChildSpec, Counts, Intensity, SupervisorError,
+    shutdown_child, ChildInfo, ChildKind, ChildSpec, Counts, Intensity, IntoStartResult,
+    StartResult, SupervisorError,
 };
 
 /// Options of [`DynamicSupervisor::start_link`].
@@ -95,6 +97,16 @@ impl DynamicSupervisor {
             }
         });
         ChildSpec { name, ..spec }
+    }
+}
+
+impl IntoStartResult for Result<DynamicSupervisorRef, SupervisorError> {
+    fn into_start_result(self) -> StartResult {
+        match self {
+            Ok(s) => Ok(Some(s.pid())),
+            Err(SupervisorError::Start(StartError::Ignored)) => Ok(None),
+            Err(e) => Err(ExitReason::shutdown_with(e.to_string())),
+        }
     }
 }
 

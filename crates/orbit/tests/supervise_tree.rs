@@ -609,3 +609,80 @@ async fn a_table_owner_whose_table_cannot_be_made_fails_to_start() {
     sup.stop(ExitReason::Shutdown, T).await.unwrap();
     assert!(ets::whereis::<u64, u64>("t6_table").is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_by_name_ride_through_repeated_pool_restarts() {
+    let sup = Supervisor::start(vec![pool_spec("t7_pool")], options(Strategy::OneForOne))
+        .await
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ok_tx, mut ok_rx) = mpsc::unbounded_channel::<()>();
+    let mut callers = Vec::new();
+    for _ in 0..4 {
+        let stop = stop.clone();
+        let ok_tx = ok_tx.clone();
+        callers.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, 0u32);
+            while !stop.load(Ordering::SeqCst) {
+                let Some(pool) = Pool::<Echo>::whereis("t7_pool") else {
+                    tokio::task::yield_now().await;
+                    continue;
+                };
+                let r = pool
+                    .transaction(|w| async move { w.call(1).await }, Duration::from_secs(1))
+                    .await;
+                match r {
+                    Ok(Ok(_)) => {
+                        ok += 1;
+                        let _ = ok_tx.send(());
+                    }
+                    // The pool or its worker was killed under the caller.
+                    _ => failed += 1,
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    let mut managers = Vec::new();
+    let mut old_workers = Vec::new();
+    for _ in 0..5 {
+        let pid = child_pid(&sup, "pool").await;
+        managers.push(pid);
+        old_workers.extend(Pool::<Echo>::from_pid(pid).unwrap().workers());
+        kill_and_wait(pid).await;
+    }
+    let last = child_pid(&sup, "pool").await;
+    managers.push(last);
+    // The callers keep getting through (drain what came before, then one more).
+    while ok_rx.try_recv().is_ok() {}
+    tokio::time::timeout(T, ok_rx.recv())
+        .await
+        .expect("no caller got through after the restarts");
+    stop.store(true, Ordering::SeqCst);
+    let mut ok = 0;
+    for c in callers {
+        let (o, _failed) = tokio::time::timeout(T, c)
+            .await
+            .expect("a caller hung")
+            .unwrap();
+        ok += o;
+    }
+    assert!(ok > 0, "no transaction went through");
+    managers.sort();
+    managers.dedup();
+    assert_eq!(managers.len(), 6, "each restart is a new manager");
+    assert!(old_workers.len() >= 10);
+    for w in old_workers {
+        let r = down(w, false).await;
+        assert!(r == ExitReason::NoProc || r == ExitReason::Killed, "{r:?}");
+    }
+    let pool = Pool::<Echo>::whereis("t7_pool").unwrap();
+    assert_eq!(pool.pid(), last);
+    let (n, _) = pool
+        .transaction(|w| async move { w.call(9).await.unwrap() }, T)
+        .await
+        .unwrap();
+    assert_eq!(n, 9);
+    assert_eq!(pool.workers().len(), 3);
+    sup.stop(ExitReason::Shutdown, T).await.unwrap();
+}

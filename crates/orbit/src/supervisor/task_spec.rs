@@ -6,7 +6,9 @@
 //! after 5 s) and waits for them. A restarted task supervisor starts empty (its tasks
 //! are temporary and die with it).
 
-use super::ChildSpec;
+use super::{ChildSpec, IntoStartResult, StartResult};
+use crate::error::Error;
+use crate::exit::ExitReason;
 use crate::pid::Pid;
 use crate::process;
 use crate::task_supervisor::TaskSupervisor;
@@ -16,9 +18,7 @@ impl TaskSupervisor {
     /// (re)start, registered as `name` when given (find it with
     /// [`TaskSupervisor::whereis`]): permanent, kind supervisor, shutdown infinity.
     pub fn child_spec(id: impl Into<String>, name: Option<&str>) -> ChildSpec {
-        let spec = ChildSpec::supervisor(id, || async {
-            TaskSupervisor::start_link().map(|s| s.pid())
-        });
+        let spec = ChildSpec::supervisor(id, || async { TaskSupervisor::start_link() });
         ChildSpec {
             name: name.map(str::to_string),
             ..spec
@@ -41,5 +41,12 @@ impl ChildSpec {
     /// A Task.Supervisor as a child: [`TaskSupervisor::child_spec`].
     pub fn task_supervisor(id: impl Into<String>, name: Option<&str>) -> ChildSpec {
         TaskSupervisor::child_spec(id, name)
+    }
+}
+
+impl IntoStartResult for Result<TaskSupervisor, Error> {
+    fn into_start_result(self) -> StartResult {
+        self.map(|s| Some(s.pid()))
+            .map_err(|e| ExitReason::error(e.to_string()))
     }
 }

@@ -295,6 +295,36 @@ async fn gen_server_child_is_found_by_name_after_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gen_server_named_is_registered_before_init_at_every_start() {
+    /// Reports whether it could find itself by name in `init`.
+    struct SelfAware(mpsc::UnboundedSender<(Pid, Option<Pid>)>);
+    impl GenServer for SelfAware {
+        type Call = ();
+        type Reply = ();
+        type Cast = ();
+        type Info = ();
+        type Continue = ();
+        async fn init(&mut self, ctx: &mut ServerContext<Self>) -> Init<()> {
+            let _ = self.0.send((ctx.pid(), orbit::whereis("t8_self")));
+            Init::Ok
+        }
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let spec = ChildSpec::gen_server_named("me", "t8_self", move || SelfAware(tx.clone()));
+    let sup = Supervisor::start(vec![spec], options(Strategy::OneForOne))
+        .await
+        .unwrap();
+    let (first, seen) = rx.recv().await.unwrap();
+    assert_eq!(seen, Some(first));
+    kill_and_wait(first).await;
+    let (second, seen) = tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap();
+    assert_ne!(first, second);
+    assert_eq!(seen, Some(second));
+    assert_eq!(child_pid(&sup, "me").await, second);
+    sup.stop(ExitReason::Shutdown, T).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_behaviour_restarts_under_its_name() {
     let terminated = Arc::new(AtomicUsize::new(0));
     let children = vec![

@@ -240,6 +240,35 @@ impl ChildSpec {
         ChildSpec::worker(id, move || gen_server::start_link(make_state()))
     }
 
+    /// A permanent GenServer worker (5 s shutdown) registered as `name` before its
+    /// `init` runs, as OTP's `{local, Name}` (so `init` may already be reached by name),
+    /// at each (re)start; see [`ChildSpec::name`] for what happens to the name across
+    /// restarts.
+    pub fn gen_server_named<G, F>(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        make_state: F,
+    ) -> ChildSpec
+    where
+        G: GenServer,
+        F: Fn() -> G + Send + Sync + 'static,
+    {
+        let name = name.into();
+        let n = name.clone();
+        let spec = ChildSpec::worker(id, move || {
+            let opts = gen_server::StartOptions {
+                name: Some(n.clone()),
+                link: true,
+                ..Default::default()
+            };
+            gen_server::start_with(make_state(), opts)
+        });
+        ChildSpec {
+            name: Some(name),
+            ..spec
+        }
+    }
+
     /// Sets the restart type.
     pub fn restart(mut self, restart: Restart) -> ChildSpec {
         self.restart = restart;
@@ -268,7 +297,9 @@ impl ChildSpec {
     /// with an error naming both.
     ///
     /// Unlike OTP, the name is registered after the child's `init` ran, so the child
-    /// cannot reach itself by name from its own `init`.
+    /// cannot reach itself by name from its own `init`; behaviours with a name option
+    /// register before `init` ([`ChildSpec::gen_server_named`], stages, pools,
+    /// supervisors).
     pub fn name(mut self, name: impl Into<String>) -> ChildSpec {
         self.name = Some(name.into());
         self

@@ -36,6 +36,7 @@
 
 pub mod agent;
 pub mod application;
+mod attachment;
 pub mod cache;
 pub mod clock;
 pub mod deadline;

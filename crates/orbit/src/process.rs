@@ -54,8 +54,9 @@ pub(crate) struct Extra {
     pub(crate) label: Option<&'static str>,
     /// The reason of a kill decided for this process (see [`Meta::killed`]).
     kill: Option<ExitReason>,
-    /// A value that lives exactly as long as the process (see [`attach`]): dropped in
-    /// `finish` before links and monitors learn of the exit.
+    /// A value that lives exactly as long as the process (see
+    /// [`attach`](crate::attachment::attach)): dropped in `finish` before links and
+    /// monitors learn of the exit.
     pub(crate) attached: Option<Box<dyn Any + Send + Sync>>,
 }
 
@@ -283,43 +284,6 @@ impl<M: Send + 'static> Handle<M> {
         let proc = p.into_any().downcast::<Process<M>>().ok()?;
         Some(Handle { proc })
     }
-}
-
-/// Attaches `value` to the live local process `pid`, replacing an earlier attachment.
-///
-/// The value lives exactly as long as the process: it is dropped when the process
-/// finishes, after its name is freed and before its links and monitors learn of the
-/// exit (so a supervisor that restarts the process finds whatever the value's `Drop`
-/// frees already free). Behaviours use it to make a typed handle reachable from a pid
-/// ([`attached`]): a pool's shared state, a cache kept alive by its owner. Fails with
-/// [`Error::NoProc`] (and drops `value`) when the process is not alive.
-pub(crate) fn attach(pid: Pid, value: Box<dyn Any + Send + Sync>) -> Result<(), Error> {
-    let p = table::lookup(pid).ok_or(Error::NoProc(pid))?;
-    let old = {
-        let mut meta = p.core().meta.lock();
-        if meta.dead {
-            return Err(Error::NoProc(pid));
-        }
-        meta.extra().attached.replace(value)
-    };
-    drop(old);
-    Ok(())
-}
-
-/// A clone of the value of type `T` attached to the live local process `pid` (see
-/// [`attach`]); `None` when it is dead, has no attachment, or one of another type.
-pub(crate) fn attached<T: Clone + 'static>(pid: Pid) -> Option<T> {
-    let p = table::lookup(pid)?;
-    let meta = p.core().meta.lock();
-    if meta.dead {
-        return None;
-    }
-    meta.extra
-        .as_ref()?
-        .attached
-        .as_ref()?
-        .downcast_ref::<T>()
-        .cloned()
 }
 
 pub(crate) async fn wait_exit(core: &Core) -> ExitReason {

@@ -140,7 +140,7 @@ impl TaskSupervisor {
         )?;
         let sup = TaskSupervisor { handle, parent };
         // Makes it reachable from its pid and name (`TaskSupervisor::whereis`).
-        let _ = process::attach(sup.pid(), Box::new(sup.clone()));
+        let _ = crate::attachment::attach(sup.pid(), Box::new(sup.clone()));
         Ok(sup)
     }
 

@@ -17,7 +17,6 @@ use super::{ConCache, Options};
 use crate::ets::{Key, Value};
 use crate::exit::ExitReason;
 use crate::pid::Pid;
-use crate::process;
 use crate::supervisor::ChildSpec;
 
 impl<K: Key, V: Value> ConCache<K, V> {
@@ -34,7 +33,7 @@ impl<K: Key, V: Value> ConCache<K, V> {
                 let cache = ConCache::start_link(opts).await.map_err(start_error)?;
                 let owner = cache.owner();
                 // The owner keeps its cache alive; dropped when the owner exits.
-                process::attach(owner, Box::new(cache))
+                crate::attachment::attach(owner, Box::new(cache))
                     .map_err(|e| ExitReason::error(e.to_string()))?;
                 Ok::<Pid, ExitReason>(owner)
             }
@@ -45,7 +44,7 @@ impl<K: Key, V: Value> ConCache<K, V> {
     /// The cache whose owner process is `owner`, if that process is a cache of this
     /// type started by [`ConCache::child_spec`] and still runs.
     pub fn from_pid(owner: Pid) -> Option<ConCache<K, V>> {
-        process::attached::<ConCache<K, V>>(owner)
+        crate::attachment::attached::<ConCache<K, V>>(owner)
     }
 
     /// The supervised cache registered as `name` (its `Options::name`), if it runs:

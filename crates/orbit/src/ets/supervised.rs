@@ -19,7 +19,7 @@ use super::owner;
 use super::table::{Key, Table, Value};
 use crate::exit::ExitReason;
 use crate::pid::Pid;
-use crate::process::{self, Context, Spawn};
+use crate::process::{Context, Spawn};
 use crate::supervisor::ChildSpec;
 
 /// Attached to the owner process: on its exit, the table goes to its heir or is
@@ -67,7 +67,10 @@ impl ChildSpec {
                             }
                         };
                         let me = ctx.pid();
-                        let _ = process::attach(me, Box::new(OwnedTable { table, owner: me }));
+                        let _ = crate::attachment::attach(
+                            me,
+                            Box::new(OwnedTable { table, owner: me }),
+                        );
                         let _ = tx.send(Ok(()));
                         loop {
                             let _ = ctx.recv().await;

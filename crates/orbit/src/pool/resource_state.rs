@@ -178,7 +178,7 @@ pub(super) async fn start<M: ResourceWorker>(
         .map_err(PoolError::Spawn)?;
     // Makes the pool reachable from its pid and name (`ResourcePool::whereis`); dropped
     // with the manager.
-    let _ = crate::process::attach(handle.pid(), Box::new(shared.clone()));
+    let _ = crate::attachment::attach(handle.pid(), Box::new(shared.clone()));
     if let Some(name) = &opts.name {
         if let Err(e) = crate::registry::register(name, handle.pid()) {
             let _ = handle.send(ManagerMsg::Stop(ExitReason::Normal));

@@ -23,7 +23,6 @@ use super::PoolError;
 use crate::exit::ExitReason;
 use crate::gen_server::GenServer;
 use crate::pid::Pid;
-use crate::process;
 use crate::supervisor::{ChildSpec, IntoStartResult, Shutdown, StartResult};
 
 /// NimblePool's default shutdown of a pool child.
@@ -73,7 +72,7 @@ impl<W: GenServer> Pool<W> {
 
     /// The pool whose manager runs as `pid`, if it is a running pool of `W` workers.
     pub fn from_pid(pid: Pid) -> Option<Pool<W>> {
-        let shared = process::attached::<Arc<super::worker_state::Shared<W>>>(pid)?;
+        let shared = crate::attachment::attached::<Arc<super::worker_state::Shared<W>>>(pid)?;
         Some(Pool {
             shared,
             manager: pid,
@@ -111,7 +110,7 @@ impl<M: ResourceWorker> ResourcePool<M> {
 
     /// The pool whose manager runs as `pid`, if it is a running pool with callbacks `M`.
     pub fn from_pid(pid: Pid) -> Option<ResourcePool<M>> {
-        let shared = process::attached::<Arc<super::resource_state::Shared<M>>>(pid)?;
+        let shared = crate::attachment::attached::<Arc<super::resource_state::Shared<M>>>(pid)?;
         Some(ResourcePool { shared })
     }
 

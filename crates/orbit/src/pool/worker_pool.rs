@@ -345,7 +345,7 @@ impl<W: GenServer> Pool<W> {
         let manager = handle.pid();
         // Makes the pool reachable from its pid and name (`Pool::whereis`); dropped with
         // the manager.
-        let _ = process::attach(manager, Box::new(shared.clone()));
+        let _ = crate::attachment::attach(manager, Box::new(shared.clone()));
         if let Some(name) = &opts.name {
             if let Err(e) = crate::registry::register(name, manager) {
                 let _ = handle.send(ManagerMsg::Stop(ExitReason::Normal));

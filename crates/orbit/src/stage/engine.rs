@@ -372,7 +372,7 @@ async fn run<B: Behaviour>(
         dropped: 0,
     };
     // Makes the stage reachable as a `StageRef` from its pid and name; dropped with it.
-    let _ = process::attach(e.ctx.pid(), Box::new(e.ctx.stats.clone()));
+    let _ = crate::attachment::attach(e.ctx.pid(), Box::new(e.ctx.stats.clone()));
     if let Some(n) = &opts.name {
         if let Err(err) = crate::registry::register(n, e.ctx.pid()) {
             let reason = ExitReason::error(err.to_string());

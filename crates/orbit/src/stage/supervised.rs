@@ -23,7 +23,7 @@ use super::producer_consumer::{
 };
 use super::stage_ref::{StageRef, StageStats};
 use crate::pid::Pid;
-use crate::process::{self, Handle};
+use crate::process::Handle;
 use crate::supervisor::{ChildSpec, IntoStartResult, StartResult};
 use std::sync::Arc;
 
@@ -47,7 +47,7 @@ impl<I: Send + 'static, O: Send + 'static, M: Send + 'static> StageRef<I, O, M> 
     /// and accepting `M` messages.
     pub fn from_pid(pid: Pid) -> Option<StageRef<I, O, M>> {
         let handle = Handle::from_pid(pid)?;
-        let stats = process::attached::<Arc<StageStats>>(pid)?;
+        let stats = crate::attachment::attached::<Arc<StageStats>>(pid)?;
         Some(StageRef { handle, stats })
     }
 

@@ -10,7 +10,6 @@ use super::{ChildSpec, IntoStartResult, StartResult};
 use crate::error::Error;
 use crate::exit::ExitReason;
 use crate::pid::Pid;
-use crate::process;
 use crate::task_supervisor::TaskSupervisor;
 
 impl TaskSupervisor {
@@ -27,7 +26,7 @@ impl TaskSupervisor {
 
     /// The task supervisor running as `pid`, if it is one.
     pub fn from_pid(pid: Pid) -> Option<TaskSupervisor> {
-        process::attached::<TaskSupervisor>(pid)
+        crate::attachment::attached::<TaskSupervisor>(pid)
     }
 
     /// The task supervisor registered as `name`, if it runs: after a supervisor

@@ -70,9 +70,9 @@ pub enum ApplicationError {
         /// What the supervisor reported.
         error: SupervisorError,
     },
-    /// The root supervisor exited by itself (too many restarts within its intensity
-    /// window): the application is down.
-    #[error("application {app:?} exited: its root supervisor stopped with {reason} (restart intensity exceeded: a child kept crashing; see the logs)")]
+    /// The root supervisor exited while `run` waited: too many restarts within its
+    /// intensity window, or something stopped it directly. The application is down.
+    #[error("application {app:?} exited: its root supervisor stopped with {reason} (a child kept crashing and the restart intensity was exceeded, see the logs; or the supervisor was stopped directly instead of through AppHandle::stop)")]
     Exited {
         /// The application.
         app: String,

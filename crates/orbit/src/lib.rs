@@ -4,6 +4,10 @@
 //! and the introspection that finds the process that is your bottleneck. Processes are
 //! tokio tasks; run Orbit inside a tokio runtime.
 //!
+//! Every behaviour (GenServers, supervisors, `Task.Supervisor`, pools, caches, GenStage
+//! stages, ETS table owners) has a child spec, so a whole program is one supervision
+//! tree, started from `main` with [`Application`].
+//!
 //! ```
 //! use orbit::{GenServer, CallReply, ServerContext};
 //!

@@ -295,7 +295,11 @@ pub(crate) async fn start<B: Behaviour>(
     mut opts: EngineOptions<B::In, B::Out>,
 ) -> Result<StageRef<B::In, B::Out, B::Info>, StartError> {
     for (name, o) in std::mem::take(&mut opts.subscribe_to_names) {
-        match ProducerRef::whereis(&name).await {
+        // The producer answers with its port; a busy one may not in time.
+        let found = tokio::time::timeout(o.timeout, ProducerRef::whereis(&name))
+            .await
+            .unwrap_or(Err(SubscribeError::Timeout));
+        match found {
             Ok(to) => opts.subscribe_to.push((to, o)),
             Err(e) => {
                 return Err(StartError::Init(ExitReason::error(format!(

@@ -43,6 +43,32 @@ async fn gen_server_child_is_found_by_name_after_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_child_starts_afresh_and_is_found_by_name() {
+    let spec = Agent::child_spec("agent", || 0u32).name("t10_agent");
+    let sup = Supervisor::start(vec![spec], options(Strategy::OneForOne))
+        .await
+        .unwrap();
+    let agent = Agent::<u32>::whereis("t10_agent").expect("agent by name");
+    agent.update(|n| *n += 5).await.unwrap();
+    assert_eq!(agent.get(|n| *n).await.unwrap(), 5);
+    assert!(
+        Agent::<String>::whereis("t10_agent").is_none(),
+        "typed lookup"
+    );
+    kill_and_wait(agent.pid()).await;
+    let now = child_pid(&sup, "agent").await;
+    let agent2 = Agent::<u32>::whereis("t10_agent").unwrap();
+    assert_eq!(agent2.pid(), now);
+    assert_eq!(
+        agent2.get(|n| *n).await.unwrap(),
+        0,
+        "a restart starts from init"
+    );
+    sup.stop(ExitReason::Shutdown, T).await.unwrap();
+    assert!(Agent::<u32>::whereis("t10_agent").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gen_server_named_is_registered_before_init_at_every_start() {
     /// Reports whether it could find itself by name in `init`.
     struct SelfAware(mpsc::UnboundedSender<(Pid, Option<Pid>)>);

@@ -54,6 +54,10 @@ pub(crate) struct Extra {
     pub(crate) label: Option<&'static str>,
     /// The reason of a kill decided for this process (see [`Meta::killed`]).
     kill: Option<ExitReason>,
+    /// A value that lives exactly as long as the process (see
+    /// [`attach`](crate::attachment::attach)): dropped in `finish` before links and
+    /// monitors learn of the exit.
+    pub(crate) attached: Option<Box<dyn Any + Send + Sync>>,
 }
 
 #[derive(Default)]

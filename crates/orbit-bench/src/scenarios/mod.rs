@@ -23,6 +23,7 @@ pub mod send;
 pub mod spawn;
 pub mod stage;
 pub mod term;
+pub mod timeouts;
 
 /// What a scenario reports through and how many rounds it runs.
 pub struct Ctx {
@@ -148,6 +149,12 @@ pub const SCENARIOS: &[Scenario] = &[
         groups: &["runtime"],
         about: "1M sequential GenServer calls to a counter",
         run: call::run,
+    },
+    Scenario {
+        name: "timeouts",
+        groups: &[],
+        about: "when call timeouts fire against a silent server (1-20 ms, 1000 callers): lateness, earliest, lost, early; orbit from tasks and processes vs tokio::time::timeout",
+        run: timeouts::run,
     },
     Scenario {
         name: "call_timer",

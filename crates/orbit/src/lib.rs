@@ -57,6 +57,7 @@ pub mod pool;
 pub mod process;
 pub mod registry;
 pub mod router;
+pub mod server;
 pub mod signal;
 mod spin;
 pub mod stage;

@@ -67,6 +67,10 @@ pub(crate) struct Meta {
     /// A kill has been decided; its reason waits in `extra` (kills are rare, so the
     /// reason does not take room in every idle process).
     pub(crate) killed: bool,
+    /// A behaviour's loop decided to stop (set before its `terminate` runs): reply
+    /// slots dropped from now on mean "the server is going down", not "the server
+    /// dropped the reply" (see [`going_down`]).
+    pub(crate) stopping: bool,
     /// The process's task waker, registered by its first poll; a kill wakes it so the
     /// task sees the kill and ends (see [`Run`]).
     pub(crate) task: Option<std::task::Waker>,
@@ -91,6 +95,28 @@ impl Meta {
         }
         self.extra.as_mut().and_then(|e| e.kill.take())
     }
+}
+
+/// Marks the calling process as stopping (a behaviour's loop calls this when it decides
+/// to exit, before `terminate`); see [`going_down`]. No effect outside a process.
+pub(crate) fn mark_stopping() {
+    with_current(|p| p.core().meta.lock().stopping = true);
+}
+
+/// True when the process `pid` is exiting or gone: not in the process table, its exit
+/// recorded, a kill decided, or its behaviour loop marked it stopping. Used when a
+/// call's reply slot is dropped unanswered, to tell "the server dropped the reply" (the
+/// caller gets `CallError::NoReply` at once) from "the server is going down" (the caller
+/// gets the exit reason).
+pub(crate) fn going_down(pid: Pid) -> bool {
+    let Some(p) = table::lookup(pid) else {
+        return true;
+    };
+    if p.core().exit.get().is_some() || p.flags().load(Ordering::Acquire) & KILLED != 0 {
+        return true;
+    }
+    let m = p.core().meta.lock();
+    m.stopping || m.killed || m.dead
 }
 
 /// The untyped part of a process: identity, counters, links and monitors.

@@ -184,7 +184,7 @@ fn reason_of(reason: Option<Term>, payload: &[u8]) -> Result<ExitReason, String>
         Some(t) => t,
         None => Term::decode(payload).map_err(|e| format!("undecodable exit reason: {e}"))?,
     };
-    Ok(convert::reason_from_term(&t))
+    Ok(convert::reason_from_term(t))
 }
 
 /// Delivers a message read by the fast path.

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use orbit::{ExitReason, GenServer, Pid, Ref, ServerRef};
+use orbit::{CallError, ExitReason, GenServer, Pid, Ref, ServerRef};
 use orbit_term::{DecodeLimits, Term};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
@@ -36,7 +36,6 @@ use tokio::sync::oneshot;
 use crate::control::{self, VERSION};
 use crate::convert;
 use crate::dispatch::{self, Handler, Incoming, Target};
-use crate::error::CallError;
 use crate::node;
 
 /// Where a call goes.
@@ -124,8 +123,10 @@ pub(crate) fn monitor_fired(id: u64, reason: &ExitReason) -> bool {
         Some(p) => {
             let e = match reason {
                 ExitReason::NoProc => CallError::NoProc,
-                ExitReason::NoConnection => CallError::NoConnection,
-                r => CallError::Exit(r.to_string()),
+                ExitReason::NoConnection => CallError::NoConnection {
+                    node: p.node.to_string(),
+                },
+                r => CallError::Exit(r.clone()),
             };
             let _ = p.tx.send(Err(e));
             true
@@ -144,7 +145,9 @@ pub(crate) fn node_down(node: &str) {
         .collect();
     for id in gone {
         if let Some(p) = take(id) {
-            let _ = p.tx.send(Err(CallError::NoConnection));
+            let _ = p.tx.send(Err(CallError::NoConnection {
+                node: node.to_string(),
+            }));
         }
     }
 }
@@ -157,13 +160,16 @@ pub async fn call<Req: Serialize + ?Sized, Rep: DeserializeOwned>(
     timeout: Duration,
 ) -> Result<Rep, CallError> {
     let dest = dest.into();
-    let req = orbit_term::to_vec(request).map_err(|e| CallError::Encoding(e.to_string()))?;
+    let req = encode(request)?;
     let node_name = dest.node();
-    let conn = node::conn_for(&node_name).ok_or(CallError::NoConnection)?;
-    let deadline = tokio::time::Instant::now() + timeout;
-    match tokio::time::timeout_at(deadline, conn.wait_up()).await {
+    let no_connection = || CallError::NoConnection {
+        node: node_name.clone(),
+    };
+    let conn = node::conn_for(&node_name).ok_or_else(no_connection)?;
+    let deadline = tokio::time::Instant::now().checked_add(timeout);
+    match until(deadline, conn.wait_up()).await {
         Ok(Ok(())) => {}
-        Ok(Err(_)) => return Err(CallError::NoConnection),
+        Ok(Err(_)) => return Err(no_connection()),
         Err(_) => return Err(CallError::Timeout),
     }
     let r = Ref::make();
@@ -199,12 +205,12 @@ pub async fn call<Req: Serialize + ?Sized, Rep: DeserializeOwned>(
     };
     if sent.is_err() {
         take(r.id());
-        return Err(CallError::NoConnection);
+        return Err(no_connection());
     }
-    let out = tokio::time::timeout_at(deadline, rx).await;
+    let out = until(deadline, rx).await;
     let res = match out {
         Ok(Ok(r)) => r,
-        Ok(Err(_)) => Err(CallError::NoConnection),
+        Ok(Err(_)) => Err(no_connection()),
         Err(_) => {
             take(r.id());
             Err(CallError::Timeout)
@@ -212,14 +218,36 @@ pub async fn call<Req: Serialize + ?Sized, Rep: DeserializeOwned>(
     };
     if !matches!(
         res,
-        Err(CallError::NoProc | CallError::NoConnection | CallError::Exit(_))
+        Err(CallError::NoProc | CallError::NoConnection { .. } | CallError::Exit(_))
     ) {
         conn.demonitor(from, &target, r);
     }
     let bytes = res?;
-    let (_, reply): (serde::de::IgnoredAny, Rep) = orbit_term::from_slice_owned(&bytes)
-        .map_err(|e| CallError::Encoding(format!("reply does not decode: {e}")))?;
+    let (_, reply): (serde::de::IgnoredAny, Rep) =
+        orbit_term::from_slice_owned(&bytes).map_err(|e| CallError::Decode {
+            type_name: std::any::type_name::<Rep>(),
+            reason: e.to_string(),
+        })?;
     Ok(reply)
+}
+
+/// Encodes a request, naming its type when it does not encode.
+fn encode<Req: Serialize + ?Sized>(request: &Req) -> Result<Vec<u8>, CallError> {
+    orbit_term::to_vec(request).map_err(|e| CallError::Encode {
+        type_name: std::any::type_name::<Req>(),
+        reason: e.to_string(),
+    })
+}
+
+/// Runs `f` until `deadline` (`None`: a timeout too large to represent, i.e. never).
+async fn until<F: std::future::Future>(
+    deadline: Option<tokio::time::Instant>,
+    f: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, f).await,
+        None => Ok(f.await),
+    }
 }
 
 /// Casts `request` to the GenServer at `dest` (`GenServer.cast/2`). Never fails once
@@ -229,8 +257,11 @@ pub fn cast<Req: Serialize + ?Sized>(
     request: &Req,
 ) -> Result<(), CallError> {
     let dest = dest.into();
-    let req = orbit_term::to_vec(request).map_err(|e| CallError::Encoding(e.to_string()))?;
-    let conn = node::conn_for(&dest.node()).ok_or(CallError::NoConnection)?;
+    let req = encode(request)?;
+    let node_name = dest.node();
+    let conn = node::conn_for(&node_name).ok_or_else(|| CallError::NoConnection {
+        node: node_name.clone(),
+    })?;
     let from = orbit::self_pid().unwrap_or_else(node::system_pid);
     let write = |o: &mut Vec<u8>| {
         o.push(VERSION);
@@ -243,7 +274,7 @@ pub fn cast<Req: Serialize + ?Sized>(
         Dest::Pid(p) => conn.send_with(Some(from), *p, write),
         Dest::Name { name, .. } => conn.reg_send_with(from, name, write),
     }
-    .map_err(|_| CallError::NoConnection)
+    .map_err(|_| CallError::NoConnection { node: node_name })
 }
 
 /// Sends `{Tag, Reply}` (already encoded reply, `131, ...`) to a caller on another node.
@@ -274,6 +305,13 @@ fn alias_of(tag: &Term) -> Option<&orbit_term::Reference> {
         _ => None,
     }
 }
+
+/// How long a call from another node waits for the served GenServer's reply: OTP's
+/// default call timeout, 5 s ([`orbit::gen_server::DEFAULT_CALL_TIMEOUT`]). The caller's
+/// own timeout is not on the wire; after this long the served call is abandoned with
+/// [`CallError::Timeout`] (logged), the server's late reply is dropped, and the caller
+/// waits for its own timeout, as a BEAM caller of a slow BEAM server does.
+pub const SERVED_CALL_TIMEOUT: Duration = orbit::gen_server::DEFAULT_CALL_TIMEOUT;
 
 /// A decoded `{'$gen_call', {From, Tag}, Request}`.
 pub(crate) struct GenCall {
@@ -337,15 +375,23 @@ where
                     }
                 };
                 crate::node::spawn(async move {
-                    match server
-                        .call_timeout(req, Duration::from_secs(24 * 3600))
-                        .await
-                    {
+                    match server.call_as(call.from, req, SERVED_CALL_TIMEOUT).await {
                         Ok(rep) => match orbit_term::to_vec(&rep) {
                             Ok(bytes) => reply(server.pid(), call.from, &call.tag, &bytes),
-                            Err(e) => tracing::warn!(error = %e, "reply does not encode"),
+                            Err(e) => tracing::warn!(
+                                caller = %call.from,
+                                error = %e,
+                                "the reply to a call from another node does not encode as a \
+                                 term; the caller gets no reply and times out"
+                            ),
                         },
-                        Err(e) => tracing::debug!(error = %e, "remote call failed"),
+                        // An exit reaches the caller through its monitor on the server.
+                        Err(CallError::Exit(_) | CallError::NoProc) => {}
+                        Err(e) => tracing::warn!(
+                            caller = %call.from,
+                            error = %e,
+                            "a call from another node was abandoned; the caller gets no reply"
+                        ),
                     }
                 });
                 Ok(())

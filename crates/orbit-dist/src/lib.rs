@@ -51,9 +51,11 @@ use serde::Serialize;
 pub use busy_wait::{spin_before_park, SPIN};
 pub use cookie::CookieSource;
 pub use dispatch::{serve, unserve, Target};
-pub use error::{CallError, DistError};
-pub use gen_call::{call, cast, serve_gen_server, Dest};
+pub use error::DistError;
+pub use gen_call::{call, cast, serve_gen_server, Dest, SERVED_CALL_TIMEOUT};
 pub use node::{Node, NodeEvent, Options, Ping};
+/// Remote calls fail with the same error as local ones (re-exported for convenience).
+pub use orbit::CallError;
 pub use router::{DistRouter, Etf};
 
 /// Sends `msg`, encoded with serde, to `pid` on another node (connecting first when

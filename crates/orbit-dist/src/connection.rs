@@ -41,6 +41,7 @@ use tokio::time::Sleep;
 
 use crate::control::{self, Control, PASS_THROUGH, VERSION};
 use crate::convert::LocalId;
+use crate::error::DistError;
 use crate::handshake::flags;
 
 /// Where a connection is in its life.
@@ -157,17 +158,22 @@ impl Conn {
         self.phase_tx.borrow().clone()
     }
 
-    /// Waits until the handshake finishes: `Ok` when up, the reason when it failed.
-    pub async fn wait_up(&self) -> Result<(), String> {
+    /// Waits until the handshake finishes: `Ok` when up,
+    /// [`DistError::ConnectionDown`] with the reason when it failed.
+    pub async fn wait_up(&self) -> Result<(), DistError> {
+        let down = |reason: String| DistError::ConnectionDown {
+            node: self.peer.to_string(),
+            reason,
+        };
         let mut rx = self.phase_tx.subscribe();
         loop {
             match &*rx.borrow_and_update() {
                 Phase::Up => return Ok(()),
-                Phase::Down(r) => return Err(r.clone()),
+                Phase::Down(r) => return Err(down(r.clone())),
                 Phase::Pending => {}
             }
             if rx.changed().await.is_err() {
-                return Err("connection dropped".into());
+                return Err(down("connection dropped".into()));
             }
         }
     }
@@ -538,7 +544,7 @@ impl Conn {
         };
         let (ctl, used) =
             Term::decode_prefix(body, &limits).map_err(|e| format!("bad control message: {e}"))?;
-        let ctl = Control::parse(ctl)?;
+        let ctl = Control::parse(ctl).map_err(|e| e.to_string())?;
         let rest = &body[used..];
         if ctl.has_payload() {
             if rest.first() != Some(&VERSION) {

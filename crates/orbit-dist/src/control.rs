@@ -10,6 +10,7 @@ use orbit::{ExitReason, Pid, Ref};
 use orbit_term::{Reference, Term};
 
 use crate::convert;
+use crate::error::DistError;
 
 /// Operation numbers (`dist.h`).
 #[allow(missing_docs)]
@@ -102,9 +103,14 @@ pub enum Control {
 
 /// Whether the operation carries a payload term after the control term.
 impl Control {
-    /// Reads a decoded control tuple. Unknown operations and malformed tuples are errors
-    /// (the connection is closed).
-    pub fn parse(t: Term) -> Result<Control, String> {
+    /// Reads a decoded control tuple. Unknown operations and malformed tuples are
+    /// [`DistError::Protocol`] errors (the connection is closed: the peer does not speak
+    /// the protocol this node does).
+    pub fn parse(t: Term) -> Result<Control, DistError> {
+        Control::parse_tuple(t).map_err(DistError::Protocol)
+    }
+
+    fn parse_tuple(t: Term) -> Result<Control, String> {
         let Term::Tuple(mut el) = t else {
             return Err(format!("control message is not a tuple: {t}"));
         };

@@ -59,6 +59,17 @@ pub enum DistError {
     /// The node is not connected (and could not be connected).
     #[error("not connected to {0}")]
     NotConnected(String),
+    /// The connection to a node failed or went down.
+    #[error(
+        "the connection to {node} is down ({reason}): check that the node runs, is \
+         registered with epmd, and has this node's cookie; then connect again"
+    )]
+    ConnectionDown {
+        /// The peer.
+        node: String,
+        /// Why the connection ended or failed.
+        reason: String,
+    },
 }
 
 impl DistError {

@@ -336,9 +336,7 @@ impl Node {
         }
         check_peer_name(inner.long_names, node)?;
         let c = conn_for(node).ok_or_else(|| DistError::NotConnected(node.to_string()))?;
-        c.wait_up()
-            .await
-            .map_err(|reason| DistError::NotConnected(format!("{node}: {reason}")))
+        c.wait_up().await
     }
 
     /// Closes the connection to `node`; true when there was one.

@@ -93,6 +93,12 @@ fn orbit_exit_reasons_reach_elixir_exactly() {
               ex = receive do {{:EXIT, ^p, r}} -> r after 10000 -> :no_exit end
               IO.puts("#{{label}} down=#{{inspect(down)}} exit=#{{inspect(ex)}}")
               loop.(loop)
+            {{:whoareyou, to}} ->
+              send(to, {{:me, self()}})
+              loop.(loop)
+            {{:EXIT, _from, r}} ->
+              IO.puts("signal #{{inspect(r)}}")
+              loop.(loop)
           end
         end
         loop.(loop)
@@ -164,9 +170,31 @@ fn orbit_exit_reasons_reach_elixir_exactly() {
     );
     orbit_dist::send_named(&ex_name, "xr_watch", &msg).unwrap();
     assert_eq!(ex.expect("gone ", 20), "gone down=:noproc exit=:noproc");
+    // Exit signals from an Orbit process to the (trapping) Elixir process: `exit/2`.
+    let (ptx, mut prx) = unbounded_channel();
+    rt().block_on(async {
+        let asker = observer(ptx);
+        let msg = (Atom::new("whoareyou").unwrap(), orbit_dist::to_wire(asker));
+        orbit_dist::send_named(&ex_name, "xr_watch", &msg).unwrap();
+        let Message::Msg(Term::Tuple(el)) = next(&mut prx).await else {
+            panic!("expected {{me, pid}}")
+        };
+        let ex_pid = pid_of(&el[1]);
+        orbit::spawn(move |_ctx: orbit::Context<Term>| async move {
+            orbit::exit(
+                ex_pid,
+                ExitReason::from_term(tuple(vec![atom("error"), Term::Int(1)])),
+            );
+            orbit::exit(ex_pid, ExitReason::shutdown_with_term(atom("x")));
+        })
+        .unwrap();
+    });
+    assert_eq!(ex.expect("signal ", 20), "signal {:error, 1}");
+    assert_eq!(ex.expect("signal ", 20), "signal {:shutdown, :x}");
 }
 
-/// Answers every call with the caller's pid, as the caller sees itself (`from`).
+/// Answers every call with the caller's pid, as the caller sees itself (`from`); stops
+/// with `{error, 1}` when called with `stop`.
 struct WhoAmI;
 
 impl orbit::GenServer for WhoAmI {
@@ -178,10 +206,14 @@ impl orbit::GenServer for WhoAmI {
 
     async fn handle_call(
         &mut self,
-        _req: Term,
+        req: Term,
         from: &mut orbit::ReplyTo<Term>,
         _ctx: &mut orbit::ServerContext<Self>,
     ) -> orbit::CallReply<Term, ()> {
+        if req == atom("stop") {
+            let reason = ExitReason::from_term(tuple(vec![atom("error"), Term::Int(1)]));
+            return orbit::CallReply::Stop(reason, None);
+        }
         let who = match from.caller() {
             Some(p) => Term::Pid(Box::new(orbit_dist::to_wire(p))),
             None => atom("no_caller"),
@@ -235,6 +267,8 @@ fn elixir_exit_reasons_reach_orbit_exactly() {
         crash = spawn(fn -> receive do {{:"$gen_call", _, _}} -> exit({{:error, 1}}) end end)
         Process.register(crash, :xr_crash)
         IO.puts("whoami #{{GenServer.call({{:xr_who, orbit}}, :who) == self()}}")
+        r = try do GenServer.call({{:xr_who, orbit}}, :stop) catch :exit, {{r, _}} -> r end
+        IO.puts("stopped #{{inspect(r)}}")
         send({{:xr_inbox, orbit}}, {{:ready, self()}})
         {{t1, t2}} = receive do {{:targets, t1, t2}} -> {{t1, t2}} after 15000 -> exit(:no_targets) end
         Process.exit(t1, {{:error, 1}})
@@ -338,6 +372,8 @@ fn elixir_exit_reasons_reach_orbit_exactly() {
         );
     });
     assert_eq!(ex.expect("whoami ", 20), "whoami true");
+    // The served server stops during a call: the caller exits with its very reason.
+    assert_eq!(ex.expect("stopped ", 20), "stopped {:error, 1}");
     rt().block_on(async {
         let Message::Msg(Term::Tuple(el)) = next(&mut inbox).await else {
             panic!("ready")

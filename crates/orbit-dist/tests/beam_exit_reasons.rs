@@ -414,3 +414,34 @@ fn elixir_exit_reasons_reach_orbit_exactly() {
         assert_eq!(got, ExitReason::shutdown_with_term(why));
     });
 }
+
+/// The same from plain Erlang: `gen_server:call` into a served Orbit GenServer sees
+/// itself as `from`, and a server stopping mid-call exits the caller with its reason.
+#[test]
+fn erlang_caller_is_known_and_gets_the_stop_reason() {
+    let node = node("orbit_xr");
+    let me = node.name();
+    rt().block_on(async {
+        orbit::gen_server::start_with(
+            WhoAmI,
+            orbit::gen_server::StartOptions {
+                name: Some("xr_who2".into()),
+                link: false,
+                timeout: None,
+            },
+        )
+        .await
+        .unwrap();
+        orbit_dist::serve_gen_server::<WhoAmI>("xr_who2");
+    });
+    let code = format!(
+        "Orbit = '{me}', true = net_kernel:connect_node(Orbit), \
+         io:format(\"whoami ~p~n\", [gen_server:call({{xr_who2, Orbit}}, who) =:= self()]), \
+         R = try gen_server:call({{xr_who2, Orbit}}, stop) catch exit:{{Why, _}} -> Why end, \
+         io:format(\"stopped ~p~n\", [R]), \
+         receive after infinity -> ok end."
+    );
+    let mut erl = Peer::erl("erl_xr", COOKIE, &code);
+    assert_eq!(erl.expect("whoami ", 20), "whoami true");
+    assert_eq!(erl.expect("stopped ", 20), "stopped {error,1}");
+}

@@ -251,9 +251,15 @@ impl fmt::Display for ExitReason {
     }
 }
 
+/// Erlang syntax throughout, so a text reason (`<<"boom">>`) and an atom reason (`boom`)
+/// differ in test failures; a panic prints as `panic: message`.
 impl fmt::Debug for ExitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
+        match self {
+            ExitReason::Panic(m) => write!(f, "panic: {m}"),
+            ExitReason::ShutdownWith(_) | ExitReason::Term(_) => write!(f, "{}", self.to_term()),
+            other => fmt::Display::fmt(other, f),
+        }
     }
 }
 
@@ -343,5 +349,8 @@ mod tests {
             ExitReason::from(Err::<(), _>("bad")),
             ExitReason::error("bad")
         );
+        assert_eq!(format!("{:?}", ExitReason::error("boom")), "<<\"boom\">>");
+        assert_eq!(format!("{:?}", s), "{shutdown, x}");
+        assert_eq!(format!("{:?}", ExitReason::Killed), "killed");
     }
 }

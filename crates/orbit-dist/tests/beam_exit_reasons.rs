@@ -266,6 +266,10 @@ fn elixir_exit_reasons_reach_orbit_exactly() {
         end
         crash = spawn(fn -> receive do {{:"$gen_call", _, _}} -> exit({{:error, 1}}) end end)
         Process.register(crash, :xr_crash)
+        silent = spawn(fn -> receive do :never -> :ok end end)
+        Process.register(silent, :xr_silent)
+        odd = spawn(fn -> receive do {{:"$gen_call", {{from, tag}}, _}} -> send(from, {{tag, :not_an_int}}) end end)
+        Process.register(odd, :xr_odd)
         IO.puts("whoami #{{GenServer.call({{:xr_who, orbit}}, :who) == self()}}")
         r = try do GenServer.call({{:xr_who, orbit}}, :stop) catch :exit, {{r, _}} -> r end
         IO.puts("stopped #{{inspect(r)}}")
@@ -341,11 +345,12 @@ fn elixir_exit_reasons_reach_orbit_exactly() {
             ExitReason::Panic(Arc::from("boom"))
         );
 
-        // A call to an Elixir process that exits while serving it: the exit term, as is.
+        // A call to an Elixir process that exits while serving it: the exit term, as is
+        // (and an infinite timeout is a timeout that never fires, not an overflow).
         let r: Result<Term, CallError> = orbit_dist::call(
             ("xr_crash", ex_name.as_str()),
             &atom("hi"),
-            Duration::from_secs(5),
+            orbit::gen_server::INFINITY,
         )
         .await;
         match r {
@@ -357,6 +362,31 @@ fn elixir_exit_reasons_reach_orbit_exactly() {
             ),
             other => panic!("expected the server's exit {{error, 1}}, got {other:?}"),
         }
+        // A server that never answers: Timeout, at the call's own timeout.
+        let r: Result<Term, CallError> = orbit_dist::call(
+            ("xr_silent", ex_name.as_str()),
+            &atom("hi"),
+            Duration::from_millis(300),
+        )
+        .await;
+        assert_eq!(r, Err(CallError::Timeout));
+        // A reply that does not decode into the expected type: Decode, naming it.
+        let r: Result<i64, CallError> = orbit_dist::call(
+            ("xr_odd", ex_name.as_str()),
+            &atom("hi"),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(
+            matches!(
+                &r,
+                Err(CallError::Decode {
+                    type_name: "i64",
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
         // A node that is not there: NoConnection naming it.
         let r: Result<Term, CallError> = orbit_dist::call(
             ("any", "nobody_here@127.0.0.1"),

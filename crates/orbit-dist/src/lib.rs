@@ -25,6 +25,16 @@
 //! `orbit_term::Term`. A GenServer is reachable from other nodes with
 //! [`serve_gen_server`]; [`call`] and [`cast`] reach GenServers on other nodes (Orbit's or
 //! the BEAM's).
+//!
+//! # Exit reasons and call errors
+//!
+//! Exit reasons cross the wire as the terms Erlang uses, exactly, both ways
+//! ([`orbit::ExitReason::to_term`], [`orbit::ExitReason::from_term`]): `{:error, 1}` from
+//! Elixir arrives as [`orbit::ExitReason::Term`] holding that tuple, `{:shutdown, :x}` as
+//! `ShutdownWith(x)`; a Rust panic goes out as `{panic, <<"message">>}`. Remote calls fail
+//! with [`orbit::CallError`], the type local calls use: `NoConnection { node }`,
+//! `Timeout`, `NoProc`, `Exit(reason)` with the server's reason term, `Encode`/`Decode`
+//! naming the Rust type.
 #![warn(missing_docs)]
 
 mod busy_wait;

@@ -20,6 +20,8 @@
 //!   `{panic, <<"message">>}` and that term comes back as `Panic`. (A BEAM process
 //!   crashing with an exception exits with `{Exception, Stacktrace}`, which stays a
 //!   [`ExitReason::Term`].)
+//! - Equality of reasons is Erlang's `==` on the terms (`{error, 1} == {error, 1.0}`);
+//!   compare `to_term()` with `Term::exact_eq` for `=:=`.
 //! - Build `Term` reasons with [`ExitReason::from_term`] (or the constructors): a
 //!   `Term` variant built by hand around, say, the atom `normal` is not equal to
 //!   [`ExitReason::Normal`] and is not treated as a normal exit.

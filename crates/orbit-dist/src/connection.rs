@@ -556,7 +556,7 @@ impl Conn {
                 rest.len()
             ));
         }
-        crate::dispatch::incoming(self, ctl, rest)
+        crate::dispatch::incoming(self, ctl, rest).map_err(|e| e.to_string())
     }
 }
 

@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 
 use crate::control::{self, VERSION};
 use crate::convert;
-use crate::dispatch::{self, Handler, Incoming, Target};
+use crate::dispatch::{self, Handler, Incoming, Target, Undeliverable};
 use crate::node;
 
 /// Where a call goes.
@@ -361,8 +361,13 @@ where
 {
     let n = name.to_string();
     let h: Handler = Arc::new(move |inc: &Incoming<'_>| {
-        let server = ServerRef::<G>::from_pid(inc.to)
-            .ok_or_else(|| format!("{} is not a GenServer of the served type", inc.to))?;
+        let server = ServerRef::<G>::from_pid(inc.to).ok_or_else(|| {
+            Undeliverable::NotForServer(format!(
+                "{} is not a GenServer of the served type {}",
+                inc.to,
+                std::any::type_name::<G>()
+            ))
+        })?;
         match parse(inc.bytes) {
             Some(Ok(call)) => {
                 let req: G::Call = match orbit_term::from_term(&call.request) {
@@ -408,9 +413,10 @@ where
                 server.cast(req);
                 Ok(())
             }
-            None => Err(format!(
-                "{n}: a GenServer served to other nodes takes only $gen_call and $gen_cast"
-            )),
+            None => Err(Undeliverable::NotForServer(format!(
+                "{n}: a GenServer served to other nodes takes only $gen_call and $gen_cast \
+                 messages; send plain messages to a process declared with orbit_dist::serve"
+            ))),
         }
     });
     dispatch::install(Target::Name(name.to_string()), h.clone());

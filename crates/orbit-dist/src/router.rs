@@ -46,8 +46,13 @@ fn encode(msg: Box<dyn Any + Send>) -> Result<Writer, SendError> {
     }
 }
 
-fn conn(node: &str) -> Result<std::sync::Arc<crate::connection::Conn>, String> {
-    node::conn_for(node).ok_or_else(|| format!("cannot connect to {node}"))
+/// The connection to `node`, started if needed; the error says what to check.
+fn conn(node: &str) -> Result<std::sync::Arc<crate::connection::Conn>, SendError> {
+    node::conn_for(node).ok_or_else(|| {
+        SendError::Remote(format!(
+            "cannot connect to {node}: check the node name and that this node is started"
+        ))
+    })
 }
 
 /// The router `Node::start` installs.
@@ -56,7 +61,7 @@ pub struct DistRouter;
 impl Router for DistRouter {
     fn send(&self, from: Option<Pid>, to: Pid, msg: Box<dyn Any + Send>) -> Result<(), SendError> {
         let w = encode(msg)?;
-        let c = conn(&to.node()).map_err(SendError::Remote)?;
+        let c = conn(&to.node())?;
         c.send_with(from, to, w).map_err(SendError::Remote)
     }
 
@@ -68,7 +73,7 @@ impl Router for DistRouter {
         msg: Box<dyn Any + Send>,
     ) -> Result<(), SendError> {
         let w = encode(msg)?;
-        let c = conn(node).map_err(SendError::Remote)?;
+        let c = conn(node)?;
         c.reg_send_with(from.unwrap_or_else(node::system_pid), name, w)
             .map_err(SendError::Remote)
     }

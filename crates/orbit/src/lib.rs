@@ -4,6 +4,10 @@
 //! and the introspection that finds the process that is your bottleneck. Processes are
 //! tokio tasks; run Orbit inside a tokio runtime.
 //!
+//! Every behaviour (GenServers, supervisors, `Task.Supervisor`, pools, caches, GenStage
+//! stages, ETS table owners) has a child spec, so a whole program is one supervision
+//! tree, started from `main` with [`Application`].
+//!
 //! ```
 //! use orbit::{GenServer, CallReply, ServerContext};
 //!
@@ -35,6 +39,8 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod application;
+mod attachment;
 pub mod cache;
 pub mod clock;
 pub mod deadline;
@@ -71,6 +77,7 @@ use std::any::Any;
 pub struct ReadmeDoctests;
 
 pub use agent::Agent;
+pub use application::{AppHandle, Application, ApplicationError};
 pub use clock::{set_counters, set_long_handler_threshold};
 pub use dynamic_supervisor::{DynamicOptions, DynamicSupervisor, DynamicSupervisorRef};
 pub use error::{Error, SendError, Undelivered};

@@ -54,6 +54,10 @@ pub(crate) struct Extra {
     pub(crate) label: Option<&'static str>,
     /// The reason of a kill decided for this process (see [`Meta::killed`]).
     kill: Option<ExitReason>,
+    /// A value that lives exactly as long as the process (see
+    /// [`attach`](crate::attachment::attach)): dropped in `finish` before links and
+    /// monitors learn of the exit.
+    pub(crate) attached: Option<Box<dyn Any + Send + Sync>>,
 }
 
 #[derive(Default)]
@@ -334,10 +338,25 @@ pub struct Context<M> {
     buf: Batch<M>,
     /// Clock tick at which the message being handled was received (0: none).
     started: u64,
+    /// Messages left before the time slice is checked again.
     budget: u32,
+    /// Clock reading when the current time slice began (0: not started; it starts at
+    /// the first check after the process was woken).
+    slice_start: u64,
+    /// Checks made in the current time slice.
+    slice_checks: u32,
 }
 
+/// Messages handed out between two checks of the time slice.
 const BUDGET: u32 = 256;
+/// A process that keeps finding messages yields once it has run more than this long
+/// (by the 1 ms coarse clock, so 1-2 ms) since its slice started: at its first check
+/// after it was woken (the BEAM's time slice is about a millisecond of reductions)...
+const SLICE_NS: u64 = 1_000_000;
+/// ... or once it has taken this many checks' worth of messages (`16 * 256 = 4096`,
+/// near the BEAM's 4000 reductions), whichever comes first, so a lagging coarse clock
+/// cannot stretch a slice.
+const SLICE_CHECKS: u32 = 16;
 
 impl<M: Send + 'static> Context<M> {
     fn new(proc: Arc<Process<M>>) -> Self {
@@ -346,6 +365,8 @@ impl<M: Send + 'static> Context<M> {
             buf: Batch::new(),
             started: 0,
             budget: BUDGET,
+            slice_start: 0,
+            slice_checks: 0,
         }
     }
 
@@ -443,8 +464,10 @@ impl<M: Send + 'static> Context<M> {
             self.budget -= 1;
             if self.budget == 0 {
                 self.budget = BUDGET;
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
+                if self.slice_over() {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
             }
             if let Some(m) = self.buf.pop_front() {
                 self.begin();
@@ -460,8 +483,35 @@ impl<M: Send + 'static> Context<M> {
                 }
                 None => Poll::Pending,
             },
-            Taken::Empty => Poll::Pending,
+            Taken::Empty => {
+                // Parked: the next wake-up starts a fresh time slice.
+                self.budget = BUDGET;
+                self.slice_start = 0;
+                self.slice_checks = 0;
+                Poll::Pending
+            }
         }
+    }
+
+    /// Called every [`BUDGET`] messages taken without parking: true when this process
+    /// has used up its time slice and should yield (then a new slice starts).
+    #[cold]
+    fn slice_over(&mut self) -> bool {
+        let now = clock::now();
+        if self.slice_start == 0 {
+            self.slice_start = now;
+            self.slice_checks = 1;
+            return false;
+        }
+        self.slice_checks += 1;
+        // Strictly more than one tick apart: two reads of the coarse clock straddling
+        // one tick may be a microsecond apart.
+        if self.slice_checks >= SLICE_CHECKS || now.saturating_sub(self.slice_start) > SLICE_NS {
+            self.slice_start = 0;
+            self.slice_checks = 0;
+            return true;
+        }
+        false
     }
 }
 

@@ -28,7 +28,9 @@
 //! callback, a `set` table, `n_lock_partitions` = available parallelism. The cache is an
 //! owner process (label `con_cache`) that owns the table and, with expiry on, sweeps it;
 //! it stops with [`ConCache::stop`], when its owner is killed, or when the last handle
-//! is dropped. After that every operation fails with [`CacheError::Stopped`].
+//! is dropped. After that every operation fails with [`CacheError::Stopped`]. A cache
+//! started by a supervisor ([`ConCache::child_spec`]) is kept alive by its owner instead
+//! of its handles, registered under its name, and found with [`ConCache::whereis`].
 //!
 //! **Reads** never lock. [`get`](ConCache::get) counts a hit or a miss (also in the
 //! `metrics` facade: `orbit_cache_hits_total` / `orbit_cache_misses_total`, label
@@ -138,6 +140,7 @@ pub mod lock;
 mod ops;
 mod options;
 mod stats;
+mod supervised;
 mod sweeper;
 pub mod ttl;
 

@@ -117,6 +117,11 @@
 //! death is noticed by a small watcher process per owned table (label
 //! `ets_owner_watch`), so deletion happens just after the owner's exit, not inside it.
 //!
+//! In a supervision tree, [`ChildSpec::ets_table`](crate::ChildSpec::ets_table) runs an
+//! owner process that creates its table in itself; that owner's table is deleted (or
+//! handed to its heir) inside its exit, before its supervisor hears of it, so the
+//! restarted owner can reuse the table's name at once.
+//!
 //! # Files
 //!
 //! [`tab2file`]/[`file2tab`]/[`tabfile_info`]: see [`file`](mod@file) for the format. Each
@@ -157,6 +162,7 @@ mod owner;
 pub mod query;
 mod shards;
 mod store;
+mod supervised;
 mod table;
 
 use std::fmt;

@@ -19,6 +19,10 @@
 //!   that runs in the caller, so there is no extra message hop per use. A resource whose
 //!   user failed is removed and replaced, because its state is unknown.
 //!
+//! Under a supervisor: [`Pool::child_spec`] and [`ResourcePool::child_spec`] (defaults
+//! in `pool/supervised.rs`); a named pool is found again after a restart with
+//! [`Pool::whereis`] / [`ResourcePool::whereis`].
+//!
 //! Not for: fanning out independent jobs with no shared limit — use
 //! [`TaskSupervisor`](crate::TaskSupervisor) — or serialising access to one piece of
 //! state — use a [`GenServer`](crate::GenServer).
@@ -74,6 +78,7 @@ mod checkout;
 mod metrics;
 mod resource_pool;
 mod resource_state;
+mod supervised;
 mod worker_pool;
 mod worker_state;
 

@@ -121,6 +121,7 @@ pub mod producer;
 pub mod producer_consumer;
 mod stage_ref;
 mod subscription;
+mod supervised;
 
 pub use buffer::BufferKeep;
 pub use consumer::{start_consumer, Consumer, ConsumerContext, ConsumerOptions};

@@ -310,7 +310,9 @@ fn alias_of(tag: &Term) -> Option<&orbit_term::Reference> {
 /// default call timeout, 5 s ([`orbit::gen_server::DEFAULT_CALL_TIMEOUT`]). The caller's
 /// own timeout is not on the wire; after this long the served call is abandoned with
 /// [`CallError::Timeout`] (logged), the server's late reply is dropped, and the caller
-/// waits for its own timeout, as a BEAM caller of a slow BEAM server does.
+/// waits for its own timeout, as a BEAM caller of a slow BEAM server does. Callers with
+/// longer timeouts need [`serve_gen_server_with`] and a longer
+/// [`ServeOptions::call_timeout`].
 pub const SERVED_CALL_TIMEOUT: Duration = orbit::gen_server::DEFAULT_CALL_TIMEOUT;
 
 /// A decoded `{'$gen_call', {From, Tag}, Request}`.
@@ -346,12 +348,34 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<Result<GenCall, Term>> {
     }
 }
 
+/// Options for [`serve_gen_server_with`].
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// How long a call from another node waits for the server's reply before it is
+    /// abandoned (logged as [`CallError::Timeout`]; a later reply is dropped). The
+    /// caller's own timeout is not on the wire, so set this to the longest timeout your
+    /// callers use ([`orbit::gen_server::INFINITY`] never abandons a call). Default:
+    /// [`SERVED_CALL_TIMEOUT`], 5 s.
+    pub call_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            call_timeout: SERVED_CALL_TIMEOUT,
+        }
+    }
+}
+
 /// Lets callers on other nodes reach the GenServer `G` registered as `name`:
 /// `GenServer.call({name, node}, request)` decodes `request` into `G::Call` with serde,
 /// calls the server and encodes the reply; `GenServer.cast` decodes into `G::Cast`.
 /// A call request that does not decode is logged and the call ends at once with exit
 /// reason `{bad_request, Why}` (see the module docs); a cast that does not decode is
 /// logged and dropped. The server never sees either.
+///
+/// The server sees the remote caller as [`orbit::ReplyTo::caller`] (OTP's `from`), and
+/// waits [`SERVED_CALL_TIMEOUT`] for the reply; [`serve_gen_server_with`] sets another.
 pub fn serve_gen_server<G>(name: &str)
 where
     G: GenServer,
@@ -359,7 +383,19 @@ where
     G::Cast: DeserializeOwned,
     G::Reply: Serialize,
 {
+    serve_gen_server_with::<G>(name, ServeOptions::default())
+}
+
+/// [`serve_gen_server`] with options (how long a served call may take).
+pub fn serve_gen_server_with<G>(name: &str, opts: ServeOptions)
+where
+    G: GenServer,
+    G::Call: DeserializeOwned,
+    G::Cast: DeserializeOwned,
+    G::Reply: Serialize,
+{
     let n = name.to_string();
+    let call_timeout = opts.call_timeout;
     let h: Handler = Arc::new(move |inc: &Incoming<'_>| {
         let server = ServerRef::<G>::from_pid(inc.to).ok_or_else(|| {
             Undeliverable::NotForServer(format!(
@@ -380,7 +416,7 @@ where
                     }
                 };
                 crate::node::spawn(async move {
-                    match server.call_as(call.from, req, SERVED_CALL_TIMEOUT).await {
+                    match server.call_as(call.from, req, call_timeout).await {
                         Ok(rep) => match orbit_term::to_vec(&rep) {
                             Ok(bytes) => reply(server.pid(), call.from, &call.tag, &bytes),
                             Err(e) => tracing::warn!(

@@ -62,7 +62,9 @@ pub use busy_wait::{spin_before_park, SPIN};
 pub use cookie::CookieSource;
 pub use dispatch::{serve, unserve, Target};
 pub use error::DistError;
-pub use gen_call::{call, cast, serve_gen_server, Dest, SERVED_CALL_TIMEOUT};
+pub use gen_call::{
+    call, cast, serve_gen_server, serve_gen_server_with, Dest, ServeOptions, SERVED_CALL_TIMEOUT,
+};
 pub use node::{Node, NodeEvent, Options, Ping};
 /// Remote calls fail with the same error as local ones (re-exported for convenience).
 pub use orbit::CallError;

@@ -81,6 +81,29 @@ struct Out {
     sock: Option<Arc<OwnedWriteHalf>>,
 }
 
+/// Why a frame was not queued on a connection.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FrameError {
+    /// The connection is closed.
+    #[error(
+        "the connection to {0} is closed: connect again (Node::connect), or wait for \
+         NodeUp (Node::monitor_nodes)"
+    )]
+    Closed(Arc<str>),
+    /// The message's writer failed: the message does not encode as a term.
+    #[error("the message does not encode as a term: {0}")]
+    Encode(String),
+}
+
+impl From<FrameError> for orbit::SendError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Closed(_) => orbit::SendError::Remote(e.to_string()),
+            FrameError::Encode(why) => orbit::SendError::NotEncodable(why),
+        }
+    }
+}
+
 /// A connection to one peer.
 pub struct Conn {
     /// The peer's full name.
@@ -220,10 +243,10 @@ impl Conn {
     #[inline]
     pub(crate) fn try_frame(
         &self,
-        f: impl FnOnce(&mut Vec<u8>, &LocalId) -> Result<(), String>,
-    ) -> Result<(), String> {
+        f: impl FnOnce(&mut Vec<u8>, &LocalId) -> Result<(), FrameError>,
+    ) -> Result<(), FrameError> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(format!("the connection to {} is closed", self.peer));
+            return Err(FrameError::Closed(self.peer.clone()));
         }
         let mut o = self.out.lock();
         let start = o.buf.len();
@@ -653,8 +676,8 @@ impl Conn {
         &self,
         from: Option<Pid>,
         to: Pid,
-        msg: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
-    ) -> Result<(), String> {
+        msg: impl FnOnce(&mut Vec<u8>) -> Result<(), FrameError>,
+    ) -> Result<(), FrameError> {
         let sender = from.filter(|_| self.flags() & flags::SEND_SENDER != 0);
         self.try_frame(|o, l| {
             control::tuple(o, 3);
@@ -678,8 +701,8 @@ impl Conn {
         &self,
         from: Pid,
         name: &str,
-        msg: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
-    ) -> Result<(), String> {
+        msg: impl FnOnce(&mut Vec<u8>) -> Result<(), FrameError>,
+    ) -> Result<(), FrameError> {
         self.try_frame(|o, l| {
             control::tuple(o, 4);
             control::small(o, 6);
@@ -695,8 +718,8 @@ impl Conn {
         &self,
         from: Pid,
         alias: &Reference,
-        msg: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
-    ) -> Result<(), String> {
+        msg: impl FnOnce(&mut Vec<u8>) -> Result<(), FrameError>,
+    ) -> Result<(), FrameError> {
         self.try_frame(|o, l| {
             control::tuple(o, 3);
             control::small(o, 33);

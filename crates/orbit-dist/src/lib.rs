@@ -56,6 +56,8 @@ mod router;
 use std::time::Duration;
 
 use orbit::Pid;
+
+use crate::connection::FrameError;
 use serde::Serialize;
 
 pub use busy_wait::{spin_before_park, SPIN};
@@ -80,10 +82,9 @@ pub fn send<T: Serialize + ?Sized>(pid: Pid, msg: &T) -> Result<(), orbit::SendE
         return dispatch::deliver_local(pid, &bytes);
     }
     let conn = node::conn_for(&pid.node()).ok_or(orbit::SendError::NotDistributed)?;
-    conn.send_with(orbit::self_pid(), pid, |o| {
-        orbit_term::to_vec_into(msg, o).map_err(|e| e.to_string())
-    })
-    .map_err(orbit::SendError::Remote)
+    Ok(conn.send_with(orbit::self_pid(), pid, |o| {
+        orbit_term::to_vec_into(msg, o).map_err(|e| FrameError::Encode(e.to_string()))
+    })?)
 }
 
 /// Sends `msg`, encoded with serde, to the process registered as `name` on `node`.
@@ -94,10 +95,9 @@ pub fn send_named<T: Serialize + ?Sized>(
 ) -> Result<(), orbit::SendError> {
     let conn = node::conn_for(node).ok_or(orbit::SendError::NotDistributed)?;
     let from = orbit::self_pid().unwrap_or_else(node::system_pid);
-    conn.reg_send_with(from, name, |o| {
-        orbit_term::to_vec_into(msg, o).map_err(|e| e.to_string())
-    })
-    .map_err(orbit::SendError::Remote)
+    Ok(conn.reg_send_with(from, name, |o| {
+        orbit_term::to_vec_into(msg, o).map_err(|e| FrameError::Encode(e.to_string()))
+    })?)
 }
 
 /// Flow control for a process that sends to `node` in a loop: once at least

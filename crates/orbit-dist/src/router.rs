@@ -14,6 +14,7 @@ use orbit::router::Router;
 use orbit::{ExitReason, Pid, Ref};
 use orbit_term::Term;
 
+use crate::connection::FrameError;
 use crate::convert;
 use crate::node;
 
@@ -21,7 +22,7 @@ use crate::node;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Etf(pub Vec<u8>);
 
-type Writer = Box<dyn FnOnce(&mut Vec<u8>) -> Result<(), String> + Send>;
+type Writer = Box<dyn FnOnce(&mut Vec<u8>) -> Result<(), FrameError> + Send>;
 
 /// A writer for a type-erased message (`131, ...`).
 fn encode(msg: Box<dyn Any + Send>) -> Result<Writer, SendError> {
@@ -62,7 +63,7 @@ impl Router for DistRouter {
     fn send(&self, from: Option<Pid>, to: Pid, msg: Box<dyn Any + Send>) -> Result<(), SendError> {
         let w = encode(msg)?;
         let c = conn(&to.node())?;
-        c.send_with(from, to, w).map_err(SendError::Remote)
+        Ok(c.send_with(from, to, w)?)
     }
 
     fn send_named(
@@ -74,8 +75,7 @@ impl Router for DistRouter {
     ) -> Result<(), SendError> {
         let w = encode(msg)?;
         let c = conn(node)?;
-        c.reg_send_with(from.unwrap_or_else(node::system_pid), name, w)
-            .map_err(SendError::Remote)
+        Ok(c.reg_send_with(from.unwrap_or_else(node::system_pid), name, w)?)
     }
 
     fn link(&self, from: Pid, to: Pid) -> Result<(), Error> {

@@ -41,6 +41,15 @@ fn nested() -> Term {
     ])
 }
 
+/// A value whose serialization always fails.
+struct Unencodable;
+
+impl serde::Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this value refuses to encode"))
+    }
+}
+
 /// A trapping process that reports everything it receives.
 fn observer(tx: UnboundedSender<Message<Term>>) -> Pid {
     orbit::Spawn::new()
@@ -387,6 +396,17 @@ fn elixir_exit_reasons_reach_orbit_exactly() {
             ),
             "{r:?}"
         );
+        // A request that does not encode: Encode naming its type, nothing sent; a plain
+        // message that does not encode: NotEncodable (not a connection failure).
+        let r: Result<Term, CallError> =
+            orbit_dist::call(("xr_odd", ex_name.as_str()), &Unencodable, Duration::from_secs(5))
+                .await;
+        assert!(
+            matches!(&r, Err(CallError::Encode { type_name, .. }) if type_name.ends_with("Unencodable")),
+            "{r:?}"
+        );
+        let r = orbit_dist::send_named(&ex_name, "xr_odd", &Unencodable);
+        assert!(matches!(r, Err(orbit::SendError::NotEncodable(_))), "{r:?}");
         // A node that is not there: NoConnection naming it.
         let r: Result<Term, CallError> = orbit_dist::call(
             ("any", "nobody_here@127.0.0.1"),

@@ -411,6 +411,9 @@ impl<G: GenServer> ServerRef<G> {
         request: G::Call,
         timeout: Duration,
     ) -> Result<G::Reply, CallError> {
+        if process::self_pid() == Some(self.pid()) {
+            return Err(CallError::CallingSelf);
+        }
         self.call_inner(Some(caller), request, timeout).await
     }
 

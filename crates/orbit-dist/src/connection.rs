@@ -362,7 +362,7 @@ impl Conn {
         negotiated: u64,
         peer_flags: u64,
         tick: Duration,
-    ) -> Result<(), String> {
+    ) {
         self.flags.store(negotiated, Ordering::Relaxed);
         self.peer_flags.store(peer_flags, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
@@ -384,7 +384,6 @@ impl Conn {
         if self.closed.load(Ordering::Acquire) {
             reader.abort();
         }
-        Ok(())
     }
 
     async fn write_loop(self: Arc<Self>, w: Arc<OwnedWriteHalf>, period: Duration) {

@@ -512,11 +512,7 @@ fn up(inner: &'static Arc<Inner>, conn: &Arc<Conn>, s: TcpStream, p: handshake::
             // Superseded while the handshake ran.
             return;
         }
-        if let Err(e) = conn.attach(s, p.flags, p.flags, inner.tick) {
-            drop(conns);
-            connection_lost(conn, format!("cannot start the connection's threads: {e}"));
-            return;
-        }
+        conn.attach(s, p.flags, p.flags, inner.tick);
         conn.set_phase(Phase::Up);
         emit(inner, NodeEvent::NodeUp(conn.peer.to_string()));
     }

@@ -19,7 +19,15 @@
 //!   (`Why` a binary naming the request, the expected type and the mismatch), sent
 //!   through the monitor the caller holds on the server for this call (the tag's
 //!   reference), the way a crashed server's reason reaches its callers; the server
-//!   lives on. A caller without such a monitor waits for its timeout.
+//!   lives on. A caller without such a monitor waits for its timeout. The server sees
+//!   the remote caller as `ReplyTo::caller()` (OTP's `From`). The caller's timeout is
+//!   not on the wire: a served call is abandoned after [`ServeOptions::call_timeout`]
+//!   (default [`SERVED_CALL_TIMEOUT`], 5 s, OTP's default call timeout); a server that
+//!   exits during the call reaches the caller through its monitor, with the exact
+//!   reason term.
+//! - **Errors**: calls out fail with [`orbit::CallError`], the type of local calls:
+//!   `NoConnection { node }`, `Timeout`, `NoProc`, `Exit(reason)` (the server's reason
+//!   term, exactly), `Encode`/`Decode` naming the Rust type.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -25,6 +25,16 @@
 //! `orbit_term::Term`. A GenServer is reachable from other nodes with
 //! [`serve_gen_server`]; [`call`] and [`cast`] reach GenServers on other nodes (Orbit's or
 //! the BEAM's).
+//!
+//! # Exit reasons and call errors
+//!
+//! Exit reasons cross the wire as the terms Erlang uses, exactly, both ways
+//! ([`orbit::ExitReason::to_term`], [`orbit::ExitReason::from_term`]): `{:error, 1}` from
+//! Elixir arrives as [`orbit::ExitReason::Term`] holding that tuple, `{:shutdown, :x}` as
+//! `ShutdownWith(x)`; a Rust panic goes out as `{panic, <<"message">>}`. Remote calls fail
+//! with [`orbit::CallError`], the type local calls use: `NoConnection { node }`,
+//! `Timeout`, `NoProc`, `Exit(reason)` with the server's reason term, `Encode`/`Decode`
+//! naming the Rust type.
 #![warn(missing_docs)]
 
 mod busy_wait;
@@ -46,14 +56,20 @@ mod router;
 use std::time::Duration;
 
 use orbit::Pid;
+
+use crate::connection::FrameError;
 use serde::Serialize;
 
 pub use busy_wait::{spin_before_park, SPIN};
 pub use cookie::CookieSource;
 pub use dispatch::{serve, unserve, Target};
-pub use error::{CallError, DistError};
-pub use gen_call::{call, cast, serve_gen_server, Dest};
+pub use error::DistError;
+pub use gen_call::{
+    call, cast, serve_gen_server, serve_gen_server_with, Dest, ServeOptions, SERVED_CALL_TIMEOUT,
+};
 pub use node::{Node, NodeEvent, Options, Ping};
+/// Remote calls fail with the same error as local ones (re-exported for convenience).
+pub use orbit::CallError;
 pub use router::{DistRouter, Etf};
 
 /// Sends `msg`, encoded with serde, to `pid` on another node (connecting first when
@@ -66,10 +82,9 @@ pub fn send<T: Serialize + ?Sized>(pid: Pid, msg: &T) -> Result<(), orbit::SendE
         return dispatch::deliver_local(pid, &bytes);
     }
     let conn = node::conn_for(&pid.node()).ok_or(orbit::SendError::NotDistributed)?;
-    conn.send_with(orbit::self_pid(), pid, |o| {
-        orbit_term::to_vec_into(msg, o).map_err(|e| e.to_string())
-    })
-    .map_err(orbit::SendError::Remote)
+    Ok(conn.send_with(orbit::self_pid(), pid, |o| {
+        orbit_term::to_vec_into(msg, o).map_err(|e| FrameError::Encode(e.to_string()))
+    })?)
 }
 
 /// Sends `msg`, encoded with serde, to the process registered as `name` on `node`.
@@ -80,10 +95,9 @@ pub fn send_named<T: Serialize + ?Sized>(
 ) -> Result<(), orbit::SendError> {
     let conn = node::conn_for(node).ok_or(orbit::SendError::NotDistributed)?;
     let from = orbit::self_pid().unwrap_or_else(node::system_pid);
-    conn.reg_send_with(from, name, |o| {
-        orbit_term::to_vec_into(msg, o).map_err(|e| e.to_string())
-    })
-    .map_err(orbit::SendError::Remote)
+    Ok(conn.reg_send_with(from, name, |o| {
+        orbit_term::to_vec_into(msg, o).map_err(|e| FrameError::Encode(e.to_string()))
+    })?)
 }
 
 /// Flow control for a process that sends to `node` in a loop: once at least

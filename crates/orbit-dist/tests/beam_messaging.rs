@@ -180,7 +180,8 @@ fn messages_calls_links_and_monitors_with_elixir() {
         let msg = (Atom::new("orbit_proc").unwrap(), orbit_dist::to_wire(p));
         orbit_dist::send_named(&exname, "ex_main", &msg).unwrap();
     });
-    assert_eq!(ex.expect("down ", 15), "down :oops");
+    // A text reason is a binary, as Elixir's `exit("oops")`.
+    assert_eq!(ex.expect("down ", 15), "down \"oops\"");
 
     // Killing the Elixir node: monitors fire and links exit with noconnection.
     let (dtx, mut drx) = unbounded_channel();
@@ -468,8 +469,8 @@ fn elixir_links_to_an_orbit_process_and_gets_its_exit() {
         assert!(links.contains(&ex_pid), "{links:?} lacks {ex_pid}");
         orbit::send(p, Term::atom("stop")).unwrap();
     });
-    assert_eq!(ex.expect("exit ", 20), "exit :boom");
-    assert_eq!(ex.expect("bystander ", 20), "bystander :boom");
+    assert_eq!(ex.expect("exit ", 20), "exit \"boom\"");
+    assert_eq!(ex.expect("bystander ", 20), "bystander \"boom\"");
 }
 
 /// A served GenServer stays reachable by pid after it is restarted under its name: the

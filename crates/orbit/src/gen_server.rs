@@ -387,18 +387,46 @@ pub enum StartError {
     Spawn(#[from] Error),
 }
 
-/// Why a call failed.
+/// Why a call failed: a call to a local server, or (through `orbit_dist::call`) to a
+/// GenServer on another node, BEAM or Orbit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
-    /// The server was not alive when called.
+    /// The server was not alive when called (or the name not registered on its node).
     #[error("noproc: the server is not alive")]
     NoProc,
     /// No reply in time; a reply arriving later is dropped.
     #[error("the call timed out; the server may be overloaded (check its message_queue_len)")]
     Timeout,
-    /// The server exited before replying.
+    /// The server exited before replying; for a server on another node, its exit
+    /// reason exactly as that node sent it.
     #[error("the server exited during the call: {0}")]
     Exit(ExitReason),
+    /// The server's node is not connected, could not be connected, or the connection
+    /// was lost during the call.
+    #[error(
+        "no connection to node {node}: check that it runs, that the cookie matches, and \
+         that `Node::connect` succeeds"
+    )]
+    NoConnection {
+        /// The node the call went to.
+        node: String,
+    },
+    /// The request could not be encoded for the wire (`type_name` is its Rust type).
+    #[error("the request of type {type_name} does not encode as a term: {reason}")]
+    Encode {
+        /// The request's type.
+        type_name: &'static str,
+        /// What the encoder said.
+        reason: String,
+    },
+    /// The reply arrived but does not decode into the expected type.
+    #[error("the reply does not decode into {type_name}: {reason}")]
+    Decode {
+        /// The expected reply type.
+        type_name: &'static str,
+        /// What the decoder said.
+        reason: String,
+    },
     /// A server called itself, which would wait forever.
     #[error("a GenServer called itself; that would deadlock")]
     CallingSelf,
@@ -465,7 +493,30 @@ impl<G: GenServer> ServerRef<G> {
         request: G::Call,
         timeout: Duration,
     ) -> Result<G::Reply, CallError> {
-        let caller = process::self_pid();
+        self.call_inner(process::self_pid(), request, timeout).await
+    }
+
+    /// Calls the server on behalf of `caller`, which [`ReplyTo::caller`] then returns:
+    /// for calls relayed from another node, where `caller` is the remote process
+    /// (`from` in OTP). Otherwise as [`call_timeout`](ServerRef::call_timeout).
+    pub async fn call_as(
+        &self,
+        caller: Pid,
+        request: G::Call,
+        timeout: Duration,
+    ) -> Result<G::Reply, CallError> {
+        if process::self_pid() == Some(self.pid()) {
+            return Err(CallError::CallingSelf);
+        }
+        self.call_inner(Some(caller), request, timeout).await
+    }
+
+    async fn call_inner(
+        &self,
+        caller: Option<Pid>,
+        request: G::Call,
+        timeout: Duration,
+    ) -> Result<G::Reply, CallError> {
         if caller == Some(self.pid()) {
             return Err(CallError::CallingSelf);
         }

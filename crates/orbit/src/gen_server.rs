@@ -649,30 +649,49 @@ pub(crate) async fn guarded<T>(f: impl Future<Output = T>) -> Result<T, ExitReas
         .map_err(ExitReason::from_panic)
 }
 
+/// A server's `init` failed (or its name was taken): it is stopping, and, as in OTP 26,
+/// the starter gets the error from `start` and no exit signal too.
+pub(crate) fn init_failed(parent: Option<Pid>) {
+    process::mark_stopping();
+    if let Some(p) = parent {
+        let _ = crate::signal::unlink(p);
+    }
+}
+
+/// Registers a starting server under `name` (if any). On failure answers the starter
+/// (`AlreadyStarted` or the spawn error) and returns `None`: the server then exits
+/// `normal` without running `init`.
+pub(crate) fn register_at_start(
+    name: Option<&str>,
+    pid: Pid,
+    parent: Option<Pid>,
+    ack: oneshot::Sender<Result<(), StartError>>,
+) -> Option<oneshot::Sender<Result<(), StartError>>> {
+    let Some(n) = name else { return Some(ack) };
+    match crate::registry::register(n, pid) {
+        Ok(()) => Some(ack),
+        Err(e) => {
+            init_failed(parent);
+            let err = match e {
+                Error::NameTaken { pid, .. } => StartError::AlreadyStarted(pid),
+                other => StartError::Spawn(other),
+            };
+            let _ = ack.send(Err(err));
+            None
+        }
+    }
+}
+
 async fn run<G: GenServer>(
     mut g: G,
     mut ctx: ServerContext<G>,
     name: Option<String>,
     ack: oneshot::Sender<Result<(), StartError>>,
 ) -> ExitReason {
-    let init_failed = |ctx: &ServerContext<G>| {
-        process::mark_stopping();
-        // OTP 26: a failed init does not also send an exit signal to the starter.
-        if let Some(p) = ctx.parent {
-            let _ = crate::signal::unlink(p);
-        }
+    let init_failed = |ctx: &ServerContext<G>| init_failed(ctx.parent);
+    let Some(ack) = register_at_start(name.as_deref(), ctx.pid(), ctx.parent, ack) else {
+        return ExitReason::Normal;
     };
-    if let Some(n) = &name {
-        if let Err(e) = crate::registry::register(n, ctx.pid()) {
-            init_failed(&ctx);
-            let err = match e {
-                Error::NameTaken { pid, .. } => StartError::AlreadyStarted(pid),
-                other => StartError::Spawn(other),
-            };
-            let _ = ack.send(Err(err));
-            return ExitReason::Normal;
-        }
-    }
     let mut cont = match guarded(g.init(&mut ctx)).await {
         Ok(Init::Ok) => None,
         Ok(Init::Continue(c)) => Some(c),

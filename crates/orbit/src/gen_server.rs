@@ -549,13 +549,7 @@ impl<G: GenServer> ServerRef<G> {
     /// Stops the server with `reason` (after the messages already queued), running
     /// `terminate`, and waits up to `timeout` for it to exit.
     pub async fn stop(&self, reason: ExitReason, timeout: Duration) -> Result<(), CallError> {
-        if self.handle.send(ServerMsg::Stop(reason)).is_err() {
-            return Err(CallError::NoProc);
-        }
-        match crate::deadline::timeout(timeout, self.handle.wait_exit()).await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(CallError::Timeout),
-        }
+        stop_and_wait(&self.handle, ServerMsg::Stop(reason), timeout).await
     }
 
     /// Waits until the server exits and returns its reason.
@@ -625,7 +619,18 @@ pub async fn start_with<G: GenServer>(
     let handle = process::spawn_with(spawn, Some(adapt::<G>), move |ctx| {
         run(server, ServerContext { ctx, parent }, name, ack_tx)
     })?;
-    let ack = match opts.timeout {
+    await_init(&handle, ack_rx, opts.timeout).await?;
+    Ok(ServerRef { handle })
+}
+
+/// Waits for a starting server's `init` to answer (up to `timeout`, then the server is
+/// killed); a server that exits without answering gives its exit reason.
+pub(crate) async fn await_init<M: Send + 'static>(
+    handle: &Handle<M>,
+    ack_rx: oneshot::Receiver<Result<(), StartError>>,
+    timeout: Option<Duration>,
+) -> Result<(), StartError> {
+    let ack = match timeout {
         None => ack_rx.await,
         Some(t) => match crate::deadline::timeout(t, ack_rx).await {
             Ok(a) => a,
@@ -636,9 +641,23 @@ pub async fn start_with<G: GenServer>(
         },
     };
     match ack {
-        Ok(Ok(())) => Ok(ServerRef { handle }),
-        Ok(Err(e)) => Err(e),
+        Ok(r) => r,
         Err(_) => Err(StartError::Init(handle.wait_exit().await)),
+    }
+}
+
+/// Sends a server its stop message and waits up to `timeout` for it to exit.
+pub(crate) async fn stop_and_wait<M: Send + 'static>(
+    handle: &Handle<M>,
+    stop: M,
+    timeout: Duration,
+) -> Result<(), CallError> {
+    if handle.send(stop).is_err() {
+        return Err(CallError::NoProc);
+    }
+    match crate::deadline::timeout(timeout, handle.wait_exit()).await {
+        Ok(_) => Ok(()),
+        Err(_) => Err(CallError::Timeout),
     }
 }
 

@@ -25,6 +25,13 @@
 //! `orbit_term::Term`. A GenServer is reachable from other nodes with
 //! [`serve_gen_server`]; [`call`] and [`cast`] reach GenServers on other nodes (Orbit's or
 //! the BEAM's).
+//!
+//! # Cargo features
+//!
+//! - `node` (default): builds the `orbit-node` binary, a small node for tests and for
+//!   trying a cluster by hand, with log output through `tracing-subscriber`. The library
+//!   itself only emits `tracing` events; turn the feature off (`default-features =
+//!   false`) to keep `tracing-subscriber` out of your build.
 #![warn(missing_docs)]
 
 mod busy_wait;

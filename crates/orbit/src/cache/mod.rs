@@ -13,7 +13,7 @@
 //! ).await?;
 //! cache.put("a".into(), 1).await?;
 //! cache.update(&"a".into(), |v| Ok::<_, orbit::cache::CacheError>(v.unwrap_or(0) + 1)).await?;
-//! assert_eq!(cache.get(&"a".into())?, Some(2));
+//! assert_eq!(cache.get("a")?, Some(2));
 //! let n = cache.get_or_store(&"b".into(), || async { 7 }).await?;
 //! assert_eq!(n, 7);
 //! # Ok(()) }

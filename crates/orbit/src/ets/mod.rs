@@ -9,8 +9,8 @@
 //! # fn demo() -> Result<(), orbit::ets::EtsError> {
 //! let t: Table<String, u64> = Table::builder().public().named("hits").build()?;
 //! t.insert("home".into(), 1)?;
-//! t.update_counter(&"home".to_string(), 1)?;          // :ets.update_counter(t, "home", 1)
-//! assert_eq!(t.get(&"home".to_string())?, Some(2));
+//! t.update_counter("home", 1)?;                  // :ets.update_counter(t, "home", 1)
+//! assert_eq!(t.get("home")?, Some(2));
 //! let big = t.select(&MatchSpec::new().clause(Pattern::any().when(|_, v| *v > 1), |k, _| k.clone()))?;
 //! assert_eq!(big, vec!["home".to_string()]);
 //! t.delete_table()?;
@@ -36,7 +36,13 @@
 //! [`EtsError::BadArg`], a missing key without default as [`EtsError::NotFound`] and a
 //! bag as [`EtsError::WrongType`]; arbitrary-precision counters. Keys order by Rust's
 //! `Ord` (Erlang's term order within one type). Reads return copies, as in Erlang;
-//! [`Table::lookup_with`] reads without copying.
+//! [`Table::lookup_with`] reads without copying. Operations that find objects by key
+//! (`get`, `lookup`, `member`, `take`, `delete`, `update_*`, `next`, ...) take the key or
+//! a borrowed form of it, as `HashMap::get` does: `t.get("home")` on a `Table<String,
+//! _>`. The borrowed form must hash, compare and order as the key does (`Borrow`'s
+//! contract; `str` for `String`, `[u8]` for `Vec<u8>` keep it), so hash tables and
+//! `ordered_set` find the same objects. Operations that may insert the key
+//! (`update_counter_or`, `update_counters_or`) take `&K`.
 //!
 //! # Types and storage (chosen by measurement)
 //!

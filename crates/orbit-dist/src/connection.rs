@@ -41,6 +41,7 @@ use tokio::time::Sleep;
 
 use crate::control::{self, Control, PASS_THROUGH, VERSION};
 use crate::convert::LocalId;
+use crate::error::DistError;
 use crate::handshake::flags;
 
 /// Where a connection is in its life.
@@ -78,6 +79,29 @@ struct Out {
     writing: bool,
     /// The socket, once the handshake finished (and until the connection closes).
     sock: Option<Arc<OwnedWriteHalf>>,
+}
+
+/// Why a frame was not queued on a connection.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FrameError {
+    /// The connection is closed.
+    #[error(
+        "the connection to {0} is closed: connect again (Node::connect), or wait for \
+         NodeUp (Node::monitor_nodes)"
+    )]
+    Closed(Arc<str>),
+    /// The message's writer failed: the message does not encode as a term.
+    #[error("the message does not encode as a term: {0}")]
+    Encode(String),
+}
+
+impl From<FrameError> for orbit::SendError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Closed(_) => orbit::SendError::Remote(e.to_string()),
+            FrameError::Encode(why) => orbit::SendError::NotEncodable(why),
+        }
+    }
 }
 
 /// A connection to one peer.
@@ -157,17 +181,22 @@ impl Conn {
         self.phase_tx.borrow().clone()
     }
 
-    /// Waits until the handshake finishes: `Ok` when up, the reason when it failed.
-    pub async fn wait_up(&self) -> Result<(), String> {
+    /// Waits until the handshake finishes: `Ok` when up,
+    /// [`DistError::ConnectionDown`] with the reason when it failed.
+    pub async fn wait_up(&self) -> Result<(), DistError> {
+        let down = |reason: String| DistError::ConnectionDown {
+            node: self.peer.to_string(),
+            reason,
+        };
         let mut rx = self.phase_tx.subscribe();
         loop {
             match &*rx.borrow_and_update() {
                 Phase::Up => return Ok(()),
-                Phase::Down(r) => return Err(r.clone()),
+                Phase::Down(r) => return Err(down(r.clone())),
                 Phase::Pending => {}
             }
             if rx.changed().await.is_err() {
-                return Err("connection dropped".into());
+                return Err(down("connection dropped".into()));
             }
         }
     }
@@ -214,10 +243,10 @@ impl Conn {
     #[inline]
     pub(crate) fn try_frame(
         &self,
-        f: impl FnOnce(&mut Vec<u8>, &LocalId) -> Result<(), String>,
-    ) -> Result<(), String> {
+        f: impl FnOnce(&mut Vec<u8>, &LocalId) -> Result<(), FrameError>,
+    ) -> Result<(), FrameError> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(format!("the connection to {} is closed", self.peer));
+            return Err(FrameError::Closed(self.peer.clone()));
         }
         let mut o = self.out.lock();
         let start = o.buf.len();
@@ -333,7 +362,7 @@ impl Conn {
         negotiated: u64,
         peer_flags: u64,
         tick: Duration,
-    ) -> Result<(), String> {
+    ) {
         self.flags.store(negotiated, Ordering::Relaxed);
         self.peer_flags.store(peer_flags, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
@@ -355,7 +384,6 @@ impl Conn {
         if self.closed.load(Ordering::Acquire) {
             reader.abort();
         }
-        Ok(())
     }
 
     async fn write_loop(self: Arc<Self>, w: Arc<OwnedWriteHalf>, period: Duration) {
@@ -538,7 +566,7 @@ impl Conn {
         };
         let (ctl, used) =
             Term::decode_prefix(body, &limits).map_err(|e| format!("bad control message: {e}"))?;
-        let ctl = Control::parse(ctl)?;
+        let ctl = Control::parse(ctl).map_err(|e| e.to_string())?;
         let rest = &body[used..];
         if ctl.has_payload() {
             if rest.first() != Some(&VERSION) {
@@ -550,7 +578,7 @@ impl Conn {
                 rest.len()
             ));
         }
-        crate::dispatch::incoming(self, ctl, rest)
+        crate::dispatch::incoming(self, ctl, rest).map_err(|e| e.to_string())
     }
 }
 
@@ -647,8 +675,8 @@ impl Conn {
         &self,
         from: Option<Pid>,
         to: Pid,
-        msg: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
-    ) -> Result<(), String> {
+        msg: impl FnOnce(&mut Vec<u8>) -> Result<(), FrameError>,
+    ) -> Result<(), FrameError> {
         let sender = from.filter(|_| self.flags() & flags::SEND_SENDER != 0);
         self.try_frame(|o, l| {
             control::tuple(o, 3);
@@ -672,8 +700,8 @@ impl Conn {
         &self,
         from: Pid,
         name: &str,
-        msg: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
-    ) -> Result<(), String> {
+        msg: impl FnOnce(&mut Vec<u8>) -> Result<(), FrameError>,
+    ) -> Result<(), FrameError> {
         self.try_frame(|o, l| {
             control::tuple(o, 4);
             control::small(o, 6);
@@ -689,8 +717,8 @@ impl Conn {
         &self,
         from: Pid,
         alias: &Reference,
-        msg: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
-    ) -> Result<(), String> {
+        msg: impl FnOnce(&mut Vec<u8>) -> Result<(), FrameError>,
+    ) -> Result<(), FrameError> {
         self.try_frame(|o, l| {
             control::tuple(o, 3);
             control::small(o, 33);

@@ -10,6 +10,7 @@ use orbit::{ExitReason, Pid, Ref};
 use orbit_term::{Reference, Term};
 
 use crate::convert;
+use crate::error::DistError;
 
 /// Operation numbers (`dist.h`).
 #[allow(missing_docs)]
@@ -102,24 +103,25 @@ pub enum Control {
 
 /// Whether the operation carries a payload term after the control term.
 impl Control {
-    /// Reads a decoded control tuple. Unknown operations and malformed tuples are errors
-    /// (the connection is closed).
-    pub fn parse(t: Term) -> Result<Control, String> {
+    /// Reads a decoded control tuple. Unknown operations and malformed tuples are
+    /// [`DistError::Protocol`] errors (the connection is closed: the peer does not speak
+    /// the protocol this node does).
+    pub fn parse(t: Term) -> Result<Control, DistError> {
         let Term::Tuple(mut el) = t else {
-            return Err(format!("control message is not a tuple: {t}"));
+            return Err(violation(format!("control message is not a tuple: {t}")));
         };
         let opn = el
             .first()
             .and_then(Term::as_i64)
-            .ok_or("control tuple without an operation")?;
+            .ok_or_else(|| violation("control tuple without an operation"))?;
         let n = el.len();
-        let want = |k: usize| -> Result<(), String> {
+        let want = |k: usize| -> Result<(), DistError> {
             if n == k {
                 Ok(())
             } else {
-                Err(format!(
+                Err(violation(format!(
                     "control operation {opn} with {n} elements, expected {k}"
-                ))
+                )))
             }
         };
         Ok(match opn {
@@ -160,13 +162,13 @@ impl Control {
                 }
             }
             op::PAYLOAD_EXIT | op::PAYLOAD_EXIT_TT => Control::Exit {
-                from: pid(el.get(1).ok_or("short")?)?,
-                to: pid(el.get(2).ok_or("short")?)?,
+                from: pid(el.get(1).ok_or_else(|| short(opn))?)?,
+                to: pid(el.get(2).ok_or_else(|| short(opn))?)?,
                 reason: None,
             },
             op::PAYLOAD_EXIT2 | op::PAYLOAD_EXIT2_TT => Control::Exit2 {
-                from: pid(el.get(1).ok_or("short")?)?,
-                to: pid(el.get(2).ok_or("short")?)?,
+                from: pid(el.get(1).ok_or_else(|| short(opn))?)?,
+                to: pid(el.get(2).ok_or_else(|| short(opn))?)?,
                 reason: None,
             },
             op::UNLINK => {
@@ -190,7 +192,7 @@ impl Control {
                 want(if opn == op::REG_SEND { 4 } else { 5 })?;
                 let name = el[3]
                     .as_atom()
-                    .ok_or("REG_SEND to a non-atom name")?
+                    .ok_or_else(|| violation("REG_SEND to a non-atom name"))?
                     .to_string();
                 Control::RegSend {
                     from: pid(&el[1])?,
@@ -240,7 +242,7 @@ impl Control {
                 }
             }
             op::GROUP_LEADER | op::NODE_LINK => Control::Ignored,
-            other => return Err(format!("unknown control operation {other}")),
+            other => return Err(violation(format!("unknown control operation {other}"))),
         })
     }
 
@@ -256,17 +258,27 @@ impl Control {
     }
 }
 
-fn pid(t: &Term) -> Result<Pid, String> {
+/// A control message that does not follow the protocol.
+fn violation(why: impl Into<String>) -> DistError {
+    DistError::Protocol(why.into())
+}
+
+/// A control tuple too short for its operation.
+fn short(opn: i64) -> DistError {
+    violation(format!("control operation {opn} with too few elements"))
+}
+
+fn pid(t: &Term) -> Result<Pid, DistError> {
     match t {
         Term::Pid(p) => Ok(convert::pid_from_wire(p)),
-        other => Err(format!("expected a pid, got {other}")),
+        other => Err(violation(format!("expected a pid, got {other}"))),
     }
 }
 
-fn reference(t: &Term) -> Result<Reference, String> {
+fn reference(t: &Term) -> Result<Reference, DistError> {
     match t {
         Term::Reference(r) => Ok((**r).clone()),
-        other => Err(format!("expected a reference, got {other}")),
+        other => Err(violation(format!("expected a reference, got {other}"))),
     }
 }
 

@@ -6,8 +6,10 @@
 //! - A local [`Ref`] (a 64-bit counter) goes out as a reference of this node with three
 //!   words (18 + 32 + 14 bits, the BEAM's split); such a reference coming back maps to
 //!   the same `Ref`. References of other nodes stay [`orbit_term::Reference`] values.
-//! - Exit reasons map to the atoms and tuples Erlang uses; unknown terms become
-//!   [`ExitReason::Error`] carrying their text.
+//! - Exit reasons are terms ([`ExitReason::to_term`] / [`ExitReason::from_term`]): the
+//!   well-known atoms and `{shutdown, T}` map to their variants, a panic goes out as
+//!   `{panic, <<"message">>}`, any other term is carried exactly as
+//!   [`ExitReason::Term`].
 
 use std::sync::Arc;
 
@@ -36,7 +38,7 @@ pub fn pid_to_wire(p: Pid, local: &LocalId) -> orbit_term::Pid {
         (p.node(), p.creation())
     };
     // Node names were validated as atoms when the node started or the peer connected.
-    let node = Atom::new(&node).unwrap_or_else(|_| Atom::nil());
+    let node = Atom::try_new(&node).unwrap_or_else(|_| Atom::nil());
     orbit_term::Pid::new(node, p.id(), p.serial(), creation)
 }
 
@@ -49,7 +51,7 @@ pub fn pid_term(p: Pid, local: &LocalId) -> Term {
 pub fn ref_to_wire(r: Ref, local: &LocalId) -> Reference {
     let id = r.id();
     let words = [(id & 0x3FFFF) as u32, (id >> 18) as u32, (id >> 50) as u32];
-    let node = Atom::new(&local.name).unwrap_or_else(|_| Atom::nil());
+    let node = Atom::try_new(&local.name).unwrap_or_else(|_| Atom::nil());
     // Three words is within 1..=5.
     Reference::new(node, local.creation, &words).expect("three reference words")
 }
@@ -66,57 +68,14 @@ pub fn ref_from_wire(r: &Reference, local: &LocalId) -> Option<u64> {
     Some(w[0] as u64 | (w[1] as u64) << 18 | (w[2] as u64) << 50)
 }
 
-/// An exit reason as the term Erlang uses.
+/// An exit reason as the term Erlang uses ([`ExitReason::to_term`]).
 pub fn reason_to_term(r: &ExitReason) -> Term {
-    match r {
-        ExitReason::Normal => Term::atom("normal"),
-        ExitReason::Shutdown => Term::atom("shutdown"),
-        ExitReason::ShutdownWith(d) => Term::tuple(vec![
-            Term::atom("shutdown"),
-            Term::Binary(d.as_bytes().to_vec()),
-        ]),
-        ExitReason::Kill => Term::atom("kill"),
-        ExitReason::Killed => Term::atom("killed"),
-        ExitReason::NoProc => Term::atom("noproc"),
-        ExitReason::NoConnection => Term::atom("noconnection"),
-        ExitReason::Panic(m) => Term::tuple(vec![
-            Term::atom("panic"),
-            Term::Binary(m.as_bytes().to_vec()),
-        ]),
-        ExitReason::Error(m) => match Term::try_atom(m) {
-            Ok(a) if !m.contains(' ') && !m.is_empty() => a,
-            _ => Term::Binary(m.as_bytes().to_vec()),
-        },
-    }
+    r.to_term()
 }
 
-/// A reason term as an Orbit exit reason.
-pub fn reason_from_term(t: &Term) -> ExitReason {
-    match t {
-        Term::Atom(a) => match a.as_str() {
-            "normal" => ExitReason::Normal,
-            "shutdown" => ExitReason::Shutdown,
-            "kill" => ExitReason::Kill,
-            "killed" => ExitReason::Killed,
-            "noproc" => ExitReason::NoProc,
-            "noconnection" => ExitReason::NoConnection,
-            other => ExitReason::error(other),
-        },
-        Term::Tuple(el) if el.len() == 2 && el[0].as_atom() == Some("shutdown") => {
-            match el[1].as_binary().and_then(|b| std::str::from_utf8(b).ok()) {
-                Some(s) => ExitReason::shutdown_with(s),
-                None => ExitReason::shutdown_with(el[1].to_string()),
-            }
-        }
-        Term::Tuple(el) if el.len() == 2 && el[0].as_atom() == Some("panic") => {
-            let m = el[1]
-                .as_binary()
-                .map(|b| String::from_utf8_lossy(b).into_owned());
-            ExitReason::Panic(Arc::from(m.unwrap_or_else(|| el[1].to_string())))
-        }
-        Term::Binary(b) => ExitReason::error(String::from_utf8_lossy(b).into_owned()),
-        other => ExitReason::error(other.to_string()),
-    }
+/// A reason term as an Orbit exit reason, exactly ([`ExitReason::from_term`]).
+pub fn reason_from_term(t: Term) -> ExitReason {
+    ExitReason::from_term(t)
 }
 
 #[cfg(test)]
@@ -138,8 +97,10 @@ mod tests {
             ExitReason::NoConnection,
             ExitReason::shutdown_with("x"),
             ExitReason::error("boom"),
+            ExitReason::Panic(Arc::from("oops")),
+            ExitReason::from_term(Term::tuple(vec![Term::atom("error"), Term::Int(1)])),
         ] {
-            assert_eq!(reason_from_term(&reason_to_term(&reason)), reason);
+            assert_eq!(reason_from_term(reason_to_term(&reason)), reason);
         }
     }
 }

@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::connection::Conn;
 use crate::control::Control;
 use crate::convert;
+use crate::error::DistError;
 
 /// What a local process needs to take a message from the wire.
 pub(crate) struct Incoming<'a> {
@@ -34,7 +35,39 @@ pub(crate) struct Incoming<'a> {
 
 /// Delivers one message to a local process; errors are logged, never fatal to the
 /// connection.
-pub(crate) type Handler = Arc<dyn Fn(&Incoming<'_>) -> Result<(), String> + Send + Sync>;
+pub(crate) type Handler = Arc<dyn Fn(&Incoming<'_>) -> Result<(), Undeliverable> + Send + Sync>;
+
+/// Why a message from another node did not reach a local process (logged; the sender is
+/// not told, as in Erlang).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Undeliverable {
+    /// The bytes are not a term.
+    #[error("the message is not a valid term: {0}")]
+    NotATerm(orbit_term::Error),
+    /// The term does not decode into the type the destination declared with [`serve`].
+    #[error(
+        "a message for {to} does not decode into {type_name}, the type it was served \
+         with: {reason}"
+    )]
+    WrongType {
+        /// The destination.
+        to: Pid,
+        /// The declared message type.
+        type_name: &'static str,
+        /// What the decoder said.
+        reason: orbit_term::Error,
+    },
+    /// The local send failed (the process is gone, or takes another type).
+    #[error(transparent)]
+    Send(#[from] orbit::SendError),
+    /// The destination process has exited.
+    #[error("{0} is not alive; the message was dropped")]
+    NoProc(Pid),
+    /// A served GenServer got something other than `$gen_call`/`$gen_cast`, or its pid
+    /// is not a GenServer of the served type.
+    #[error("{0}")]
+    NotForServer(String),
+}
 
 #[derive(Default)]
 struct Handlers {
@@ -75,15 +108,19 @@ pub fn serve<M: DeserializeOwned + Any + Send>(target: impl Into<Target>) {
     // with no table lookup and no boxing.
     let last: parking_lot::Mutex<Option<orbit::Handle<M>>> = parking_lot::Mutex::new(None);
     let h: Handler = Arc::new(move |inc: &Incoming<'_>| {
-        let m: M = orbit_term::from_slice_owned(inc.bytes)
-            .map_err(|e| format!("message for {} does not decode into its type: {e}", inc.to))?;
+        let m: M =
+            orbit_term::from_slice_owned(inc.bytes).map_err(|reason| Undeliverable::WrongType {
+                to: inc.to,
+                type_name: std::any::type_name::<M>(),
+                reason,
+            })?;
         let mut last = last.lock();
         if last.as_ref().map(|h| h.pid()) != Some(inc.to) {
             *last = orbit::Handle::<M>::from_pid(inc.to);
         }
         match last.as_ref() {
-            Some(h) => h.send(m).map_err(|e| e.to_string()),
-            None => orbit::send(inc.to, m).map_err(|e| e.to_string()),
+            Some(h) => h.send(m).map_err(|e| Undeliverable::NoProc(e.pid)),
+            None => Ok(orbit::send(inc.to, m)?),
         }
     });
     install(target.into(), h);
@@ -114,9 +151,9 @@ pub fn unserve(target: impl Into<Target>) {
     }
 }
 
-fn default_deliver(inc: &Incoming<'_>) -> Result<(), String> {
-    let t = Term::decode(inc.bytes).map_err(|e| format!("undecodable message: {e}"))?;
-    orbit::send(inc.to, t).map_err(|e| e.to_string())
+fn default_deliver(inc: &Incoming<'_>) -> Result<(), Undeliverable> {
+    let t = Term::decode(inc.bytes).map_err(Undeliverable::NotATerm)?;
+    Ok(orbit::send(inc.to, t)?)
 }
 
 /// Delivers a message to local pid `to`.
@@ -142,7 +179,7 @@ pub(crate) fn deliver(inc: &Incoming<'_>) {
 /// if the pid is registered under a name served by [`serve`] (a served GenServer that
 /// was restarted, so its new pid was never seen), the name's handler serves the pid from
 /// now on. `None` when the pid has no served name.
-fn served_by_name(inc: &Incoming<'_>) -> Option<Result<(), String>> {
+fn served_by_name(inc: &Incoming<'_>) -> Option<Result<(), Undeliverable>> {
     let name = orbit::process_info(inc.to)?.registered_name?;
     let h = handlers().read().by_name.get(&*name).cloned()?;
     handlers().write().by_pid.insert(inc.to, h.clone());
@@ -179,12 +216,13 @@ fn deliver_named(conn: &Conn, from: Pid, name: &str, bytes: &[u8]) {
     }
 }
 
-fn reason_of(reason: Option<Term>, payload: &[u8]) -> Result<ExitReason, String> {
+fn reason_of(reason: Option<Term>, payload: &[u8]) -> Result<ExitReason, DistError> {
     let t = match reason {
         Some(t) => t,
-        None => Term::decode(payload).map_err(|e| format!("undecodable exit reason: {e}"))?,
+        None => Term::decode(payload)
+            .map_err(|e| DistError::Protocol(format!("undecodable exit reason: {e}")))?,
     };
-    Ok(convert::reason_from_term(&t))
+    Ok(convert::reason_from_term(t))
 }
 
 /// Delivers a message read by the fast path.
@@ -200,7 +238,7 @@ pub(crate) fn incoming_fast(conn: &Conn, f: crate::control::Fast<'_>, payload: &
 }
 
 /// Acts on one control message.
-pub(crate) fn incoming(conn: &Conn, ctl: Control, payload: &[u8]) -> Result<(), String> {
+pub(crate) fn incoming(conn: &Conn, ctl: Control, payload: &[u8]) -> Result<(), DistError> {
     match ctl {
         Control::Send { from, to } => deliver(&Incoming {
             from,
@@ -298,7 +336,10 @@ pub(crate) fn deliver_local(to: Pid, bytes: &[u8]) -> Result<(), orbit::SendErro
         bytes,
     };
     match h {
-        Some(h) => h(&inc).map_err(orbit::SendError::NotEncodable),
+        Some(h) => h(&inc).map_err(|e| match e {
+            Undeliverable::Send(e) => e,
+            e => orbit::SendError::NotEncodable(e.to_string()),
+        }),
         None => {
             let t =
                 Term::decode(bytes).map_err(|e| orbit::SendError::NotEncodable(e.to_string()))?;

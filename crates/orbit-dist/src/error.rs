@@ -1,4 +1,5 @@
-//! Errors of distribution: starting a node, connecting, handshaking, calling.
+//! Errors of distribution: starting a node, connecting, handshaking. Calls to
+//! GenServers on other nodes fail with [`orbit::CallError`], the type local calls use.
 
 use std::io;
 
@@ -58,6 +59,17 @@ pub enum DistError {
     /// The node is not connected (and could not be connected).
     #[error("not connected to {0}")]
     NotConnected(String),
+    /// The connection to a node failed or went down.
+    #[error(
+        "the connection to {node} is down ({reason}): check that the node runs, is \
+         registered with epmd, and has this node's cookie; then connect again"
+    )]
+    ConnectionDown {
+        /// The peer.
+        node: String,
+        /// Why the connection ended or failed.
+        reason: String,
+    },
 }
 
 impl DistError {
@@ -71,24 +83,4 @@ impl DistError {
             reason: reason.into(),
         }
     }
-}
-
-/// Why a call to a GenServer on another node failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    /// No reply within the timeout.
-    #[error("the call timed out")]
-    Timeout,
-    /// The server was not alive (or the name not registered).
-    #[error("the server is not alive (noproc)")]
-    NoProc,
-    /// The connection to the server's node failed or was lost.
-    #[error("no connection to the server's node")]
-    NoConnection,
-    /// The server exited while serving the call.
-    #[error("the server exited: {0}")]
-    Exit(String),
-    /// The request could not be encoded or the reply decoded.
-    #[error("encoding: {0}")]
-    Encoding(String),
 }

@@ -19,14 +19,22 @@
 //!   (`Why` a binary naming the request, the expected type and the mismatch), sent
 //!   through the monitor the caller holds on the server for this call (the tag's
 //!   reference), the way a crashed server's reason reaches its callers; the server
-//!   lives on. A caller without such a monitor waits for its timeout.
+//!   lives on. A caller without such a monitor waits for its timeout. The server sees
+//!   the remote caller as `ReplyTo::caller()` (OTP's `From`). The caller's timeout is
+//!   not on the wire: a served call is abandoned after [`ServeOptions::call_timeout`]
+//!   (default [`SERVED_CALL_TIMEOUT`], 5 s, OTP's default call timeout); a server that
+//!   exits during the call reaches the caller through its monitor, with the exact
+//!   reason term.
+//! - **Errors**: calls out fail with [`orbit::CallError`], the type of local calls:
+//!   `NoConnection { node }`, `Timeout`, `NoProc`, `Exit(reason)` (the server's reason
+//!   term, exactly), `Encode`/`Decode` naming the Rust type.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use orbit::{ExitReason, GenServer, Pid, Ref, ServerRef};
+use orbit::{CallError, ExitReason, GenServer, Pid, Ref, ServerRef};
 use orbit_term::{DecodeLimits, Term};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
@@ -35,8 +43,7 @@ use tokio::sync::oneshot;
 
 use crate::control::{self, VERSION};
 use crate::convert;
-use crate::dispatch::{self, Handler, Incoming, Target};
-use crate::error::CallError;
+use crate::dispatch::{self, Handler, Incoming, Target, Undeliverable};
 use crate::node;
 
 /// Where a call goes.
@@ -124,8 +131,10 @@ pub(crate) fn monitor_fired(id: u64, reason: &ExitReason) -> bool {
         Some(p) => {
             let e = match reason {
                 ExitReason::NoProc => CallError::NoProc,
-                ExitReason::NoConnection => CallError::NoConnection,
-                r => CallError::Exit(r.to_string()),
+                ExitReason::NoConnection => CallError::NoConnection {
+                    node: p.node.to_string(),
+                },
+                r => CallError::Exit(r.clone()),
             };
             let _ = p.tx.send(Err(e));
             true
@@ -144,7 +153,9 @@ pub(crate) fn node_down(node: &str) {
         .collect();
     for id in gone {
         if let Some(p) = take(id) {
-            let _ = p.tx.send(Err(CallError::NoConnection));
+            let _ = p.tx.send(Err(CallError::NoConnection {
+                node: node.to_string(),
+            }));
         }
     }
 }
@@ -157,13 +168,16 @@ pub async fn call<Req: Serialize + ?Sized, Rep: DeserializeOwned>(
     timeout: Duration,
 ) -> Result<Rep, CallError> {
     let dest = dest.into();
-    let req = orbit_term::to_vec(request).map_err(|e| CallError::Encoding(e.to_string()))?;
+    let req = encode(request)?;
     let node_name = dest.node();
-    let conn = node::conn_for(&node_name).ok_or(CallError::NoConnection)?;
-    let deadline = tokio::time::Instant::now() + timeout;
-    match tokio::time::timeout_at(deadline, conn.wait_up()).await {
+    let no_connection = || CallError::NoConnection {
+        node: node_name.clone(),
+    };
+    let conn = node::conn_for(&node_name).ok_or_else(no_connection)?;
+    let deadline = tokio::time::Instant::now().checked_add(timeout);
+    match until(deadline, conn.wait_up()).await {
         Ok(Ok(())) => {}
-        Ok(Err(_)) => return Err(CallError::NoConnection),
+        Ok(Err(_)) => return Err(no_connection()),
         Err(_) => return Err(CallError::Timeout),
     }
     let r = Ref::make();
@@ -199,12 +213,12 @@ pub async fn call<Req: Serialize + ?Sized, Rep: DeserializeOwned>(
     };
     if sent.is_err() {
         take(r.id());
-        return Err(CallError::NoConnection);
+        return Err(no_connection());
     }
-    let out = tokio::time::timeout_at(deadline, rx).await;
+    let out = until(deadline, rx).await;
     let res = match out {
         Ok(Ok(r)) => r,
-        Ok(Err(_)) => Err(CallError::NoConnection),
+        Ok(Err(_)) => Err(no_connection()),
         Err(_) => {
             take(r.id());
             Err(CallError::Timeout)
@@ -212,14 +226,36 @@ pub async fn call<Req: Serialize + ?Sized, Rep: DeserializeOwned>(
     };
     if !matches!(
         res,
-        Err(CallError::NoProc | CallError::NoConnection | CallError::Exit(_))
+        Err(CallError::NoProc | CallError::NoConnection { .. } | CallError::Exit(_))
     ) {
         conn.demonitor(from, &target, r);
     }
     let bytes = res?;
-    let (_, reply): (serde::de::IgnoredAny, Rep) = orbit_term::from_slice_owned(&bytes)
-        .map_err(|e| CallError::Encoding(format!("reply does not decode: {e}")))?;
+    let (_, reply): (serde::de::IgnoredAny, Rep) =
+        orbit_term::from_slice_owned(&bytes).map_err(|e| CallError::Decode {
+            type_name: std::any::type_name::<Rep>(),
+            reason: e.to_string(),
+        })?;
     Ok(reply)
+}
+
+/// Encodes a request, naming its type when it does not encode.
+fn encode<Req: Serialize + ?Sized>(request: &Req) -> Result<Vec<u8>, CallError> {
+    orbit_term::to_vec(request).map_err(|e| CallError::Encode {
+        type_name: std::any::type_name::<Req>(),
+        reason: e.to_string(),
+    })
+}
+
+/// Runs `f` until `deadline` (`None`: a timeout too large to represent, i.e. never).
+async fn until<F: std::future::Future>(
+    deadline: Option<tokio::time::Instant>,
+    f: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, f).await,
+        None => Ok(f.await),
+    }
 }
 
 /// Casts `request` to the GenServer at `dest` (`GenServer.cast/2`). Never fails once
@@ -229,8 +265,11 @@ pub fn cast<Req: Serialize + ?Sized>(
     request: &Req,
 ) -> Result<(), CallError> {
     let dest = dest.into();
-    let req = orbit_term::to_vec(request).map_err(|e| CallError::Encoding(e.to_string()))?;
-    let conn = node::conn_for(&dest.node()).ok_or(CallError::NoConnection)?;
+    let req = encode(request)?;
+    let node_name = dest.node();
+    let conn = node::conn_for(&node_name).ok_or_else(|| CallError::NoConnection {
+        node: node_name.clone(),
+    })?;
     let from = orbit::self_pid().unwrap_or_else(node::system_pid);
     let write = |o: &mut Vec<u8>| {
         o.push(VERSION);
@@ -243,7 +282,7 @@ pub fn cast<Req: Serialize + ?Sized>(
         Dest::Pid(p) => conn.send_with(Some(from), *p, write),
         Dest::Name { name, .. } => conn.reg_send_with(from, name, write),
     }
-    .map_err(|_| CallError::NoConnection)
+    .map_err(|_| CallError::NoConnection { node: node_name })
 }
 
 /// Sends `{Tag, Reply}` (already encoded reply, `131, ...`) to a caller on another node.
@@ -274,6 +313,15 @@ fn alias_of(tag: &Term) -> Option<&orbit_term::Reference> {
         _ => None,
     }
 }
+
+/// How long a call from another node waits for the served GenServer's reply: OTP's
+/// default call timeout, 5 s ([`orbit::gen_server::DEFAULT_CALL_TIMEOUT`]). The caller's
+/// own timeout is not on the wire; after this long the served call is abandoned with
+/// [`CallError::Timeout`] (logged), the server's late reply is dropped, and the caller
+/// waits for its own timeout, as a BEAM caller of a slow BEAM server does. Callers with
+/// longer timeouts need [`serve_gen_server_with`] and a longer
+/// [`ServeOptions::call_timeout`].
+pub const SERVED_CALL_TIMEOUT: Duration = orbit::gen_server::DEFAULT_CALL_TIMEOUT;
 
 /// A decoded `{'$gen_call', {From, Tag}, Request}`.
 pub(crate) struct GenCall {
@@ -308,12 +356,34 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<Result<GenCall, Term>> {
     }
 }
 
+/// Options for [`serve_gen_server_with`].
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// How long a call from another node waits for the server's reply before it is
+    /// abandoned (logged as [`CallError::Timeout`]; a later reply is dropped). The
+    /// caller's own timeout is not on the wire, so set this to the longest timeout your
+    /// callers use ([`orbit::gen_server::INFINITY`] never abandons a call). Default:
+    /// [`SERVED_CALL_TIMEOUT`], 5 s.
+    pub call_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            call_timeout: SERVED_CALL_TIMEOUT,
+        }
+    }
+}
+
 /// Lets callers on other nodes reach the GenServer `G` registered as `name`:
 /// `GenServer.call({name, node}, request)` decodes `request` into `G::Call` with serde,
 /// calls the server and encodes the reply; `GenServer.cast` decodes into `G::Cast`.
 /// A call request that does not decode is logged and the call ends at once with exit
 /// reason `{bad_request, Why}` (see the module docs); a cast that does not decode is
 /// logged and dropped. The server never sees either.
+///
+/// The server sees the remote caller as [`orbit::ReplyTo::caller`] (OTP's `from`), and
+/// waits [`SERVED_CALL_TIMEOUT`] for the reply; [`serve_gen_server_with`] sets another.
 pub fn serve_gen_server<G>(name: &str)
 where
     G: GenServer,
@@ -321,10 +391,27 @@ where
     G::Cast: DeserializeOwned,
     G::Reply: Serialize,
 {
+    serve_gen_server_with::<G>(name, ServeOptions::default())
+}
+
+/// [`serve_gen_server`] with options (how long a served call may take).
+pub fn serve_gen_server_with<G>(name: &str, opts: ServeOptions)
+where
+    G: GenServer,
+    G::Call: DeserializeOwned,
+    G::Cast: DeserializeOwned,
+    G::Reply: Serialize,
+{
     let n = name.to_string();
+    let call_timeout = opts.call_timeout;
     let h: Handler = Arc::new(move |inc: &Incoming<'_>| {
-        let server = ServerRef::<G>::from_pid(inc.to)
-            .ok_or_else(|| format!("{} is not a GenServer of the served type", inc.to))?;
+        let server = ServerRef::<G>::from_pid(inc.to).ok_or_else(|| {
+            Undeliverable::NotForServer(format!(
+                "{} is not a GenServer of the served type {}",
+                inc.to,
+                std::any::type_name::<G>()
+            ))
+        })?;
         match parse(inc.bytes) {
             Some(Ok(call)) => {
                 let req: G::Call = match orbit_term::from_term(&call.request) {
@@ -337,15 +424,23 @@ where
                     }
                 };
                 crate::node::spawn(async move {
-                    match server
-                        .call_timeout(req, Duration::from_secs(24 * 3600))
-                        .await
-                    {
+                    match server.call_as(call.from, req, call_timeout).await {
                         Ok(rep) => match orbit_term::to_vec(&rep) {
                             Ok(bytes) => reply(server.pid(), call.from, &call.tag, &bytes),
-                            Err(e) => tracing::warn!(error = %e, "reply does not encode"),
+                            Err(e) => tracing::warn!(
+                                caller = %call.from,
+                                error = %e,
+                                "the reply to a call from another node does not encode as a \
+                                 term; the caller gets no reply and times out"
+                            ),
                         },
-                        Err(e) => tracing::debug!(error = %e, "remote call failed"),
+                        // An exit reaches the caller through its monitor on the server.
+                        Err(CallError::Exit(_) | CallError::NoProc) => {}
+                        Err(e) => tracing::warn!(
+                            caller = %call.from,
+                            error = %e,
+                            "a call from another node was abandoned; the caller gets no reply"
+                        ),
                     }
                 });
                 Ok(())
@@ -362,9 +457,10 @@ where
                 server.cast(req);
                 Ok(())
             }
-            None => Err(format!(
-                "{n}: a GenServer served to other nodes takes only $gen_call and $gen_cast"
-            )),
+            None => Err(Undeliverable::NotForServer(format!(
+                "{n}: a GenServer served to other nodes takes only $gen_call and $gen_cast \
+                 messages; send plain messages to a process declared with orbit_dist::serve"
+            ))),
         }
     });
     dispatch::install(Target::Name(name.to_string()), h.clone());

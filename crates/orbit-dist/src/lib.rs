@@ -3,9 +3,8 @@
 //! An Orbit process becomes a node with [`Node::start`]; it then clusters with other
 //! Orbit nodes and with Erlang/Elixir nodes as a peer: EPMD registration (an embedded
 //! EPMD starts when none listens), the cookie handshake, then messages, links, monitors
-//! and GenServer calls between processes of any of them. The protocol map is
-//! `../shared/reference/erlang-distribution.md`; OTP's `erl_dist_protocol.md` is the
-//! specification.
+//! and GenServer calls between processes of any of them. The specification is OTP's
+//! *Distribution Protocol* chapter (ERTS User's Guide, `erl_dist_protocol`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), orbit_dist::DistError> {
@@ -25,6 +24,23 @@
 //! `orbit_term::Term`. A GenServer is reachable from other nodes with
 //! [`serve_gen_server`]; [`call`] and [`cast`] reach GenServers on other nodes (Orbit's or
 //! the BEAM's).
+//!
+//! # Exit reasons and call errors
+//!
+//! Exit reasons cross the wire as the terms Erlang uses, exactly, both ways
+//! ([`orbit::ExitReason::to_term`], [`orbit::ExitReason::from_term`]): `{:error, 1}` from
+//! Elixir arrives as [`orbit::ExitReason::Term`] holding that tuple, `{:shutdown, :x}` as
+//! `ShutdownWith(x)`; a Rust panic goes out as `{panic, <<"message">>}`. Remote calls fail
+//! with [`orbit::CallError`], the type local calls use: `NoConnection { node }`,
+//! `Timeout`, `NoProc`, `Exit(reason)` with the server's reason term, `Encode`/`Decode`
+//! naming the Rust type.
+//!
+//! # Cargo features
+//!
+//! - `node` (default): builds the `orbit-node` binary, a small node for tests and for
+//!   trying a cluster by hand, with log output through `tracing-subscriber`. The library
+//!   itself only emits `tracing` events; turn the feature off (`default-features =
+//!   false`) to keep `tracing-subscriber` out of your build.
 #![warn(missing_docs)]
 
 mod busy_wait;
@@ -46,14 +62,20 @@ mod router;
 use std::time::Duration;
 
 use orbit::Pid;
+
+use crate::connection::FrameError;
 use serde::Serialize;
 
 pub use busy_wait::{spin_before_park, SPIN};
 pub use cookie::CookieSource;
 pub use dispatch::{serve, unserve, Target};
-pub use error::{CallError, DistError};
-pub use gen_call::{call, cast, serve_gen_server, Dest};
+pub use error::DistError;
+pub use gen_call::{
+    call, cast, serve_gen_server, serve_gen_server_with, Dest, ServeOptions, SERVED_CALL_TIMEOUT,
+};
 pub use node::{Node, NodeEvent, Options, Ping};
+/// Remote calls fail with the same error as local ones (re-exported for convenience).
+pub use orbit::CallError;
 pub use router::{DistRouter, Etf};
 
 /// Sends `msg`, encoded with serde, to `pid` on another node (connecting first when
@@ -66,10 +88,9 @@ pub fn send<T: Serialize + ?Sized>(pid: Pid, msg: &T) -> Result<(), orbit::SendE
         return dispatch::deliver_local(pid, &bytes);
     }
     let conn = node::conn_for(&pid.node()).ok_or(orbit::SendError::NotDistributed)?;
-    conn.send_with(orbit::self_pid(), pid, |o| {
-        orbit_term::to_vec_into(msg, o).map_err(|e| e.to_string())
-    })
-    .map_err(orbit::SendError::Remote)
+    Ok(conn.send_with(orbit::self_pid(), pid, |o| {
+        orbit_term::to_vec_into(msg, o).map_err(|e| FrameError::Encode(e.to_string()))
+    })?)
 }
 
 /// Sends `msg`, encoded with serde, to the process registered as `name` on `node`.
@@ -80,10 +101,9 @@ pub fn send_named<T: Serialize + ?Sized>(
 ) -> Result<(), orbit::SendError> {
     let conn = node::conn_for(node).ok_or(orbit::SendError::NotDistributed)?;
     let from = orbit::self_pid().unwrap_or_else(node::system_pid);
-    conn.reg_send_with(from, name, |o| {
-        orbit_term::to_vec_into(msg, o).map_err(|e| e.to_string())
-    })
-    .map_err(orbit::SendError::Remote)
+    Ok(conn.reg_send_with(from, name, |o| {
+        orbit_term::to_vec_into(msg, o).map_err(|e| FrameError::Encode(e.to_string()))
+    })?)
 }
 
 /// Flow control for a process that sends to `node` in a loop: once at least

@@ -1,6 +1,6 @@
 //! This OS process as a distributed node: start, connect, list, ping, monitor_nodes.
 //!
-//! Contract (Erlang's `net_kernel`, `../shared/reference/otp-semantics.md` §9):
+//! Contract (Erlang's `net_kernel`, Kernel reference manual):
 //! - one node per OS process, named `name@host`; it registers with epmd (starting the
 //!   embedded one when none listens) and accepts connections on its own port;
 //! - the host part makes the kind of name, as `erl -name` / `-sname` do: a host with a
@@ -336,9 +336,7 @@ impl Node {
         }
         check_peer_name(inner.long_names, node)?;
         let c = conn_for(node).ok_or_else(|| DistError::NotConnected(node.to_string()))?;
-        c.wait_up()
-            .await
-            .map_err(|reason| DistError::NotConnected(format!("{node}: {reason}")))
+        c.wait_up().await
     }
 
     /// Closes the connection to `node`; true when there was one.
@@ -514,11 +512,7 @@ fn up(inner: &'static Arc<Inner>, conn: &Arc<Conn>, s: TcpStream, p: handshake::
             // Superseded while the handshake ran.
             return;
         }
-        if let Err(e) = conn.attach(s, p.flags, p.flags, inner.tick) {
-            drop(conns);
-            connection_lost(conn, format!("cannot start the connection's threads: {e}"));
-            return;
-        }
+        conn.attach(s, p.flags, p.flags, inner.tick);
         conn.set_phase(Phase::Up);
         emit(inner, NodeEvent::NodeUp(conn.peer.to_string()));
     }

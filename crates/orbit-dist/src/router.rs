@@ -14,6 +14,7 @@ use orbit::router::Router;
 use orbit::{ExitReason, Pid, Ref};
 use orbit_term::Term;
 
+use crate::connection::FrameError;
 use crate::convert;
 use crate::node;
 
@@ -21,7 +22,7 @@ use crate::node;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Etf(pub Vec<u8>);
 
-type Writer = Box<dyn FnOnce(&mut Vec<u8>) -> Result<(), String> + Send>;
+type Writer = Box<dyn FnOnce(&mut Vec<u8>) -> Result<(), FrameError> + Send>;
 
 /// A writer for a type-erased message (`131, ...`).
 fn encode(msg: Box<dyn Any + Send>) -> Result<Writer, SendError> {
@@ -46,8 +47,13 @@ fn encode(msg: Box<dyn Any + Send>) -> Result<Writer, SendError> {
     }
 }
 
-fn conn(node: &str) -> Result<std::sync::Arc<crate::connection::Conn>, String> {
-    node::conn_for(node).ok_or_else(|| format!("cannot connect to {node}"))
+/// The connection to `node`, started if needed; the error says what to check.
+fn conn(node: &str) -> Result<std::sync::Arc<crate::connection::Conn>, SendError> {
+    node::conn_for(node).ok_or_else(|| {
+        SendError::Remote(format!(
+            "cannot connect to {node}: check the node name and that this node is started"
+        ))
+    })
 }
 
 /// The router `Node::start` installs.
@@ -56,8 +62,8 @@ pub struct DistRouter;
 impl Router for DistRouter {
     fn send(&self, from: Option<Pid>, to: Pid, msg: Box<dyn Any + Send>) -> Result<(), SendError> {
         let w = encode(msg)?;
-        let c = conn(&to.node()).map_err(SendError::Remote)?;
-        c.send_with(from, to, w).map_err(SendError::Remote)
+        let c = conn(&to.node())?;
+        Ok(c.send_with(from, to, w)?)
     }
 
     fn send_named(
@@ -68,9 +74,8 @@ impl Router for DistRouter {
         msg: Box<dyn Any + Send>,
     ) -> Result<(), SendError> {
         let w = encode(msg)?;
-        let c = conn(node).map_err(SendError::Remote)?;
-        c.reg_send_with(from.unwrap_or_else(node::system_pid), name, w)
-            .map_err(SendError::Remote)
+        let c = conn(node)?;
+        Ok(c.reg_send_with(from.unwrap_or_else(node::system_pid), name, w)?)
     }
 
     fn link(&self, from: Pid, to: Pid) -> Result<(), Error> {

@@ -88,9 +88,12 @@ fn three_orbit_nodes_mesh_message_call_and_recover() {
         )
         .await;
         match r {
-            Err(orbit_dist::CallError::Exit(why)) => {
-                assert!(why.contains("bad_request"), "{why}")
-            }
+            Err(orbit_dist::CallError::Exit(why)) => assert!(
+                matches!(why.as_term(), Some(Term::Tuple(el))
+                    if el[0].as_atom() == Some("bad_request")
+                        && el[1].as_binary().is_some()),
+                "{why}"
+            ),
             other => panic!("expected a bad_request exit, got {other:?}"),
         }
         assert_eq!(a.ping(&cn).await, Ping::Pong);

@@ -17,6 +17,7 @@ use crate::gen_server::{CallError, DEFAULT_CALL_TIMEOUT};
 use crate::pid::Pid;
 use crate::process::{self, Handle, Spawn};
 use crate::signal::Message;
+use crate::supervisor::ChildSpec;
 
 type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
 
@@ -91,6 +92,32 @@ impl<S: Send + 'static> Agent<S> {
     /// The agent's pid.
     pub fn pid(&self) -> Pid {
         self.handle.pid()
+    }
+
+    /// A child spec for an agent whose value `init()` builds afresh at each (re)start,
+    /// linked to the supervisor: a permanent worker with a 5 s shutdown, as Elixir's
+    /// `{Agent, fun}`. Name it with [`ChildSpec::name`] and find it with
+    /// [`Agent::whereis`].
+    pub fn child_spec<F>(id: impl Into<String>, init: F) -> ChildSpec
+    where
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        let init = std::sync::Arc::new(init);
+        ChildSpec::worker(id, move || {
+            let init = init.clone();
+            async move { Agent::start_link(move || init()).await.map(|a| a.pid()) }
+        })
+    }
+
+    /// The agent holding an `S` running as `pid`, if any.
+    pub fn from_pid(pid: Pid) -> Option<Agent<S>> {
+        Handle::from_pid(pid).map(|handle| Agent { handle })
+    }
+
+    /// The agent holding an `S` registered as `name`, if any: after a supervisor
+    /// restarted it, the new one.
+    pub fn whereis(name: &str) -> Option<Agent<S>> {
+        crate::registry::whereis(name).and_then(Self::from_pid)
     }
 
     async fn call<T, F>(&self, f: F, timeout: Duration) -> Result<T, CallError>

@@ -29,12 +29,14 @@ use futures::future::join_all;
 
 use crate::exit::ExitReason;
 use crate::gen_server::{
-    self, CallReply, GenServer, Init, Next, ReplyTo, ServerContext, ServerRef, StartOptions,
+    self, CallReply, GenServer, Init, Next, ReplyTo, ServerContext, ServerRef, StartError,
+    StartOptions,
 };
 use crate::pid::Pid;
 use crate::signal::Message;
 use crate::supervisor::{
-    shutdown_child, ChildInfo, ChildKind, ChildSpec, Counts, Intensity, SupervisorError,
+    shutdown_child, ChildInfo, ChildKind, ChildSpec, Counts, Intensity, IntoStartResult,
+    StartResult, SupervisorError,
 };
 
 /// Options of [`DynamicSupervisor::start_link`].
@@ -80,9 +82,12 @@ impl DynamicSupervisor {
     }
 
     /// A child spec that starts a dynamic supervisor under another supervisor: kind
-    /// supervisor, shutdown infinity, permanent.
+    /// supervisor, shutdown infinity, permanent (Elixir's). Named by
+    /// [`DynamicOptions::name`]; after a restart [`DynamicSupervisorRef::whereis`] finds
+    /// the new, empty, supervisor (its children are not restarted with it, as in OTP).
     pub fn child_spec(id: impl Into<String>, options: DynamicOptions) -> ChildSpec {
-        ChildSpec::supervisor(id, move || {
+        let name = options.name.clone();
+        let spec = ChildSpec::supervisor(id, move || {
             let options = options.clone();
             async move {
                 DynamicSupervisor::start_link(options)
@@ -90,7 +95,18 @@ impl DynamicSupervisor {
                     .map(|s| s.pid())
                     .map_err(|e| ExitReason::shutdown_with(e.to_string()))
             }
-        })
+        });
+        ChildSpec { name, ..spec }
+    }
+}
+
+impl IntoStartResult for Result<DynamicSupervisorRef, SupervisorError> {
+    fn into_start_result(self) -> StartResult {
+        match self {
+            Ok(s) => Ok(Some(s.pid())),
+            Err(SupervisorError::Start(StartError::Ignored)) => Ok(None),
+            Err(e) => Err(ExitReason::shutdown_with(e.to_string())),
+        }
     }
 }
 

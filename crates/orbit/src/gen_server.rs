@@ -8,7 +8,9 @@
 //!   handler may reply now, later through [`ReplyTo::reply`], or stop. A reply that
 //!   arrives after the caller gave up is dropped: it can never reach a later call. A
 //!   call to a dead server fails with `noproc`; a server that dies during the call gives
-//!   the caller its exit reason.
+//!   the caller its exit reason. A reply slot dropped unanswered while the server keeps
+//!   running (`NoReply` without keeping the [`ReplyTo`], or a deferred `ReplyTo`
+//!   dropped) fails the call at once with [`CallError::NoReply`].
 //! - [`ServerRef::cast`] never fails and never waits.
 //! - Plain messages sent by pid, trapped exits and `DOWN`s go to
 //!   [`GenServer::handle_info`]. An exit signal from the parent (the process that
@@ -19,6 +21,9 @@
 //!
 //! Deliberate differences: the state is the implementing type itself (`&mut self`), and
 //! messages are typed (`Call`, `Cast`, `Info`), so a wrong message is a compile error.
+//! OTP lets a call nobody answers run into its timeout; here a dropped reply slot is
+//! reported at once ([`CallError::NoReply`]). For one reply type per request instead of
+//! one per server, see [`crate::server`].
 
 use std::any::Any;
 use std::future::Future;
@@ -85,19 +90,60 @@ pub enum Next<C> {
 ///
 /// `handle_call` receives it by `&mut`: return [`CallReply::Reply`] to answer now, or
 /// take it with [`ReplyTo::defer`], keep it, return [`CallReply::NoReply`], and answer
-/// later with [`ReplyTo::reply`]. A call nobody answers ends in the caller's timeout.
+/// later with [`ReplyTo::reply`].
+///
+/// A call nobody will answer is caught: when the last slot of a call is dropped without
+/// a reply while its server keeps running (the handler returned `NoReply` without
+/// deferring, or dropped the deferred `ReplyTo`, wherever it was kept), the caller gets
+/// [`CallError::NoReply`] at once instead of waiting for its timeout. When the slot is
+/// dropped because the server is going down (it stops, panics in a handler, or is
+/// killed), the caller gets [`CallError::Exit`] with the server's reason, as in OTP.
+/// Limitation: a slot dropped during a panic in the server's own process counts as the
+/// server going down; if that panic is caught inside the handler, the caller waits for
+/// its timeout.
 pub struct ReplyTo<R> {
-    tx: Option<oneshot::Sender<R>>,
+    tx: Option<oneshot::Sender<Result<R, Unanswered>>>,
     caller: Option<Pid>,
+    server: Pid,
 }
 
+/// The reply slot was dropped unanswered while the server kept running.
+#[derive(Debug)]
+pub(crate) struct Unanswered;
+
+/// The caller's side of a [`ReplyTo`].
+pub(crate) type ReplyRx<R> = oneshot::Receiver<Result<R, Unanswered>>;
+
 impl<R> ReplyTo<R> {
+    /// A reply slot for a call from `caller` to `server`, and where its reply arrives.
+    pub(crate) fn channel(server: Pid, caller: Option<Pid>) -> (ReplyTo<R>, ReplyRx<R>) {
+        let (tx, rx) = oneshot::channel();
+        (
+            ReplyTo {
+                tx: Some(tx),
+                caller,
+                server,
+            },
+            rx,
+        )
+    }
+
+    /// A slot nobody waits on (a cast): replies to it go nowhere.
+    pub(crate) fn nobody(server: Pid) -> ReplyTo<R> {
+        ReplyTo {
+            tx: None,
+            caller: None,
+            server,
+        }
+    }
+
     /// Takes the reply slot out so the reply can be sent later (`{:noreply, state}`
     /// followed by `GenServer.reply(from, value)`).
     pub fn defer(&mut self) -> ReplyTo<R> {
         ReplyTo {
             tx: self.tx.take(),
             caller: self.caller,
+            server: self.server,
         }
     }
 
@@ -107,16 +153,59 @@ impl<R> ReplyTo<R> {
         self.send(value)
     }
 
-    fn send(&mut self, value: R) -> bool {
+    pub(crate) fn send(&mut self, value: R) -> bool {
         match self.tx.take() {
-            Some(tx) => tx.send(value).is_ok(),
+            Some(tx) => tx.send(Ok(value)).is_ok(),
             None => false,
         }
+    }
+
+    /// True while this slot can still answer its call (not replied, not deferred
+    /// elsewhere, not a cast) and the caller still waits.
+    pub fn is_pending(&self) -> bool {
+        self.tx.as_ref().is_some_and(|tx| !tx.is_closed())
     }
 
     /// The calling process, when the call came from a process.
     pub fn caller(&self) -> Option<Pid> {
         self.caller
+    }
+}
+
+impl<R> Drop for ReplyTo<R> {
+    fn drop(&mut self) {
+        let Some(tx) = self.tx.take() else { return };
+        if tx.is_closed() {
+            return;
+        }
+        // A panic unwinding through the server's own process, or the server going
+        // down: close silently, and the caller reports the server's exit reason.
+        let server_panics = std::thread::panicking() && process::self_pid() == Some(self.server);
+        if !server_panics && !process::going_down(self.server) {
+            let _ = tx.send(Err(Unanswered));
+        }
+    }
+}
+
+/// Waits for a call's reply: the reply, [`CallError::NoReply`] when the slot was dropped
+/// unanswered, or the server's exit reason when it went down first; [`CallError::Timeout`]
+/// after `timeout` ([`INFINITY`]: no timer).
+pub(crate) async fn await_reply<R, F: Future<Output = ExitReason>>(
+    rx: ReplyRx<R>,
+    exit: impl FnOnce() -> F,
+    timeout: Duration,
+) -> Result<R, CallError> {
+    let wait = async {
+        match rx.await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(Unanswered)) => Err(CallError::NoReply),
+            // The slot closed without a word: the server is going down.
+            Err(_) => Err(CallError::Exit(exit().await)),
+        }
+    };
+    match crate::deadline::timeout(timeout, wait).await {
+        Ok(r) => r,
+        Err(_) => Err(CallError::Timeout),
     }
 }
 
@@ -299,21 +388,54 @@ pub enum StartError {
     Spawn(#[from] Error),
 }
 
-/// Why a call failed.
+/// Why a call failed: a call to a local server, or (through `orbit_dist::call`) to a
+/// GenServer on another node, BEAM or Orbit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
-    /// The server was not alive when called.
+    /// The server was not alive when called (or the name not registered on its node).
     #[error("noproc: the server is not alive")]
     NoProc,
     /// No reply in time; a reply arriving later is dropped.
     #[error("the call timed out; the server may be overloaded (check its message_queue_len)")]
     Timeout,
-    /// The server exited before replying.
+    /// The server exited before replying; for a server on another node, its exit
+    /// reason exactly as that node sent it.
     #[error("the server exited during the call: {0}")]
     Exit(ExitReason),
+    /// The server's node is not connected, could not be connected, or the connection
+    /// was lost during the call.
+    #[error(
+        "no connection to node {node}: check that it runs, that the cookie matches, and \
+         that `Node::connect` succeeds"
+    )]
+    NoConnection {
+        /// The node the call went to.
+        node: String,
+    },
+    /// The request could not be encoded for the wire (`type_name` is its Rust type).
+    #[error("the request of type {type_name} does not encode as a term: {reason}")]
+    Encode {
+        /// The request's type.
+        type_name: &'static str,
+        /// What the encoder said.
+        reason: String,
+    },
+    /// The reply arrived but does not decode into the expected type.
+    #[error("the reply does not decode into {type_name}: {reason}")]
+    Decode {
+        /// The expected reply type.
+        type_name: &'static str,
+        /// What the decoder said.
+        reason: String,
+    },
     /// A server called itself, which would wait forever.
     #[error("a GenServer called itself; that would deadlock")]
     CallingSelf,
+    /// The server dropped the call's reply slot without answering and kept running
+    /// (`NoReply` without keeping the `ReplyTo`, or a deferred `ReplyTo` dropped): no
+    /// reply will ever come. A bug in the server's handler.
+    #[error("the server dropped the call without replying (NoReply and the ReplyTo was not kept, or the deferred ReplyTo was dropped)")]
+    NoReply,
     /// No server is registered under the name (or it is not of this type).
     #[error("no GenServer of this type is registered as {0:?}")]
     NotRegistered(String),
@@ -372,36 +494,38 @@ impl<G: GenServer> ServerRef<G> {
         request: G::Call,
         timeout: Duration,
     ) -> Result<G::Reply, CallError> {
-        let caller = process::self_pid();
+        self.call_inner(process::self_pid(), request, timeout).await
+    }
+
+    /// Calls the server on behalf of `caller`, which [`ReplyTo::caller`] then returns:
+    /// for calls relayed from another node, where `caller` is the remote process
+    /// (`from` in OTP). Otherwise as [`call_timeout`](ServerRef::call_timeout).
+    pub async fn call_as(
+        &self,
+        caller: Pid,
+        request: G::Call,
+        timeout: Duration,
+    ) -> Result<G::Reply, CallError> {
+        if process::self_pid() == Some(self.pid()) {
+            return Err(CallError::CallingSelf);
+        }
+        self.call_inner(Some(caller), request, timeout).await
+    }
+
+    async fn call_inner(
+        &self,
+        caller: Option<Pid>,
+        request: G::Call,
+        timeout: Duration,
+    ) -> Result<G::Reply, CallError> {
         if caller == Some(self.pid()) {
             return Err(CallError::CallingSelf);
         }
-        let (tx, rx) = oneshot::channel();
-        if self
-            .handle
-            .send(ServerMsg::Call(
-                request,
-                ReplyTo {
-                    tx: Some(tx),
-                    caller,
-                },
-            ))
-            .is_err()
-        {
+        let (from, rx) = ReplyTo::channel(self.pid(), caller);
+        if self.handle.send(ServerMsg::Call(request, from)).is_err() {
             return Err(CallError::NoProc);
         }
-        let wait = async {
-            match rx.await {
-                Ok(reply) => Ok(reply),
-                // The server dropped the call: it exited (or never answers, in which case
-                // the timeout ends the wait, as in OTP).
-                Err(_) => Err(CallError::Exit(self.handle.wait_exit().await)),
-            }
-        };
-        match crate::deadline::timeout(timeout, wait).await {
-            Ok(r) => r,
-            Err(_) => Err(CallError::Timeout),
-        }
+        await_reply(rx, || self.handle.wait_exit(), timeout).await
     }
 
     /// Casts a request. Never fails: a cast to a dead server is dropped, as in OTP.
@@ -426,13 +550,7 @@ impl<G: GenServer> ServerRef<G> {
     /// Stops the server with `reason` (after the messages already queued), running
     /// `terminate`, and waits up to `timeout` for it to exit.
     pub async fn stop(&self, reason: ExitReason, timeout: Duration) -> Result<(), CallError> {
-        if self.handle.send(ServerMsg::Stop(reason)).is_err() {
-            return Err(CallError::NoProc);
-        }
-        match crate::deadline::timeout(timeout, self.handle.wait_exit()).await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(CallError::Timeout),
-        }
+        stop_and_wait(&self.handle, ServerMsg::Stop(reason), timeout).await
     }
 
     /// Waits until the server exits and returns its reason.
@@ -543,6 +661,17 @@ async fn start_inner<G: GenServer>(
     let handle = process::spawn_with(spawn, Some(adapt::<G>), move |ctx| {
         run(server, ServerContext { ctx, parent }, name, ack_tx)
     })?;
+    await_init(&handle, ack_rx, timeout).await?;
+    Ok(ServerRef { handle })
+}
+
+/// Waits for a starting server's `init` to answer (up to `timeout`, then the server is
+/// killed); a server that exits without answering gives its exit reason.
+pub(crate) async fn await_init<M: Send + 'static>(
+    handle: &Handle<M>,
+    ack_rx: oneshot::Receiver<Result<(), StartError>>,
+    timeout: Option<Duration>,
+) -> Result<(), StartError> {
     let ack = match timeout {
         None => ack_rx.await,
         Some(t) => match crate::deadline::timeout(t, ack_rx).await {
@@ -554,8 +683,7 @@ async fn start_inner<G: GenServer>(
         },
     };
     match ack {
-        Ok(Ok(())) => Ok(ServerRef { handle }),
-        Ok(Err(e)) => Err(e),
+        Ok(r) => r,
         Err(_) => Err(StartError::Init(handle.wait_exit().await)),
     }
 }
@@ -579,11 +707,55 @@ fn register_name(name: &Dest, me: Pid) -> Result<(), StartError> {
     }
 }
 
-async fn guarded<T>(f: impl Future<Output = T>) -> Result<T, ExitReason> {
+/// Sends a server its stop message and waits up to `timeout` for it to exit.
+pub(crate) async fn stop_and_wait<M: Send + 'static>(
+    handle: &Handle<M>,
+    stop: M,
+    timeout: Duration,
+) -> Result<(), CallError> {
+    if handle.send(stop).is_err() {
+        return Err(CallError::NoProc);
+    }
+    match crate::deadline::timeout(timeout, handle.wait_exit()).await {
+        Ok(_) => Ok(()),
+        Err(_) => Err(CallError::Timeout),
+    }
+}
+
+pub(crate) async fn guarded<T>(f: impl Future<Output = T>) -> Result<T, ExitReason> {
     AssertUnwindSafe(f)
         .catch_unwind()
         .await
         .map_err(ExitReason::from_panic)
+}
+
+/// A server's `init` failed (or its name was taken): it is stopping, and, as in OTP 26,
+/// the starter gets the error from `start` and no exit signal too.
+pub(crate) fn init_failed(parent: Option<Pid>) {
+    process::mark_stopping();
+    if let Some(p) = parent {
+        let _ = crate::signal::unlink(p);
+    }
+}
+
+/// Registers a starting server under `name` (if any). On failure answers the starter
+/// (`AlreadyStarted` or the spawn error) and returns `None`: the server then exits
+/// `normal` without running `init`.
+pub(crate) fn register_at_start<N: Into<Dest>>(
+    name: Option<N>,
+    pid: Pid,
+    parent: Option<Pid>,
+    ack: oneshot::Sender<Result<(), StartError>>,
+) -> Option<oneshot::Sender<Result<(), StartError>>> {
+    let Some(n) = name else { return Some(ack) };
+    match register_name(&n.into(), pid) {
+        Ok(()) => Some(ack),
+        Err(err) => {
+            init_failed(parent);
+            let _ = ack.send(Err(err));
+            None
+        }
+    }
 }
 
 async fn run<G: GenServer>(
@@ -592,19 +764,10 @@ async fn run<G: GenServer>(
     name: Option<Dest>,
     ack: oneshot::Sender<Result<(), StartError>>,
 ) -> ExitReason {
-    let init_failed = |ctx: &ServerContext<G>| {
-        // OTP 26: a failed init does not also send an exit signal to the starter.
-        if let Some(p) = ctx.parent {
-            let _ = crate::signal::unlink(p);
-        }
+    let init_failed = |ctx: &ServerContext<G>| init_failed(ctx.parent);
+    let Some(ack) = register_at_start(name.as_ref(), ctx.pid(), ctx.parent, ack) else {
+        return ExitReason::Normal;
     };
-    if let Some(n) = &name {
-        if let Err(err) = register_name(n, ctx.pid()) {
-            init_failed(&ctx);
-            let _ = ack.send(Err(err));
-            return ExitReason::Normal;
-        }
-    }
     let mut cont = match guarded(g.init(&mut ctx)).await {
         Ok(Init::Ok) => None,
         Ok(Init::Continue(c)) => Some(c),
@@ -638,13 +801,18 @@ async fn run<G: GenServer>(
                         Ok(CallReply::NoReply) => Ok(Next::NoReply),
                         Ok(CallReply::NoReplyContinue(c)) => Ok(Next::Continue(c)),
                         Ok(CallReply::Stop(reason, reply)) => {
+                            process::mark_stopping();
                             let _ = guarded(g.terminate(&reason, &mut ctx)).await;
                             if let Some(r) = reply {
                                 from.send(r);
                             }
                             return reason;
                         }
-                        Err(e) => Err(e),
+                        Err(e) => {
+                            // Before `from` is dropped: the caller gets the exit reason.
+                            process::mark_stopping();
+                            Err(e)
+                        }
                     }
                 }
                 Message::Msg(ServerMsg::Cast(m)) => guarded(g.handle_cast(m, &mut ctx)).await,
@@ -665,6 +833,7 @@ async fn run<G: GenServer>(
             Ok(Next::NoReply) => {}
             Ok(Next::Continue(c)) => cont = Some(c),
             Ok(Next::Stop(reason)) | Err(reason) => {
+                process::mark_stopping();
                 let _ = guarded(g.terminate(&reason, &mut ctx)).await;
                 return reason;
             }

@@ -4,6 +4,10 @@
 //! and the introspection that finds the process that is your bottleneck. Processes are
 //! tokio tasks; run Orbit inside a tokio runtime.
 //!
+//! Every behaviour (GenServers, supervisors, `Task.Supervisor`, pools, caches, GenStage
+//! stages, ETS table owners) has a child spec, so a whole program is one supervision
+//! tree, started from `main` with [`Application`].
+//!
 //! ```
 //! use orbit::{GenServer, CallReply, ServerContext};
 //!
@@ -32,9 +36,21 @@
 //! assert_eq!(counter.call(()).await.unwrap(), 2);
 //! # }
 //! ```
+//!
+//! # Cargo features
+//!
+//! All on by default; the library itself needs only tokio's `rt`, `sync` and `time`
+//! (`default-features = false` compiles it with just those).
+//!
+//! - `rt-multi-thread`, `macros`: tokio's multi-threaded runtime and macros, for
+//!   applications' `#[tokio::main]`. Orbit runs on either runtime flavour.
+//! - `signal`: [`Application::stop_on_signals`] (ctrl-c, SIGTERM); without it, `run`
+//!   with `stop_on_signals(true)` fails with [`ApplicationError::Signals`].
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod application;
+mod attachment;
 pub mod cache;
 pub mod clock;
 pub mod deadline;
@@ -51,6 +67,7 @@ pub mod pool;
 pub mod process;
 pub mod registry;
 pub mod router;
+pub mod server;
 pub mod signal;
 mod spin;
 pub mod stage;
@@ -67,10 +84,11 @@ use std::any::Any;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
 pub use agent::Agent;
+pub use application::{AppHandle, Application, ApplicationError};
 pub use clock::{set_counters, set_long_handler_threshold};
 pub use dynamic_supervisor::{DynamicOptions, DynamicSupervisor, DynamicSupervisorRef};
 pub use error::{Error, SendError, Undelivered};

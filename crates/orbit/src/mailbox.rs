@@ -26,7 +26,8 @@
 //! of any queued since; the queue is swapped, never grown, under the lock), and
 //! `take_messages` takes messages while leaving signals queued, refusing to park when
 //! the signal count differs from the one the caller has seen (so a signal arriving in
-//! between wakes nobody in vain). Neither is in the loom models yet.
+//! between wakes nobody in vain). `loom_mailbox_selective_receive_races_a_signal`
+//! models them against a racing signal.
 //!
 //! # Buffers and what they retain
 //!
@@ -630,13 +631,16 @@ impl<M> Mailbox<M> {
     }
 
     /// Puts signals a selective receive took and did not match (oldest first) back at
-    /// the front of the queue, ahead of any queued since; returns how many signals are
-    /// queued then. Nothing is allocated or dropped under the lock: signals queued
-    /// meanwhile are taken out, appended after `saved` outside it, and the whole put
-    /// back once the queue is seen empty.
+    /// the front of the queue, ahead of any queued since; returns how many it put back:
+    /// the signals the caller has seen, to pass to [`take_messages`](Self::take_messages)
+    /// (any queued beyond those are new to it, even if they arrived before this call).
+    /// Nothing is allocated or dropped under the lock: signals queued meanwhile are
+    /// taken out, appended after `saved` outside it, and the whole put back once the
+    /// queue is seen empty.
     pub(crate) fn unget_signals(&self, saved: VecDeque<Signal>) -> usize {
-        if saved.is_empty() {
-            return self.slot.lock().signals.len();
+        let seen = saved.len();
+        if seen == 0 {
+            return 0;
         }
         let mut saved = Box::new(saved);
         loop {
@@ -647,12 +651,11 @@ impl<M> Mailbox<M> {
                 return 0;
             }
             if s.signals.is_empty() {
-                let n = saved.len();
                 let old = s.signals.0.replace(saved);
                 self.flags.fetch_or(HAS_SIGNAL, Ordering::Release);
                 drop(s);
                 drop(old);
-                return n;
+                return seen;
             }
             let newer = s.signals.0.take();
             drop(s);
@@ -1007,8 +1010,13 @@ mod tests {
         let b = mb.take_signal().unwrap();
         // A signal arrives while the receiver holds two.
         assert!(mb.push_signal(exit_from(4)));
-        let left = mb.unget_signals([a, b].into_iter().collect());
-        assert_eq!(left, 4);
+        // Two put back (seen); 3 and 4 were never seen by the receiver.
+        let seen = mb.unget_signals([a, b].into_iter().collect());
+        assert_eq!(seen, 2);
+        assert!(matches!(
+            mb.take_messages(&mut Batch::new(), &w, seen),
+            Taken::Batch
+        ));
         mb.push(7).unwrap();
         let mut batch = Batch::new();
         // Four signals seen: messages are taken, signals stay.
@@ -1212,6 +1220,61 @@ mod loom_tests {
             }));
             sig.join().expect("signal sender");
             msg.join().expect("message sender");
+        });
+    }
+
+    fn exit_from(id: u32) -> Signal {
+        Signal::Exit {
+            from: Pid::local(id, 0),
+            reason: ExitReason::Normal,
+            link: false,
+        }
+    }
+
+    fn is_from(sig: &Signal, id: u32) -> bool {
+        matches!(sig, Signal::Exit { from, .. } if *from == Pid::local(id, 0))
+    }
+
+    /// A selective receive waiting for signal 2 sets signal 1 aside (`take_signal`,
+    /// `unget_signals`) and parks with `take_messages` while signal 2 is pushed: it is
+    /// woken (or sees the count change) and gets signal 2; signal 1 stays queued, alone,
+    /// with `HAS_SIGNAL` set.
+    #[test]
+    fn loom_mailbox_selective_receive_races_a_signal() {
+        loom::model(|| {
+            let mb = Arc::new(Mailbox::<u64>::new());
+            assert!(mb.push_signal(exit_from(1)));
+            let sender = {
+                let mb = mb.clone();
+                loom::thread::spawn(move || assert!(mb.push_signal(exit_from(2))))
+            };
+            let mut batch = Batch::new();
+            let got = block_on(poll_fn(|cx| loop {
+                let mut kept = std::collections::VecDeque::new();
+                let mut found = None;
+                while let Some(sig) = mb.take_signal() {
+                    if is_from(&sig, 2) {
+                        found = Some(sig);
+                        break;
+                    }
+                    kept.push_back(sig);
+                }
+                let seen = mb.unget_signals(kept);
+                if let Some(sig) = found {
+                    return Poll::Ready(sig);
+                }
+                match mb.take_messages(&mut batch, cx.waker(), seen) {
+                    Taken::Batch | Taken::Signal(_) => continue,
+                    Taken::Empty => return Poll::Pending,
+                }
+            }));
+            sender.join().expect("signal sender");
+            assert!(is_from(&got, 2));
+            assert_ne!(mb.flags.load(Ordering::Relaxed) & HAS_SIGNAL, 0);
+            let first = mb.take_signal().expect("signal 1 kept");
+            assert!(is_from(&first, 1));
+            assert!(mb.take_signal().is_none());
+            assert_eq!(mb.flags.load(Ordering::Relaxed) & HAS_SIGNAL, 0);
         });
     }
 

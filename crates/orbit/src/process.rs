@@ -60,6 +60,10 @@ pub(crate) struct Extra {
     pub(crate) exiting: bool,
     /// The reason of a kill decided for this process (see [`Meta::killed`]).
     kill: Option<ExitReason>,
+    /// A value that lives exactly as long as the process (see
+    /// [`attach`](crate::attachment::attach)): dropped in `finish` before links and
+    /// monitors learn of the exit.
+    pub(crate) attached: Option<Box<dyn Any + Send + Sync>>,
 }
 
 #[derive(Default)]
@@ -69,6 +73,10 @@ pub(crate) struct Meta {
     /// A kill has been decided; its reason waits in `extra` (kills are rare, so the
     /// reason does not take room in every idle process).
     pub(crate) killed: bool,
+    /// A behaviour's loop decided to stop (set before its `terminate` runs): reply
+    /// slots dropped from now on mean "the server is going down", not "the server
+    /// dropped the reply" (see [`going_down`]).
+    pub(crate) stopping: bool,
     /// The process's task waker, registered by its first poll; a kill wakes it so the
     /// task sees the kill and ends (see [`Run`]).
     pub(crate) task: Option<std::task::Waker>,
@@ -118,6 +126,28 @@ pub(crate) fn add_exit_hook(p: &dyn ProcessHandle, hook: std::sync::Weak<dyn Exi
         hooks.push(hook);
     }
     true
+}
+
+/// Marks the calling process as stopping (a behaviour's loop calls this when it decides
+/// to exit, before `terminate`); see [`going_down`]. No effect outside a process.
+pub(crate) fn mark_stopping() {
+    with_current(|p| p.core().meta.lock().stopping = true);
+}
+
+/// True when the process `pid` is exiting or gone: not in the process table, its exit
+/// recorded, a kill decided, or its behaviour loop marked it stopping. Used when a
+/// call's reply slot is dropped unanswered, to tell "the server dropped the reply" (the
+/// caller gets `CallError::NoReply` at once) from "the server is going down" (the caller
+/// gets the exit reason).
+pub(crate) fn going_down(pid: Pid) -> bool {
+    let Some(p) = table::lookup(pid) else {
+        return true;
+    };
+    if p.core().exit.get().is_some() || p.flags().load(Ordering::Acquire) & KILLED != 0 {
+        return true;
+    }
+    let m = p.core().meta.lock();
+    m.stopping || m.killed || m.dead
 }
 
 /// The untyped part of a process: identity, counters, links and monitors.
@@ -365,10 +395,25 @@ pub struct Context<M> {
     buf: Batch<M>,
     /// Clock tick at which the message being handled was received (0: none).
     started: u64,
+    /// Messages left before the time slice is checked again.
     budget: u32,
+    /// Clock reading when the current time slice began (0: not started; it starts at
+    /// the first check after the process was woken).
+    slice_start: u64,
+    /// Checks made in the current time slice.
+    slice_checks: u32,
 }
 
+/// Messages handed out between two checks of the time slice.
 const BUDGET: u32 = 256;
+/// A process that keeps finding messages yields once it has run more than this long
+/// (by the 1 ms coarse clock, so 1-2 ms) since its slice started: at its first check
+/// after it was woken (the BEAM's time slice is about a millisecond of reductions)...
+const SLICE_NS: u64 = 1_000_000;
+/// ... or once it has taken this many checks' worth of messages (`16 * 256 = 4096`,
+/// near the BEAM's 4000 reductions), whichever comes first, so a lagging coarse clock
+/// cannot stretch a slice.
+const SLICE_CHECKS: u32 = 16;
 
 impl<M: Send + 'static> Context<M> {
     fn new(proc: Arc<Process<M>>) -> Self {
@@ -377,6 +422,8 @@ impl<M: Send + 'static> Context<M> {
             buf: Batch::new(),
             started: 0,
             budget: BUDGET,
+            slice_start: 0,
+            slice_checks: 0,
         }
     }
 
@@ -469,7 +516,7 @@ impl<M: Send + 'static> Context<M> {
     }
 
     /// Tests the queued signals in order; returns the first `pred` accepts and how many
-    /// others stay queued (put back in order).
+    /// were tested and put back (in order); signals queued beyond those are untested.
     fn match_signals(
         &mut self,
         pred: &mut dyn FnMut(&Message<M>) -> bool,
@@ -565,8 +612,10 @@ impl<M: Send + 'static> Context<M> {
             self.budget -= 1;
             if self.budget == 0 {
                 self.budget = BUDGET;
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
+                if self.slice_over() {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
             }
             if let Some(m) = self.buf.pop_front() {
                 self.begin();
@@ -582,8 +631,35 @@ impl<M: Send + 'static> Context<M> {
                 }
                 None => Poll::Pending,
             },
-            Taken::Empty => Poll::Pending,
+            Taken::Empty => {
+                // Parked: the next wake-up starts a fresh time slice.
+                self.budget = BUDGET;
+                self.slice_start = 0;
+                self.slice_checks = 0;
+                Poll::Pending
+            }
         }
+    }
+
+    /// Called every [`BUDGET`] messages taken without parking: true when this process
+    /// has used up its time slice and should yield (then a new slice starts).
+    #[cold]
+    fn slice_over(&mut self) -> bool {
+        let now = clock::now();
+        if self.slice_start == 0 {
+            self.slice_start = now;
+            self.slice_checks = 1;
+            return false;
+        }
+        self.slice_checks += 1;
+        // Strictly more than one tick apart: two reads of the coarse clock straddling
+        // one tick may be a microsecond apart.
+        if self.slice_checks >= SLICE_CHECKS || now.saturating_sub(self.slice_start) > SLICE_NS {
+            self.slice_start = 0;
+            self.slice_checks = 0;
+            return true;
+        }
+        false
     }
 }
 

@@ -1,6 +1,7 @@
 //! Links, monitors and exit signals: how a process's death reaches others.
 //!
-//! The rules are Erlang's (`../shared/reference/otp-semantics.md` §1):
+//! The rules are Erlang's (the Erlang Reference Manual, *Processes*: links, monitors,
+//! exit signals):
 //! - links are bidirectional; an exit other than `normal` kills a linked process unless
 //!   it traps exits, in which case it receives [`Message::Exit`];
 //! - `kill` cannot be trapped and reaches linked processes as `killed`;
@@ -467,9 +468,16 @@ pub(crate) fn finish(p: &Arc<dyn ProcessHandle>, reason: ExitReason) {
     if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.close())) {
         crate::exit::drop_payload(panic);
     }
-    let Some(extra) = extra else { return };
+    let Some(mut extra) = extra else { return };
     if let Some(name) = &extra.name {
         registry::release(name, pid);
+    }
+    // The attachment goes before links and monitors hear of the exit, so whoever
+    // restarts the process finds what its `Drop` frees (a table name) already free.
+    if let Some(value) = extra.attached.take() {
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(value))) {
+            crate::exit::drop_payload(panic);
+        }
     }
     if !reason.is_clean() {
         if let Some(label) = extra.label {

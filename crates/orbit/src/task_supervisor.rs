@@ -168,7 +168,10 @@ impl TaskSupervisor {
                 }
             },
         )?;
-        Ok(TaskSupervisor { handle, parent })
+        let sup = TaskSupervisor { handle, parent };
+        // Makes it reachable from its pid and name (`TaskSupervisor::whereis`).
+        let _ = crate::attachment::attach(sup.pid(), Box::new(sup.clone()));
+        Ok(sup)
     }
 
     /// The supervisor's pid.

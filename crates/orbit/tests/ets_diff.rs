@@ -4,7 +4,13 @@
 //! All four table types; insert, insert_new (single and list), lookup, delete,
 //! delete_object, take, update_counter (`{Pos, Incr}`, `{Pos, Incr, Threshold, SetValue}`,
 //! a list of them, the default-object form), update_element (`{Pos, Value}` and a list),
-//! match_object on the key and on element 2, and first/next/last/prev walks. Objects are
+//! match_object on the key and on element 2, first/next/last/prev walks, and match
+//! specifications: `select` and `select_reverse` (bodies `'$1'`, `'$_'`, `{{'$1','$3'}}`),
+//! `select_count`, `select_delete` (bodies `true`/`false`) and `match_delete`, with one
+//! or two clauses whose heads bind the key, an element, or nothing, and whose guards
+//! compare the key or an element (`>`, `=:=`, and a key range, which Orbit runs as
+//! `Pattern::range`). Each generated clause is written both as an Orbit `MatchSpec` of
+//! closures and as Erlang match specification text. Objects are
 //! `{Key, A, B}` (`Table<i64, Term>` with `V = {A, B}`); `A`/`B` are small integers or the
 //! atom `x` (a non-integer counter). Where OTP leaves the order unspecified (iteration
 //! and match results of hash tables) both sides are sorted; `lookup`/`take` of bags are
@@ -18,7 +24,7 @@
 use std::fmt::Write as _;
 use std::process::Command;
 
-use orbit::ets::{CounterOp, EtsError, Pattern, Table, TableType};
+use orbit::ets::{CounterOp, EtsError, MatchSpec, Pattern, Table, TableType};
 use orbit_term::Term;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -49,6 +55,56 @@ enum Op {
     MatchKey(i64),
     MatchElem(El),
     Walk,
+    /// `ets:select/2` (`rev`: `ets:select_reverse/2`).
+    Select(Vec<Clause<TBody>>, bool),
+    /// `ets:select_count/2`.
+    SelectCount(Vec<Clause<bool>>),
+    /// `ets:select_delete/2`, then the whole table.
+    SelectDelete(Vec<Clause<bool>>),
+    /// `ets:match_delete/2`, then the whole table.
+    MatchDelete(Head),
+}
+
+/// A match specification clause's head, as far as it constrains the object.
+#[derive(Clone, Debug)]
+enum Head {
+    /// `{'$1','$2','$3'}`.
+    Any,
+    /// `{K,'$2','$3'}` (a bound key).
+    Key(i64),
+    /// `{'$1','$2','$3'}` with guards `'$1' >= Lo, '$1' < Hi` (Orbit: `Pattern::range`).
+    Range(i64, i64),
+    /// `{'$1',A,'$3'}`.
+    Elem(El),
+}
+
+/// One guard test (all of a clause's guards must hold).
+#[derive(Clone, Debug)]
+enum Guard {
+    /// `{'>', '$1', N}`.
+    KeyGt(i64),
+    /// `{'>', '$2', N}` in term order (the atom `x` is greater than every integer).
+    AGt(i64),
+    /// `{'=:=', '$3', B}`.
+    BEq(El),
+}
+
+/// A `select` body.
+#[derive(Clone, Debug)]
+enum TBody {
+    /// `'$1'`.
+    Key,
+    /// `'$_'`.
+    Obj,
+    /// `{{'$1','$3'}}`.
+    KeyB,
+}
+
+#[derive(Clone, Debug)]
+struct Clause<B> {
+    head: Head,
+    guards: Vec<Guard>,
+    body: B,
 }
 
 fn el() -> impl Strategy<Value = El> {
@@ -95,7 +151,51 @@ fn op() -> impl Strategy<Value = Op> {
         1 => key().prop_map(Op::MatchKey),
         1 => el().prop_map(Op::MatchElem),
         1 => Just(Op::Walk),
+        2 => (clauses(tbody()), any::<bool>()).prop_map(|(c, rev)| Op::Select(c, rev)),
+        1 => clauses(bbody()).prop_map(Op::SelectCount),
+        1 => clauses(bbody()).prop_map(Op::SelectDelete),
+        1 => prop_oneof![
+            Just(Head::Any),
+            key().prop_map(Head::Key),
+            el().prop_map(Head::Elem),
+        ]
+        .prop_map(Op::MatchDelete),
     ]
+}
+
+fn head() -> impl Strategy<Value = Head> {
+    prop_oneof![
+        2 => Just(Head::Any),
+        2 => key().prop_map(Head::Key),
+        2 => (-1i64..5, 0i64..4).prop_map(|(lo, w)| Head::Range(lo, lo + w)),
+        1 => el().prop_map(Head::Elem),
+    ]
+}
+
+fn guard() -> impl Strategy<Value = Guard> {
+    prop_oneof![
+        (-1i64..5).prop_map(Guard::KeyGt),
+        (-4i64..4).prop_map(Guard::AGt),
+        el().prop_map(Guard::BEq),
+    ]
+}
+
+fn clauses<B: Clone + std::fmt::Debug>(
+    body: impl Strategy<Value = B>,
+) -> impl Strategy<Value = Vec<Clause<B>>> {
+    prop::collection::vec(
+        (head(), prop::collection::vec(guard(), 0..3), body)
+            .prop_map(|(head, guards, body)| Clause { head, guards, body }),
+        1..3,
+    )
+}
+
+fn tbody() -> impl Strategy<Value = TBody> {
+    prop_oneof![Just(TBody::Key), Just(TBody::Obj), Just(TBody::KeyB)]
+}
+
+fn bbody() -> impl Strategy<Value = bool> {
+    prop_oneof![4 => Just(true), 1 => Just(false)]
 }
 
 fn kind() -> impl Strategy<Value = TableType> {
@@ -182,7 +282,71 @@ fn erl_op(op: &Op) -> String {
         Op::MatchKey(k) => format!("{{match_key,{k}}}"),
         Op::MatchElem(a) => format!("{{match_elem,{}}}", e(a)),
         Op::Walk => "walk".into(),
+        Op::Select(c, false) => format!("{{select,{}}}", erl_ms(c, erl_tbody)),
+        Op::Select(c, true) => format!("{{select_reverse,{}}}", erl_ms(c, erl_tbody)),
+        Op::SelectCount(c) => format!("{{select_count,{}}}", erl_ms(c, erl_bbody)),
+        Op::SelectDelete(c) => format!("{{select_delete,{}}}", erl_ms(c, erl_bbody)),
+        Op::MatchDelete(h) => {
+            let p = match h {
+                Head::Key(k) => format!("{{{k},'_','_'}}"),
+                Head::Elem(a) => format!("{{'_',{},'_'}}", e(a)),
+                Head::Any | Head::Range(..) => "{'_','_','_'}".into(),
+            };
+            format!("{{match_delete,{p}}}")
+        }
     }
+}
+
+/// The head's key: `'$1'`, or the literal key when the head binds it.
+fn var1(h: &Head) -> String {
+    match h {
+        Head::Key(k) => k.to_string(),
+        _ => "'$1'".into(),
+    }
+}
+
+fn erl_tbody(h: &Head, b: &TBody) -> String {
+    match b {
+        TBody::Key => var1(h),
+        TBody::Obj => "'$_'".into(),
+        TBody::KeyB => format!("{{{{{},'$3'}}}}", var1(h)),
+    }
+}
+
+fn erl_bbody(_: &Head, b: &bool) -> String {
+    b.to_string()
+}
+
+/// The Erlang match specification for the clauses.
+fn erl_ms<B>(cs: &[Clause<B>], body: fn(&Head, &B) -> String) -> String {
+    let cs: Vec<String> = cs
+        .iter()
+        .map(|c| {
+            let head = match &c.head {
+                Head::Key(k) => format!("{{{k},'$2','$3'}}"),
+                Head::Elem(a) => format!("{{'$1',{},'$3'}}", e(a)),
+                Head::Any | Head::Range(..) => "{'$1','$2','$3'}".into(),
+            };
+            let mut gs = Vec::new();
+            if let Head::Range(lo, hi) = c.head {
+                gs.push(format!("{{'>=','$1',{lo}}}"));
+                gs.push(format!("{{'<','$1',{hi}}}"));
+            }
+            let v2 = match &c.head {
+                Head::Elem(a) => e(a),
+                _ => "'$2'".into(),
+            };
+            for g in &c.guards {
+                gs.push(match g {
+                    Guard::KeyGt(n) => format!("{{'>',{},{n}}}", var1(&c.head)),
+                    Guard::AGt(n) => format!("{{'>',{v2},{n}}}"),
+                    Guard::BEq(b) => format!("{{'=:=','$3',{}}}", e(b)),
+                });
+            }
+            format!("{{{head},[{}],[{}]}}", gs.join(","), body(&c.head, &c.body))
+        })
+        .collect();
+    format!("[{}]", cs.join(","))
 }
 
 fn erl_seq((t, ops): &(TableType, Vec<Op>)) -> String {
@@ -250,6 +414,79 @@ fn srt_objs(kind: TableType, mut v: Vec<(i64, Term)>) -> String {
     list(v, |(k, v)| obj_w(k, &v))
 }
 
+/// Element `i` (0: `A`, 1: `B`) of a value `{A, B}`.
+fn elem(v: &Term, i: usize) -> Option<&Term> {
+    match v {
+        Term::Tuple(es) => es.get(i),
+        _ => None,
+    }
+}
+
+/// Erlang's `=:=` on the terms this test builds (integers and atoms only: exact).
+fn exact(a: &Term, b: &Term) -> bool {
+    a == b && a.to_string() == b.to_string()
+}
+
+/// The Orbit pattern for a clause: the head's key part plus every guard as a closure.
+fn pattern(h: &Head, guards: &[Guard]) -> Pattern<i64, Term> {
+    let mut p = match h {
+        Head::Any => Pattern::any(),
+        Head::Key(k) => Pattern::key(*k),
+        Head::Range(lo, hi) => Pattern::range(*lo..*hi),
+        Head::Elem(a) => {
+            let a = term(a);
+            Pattern::any().when(move |_, v: &Term| elem(v, 0).is_some_and(|x| exact(x, &a)))
+        }
+    };
+    for g in guards {
+        p = match g.clone() {
+            Guard::KeyGt(n) => p.when(move |k, _| *k > n),
+            Guard::AGt(n) => {
+                p.when(move |_, v: &Term| elem(v, 0).is_some_and(|x| *x > Term::Int(n)))
+            }
+            Guard::BEq(b) => {
+                let b = term(&b);
+                p.when(move |_, v: &Term| elem(v, 1).is_some_and(|x| exact(x, &b)))
+            }
+        };
+    }
+    p
+}
+
+fn t_spec(cs: &[Clause<TBody>]) -> MatchSpec<i64, Term, Term> {
+    cs.iter().fold(MatchSpec::new(), |ms, c| {
+        let p = pattern(&c.head, &c.guards);
+        match c.body {
+            TBody::Key => ms.clause(p, |k, _| Term::Int(*k)),
+            TBody::Obj => ms.clause(p, |k, v| {
+                let mut es = vec![Term::Int(*k)];
+                if let Term::Tuple(vs) = v {
+                    es.extend(vs.iter().cloned());
+                }
+                Term::Tuple(es)
+            }),
+            TBody::KeyB => ms.clause(p, |k, v| {
+                Term::Tuple(vec![
+                    Term::Int(*k),
+                    elem(v, 1).cloned().unwrap_or_else(Term::nil),
+                ])
+            }),
+        }
+    })
+}
+
+fn b_spec(cs: &[Clause<bool>]) -> MatchSpec<i64, Term, bool> {
+    cs.iter().fold(MatchSpec::new(), |ms, c| {
+        let b = c.body;
+        ms.clause(pattern(&c.head, &c.guards), move |_, _| b)
+    })
+}
+
+/// The whole table, as `ets:tab2list/1` (sorted on hash tables).
+fn dump(kind: TableType, t: &Table<i64, Term>) -> String {
+    res(t.match_object(&Pattern::any()), |v| srt_objs(kind, v))
+}
+
 fn run_orbit((kind, ops): &(TableType, Vec<Op>)) -> String {
     let kind = *kind;
     let t: Table<i64, Term> = Table::builder().kind(kind).public().build().unwrap();
@@ -307,6 +544,27 @@ fn run_orbit((kind, ops): &(TableType, Vec<Op>)) -> String {
                 });
                 res(t.match_object(&p), |v| srt_objs(kind, v))
             }
+            Op::Select(cs, rev) => {
+                let spec = t_spec(cs);
+                let r = if *rev {
+                    t.select_reverse(&spec)
+                } else {
+                    t.select(&spec)
+                };
+                res(r, |mut v| {
+                    if kind != TableType::OrderedSet {
+                        v.sort();
+                    }
+                    list(v.iter(), w)
+                })
+            }
+            Op::SelectCount(cs) => res(t.select_count(&b_spec(cs)), |n| n.to_string()),
+            Op::SelectDelete(cs) => res(t.select_delete(&b_spec(cs)), |n| {
+                format!("{{{n},{}}}", dump(kind, &t))
+            }),
+            Op::MatchDelete(h) => res(t.match_delete(&pattern(h, &[])), |_| {
+                format!("{{true,{}}}", dump(kind, &t))
+            }),
             Op::Walk => {
                 let mut f = Vec::new();
                 let mut c = t.first().unwrap();

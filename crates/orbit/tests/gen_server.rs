@@ -449,3 +449,51 @@ async fn process_info_shows_a_server() {
     assert!(info.messages_handled >= 9);
     let _ = s.call(Req::Sleep(Duration::from_millis(1))).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_as_names_the_caller_and_still_refuses_self_calls() {
+    /// Replies with the caller it sees; asked with `true`, calls itself with `call_as`.
+    struct Who;
+    impl GenServer for Who {
+        type Call = Option<Pid>;
+        type Reply = Result<Option<Pid>, CallError>;
+        type Cast = ();
+        type Info = ();
+        type Continue = ();
+        async fn handle_call(
+            &mut self,
+            on_behalf: Option<Pid>,
+            from: &mut ReplyTo<Self::Reply>,
+            ctx: &mut ServerContext<Self>,
+        ) -> CallReply<Self::Reply, ()> {
+            match on_behalf {
+                Some(p) => {
+                    let me = ctx.server_ref();
+                    CallReply::Reply(
+                        me.call_as(p, None, Duration::from_secs(1))
+                            .await
+                            .and_then(|r| r),
+                    )
+                }
+                None => CallReply::Reply(Ok(from.caller())),
+            }
+        }
+    }
+    let s = gen_server::start(Who).await.unwrap();
+    let other = spawn(|mut ctx: Context<()>| async move {
+        ctx.recv().await;
+    })
+    .unwrap();
+    // From outside any process: no caller; on behalf of `other`: `other`.
+    assert_eq!(s.call(None).await, Ok(Ok(None)));
+    assert_eq!(
+        s.call_as(other.pid(), None, Duration::from_secs(5)).await,
+        Ok(Ok(Some(other.pid())))
+    );
+    // The server calling itself through `call_as` is refused, not a deadlock.
+    assert_eq!(
+        s.call(Some(other.pid())).await,
+        Ok(Err(CallError::CallingSelf))
+    );
+    exit(other.pid(), ExitReason::Kill);
+}

@@ -15,6 +15,7 @@ pub mod call;
 pub mod call_timer;
 pub mod contention;
 pub mod counters;
+#[cfg(feature = "dist")]
 pub mod dist;
 pub mod ets;
 pub mod pingpong;
@@ -23,6 +24,7 @@ pub mod send;
 pub mod spawn;
 pub mod stage;
 pub mod term;
+pub mod timeouts;
 
 /// What a scenario reports through and how many rounds it runs.
 pub struct Ctx {
@@ -150,6 +152,12 @@ pub const SCENARIOS: &[Scenario] = &[
         run: call::run,
     },
     Scenario {
+        name: "timeouts",
+        groups: &[],
+        about: "when call timeouts fire against a silent server (1-20 ms, 1000 callers): lateness, earliest, lost, early; orbit from tasks and processes vs tokio::time::timeout",
+        run: timeouts::run,
+    },
+    Scenario {
         name: "call_timer",
         groups: &[],
         about: "the call scenario's orbit call under each timer design: library, none, fresh Sleep, per-thread spare, task-owned, tokio::time::timeout",
@@ -204,6 +212,7 @@ pub const SCENARIOS: &[Scenario] = &[
         about: "worker and resource pools vs deadpool, bb8, poolboy, NimblePool; a 2 ms call behind 1 process, a pool, tasks",
         run: pool::run,
     },
+    #[cfg(feature = "dist")]
     Scenario {
         name: "dist",
         groups: &[],

@@ -103,6 +103,22 @@ pub struct Options<K, V> {
     pub(crate) clock: Arc<dyn Clock>,
 }
 
+impl<K, V> Clone for Options<K, V> {
+    fn clone(&self) -> Self {
+        Options {
+            ttl_check: self.ttl_check,
+            global_ttl: self.global_ttl,
+            touch_on_read: self.touch_on_read,
+            acquire_lock_timeout: self.acquire_lock_timeout,
+            callback: self.callback.clone(),
+            table_type: self.table_type,
+            n_lock_partitions: self.n_lock_partitions,
+            name: self.name.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
 impl<K, V> Default for Options<K, V> {
     fn default() -> Self {
         Self::new()

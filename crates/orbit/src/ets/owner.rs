@@ -161,7 +161,7 @@ async fn watch<K: Key, V: Value>(mut ctx: Context<WatchMsg>, t: Table<K, V>) {
 }
 
 /// The owner `dead` exited: hand the table to the heir, or delete it.
-fn owner_died<K: Key, V: Value>(t: &Table<K, V>, dead: Pid) {
+pub(crate) fn owner_died<K: Key, V: Value>(t: &Table<K, V>, dead: Pid) {
     let send = {
         let mut st = t.inner.own.lock();
         if st.owner != dead {

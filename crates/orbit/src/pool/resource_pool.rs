@@ -302,7 +302,7 @@ pub enum CheckoutError<E> {
 /// # }
 /// ```
 pub struct ResourcePool<M: ResourceWorker> {
-    shared: std::sync::Arc<Shared<M>>,
+    pub(super) shared: std::sync::Arc<Shared<M>>,
 }
 
 impl<M: ResourceWorker> Clone for ResourcePool<M> {
@@ -323,7 +323,16 @@ impl<M: ResourceWorker> ResourcePool<M> {
     /// Starts a pool with callbacks `state`: spawns its manager process and, unless
     /// lazy, makes `pool_size` resources (synchronous ones before this returns).
     pub async fn start(state: M, opts: ResourcePoolOptions) -> Result<Self, super::PoolError> {
-        let shared = resource_state::start(state, opts).await?;
+        let shared = resource_state::start(state, opts, false).await?;
+        Ok(ResourcePool { shared })
+    }
+
+    /// Starts a pool whose manager is linked to the calling process (which must be a
+    /// process): an exit signal from the caller stops the pool (its idle resources are
+    /// terminated, waiters get [`CheckoutError::Stopped`]), and the caller gets the
+    /// pool's exit signal. This is what [`ResourcePool::child_spec`] runs.
+    pub async fn start_link(state: M, opts: ResourcePoolOptions) -> Result<Self, super::PoolError> {
+        let shared = resource_state::start(state, opts, true).await?;
         Ok(ResourcePool { shared })
     }
 

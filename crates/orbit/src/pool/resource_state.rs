@@ -128,6 +128,7 @@ pub(super) struct Shared<M: ResourceWorker> {
 pub(super) async fn start<M: ResourceWorker>(
     m: M,
     opts: ResourcePoolOptions,
+    link: bool,
 ) -> Result<Arc<Shared<M>>, PoolError> {
     if opts.pool_size == 0 {
         return Err(PoolError::InvalidOptions(
@@ -141,6 +142,11 @@ pub(super) async fn start<M: ResourceWorker>(
     }
     let rt = tokio::runtime::Handle::try_current()
         .map_err(|_| PoolError::Spawn(crate::Error::NoRuntime))?;
+    let parent = if link {
+        Some(crate::process::self_pid().ok_or(PoolError::Spawn(crate::Error::NotInProcess))?)
+    } else {
+        None
+    };
     let label = opts.name.clone().unwrap_or_default();
     let shared = Arc::new(Shared {
         inner: Mutex::new(Inner {
@@ -163,11 +169,16 @@ pub(super) async fn start<M: ResourceWorker>(
     });
     let (ack_tx, ack_rx) = oneshot::channel();
     let s = shared.clone();
-    let handle = Spawn::new()
-        .trap_exit()
-        .label("resource_pool")
-        .spawn(move |ctx: Context<ManagerMsg>| run(ctx, s, ack_tx))
+    let mut spawn = Spawn::new().trap_exit().label("resource_pool");
+    if link {
+        spawn = spawn.link();
+    }
+    let handle = spawn
+        .spawn(move |ctx: Context<ManagerMsg>| run(ctx, s, parent, ack_tx))
         .map_err(PoolError::Spawn)?;
+    // Makes the pool reachable from its pid and name (`ResourcePool::whereis`); dropped
+    // with the manager.
+    let _ = crate::attachment::attach(handle.pid(), Box::new(shared.clone()));
     if let Some(name) = &opts.name {
         if let Err(e) = crate::registry::register(name, handle.pid()) {
             let _ = handle.send(ManagerMsg::Stop(ExitReason::Normal));
@@ -680,6 +691,7 @@ impl<M: ResourceWorker> Drop for CloseGuard<M> {
 async fn run<M: ResourceWorker>(
     mut ctx: Context<ManagerMsg>,
     shared: Arc<Shared<M>>,
+    parent: Option<Pid>,
     ack: oneshot::Sender<()>,
 ) -> ExitReason {
     let _ = shared.manager.set(ctx.handle());
@@ -727,6 +739,8 @@ async fn run<M: ResourceWorker>(
                 }
             }
             Message::Msg(ManagerMsg::Stop(r)) => break r,
+            // The parent (a supervisor) stops the pool with an exit signal.
+            Message::Exit { from, reason } if Some(from) == parent => break reason,
             Message::Exit { .. } | Message::Down(_) => {}
         }
     };

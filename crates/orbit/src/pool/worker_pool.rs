@@ -270,8 +270,8 @@ impl<W: GenServer> Drop for Held<'_, W> {
 /// # }
 /// ```
 pub struct Pool<W: GenServer> {
-    shared: Arc<Shared<W>>,
-    manager: Pid,
+    pub(super) shared: Arc<Shared<W>>,
+    pub(super) manager: Pid,
 }
 
 impl<W: GenServer> Clone for Pool<W> {
@@ -308,7 +308,7 @@ impl<W: GenServer> Pool<W> {
         Self::start_opts(opts, Arc::new(factory), true).await
     }
 
-    async fn start_opts(
+    pub(super) async fn start_opts(
         opts: PoolOptions,
         factory: worker_state::Factory<W>,
         link: bool,
@@ -343,6 +343,9 @@ impl<W: GenServer> Pool<W> {
             })
             .map_err(PoolError::Spawn)?;
         let manager = handle.pid();
+        // Makes the pool reachable from its pid and name (`Pool::whereis`); dropped with
+        // the manager.
+        let _ = crate::attachment::attach(manager, Box::new(shared.clone()));
         if let Some(name) = &opts.name {
             if let Err(e) = crate::registry::register(name, manager) {
                 let _ = handle.send(ManagerMsg::Stop(ExitReason::Normal));

@@ -11,7 +11,7 @@
 //! Children are managed directly with links (the supervisor traps exits); start them
 //! linked to the calling process ([`ChildSpec::task`] does, or use `spawn_link` /
 //! `start_link` in [`ChildSpec::new`]). When the supervisor stops, its children get a
-//! `shutdown` exit signal.
+//! `shutdown` exit signal (`kill` after 5 s) and it exits once they all have.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -275,8 +275,11 @@ impl<E: Clone + Send + 'static> Consumer for ConsumerSupervisor<E> {
     }
 
     async fn terminate(&mut self, _reason: &ExitReason, _ctx: &mut ConsumerContext<Self>) {
-        for pid in self.children.keys() {
-            crate::signal::exit(*pid, ExitReason::Shutdown);
-        }
+        // As a supervisor: every child gets `shutdown`, and `kill` if it has not exited
+        // after 5 s; the supervisor exits only once all of them have.
+        let stops = self.children.keys().map(|pid| {
+            crate::supervisor::shutdown_child(*pid, crate::supervisor::DEFAULT_WORKER_SHUTDOWN)
+        });
+        futures::future::join_all(stops).await;
     }
 }

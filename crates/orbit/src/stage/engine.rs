@@ -242,6 +242,8 @@ pub(crate) struct EngineOptions<I, O> {
     pub(crate) buffer_keep: BufferKeep,
     pub(crate) demand: DemandMode,
     pub(crate) subscribe_to: Vec<(ProducerRef<I>, SubscribeOptions<I>)>,
+    /// Producers to subscribe to by registered name, looked up at each start.
+    pub(crate) subscribe_to_names: Vec<(String, SubscribeOptions<I>)>,
     pub(crate) name: Option<String>,
     pub(crate) link: bool,
 }
@@ -254,6 +256,7 @@ impl<I, O> Default for EngineOptions<I, O> {
             buffer_keep: BufferKeep::Last,
             demand: DemandMode::Forward,
             subscribe_to: Vec::new(),
+            subscribe_to_names: Vec::new(),
             name: None,
             link: false,
         }
@@ -289,8 +292,22 @@ fn adapt<I: Send + 'static, O: Send + 'static, M: Send + 'static>(
 /// Spawns a stage and waits for its `init` (and its `subscribe_to` subscriptions).
 pub(crate) async fn start<B: Behaviour>(
     b: B,
-    opts: EngineOptions<B::In, B::Out>,
+    mut opts: EngineOptions<B::In, B::Out>,
 ) -> Result<StageRef<B::In, B::Out, B::Info>, StartError> {
+    for (name, o) in std::mem::take(&mut opts.subscribe_to_names) {
+        // The producer answers with its port; a busy one may not in time.
+        let found = tokio::time::timeout(o.timeout, ProducerRef::whereis(&name))
+            .await
+            .unwrap_or(Err(SubscribeError::Timeout));
+        match found {
+            Ok(to) => opts.subscribe_to.push((to, o)),
+            Err(e) => {
+                return Err(StartError::Init(ExitReason::error(format!(
+                    "cannot subscribe to the producer registered as {name:?}: {e}; start it first (earlier in the supervisor's children)"
+                ))))
+            }
+        }
+    }
     let (ack_tx, ack_rx) = oneshot::channel();
     let parent = if opts.link { process::self_pid() } else { None };
     let mut spawn = Spawn::new().label(B::KIND.label());
@@ -358,6 +375,8 @@ async fn run<B: Behaviour>(
         events_out: 0,
         dropped: 0,
     };
+    // Makes the stage reachable as a `StageRef` from its pid and name; dropped with it.
+    let _ = crate::attachment::attach(e.ctx.pid(), Box::new(e.ctx.stats.clone()));
     if let Some(n) = &opts.name {
         if let Err(err) = crate::registry::register(n, e.ctx.pid()) {
             let reason = ExitReason::error(err.to_string());

@@ -163,6 +163,15 @@ impl<I: Send + 'static, O: Send + 'static> ProducerConsumerOptions<I, O> {
         self
     }
 
+    /// Subscribe, while starting, to the producer registered as `name`, looked up at
+    /// each start: under a supervisor a restarted stage subscribes to whichever
+    /// producer holds the name now (GenStage's `subscribe_to: [name]`). The start fails
+    /// when no producer of this event type is registered as `name`.
+    pub fn subscribe_to_name(mut self, name: impl Into<String>, opts: SubscribeOptions<I>) -> Self {
+        self.inner.subscribe_to_names.push((name.into(), opts));
+        self
+    }
+
     /// Register the stage under `name`.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.inner.name = Some(name.into());

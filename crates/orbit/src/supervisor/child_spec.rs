@@ -163,6 +163,9 @@ pub struct ChildSpec {
     pub shutdown: Shutdown,
     /// Worker or supervisor.
     pub kind: ChildKind,
+    /// The registered name the child gets at each (re)start, if any (see
+    /// [`ChildSpec::name`]).
+    pub name: Option<String>,
 }
 
 impl fmt::Debug for ChildSpec {
@@ -172,6 +175,7 @@ impl fmt::Debug for ChildSpec {
             .field("restart", &self.restart)
             .field("shutdown", &self.shutdown)
             .field("kind", &self.kind)
+            .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }
@@ -205,6 +209,7 @@ impl ChildSpec {
             restart: Restart::Permanent,
             shutdown: DEFAULT_WORKER_SHUTDOWN,
             kind: ChildKind::Worker,
+            name: None,
         }
     }
 
@@ -224,14 +229,44 @@ impl ChildSpec {
         }
     }
 
-    /// A permanent GenServer worker whose state `make_state` builds afresh at each
-    /// (re)start.
+    /// A permanent GenServer worker (5 s shutdown, as OTP's default for workers) whose
+    /// state `make_state` builds afresh at each (re)start. Give it a registered name with
+    /// [`ChildSpec::name`]: `ChildSpec::gen_server("cache", Cache::default).name("cache")`.
     pub fn gen_server<G, F>(id: impl Into<String>, make_state: F) -> ChildSpec
     where
         G: GenServer,
         F: Fn() -> G + Send + Sync + 'static,
     {
         ChildSpec::worker(id, move || gen_server::start_link(make_state()))
+    }
+
+    /// A permanent GenServer worker (5 s shutdown) registered as `name` before its
+    /// `init` runs, as OTP's `{local, Name}` (so `init` may already be reached by name),
+    /// at each (re)start; see [`ChildSpec::name`] for what happens to the name across
+    /// restarts.
+    pub fn gen_server_named<G, F>(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        make_state: F,
+    ) -> ChildSpec
+    where
+        G: GenServer,
+        F: Fn() -> G + Send + Sync + 'static,
+    {
+        let name = name.into();
+        let n = name.clone();
+        let spec = ChildSpec::worker(id, move || {
+            let opts = gen_server::StartOptions {
+                name: Some(n.clone()),
+                link: true,
+                ..Default::default()
+            };
+            gen_server::start_with(make_state(), opts)
+        });
+        ChildSpec {
+            name: Some(name),
+            ..spec
+        }
     }
 
     /// Sets the restart type.
@@ -252,6 +287,24 @@ impl ChildSpec {
         self
     }
 
+    /// Registers the child as `name` each time it (re)starts, so callers reach whichever
+    /// instance runs now by name (Elixir's `name:` option). The name is registered as
+    /// soon as the start function returns, before the supervisor starts the next child
+    /// or answers `start_child`; a child that registers itself under the same name (a
+    /// behaviour's own `name` option) is left as it is. When the child exits its name is
+    /// freed before the supervisor hears of the exit, so the restarted child can take
+    /// it. If the name is held by another process the start fails (the child is stopped)
+    /// with an error naming both.
+    ///
+    /// Unlike OTP, the name is registered after the child's `init` ran, so the child
+    /// cannot reach itself by name from its own `init`; behaviours with a name option
+    /// register before `init` ([`ChildSpec::gen_server_named`], stages, pools,
+    /// supervisors).
+    pub fn name(mut self, name: impl Into<String>) -> ChildSpec {
+        self.name = Some(name.into());
+        self
+    }
+
     /// Runs the start function in the calling (supervisor) process. A panic in the start
     /// function is a start failure, never a crash of the supervisor. The child is linked
     /// to the caller even if the start function forgot to.
@@ -265,8 +318,30 @@ impl ChildSpec {
             // Idempotent when the child is already linked; if it already died the
             // supervisor receives its exit (`noproc`) like any other.
             let _ = crate::signal::link(pid);
+            if let Some(name) = &self.name {
+                self.register(name, pid).await?;
+            }
         }
         Ok(out)
+    }
+
+    /// Registers a just started child as `name` (kept if it registered itself so);
+    /// stops it when the name cannot be had.
+    async fn register(&self, name: &str, pid: Pid) -> Result<(), ExitReason> {
+        if crate::registry::whereis(name) == Some(pid) {
+            return Ok(());
+        }
+        match crate::registry::register(name, pid) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                shutdown_child(pid, self.shutdown).await;
+                Err(ExitReason::error(format!(
+                    "child {:?} started as {pid} but cannot be registered as {name:?}: {e}; \
+                     pick another name or stop the process holding it",
+                    self.id
+                )))
+            }
+        }
     }
 }
 

@@ -35,6 +35,15 @@
 //!   goes last in the start order). Requests wait as long as the supervisor needs
 //!   (OTP's `infinity`), since stopping a child may take its whole shutdown time.
 //!
+//! - Names: a spec with [`ChildSpec::name`] registers each new instance of its child
+//!   under the name; the name is freed when the child exits, before the supervisor
+//!   hears of it, so the restarted child takes it and callers that look the name up
+//!   reach the instance running now. Every behaviour has a child spec: GenServers
+//!   ([`ChildSpec::gen_server`]), supervisors, [`DynamicSupervisor`](crate::DynamicSupervisor),
+//!   [`TaskSupervisor`](crate::TaskSupervisor), pools, caches, GenStage stages and
+//!   ConsumerSupervisors, ETS table owners (see each `supervised.rs`), and
+//!   [`Application`](crate::Application) starts a whole tree from `main`.
+//!
 //! Deliberate differences from OTP: child specs carry a start closure instead of an
 //! `{M, F, A}` tuple; errors are the typed [`SupervisorError`]; `which_children` lists
 //! children in start order; the start function's child is linked to the supervisor even
@@ -44,6 +53,7 @@
 //! and `init`, requests, a child's exit and its restart, and the final stop.
 
 mod child_spec;
+mod task_spec;
 
 use std::time::Duration;
 
@@ -215,9 +225,11 @@ impl Supervisor {
         children: Vec<ChildSpec>,
         options: SupervisorOptions,
     ) -> ChildSpec {
-        ChildSpec::supervisor(id, move || {
+        let name = options.name.clone();
+        let spec = ChildSpec::supervisor(id, move || {
             Supervisor::start_link(children.clone(), options.clone())
-        })
+        });
+        ChildSpec { name, ..spec }
     }
 }
 

@@ -25,6 +25,15 @@ op(T, _, {counter, K, U, D}) -> ets:update_counter(T, K, U, D);
 op(T, _, {element, K, U}) -> ets:update_element(T, K, U);
 op(T, Ty, {match_key, K}) -> srt(Ty, ets:match_object(T, {K, '_', '_'}));
 op(T, Ty, {match_elem, A}) -> srt(Ty, ets:match_object(T, {'_', A, '_'}));
+op(T, Ty, {select, MS}) -> srt(Ty, ets:select(T, MS));
+op(T, Ty, {select_reverse, MS}) -> srt(Ty, ets:select_reverse(T, MS));
+op(T, _, {select_count, MS}) -> ets:select_count(T, MS);
+op(T, Ty, {select_delete, MS}) ->
+    N = ets:select_delete(T, MS),
+    {N, srt(Ty, ets:tab2list(T))};
+op(T, Ty, {match_delete, P}) ->
+    R = ets:match_delete(T, P),
+    {R, srt(Ty, ets:tab2list(T))};
 op(T, Ty, walk) ->
     F = fwd(T, ets:first(T)),
     B = bwd(T, ets:last(T)),

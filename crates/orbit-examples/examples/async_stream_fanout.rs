@@ -47,11 +47,7 @@ async fn main() {
         let t0 = Instant::now();
         let (r, p) = (running.clone(), peak.clone());
         let results: Vec<u64> = sup
-            .async_stream(
-                0..items,
-                move |i| work(i, r.clone(), p.clone()),
-                opts,
-            )
+            .async_stream(0..items, move |i| work(i, r.clone(), p.clone()), opts)
             .map(|r| r.expect("every task finishes in time"))
             .collect()
             .await;

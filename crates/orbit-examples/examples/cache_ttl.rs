@@ -62,7 +62,10 @@ async fn main() {
         .await
         .expect("put");
     sessions
-        .put(key("config"), Item::new("forever".to_string(), Ttl::Infinity))
+        .put(
+            key("config"),
+            Item::new("forever".to_string(), Ttl::Infinity),
+        )
         .await
         .expect("put");
     clock.advance(100 * MS);
@@ -98,10 +101,9 @@ async fn main() {
     sessions.stop().await;
 
     // Isolated updates on the system clock.
-    let counters: ConCache<&'static str, u64> =
-        ConCache::start(Options::new().no_ttl_check())
-            .await
-            .expect("the cache starts");
+    let counters: ConCache<&'static str, u64> = ConCache::start(Options::new().no_ttl_check())
+        .await
+        .expect("the cache starts");
     let (tasks, each) = (8u64, scaled(100));
     println!("\nisolated updates: {tasks} tasks x {each} increments of one key");
     let run = |isolated: bool, key: &'static str| {
@@ -111,9 +113,11 @@ async fn main() {
                 tokio::spawn(async move {
                     for _ in 0..each {
                         if isolated {
-                            c.update(&key, |v| Ok::<_, orbit::cache::CacheError>(v.unwrap_or(0) + 1))
-                                .await
-                                .expect("update");
+                            c.update(&key, |v| {
+                                Ok::<_, orbit::cache::CacheError>(v.unwrap_or(0) + 1)
+                            })
+                            .await
+                            .expect("update");
                         } else {
                             // Read, do some async work, write: the classic lost update.
                             let v = c.get(&key).expect("get").unwrap_or(0);

@@ -55,7 +55,7 @@ impl GenServer for KvServer {
 /// The i-th operation of a caller: every tenth is a write.
 fn op(caller: u64, i: u64) -> Op {
     let k = (caller * 7919 + i * 31) % KEYS;
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         Op::Put(k, i)
     } else {
         Op::Get(k)
@@ -148,7 +148,7 @@ async fn main() {
                         Op::Put(k, v) => table.insert(k, v).expect("the table is alive"),
                     }
                     // Callers are processes that do other work too: let them interleave.
-                    if i % 256 == 0 {
+                    if i.is_multiple_of(256) {
                         tokio::task::yield_now().await;
                     }
                 }

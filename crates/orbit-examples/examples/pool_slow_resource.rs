@@ -75,9 +75,7 @@ async fn load(pool: &Pool<Connection>, uses: u64, timeout: Duration) -> (Duratio
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let uses = scaled(8);
-    println!(
-        "{CALLERS} callers x {uses} uses, each use {USE_TIME:?}: throughput by pool size\n"
-    );
+    println!("{CALLERS} callers x {uses} uses, each use {USE_TIME:?}: throughput by pool size\n");
     for size in [1usize, 2, 4, 8, 16] {
         let pool = Pool::start(PoolOptions::new(size, 0), || Connection)
             .await
@@ -109,7 +107,10 @@ async fn main() {
         CALLERS * 2,
         pool.stats().timeouts
     );
-    assert!(timeouts > 0, "a pool of 2 cannot serve 16 callers within 8 ms");
+    assert!(
+        timeouts > 0,
+        "a pool of 2 cannot serve 16 callers within 8 ms"
+    );
     pool.stop(Duration::from_secs(5))
         .await
         .expect("the pool stops");

@@ -63,7 +63,7 @@ impl ProducerConsumer for EvenSquares {
     ) -> Result<Vec<u64>, ExitReason> {
         Ok(events
             .into_iter()
-            .filter(|n| n % 2 == 0)
+            .filter(|n| n.is_multiple_of(2))
             .map(|n| n * n)
             .collect())
     }
@@ -106,12 +106,14 @@ impl Consumer for Sum {
 async fn main() {
     let n = scaled(100_000);
     let want: u64 = (0..n)
-        .filter(|x| x % 2 == 0)
+        .filter(|x| x.is_multiple_of(2))
         .fold(0u64, |a, x| a.wrapping_add(x * x));
     if cfg!(debug_assertions) {
         println!("(debug build: rates are low; --release for real numbers)");
     }
-    println!("{n} numbers through producer -> producer_consumer (even, squared) -> consumer (sum)\n");
+    println!(
+        "{n} numbers through producer -> producer_consumer (even, squared) -> consumer (sum)\n"
+    );
     for max_demand in [10usize, 100, 1000] {
         let producer = stage::start_producer(Numbers { next: 0, limit: n }, ProducerOptions::new())
             .await

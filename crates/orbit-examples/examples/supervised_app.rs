@@ -40,7 +40,9 @@ impl GenServer for Counter {
     async fn init(&mut self, ctx: &mut ServerContext<Self>) -> Init<()> {
         // Trapping exits makes the supervisor's `shutdown` run `terminate`.
         ctx.trap_exit(true);
-        let _ = self.events.send(format!("counter started as {}", ctx.pid()));
+        let _ = self
+            .events
+            .send(format!("counter started as {}", ctx.pid()));
         Init::Ok
     }
 
@@ -87,12 +89,14 @@ async fn next(rx: &mut UnboundedReceiver<String>) -> String {
 async fn main() {
     let (tx, mut events) = unbounded_channel();
     let app = Application::new("shop")
-        .child(ChildSpec::gen_server_named("counter", "counter", move || {
-            Counter {
+        .child(ChildSpec::gen_server_named(
+            "counter",
+            "counter",
+            move || Counter {
                 n: 0,
                 events: tx.clone(),
-            }
-        }))
+            },
+        ))
         .child(Pool::child_spec(
             "pool",
             PoolOptions::new(2, 1).name("shop.pool"),
@@ -192,7 +196,11 @@ async fn main() {
         println!("  {line}");
         order.push(line.split(' ').next().unwrap_or_default().to_string());
     }
-    assert_eq!(order, ["tasks", "cache", "pool", "counter"], "reverse start order");
+    assert_eq!(
+        order,
+        ["tasks", "cache", "pool", "counter"],
+        "reverse start order"
+    );
     assert!(orbit::whereis("counter").is_none());
     println!("stopped in reverse start order; no name is left registered");
 }

@@ -81,6 +81,7 @@ fn main() {
         return;
     }
     // Hidden child commands of the `dist` scenario: the two Orbit nodes.
+    #[cfg(feature = "dist")]
     if let Some(cmd) = argv.get(1).filter(|a| a.starts_with("__dist-")) {
         std::process::exit(scenarios::dist::child_main(cmd, &argv[2..]));
     }

@@ -38,7 +38,7 @@ pub fn pid_to_wire(p: Pid, local: &LocalId) -> orbit_term::Pid {
         (p.node(), p.creation())
     };
     // Node names were validated as atoms when the node started or the peer connected.
-    let node = Atom::new(&node).unwrap_or_else(|_| Atom::nil());
+    let node = Atom::try_new(&node).unwrap_or_else(|_| Atom::nil());
     orbit_term::Pid::new(node, p.id(), p.serial(), creation)
 }
 
@@ -51,7 +51,7 @@ pub fn pid_term(p: Pid, local: &LocalId) -> Term {
 pub fn ref_to_wire(r: Ref, local: &LocalId) -> Reference {
     let id = r.id();
     let words = [(id & 0x3FFFF) as u32, (id >> 18) as u32, (id >> 50) as u32];
-    let node = Atom::new(&local.name).unwrap_or_else(|_| Atom::nil());
+    let node = Atom::try_new(&local.name).unwrap_or_else(|_| Atom::nil());
     // Three words is within 1..=5.
     Reference::new(node, local.creation, &words).expect("three reference words")
 }

@@ -1,7 +1,7 @@
 //! `global_name_server`: what a node that does not take part in `:global` must answer.
 //!
 //! A BEAM peer's `global` opens a synchronisation with every new visible node
-//! (`{init_connect, ...}` and what follows, `../shared/reference/cluster/global.md` §1).
+//! (`{init_connect, ...}` and what follows, in OTP's `global.erl`).
 //! Orbit does not take part in `global`'s name registry (yet): those casts are dropped,
 //! and the BEAM's `global` treats this node as never synchronised, which is harmless for
 //! `register_name`/`whereis_name` (they lock only synchronised nodes).

@@ -3,9 +3,8 @@
 //! An Orbit process becomes a node with [`Node::start`]; it then clusters with other
 //! Orbit nodes and with Erlang/Elixir nodes as a peer: EPMD registration (an embedded
 //! EPMD starts when none listens), the cookie handshake, then messages, links, monitors
-//! and GenServer calls between processes of any of them. The protocol map is
-//! `../shared/reference/erlang-distribution.md`; OTP's `erl_dist_protocol.md` is the
-//! specification.
+//! and GenServer calls between processes of any of them. The specification is OTP's
+//! *Distribution Protocol* chapter (ERTS User's Guide, `erl_dist_protocol`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), orbit_dist::DistError> {
@@ -35,6 +34,13 @@
 //! with [`orbit::CallError`], the type local calls use: `NoConnection { node }`,
 //! `Timeout`, `NoProc`, `Exit(reason)` with the server's reason term, `Encode`/`Decode`
 //! naming the Rust type.
+//!
+//! # Cargo features
+//!
+//! - `node` (default): builds the `orbit-node` binary, a small node for tests and for
+//!   trying a cluster by hand, with log output through `tracing-subscriber`. The library
+//!   itself only emits `tracing` events; turn the feature off (`default-features =
+//!   false`) to keep `tracing-subscriber` out of your build.
 #![warn(missing_docs)]
 
 mod busy_wait;

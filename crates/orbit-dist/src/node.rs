@@ -1,6 +1,6 @@
 //! This OS process as a distributed node: start, connect, list, ping, monitor_nodes.
 //!
-//! Contract (Erlang's `net_kernel`, `../shared/reference/otp-semantics.md` §9):
+//! Contract (Erlang's `net_kernel`, Kernel reference manual):
 //! - one node per OS process, named `name@host`; it registers with epmd (starting the
 //!   embedded one when none listens) and accepts connections on its own port;
 //! - the host part makes the kind of name, as `erl -name` / `-sname` do: a host with a

@@ -4,9 +4,8 @@
 //! erpc, which spawns on the target with `SPAWN_REQUEST`; Orbit does not advertise
 //! `DFLAG_SPAWN` (it cannot run an Erlang function), so the caller's runtime answers at
 //! once, without sending anything: `:rpc.call(orbit, m, f, a)` returns
-//! `{:badrpc, :notsup}` and `:erpc.call` raises `{:erpc, :notsup}`
-//! (`../shared/reference/cluster/erpc-rpc-spawn.md` §1). Serving erpc with Rust
-//! functions registered under module/function names is the distributed-work issue.
+//! `{:badrpc, :notsup}` and `:erpc.call` raises `{:erpc, :notsup}`. Serving erpc with
+//! Rust functions registered under module/function names is the distributed-work issue.
 //!
 //! What still reaches `rex`, and is answered here:
 //! - `{'$gen_call', From, {call | block_call, M, F, A, GroupLeader}}` (OTP 23/24

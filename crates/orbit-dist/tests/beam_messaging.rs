@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use orbit::{ExitReason, Message, Pid};
-use orbit_term::{Atom, Term};
+use orbit_term::{atom, Term};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 /// A trapping process that reports everything it receives.
@@ -87,7 +87,7 @@ fn messages_calls_links_and_monitors_with_elixir() {
         assert_eq!(el[0], Term::atom("hello"));
         let ex_main = pid_of(&el[1]);
         assert!(!ex_main.is_local());
-        orbit_dist::send(ex_main, &(Atom::new("reply").unwrap(), 7)).unwrap();
+        orbit_dist::send(ex_main, &(atom!("reply"), 7)).unwrap();
         ex_main
     });
     assert_eq!(ex.expect("reply ", 15), "reply 7");
@@ -152,7 +152,7 @@ fn messages_calls_links_and_monitors_with_elixir() {
             .unwrap();
         let _ = watcher;
         assert!(matches!(next(&mut orx).await, Message::Msg(_)));
-        orbit_dist::send(w, &Atom::new("die").unwrap()).unwrap();
+        orbit_dist::send(w, &atom!("die")).unwrap();
         let mut got = Vec::new();
         for _ in 0..2 {
             match next(&mut orx).await {
@@ -177,7 +177,7 @@ fn messages_calls_links_and_monitors_with_elixir() {
         })
         .unwrap()
         .pid();
-        let msg = (Atom::new("orbit_proc").unwrap(), orbit_dist::to_wire(p));
+        let msg = (atom!("orbit_proc"), orbit_dist::to_wire(p));
         orbit_dist::send_named(&exname, "ex_main", &msg).unwrap();
     });
     // A text reason is a binary, as Elixir's `exit("oops")`.
@@ -359,7 +359,7 @@ fn unlink_and_demonitor_across_nodes_with_elixir() {
             .trap_exit()
             .spawn(move |mut ctx: orbit::Context<Term>| async move {
                 let me = orbit_dist::to_wire(orbit::self_pid().unwrap());
-                let ask = (Atom::new("links").unwrap(), me);
+                let ask = (atom!("links"), me);
                 let mut links = Vec::new();
                 orbit::link(w).unwrap();
                 orbit_dist::send(w, &ask).unwrap();
@@ -373,7 +373,7 @@ fn unlink_and_demonitor_across_nodes_with_elixir() {
                 let r1 = orbit::monitor(w).unwrap();
                 let r2 = orbit::monitor(w).unwrap();
                 assert!(orbit::demonitor(r1, true).unwrap());
-                orbit_dist::send(w, &Atom::new("die").unwrap()).unwrap();
+                orbit_dist::send(w, &atom!("die")).unwrap();
                 let down = ctx.recv().await;
                 // Anything from the dropped link or monitor would be here by now:
                 // w's signals to this process travel in order on one connection.
@@ -462,7 +462,7 @@ fn elixir_links_to_an_orbit_process_and_gets_its_exit() {
             panic!("ready")
         };
         let ex_pid = pid_of(&el[1]);
-        orbit_dist::send(ex_pid, &(Atom::new("pid").unwrap(), orbit_dist::to_wire(p))).unwrap();
+        orbit_dist::send(ex_pid, &(atom!("pid"), orbit_dist::to_wire(p))).unwrap();
         assert!(matches!(next(&mut inbox).await, Message::Msg(t) if t == Term::atom("linked")));
         // The link made on the Elixir side is on the Orbit process too.
         let links = orbit::process_info(p).unwrap().links;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use orbit::Message;
-use orbit_term::{Atom, Term};
+use orbit_term::{atom, Term};
 
 /// Payload `i` (its size cycles through small, just under and over the big-frame size,
 /// and a few hundred KB), filled with a pattern that depends on `i`.
@@ -49,7 +49,7 @@ fn mixed_size_bursts_arrive_whole_and_in_order_both_ways() {
                 }
             }
             // Then strict request/reply (every send inline on an idle connection).
-            let x = Atom::new("x").unwrap();
+            let x = atom!("x");
             for i in 0..200 {
                 orbit_dist::send_named(&echo_node, "echo", &(&me, &x)).unwrap();
                 let got = ctx.recv_timeout(Duration::from_secs(10)).await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use orbit::Message;
 use orbit_dist::{DistError, Ping};
-use orbit_term::{Atom, Term};
+use orbit_term::{atom, Term};
 use tokio::sync::mpsc::unbounded_channel;
 
 /// This binary's node: a bare (short) name.
@@ -84,7 +84,7 @@ fn short_names_between_orbit_nodes_and_with_elixir_sname() {
             panic!("pid: {}", el[1])
         };
         let ex_pid = orbit_dist::from_wire(p);
-        orbit_dist::send(ex_pid, &(Atom::new("reply").unwrap(), 11)).unwrap();
+        orbit_dist::send(ex_pid, &(atom!("reply"), 11)).unwrap();
         assert_eq!(node.ping(&exname).await, Ping::Pong);
         assert!(node.list().contains(&exname));
     });

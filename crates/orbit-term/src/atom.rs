@@ -1,5 +1,9 @@
 //! [`Atom`]: an Erlang atom as a value.
 //!
+//! Two ways to make one: [`atom!`](crate::atom!) for text known when compiling (checked
+//! then: no `Result`, no panic), [`Atom::try_new`] for any other text (a `Result`,
+//! since the BEAM refuses atoms over 255 characters).
+//!
 //! Atoms up to 22 bytes (nearly all of them: `ok`, `error`, module and node names) are
 //! stored inline without allocating; longer ones share one heap string between clones.
 //! There is deliberately no global atom table, so atoms decoded from a peer are freed
@@ -31,16 +35,80 @@ enum Repr {
 #[derive(Clone)]
 pub struct Atom(Repr);
 
+/// An [`Atom`] from a string constant, checked when compiling: text over 255
+/// characters ([`MAX_ATOM_CHARS`]) is a compile error, so the result is an `Atom`, not a
+/// `Result`. For text known only at run time use [`Atom::try_new`].
+///
+/// ```
+/// use orbit_term::{atom, Atom};
+/// let ok: Atom = atom!("ok");
+/// assert_eq!(ok.as_str(), "ok");
+/// ```
+///
+/// ```compile_fail
+/// // 256 characters: refused when compiling.
+/// let _ = orbit_term::atom!("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+/// ```
+#[macro_export]
+macro_rules! atom {
+    ($text:expr) => {{
+        const TEXT: &str = $text;
+        const {
+            ::core::assert!(
+                $crate::Atom::__fits(TEXT),
+                "atom!: text longer than 255 characters, the most the BEAM allows"
+            )
+        };
+        $crate::Atom::__checked(TEXT)
+    }};
+}
+
 impl Atom {
-    /// An atom with this text, or [`Error::Unrepresentable`] if longer than 255 characters.
-    pub fn new(text: &str) -> Result<Atom> {
-        if text.len() > MAX_ATOM_CHARS && text.chars().count() > MAX_ATOM_CHARS {
+    /// An atom with this text, or [`Error::Unrepresentable`] if longer than 255
+    /// characters. For text known when compiling, [`atom!`](crate::atom!) needs no
+    /// `Result`.
+    pub fn try_new(text: &str) -> Result<Atom> {
+        if !Atom::__fits(text) {
             return Err(Error::Unrepresentable(format!(
                 "atom of {} characters: the BEAM allows at most {MAX_ATOM_CHARS}",
                 text.chars().count()
             )));
         }
         Ok(Atom::new_unchecked(text))
+    }
+
+    /// The former name of [`Atom::try_new`].
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `atom!(\"text\")` for text known when compiling, `Atom::try_new` otherwise"
+    )]
+    pub fn new(text: &str) -> Result<Atom> {
+        Atom::try_new(text)
+    }
+
+    /// Whether `text` has at most [`MAX_ATOM_CHARS`] characters (for [`atom!`](crate::atom!)).
+    #[doc(hidden)]
+    pub const fn __fits(text: &str) -> bool {
+        let bytes = text.as_bytes();
+        if bytes.len() <= MAX_ATOM_CHARS {
+            return true;
+        }
+        // Characters are the bytes that do not continue a UTF-8 sequence.
+        let mut chars = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] & 0xC0 != 0x80 {
+                chars += 1;
+            }
+            i += 1;
+        }
+        chars <= MAX_ATOM_CHARS
+    }
+
+    /// [`atom!`](crate::atom!)'s constructor, after its compile-time check.
+    #[doc(hidden)]
+    pub fn __checked(text: &'static str) -> Atom {
+        Atom::new_unchecked(text)
     }
 
     /// Callers guarantee the length was checked.
@@ -101,14 +169,14 @@ impl Atom {
 impl TryFrom<&str> for Atom {
     type Error = Error;
     fn try_from(s: &str) -> Result<Atom> {
-        Atom::new(s)
+        Atom::try_new(s)
     }
 }
 
 impl TryFrom<String> for Atom {
     type Error = Error;
     fn try_from(s: String) -> Result<Atom> {
-        Atom::new(&s)
+        Atom::try_new(&s)
     }
 }
 
@@ -187,13 +255,29 @@ mod tests {
 
     #[test]
     fn inline_and_heap_compare_by_text() {
-        let short = Atom::new("ok").unwrap();
-        let long = Atom::new(&"a".repeat(100)).unwrap();
+        let short = crate::atom!("ok");
+        let long = Atom::try_new(&"a".repeat(100)).unwrap();
         assert_eq!(short.as_str(), "ok");
         assert_eq!(long.as_str().len(), 100);
         assert!(short > long);
-        assert!(Atom::new(&"é".repeat(255)).is_ok());
-        assert!(Atom::new(&"é".repeat(256)).is_err());
+        assert!(Atom::try_new(&"é".repeat(255)).is_ok());
+        assert!(Atom::try_new(&"é".repeat(256)).is_err());
         assert_eq!(std::mem::size_of::<Atom>(), 24);
+    }
+
+    #[test]
+    fn atom_macro_counts_characters_not_bytes() {
+        // 255 two-byte characters: 510 bytes, still an atom.
+        const E255: &str = "ééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé";
+        let a = crate::atom!(E255);
+        assert_eq!(a.as_str().chars().count(), 255);
+        assert_eq!(a, Atom::try_new(E255).unwrap());
+        assert!(Atom::__fits(E255));
+        assert!(!Atom::__fits(&"é".repeat(256)));
+        assert!(Atom::__fits(""));
+        assert_eq!(crate::atom!(""), Atom::try_new("").unwrap());
+        // The macro works in constants' company and on long (heap) atoms alike.
+        const LONG: &str = "a_rather_long_module_name_beyond_inline";
+        assert_eq!(crate::atom!(LONG).as_str(), LONG);
     }
 }

@@ -64,7 +64,7 @@ impl<T> ExStruct<T> {
     /// # Panics
     /// If `module` is longer than 255 characters.
     pub fn new(module: &str, value: T) -> Self {
-        match Atom::new(module) {
+        match Atom::try_new(module) {
             Ok(module) => ExStruct { module, value },
             Err(e) => panic!("{e}"),
         }

@@ -114,8 +114,8 @@ impl<'a> Reader<'a> {
     /// with [`check_len`](Self::check_len)): at most [`PREALLOC_MAX`]. A declared count is
     /// only a claim until the elements are read, and every open container of a nesting
     /// holds its reservation at once, so without a cap a hostile term could make each of
-    /// up to `max_depth` levels reserve as much as the whole input (measured: 400 MB for a
-    /// 200 KB term of nested lists); beyond the cap vectors grow as elements arrive.
+    /// up to `max_depth` levels reserve as much as the whole input (memory quadratic in
+    /// the input); beyond the cap vectors grow as elements arrive.
     #[inline]
     pub(crate) fn prealloc(count: usize) -> usize {
         count.min(PREALLOC_MAX)

@@ -36,7 +36,7 @@ impl<'de> Visitor<'de> for AtomVisitor {
         f.write_str("an atom")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Atom, E> {
-        Atom::new(v).map_err(E::custom)
+        Atom::try_new(v).map_err(E::custom)
     }
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Atom, D::Error> {
         d.deserialize_str(self)

@@ -76,9 +76,9 @@ impl Term {
     /// The atom with this text.
     ///
     /// # Panics
-    /// If `text` is longer than 255 characters; use [`Atom::new`] for untrusted text.
+    /// If `text` is longer than 255 characters; use [`Term::try_atom`] or [`Atom::try_new`] for text from outside the program.
     pub fn atom(text: &str) -> Term {
-        match Atom::new(text) {
+        match Atom::try_new(text) {
             Ok(a) => Term::Atom(a),
             Err(e) => panic!("{e}"),
         }
@@ -86,7 +86,7 @@ impl Term {
 
     /// The atom with this text, or an error if it is too long.
     pub fn try_atom(text: &str) -> Result<Term> {
-        Atom::new(text).map(Term::Atom)
+        Atom::try_new(text).map(Term::Atom)
     }
 
     /// Nil, the empty list `[]`.

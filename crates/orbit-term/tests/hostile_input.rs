@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use orbit_term::{Atom, DecodeLimits, Fun, Pid, Term};
+use orbit_term::{atom, DecodeLimits, Fun, Pid, Term};
 
 /// `[0, 1, ..., | tail]` written as `links` chained LIST_EXT headers of `per_link`
 /// small integers each (each header's tail is the next header).
@@ -93,12 +93,12 @@ fn chained_lists_are_one_list() {
 }
 
 fn fun_of(free: Vec<Term>) -> Term {
-    let pid = Pid::new(Atom::new("a@b").expect("atom"), 1, 0, 1);
+    let pid = Pid::new(atom!("a@b"), 1, 0, 1);
     Term::Fun(Box::new(Fun {
         arity: 0,
         uniq: [7; 16],
         index: 0,
-        module: Atom::new("m").expect("atom"),
+        module: atom!("m"),
         old_index: 0,
         old_uniq: 0,
         pid,

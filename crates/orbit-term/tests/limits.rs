@@ -1,6 +1,6 @@
 //! Decoder safety and legacy tags, on hand-made bytes.
 
-use orbit_term::{Atom, DecodeLimits, Error, Pid, Port, Reference, Term};
+use orbit_term::{atom, Atom, DecodeLimits, Error, Pid, Port, Reference, Term};
 
 fn nested_tuples(depth: usize) -> Vec<u8> {
     let mut v = vec![131];
@@ -147,7 +147,7 @@ fn malformed_values_are_errors() {
 
 #[test]
 fn legacy_tags_decode() {
-    let node = |s: &str| Atom::new(s).unwrap();
+    let node = |s: &str| Atom::try_new(s).unwrap();
     // ATOM_EXT and SMALL_ATOM_EXT are Latin-1.
     assert_eq!(
         Term::decode(&[131, 100, 0, 2, b'o', b'k']).unwrap(),
@@ -185,7 +185,7 @@ fn legacy_tags_decode() {
 
 #[test]
 fn v4_port_and_compressed_round_trip() {
-    let p = Term::from(Port::new(Atom::new("a@b").unwrap(), 1 << 40, 9));
+    let p = Term::from(Port::new(atom!("a@b"), 1 << 40, 9));
     let bytes = p.encode();
     assert_eq!(bytes[1], 120);
     assert_eq!(Term::decode(&bytes).unwrap(), p);
@@ -212,9 +212,9 @@ fn term_order_basics() {
         Term::Float(0.5),
         Term::Int(1),
         Term::atom("a"),
-        Term::from(Reference::new(Atom::new("n").unwrap(), 0, &[1]).unwrap()),
-        Term::from(Port::new(Atom::new("n").unwrap(), 1, 0)),
-        Term::from(Pid::new(Atom::new("n").unwrap(), 1, 0, 0)),
+        Term::from(Reference::new(atom!("n"), 0, &[1]).unwrap()),
+        Term::from(Port::new(atom!("n"), 1, 0)),
+        Term::from(Pid::new(atom!("n"), 1, 0, 0)),
         Term::Tuple(vec![]),
         Term::Map(vec![]),
         Term::nil(),

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use orbit_term::{
-    from_slice, from_slice_owned, from_term, to_term, to_vec, to_vec_compressed, Atom, Charlist,
-    ExStruct, Pid, Reference, Term,
+    atom, from_slice, from_slice_owned, from_term, to_term, to_vec, to_vec_compressed, Atom,
+    Charlist, ExStruct, Pid, Reference, Term,
 };
 use serde::{Deserialize, Serialize};
 
@@ -49,11 +49,11 @@ struct Envelope {
 }
 
 fn pid() -> Pid {
-    Pid::new(Atom::new("a@host").unwrap(), 42, 1, 7)
+    Pid::new(atom!("a@host"), 42, 1, 7)
 }
 
 fn reference() -> Reference {
-    Reference::new(Atom::new("a@host").unwrap(), 7, &[1, 2, 3]).unwrap()
+    Reference::new(atom!("a@host"), 7, &[1, 2, 3]).unwrap()
 }
 
 fn user() -> User {
@@ -127,7 +127,7 @@ fn special_types_keep_their_etf_form() {
     let env = Envelope {
         from: pid(),
         tag: reference(),
-        kind: Atom::new("cast").unwrap(),
+        kind: atom!("cast"),
         payload: Term::Tuple(vec![
             Term::from(pid()),
             Term::improper_list(vec![Term::Int(1)], Term::Int(2)),

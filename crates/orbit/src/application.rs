@@ -42,6 +42,8 @@
 
 use std::time::Duration;
 
+use futures::future::Either;
+
 use crate::exit::ExitReason;
 use crate::supervisor::{
     ChildSpec, Strategy, Supervisor, SupervisorError, SupervisorOptions, SupervisorRef,
@@ -148,7 +150,8 @@ impl Application {
     }
 
     /// With `true`, [`Application::run`] stops the application on ctrl-c (SIGINT) or
-    /// SIGTERM and returns `Ok`. Off by default.
+    /// SIGTERM and returns `Ok`. Off by default. Needs the `signal` cargo feature (on by
+    /// default): without it `run` fails at once with [`ApplicationError::Signals`].
     pub fn stop_on_signals(mut self, on: bool) -> Application {
         self.signals = on;
         self
@@ -200,9 +203,11 @@ impl Application {
         let app = self.start().await?;
         match signals {
             Some(mut s) => {
-                tokio::select! {
-                    reason = app.root.wait_exit() => Err(app.exited(reason)),
-                    which = s.recv() => {
+                let exit = std::pin::pin!(app.root.wait_exit());
+                let signal = std::pin::pin!(s.recv());
+                match futures::future::select(exit, signal).await {
+                    Either::Left((reason, _)) => Err(app.exited(reason)),
+                    Either::Right((which, _)) => {
                         tracing::info!(app = %app.name, signal = which, "stopping the application");
                         app.stop().await
                     }
@@ -273,14 +278,14 @@ impl AppHandle {
 
 /// ctrl-c and SIGTERM, listened for from before the children start.
 struct Signals {
-    #[cfg(unix)]
+    #[cfg(all(unix, feature = "signal"))]
     int: tokio::signal::unix::Signal,
-    #[cfg(unix)]
+    #[cfg(all(unix, feature = "signal"))]
     term: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    #[cfg(unix)]
+    #[cfg(all(unix, feature = "signal"))]
     fn new() -> std::io::Result<Signals> {
         use tokio::signal::unix::{signal, SignalKind};
         Ok(Signals {
@@ -289,21 +294,36 @@ impl Signals {
         })
     }
 
-    #[cfg(not(unix))]
+    #[cfg(all(not(unix), feature = "signal"))]
     fn new() -> std::io::Result<Signals> {
         Ok(Signals {})
     }
 
     /// Waits for the next signal; returns its name.
-    #[cfg(unix)]
+    #[cfg(all(unix, feature = "signal"))]
     async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.int.recv() => "SIGINT",
-            _ = self.term.recv() => "SIGTERM",
+        let int = std::pin::pin!(self.int.recv());
+        let term = std::pin::pin!(self.term.recv());
+        match futures::future::select(int, term).await {
+            Either::Left(_) => "SIGINT",
+            Either::Right(_) => "SIGTERM",
         }
     }
 
-    #[cfg(not(unix))]
+    #[cfg(not(feature = "signal"))]
+    fn new() -> std::io::Result<Signals> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "orbit was built without its `signal` cargo feature",
+        ))
+    }
+
+    #[cfg(not(feature = "signal"))]
+    async fn recv(&mut self) -> &'static str {
+        std::future::pending().await
+    }
+
+    #[cfg(all(not(unix), feature = "signal"))]
     async fn recv(&mut self) -> &'static str {
         let _ = tokio::signal::ctrl_c().await;
         "ctrl-c"

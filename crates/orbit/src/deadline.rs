@@ -35,31 +35,15 @@
 //! with `Sleep::reset`: one compare-and-swap while the new deadline is later, where a
 //! new `Sleep` takes the timer wheel's lock to register and again to cancel.
 //!
-//! # What it costs (measured, release, 2 loaded shared cores, same run)
+//! # What it costs
 //!
-//! `orbit-bench call` (5 rounds x 500k sequential calls, median; three runs one after
-//! another, load average 2-9): Orbit's call with its default 5 s timeout 1.55M /
-//! 0.40M / 0.63M calls/s against tokio's `oneshot` call inside
-//! `tokio::time::timeout(5 s, ..)` 0.95M / 0.66M / 0.79M: 1.62x / 0.61x / 0.80x (goal
-//! 0.8x), CPU per call 0.66 / 1.45 / 0.58 us (tokio 0.87 / 0.67 / 0.68). Orbit's
-//! rounds spread from 0.17M to 3.1M, tokio's with timeout from 0.33M to 1.4M; Orbit
-//! without a timeout is just as bimodal (0.11M-5.9M), so the spread is the call path's
-//! scheduling, not the timer. (Before, the `tokio` subject awaited its `oneshot` with
-//! no timeout, hence the earlier 0.18-0.37x; untimed, tokio does 1.7M-3.4M/s, median,
-//! and Orbit 0.25M-0.68M/s.)
-//!
-//! `orbit-bench call_timer` runs the same orbit call under each timer design,
-//! interleaved (7 rounds x 300k calls, median, calls/s): this module 1.38M, a new
-//! `Sleep` per call (before commit 8793652) 1.29M, the per-thread spare without the
-//! runtime check 0.86M, one `Sleep` owned by the calling task 1.33M,
-//! `tokio::time::timeout` 1.05M, and no timer at all 0.50M. The spread of every
-//! design (about 0.5M-1.9M over the rounds) is wider than the gaps between them: on
-//! 2 workers the rate is set by whether the caller and the server share a worker
-//! (about 3M/s) or ping-pong between the two (about 0.3-0.5M/s). That no timer at all
-//! is the slowest median suggests a registered timer keeps the shared-worker mode
-//! more often (the idle worker parks with a timeout instead of indefinitely); this is
-//! not profiled. No design measured cheaper than this one beyond that noise, so it
-//! stays.
+//! A call that is ready on its first poll starts no timer at all; one that waits
+//! registers one `Sleep` (reused, see above), and cancelling it on the reply is a
+//! store. `orbit-bench call` compares the call with its default timeout against
+//! tokio's `oneshot` inside `tokio::time::timeout`, and `orbit-bench call_timer` runs
+//! the same call under each timer design considered (a new `Sleep` per call, the
+//! per-thread spare, a task-owned `Sleep`, `tokio::time::timeout`, none); none of
+//! them measured cheaper than this one beyond the round-to-round spread.
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -549,13 +549,7 @@ impl<G: GenServer> ServerRef<G> {
     /// Stops the server with `reason` (after the messages already queued), running
     /// `terminate`, and waits up to `timeout` for it to exit.
     pub async fn stop(&self, reason: ExitReason, timeout: Duration) -> Result<(), CallError> {
-        if self.handle.send(ServerMsg::Stop(reason)).is_err() {
-            return Err(CallError::NoProc);
-        }
-        match crate::deadline::timeout(timeout, self.handle.wait_exit()).await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(CallError::Timeout),
-        }
+        stop_and_wait(&self.handle, ServerMsg::Stop(reason), timeout).await
     }
 
     /// Waits until the server exits and returns its reason.
@@ -625,7 +619,18 @@ pub async fn start_with<G: GenServer>(
     let handle = process::spawn_with(spawn, Some(adapt::<G>), move |ctx| {
         run(server, ServerContext { ctx, parent }, name, ack_tx)
     })?;
-    let ack = match opts.timeout {
+    await_init(&handle, ack_rx, opts.timeout).await?;
+    Ok(ServerRef { handle })
+}
+
+/// Waits for a starting server's `init` to answer (up to `timeout`, then the server is
+/// killed); a server that exits without answering gives its exit reason.
+pub(crate) async fn await_init<M: Send + 'static>(
+    handle: &Handle<M>,
+    ack_rx: oneshot::Receiver<Result<(), StartError>>,
+    timeout: Option<Duration>,
+) -> Result<(), StartError> {
+    let ack = match timeout {
         None => ack_rx.await,
         Some(t) => match crate::deadline::timeout(t, ack_rx).await {
             Ok(a) => a,
@@ -636,9 +641,23 @@ pub async fn start_with<G: GenServer>(
         },
     };
     match ack {
-        Ok(Ok(())) => Ok(ServerRef { handle }),
-        Ok(Err(e)) => Err(e),
+        Ok(r) => r,
         Err(_) => Err(StartError::Init(handle.wait_exit().await)),
+    }
+}
+
+/// Sends a server its stop message and waits up to `timeout` for it to exit.
+pub(crate) async fn stop_and_wait<M: Send + 'static>(
+    handle: &Handle<M>,
+    stop: M,
+    timeout: Duration,
+) -> Result<(), CallError> {
+    if handle.send(stop).is_err() {
+        return Err(CallError::NoProc);
+    }
+    match crate::deadline::timeout(timeout, handle.wait_exit()).await {
+        Ok(_) => Ok(()),
+        Err(_) => Err(CallError::Timeout),
     }
 }
 
@@ -649,30 +668,49 @@ pub(crate) async fn guarded<T>(f: impl Future<Output = T>) -> Result<T, ExitReas
         .map_err(ExitReason::from_panic)
 }
 
+/// A server's `init` failed (or its name was taken): it is stopping, and, as in OTP 26,
+/// the starter gets the error from `start` and no exit signal too.
+pub(crate) fn init_failed(parent: Option<Pid>) {
+    process::mark_stopping();
+    if let Some(p) = parent {
+        let _ = crate::signal::unlink(p);
+    }
+}
+
+/// Registers a starting server under `name` (if any). On failure answers the starter
+/// (`AlreadyStarted` or the spawn error) and returns `None`: the server then exits
+/// `normal` without running `init`.
+pub(crate) fn register_at_start(
+    name: Option<&str>,
+    pid: Pid,
+    parent: Option<Pid>,
+    ack: oneshot::Sender<Result<(), StartError>>,
+) -> Option<oneshot::Sender<Result<(), StartError>>> {
+    let Some(n) = name else { return Some(ack) };
+    match crate::registry::register(n, pid) {
+        Ok(()) => Some(ack),
+        Err(e) => {
+            init_failed(parent);
+            let err = match e {
+                Error::NameTaken { pid, .. } => StartError::AlreadyStarted(pid),
+                other => StartError::Spawn(other),
+            };
+            let _ = ack.send(Err(err));
+            None
+        }
+    }
+}
+
 async fn run<G: GenServer>(
     mut g: G,
     mut ctx: ServerContext<G>,
     name: Option<String>,
     ack: oneshot::Sender<Result<(), StartError>>,
 ) -> ExitReason {
-    let init_failed = |ctx: &ServerContext<G>| {
-        process::mark_stopping();
-        // OTP 26: a failed init does not also send an exit signal to the starter.
-        if let Some(p) = ctx.parent {
-            let _ = crate::signal::unlink(p);
-        }
+    let init_failed = |ctx: &ServerContext<G>| init_failed(ctx.parent);
+    let Some(ack) = register_at_start(name.as_deref(), ctx.pid(), ctx.parent, ack) else {
+        return ExitReason::Normal;
     };
-    if let Some(n) = &name {
-        if let Err(e) = crate::registry::register(n, ctx.pid()) {
-            init_failed(&ctx);
-            let err = match e {
-                Error::NameTaken { pid, .. } => StartError::AlreadyStarted(pid),
-                other => StartError::Spawn(other),
-            };
-            let _ = ack.send(Err(err));
-            return ExitReason::Normal;
-        }
-    }
     let mut cont = match guarded(g.init(&mut ctx)).await {
         Ok(Init::Ok) => None,
         Ok(Init::Continue(c)) => Some(c),

@@ -36,6 +36,16 @@
 //! assert_eq!(counter.call(()).await.unwrap(), 2);
 //! # }
 //! ```
+//!
+//! # Cargo features
+//!
+//! All on by default; the library itself needs only tokio's `rt`, `sync` and `time`
+//! (`default-features = false` compiles it with just those).
+//!
+//! - `rt-multi-thread`, `macros`: tokio's multi-threaded runtime and macros, for
+//!   applications' `#[tokio::main]`. Orbit runs on either runtime flavour.
+//! - `signal`: [`Application::stop_on_signals`] (ctrl-c, SIGTERM); without it, `run`
+//!   with `stop_on_signals(true)` fails with [`ApplicationError::Signals`].
 #![warn(missing_docs)]
 
 pub mod agent;
@@ -74,7 +84,7 @@ use std::any::Any;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
 pub use agent::Agent;

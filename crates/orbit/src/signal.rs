@@ -1,6 +1,7 @@
 //! Links, monitors and exit signals: how a process's death reaches others.
 //!
-//! The rules are Erlang's (`../shared/reference/otp-semantics.md` §1):
+//! The rules are Erlang's (the Erlang Reference Manual, *Processes*: links, monitors,
+//! exit signals):
 //! - links are bidirectional; an exit other than `normal` kills a linked process unless
 //!   it traps exits, in which case it receives [`Message::Exit`];
 //! - `kill` cannot be trapped and reaches linked processes as `killed`;

@@ -1,9 +1,8 @@
 //! A minimal spin lock for critical sections of a few instructions (the mailbox).
 //!
 //! Why hand-written rather than `parking_lot::Mutex`: on the message path every atomic
-//! read-modify-write counts (about 8–10 ns each on these machines, measured in the
-//! `call` profile, where the mailbox's lock and unlock were two thirds of
-//! `Recv::poll`). A `parking_lot` unlock is a compare-and-swap because it must notice
+//! read-modify-write counts (in a profile of `orbit-bench call` the mailbox's lock and
+//! unlock were most of `Recv::poll`). A `parking_lot` unlock is a compare-and-swap because it must notice
 //! parked waiters; this lock never parks, so its unlock is a plain release store and
 //! each critical section pays one atomic instead of two. The `spin` crate's mutex has
 //! the same fast path but only a stateless relax hook, so it cannot spin briefly and

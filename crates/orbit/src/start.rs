@@ -1,8 +1,8 @@
 //! Starting a spawned process's task: directly, or in batches during a burst of spawns.
 //!
 //! A spawn creates the process (its control block, its pid in the table, its body)
-//! and then hands the body's task to tokio. That last step, `tokio::spawn`, was 58%
-//! of a spawn in a profile of a million: it allocates the task, links it into the
+//! and then hands the body's task to tokio. That last step, `tokio::spawn`, is the
+//! larger part of a spawn: it allocates the task, links it into the
 //! runtime's task list, queues it, and, when the other worker has parked, wakes it
 //! with a system call. When one task spawns many processes in a row, those steps run
 //! one after another on the spawner's core while the other core mostly sleeps.

@@ -7,10 +7,9 @@
 //! lock-free stack (a Treiber stack whose head carries a tag against ABA) and are
 //! reused first, so the table stays as large as the most processes ever alive at once.
 //!
-//! Why not a concurrent hash map: the spawn profile showed the sharded `HashMap`
-//! insert as the largest single cost of a spawn (26% at one worker thread), almost all
-//! of it cache misses on random buckets of a table of a million entries. Slots filled
-//! in order touch memory in order. Measured with the `spawn` benchmark.
+//! Why not a concurrent hash map: inserting a million processes into one misses the
+//! cache on random buckets, which made the map insert the largest single cost of a
+//! spawn (`orbit-bench spawn`). Slots filled in order touch memory in order.
 //!
 //! A slot's generation is 32 bits: a stale pid could only meet a new process after its
 //! slot has been reused 2^32 times while the stale pid was kept (the BEAM's pids, with

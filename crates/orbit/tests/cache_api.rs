@@ -95,18 +95,18 @@ async fn a_ttl_on_a_cache_without_check_interval_is_an_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_get_delete_size() {
     let c: ConCache<String, u64> = ConCache::start(with_ttl()).await.unwrap();
-    assert_eq!(c.get(&"a".into()).unwrap(), None);
+    assert_eq!(c.get("a").unwrap(), None);
     c.put("a".into(), 1).await.unwrap();
     c.put("b".into(), 2).await.unwrap();
     c.put("a".into(), 3).await.unwrap();
-    assert_eq!(c.get(&"a".into()).unwrap(), Some(3));
+    assert_eq!(c.get("a").unwrap(), Some(3));
     assert_eq!(c.size().unwrap(), 2);
     c.delete(&"a".into()).await.unwrap();
-    assert_eq!(c.get(&"a".into()).unwrap(), None);
+    assert_eq!(c.get("a").unwrap(), None);
     c.dirty_delete(&"b".into()).unwrap();
     assert_eq!(c.size().unwrap(), 0);
     c.dirty_put("c".into(), 4).unwrap();
-    assert_eq!(c.get(&"c".into()).unwrap(), Some(4));
+    assert_eq!(c.get("c").unwrap(), Some(4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

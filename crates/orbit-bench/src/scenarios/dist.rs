@@ -41,7 +41,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use orbit::{Context, Message};
-use orbit_term::{Atom, Term};
+use orbit_term::{atom, Term};
 use serde::Deserialize;
 
 use super::Ctx;
@@ -621,7 +621,7 @@ async fn cpu_loop(mut ctx: Context<Term>) {
     loop {
         if let Message::Msg(Term::Tuple(el)) = ctx.recv().await {
             if let Some(Term::Pid(p)) = el.get(1) {
-                let tag = Atom::new("cpu_us").expect("atom");
+                let tag = atom!("cpu_us");
                 let _ = orbit_dist::send(orbit_dist::from_wire(p), &(&tag, cpu_us()));
             }
         }
@@ -648,7 +648,7 @@ async fn sink_loop(mut ctx: Context<SinkMsg>) {
                 left = left.saturating_sub(1);
                 if left == 0 {
                     if let Some(p) = parent.take() {
-                        let _ = orbit_dist::send(p, &Atom::new("done").expect("atom"));
+                        let _ = orbit_dist::send(p, &atom!("done"));
                     }
                     std::hint::black_box(bytes);
                 }
@@ -674,8 +674,8 @@ async fn driver_main(
     let h = orbit::spawn(move |mut ctx: Context<Term>| async move {
         let me = orbit::self_pid().expect("in a process");
         let wire_me = orbit_dist::to_wire(me);
-        let x = Atom::new("x").expect("atom");
-        let cpu = Atom::new("cpu").expect("atom");
+        let x = atom!("x");
+        let cpu = atom!("cpu");
         // Both nodes' CPU microseconds so far (B's asked through its `cpu` process).
         macro_rules! both_cpu {
             () => {{
@@ -710,10 +710,10 @@ async fn driver_main(
                 c1.saturating_sub(c0)
             );
         }
-        let start = Atom::new("start").expect("atom");
+        let start = atom!("start");
         if one_n > 0 {
             let _ = orbit_dist::send_named(&b, "sink", &(&start, one_n, &wire_me));
-            let msg = Atom::new("msg").expect("atom");
+            let msg = atom!("msg");
             let payload = serde_bytes::Bytes::new(b"payload-0123456789");
             let c0 = both_cpu!();
             let t0 = Instant::now();
@@ -734,7 +734,7 @@ async fn driver_main(
         }
         if big_n > 0 {
             let _ = orbit_dist::send_named(&b, "sink", &(&start, big_n, &wire_me));
-            let big = Atom::new("big").expect("atom");
+            let big = atom!("big");
             let data = vec![b'x'; 100_000];
             let bin = serde_bytes::Bytes::new(&data);
             let c0 = both_cpu!();

@@ -15,6 +15,7 @@ pub mod call;
 pub mod call_timer;
 pub mod contention;
 pub mod counters;
+#[cfg(feature = "dist")]
 pub mod dist;
 pub mod ets;
 pub mod pingpong;
@@ -211,6 +212,7 @@ pub const SCENARIOS: &[Scenario] = &[
         about: "worker and resource pools vs deadpool, bb8, poolboy, NimblePool; a 2 ms call behind 1 process, a pool, tasks",
         run: pool::run,
     },
+    #[cfg(feature = "dist")]
     Scenario {
         name: "dist",
         groups: &[],

@@ -22,7 +22,7 @@ use std::hint::black_box;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use orbit_term::{DecodeLimits, Term};
+use orbit_term::{atom, DecodeLimits, Term};
 use serde::{Deserialize, Serialize};
 
 use super::Ctx;
@@ -57,7 +57,7 @@ fn atom(s: &str) -> Term {
 }
 
 fn corpus() -> Vec<Shape> {
-    let node = orbit_term::Atom::new("bench@localhost").unwrap_or_else(|_| unreachable!());
+    let node = atom!("bench@localhost");
     let small = (0..1000)
         .map(|i| {
             let pid = orbit_term::Pid::new(node.clone(), i, 0, 1);

@@ -10,11 +10,11 @@ fn atom() -> impl Strategy<Value = Atom> {
         "\\PC{0,20}",
         Just("é".repeat(255)),
     ]
-    .prop_map(|s| Atom::new(&s).expect("short atom"))
+    .prop_map(|s| Atom::try_new(&s).expect("short atom"))
 }
 
 fn node() -> impl Strategy<Value = Atom> {
-    "[a-z]{1,8}@[a-z]{1,8}".prop_map(|s| Atom::new(&s).expect("short atom"))
+    "[a-z]{1,8}@[a-z]{1,8}".prop_map(|s| Atom::try_new(&s).expect("short atom"))
 }
 
 fn leaf() -> impl Strategy<Value = Term> {

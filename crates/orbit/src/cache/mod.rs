@@ -1,6 +1,6 @@
 //! ConCache: an ETS-backed key/value cache with TTLs, per-key isolated writes and
-//! write callbacks (sasa1977/con_cache's contract, `../shared/reference/otp-semantics.md`
-//! §5), without its single-process bottleneck.
+//! write callbacks (the contract of the Elixir library `con_cache`), without its
+//! single-process bottleneck.
 //!
 //! ```
 //! use std::time::Duration;
@@ -13,7 +13,7 @@
 //! ).await?;
 //! cache.put("a".into(), 1).await?;
 //! cache.update(&"a".into(), |v| Ok::<_, orbit::cache::CacheError>(v.unwrap_or(0) + 1)).await?;
-//! assert_eq!(cache.get(&"a".into())?, Some(2));
+//! assert_eq!(cache.get("a")?, Some(2));
 //! let n = cache.get_or_store(&"b".into(), || async { 7 }).await?;
 //! assert_eq!(n, 7);
 //! # Ok(()) }
@@ -89,8 +89,7 @@
 //!   sweeper: the first sweep at or after `w + t`, which is due by
 //!   `w + t + ttl_check_interval`. The sweeper is the owner process, so it runs that late
 //!   *plus* however long the owner waits for a runtime worker thread: under CPU load
-//!   there is no fixed bound (tens of milliseconds past the interval with the cores
-//!   saturated, measured). Until then the item still takes memory, counts in
+//!   there is no fixed bound (it grows with the runnable tasks per core). Until then the item still takes memory, counts in
 //!   [`size`](ConCache::size), and is visible through [`ets`](ConCache::ets).
 //!
 //! [`Ttl::Renew`] reapplies the item's last TTL; [`Ttl::NoUpdate`] keeps its expiry. A
@@ -101,7 +100,7 @@
 //! # Where it differs from ConCache, and why
 //!
 //! ConCache funnels every write with a TTL through one owner process (a cast per write)
-//! and every locked operation through a lock process (a call per write, 8–15 µs). Here
+//! and every locked operation through a lock process (a message round trip per write). Here
 //! no write waits for a process: expiry state lives in the item and in mutex-striped
 //! expiry wheels that every writer updates itself ([`ttl`]); the sweeper only reads the
 //! wheels once per interval. Locks are mutex-striped maps of per-key queues ([`lock`]).

@@ -2,7 +2,9 @@
 //! `dirty_*` twin), then isolation; and underneath, how one write stores an item and
 //! its expiry.
 
+use std::borrow::Borrow;
 use std::future::Future;
+use std::hash::Hash;
 use std::time::Duration;
 
 use super::error::{CacheError, Result};
@@ -18,9 +20,14 @@ impl<K: Key, V: Value> ConCache<K, V> {
     /// The value under `key`, without taking its lock (on bags: the first value). Counts
     /// a hit or a miss; with `touch_on_read`, a hit renews the item's TTL. An item past
     /// its TTL is a miss from that instant on, whether or not the sweeper has removed it
-    /// yet.
+    /// yet. `key` may be a borrowed form of the key (`c.get("k")` on a
+    /// `ConCache<String, _>`), as for [`Table::get`](crate::ets::Table::get).
     #[inline]
-    pub fn get(&self, key: &K) -> Result<Option<V>> {
+    pub fn get<Q>(&self, key: &Q) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord + ToOwned<Owned = K>,
+    {
         let v = self.inner.peek(key)?;
         self.inner.count(v.is_some());
         if v.is_some() {
@@ -31,7 +38,11 @@ impl<K: Key, V: Value> ConCache<K, V> {
 
     /// Every value under `key` (bag caches; one at most on set caches). Counts a hit or a
     /// miss as [`get`](Self::get) does.
-    pub fn get_all(&self, key: &K) -> Result<Vec<V>> {
+    pub fn get_all<Q>(&self, key: &Q) -> Result<Vec<V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord + ToOwned<Owned = K>,
+    {
         let vs: Vec<V> = if self.inner.bag_expired(key)? {
             Vec::new()
         } else {
@@ -53,7 +64,11 @@ impl<K: Key, V: Value> ConCache<K, V> {
     /// Renews the item's TTL from now (its last TTL; ConCache's `touch`), without the
     /// lock. Nothing happens for a missing key, an item without a TTL, or an item past
     /// its TTL (expired is expired, swept or not).
-    pub fn touch(&self, key: &K) -> Result<()> {
+    pub fn touch<Q>(&self, key: &Q) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord + ToOwned<Owned = K>,
+    {
         self.inner.renew(key)
     }
 
@@ -364,7 +379,11 @@ impl<K: Key, V: Value> Inner<K, V> {
 
     /// The live value under `key`: an item past its deadline is treated as missing.
     #[inline]
-    fn peek(&self, key: &K) -> Result<Option<V>> {
+    fn peek<Q>(&self, key: &Q) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord + ToOwned<Owned = K>,
+    {
         if self.bag_expired(key)? {
             return Ok(None);
         }
@@ -384,7 +403,11 @@ impl<K: Key, V: Value> Inner<K, V> {
 
     /// On a bag cache with expiry: whether the key's values are past their deadline.
     #[inline]
-    pub(crate) fn bag_expired(&self, key: &K) -> Result<bool> {
+    pub(crate) fn bag_expired<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord + ToOwned<Owned = K>,
+    {
         match &self.metas {
             Some(metas) => Ok(metas.lookup_with(key, |m| m.is_some_and(|m| self.expired(m)))?),
             None => Ok(false),
@@ -424,7 +447,11 @@ impl<K: Key, V: Value> Inner<K, V> {
     }
 
     #[inline]
-    fn touch_on_read(&self, key: &K) -> Result<()> {
+    fn touch_on_read<Q>(&self, key: &Q) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord + ToOwned<Owned = K>,
+    {
         if self.touch_on_read {
             self.renew(key)?;
         }
@@ -441,7 +468,11 @@ impl<K: Key, V: Value> Inner<K, V> {
         }
     }
 
-    pub(crate) fn renew(&self, key: &K) -> Result<()> {
+    pub(crate) fn renew<Q>(&self, key: &Q) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord + ToOwned<Owned = K>,
+    {
         let Some(ticks) = self.ticks else {
             return Ok(());
         };
@@ -455,17 +486,21 @@ impl<K: Key, V: Value> Inner<K, V> {
         })?;
         if let Some(Some(t)) = renewed {
             self.wheel
-                .push(crate::hash::hash_of(&self.hasher, key), key.clone(), t);
+                .push(crate::hash::hash_of(&self.hasher, key), key.to_owned(), t);
         }
         Ok(())
     }
 
     /// Runs `f` on the key's expiry state under the table's lock; `None` when missing.
-    pub(crate) fn with_meta<R>(
+    pub(crate) fn with_meta<Q, R>(
         &self,
-        key: &K,
+        key: &Q,
         f: impl FnOnce(&mut Meta) -> R,
-    ) -> Result<Option<R>> {
+    ) -> Result<Option<R>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord + ToOwned<Owned = K>,
+    {
         match &self.metas {
             Some(metas) => Ok(metas.update_element_with(key, f)?),
             None => Ok(self.table.update_element_with(key, |e| f(&mut e.meta))?),

@@ -20,6 +20,7 @@ use super::{ConCache, Entry, Inner};
 use crate::ets::{Key, Table, TableType, Value};
 use crate::process::{Context, Spawn};
 use crate::signal::Message;
+use futures::future::Either;
 
 /// Messages to the owner process.
 pub(crate) enum OwnerMsg<K: Key, V: Value> {
@@ -138,12 +139,15 @@ async fn run<K: Key, V: Value>(
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            _ = tick => {
+        // Whichever comes first: the tick, or a message (the other future is dropped).
+        let tick = std::pin::pin!(tick);
+        let recv = std::pin::pin!(ctx.recv());
+        match futures::future::select(tick, recv).await {
+            Either::Left(((), _)) => {
                 let Some(inner) = weak.upgrade() else { return };
                 inner.sweep().await;
             }
-            m = ctx.recv() => match m {
+            Either::Right((m, _)) => match m {
                 Message::Msg(OwnerMsg::Sweep(tx)) => {
                     let Some(inner) = weak.upgrade() else { return };
                     let n = inner.sweep().await;

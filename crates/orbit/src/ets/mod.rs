@@ -1,16 +1,16 @@
 //! ETS: concurrent in-memory tables with Erlang's `ets` contract, and `tab2file`.
 //!
 //! State behind one GenServer is read one call at a time; a table lets every process
-//! read and write it concurrently. The behaviour follows Erlang's `ets`
-//! (`../shared/reference/otp-semantics.md` §4); the differences are listed below.
+//! read and write it concurrently. The behaviour follows Erlang's `ets` module (STDLIB
+//! reference manual); the differences are listed below.
 //!
 //! ```
 //! use orbit::ets::{Table, Pattern, MatchSpec};
 //! # fn demo() -> Result<(), orbit::ets::EtsError> {
 //! let t: Table<String, u64> = Table::builder().public().named("hits").build()?;
 //! t.insert("home".into(), 1)?;
-//! t.update_counter(&"home".to_string(), 1)?;          // :ets.update_counter(t, "home", 1)
-//! assert_eq!(t.get(&"home".to_string())?, Some(2));
+//! t.update_counter("home", 1)?;                  // :ets.update_counter(t, "home", 1)
+//! assert_eq!(t.get("home")?, Some(2));
 //! let big = t.select(&MatchSpec::new().clause(Pattern::any().when(|_, v| *v > 1), |k, _| k.clone()))?;
 //! assert_eq!(big, vec!["home".to_string()]);
 //! t.delete_table()?;
@@ -36,7 +36,13 @@
 //! [`EtsError::BadArg`], a missing key without default as [`EtsError::NotFound`] and a
 //! bag as [`EtsError::WrongType`]; arbitrary-precision counters. Keys order by Rust's
 //! `Ord` (Erlang's term order within one type). Reads return copies, as in Erlang;
-//! [`Table::lookup_with`] reads without copying.
+//! [`Table::lookup_with`] reads without copying. Operations that find objects by key
+//! (`get`, `lookup`, `member`, `take`, `delete`, `update_*`, `next`, ...) take the key or
+//! a borrowed form of it, as `HashMap::get` does: `t.get("home")` on a `Table<String,
+//! _>`. The borrowed form must hash, compare and order as the key does (`Borrow`'s
+//! contract; `str` for `String`, `[u8]` for `Vec<u8>` keep it), so hash tables and
+//! `ordered_set` find the same objects. Operations that may insert the key
+//! (`update_counter_or`, `update_counters_or`) take `&K`.
 //!
 //! # Types and storage (chosen by measurement)
 //!
@@ -48,25 +54,16 @@
 //!
 //! Hash tables shard by key hash into 64 `RwLock`s ([`CONCURRENT_SHARDS`]) when read or
 //! write concurrency is on, one lock otherwise (Erlang's default of one table lock,
-//! and the smallest table). Measured on this 2-core machine (release; 1M `(u64, u64)`
-//! inserted from one process, then 2 readers doing 2M random lookups each):
-//!
-//! | | inserts/s | lookups/s (2 readers) |
-//! |---|---|---|
-//! | `orbit::ets` set (sharded `IndexMap`) | 3.2M | 4.3M |
-//! | raw `dashmap` 6 | 2.7M | 4.9M |
-//! | raw `scc::HashMap` 2 | 2.9M | 3.7M |
-//! | BEAM ets (same machine, sequential keys) | 1.3M | 3.9M |
-//!
-//! Lookups cost 12% over dashmap (whose buckets hold the object inline; an `IndexMap`
-//! lookup touches its index and then its entry vector), inserts are faster, and only
-//! sharded locks give, cheaply,
+//! and the smallest table). A sharded `IndexMap` was chosen over concurrent maps with
+//! per-entry locks (dashmap, `scc::HashMap`) because only sharded locks give, cheaply,
 //! - atomic and isolated multi-object `insert`/`insert_new` (lock the shards touched in
 //!   order), which per-entry-locked maps cannot give;
-//! - `next(key)` in O(1) (an `IndexMap` keeps a dense entry vector: position + 1).
+//! - `next(key)` in O(1) (an `IndexMap` keeps a dense entry vector: position + 1);
 //!
-//! Memory for 1M `(i64, i64)`: 62.9 bytes per object (counted by an allocator; `info`
-//! reports the same), against 64.0 for BEAM ets (`ets:info(T, memory)` × 8).
+//! at the cost of a second memory access per lookup (the index, then the entry
+//! vector), where dashmap's buckets hold the object inline. Throughput and memory per
+//! object beside dashmap, scc and the BEAM's ets: `orbit-bench ets` (its README quotes
+//! a run).
 //!
 //! `ordered_set` uses a `BTreeMap` under one reader-writer lock: key order, O(log n)
 //! `next`/`prev`, and range queries that visit only the range. Readers never block each

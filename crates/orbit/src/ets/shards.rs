@@ -58,8 +58,10 @@ impl<K: Hash + Eq, T> Shards<K, T> {
         self.shards.len()
     }
 
+    /// The shard of key `k`; `k` may be a borrowed form of the key (`&str` for `String`),
+    /// which hashes the same by `Borrow`'s contract.
     #[inline]
-    pub(crate) fn index(&self, k: &K) -> usize {
+    pub(crate) fn index<Q: ?Sized + Hash>(&self, k: &Q) -> usize {
         if self.shift == 0 {
             return 0;
         }
@@ -78,12 +80,12 @@ impl<K: Hash + Eq, T> Shards<K, T> {
     }
 
     #[inline]
-    pub(crate) fn read_key(&self, k: &K) -> ReadG<'_, K, T> {
+    pub(crate) fn read_key<Q: ?Sized + Hash>(&self, k: &Q) -> ReadG<'_, K, T> {
         self.read(self.index(k))
     }
 
     #[inline]
-    pub(crate) fn write_key(&self, k: &K) -> WriteG<'_, K, T> {
+    pub(crate) fn write_key<Q: ?Sized + Hash>(&self, k: &Q) -> WriteG<'_, K, T> {
         self.write(self.index(k))
     }
 

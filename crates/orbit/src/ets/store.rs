@@ -5,7 +5,9 @@
 //! - `bag` / `duplicate_bag`: [`Shards`]`<K, Vec<V>>`, objects under a key in insertion order.
 //! - `ordered_set`: one `RwLock<BTreeMap<K, V>>` (key order; ranges without scans).
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::hash::Hash;
 use std::ops::Bound;
 
 use parking_lot::RwLock;
@@ -19,21 +21,28 @@ pub(crate) enum Store<K, V> {
     Ordered(RwLock<BTreeMap<K, V>>),
 }
 
-/// The map operations `set` and `ordered_set` share.
-pub(crate) trait SetMap<K, V> {
-    fn get_kv(&self, k: &K) -> Option<(&K, &V)>;
-    fn get_mut_v(&mut self, k: &K) -> Option<&mut V>;
+/// The map operations `set` and `ordered_set` share, looked up by `Q`: the key type or
+/// a borrowed form of it (`str` for `String` keys). `Borrow`'s contract (the borrowed
+/// form hashes, compares and orders as the key does) makes the hash lookup and the
+/// ordered lookup agree.
+pub(crate) trait SetMap<K, V, Q: ?Sized> {
+    fn get_kv(&self, k: &Q) -> Option<(&K, &V)>;
+    fn get_mut_v(&mut self, k: &Q) -> Option<&mut V>;
     fn insert_v(&mut self, k: K, v: V);
-    fn remove_kv(&mut self, k: &K) -> Option<(K, V)>;
+    fn remove_kv(&mut self, k: &Q) -> Option<(K, V)>;
 }
 
-impl<K: std::hash::Hash + Eq, V> SetMap<K, V> for Map<K, V> {
+impl<K, V, Q> SetMap<K, V, Q> for Map<K, V>
+where
+    K: Hash + Eq + Borrow<Q>,
+    Q: ?Sized + Hash + Eq,
+{
     #[inline]
-    fn get_kv(&self, k: &K) -> Option<(&K, &V)> {
+    fn get_kv(&self, k: &Q) -> Option<(&K, &V)> {
         self.get_key_value(k)
     }
     #[inline]
-    fn get_mut_v(&mut self, k: &K) -> Option<&mut V> {
+    fn get_mut_v(&mut self, k: &Q) -> Option<&mut V> {
         self.get_mut(k)
     }
     #[inline]
@@ -41,18 +50,22 @@ impl<K: std::hash::Hash + Eq, V> SetMap<K, V> for Map<K, V> {
         self.insert(k, v);
     }
     #[inline]
-    fn remove_kv(&mut self, k: &K) -> Option<(K, V)> {
+    fn remove_kv(&mut self, k: &Q) -> Option<(K, V)> {
         self.swap_remove_entry(k)
     }
 }
 
-impl<K: Ord, V> SetMap<K, V> for BTreeMap<K, V> {
+impl<K, V, Q> SetMap<K, V, Q> for BTreeMap<K, V>
+where
+    K: Ord + Borrow<Q>,
+    Q: ?Sized + Ord,
+{
     #[inline]
-    fn get_kv(&self, k: &K) -> Option<(&K, &V)> {
+    fn get_kv(&self, k: &Q) -> Option<(&K, &V)> {
         self.get_key_value(k)
     }
     #[inline]
-    fn get_mut_v(&mut self, k: &K) -> Option<&mut V> {
+    fn get_mut_v(&mut self, k: &Q) -> Option<&mut V> {
         self.get_mut(k)
     }
     #[inline]
@@ -60,7 +73,7 @@ impl<K: Ord, V> SetMap<K, V> for BTreeMap<K, V> {
         self.insert(k, v);
     }
     #[inline]
-    fn remove_kv(&mut self, k: &K) -> Option<(K, V)> {
+    fn remove_kv(&mut self, k: &Q) -> Option<(K, V)> {
         self.remove_entry(k)
     }
 }

@@ -1,5 +1,6 @@
 //! [`Table`], its [`Builder`], and the operations on objects.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::Hash;
@@ -47,7 +48,8 @@ pub(crate) struct Inner<K, V> {
 /// A handle to an ETS table of objects `(K, V)`; cheap to clone and to send to other
 /// processes (Erlang's table id). The table lives until it is deleted or its owner
 /// exits without an heir, whatever handles remain; a handle to a deleted table fails
-/// every operation with [`EtsError::Deleted`].
+/// every operation with [`EtsError::Deleted`]. Lookups take the key or a borrowed form
+/// of it (`t.get("k")` on a `Table<String, _>`; see the [module docs](super)).
 pub struct Table<K, V> {
     pub(crate) inner: Arc<Inner<K, V>>,
 }
@@ -305,7 +307,11 @@ impl<K: Key, V: Value> Table<K, V> {
         self.inner.kind == TableType::DuplicateBag
     }
 
-    fn set_write<R>(&self, k: &K, f: impl FnOnce(&mut dyn SetMap<K, V>) -> R) -> Option<R> {
+    fn set_write<Q, R>(&self, k: &Q, f: impl FnOnce(&mut dyn SetMap<K, V, Q>) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         match &self.inner.store {
             Store::Set(s) => Some(f(&mut s.write_key(k).map)),
             Store::Ordered(m) => Some(f(&mut *m.write())),
@@ -459,7 +465,11 @@ impl<K: Key, V: Value> Table<K, V> {
     // ---- reading -----------------------------------------------------------------
 
     /// `ets:lookup/2`: the objects with the key (at most one on set tables), copied.
-    pub fn lookup(&self, key: &K) -> Result<Vec<(K, V)>> {
+    pub fn lookup<Q>(&self, key: &Q) -> Result<Vec<(K, V)>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         self.check_read()?;
         Ok(match &self.inner.store {
             Store::Set(s) => s
@@ -483,7 +493,11 @@ impl<K: Key, V: Value> Table<K, V> {
     /// The value under the key, copied (on bags: the first object's). The common
     /// `case :ets.lookup(t, k) do [{^k, v}] -> v; [] -> nil end`.
     #[inline]
-    pub fn get(&self, key: &K) -> Result<Option<V>> {
+    pub fn get<Q>(&self, key: &Q) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         self.lookup_with(key, |v| v.cloned())
     }
 
@@ -491,7 +505,11 @@ impl<K: Key, V: Value> Table<K, V> {
     /// object's). `f` runs under the key's read lock: keep it short and do not call this
     /// table from it.
     #[inline]
-    pub fn lookup_with<R>(&self, key: &K, f: impl FnOnce(Option<&V>) -> R) -> Result<R> {
+    pub fn lookup_with<Q, R>(&self, key: &Q, f: impl FnOnce(Option<&V>) -> R) -> Result<R>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         self.check_read()?;
         Ok(match &self.inner.store {
             Store::Set(s) => f(s.read_key(key).map.get(key)),
@@ -502,7 +520,11 @@ impl<K: Key, V: Value> Table<K, V> {
 
     /// `ets:lookup_element/3` on a set or ordered_set: the value, or
     /// [`EtsError::NotFound`] when no object has the key.
-    pub fn lookup_element(&self, key: &K) -> Result<V> {
+    pub fn lookup_element<Q>(&self, key: &Q) -> Result<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         if matches!(self.inner.store, Store::Bag(_)) {
             self.check_read()?;
             return Err(self.wrong_type("lookup_element", "use lookup_elements on bags"));
@@ -513,7 +535,11 @@ impl<K: Key, V: Value> Table<K, V> {
 
     /// `ets:lookup_element/4`: the value, or `default` when no object has the key (set
     /// and ordered_set).
-    pub fn lookup_element_or(&self, key: &K, default: V) -> Result<V> {
+    pub fn lookup_element_or<Q>(&self, key: &Q, default: V) -> Result<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         match self.lookup_element(key) {
             Err(EtsError::NotFound(_)) => Ok(default),
             r => r,
@@ -522,7 +548,11 @@ impl<K: Key, V: Value> Table<K, V> {
 
     /// `ets:lookup_element/3` on any table type: the values of all objects with the key,
     /// or [`EtsError::NotFound`] when there are none.
-    pub fn lookup_elements(&self, key: &K) -> Result<Vec<V>> {
+    pub fn lookup_elements<Q>(&self, key: &Q) -> Result<Vec<V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         let vs: Vec<V> = self.lookup(key)?.into_iter().map(|(_, v)| v).collect();
         if vs.is_empty() {
             return Err(EtsError::NotFound(self.label()));
@@ -531,7 +561,11 @@ impl<K: Key, V: Value> Table<K, V> {
     }
 
     /// `ets:member/2`: true when an object has the key.
-    pub fn member(&self, key: &K) -> Result<bool> {
+    pub fn member<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         self.lookup_with(key, |v| v.is_some())
     }
 
@@ -541,8 +575,10 @@ impl<K: Key, V: Value> Table<K, V> {
     /// returns the new value. [`EtsError::NotFound`] when the key is missing;
     /// [`EtsError::WrongType`] on bags; [`EtsError::Overflow`] (nothing changed) when the
     /// result does not fit `V`.
-    pub fn update_counter(&self, key: &K, op: impl Into<CounterOp>) -> Result<V>
+    pub fn update_counter<Q>(&self, key: &Q, op: impl Into<CounterOp>) -> Result<V>
     where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
         V: Counter,
     {
         self.update_counter_inner(key, op.into(), None)
@@ -554,11 +590,14 @@ impl<K: Key, V: Value> Table<K, V> {
     where
         V: Counter,
     {
-        self.update_counter_inner(key, op.into(), Some(default))
+        self.update_counter_inner(key, op.into(), Some((key.clone(), default)))
     }
 
-    fn update_counter_inner(&self, key: &K, op: CounterOp, default: Option<V>) -> Result<V>
+    /// `default`: the object to insert first when the key is missing.
+    fn update_counter_inner<Q>(&self, key: &Q, op: CounterOp, default: Option<(K, V)>) -> Result<V>
     where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
         V: Counter,
     {
         self.check_write()?;
@@ -566,7 +605,7 @@ impl<K: Key, V: Value> Table<K, V> {
         let r = self.set_write(key, |m| {
             if m.get_mut_v(key).is_none() {
                 match default {
-                    Some(d) => m.insert_v(key.clone(), d),
+                    Some((k, d)) => m.insert_v(k, d),
                     None => return Err(EtsError::NotFound(label())),
                 }
             }
@@ -585,7 +624,11 @@ impl<K: Key, V: Value> Table<K, V> {
 
     /// `ets:update_element/3`: replaces the value under the key; false when the key is
     /// missing. Set and ordered_set only.
-    pub fn update_element(&self, key: &K, value: V) -> Result<bool> {
+    pub fn update_element<Q>(&self, key: &Q, value: V) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         Ok(self.update_element_with(key, |v| *v = value)?.is_some())
     }
 
@@ -593,11 +636,15 @@ impl<K: Key, V: Value> Table<K, V> {
     /// counters in a tuple: `update_counter` with a list of positions); `None` when the key
     /// is missing. Set and ordered_set only. `f` runs under the key's write lock: do not
     /// call this table from it.
-    pub fn update_element_with<R>(
+    pub fn update_element_with<Q, R>(
         &self,
-        key: &K,
+        key: &Q,
         f: impl FnOnce(&mut V) -> R,
-    ) -> Result<Option<R>> {
+    ) -> Result<Option<R>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         self.check_write()?;
         self.set_write(key, |m| m.get_mut_v(key).map(f))
             .ok_or_else(|| {
@@ -611,16 +658,28 @@ impl<K: Key, V: Value> Table<K, V> {
     // ---- deleting ----------------------------------------------------------------
 
     /// `ets:delete/2`: deletes every object with the key.
-    pub fn delete(&self, key: &K) -> Result<()> {
+    pub fn delete<Q>(&self, key: &Q) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         self.take_inner(key, false).map(|_| ())
     }
 
     /// `ets:take/2`: deletes and returns every object with the key.
-    pub fn take(&self, key: &K) -> Result<Vec<(K, V)>> {
+    pub fn take<Q>(&self, key: &Q) -> Result<Vec<(K, V)>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         self.take_inner(key, true)
     }
 
-    fn take_inner(&self, key: &K, want: bool) -> Result<Vec<(K, V)>> {
+    fn take_inner<Q>(&self, key: &Q, want: bool) -> Result<Vec<(K, V)>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         self.check_write()?;
         if let Some(r) = self.set_write(key, |m| m.remove_kv(key)) {
             return Ok(r.filter(|_| want).into_iter().collect());
@@ -644,7 +703,11 @@ impl<K: Key, V: Value> Table<K, V> {
 
     /// `ets:delete_object/2`: deletes the object `(key, value)` exactly (on a
     /// duplicate_bag, all its copies).
-    pub fn delete_object(&self, key: &K, value: &V) -> Result<()> {
+    pub fn delete_object<Q>(&self, key: &Q, value: &V) -> Result<()>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         self.check_write()?;
         let done = self.set_write(key, |m| {
             if m.get_kv(key).is_some_and(|(_, v)| v == value) {
@@ -845,12 +908,16 @@ impl<K: Key, V: Value> Table<K, V> {
     /// `ets:next/2`: the key after `key`, `None` at the end. On ordered_set `key` need
     /// not exist. On hash tables it must (else [`EtsError::BadArg`]): a key deleted
     /// meanwhile ends the walk, as in Erlang without `safe_fixtable`.
-    pub fn next(&self, key: &K) -> Result<Option<K>> {
+    pub fn next<Q>(&self, key: &Q) -> Result<Option<K>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         self.check_read()?;
         Ok(match &self.inner.store {
             Store::Ordered(m) => m
                 .read()
-                .range::<K, _>((Bound::Excluded(key), Bound::Unbounded))
+                .range::<Q, _>((Bound::Excluded(key), Bound::Unbounded))
                 .next()
                 .map(|(k, _)| k.clone()),
             Store::Set(s) => {
@@ -873,12 +940,16 @@ impl<K: Key, V: Value> Table<K, V> {
     }
 
     /// `ets:prev/2`: the key before `key` on ordered_set; on hash tables the same as `next`.
-    pub fn prev(&self, key: &K) -> Result<Option<K>> {
+    pub fn prev<Q>(&self, key: &Q) -> Result<Option<K>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         self.check_read()?;
         match &self.inner.store {
             Store::Ordered(m) => Ok(m
                 .read()
-                .range::<K, _>((Bound::Unbounded, Bound::Excluded(key)))
+                .range::<Q, _>((Bound::Unbounded, Bound::Excluded(key)))
                 .next_back()
                 .map(|(k, _)| k.clone())),
             _ => self.next(key),
@@ -1120,12 +1191,16 @@ impl<K: Key> Table<K, orbit_term::Term> {
     /// returns the new counter. [`EtsError::NotFound`] when the key is missing,
     /// [`EtsError::BadArg`] (nothing changed) when `pos` is 1, beyond the object, or not an
     /// integer, [`EtsError::WrongType`] on bags.
-    pub fn update_counter_at(
+    pub fn update_counter_at<Q>(
         &self,
-        key: &K,
+        key: &Q,
         pos: usize,
         op: impl Into<CounterOp>,
-    ) -> Result<orbit_term::Term> {
+    ) -> Result<orbit_term::Term>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         let mut r = self.update_counters_inner(key, &[(pos, op.into())], None)?;
         Ok(r.pop().unwrap_or(orbit_term::Term::Int(0)))
     }
@@ -1133,11 +1208,15 @@ impl<K: Key> Table<K, orbit_term::Term> {
     /// `ets:update_counter/3` with a list of `{Pos, Incr}` / `{Pos, Incr, Threshold,
     /// SetValue}`: applied in order, all or nothing; returns the new counters in order.
     /// Errors as [`update_counter_at`](Self::update_counter_at).
-    pub fn update_counters(
+    pub fn update_counters<Q>(
         &self,
-        key: &K,
+        key: &Q,
         ops: &[(usize, CounterOp)],
-    ) -> Result<Vec<orbit_term::Term>> {
+    ) -> Result<Vec<orbit_term::Term>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         self.update_counters_inner(key, ops, None)
     }
 
@@ -1150,22 +1229,26 @@ impl<K: Key> Table<K, orbit_term::Term> {
         ops: &[(usize, CounterOp)],
         default: orbit_term::Term,
     ) -> Result<Vec<orbit_term::Term>> {
-        self.update_counters_inner(key, ops, Some(default))
+        self.update_counters_inner(key, ops, Some((key.clone(), default)))
     }
 
-    fn update_counters_inner(
+    fn update_counters_inner<Q>(
         &self,
-        key: &K,
+        key: &Q,
         ops: &[(usize, CounterOp)],
-        default: Option<orbit_term::Term>,
-    ) -> Result<Vec<orbit_term::Term>> {
+        default: Option<(K, orbit_term::Term)>,
+    ) -> Result<Vec<orbit_term::Term>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         use orbit_term::{BigInt, Term};
         self.check_write()?;
         let label = || self.label();
         let r = self.set_write(key, |m| {
-            let mut obj = match (m.get_mut_v(key), default) {
-                (Some(v), _) => v.clone(),
-                (None, Some(d)) => d,
+            let (mut obj, new_key) = match (m.get_mut_v(key), default) {
+                (Some(v), _) => (v.clone(), None),
+                (None, Some((k, d))) => (d, Some(k)),
                 (None, None) => return Err(EtsError::NotFound(label())),
             };
             let es = object_elements(&mut obj, &label)?;
@@ -1186,7 +1269,14 @@ impl<K: Key> Table<K, orbit_term::Term> {
                 es[i] = new.clone();
                 out.push(new);
             }
-            m.insert_v(key.clone(), obj);
+            match new_key {
+                Some(k) => m.insert_v(k, obj),
+                None => {
+                    if let Some(v) = m.get_mut_v(key) {
+                        *v = obj;
+                    }
+                }
+            }
             Ok(out)
         });
         r.unwrap_or_else(|| {
@@ -1198,14 +1288,22 @@ impl<K: Key> Table<K, orbit_term::Term> {
     /// (`V = Term::Tuple([element 2, ..])`, the key is position 1): false when the key is
     /// missing; [`EtsError::BadArg`] (nothing changed) when `pos` is 1 or beyond the
     /// object; [`EtsError::WrongType`] on bags.
-    pub fn update_element_at(&self, key: &K, pos: usize, value: orbit_term::Term) -> Result<bool> {
+    pub fn update_element_at<Q>(&self, key: &Q, pos: usize, value: orbit_term::Term) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         self.update_elements(key, &[(pos, value)])
     }
 
     /// `ets:update_element/3` with a list of `{Pos, Value}`: applied in order (a position
     /// given twice gets the last value), all or nothing. Errors as
     /// [`update_element_at`](Self::update_element_at).
-    pub fn update_elements(&self, key: &K, updates: &[(usize, orbit_term::Term)]) -> Result<bool> {
+    pub fn update_elements<Q>(&self, key: &Q, updates: &[(usize, orbit_term::Term)]) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + Ord,
+    {
         self.check_write()?;
         let label = || self.label();
         let r = self.set_write(key, |m| {

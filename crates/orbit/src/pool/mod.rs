@@ -7,7 +7,7 @@
 //! overload shows as waiting callers and wait times ([`PoolStats`]) instead of an
 //! unbounded mailbox.
 //!
-//! Two models, as in `../shared/reference/otp-semantics.md` §6:
+//! Two models, as in the Erlang/Elixir libraries `poolboy` and `NimblePool`:
 //!
 //! - [`Pool`] (devinus/poolboy): the workers are GenServer processes started, linked and
 //!   restarted by the pool's manager process. A caller checks one out, calls it, and
@@ -67,12 +67,8 @@
 //! lease bookkeeping around it, the manager, and [`ResourcePool`]'s state (covered by
 //! the stress tests `pool_stop`, `pool_resource_panics` and the short-timeout tests).
 //!
-//! Measured (`orbit-bench pool`, 2 cores, 4 clients, pool of 10, one run): `Pool`
-//! transactions 4.8 M/s (deadpool 3.0 M/s, bb8 2.4 M/s in the same run; poolboy
-//! 0.27–0.36 M/s), 0.93 M/s when the transaction also calls its worker; `ResourcePool`
-//! checkouts 4.2 M/s (NimblePool 0.22–0.32 M/s). A 2 ms external call with 100 callers:
-//! 310 requests/s (p99 326 ms) inside one GenServer, 3,100/s (p99 36 ms) through a
-//! `Pool` of 10, 29,000/s (p99 6.5 ms) as `TaskSupervisor` tasks.
+//! Throughput beside deadpool, bb8, poolboy and NimblePool, and a slow external call
+//! behind one GenServer, a `Pool` and `TaskSupervisor` tasks: `orbit-bench pool`.
 
 mod checkout;
 mod metrics;

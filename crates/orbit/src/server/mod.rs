@@ -319,13 +319,7 @@ impl<S: Server> ServerRef<S> {
     /// Stops the server with `reason` (after the messages already queued), running
     /// `terminate`, and waits up to `timeout` for it to exit.
     pub async fn stop(&self, reason: ExitReason, timeout: Duration) -> Result<(), CallError> {
-        if self.handle.send(Msg::Stop(reason)).is_err() {
-            return Err(CallError::NoProc);
-        }
-        match crate::deadline::timeout(timeout, self.handle.wait_exit()).await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(CallError::Timeout),
-        }
+        crate::gen_server::stop_and_wait(&self.handle, Msg::Stop(reason), timeout).await
     }
 
     /// Waits until the server exits and returns its reason.
@@ -394,19 +388,6 @@ pub async fn start_with<S: Server>(
     let handle = process::spawn_with(spawn, Some(run::adapt::<S>), move |ctx| {
         run::run(server, Ctx { ctx, parent }, name, ack_tx)
     })?;
-    let ack = match opts.timeout {
-        None => ack_rx.await,
-        Some(t) => match crate::deadline::timeout(t, ack_rx).await {
-            Ok(a) => a,
-            Err(_) => {
-                crate::signal::exit(handle.pid(), ExitReason::Kill);
-                return Err(StartError::Init(ExitReason::error("init timed out")));
-            }
-        },
-    };
-    match ack {
-        Ok(Ok(())) => Ok(ServerRef { handle }),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(StartError::Init(handle.wait_exit().await)),
-    }
+    crate::gen_server::await_init(&handle, ack_rx, opts.timeout).await?;
+    Ok(ServerRef { handle })
 }

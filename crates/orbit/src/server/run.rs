@@ -8,7 +8,6 @@ use std::pin::Pin;
 use tokio::sync::oneshot;
 
 use super::{Ctx, Handles, Init, Next, Reply, ReplyTo, Request, Server, StartError};
-use crate::error::Error;
 use crate::exit::ExitReason;
 use crate::gen_server::guarded;
 use crate::process;
@@ -102,24 +101,12 @@ pub(crate) async fn run<S: Server>(
     name: Option<String>,
     ack: oneshot::Sender<Result<(), StartError>>,
 ) -> ExitReason {
-    let init_failed = |ctx: &Ctx<S>| {
-        process::mark_stopping();
-        // As OTP 26: a failed init does not also send an exit signal to the starter.
-        if let Some(p) = ctx.parent {
-            let _ = crate::signal::unlink(p);
-        }
+    let init_failed = |ctx: &Ctx<S>| crate::gen_server::init_failed(ctx.parent);
+    let Some(ack) =
+        crate::gen_server::register_at_start(name.as_deref(), ctx.pid(), ctx.parent, ack)
+    else {
+        return ExitReason::Normal;
     };
-    if let Some(n) = &name {
-        if let Err(e) = crate::registry::register(n, ctx.pid()) {
-            init_failed(&ctx);
-            let err = match e {
-                Error::NameTaken { pid, .. } => StartError::AlreadyStarted(pid),
-                other => StartError::Spawn(other),
-            };
-            let _ = ack.send(Err(err));
-            return ExitReason::Normal;
-        }
-    }
     match guarded(server.init(&mut ctx)).await {
         Ok(Init::Ok) => {}
         Ok(Init::Ignore) => {

@@ -1,8 +1,7 @@
 //! GenStage: demand-driven pipelines with backpressure, in stages that are ordinary
 //! Orbit processes (linkable, monitorable, visible in `process_info`).
 //!
-//! The contract, as Elixir's `GenStage` defines it (`../shared/reference/otp-semantics.md`
-//! §7):
+//! The contract, as Elixir's `GenStage` (1.3) defines it:
 //!
 //! - **Kinds.** A [`Producer`] emits events in `handle_demand`; a [`Consumer`] handles
 //!   them in `handle_events`; a [`ProducerConsumer`] does both. Events are typed and

@@ -132,7 +132,7 @@ async fn main() {
     println!(
         "counter = {}, cache visits = {:?}, pool status {:?}, a supervised task answered {answer}",
         counter.call(()).await.expect("call"),
-        cache.get(&"visits".into()).expect("get"),
+        cache.get("visits").expect("get"),
         pool.status().state
     );
 
@@ -149,7 +149,7 @@ async fn main() {
          another process, kept visits = {:?})",
         fresh.pid(),
         fresh.call(()).await.expect("call"),
-        cache.get(&"visits".into()).expect("get")
+        cache.get("visits").expect("get")
     );
     let counts = app.supervisor().count_children().await.expect("counts");
     println!("supervisor counts: {counts:?}");

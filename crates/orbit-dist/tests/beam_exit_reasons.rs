@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use orbit::{CallError, ExitReason, Message, Pid};
-use orbit_term::{Atom, Term};
+use orbit_term::{atom, Term};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 fn atom(a: &str) -> Term {
@@ -155,12 +155,7 @@ fn orbit_exit_reasons_reach_elixir_exactly() {
             .unwrap()
             .pid()
         });
-        let msg = (
-            Atom::new("watch").unwrap(),
-            *label,
-            orbit_dist::to_wire(p),
-            true,
-        );
+        let msg = (atom!("watch"), *label, orbit_dist::to_wire(p), true);
         orbit_dist::send_named(&ex_name, "xr_watch", &msg).unwrap();
         let line = ex.expect(&format!("{label} "), 20);
         assert_eq!(line, format!("{label} down={want} exit={want}"));
@@ -171,19 +166,14 @@ fn orbit_exit_reasons_reach_elixir_exactly() {
         assert_eq!(h.wait_exit().await, ExitReason::Normal);
         h.pid()
     });
-    let msg = (
-        Atom::new("watch").unwrap(),
-        "gone",
-        orbit_dist::to_wire(gone),
-        false,
-    );
+    let msg = (atom!("watch"), "gone", orbit_dist::to_wire(gone), false);
     orbit_dist::send_named(&ex_name, "xr_watch", &msg).unwrap();
     assert_eq!(ex.expect("gone ", 20), "gone down=:noproc exit=:noproc");
     // Exit signals from an Orbit process to the (trapping) Elixir process: `exit/2`.
     let (ptx, mut prx) = unbounded_channel();
     rt().block_on(async {
         let asker = observer(ptx);
-        let msg = (Atom::new("whoareyou").unwrap(), orbit_dist::to_wire(asker));
+        let msg = (atom!("whoareyou"), orbit_dist::to_wire(asker));
         orbit_dist::send_named(&ex_name, "xr_watch", &msg).unwrap();
         let Message::Msg(Term::Tuple(el)) = next(&mut prx).await else {
             panic!("expected {{me, pid}}")
@@ -319,7 +309,7 @@ fn elixir_exit_reasons_reach_orbit_exactly() {
                 .spawn(move |mut ctx: orbit::Context<Term>| async move {
                     let mref = orbit::monitor(w).unwrap();
                     orbit::link(w).unwrap();
-                    orbit_dist::send(w, &Atom::new("go").unwrap()).unwrap();
+                    orbit_dist::send(w, &atom!("go")).unwrap();
                     let (mut down, mut exit) = (None, None);
                     while down.is_none() || exit.is_none() {
                         match ctx.recv().await {
@@ -442,7 +432,7 @@ fn elixir_exit_reasons_reach_orbit_exactly() {
         })
         .unwrap();
         let msg = (
-            Atom::new("targets").unwrap(),
+            atom!("targets"),
             orbit_dist::to_wire(t1.pid()),
             orbit_dist::to_wire(t2.pid()),
         );

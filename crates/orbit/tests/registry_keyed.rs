@@ -344,7 +344,9 @@ async fn via_needs_unique_keys() {
 
 /// `send_after_to` a via name: the name is resolved when the timer fires, so the
 /// process registered then gets it (the one registered when it was set has exited).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Paused time: the timer can only fire once every task waits, so the handover always
+/// comes first, however slow the machine.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn send_after_to_resolves_the_name_when_it_fires() {
     let reg: Registry<&'static str, ()> = Registry::start(Keys::Unique, "kr_timer").unwrap();
     let name = Via::new("kr_timer", "t");
@@ -363,8 +365,8 @@ async fn send_after_to_resolves_the_name_when_it_fires() {
     let (tx1, rx1) = oneshot::channel();
     let (first, ready) = listener(tx1);
     ready.await.unwrap().unwrap();
-    // Long enough for the handover below (a timer firing before it would drop the
-    // message, and the wait below would fail after 10 s).
+    // With time paused the handover below completes before the timer fires (a timer
+    // firing before it would drop the message, and the wait below would fail).
     orbit::send_after_to(name.clone(), 5u64, Duration::from_millis(300)).unwrap();
     // The first holder exits before the timer fires; a second one takes the name.
     orbit::exit(first.pid(), ExitReason::Kill);

@@ -25,11 +25,28 @@ fn clock_switches() -> Option<u64> {
     None
 }
 
+/// The clock thread's switches, waiting (bounded) for the thread to have named itself:
+/// a new thread sets its name when it first runs, which on a loaded machine may be a
+/// while after it was spawned.
+fn clock_switches_now() -> u64 {
+    let t0 = Instant::now();
+    loop {
+        if let Some(n) = clock_switches() {
+            return n;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no orbit-clock thread after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Wake-ups of the clock thread during `window`.
 fn wakeups_during(window: Duration) -> u64 {
-    let before = clock_switches().expect("no orbit-clock thread");
+    let before = clock_switches_now();
     std::thread::sleep(window);
-    clock_switches().expect("no orbit-clock thread") - before
+    clock_switches_now() - before
 }
 
 fn busy_for(d: Duration) {

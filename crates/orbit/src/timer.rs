@@ -30,23 +30,9 @@ pub fn send_after<M: Send + 'static>(
     msg: M,
     delay: Duration,
 ) -> Result<TimerRef, Error> {
-    let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
     let to = to.clone();
-    let fired = Arc::new(AtomicBool::new(false));
-    let f = fired.clone();
-    let deadline = Instant::now() + delay;
-    let task = rt.spawn(async move {
-        tokio::time::sleep_until(deadline).await;
-        if !f.swap(true, Ordering::AcqRel) {
-            // The target may have exited: Erlang drops the message then, and so do we.
-            let _ = to.send(msg);
-        }
-    });
-    Ok(TimerRef {
-        deadline,
-        fired,
-        task: task.abort_handle(),
-    })
+    // The target may have exited: Erlang drops the message then, and so do we.
+    after(delay, move || drop(to.send(msg)))
 }
 
 /// Sends `msg` to `to` (a pid, a registered name or a `via` name, see [`Dest`]) after
@@ -57,16 +43,21 @@ pub fn send_after_to<M: std::any::Any + Send>(
     msg: M,
     delay: Duration,
 ) -> Result<TimerRef, Error> {
-    let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
     let to = to.into();
+    // Not registered or exited: Erlang drops the message, and so do we.
+    after(delay, move || drop(crate::send(to, msg)))
+}
+
+/// Runs `deliver` once `delay` has passed, unless the timer is cancelled first.
+fn after(delay: Duration, deliver: impl FnOnce() + Send + 'static) -> Result<TimerRef, Error> {
+    let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
     let fired = Arc::new(AtomicBool::new(false));
     let f = fired.clone();
     let deadline = Instant::now() + delay;
     let task = rt.spawn(async move {
         tokio::time::sleep_until(deadline).await;
         if !f.swap(true, Ordering::AcqRel) {
-            // Not registered or exited: Erlang drops the message, and so do we.
-            let _ = crate::send(to, msg);
+            deliver();
         }
     });
     Ok(TimerRef {

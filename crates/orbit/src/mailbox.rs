@@ -979,8 +979,7 @@ mod tests {
         assert!(!mb.push_signal(exit_signal()));
     }
 
-    /// Eight threads send into one mailbox while the receiver drains: every message
-    /// arrives once, in order per sender.
+    /// An `exit/2`-style signal from local pid `id`.
     fn exit_from(id: u32) -> Signal {
         Signal::Exit {
             from: Pid::local(id, 1),
@@ -1043,6 +1042,8 @@ mod tests {
         assert_eq!(mb.unget_signals([exit_from(9)].into_iter().collect()), 0);
     }
 
+    /// Eight threads send into one mailbox while the receiver drains: every message
+    /// arrives once, in order per sender.
     #[test]
     fn concurrent_senders_fifo_per_sender() {
         let per = if cfg!(miri) { 200 } else { 50_000 };

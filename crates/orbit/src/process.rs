@@ -397,10 +397,10 @@ pub struct Context<M> {
     started: u64,
     /// Messages left before the time slice is checked again.
     budget: u32,
-    /// Clock reading when the current time slice began (0: not started; it starts at
-    /// the first check after the process was woken).
+    /// Clock reading when the current time slice began (valid while `slice_checks > 0`;
+    /// a slice starts at the first check after the process was woken).
     slice_start: u64,
-    /// Checks made in the current time slice.
+    /// Checks made in the current time slice (0: no slice started).
     slice_checks: u32,
 }
 
@@ -634,7 +634,6 @@ impl<M: Send + 'static> Context<M> {
             Taken::Empty => {
                 // Parked: the next wake-up starts a fresh time slice.
                 self.budget = BUDGET;
-                self.slice_start = 0;
                 self.slice_checks = 0;
                 Poll::Pending
             }
@@ -646,16 +645,13 @@ impl<M: Send + 'static> Context<M> {
     #[cold]
     fn slice_over(&mut self) -> bool {
         let now = clock::now();
-        if self.slice_start == 0 {
+        if self.slice_checks == 0 {
             self.slice_start = now;
-            self.slice_checks = 1;
-            return false;
         }
         self.slice_checks += 1;
         // Strictly more than one tick apart: two reads of the coarse clock straddling
         // one tick may be a microsecond apart.
         if self.slice_checks >= SLICE_CHECKS || now.saturating_sub(self.slice_start) > SLICE_NS {
-            self.slice_start = 0;
             self.slice_checks = 0;
             return true;
         }

@@ -609,11 +609,7 @@ pub async fn start_named<G: GenServer>(
     name: impl Into<Dest>,
     link: bool,
 ) -> Result<ServerRef<G>, StartError> {
-    let opts = StartOptions {
-        link,
-        ..Default::default()
-    };
-    start_inner(server, opts.link, opts.timeout, Some(name.into())).await
+    start_inner(server, link, None, Some(name.into())).await
 }
 
 /// Starts an unlinked server and waits for its `init`.

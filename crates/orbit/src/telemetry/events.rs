@@ -60,7 +60,8 @@ impl Event<'_> {
 type Handler = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
 
 struct Attached {
-    id: String,
+    /// Shared, so an emitter takes it per handler without allocating.
+    id: Arc<str>,
     name: Vec<String>,
     handler: Handler,
 }
@@ -93,11 +94,11 @@ pub fn attach(
     handler: impl Fn(&Event<'_>) + Send + Sync + 'static,
 ) -> Result<(), TelemetryError> {
     let mut hs = HANDLERS.write();
-    if hs.iter().any(|h| h.id == handler_id) {
+    if hs.iter().any(|h| &*h.id == handler_id) {
         return Err(TelemetryError::AlreadyExists(handler_id.to_string()));
     }
     hs.push(Attached {
-        id: handler_id.to_string(),
+        id: Arc::from(handler_id),
         name: event.iter().map(|s| s.to_string()).collect(),
         handler: Arc::new(handler),
     });
@@ -109,7 +110,7 @@ pub fn attach(
 pub fn detach(handler_id: &str) -> bool {
     let mut hs = HANDLERS.write();
     let before = hs.len();
-    hs.retain(|h| h.id != handler_id);
+    hs.retain(|h| &*h.id != handler_id);
     ATTACHED.store(hs.len(), Ordering::Relaxed);
     hs.len() != before
 }
@@ -121,7 +122,7 @@ pub fn list_handlers(prefix: &[&str]) -> Vec<String> {
         .read()
         .iter()
         .filter(|h| h.name.len() >= prefix.len() && h.name.iter().zip(prefix).all(|(a, b)| a == b))
-        .map(|h| h.id.clone())
+        .map(|h| h.id.to_string())
         .collect()
 }
 
@@ -138,7 +139,7 @@ pub fn execute(event: &[&str], measurements: &[(&str, f64)], metadata: &[(&str, 
 #[cold]
 fn dispatch(event: &[&str], measurements: &[(&str, f64)], metadata: &[(&str, &dyn Display)]) {
     // Handlers run outside the lock, so one may attach, detach or emit.
-    let targets: Vec<(String, Handler)> = HANDLERS
+    let targets: Vec<(Arc<str>, Handler)> = HANDLERS
         .read()
         .iter()
         .filter(|h| h.name.len() == event.len() && h.name.iter().zip(event).all(|(a, b)| a == b))

@@ -74,8 +74,8 @@ pub(crate) fn release(name: &str, pid: Pid) {
     names().remove_if(name, |v| *v == pid);
 }
 
-/// Sends `msg` to the process registered as `name`.
+/// Sends `msg` to the process registered as `name` (the same as
+/// [`crate::send`]`(name, msg)`, which also takes pids and `via` names).
 pub fn send_named<M: Any + Send>(name: &str, msg: M) -> Result<(), SendError> {
-    let pid = whereis(name).ok_or_else(|| SendError::NotRegistered(Arc::from(name)))?;
-    crate::send(pid, msg)
+    crate::send(name, msg)
 }

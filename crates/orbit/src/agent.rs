@@ -116,8 +116,8 @@ impl<S: Send + 'static> Agent<S> {
 
     /// The agent holding an `S` registered as `name`, if any: after a supervisor
     /// restarted it, the new one.
-    pub fn whereis(name: &str) -> Option<Agent<S>> {
-        crate::registry::whereis(name).and_then(Self::from_pid)
+    pub fn whereis(name: impl Into<crate::registry::Dest>) -> Option<Agent<S>> {
+        name.into().whereis().and_then(Self::from_pid)
     }
 
     async fn call<T, F>(&self, f: F, timeout: Duration) -> Result<T, CallError>

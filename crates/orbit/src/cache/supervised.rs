@@ -50,8 +50,8 @@ impl<K: Key, V: Value> ConCache<K, V> {
     /// The supervised cache registered as `name` (its `Options::name`), if it runs:
     /// after a supervisor restarted it, the new cache. `None` for a cache of other key
     /// or value types, or one started with [`ConCache::start`] (not registered).
-    pub fn whereis(name: &str) -> Option<ConCache<K, V>> {
-        crate::registry::whereis(name).and_then(Self::from_pid)
+    pub fn whereis(name: impl Into<crate::registry::Dest>) -> Option<ConCache<K, V>> {
+        name.into().whereis().and_then(Self::from_pid)
     }
 }
 

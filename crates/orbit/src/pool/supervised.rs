@@ -81,8 +81,8 @@ impl<W: GenServer> Pool<W> {
 
     /// The pool of `W` workers registered as `name` (its [`PoolOptions::name`]), if it
     /// runs: after a supervisor restarted it, the new instance.
-    pub fn whereis(name: &str) -> Option<Pool<W>> {
-        crate::registry::whereis(name).and_then(Self::from_pid)
+    pub fn whereis(name: impl Into<crate::registry::Dest>) -> Option<Pool<W>> {
+        name.into().whereis().and_then(Self::from_pid)
     }
 }
 
@@ -117,8 +117,8 @@ impl<M: ResourceWorker> ResourcePool<M> {
     /// The pool with callbacks `M` registered as `name` (its
     /// [`ResourcePoolOptions::name`]), if it runs: after a supervisor restarted it, the
     /// new instance.
-    pub fn whereis(name: &str) -> Option<ResourcePool<M>> {
-        crate::registry::whereis(name).and_then(Self::from_pid)
+    pub fn whereis(name: impl Into<crate::registry::Dest>) -> Option<ResourcePool<M>> {
+        name.into().whereis().and_then(Self::from_pid)
     }
 }
 

@@ -333,8 +333,8 @@ impl<S: Server> ServerRef<S> {
     }
 
     /// The server of type `S` registered as `name`, if any.
-    pub fn whereis(name: &str) -> Option<ServerRef<S>> {
-        crate::registry::whereis(name).and_then(Self::from_pid)
+    pub fn whereis(name: impl Into<crate::registry::Dest>) -> Option<ServerRef<S>> {
+        name.into().whereis().and_then(Self::from_pid)
     }
 }
 

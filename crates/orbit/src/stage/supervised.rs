@@ -53,8 +53,8 @@ impl<I: Send + 'static, O: Send + 'static, M: Send + 'static> StageRef<I, O, M> 
 
     /// The stage of these types registered as `name` (its options' `name`), if it runs:
     /// after a supervisor restarted it, the new instance.
-    pub fn whereis(name: &str) -> Option<StageRef<I, O, M>> {
-        crate::registry::whereis(name).and_then(Self::from_pid)
+    pub fn whereis(name: impl Into<crate::registry::Dest>) -> Option<StageRef<I, O, M>> {
+        name.into().whereis().and_then(Self::from_pid)
     }
 }
 

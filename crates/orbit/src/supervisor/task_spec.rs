@@ -31,8 +31,8 @@ impl TaskSupervisor {
 
     /// The task supervisor registered as `name`, if it runs: after a supervisor
     /// restarted it, the new one.
-    pub fn whereis(name: &str) -> Option<TaskSupervisor> {
-        crate::registry::whereis(name).and_then(Self::from_pid)
+    pub fn whereis(name: impl Into<crate::registry::Dest>) -> Option<TaskSupervisor> {
+        name.into().whereis().and_then(Self::from_pid)
     }
 }
 

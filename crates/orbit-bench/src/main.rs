@@ -80,10 +80,24 @@ fn main() {
         }
         return;
     }
+    // Hidden child commands of the `erpc` scenario: the Orbit target and driver nodes.
+    #[cfg(feature = "dist")]
+    if let Some(cmd) = argv.get(1).filter(|a| a.starts_with("__erpc-")) {
+        std::process::exit(scenarios::erpc::child_main(cmd, &argv[2..]));
+    }
     // Hidden child commands of the `dist` scenario: the two Orbit nodes.
     #[cfg(feature = "dist")]
     if let Some(cmd) = argv.get(1).filter(|a| a.starts_with("__dist-")) {
         std::process::exit(scenarios::dist::child_main(cmd, &argv[2..]));
+    }
+    // Hidden child commands of the `cluster_stage` scenario: the three Orbit nodes.
+    #[cfg(feature = "dist")]
+    if let Some(cmd) = argv.get(1).filter(|a| a.starts_with("__cstage-")) {
+        std::process::exit(scenarios::cluster_stage::child_main(cmd, &argv[2..]));
+    }
+    // Hidden child commands of the `web` scenario: the servers.
+    if let Some(cmd) = argv.get(1).filter(|a| a.starts_with("__web-")) {
+        std::process::exit(scenarios::web::child_main(cmd, &argv[2..]));
     }
     let args = Args::parse();
     let selected = scenarios::select(&args.scenario);

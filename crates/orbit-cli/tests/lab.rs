@@ -64,6 +64,7 @@ fn every_scenario_reports_every_figure() {
         ("message_size", 4),
         ("pipelines", 2),
         ("spike", 1),
+        ("web", 2),
     ] {
         let rs = results(scenario);
         assert_eq!(rs.len(), variants, "{scenario}");
@@ -139,6 +140,21 @@ fn spike_burst_is_flagged() {
 }
 
 #[test]
+fn web_a_route_slowed_by_its_middleware_is_flagged() {
+    let v = verdict("web");
+    assert_eq!(v["facts"]["flagged"], true, "{v}");
+    assert_eq!(v["facts"]["flagged_route"], "/report", "{v}");
+    assert_eq!(v["facts"]["flagged_middleware"], "session", "{v}");
+    let mw = v["facts"]["report_middleware_mean_us"].as_u64().unwrap();
+    let handler = v["facts"]["report_handler_mean_us"].as_u64().unwrap();
+    assert!(mw >= 2000 && mw > handler, "{v}");
+    assert!(
+        v["facts"]["health_middleware_mean_us"].as_u64().unwrap() < 2000,
+        "{v}"
+    );
+}
+
+#[test]
 fn html_report_renders_every_chart_in_chromium() {
     assert!(
         std::path::Path::new(CHROMIUM).exists(),
@@ -174,6 +190,7 @@ fn html_report_renders_every_chart_in_chromium() {
         "message_size",
         "pipelines",
         "spike",
+        "web",
     ];
     let charts: Vec<&str> = dom.split("<div class=\"chart\"").skip(1).collect();
     assert_eq!(

@@ -11,7 +11,9 @@
 //! one syscall: a burst of small messages costs one write, not one each. Whatever an
 //! inline write leaves unwritten stays at the head of the buffer for the writer task, so
 //! frames leave in the order they were appended. Every `net_ticktime / 4` the writer
-//! sends a tick when nothing was written in that period. Frames sent before the
+//! sends a tick when nothing was written in that period. A write blocked on a full
+//! socket ends when the connection goes down (a peer cut off acknowledges nothing: the
+//! socket would otherwise stay open until TCP gives up, minutes later). Frames sent before the
 //! handshake finished wait in the buffer and go out once it does (or are dropped, as
 //! Erlang drops them, if it fails).
 //!
@@ -19,13 +21,30 @@
 //! complete frame where it lies; a big frame is completed in place (no copy of what was
 //! already read). The peer is declared down after four periods of `net_ticktime / 4` in
 //! a row without a byte (between 3/4 and all of `net_ticktime` of silence), checked by
-//! one timer that is re-armed once per period rather than once per read.
+//! one timer that is re-armed once per period rather than once per read. Such a
+//! connection is reset (RST), not closed: a FIN would queue behind data the silent
+//! peer never acknowledged, and a peer cut off in one direction only (it still hears
+//! us) would wait for its own tick timeout to notice. OTP closes normally here.
+//!
+//! Forms. With a peer that has `DFLAG_FRAGMENTS` (every OTP 25+ node and Orbit) frames
+//! carry a normal distribution header (`131, 68, 0, Ctrl, Msg`; the BEAM refuses
+//! pass-through frames once the flag is negotiated), and a message frame over 64 KiB is
+//! cut into fragments that the writer task sends one per batch, after the batch's small
+//! frames, so a 10 MB message does not hold up small ones. Frames of a sender whose big
+//! message is still going out queue behind it (per-sender order, as Erlang guarantees).
+//! Frames queued during the handshake are pass-through and converted when it ends.
+//! Incoming headers and fragments are reassembled by [`crate::fragments::Reassembly`].
+//!
+//! Transport. The stream is plain TCP or TLS (`tls::Stream`); the tasks are
+//! generic over it (no dynamic dispatch per frame). Inline writes exist on TCP only: a
+//! TLS stream is written by the writer task.
 //!
 //! The connection also remembers the links and monitors that cross it, so that its
 //! loss can deliver `noconnection` to every local process that depends on the peer.
 
-use std::collections::{HashMap, HashSet};
-use std::os::fd::AsRawFd;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -34,15 +53,40 @@ use std::time::Duration;
 use orbit::{Pid, Ref};
 use orbit_term::{DecodeLimits, Reference, Term};
 use parking_lot::{Mutex, MutexGuard};
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{watch, Notify};
 use tokio::time::Sleep;
 
 use crate::control::{self, Control, PASS_THROUGH, VERSION};
 use crate::convert::LocalId;
 use crate::error::DistError;
+use crate::fragments::{self, Outgoing, Reassembly};
 use crate::handshake::flags;
+
+/// What a connection hands to the layers above it. The wire imports nothing above
+/// itself: the node installs these once at start ([`set_upcalls`]); until then frames
+/// are dropped and a lost connection is only closed.
+pub(crate) struct Upcalls {
+    /// A message read by the fast path (`SEND`, `REG_SEND`).
+    pub fast: fn(&Conn, control::Fast<'_>, &[u8]),
+    /// Any other control message, with its payload (`131, ...`) or nothing.
+    pub control: fn(&Conn, Control, &[u8]) -> Result<(), DistError>,
+    /// The reader stopped (the reason); the node takes the connection down.
+    pub lost: fn(&Arc<Conn>, String),
+    /// The largest frame accepted from a peer.
+    pub max_frame: fn() -> usize,
+}
+
+static UPCALLS: std::sync::OnceLock<Upcalls> = std::sync::OnceLock::new();
+
+/// Installs the upcalls (the first call wins: one node per OS process).
+pub(crate) fn set_upcalls(u: Upcalls) {
+    let _ = UPCALLS.set(u);
+}
+
+/// How the reason of a tick timeout starts (the node reports `net_tick_timeout`).
+pub(crate) const TICK_TIMEOUT: &str = "net_tick_timeout";
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +123,26 @@ struct Out {
     writing: bool,
     /// The socket, once the handshake finished (and until the connection closes).
     sock: Option<Arc<OwnedWriteHalf>>,
+    /// Big messages going out as fragments, and frames of their senders queued behind
+    /// them (a sender's frames keep their order); the writer takes one item or fragment
+    /// per batch, after the batch's small frames.
+    big: VecDeque<(Option<Pid>, Big)>,
+    /// Senders with items in `big`, and how many.
+    big_senders: HashMap<Pid, usize>,
+    /// The next fragmented sequence's id.
+    next_seq: u64,
+    /// Frames queued since the connection was made (ticks not counted).
+    frames_out: u64,
+    /// Bytes of those frames, length prefixes included.
+    bytes_out: u64,
+}
+
+/// An item of [`Out::big`].
+enum Big {
+    /// A message cut into fragments.
+    Frags(Outgoing),
+    /// A whole frame (`[Len:32]` included) behind its sender's big message.
+    Frame(Vec<u8>),
 }
 
 /// Why a frame was not queued on a connection.
@@ -104,6 +168,20 @@ impl From<FrameError> for orbit::SendError {
     }
 }
 
+/// Frames and bytes a connection carried ([`Conn::traffic`]); bytes include each
+/// frame's 4-byte length, frames are messages and control signals (not ticks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Frames read from the peer.
+    pub frames_in: u64,
+    /// Bytes read from the peer.
+    pub bytes_in: u64,
+    /// Frames queued to the peer.
+    pub frames_out: u64,
+    /// Bytes queued to the peer.
+    pub bytes_out: u64,
+}
+
 /// A connection to one peer.
 pub struct Conn {
     /// The peer's full name.
@@ -117,6 +195,9 @@ pub struct Conn {
     peer_flags: AtomicU64,
     out: Mutex<Out>,
     queued: AtomicUsize,
+    /// Frames and bytes read (written by the reader task only).
+    frames_in: AtomicU64,
+    bytes_in: AtomicU64,
     wake: Notify,
     /// Set while a wake-up of the writer is pending, so a burst of sends notifies once.
     wake_pending: AtomicBool,
@@ -146,6 +227,9 @@ const READ_BUF_KEEP: usize = 4 << 20;
 /// Bytes of messages handed to local processes after which the reader yields to them.
 const YIELD_AFTER: usize = 512 << 10;
 
+/// How the reason of a connection declared down for silence ends.
+const SILENT: &str = "(net_ticktime): peer unresponsive";
+
 /// Output bytes above which [`Conn::wait_writable`] waits.
 pub const HIGH_WATER: usize = 4 << 20;
 
@@ -162,8 +246,15 @@ impl Conn {
                 head: 0,
                 writing: false,
                 sock: None,
+                big: VecDeque::new(),
+                big_senders: HashMap::new(),
+                next_seq: 1,
+                frames_out: 0,
+                bytes_out: 0,
             }),
             queued: AtomicUsize::new(0),
+            frames_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
             wake: Notify::new(),
             wake_pending: AtomicBool::new(false),
             recent_inline: AtomicBool::new(false),
@@ -220,6 +311,21 @@ impl Conn {
         self.peer_flags.load(Ordering::Relaxed)
     }
 
+    /// Frames and bytes sent and received on this connection so far (for dashboards
+    /// and metrics; ticks are not counted).
+    pub fn traffic(&self) -> Traffic {
+        let (frames_out, bytes_out) = {
+            let o = self.out.lock();
+            (o.frames_out, o.bytes_out)
+        };
+        Traffic {
+            frames_in: self.frames_in.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            frames_out,
+            bytes_out,
+        }
+    }
+
     /// Bytes waiting to be written.
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
@@ -241,25 +347,65 @@ impl Conn {
     /// byte) and, for messages, the whole message term (`131, ...`). When `f` fails the
     /// partial frame is removed and nothing is sent.
     #[inline]
+    ///
+    /// `sender` is the local process the frame is from (when there is one): its frames
+    /// keep their order behind a big message of its own that is still going out as
+    /// fragments. A message frame bigger than [`fragments::FRAGMENT_AT`] goes out as
+    /// fragments when the peer has `DFLAG_FRAGMENTS`, written one at a time between
+    /// batches of the other frames.
     pub(crate) fn try_frame(
         &self,
-        f: impl FnOnce(&mut Vec<u8>, &LocalId) -> Result<(), FrameError>,
+        sender: Option<Pid>,
+        f: impl FnOnce(&mut Vec<u8>, &LocalId) -> Result<Option<usize>, FrameError>,
     ) -> Result<(), FrameError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(FrameError::Closed(self.peer.clone()));
         }
         let mut o = self.out.lock();
+        // Read under the lock: `attach` switches the form of the queued frames and the
+        // flags together.
+        let headers = self.flags() & flags::FRAGMENTS != 0;
         let start = o.buf.len();
-        o.buf
-            .extend_from_slice(&[0, 0, 0, 0, PASS_THROUGH, VERSION]);
-        if let Err(e) = f(&mut o.buf, &self.local) {
-            o.buf.truncate(start);
-            return Err(e);
+        o.buf.extend_from_slice(if headers {
+            &[0, 0, 0, 0, VERSION, fragments::NORMAL_HEADER, 0]
+        } else {
+            &[0, 0, 0, 0, PASS_THROUGH, VERSION]
+        });
+        let msg_at = match f(&mut o.buf, &self.local) {
+            Ok(at) => at,
+            Err(e) => {
+                o.buf.truncate(start);
+                return Err(e);
+            }
+        };
+        let mut len = o.buf.len() - start - 4;
+        o.frames_out += 1;
+        o.bytes_out += len as u64 + 4;
+        if headers && len > fragments::FRAGMENT_AT {
+            if let Some(at) = msg_at {
+                self.queued.fetch_add(len + 4, Ordering::Relaxed);
+                self.queue_fragments(&mut o, start, at, sender);
+                drop(o);
+                self.wake_writer();
+                return Ok(());
+            }
         }
-        let len = (o.buf.len() - start - 4) as u32;
-        o.buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
-        self.queued
-            .fetch_add(o.buf.len() - start, Ordering::Relaxed);
+        if headers {
+            // A normal header's terms go without their 131.
+            if let Some(at) = msg_at {
+                o.buf.remove(at);
+                len -= 1;
+            }
+        }
+        o.buf[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+        self.queued.fetch_add(len + 4, Ordering::Relaxed);
+        if !o.big_senders.is_empty() && sender.is_some_and(|s| o.big_senders.contains_key(&s)) {
+            let frame = o.buf.split_off(start);
+            Self::queue_behind(&mut o, Big::Frame(frame), sender);
+            drop(o);
+            self.wake_writer();
+            return Ok(());
+        }
         // Alone in the buffer (`head` is 0 whenever nothing is pending).
         if start == 0
             && !o.writing
@@ -271,6 +417,40 @@ impl Conn {
         drop(o);
         self.wake_writer();
         Ok(())
+    }
+
+    /// Moves the big message frame at `buf[start..]` (a normal header, its message term
+    /// with its 131 at `at`) to the big queue as fragments; its bytes were counted in
+    /// `queued` as they lay.
+    #[cold]
+    fn queue_fragments(
+        &self,
+        o: &mut MutexGuard<'_, Out>,
+        start: usize,
+        at: usize,
+        sender: Option<Pid>,
+    ) {
+        let ctrl = at - (start + 7);
+        // One copy, without the message's 131, while the lock is held.
+        let mut data = Vec::with_capacity(o.buf.len() - start - 8);
+        data.extend_from_slice(&o.buf[start + 7..at]);
+        data.extend_from_slice(&o.buf[at + 1..]);
+        o.buf.truncate(start);
+        let seq = o.next_seq;
+        o.next_seq += 1;
+        let g = Outgoing::new(seq, data, ctrl);
+        // The length, the header and the message's 131 do not go out as such.
+        self.queued.fetch_sub(8, Ordering::Relaxed);
+        Self::queue_behind(o, Big::Frags(g), sender);
+    }
+
+    /// Appends to the big queue, counting the sender's items there.
+    #[cold]
+    fn queue_behind(o: &mut MutexGuard<'_, Out>, item: Big, sender: Option<Pid>) {
+        if let Some(s) = sender {
+            *o.big_senders.entry(s).or_default() += 1;
+        }
+        o.big.push_back((sender, item));
     }
 
     /// Wakes the writer task unless a wake-up is already pending.
@@ -327,10 +507,10 @@ impl Conn {
 
     /// [`try_frame`](Self::try_frame) for writers that cannot fail.
     #[inline]
-    pub(crate) fn frame(&self, f: impl FnOnce(&mut Vec<u8>, &LocalId)) {
-        let _ = self.try_frame(|o, l| {
+    pub(crate) fn frame(&self, sender: Option<Pid>, f: impl FnOnce(&mut Vec<u8>, &LocalId)) {
+        let _ = self.try_frame(sender, |o, l| {
             f(o, l);
-            Ok(())
+            Ok(None)
         });
     }
 
@@ -350,35 +530,99 @@ impl Conn {
         }
     }
 
+    /// Resolves once the connection is down (it is then closed, or about to be).
+    async fn closing(&self) {
+        let mut rx = self.phase_tx.subscribe();
+        let _ = rx.wait_for(|p| matches!(p, Phase::Down(_))).await;
+    }
+
     /// True once the connection was closed.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Starts the reader and writer tasks on an authenticated stream.
+    /// Starts the reader and writer tasks on an authenticated stream. A plain TCP stream
+    /// gets inline writes (a sender on an idle connection writes the socket itself); a
+    /// TLS stream is written by the writer task only (a TLS record cannot be half-sent
+    /// from two places), and both are monomorphized: no dynamic dispatch per frame.
     pub(crate) fn attach(
         self: &Arc<Self>,
-        stream: tokio::net::TcpStream,
+        stream: crate::tls::Stream,
         negotiated: u64,
         peer_flags: u64,
         tick: Duration,
     ) {
-        self.flags.store(negotiated, Ordering::Relaxed);
-        self.peer_flags.store(peer_flags, Ordering::Relaxed);
-        let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
-        let w = Arc::new(w);
-        if !self.closed.load(Ordering::Acquire) {
-            self.out.lock().sock = Some(w.clone());
+        {
+            // Frames queued during the handshake are pass-through; a peer with
+            // DFLAG_FRAGMENTS takes normal headers only.
+            let mut o = self.out.lock();
+            if negotiated & flags::FRAGMENTS != 0 && o.buf.len() > o.head {
+                let head = o.head;
+                let converted = fragments::to_headers(&o.buf[head..]);
+                let before = o.buf.len() - head;
+                match converted {
+                    Ok(b) => {
+                        self.queued.fetch_sub(before, Ordering::Relaxed);
+                        self.queued.fetch_add(b.len(), Ordering::Relaxed);
+                        o.buf = b;
+                        o.head = 0;
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = %self.peer, error = %e, "frames queued during the handshake dropped");
+                        self.queued.fetch_sub(before, Ordering::Relaxed);
+                        o.buf.clear();
+                        o.head = 0;
+                    }
+                }
+            }
+            self.flags.store(negotiated, Ordering::Relaxed);
         }
+        self.peer_flags.store(peer_flags, Ordering::Relaxed);
+        match stream {
+            crate::tls::Stream::Tcp(stream) => {
+                let _ = stream.set_nodelay(true);
+                let fd = stream.as_raw_fd();
+                let (r, w) = stream.into_split();
+                let w = Arc::new(w);
+                if !self.closed.load(Ordering::Acquire) {
+                    self.out.lock().sock = Some(w.clone());
+                }
+                self.start_tasks(r, w, fd, tick);
+            }
+            crate::tls::Stream::Tls(stream) => {
+                let fd = stream.get_ref().0.as_raw_fd();
+                let _ = stream.get_ref().0.set_nodelay(true);
+                let (r, w) = tokio::io::split(stream);
+                self.start_tasks(r, TlsSink(w), fd, tick);
+            }
+        }
+    }
+
+    fn start_tasks<R, W>(self: &Arc<Self>, r: R, w: W, fd: RawFd, tick: Duration)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: Sink + Send + 'static,
+    {
         let me = self.clone();
         tokio::spawn(async move { me.write_loop(w, tick / 4).await });
         let me = self.clone();
         // The reader runs as a task so that the processes it wakes queue up behind it on
         // its worker and take a batch of messages each time they run.
         let reader = tokio::spawn(async move {
-            let reason = me.read_loop(r, tick).await;
-            crate::node::connection_lost(&me, reason);
+            let mut r = r;
+            let reason = me.read_loop(&mut r, fd, tick).await;
+            if reason.ends_with(SILENT) {
+                // Reset rather than close: a FIN would wait behind our unacknowledged
+                // data, which a peer that cannot reach us never acknowledges, so a peer
+                // that still hears us would learn of the loss only from its own
+                // silence, up to a tick time later. An RST is not queued. The read half
+                // is still alive here, so `fd` is still this socket.
+                set_zero_linger(fd);
+            }
+            match UPCALLS.get() {
+                Some(u) => (u.lost)(&me, reason),
+                None => me.close(),
+            }
         });
         *self.reader.lock() = Some(reader.abort_handle());
         if self.closed.load(Ordering::Acquire) {
@@ -386,7 +630,7 @@ impl Conn {
         }
     }
 
-    async fn write_loop(self: Arc<Self>, w: Arc<OwnedWriteHalf>, period: Duration) {
+    async fn write_loop<W: Sink>(self: Arc<Self>, mut w: W, period: Duration) {
         let mut spare: Vec<u8> = Vec::with_capacity(64 << 10);
         let mut check = std::pin::pin!(tokio::time::sleep(period));
         let mut wrote = false;
@@ -402,22 +646,31 @@ impl Conn {
             self.recent_inline.store(false, Ordering::Release);
             let head = {
                 let mut o = self.out.lock();
-                if o.writing || o.buf.len() == o.head {
+                if o.writing || (o.buf.len() == o.head && o.big.is_empty()) {
                     None
                 } else {
                     o.writing = true;
                     std::mem::swap(&mut o.buf, &mut spare);
-                    Some(std::mem::take(&mut o.head))
+                    let head = std::mem::take(&mut o.head);
+                    // Bytes the queue counted for what this batch writes.
+                    let counted = spare.len() - head + take_big(&mut o, &mut spare);
+                    Some((head, counted))
                 }
             };
-            if let Some(head) = head {
-                let r = write_all(&w, &spare[head..]).await;
+            if let Some((head, counted)) = head {
+                // A write blocked on a full socket (a peer cut off acknowledges nothing)
+                // must not outlive the connection: the socket would stay open until
+                // TCP gives up, minutes later.
+                let r = tokio::select! {
+                    r = w.write_all_frames(&spare[head..]) => r,
+                    () = self.closing() => Err(std::io::Error::other("connection closed")),
+                };
                 self.out.lock().writing = false;
                 if let Err(e) = r {
                     tracing::debug!(peer = %self.peer, error = %e, "write failed");
                     break;
                 }
-                self.queued.fetch_sub(spare.len() - head, Ordering::Relaxed);
+                self.queued.fetch_sub(counted, Ordering::Relaxed);
                 if self.queued() <= HIGH_WATER {
                     self.drained.notify_waiters();
                 }
@@ -448,16 +701,27 @@ impl Conn {
         self.out.lock().sock.take();
     }
 
-    async fn read_loop(&self, mut r: OwnedReadHalf, tick: Duration) -> String {
-        match self.read_frames(&mut r, tick).await {
+    async fn read_loop<R: AsyncRead + Unpin>(
+        &self,
+        r: &mut R,
+        fd: RawFd,
+        tick: Duration,
+    ) -> String {
+        match self.read_frames(r, fd, tick).await {
             Ok(()) => "connection closed by peer".into(),
             Err(e) => e,
         }
     }
 
     /// Reads and handles frames until the peer closes (`Ok`) or something fails.
-    async fn read_frames(&self, r: &mut OwnedReadHalf, tick: Duration) -> Result<(), String> {
-        let max_frame = crate::node::max_frame();
+    async fn read_frames<R: AsyncRead + Unpin>(
+        &self,
+        r: &mut R,
+        fd: RawFd,
+        tick: Duration,
+    ) -> Result<(), String> {
+        let max_frame = UPCALLS.get().map_or(128 << 20, |u| (u.max_frame)());
+        let mut frag = Reassembly::new(max_frame);
         let mut live = Liveness::new(tick);
         let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
         let mut start = 0usize;
@@ -483,7 +747,7 @@ impl Conn {
                     break;
                 }
                 if len > 0 {
-                    self.handle_frame(&buf[start + 4..start + 4 + len])?;
+                    self.handle_frame(&mut frag, &buf[start + 4..start + 4 + len])?;
                 }
                 start += 4 + len;
                 handed += len;
@@ -495,14 +759,18 @@ impl Conn {
                 buf.reserve(end - buf.len());
                 while buf.len() < end {
                     let want = (end - buf.len()) as u64;
-                    if live.read(r, &mut buf, want, &self.recent_inline).await? == 0 {
+                    if live
+                        .read(r, fd, &mut buf, want, &self.recent_inline)
+                        .await?
+                        == 0
+                    {
                         return Err(format!(
                             "connection closed in the middle of a frame ({} bytes pending)",
                             buf.len() - start
                         ));
                     }
                 }
-                self.handle_frame(&buf[start + 4..end])?;
+                self.handle_frame(&mut frag, &buf[start + 4..end])?;
                 buf.clear();
                 start = 0;
                 if buf.capacity() > READ_BUF_KEEP {
@@ -531,7 +799,11 @@ impl Conn {
             // frame completed in place then needs at most READ_BUF + its own length.
             buf.reserve(READ_BUF.saturating_sub(buf.len()));
             let room = READ_BUF.saturating_sub(buf.len()).max(4) as u64;
-            if live.read(r, &mut buf, room, &self.recent_inline).await? == 0 {
+            if live
+                .read(r, fd, &mut buf, room, &self.recent_inline)
+                .await?
+                == 0
+            {
                 return if buf.is_empty() {
                     Ok(())
                 } else {
@@ -544,11 +816,25 @@ impl Conn {
         }
     }
 
-    fn handle_frame(&self, frame: &[u8]) -> Result<(), String> {
-        if frame[0] != PASS_THROUGH {
+    /// One frame: pass-through (112), or a distribution header (131: normal or
+    /// fragmented, see [`crate::fragments`]).
+    fn handle_frame(&self, frag: &mut Reassembly, frame: &[u8]) -> Result<(), String> {
+        // One writer (this reader task): a load and a store, no read-modify-write.
+        let bump =
+            |c: &AtomicU64, by: u64| c.store(c.load(Ordering::Relaxed) + by, Ordering::Relaxed);
+        bump(&self.frames_in, 1);
+        bump(&self.bytes_in, frame.len() as u64 + 4);
+        if frame[0] == VERSION {
+            return frag.frame(frame, |m| self.handle_pass_through(m));
+        }
+        self.handle_pass_through(frame)
+    }
+
+    fn handle_pass_through(&self, frame: &[u8]) -> Result<(), String> {
+        if frame.first() != Some(&PASS_THROUGH) {
             return Err(format!(
-                "unsupported frame type {} (expected pass-through 112)",
-                frame[0]
+                "unsupported frame type {:?} (expected pass-through 112 or a header 131)",
+                frame.first()
             ));
         }
         let body = &frame[1..];
@@ -557,7 +843,9 @@ impl Conn {
             if rest.first() != Some(&VERSION) {
                 return Err("control message without its payload".into());
             }
-            crate::dispatch::incoming_fast(self, f, rest);
+            if let Some(u) = UPCALLS.get() {
+                (u.fast)(self, f, rest);
+            }
             return Ok(());
         }
         let limits = DecodeLimits {
@@ -578,7 +866,61 @@ impl Conn {
                 rest.len()
             ));
         }
-        crate::dispatch::incoming(self, ctl, rest).map_err(|e| e.to_string())
+        match UPCALLS.get() {
+            Some(u) => (u.control)(self, ctl, rest).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Appends the next fragment (or queued frame) of the big queue to `spare`; returns
+/// the bytes the queue counted for it.
+fn take_big(o: &mut Out, spare: &mut Vec<u8>) -> usize {
+    let Some((sender, item)) = o.big.front_mut() else {
+        return 0;
+    };
+    let sender = *sender;
+    let (counted, finished) = match item {
+        Big::Frags(g) => (g.next_fragment(spare), g.done()),
+        Big::Frame(b) => {
+            spare.extend_from_slice(b);
+            (b.len(), true)
+        }
+    };
+    if finished {
+        o.big.pop_front();
+        if let Some(s) = sender {
+            if let Some(n) = o.big_senders.get_mut(&s) {
+                *n -= 1;
+                if *n == 0 {
+                    o.big_senders.remove(&s);
+                }
+            }
+        }
+    }
+    counted
+}
+
+/// Where the writer task puts its batches: the TCP write half it shares with inline
+/// writers, or the write half of a TLS stream.
+pub(crate) trait Sink {
+    /// Writes all of `buf` (whole frames) and pushes it to the socket.
+    fn write_all_frames(&mut self, buf: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send;
+}
+
+impl Sink for Arc<OwnedWriteHalf> {
+    fn write_all_frames(&mut self, buf: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send {
+        write_all(self, buf)
+    }
+}
+
+/// The write half of a TLS stream.
+struct TlsSink<W>(W);
+
+impl<W: AsyncWrite + Unpin + Send> Sink for TlsSink<W> {
+    async fn write_all_frames(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(buf).await?;
+        self.0.flush().await
     }
 }
 
@@ -619,9 +961,10 @@ impl Liveness {
 
     /// Reads at most `max` bytes into the spare capacity of `buf`; 0 at end of stream.
     /// A read clears `recent_inline`: the next send (a reply, typically) may go inline.
-    async fn read(
+    async fn read<R: AsyncRead + Unpin>(
         &mut self,
-        r: &mut OwnedReadHalf,
+        r: &mut R,
+        fd: RawFd,
         buf: &mut Vec<u8>,
         max: u64,
         recent_inline: &AtomicBool,
@@ -634,7 +977,7 @@ impl Liveness {
                     return match res {
                         Ok(n) => {
                             if n > 0 {
-                                crate::busy_wait::note_read(r.as_ref().as_raw_fd());
+                                crate::busy_wait::note_read(fd);
                                 self.quiet = 0;
                                 recent_inline.store(false, Ordering::Release);
                             }
@@ -647,7 +990,7 @@ impl Liveness {
                     self.quiet += 1;
                     if self.quiet >= 4 {
                         return Err(format!(
-                            "no data for {:?} (net_ticktime): peer unresponsive",
+                            "{TICK_TIMEOUT}: no data for {:?} {SILENT}",
                             self.tick
                         ));
                     }
@@ -678,7 +1021,7 @@ impl Conn {
         msg: impl FnOnce(&mut Vec<u8>) -> Result<(), FrameError>,
     ) -> Result<(), FrameError> {
         let sender = from.filter(|_| self.flags() & flags::SEND_SENDER != 0);
-        self.try_frame(|o, l| {
+        self.try_frame(from, |o, l| {
             control::tuple(o, 3);
             match sender {
                 Some(f) => {
@@ -691,7 +1034,9 @@ impl Conn {
                 }
             }
             control::pid_w(o, to, l);
-            msg(o)
+            let at = o.len();
+            msg(o)?;
+            Ok(Some(at))
         })
     }
 
@@ -702,13 +1047,15 @@ impl Conn {
         name: &str,
         msg: impl FnOnce(&mut Vec<u8>) -> Result<(), FrameError>,
     ) -> Result<(), FrameError> {
-        self.try_frame(|o, l| {
+        self.try_frame(Some(from), |o, l| {
             control::tuple(o, 4);
             control::small(o, 6);
             control::pid_w(o, from, l);
             control::atom(o, "");
             control::atom(o, name);
-            msg(o)
+            let at = o.len();
+            msg(o)?;
+            Ok(Some(at))
         })
     }
 
@@ -719,18 +1066,20 @@ impl Conn {
         alias: &Reference,
         msg: impl FnOnce(&mut Vec<u8>) -> Result<(), FrameError>,
     ) -> Result<(), FrameError> {
-        self.try_frame(|o, l| {
+        self.try_frame(Some(from), |o, l| {
             control::tuple(o, 3);
             control::small(o, 33);
             control::pid_w(o, from, l);
             Term::Reference(Box::new(alias.clone())).encode_body(o);
-            msg(o)
+            let at = o.len();
+            msg(o)?;
+            Ok(Some(at))
         })
     }
 
     /// `LINK`.
     pub(crate) fn link(&self, from: Pid, to: Pid) {
-        self.frame(|o, l| {
+        self.frame(Some(from), |o, l| {
             control::tuple(o, 3);
             control::small(o, 1);
             control::pid_w(o, from, l);
@@ -742,7 +1091,7 @@ impl Conn {
     pub(crate) fn unlink(&self, from: Pid, to: Pid) {
         if self.flags() & flags::UNLINK_ID != 0 {
             let id = self.next_unlink_id();
-            self.frame(|o, l| {
+            self.frame(Some(from), |o, l| {
                 control::tuple(o, 4);
                 control::small(o, 35);
                 Term::Int(id as i64).encode_body(o);
@@ -750,7 +1099,7 @@ impl Conn {
                 control::pid_w(o, to, l);
             });
         } else {
-            self.frame(|o, l| {
+            self.frame(Some(from), |o, l| {
                 control::tuple(o, 3);
                 control::small(o, 4);
                 control::pid_w(o, from, l);
@@ -761,7 +1110,7 @@ impl Conn {
 
     /// `UNLINK_ID_ACK`.
     pub(crate) fn unlink_ack(&self, id: &Term, from: Pid, to: Pid) {
-        self.frame(|o, l| {
+        self.frame(Some(from), |o, l| {
             control::tuple(o, 4);
             control::small(o, 36);
             id.encode_body(o);
@@ -772,7 +1121,7 @@ impl Conn {
 
     /// `EXIT` (along a link) or `EXIT2` (`exit/2`).
     pub(crate) fn exit(&self, from: Pid, to: Pid, reason: &Term, link: bool) {
-        self.frame(|o, l| {
+        self.frame(Some(from), |o, l| {
             control::tuple(o, 4);
             control::small(o, if link { 3 } else { 8 });
             control::pid_w(o, from, l);
@@ -783,7 +1132,7 @@ impl Conn {
 
     /// `MONITOR_P` from local `from` on `target` (a pid or a name term) with `r`.
     pub(crate) fn monitor(&self, from: Pid, target: &Term, r: Ref) {
-        self.frame(|o, l| {
+        self.frame(Some(from), |o, l| {
             control::tuple(o, 4);
             control::small(o, 19);
             control::pid_w(o, from, l);
@@ -794,7 +1143,7 @@ impl Conn {
 
     /// `DEMONITOR_P`.
     pub(crate) fn demonitor(&self, from: Pid, target: &Term, r: Ref) {
-        self.frame(|o, l| {
+        self.frame(Some(from), |o, l| {
             control::tuple(o, 4);
             control::small(o, 20);
             control::pid_w(o, from, l);
@@ -817,9 +1166,40 @@ impl Conn {
         Some((watcher, target))
     }
 
+    /// Records the monitor remote `watcher` holds on local process `pid` (monitored as
+    /// `target`: the pid or the name it was asked under) with wire reference `r`, as an
+    /// incoming `MONITOR_P` does; false (nothing recorded) when `pid` is not alive.
+    pub(crate) fn monitor_in(&self, watcher: Pid, target: Term, pid: Pid, r: &Reference) -> bool {
+        let lr = Ref::make();
+        // Recorded first: an exit right after the monitor is added finds the record.
+        {
+            let mut t = self.track.lock();
+            t.monitors_in.insert(r.clone(), (watcher, target, pid, lr));
+            t.monitors_in_by_ref.insert(lr, r.clone());
+        }
+        if orbit::signal::add_remote_monitor(pid, watcher, lr) {
+            return true;
+        }
+        let mut t = self.track.lock();
+        t.monitors_in.remove(r);
+        t.monitors_in_by_ref.remove(&lr);
+        false
+    }
+
+    /// Links remote `from` to local `to`, as an incoming `LINK` does; false when `to` is
+    /// not alive.
+    pub(crate) fn link_in(&self, from: Pid, to: Pid) -> bool {
+        self.track.lock().links.insert((to, from));
+        if orbit::signal::add_remote_link(to, from) {
+            return true;
+        }
+        self.track.lock().links.remove(&(to, from));
+        false
+    }
+
     /// `MONITOR_P_EXIT`: the local process (`target` as it was monitored) exited.
     pub(crate) fn monitor_exit(&self, target: &Term, watcher: Pid, r: &Reference, reason: &Term) {
-        self.frame(|o, l| {
+        self.frame(None, |o, l| {
             control::tuple(o, 5);
             control::small(o, 21);
             target.encode_body(o);
@@ -827,5 +1207,26 @@ impl Conn {
             Term::Reference(Box::new(r.clone())).encode_body(o);
             reason.encode_body(o);
         });
+    }
+}
+
+/// Sets `SO_LINGER` to zero on `fd`, so that closing the socket resets it (RST) instead
+/// of queueing a FIN behind unacknowledged data. Errors are ignored: the socket is
+/// being abandoned either way.
+fn set_zero_linger(fd: RawFd) {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `fd` is an open socket (the caller still holds its read half) and `l` is a
+    // valid `linger` of the size passed.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
     }
 }

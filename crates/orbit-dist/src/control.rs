@@ -38,6 +38,9 @@ pub mod op {
     pub const PAYLOAD_EXIT2_TT: i64 = 27;
     pub const PAYLOAD_MONITOR_P_EXIT: i64 = 28;
     pub const SPAWN_REQUEST: i64 = 29;
+    pub const SPAWN_REQUEST_TT: i64 = 30;
+    pub const SPAWN_REPLY: i64 = 31;
+    pub const SPAWN_REPLY_TT: i64 = 32;
     pub const ALIAS_SEND: i64 = 33;
     pub const ALIAS_SEND_TT: i64 = 34;
     pub const UNLINK_ID: i64 = 35;
@@ -99,6 +102,15 @@ pub enum Control {
     AliasSend { from: Pid, alias: Reference },
     /// Operations Orbit accepts and ignores (group leader, node link).
     Ignored,
+    /// An operation the wire does not act on itself but hands to the service that
+    /// claimed it ([`crate::service::claim_control`]): `SPAWN_REQUEST` (29, 30) and
+    /// `SPAWN_REPLY` (31, 32). Dropped when no service claimed it.
+    Claimable {
+        /// The operation number.
+        op: i64,
+        /// The whole control tuple.
+        control: Term,
+    },
 }
 
 /// Whether the operation carries a payload term after the control term.
@@ -242,6 +254,12 @@ impl Control {
                 }
             }
             op::GROUP_LEADER | op::NODE_LINK => Control::Ignored,
+            op::SPAWN_REQUEST | op::SPAWN_REQUEST_TT | op::SPAWN_REPLY | op::SPAWN_REPLY_TT => {
+                Control::Claimable {
+                    op: opn,
+                    control: Term::Tuple(el),
+                }
+            }
             other => return Err(violation(format!("unknown control operation {other}"))),
         })
     }
@@ -250,6 +268,10 @@ impl Control {
     pub fn has_payload(&self) -> bool {
         match self {
             Control::Send { .. } | Control::RegSend { .. } | Control::AliasSend { .. } => true,
+            // SPAWN_REQUEST carries the argument list.
+            Control::Claimable { op, .. } => {
+                matches!(*op, op::SPAWN_REQUEST | op::SPAWN_REQUEST_TT)
+            }
             Control::Exit { reason, .. }
             | Control::Exit2 { reason, .. }
             | Control::MonitorExit { reason, .. } => reason.is_none(),

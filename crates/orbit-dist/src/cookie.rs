@@ -3,7 +3,11 @@
 //! Resolution follows `erl`: the cookie given to [`Node::start`](crate::Node::start), else
 //! the `ORBIT_COOKIE` environment variable, else `~/.erlang.cookie`. That file is created
 //! with a random 20-letter cookie and mode 0400 when absent, and refused (as `erl` refuses
-//! it) when its permissions let others read it.
+//! it) when its permissions let group or others access it or it is not a regular file;
+//! the cookie is its first line without trailing blanks. A node may use another cookie
+//! with one peer ([`Node::set_cookie`](crate::Node::set_cookie), as
+//! `erlang:set_cookie(Node, Cookie)`), both when it dials and when it is dialed. Cookies
+//! never appear in errors or logs: a refused handshake says "the cookies differ".
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,7 +45,7 @@ pub fn resolve(src: &CookieSource) -> Result<String, DistError> {
     }
 }
 
-fn check(c: String) -> Result<String, DistError> {
+pub(crate) fn check(c: String) -> Result<String, DistError> {
     if c.is_empty() || c.len() > 255 {
         return Err(DistError::Cookie(
             "a cookie must be 1 to 255 bytes long".into(),
@@ -54,6 +58,10 @@ fn check(c: String) -> Result<String, DistError> {
 pub fn read_file(path: &Path) -> Result<String, DistError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => Err(DistError::Cookie(format!(
+            "{} is not a regular file (as erl, a cookie file must be one)",
+            path.display()
+        ))),
         Ok(meta) => {
             let mode = meta.permissions().mode();
             if mode & 0o077 != 0 {
@@ -65,7 +73,8 @@ pub fn read_file(path: &Path) -> Result<String, DistError> {
             }
             let text = std::fs::read_to_string(path)
                 .map_err(|e| DistError::Cookie(format!("cannot read {}: {e}", path.display())))?;
-            check(text.trim().to_string())
+            // As `auth.erl`: the first line, without trailing blanks.
+            check(text.lines().next().unwrap_or("").trim_end().to_string())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let cookie = random_cookie();
@@ -111,6 +120,15 @@ mod tests {
         assert_eq!(read_file(&p).unwrap(), c);
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(read_file(&p), Err(DistError::Cookie(_))));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o440)).unwrap();
+        assert!(matches!(read_file(&p), Err(DistError::Cookie(_))));
+        // The first line, trailing blanks dropped.
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, "ABC \nignored\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(read_file(&p).unwrap(), "ABC");
+        // A directory is not a cookie file.
+        assert!(matches!(read_file(&dir), Err(DistError::Cookie(_))));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

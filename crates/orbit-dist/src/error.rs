@@ -42,6 +42,9 @@ pub enum DistError {
     /// The cookie could not be read or created, or is unsafe.
     #[error("cookie: {0}")]
     Cookie(String),
+    /// The TLS configuration is unusable (certificate, key, CA roots).
+    #[error("TLS distribution: {0}")]
+    Tls(String),
     /// EPMD refused or failed a request.
     #[error("epmd: {0}")]
     Epmd(String),

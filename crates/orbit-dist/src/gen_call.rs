@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use orbit::{CallError, ExitReason, GenServer, Pid, Ref, ServerRef};
+use orbit::{CallError, Dest, ExitReason, GenServer, Pid, Ref, ServerRef};
 use orbit_term::{DecodeLimits, Term};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
@@ -43,44 +43,24 @@ use tokio::sync::oneshot;
 
 use crate::control::{self, VERSION};
 use crate::convert;
-use crate::dispatch::{self, Handler, Incoming, Target, Undeliverable};
-use crate::node;
+use crate::peers as node;
+use crate::serve::{self as dispatch, Handler, Incoming, Target, Undeliverable};
 
-/// Where a call goes.
-#[derive(Debug, Clone)]
-pub enum Dest {
-    /// A process by pid.
+/// Where a call or cast to another node goes: the remote pid or `{name, node}`.
+enum To<'a> {
     Pid(Pid),
-    /// `{Name, Node}`.
-    Name {
-        /// Registered name.
-        name: String,
-        /// Node name.
-        node: String,
-    },
+    Name(&'a str),
 }
 
-impl From<Pid> for Dest {
-    fn from(p: Pid) -> Self {
-        Dest::Pid(p)
-    }
-}
-
-impl From<(&str, &str)> for Dest {
-    fn from((name, node): (&str, &str)) -> Self {
-        Dest::Name {
-            name: name.into(),
-            node: node.into(),
-        }
-    }
-}
-
-impl Dest {
-    fn node(&self) -> String {
-        match self {
-            Dest::Pid(p) => p.node().to_string(),
-            Dest::Name { node, .. } => node.clone(),
-        }
+/// The node and target of `dest`, or the error for a destination on this node.
+fn target(dest: &Dest) -> Result<(Arc<str>, To<'_>), CallError> {
+    match dest {
+        Dest::Pid(p) if !p.is_local() => Ok((p.node(), To::Pid(*p))),
+        Dest::Remote { name, node } => Ok((node.clone(), To::Name(name))),
+        local => Err(CallError::NotRegistered(format!(
+            "{local} is on this node; orbit_dist::call and cast reach other nodes: \
+             call a local server with orbit::gen_server::call"
+        ))),
     }
 }
 
@@ -129,12 +109,14 @@ pub(crate) fn take_reply(bytes: &[u8]) -> bool {
 pub(crate) fn monitor_fired(id: u64, reason: &ExitReason) -> bool {
     match take(id) {
         Some(p) => {
+            let node = p.node.to_string();
             let e = match reason {
-                ExitReason::NoProc => CallError::NoProc,
-                ExitReason::NoConnection => CallError::NoConnection {
-                    node: p.node.to_string(),
+                ExitReason::NoConnection => CallError::NoConnection { node },
+                r => match not_served_reason(r) {
+                    Some(server) => CallError::NotServed { node, server },
+                    None if *r == ExitReason::NoProc => CallError::on_node(node, CallError::NoProc),
+                    None => CallError::on_node(node, CallError::Exit(r.clone())),
                 },
-                r => CallError::Exit(r.clone()),
             };
             let _ = p.tx.send(Err(e));
             true
@@ -160,25 +142,50 @@ pub(crate) fn node_down(node: &str) {
     }
 }
 
-/// Calls the GenServer at `dest` (another node's, BEAM or Orbit) with `request` and
-/// waits up to `timeout` for its reply (`GenServer.call/3`).
-pub async fn call<Req: Serialize + ?Sized, Rep: DeserializeOwned>(
+/// Calls the GenServer at `dest` (another node's, BEAM or Orbit: a remote pid or
+/// `("name", "node@host")`) with `request` and waits up to `timeout` for its reply
+/// (`GenServer.call/3`). `Req` may borrow; `Rep` is registered for the wire (see
+/// [`crate::remote`]).
+///
+/// Errors: [`CallError::NoConnection`] (naming the node), [`CallError::Remote`] with
+/// `NoProc`, `Timeout` or `Exit(reason)` (the node and the server's reason term),
+/// [`CallError::NotServed`] for an Orbit process that runs but is not served,
+/// `Encode`/`Decode` naming the Rust type.
+pub async fn call<Req, Rep>(
     dest: impl Into<Dest>,
     request: &Req,
     timeout: Duration,
-) -> Result<Rep, CallError> {
-    let dest = dest.into();
+) -> Result<Rep, CallError>
+where
+    Req: Serialize + ?Sized,
+    Rep: DeserializeOwned + Send + 'static,
+{
+    crate::codec::register_decode::<Rep>();
     let req = encode(request)?;
-    let node_name = dest.node();
+    let bytes = call_encoded(dest.into(), req, timeout).await?;
+    orbit_term::from_slice_owned(&bytes).map_err(|e| CallError::Decode {
+        type_name: std::any::type_name::<Rep>(),
+        reason: e.to_string(),
+    })
+}
+
+/// Calls `dest` with an encoded request (`131, ...`); the reply's ETF (`131, ...`).
+pub(crate) async fn call_encoded(
+    dest: Dest,
+    req: Vec<u8>,
+    timeout: Duration,
+) -> Result<Vec<u8>, CallError> {
+    let (node_name, to) = target(&dest)?;
     let no_connection = || CallError::NoConnection {
-        node: node_name.clone(),
+        node: node_name.to_string(),
     };
+    let timed_out = || CallError::on_node(&*node_name, CallError::Timeout);
     let conn = node::conn_for(&node_name).ok_or_else(no_connection)?;
     let deadline = tokio::time::Instant::now().checked_add(timeout);
     match until(deadline, conn.wait_up()).await {
         Ok(Ok(())) => {}
         Ok(Err(_)) => return Err(no_connection()),
-        Err(_) => return Err(CallError::Timeout),
+        Err(_) => return Err(timed_out()),
     }
     let r = Ref::make();
     let from = orbit::self_pid().unwrap_or_else(node::system_pid);
@@ -186,14 +193,14 @@ pub async fn call<Req: Serialize + ?Sized, Rep: DeserializeOwned>(
     pending().lock().insert(
         r.id(),
         Pending {
-            node: Arc::from(node_name.as_str()),
+            node: node_name.clone(),
             tx,
         },
     );
     COUNT.fetch_add(1, Ordering::Relaxed);
-    let target = match &dest {
-        Dest::Pid(p) => convert::pid_term(*p, &conn.local),
-        Dest::Name { name, .. } => Term::atom(name),
+    let target = match to {
+        To::Pid(p) => convert::pid_term(p, &conn.local),
+        To::Name(name) => Term::atom(name),
     };
     conn.monitor(from, &target, r);
     let write = |o: &mut Vec<u8>| {
@@ -207,9 +214,9 @@ pub async fn call<Req: Serialize + ?Sized, Rep: DeserializeOwned>(
         o.extend_from_slice(&req[1..]);
         Ok(())
     };
-    let sent = match &dest {
-        Dest::Pid(p) => conn.send_with(Some(from), *p, write),
-        Dest::Name { name, .. } => conn.reg_send_with(from, name, write),
+    let sent = match to {
+        To::Pid(p) => conn.send_with(Some(from), p, write),
+        To::Name(name) => conn.reg_send_with(from, name, write),
     };
     if sent.is_err() {
         take(r.id());
@@ -221,22 +228,38 @@ pub async fn call<Req: Serialize + ?Sized, Rep: DeserializeOwned>(
         Ok(Err(_)) => Err(no_connection()),
         Err(_) => {
             take(r.id());
-            Err(CallError::Timeout)
+            Err(timed_out())
         }
     };
-    if !matches!(
-        res,
-        Err(CallError::NoProc | CallError::NoConnection { .. } | CallError::Exit(_))
-    ) {
+    // A call ended by the monitor (the server or the connection is gone) needs no
+    // demonitor; every other outcome does.
+    let monitor_fired = match &res {
+        Err(e) => matches!(
+            e.cause(),
+            CallError::NoProc
+                | CallError::NoConnection { .. }
+                | CallError::Exit(_)
+                | CallError::NotServed { .. }
+        ),
+        Ok(_) => false,
+    };
+    if !monitor_fired {
         conn.demonitor(from, &target, r);
     }
-    let bytes = res?;
-    let (_, reply): (serde::de::IgnoredAny, Rep) =
-        orbit_term::from_slice_owned(&bytes).map_err(|e| CallError::Decode {
-            type_name: std::any::type_name::<Rep>(),
-            reason: e.to_string(),
-        })?;
-    Ok(reply)
+    reply_body(&res?).ok_or_else(|| CallError::Decode {
+        type_name: "{Tag, Reply}",
+        reason: "the reply is not a {Tag, Reply} pair".into(),
+    })
+}
+
+/// The `Reply` of `{Tag, Reply}` (`131, 104, 2, Tag, Reply`), as its own ETF.
+fn reply_body(bytes: &[u8]) -> Option<Vec<u8>> {
+    let (_, tag_len) = Term::decode_body(bytes.get(3..)?, &DecodeLimits::DEFAULT).ok()?;
+    let rest = bytes.get(3 + tag_len..)?;
+    let mut out = Vec::with_capacity(rest.len() + 1);
+    out.push(VERSION);
+    out.extend_from_slice(rest);
+    Some(out)
 }
 
 /// Encodes a request, naming its type when it does not encode.
@@ -258,18 +281,23 @@ async fn until<F: std::future::Future>(
     }
 }
 
-/// Casts `request` to the GenServer at `dest` (`GenServer.cast/2`). Never fails once
-/// encoded: a cast to a dead server is dropped, as in OTP.
+/// Casts `request` to the GenServer at `dest` (a remote pid or `("name",
+/// "node@host")`; `GenServer.cast/2`). Never fails once encoded and connected: a cast to
+/// a dead server is dropped, as in OTP. `Req` may borrow.
 pub fn cast<Req: Serialize + ?Sized>(
     dest: impl Into<Dest>,
     request: &Req,
 ) -> Result<(), CallError> {
-    let dest = dest.into();
-    let req = encode(request)?;
-    let node_name = dest.node();
-    let conn = node::conn_for(&node_name).ok_or_else(|| CallError::NoConnection {
-        node: node_name.clone(),
-    })?;
+    cast_encoded(dest.into(), encode(request)?)
+}
+
+/// Casts an encoded request (`131, ...`) to `dest`.
+pub(crate) fn cast_encoded(dest: Dest, req: Vec<u8>) -> Result<(), CallError> {
+    let (node_name, to) = target(&dest)?;
+    let no_connection = || CallError::NoConnection {
+        node: node_name.to_string(),
+    };
+    let conn = node::conn_for(&node_name).ok_or_else(no_connection)?;
     let from = orbit::self_pid().unwrap_or_else(node::system_pid);
     let write = |o: &mut Vec<u8>| {
         o.push(VERSION);
@@ -278,11 +306,11 @@ pub fn cast<Req: Serialize + ?Sized>(
         o.extend_from_slice(&req[1..]);
         Ok(())
     };
-    match &dest {
-        Dest::Pid(p) => conn.send_with(Some(from), *p, write),
-        Dest::Name { name, .. } => conn.reg_send_with(from, name, write),
+    match to {
+        To::Pid(p) => conn.send_with(Some(from), p, write),
+        To::Name(name) => conn.reg_send_with(from, name, write),
     }
-    .map_err(|_| CallError::NoConnection { node: node_name })
+    .map_err(|_| no_connection())
 }
 
 /// Sends `{Tag, Reply}` (already encoded reply, `131, ...`) to a caller on another node.
@@ -402,9 +430,80 @@ where
     G::Cast: DeserializeOwned,
     G::Reply: Serialize,
 {
-    let n = name.to_string();
-    let call_timeout = opts.call_timeout;
-    let h: Handler = Arc::new(move |inc: &Incoming<'_>| {
+    crate::codec::register_decode::<G::Call>();
+    crate::codec::register_decode::<G::Cast>();
+    crate::codec::register_encode::<G::Reply>();
+    let h = gen_handler::<G>(name.to_string(), opts.call_timeout);
+    dispatch::install(Target::Name(name.to_string()), h.clone());
+    if let Some(pid) = orbit::whereis(name) {
+        dispatch::install(Target::Pid(pid), h);
+    }
+}
+
+/// Registers the GenServer type `G` for the wire, both ways:
+/// - calls from this node to a `G` on another node through
+///   `orbit::gen_server::call::<G>(("name", "node@host"), request)` and `cast` (its `Call`
+///   and `Cast` types are encoded, its `Reply` decoded);
+/// - calls and casts from other nodes to any process of this node that is a `G`, by
+///   registered name or by pid, served as [`serve_gen_server`] serves one name (whatever
+///   name it is registered under, and after restarts).
+///
+/// One call per type per OS process, typically at startup; later calls cost a lookup.
+pub fn remote_server<G>()
+where
+    G: GenServer,
+    G::Call: Serialize + DeserializeOwned,
+    G::Cast: Serialize + DeserializeOwned,
+    G::Reply: Serialize + DeserializeOwned,
+{
+    crate::codec::remote::<G::Call>();
+    crate::codec::remote::<G::Cast>();
+    crate::codec::remote::<G::Reply>();
+    let id = std::any::TypeId::of::<G>();
+    let mut types = SERVED_TYPES.write();
+    if types.iter().any(|t| t.id == id) {
+        return;
+    }
+    types.push(ServedType {
+        id,
+        is: |pid| ServerRef::<G>::from_pid(pid).is_some(),
+        handler: gen_handler::<G>(std::any::type_name::<G>().to_string(), SERVED_CALL_TIMEOUT),
+    });
+}
+
+/// A GenServer type given to [`remote_server`]: how to recognise its processes, and the
+/// handler that serves them.
+struct ServedType {
+    id: std::any::TypeId,
+    is: fn(Pid) -> bool,
+    handler: Handler,
+}
+
+static SERVED_TYPES: parking_lot::RwLock<Vec<ServedType>> = parking_lot::RwLock::new(Vec::new());
+
+/// A message that a plain send could not deliver, to a process of a type given to
+/// [`remote_server`]: that type's handler serves the pid from now on. `None` when the
+/// process is of no such type.
+pub(crate) fn served_by_type(inc: &Incoming<'_>) -> Option<Result<(), Undeliverable>> {
+    let h = SERVED_TYPES
+        .read()
+        .iter()
+        .find(|t| (t.is)(inc.to))
+        .map(|t| t.handler.clone())?;
+    dispatch::install(Target::Pid(inc.to), h.clone());
+    Some(h(inc))
+}
+
+/// The handler serving `$gen_call`/`$gen_cast` to a `G` (see [`serve_gen_server`]);
+/// `n` names it in the logs.
+fn gen_handler<G>(n: String, call_timeout: Duration) -> Handler
+where
+    G: GenServer,
+    G::Call: DeserializeOwned,
+    G::Cast: DeserializeOwned,
+    G::Reply: Serialize,
+{
+    Arc::new(move |inc: &Incoming<'_>| {
         let server = ServerRef::<G>::from_pid(inc.to).ok_or_else(|| {
             Undeliverable::NotForServer(format!(
                 "{} is not a GenServer of the served type {}",
@@ -423,7 +522,7 @@ where
                         return Ok(());
                     }
                 };
-                crate::node::spawn(async move {
+                crate::peers::spawn(async move {
                     match server.call_as(call.from, req, call_timeout).await {
                         Ok(rep) => match orbit_term::to_vec(&rep) {
                             Ok(bytes) => reply(server.pid(), call.from, &call.tag, &bytes),
@@ -462,11 +561,7 @@ where
                  messages; send plain messages to a process declared with orbit_dist::serve"
             ))),
         }
-    });
-    dispatch::install(Target::Name(name.to_string()), h.clone());
-    if let Some(pid) = orbit::whereis(name) {
-        dispatch::install(Target::Pid(pid), h);
-    }
+    })
 }
 
 /// Says what did not decode into what: the request (shortened), the type, serde's error.
@@ -491,6 +586,18 @@ fn mismatch<T>(kind: &str, request: &Term, e: &orbit_term::Error) -> String {
 /// monitors, then tags the call with that reference or `[alias | it]`). The monitor is
 /// forgotten here as it is on the caller's side.
 fn refuse(call: &GenCall, why: &str) {
+    end_call(
+        call,
+        &Term::tuple(vec![
+            Term::atom("bad_request"),
+            Term::Binary(why.as_bytes().to_vec()),
+        ]),
+    );
+}
+
+/// Ends a call at once through the caller's monitor on the server (see [`refuse`]),
+/// with `reason`.
+fn end_call(call: &GenCall, reason: &Term) {
     let mref = match &call.tag {
         Term::Reference(r) => &**r,
         tag => match alias_of(tag) {
@@ -504,11 +611,65 @@ fn refuse(call: &GenCall, why: &str) {
     let Some((watcher, target)) = conn.forget_monitor_in(mref) else {
         return;
     };
-    let reason = Term::tuple(vec![
-        Term::atom("bad_request"),
-        Term::Binary(why.as_bytes().to_vec()),
-    ]);
-    conn.monitor_exit(&target, watcher, mref, &reason);
+    conn.monitor_exit(&target, watcher, mref, reason);
+}
+
+/// The atom of the reason an Orbit node ends a call to a process it does not serve
+/// with: `{'$orbit_not_served', <<"server">>}`.
+const NOT_SERVED: &str = "$orbit_not_served";
+
+/// The server named by a not-served reason ([`NOT_SERVED`]).
+fn not_served_reason(r: &ExitReason) -> Option<String> {
+    match r.as_term()? {
+        Term::Tuple(el) if el.len() == 2 && el[0].as_atom() == Some(NOT_SERVED) => {
+            Some(String::from_utf8_lossy(el[1].as_binary()?).into_owned())
+        }
+        _ => None,
+    }
+}
+
+/// A `$gen_call` or `$gen_cast` from another node reached a local process that takes
+/// neither (`e` says the plain delivery failed for the message's type: a GenServer that
+/// nobody served with [`serve_gen_server`]). Logs a warning naming the server and the
+/// fix; an Orbit caller (its tag is a plain reference: OTP 24+ `gen:call` tags with
+/// `[alias | Ref]`) gets its call ended at once with [`CallError::NotServed`], through
+/// the monitor it holds for the call. A BEAM caller gets OTP's behaviour, no reply (it
+/// times out), as when a BEAM process that is not a gen_server is called. True when the
+/// message was such a call or cast.
+pub(crate) fn not_served(inc: &Incoming<'_>, e: &Undeliverable) -> bool {
+    if !matches!(e, Undeliverable::Send(orbit::SendError::WrongType(_))) {
+        return false;
+    }
+    let Some(msg) = parse(inc.bytes) else {
+        return false;
+    };
+    let server = orbit::process_info(inc.to)
+        .and_then(|i| i.registered_name)
+        .map_or_else(|| inc.to.to_string(), |n| n.to_string());
+    let (kind, caller) = match &msg {
+        Ok(call) => ("call", Some(call.from)),
+        Err(_) => ("cast", inc.from),
+    };
+    tracing::warn!(
+        server = %server,
+        caller = ?caller,
+        caller_node = %caller.map_or_else(Default::default, |p| p.node()),
+        "a GenServer {kind} from another node reached {server}, which is not served to other \
+         nodes: call orbit_dist::remote_server::<YourServer>() once, or \
+         orbit_dist::serve_gen_server::<YourServer>(\"{server}\") after starting it"
+    );
+    if let Ok(call) = &msg {
+        if matches!(call.tag, Term::Reference(_)) {
+            end_call(
+                call,
+                &Term::tuple(vec![
+                    Term::atom(NOT_SERVED),
+                    Term::Binary(server.into_bytes()),
+                ]),
+            );
+        }
+    }
+    true
 }
 
 /// Answers a `$gen_call` addressed to a system server with `reply` (a term).

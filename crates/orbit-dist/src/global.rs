@@ -1,5 +1,11 @@
 //! `global_name_server`: what a node that does not take part in `:global` must answer.
 //!
+//! A built-in service of the wire (registered through [`crate::service`] by
+//! [`crate::Node::start`], under `global_name_server` and `global_group`), not a part
+//! of `orbit-cluster`: what follows must be answered by every Orbit node connected to a
+//! BEAM node, whether or not it runs the cluster layer, or the BEAM side hangs. A
+//! service that takes part in `:global` replaces it by registering the same name.
+//!
 //! A BEAM peer's `global` opens a synchronisation with every new visible node
 //! (`{init_connect, ...}` and what follows, in OTP's `global.erl`).
 //! Orbit does not take part in `global`'s name registry (yet): those casts are dropped,
@@ -26,33 +32,38 @@
 use orbit::Pid;
 use orbit_term::Term;
 
-use crate::connection::Conn;
-use crate::gen_call;
+use crate::service::{Inbound, Service, ServiceRequest};
 
-pub(crate) fn handle(conn: &Conn, _from: Pid, bytes: &[u8]) {
-    if let Some(Ok(call)) = gen_call::parse(bytes) {
-        match answer(&call.request) {
-            Some(reply) => gen_call::answer(crate::node::system_pid(), &call, &reply),
-            None => tracing::debug!(
-                peer = %conn.peer,
-                request = %short(&call.request),
-                "global_name_server call not answered (Orbit takes no part in :global)"
-            ),
+/// The built-in `global_name_server` service.
+pub(crate) struct GlobalStub;
+
+impl Service for GlobalStub {
+    fn message(&self, msg: Inbound<'_>) {
+        let peer = msg.peer;
+        match msg.request() {
+            Some(ServiceRequest::Call(call)) => match answer(call.request()) {
+                Some(reply) => call.reply(&reply),
+                None => tracing::debug!(
+                    peer,
+                    request = %short(call.request()),
+                    "global_name_server call not answered (Orbit takes no part in :global)"
+                ),
+            },
+            Some(ServiceRequest::Info(m)) => match whereis_request(&m) {
+                Some((to, tag)) => {
+                    let reply = Term::tuple(vec![tag.clone(), Term::atom("undefined")]);
+                    if let Err(e) = orbit::send(to, reply) {
+                        tracing::debug!(error = %e, "global whereis reply not sent");
+                    }
+                }
+                None => tracing::trace!(peer, msg = %short(&m), "global message ignored"),
+            },
+            Some(ServiceRequest::Cast(m)) => {
+                tracing::trace!(peer, msg = %short(&m), "global cast ignored")
+            }
+            None => tracing::debug!(peer, "undecodable global message ignored"),
         }
-        return;
     }
-    let Ok(msg) = Term::decode(bytes) else {
-        tracing::debug!(peer = %conn.peer, "undecodable global message ignored");
-        return;
-    };
-    if let Some((to, tag)) = whereis_request(&msg) {
-        let reply = Term::tuple(vec![tag.clone(), Term::atom("undefined")]);
-        if let Err(e) = crate::send(to, &reply) {
-            tracing::debug!(error = %e, "global whereis reply not sent");
-        }
-        return;
-    }
-    tracing::trace!(peer = %conn.peer, msg = %short(&msg), "global message ignored");
 }
 
 /// The reply to a call of global's lock protocol, `None` for any other call.

@@ -1,6 +1,7 @@
 //! The distribution handshake (`lib/kernel/src/dist_util.erl`), both ways.
 //!
-//! Messages are framed `[Len:16]` until the handshake ends:
+//! Messages are framed `[Len:16]` until the handshake ends (`[Len:32]` inside TLS, as
+//! OTP's `inet_tls_dist` frames them: [`Framing`]):
 //!
 //! 1. initiator → acceptor `send_name`: `'N', Flags:64, Creation:32, Nlen:16, Name`;
 //! 2. acceptor → initiator `status`: `'s'` + `ok` | `ok_simultaneous` | `nok` |
@@ -76,10 +77,12 @@ pub mod flags {
         | SEND_SENDER
         | BIG_SEQTRACE_LABELS
         | EXIT_PAYLOAD
+        | FRAGMENTS
         | UNLINK_ID
         | MANDATORY_25_DIGEST
         | V4_NC
-        | ALIAS;
+        | ALIAS
+        | SPAWN;
 }
 
 /// How long a handshake may take (`net_setuptime`, 7 s by default).
@@ -172,14 +175,53 @@ fn eq_const_time(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn read_msg<S: AsyncRead + Unpin>(s: &mut S, peer: &str) -> Result<Vec<u8>, DistError> {
-    let len = s
-        .read_u16()
-        .await
-        .map_err(|e| DistError::handshake(peer, format!("connection closed: {e}")))?
-        as usize;
+/// How handshake messages are framed on the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    /// Plain TCP: a 2-byte big-endian length.
+    #[default]
+    Tcp,
+    /// Inside TLS (`-proto_dist inet_tls`): a 4-byte big-endian length.
+    Tls,
+}
+
+/// The longest handshake message accepted (a `send_name` or challenge with a 255-byte
+/// name is under 300 bytes; a 4-byte length must not make us allocate gigabytes).
+const MAX_HANDSHAKE_MSG: usize = 64 << 10;
+
+/// The stream and its framing.
+struct Wire<'a, S> {
+    s: &'a mut S,
+    framing: Framing,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Wire<'_, S> {
+    async fn read(&mut self, peer: &str) -> Result<Vec<u8>, DistError> {
+        read_msg(self.s, self.framing, peer).await
+    }
+    async fn write(&mut self, peer: &str, body: &[u8]) -> Result<(), DistError> {
+        write_msg(self.s, self.framing, peer, body).await
+    }
+}
+
+async fn read_msg<S: AsyncRead + Unpin>(
+    s: &mut S,
+    framing: Framing,
+    peer: &str,
+) -> Result<Vec<u8>, DistError> {
+    let closed = |e: std::io::Error| DistError::handshake(peer, format!("connection closed: {e}"));
+    let len = match framing {
+        Framing::Tcp => s.read_u16().await.map_err(closed)? as usize,
+        Framing::Tls => s.read_u32().await.map_err(closed)? as usize,
+    };
     if len == 0 {
         return Err(DistError::handshake(peer, "empty handshake message"));
+    }
+    if len > MAX_HANDSHAKE_MSG {
+        return Err(DistError::handshake(
+            peer,
+            format!("handshake message of {len} bytes: not a distribution peer"),
+        ));
     }
     let mut buf = vec![0u8; len];
     s.read_exact(&mut buf)
@@ -190,15 +232,20 @@ async fn read_msg<S: AsyncRead + Unpin>(s: &mut S, peer: &str) -> Result<Vec<u8>
 
 async fn write_msg<S: AsyncWrite + Unpin>(
     s: &mut S,
+    framing: Framing,
     peer: &str,
     body: &[u8],
 ) -> Result<(), DistError> {
-    let mut out = Vec::with_capacity(body.len() + 2);
-    out.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    let mut out = Vec::with_capacity(body.len() + 4);
+    match framing {
+        Framing::Tcp => out.extend_from_slice(&(body.len() as u16).to_be_bytes()),
+        Framing::Tls => out.extend_from_slice(&(body.len() as u32).to_be_bytes()),
+    }
     out.extend_from_slice(body);
-    s.write_all(&out)
-        .await
-        .map_err(|e| DistError::handshake(peer, format!("write failed: {e}")))
+    let failed = |e: std::io::Error| DistError::handshake(peer, format!("write failed: {e}"));
+    s.write_all(&out).await.map_err(failed)?;
+    // A TLS stream buffers: push the record out.
+    s.flush().await.map_err(failed)
 }
 
 fn check_flags(peer: &str, theirs: u64) -> Result<(), DistError> {
@@ -241,15 +288,29 @@ pub async fn initiate_with<S: AsyncRead + AsyncWrite + Unpin>(
     peer_name: &str,
     replace: impl Fn() -> bool,
 ) -> Result<Peer, DistError> {
+    initiate_over(s, Framing::Tcp, local, &local.cookie, peer_name, replace).await
+}
+
+/// [`initiate_with`] with the stream's [`Framing`] and the cookie to use with this peer
+/// (`erlang:set_cookie(Node, Cookie)`; [`Local::cookie`] otherwise).
+pub async fn initiate_over<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    framing: Framing,
+    local: &Local,
+    cookie: &str,
+    peer_name: &str,
+    replace: impl Fn() -> bool,
+) -> Result<Peer, DistError> {
+    let s = &mut Wire { s, framing };
     let p = peer_name;
     let mut m = vec![b'N'];
     m.extend_from_slice(&local.flags.to_be_bytes());
     m.extend_from_slice(&local.creation.to_be_bytes());
     m.extend_from_slice(&(local.name.len() as u16).to_be_bytes());
     m.extend_from_slice(local.name.as_bytes());
-    write_msg(s, p, &m).await?;
+    s.write(p, &m).await?;
 
-    let st = read_msg(s, p).await?;
+    let st = s.read(p).await?;
     if st[0] != b's' {
         return Err(DistError::handshake(p, "expected a status message"));
     }
@@ -257,14 +318,14 @@ pub async fn initiate_with<S: AsyncRead + AsyncWrite + Unpin>(
         b"ok" | b"ok_simultaneous" => {}
         b"alive" => {
             if !replace() {
-                write_msg(s, p, b"sfalse").await?;
+                s.write(p, b"sfalse").await?;
                 return Err(DistError::handshake(
                     p,
                     "simultaneous connect: the connection is already up on both sides",
                 ));
             }
             // We are a new incarnation (or the old connection is dead): replace it.
-            write_msg(s, p, b"strue").await?;
+            s.write(p, b"strue").await?;
         }
         b"nok" => {
             return Err(DistError::handshake(
@@ -286,7 +347,7 @@ pub async fn initiate_with<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
 
-    let ch = read_msg(s, p).await?;
+    let ch = s.read(p).await?;
     if ch[0] != b'N' || ch.len() < 19 {
         return Err(DistError::handshake(p, "malformed challenge"));
     }
@@ -309,16 +370,16 @@ pub async fn initiate_with<S: AsyncRead + AsyncWrite + Unpin>(
     let my_challenge = challenge();
     let mut r = vec![b'r'];
     r.extend_from_slice(&my_challenge.to_be_bytes());
-    r.extend_from_slice(&digest(&local.cookie, their_challenge));
-    write_msg(s, p, &r).await?;
+    r.extend_from_slice(&digest(cookie, their_challenge));
+    s.write(p, &r).await?;
 
-    let ack = read_msg(s, p).await.map_err(|_| {
+    let ack = s.read(p).await.map_err(|_| {
         DistError::handshake(p, "the peer closed the connection: the cookies differ")
     })?;
     if ack.len() != 17 || ack[0] != b'a' {
         return Err(DistError::handshake(p, "malformed challenge ack"));
     }
-    if !eq_const_time(&ack[1..], &digest(&local.cookie, my_challenge)) {
+    if !eq_const_time(&ack[1..], &digest(cookie, my_challenge)) {
         return Err(DistError::handshake(
             p,
             "wrong digest in the challenge ack: the cookies differ",
@@ -338,8 +399,21 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     local: &Local,
     decide: impl FnOnce(&str, u32) -> Status,
 ) -> Result<Peer, DistError> {
+    accept_over(s, Framing::Tcp, local, |_| local.cookie.clone(), decide).await
+}
+
+/// [`accept`] with the stream's [`Framing`]; `cookie_for` gives the cookie to use with
+/// the initiator once its name is known (a per-node cookie, or [`Local::cookie`]).
+pub async fn accept_over<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    framing: Framing,
+    local: &Local,
+    cookie_for: impl FnOnce(&str) -> String,
+    decide: impl FnOnce(&str, u32) -> Status,
+) -> Result<Peer, DistError> {
+    let s = &mut Wire { s, framing };
     let addr = "incoming connection";
-    let m = read_msg(s, addr).await?;
+    let m = s.read(addr).await?;
     if m[0] != b'N' || m.len() < 15 {
         return Err(DistError::handshake(
             addr,
@@ -363,13 +437,14 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     } else {
         decide(p, creation)
     };
+    let cookie = cookie_for(p);
     let mut st = vec![b's'];
     st.extend_from_slice(status.text().as_bytes());
-    write_msg(s, p, &st).await?;
+    s.write(p, &st).await?;
     match status {
         Status::Ok | Status::OkSimultaneous => {}
         Status::Alive => {
-            let a = read_msg(s, p).await?;
+            let a = s.read(p).await?;
             if a != b"strue" {
                 return Err(DistError::handshake(
                     p,
@@ -396,13 +471,13 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     ch.extend_from_slice(&local.creation.to_be_bytes());
     ch.extend_from_slice(&(local.name.len() as u16).to_be_bytes());
     ch.extend_from_slice(local.name.as_bytes());
-    write_msg(s, p, &ch).await?;
+    s.write(p, &ch).await?;
 
-    let r = read_msg(s, p).await?;
+    let r = s.read(p).await?;
     if r.len() != 21 || r[0] != b'r' {
         return Err(DistError::handshake(p, "malformed challenge reply"));
     }
-    if !eq_const_time(&r[5..21], &digest(&local.cookie, my_challenge)) {
+    if !eq_const_time(&r[5..21], &digest(&cookie, my_challenge)) {
         return Err(DistError::handshake(
             p,
             "wrong digest in the challenge reply: the cookies differ",
@@ -410,8 +485,8 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let their_challenge = be_u32(&r[1..5]);
     let mut a = vec![b'a'];
-    a.extend_from_slice(&digest(&local.cookie, their_challenge));
-    write_msg(s, p, &a).await?;
+    a.extend_from_slice(&digest(&cookie, their_challenge));
+    s.write(p, &a).await?;
     Ok(Peer {
         name,
         flags: their_flags & local.flags,
@@ -466,5 +541,48 @@ mod tests {
         });
         assert!(rb.unwrap_err().to_string().contains("cookies differ"));
         assert!(ra.is_err());
+    }
+
+    #[tokio::test]
+    async fn tls_framing_has_4_byte_lengths_and_per_node_cookies_apply() {
+        let la = Local {
+            name: "a@h".into(),
+            creation: 1,
+            flags: flags::ORBIT,
+            cookie: "default".into(),
+        };
+        let lb = Local {
+            name: "b@h".into(),
+            creation: 2,
+            flags: flags::ORBIT,
+            cookie: "other default".into(),
+        };
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let (ra, rb) = tokio::join!(
+            initiate_over(&mut a, Framing::Tls, &la, "shared", "b@h", || true),
+            accept_over(
+                &mut b,
+                Framing::Tls,
+                &lb,
+                |n| if n == "a@h" {
+                    "shared".into()
+                } else {
+                    "x".into()
+                },
+                |_, _| Status::Ok
+            )
+        );
+        assert_eq!(ra.unwrap().name, "b@h");
+        assert_eq!(rb.unwrap().name, "a@h");
+        // The first bytes of a send_name are a 4-byte length.
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let _ = tokio::time::timeout(
+            Duration::from_millis(50),
+            initiate_over(&mut a, Framing::Tls, &la, "c", "b@h", || true),
+        )
+        .await;
+        let mut head = [0u8; 5];
+        b.read_exact(&mut head).await.unwrap();
+        assert_eq!(head, [0, 0, 0, 15 + 3, b'N']);
     }
 }

@@ -1,5 +1,10 @@
 //! This OS process as a distributed node: start, connect, list, ping, monitor_nodes.
 //!
+//! The top layer of `orbit-dist` (see the crate's "Layers"): [`Node::start`] wires the
+//! layers together (the connection upcalls into `dispatch`, the runtime's router, the
+//! built-in services `net_kernel`, `global_name_server` and `rex`'s nodes call through
+//! [`crate::service`]); nothing below imports this module.
+//!
 //! Contract (Erlang's `net_kernel`, Kernel reference manual):
 //! - one node per OS process, named `name@host`; it registers with epmd (starting the
 //!   embedded one when none listens) and accepts connections on its own port;
@@ -16,19 +21,25 @@
 //!   name of an unconnected node connects first (messages wait for the handshake);
 //! - `list` gives the visible connected nodes (hidden ones are excluded), `ping` answers
 //!   `Pong`/`Pang` through the peer's `net_kernel`;
-//! - `monitor_nodes` delivers `NodeUp`/`NodeDown`; for one peer a `NodeDown` always comes
+//! - `monitor_nodes` / `monitor_nodes_with` (OTP's options, [`crate::monitor`]) deliver
+//!   each nodeup and nodedown once, in order; for one peer a `NodeDown` always comes
 //!   before the `NodeUp` of a reconnection;
-//! - connections are transitive: when a visible peer connects, this node asks it for its
-//!   visible nodes (`rpc:call(Peer, erlang, nodes, [])`) and connects to them (a hidden
-//!   node does not);
+//! - connections are transitive (OTP's `connect_all`, done by OTP's `global`; here by the
+//!   node, so that a bare node meshes; the `mesh` module): when a visible peer connects,
+//!   this node asks it for its visible nodes (`rpc:call(Peer, erlang, nodes, [])`) and
+//!   connects to them, unless the peer says it takes no part in the mesh (its
+//!   `connect_all` is false). A hidden node does not mesh, nor does a node started with
+//!   `Options::connect_all(false)` (`erl -connect_all false`): such a node connects only
+//!   where it is told to and its peers do not connect to each other through it (a partial
+//!   mesh);
 //! - when a connection is lost, monitors of the peer's processes fire with
 //!   `noconnection` and links deliver `noconnection` exits.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use orbit::{ExitReason, Pid};
+use orbit::ExitReason;
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -38,7 +49,10 @@ use crate::convert::LocalId;
 use crate::cookie::{self, CookieSource};
 use crate::epmd;
 use crate::error::DistError;
-use crate::handshake::{self, flags, Status};
+use crate::handshake::{self, flags, Framing, Status};
+use crate::monitor::{self, Change, MonitorOptions, NodeChange, NodeDownReason, Subscriber};
+use crate::peers::{conn_for, emit, spawn, Inner, NODE};
+use crate::tls::Stream;
 
 /// How to start a node.
 #[derive(Debug, Clone)]
@@ -56,6 +70,21 @@ pub struct Options {
     pub epmd_port: Option<u16>,
     /// Largest frame accepted from a peer, in bytes.
     pub max_frame: usize,
+    /// TLS distribution (`-proto_dist inet_tls`); `None`: plain TCP.
+    pub tls: Option<crate::tls::TlsOptions>,
+    /// Advertise `DFLAG_FRAGMENTS` (default true): peers that have it too exchange
+    /// normal headers, and messages over 64 KiB go out as fragments interleaved with
+    /// small ones. False: pass-through frames only, a big message holds the connection
+    /// until it is written (for comparison; the BEAM has no such switch).
+    pub fragments: bool,
+    /// Take part in the transitive mesh (default true), as OTP's `connect_all` kernel
+    /// parameter / `erl -connect_all false`: when false this node connects only to the
+    /// nodes it is told to (or sends to), does not connect to its peers' peers, and its
+    /// peers do not connect to each other through it (it answers
+    /// `application:get_env(kernel, connect_all)` with `{ok, false}`, which Orbit's mesh
+    /// asks first, as OTP's `global` does not sync with such a node). Connections a send
+    /// opens are still made (`dist_auto_connect` is separate, as in OTP).
+    pub connect_all: bool,
 }
 
 impl Default for Options {
@@ -67,6 +96,9 @@ impl Default for Options {
             listen_port: 0,
             epmd_port: None,
             max_frame: 128 << 20,
+            tls: None,
+            fragments: true,
+            connect_all: true,
         }
     }
 }
@@ -78,6 +110,13 @@ impl Options {
             cookie: CookieSource::Given(c.to_string()),
             ..Options::default()
         }
+    }
+
+    /// These options with `connect_all` set: false starts a node outside the transitive
+    /// mesh, as `erl -connect_all false` (see the `connect_all` field).
+    pub fn connect_all(mut self, on: bool) -> Options {
+        self.connect_all = on;
+        self
     }
 }
 
@@ -97,52 +136,6 @@ pub enum Ping {
     Pong,
     /// Not reachable.
     Pang,
-}
-
-pub(crate) struct Inner {
-    pub id: LocalId,
-    pub hs: handshake::Local,
-    pub hidden: bool,
-    pub tick: Duration,
-    pub epmd_port: u16,
-    pub port: u16,
-    pub max_frame: usize,
-    pub system: Pid,
-    /// Long names (`-name`) rather than short ones (`-sname`).
-    pub long_names: bool,
-    rt: tokio::runtime::Handle,
-    conns: Mutex<HashMap<Arc<str>, Arc<Conn>>>,
-    subs: Mutex<Vec<mpsc::UnboundedSender<NodeEvent>>>,
-    _registration: Mutex<Option<epmd::client::Registration>>,
-}
-
-static NODE: OnceLock<Arc<Inner>> = OnceLock::new();
-
-pub(crate) fn get() -> Option<&'static Arc<Inner>> {
-    NODE.get()
-}
-
-/// Spawns a task on the node's runtime (callable from the connection threads too).
-pub(crate) fn spawn<F>(fut: F)
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    match NODE.get() {
-        Some(n) => {
-            n.rt.spawn(fut);
-        }
-        None => {
-            tokio::spawn(fut);
-        }
-    }
-}
-
-pub(crate) fn system_pid() -> Pid {
-    NODE.get().map(|n| n.system).unwrap_or(Pid::NONE)
-}
-
-pub(crate) fn max_frame() -> usize {
-    NODE.get().map(|n| n.max_frame).unwrap_or(128 << 20)
 }
 
 /// A handle to this process's node.
@@ -219,11 +212,11 @@ impl Node {
         let full = format!("{alive}@{host}");
         let long_names = is_long_host(&host);
         let cookie = cookie::resolve(&opts.cookie)?;
+        let tls = opts.tls.as_ref().map(|t| t.build()).transpose()?;
         let epmd_port = opts.epmd_port.unwrap_or_else(epmd::port);
 
-        let listener = TcpListener::bind(("0.0.0.0", opts.listen_port))
-            .await
-            .map_err(DistError::io("listening for peers"))?;
+        let listener =
+            epmd::listen(opts.listen_port).map_err(DistError::io("listening for peers"))?;
         let port = listener
             .local_addr()
             .map_err(DistError::io("listening for peers"))?
@@ -258,6 +251,9 @@ impl Node {
         if !opts.hidden {
             fl |= flags::PUBLISHED;
         }
+        if !opts.fragments {
+            fl &= !flags::FRAGMENTS;
+        }
         let inner = Arc::new(Inner {
             id: LocalId {
                 name: Arc::from(full.as_str()),
@@ -270,21 +266,42 @@ impl Node {
                 cookie,
             },
             hidden: opts.hidden,
+            connect_all: opts.connect_all && !opts.hidden,
             tick: opts.net_ticktime,
             epmd_port,
             port,
             max_frame: opts.max_frame,
             system,
             long_names,
+            tls,
+            cookies: Mutex::new(HashMap::new()),
             rt: tokio::runtime::Handle::current(),
             conns: Mutex::new(HashMap::new()),
             subs: Mutex::new(Vec::new()),
             _registration: Mutex::new(Some(registration)),
+            dial,
         });
         if NODE.set(inner.clone()).is_err() {
             return Err(DistError::AlreadyStarted(full));
         }
         orbit::pid::set_local_node(&full);
+        crate::connection::set_upcalls(crate::connection::Upcalls {
+            fast: crate::dispatch::incoming_fast,
+            control: crate::dispatch::incoming,
+            lost: connection_lost,
+            max_frame: crate::peers::max_frame,
+        });
+        // The built-in services a bare node answers (a service registered before start,
+        // e.g. a fuller `global`, is kept).
+        let builtins: [(&str, Arc<dyn crate::service::Service>); 4] = [
+            ("net_kernel", Arc::new(crate::net_kernel::NetKernel)),
+            ("rex", Arc::new(crate::rex_nodes::RexNodes)),
+            ("global_name_server", Arc::new(crate::global::GlobalStub)),
+            ("global_group", Arc::new(crate::global::GlobalStub)),
+        ];
+        for (name, svc) in builtins {
+            let _ = crate::service::register_default(name, svc);
+        }
         let _ = orbit::router::install(Box::new(crate::router::DistRouter));
         spawn(accept_loop(listener));
         tracing::info!(node = %full, port, creation, long_names, "node started");
@@ -317,6 +334,12 @@ impl Node {
         self.inner().port
     }
 
+    /// True when this node takes part in the transitive mesh (the `connect_all` field of
+    /// [`Options`]; false for a hidden node too).
+    pub fn connect_all(&self) -> bool {
+        self.inner().connect_all
+    }
+
     /// True when this node has long names (`-name`), false for short ones (`-sname`).
     pub fn long_names(&self) -> bool {
         self.inner().long_names
@@ -339,12 +362,35 @@ impl Node {
         c.wait_up().await
     }
 
+    /// Connects to `node`, trying again (every 100 ms, then less often, up to once a
+    /// second) until it is connected or `within` has passed; then the last attempt's
+    /// error. For a peer that is still starting (Elixir's `for _ <- 1..100,
+    /// Node.ping(peer) == :pang, do: Process.sleep(100)`). A bad or mismatched name
+    /// fails at once: retrying cannot fix it.
+    pub async fn connect_retry(&self, node: &str, within: Duration) -> Result<(), DistError> {
+        check_peer_name(self.inner().long_names, node)?;
+        let deadline = tokio::time::Instant::now() + within;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let err = match self.try_connect(node).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(err);
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
     /// Closes the connection to `node`; true when there was one.
     pub fn disconnect(&self, node: &str) -> bool {
         let c = self.inner().conns.lock().get(node).cloned();
         match c {
             Some(c) => {
-                connection_lost(&c, "disconnected".into());
+                connection_down(&c, NodeDownReason::Disconnect, "disconnected".into());
                 true
             }
             None => false,
@@ -362,16 +408,7 @@ impl Node {
     }
 
     fn connected(&self, visible: bool) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .inner()
-            .conns
-            .lock()
-            .values()
-            .filter(|c| c.phase() == Phase::Up && c.is_visible() == visible)
-            .map(|c| c.peer.to_string())
-            .collect();
-        v.sort();
-        v
+        crate::peers::connected(visible)
     }
 
     /// `net_adm:ping/1`: connects and asks the peer's `net_kernel` whether it accepts us.
@@ -381,7 +418,7 @@ impl Node {
             orbit_term::Term::atom("is_auth"),
             orbit_term::Term::atom(&me),
         ]);
-        let dest = crate::gen_call::Dest::Name {
+        let dest = orbit::Dest::Remote {
             name: "net_kernel".into(),
             node: node.into(),
         };
@@ -392,11 +429,52 @@ impl Node {
         }
     }
 
-    /// Subscribes to node events (`net_kernel:monitor_nodes(true)`).
+    /// Subscribes to the events of every node, visible and hidden, with the down
+    /// reason's detail text. Nodes already connected are not announced. For OTP's
+    /// options (`node_type`, `nodedown_reason`) use [`Node::monitor_nodes_with`].
     pub fn monitor_nodes(&self) -> mpsc::UnboundedReceiver<NodeEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.inner().subs.lock().push(tx);
+        let send = move |ch: &Change| {
+            let ev = match &ch.reason {
+                Some((_, detail)) if !ch.up => {
+                    NodeEvent::NodeDown(ch.node.to_string(), detail.clone())
+                }
+                _ if !ch.up => NodeEvent::NodeDown(ch.node.to_string(), String::new()),
+                _ => NodeEvent::NodeUp(ch.node.to_string()),
+            };
+            tx.send(ev).is_ok()
+        };
+        self.inner().subs.lock().push(Subscriber {
+            send: Box::new(send),
+        });
         rx
+    }
+
+    /// `net_kernel:monitor_nodes(true, Options)`: one [`NodeChange`] per `nodeup` and
+    /// per `nodedown` of the nodes `opts.node_type` selects, in order; nodes already
+    /// connected are not announced (OTP semantics, see [`crate::monitor`]).
+    pub fn monitor_nodes_with(&self, opts: MonitorOptions) -> mpsc::UnboundedReceiver<NodeChange> {
+        let (sub, rx) = monitor::subscriber(opts);
+        self.inner().subs.lock().push(sub);
+        rx
+    }
+
+    /// Uses `cookie` with `node` from now on, both when this node dials it and when it
+    /// dials in (`erlang:set_cookie(Node, Cookie)`); other nodes keep this node's own
+    /// cookie. A connection already up is not affected.
+    pub fn set_cookie(&self, node: &str, cookie: &str) -> Result<(), DistError> {
+        if node == &*self.inner().id.name {
+            return Err(DistError::Cookie(
+                "set_cookie names this node itself; its own cookie is set at Node::start".into(),
+            ));
+        }
+        check_peer_name(self.inner().long_names, node).or_else(|e| match e {
+            DistError::NameKind { .. } => Ok(()),
+            e => Err(e),
+        })?;
+        let c = cookie::check(cookie.to_string())?;
+        self.inner().cookies.lock().insert(node.to_string(), c);
+        Ok(())
     }
 
     /// The connection to `node`, if one exists (up or being set up).
@@ -405,59 +483,20 @@ impl Node {
     }
 }
 
-fn emit(inner: &Inner, ev: NodeEvent) {
-    inner.subs.lock().retain(|s| s.send(ev.clone()).is_ok());
-}
-
-/// The connection to `node`, starting one when there is none.
-pub(crate) fn conn_for(node: &str) -> Option<Arc<Conn>> {
-    thread_local! {
-        // The connection this thread used last: senders in a loop skip the table.
-        static LAST: std::cell::RefCell<Option<Arc<Conn>>> = const { std::cell::RefCell::new(None) };
-    }
-    let hit = LAST.with(|l| {
-        l.borrow()
-            .as_ref()
-            .filter(|c| &*c.peer == node && !c.is_closed())
-            .cloned()
-    });
-    if hit.is_some() {
-        return hit;
-    }
-    let c = conn_for_slow(node)?;
-    LAST.with(|l| *l.borrow_mut() = Some(c.clone()));
-    Some(c)
-}
-
-fn conn_for_slow(node: &str) -> Option<Arc<Conn>> {
-    let inner = NODE.get()?;
-    if node == &*inner.id.name {
-        return None;
-    }
-    let mut conns = inner.conns.lock();
-    if let Some(c) = conns.get(node) {
-        return Some(c.clone());
-    }
-    if split_name(node).is_err() || !node.contains('@') {
-        return None;
-    }
-    let c = Conn::new(node, inner.id.clone());
-    conns.insert(Arc::from(node), c.clone());
-    drop(conns);
-    let c2 = c.clone();
+/// The node layer's dialer, which [`peers::conn_for`] calls for a new connection.
+fn dial(inner: &'static Arc<Inner>, c: Arc<Conn>) {
     spawn(async move {
-        if let Err(e) = initiate(inner, &c2).await {
-            if c2.phase() == Phase::Pending {
+        if let Err(e) = initiate(inner, &c).await {
+            if c.phase() == Phase::Pending {
                 if matches!(e, DistError::NameKind { .. }) {
-                    tracing::warn!(peer = %c2.peer, error = %e, "connection refused");
+                    tracing::warn!(peer = %c.peer, error = %e, "connection refused");
                 } else {
-                    tracing::debug!(peer = %c2.peer, error = %e, "connection attempt failed");
+                    tracing::debug!(peer = %c.peer, error = %e, "connection attempt failed");
                 }
-                connection_lost(&c2, e.to_string());
+                connection_lost(&c, e.to_string());
             }
         }
     });
-    Some(c)
 }
 
 async fn initiate(inner: &'static Arc<Inner>, conn: &Arc<Conn>) -> Result<(), DistError> {
@@ -470,14 +509,28 @@ async fn initiate(inner: &'static Arc<Inner>, conn: &Arc<Conn>) -> Result<(), Di
             .ok_or_else(|| {
                 DistError::NotConnected(format!("{peer} (not registered with epmd on {host})"))
             })?;
-        let mut s = TcpStream::connect((host.as_str(), info.port))
+        let s = TcpStream::connect((host.as_str(), info.port))
             .await
             .map_err(DistError::io("connecting to the peer"))?;
         let _ = s.set_nodelay(true);
+        let mut s = match &inner.tls {
+            Some(tls) => tls.connect(s, &peer).await?,
+            None => Stream::Tcp(s),
+        };
         // Our attempt's connection already came up through the peer's crossing attempt:
         // keep that one rather than tear it down for this one.
         let replace = || conn.phase() != Phase::Up;
-        let p = handshake::initiate_with(&mut s, &inner.hs, &peer, replace).await?;
+        let cookie = inner.cookie_for(&peer);
+        let p = match &mut s {
+            Stream::Tcp(t) => {
+                handshake::initiate_over(t, Framing::Tcp, &inner.hs, &cookie, &peer, replace)
+                    .await?
+            }
+            Stream::Tls(t) => {
+                handshake::initiate_over(&mut **t, Framing::Tls, &inner.hs, &cookie, &peer, replace)
+                    .await?
+            }
+        };
         Ok::<_, DistError>((s, p))
     };
     match tokio::time::timeout(handshake::SETUP_TIME, work).await {
@@ -502,7 +555,7 @@ async fn initiate(inner: &'static Arc<Inner>, conn: &Arc<Conn>) -> Result<(), Di
     }
 }
 
-fn up(inner: &'static Arc<Inner>, conn: &Arc<Conn>, s: TcpStream, p: handshake::Peer) {
+fn up(inner: &'static Arc<Inner>, conn: &Arc<Conn>, s: Stream, p: handshake::Peer) {
     let published = inner.hs.flags & flags::PUBLISHED != 0;
     // Negotiated flags hold PUBLISHED only when both sides are published.
     let peer_published = p.flags & flags::PUBLISHED != 0;
@@ -512,9 +565,19 @@ fn up(inner: &'static Arc<Inner>, conn: &Arc<Conn>, s: TcpStream, p: handshake::
             // Superseded while the handshake ran.
             return;
         }
+        // Subscribers hear of the node before its first frame is read, so a process
+        // that handles a message from the peer can already find its nodeup queued.
+        emit(
+            inner,
+            &Change {
+                node: conn.peer.clone(),
+                up: true,
+                visible: p.flags & flags::PUBLISHED != 0,
+                reason: None,
+            },
+        );
         conn.attach(s, p.flags, p.flags, inner.tick);
         conn.set_phase(Phase::Up);
-        emit(inner, NodeEvent::NodeUp(conn.peer.to_string()));
     }
     // Outside the connection table's lock: a handler may call into the node.
     orbit::telemetry::execute(
@@ -523,39 +586,9 @@ fn up(inner: &'static Arc<Inner>, conn: &Arc<Conn>, s: TcpStream, p: handshake::
         &[("node", &conn.peer)],
     );
     tracing::info!(peer = %conn.peer, visible = peer_published && published, "node up");
-    if published && peer_published && !inner.hidden {
+    if published && peer_published && inner.connect_all && !inner.hidden {
         let peer = conn.peer.to_string();
-        spawn(async move { mesh(peer).await });
-    }
-}
-
-/// Connects to the visible peers of `peer` (transitive connection).
-async fn mesh(peer: String) {
-    use orbit_term::Term;
-    let req = Term::tuple(vec![
-        Term::atom("call"),
-        Term::atom("erlang"),
-        Term::atom("nodes"),
-        Term::nil(),
-        Term::atom("user"),
-    ]);
-    let dest = crate::gen_call::Dest::Name {
-        name: "rex".into(),
-        node: peer.clone(),
-    };
-    let Ok(Term::List(nodes)) =
-        crate::gen_call::call::<_, Term>(dest, &req, Duration::from_secs(10)).await
-    else {
-        return;
-    };
-    let node = Node;
-    for n in nodes {
-        if let Some(name) = n.as_atom() {
-            if name != node.name() && node.connection(name).is_none() {
-                tracing::debug!(via = %peer, node = name, "connecting transitively");
-                let _ = conn_for(name);
-            }
-        }
+        spawn(async move { crate::mesh::on_nodeup(peer).await });
     }
 }
 
@@ -580,9 +613,17 @@ async fn accept_loop(listener: TcpListener) {
     }
 }
 
-async fn accept_one(mut s: TcpStream) -> Result<(), DistError> {
+async fn accept_one(s: TcpStream) -> Result<(), DistError> {
     let inner = NODE.get().ok_or(DistError::NotStarted)?;
     let _ = s.set_nodelay(true);
+    let mut s = match &inner.tls {
+        Some(tls) => tokio::time::timeout(handshake::SETUP_TIME, tls.accept(s))
+            .await
+            .map_err(|_| {
+                DistError::handshake("incoming connection", "TLS handshake timed out")
+            })??,
+        None => Stream::Tcp(s),
+    };
     let mut claimed: Option<Arc<Conn>> = None;
     let decide = |name: &str, _creation: u32| -> Status {
         let mut conns = inner.conns.lock();
@@ -604,11 +645,24 @@ async fn accept_one(mut s: TcpStream) -> Result<(), DistError> {
         claimed = Some(c);
         Status::Ok
     };
-    let res = tokio::time::timeout(
-        handshake::SETUP_TIME,
-        handshake::accept(&mut s, &inner.hs, decide),
-    )
-    .await;
+    let cookie_for = |name: &str| inner.cookie_for(name);
+    let framing = s.framing();
+    let res = match &mut s {
+        Stream::Tcp(t) => {
+            tokio::time::timeout(
+                handshake::SETUP_TIME,
+                handshake::accept_over(t, framing, &inner.hs, cookie_for, decide),
+            )
+            .await
+        }
+        Stream::Tls(t) => {
+            tokio::time::timeout(
+                handshake::SETUP_TIME,
+                handshake::accept_over(&mut **t, framing, &inner.hs, cookie_for, decide),
+            )
+            .await
+        }
+    };
     let res = match res {
         Ok(r) => r,
         Err(_) => Err(DistError::handshake(
@@ -626,8 +680,9 @@ async fn accept_one(mut s: TcpStream) -> Result<(), DistError> {
                     // the block, and `connection_lost` takes the same lock.
                     let old = inner.conns.lock().get(p.name.as_str()).cloned();
                     if let Some(old) = old {
-                        connection_lost(
+                        connection_down(
                             &old,
+                            NodeDownReason::Replaced,
                             "replaced by a new connection from the same node".into(),
                         );
                     }
@@ -653,9 +708,20 @@ async fn accept_one(mut s: TcpStream) -> Result<(), DistError> {
     }
 }
 
-/// Takes a connection down: removes it, reports `NodeDown`, and delivers `noconnection`
-/// to everything that crossed it.
+/// Takes a connection down after a failure or the peer's close (`connection_closed`,
+/// or `net_tick_timeout` when the reader gave up on a silent peer).
 pub(crate) fn connection_lost(conn: &Arc<Conn>, reason: String) {
+    let why = if reason.starts_with(crate::connection::TICK_TIMEOUT) {
+        NodeDownReason::NetTickTimeout
+    } else {
+        NodeDownReason::ConnectionClosed
+    };
+    connection_down(conn, why, reason)
+}
+
+/// Takes a connection down: removes it, reports `nodedown` with `why`, and delivers
+/// `noconnection` to everything that crossed it.
+fn connection_down(conn: &Arc<Conn>, why: NodeDownReason, reason: String) {
     let Some(inner) = NODE.get() else { return };
     let was_up = {
         let mut conns = inner.conns.lock();
@@ -671,7 +737,12 @@ pub(crate) fn connection_lost(conn: &Arc<Conn>, reason: String) {
         if was_up {
             emit(
                 inner,
-                NodeEvent::NodeDown(conn.peer.to_string(), reason.clone()),
+                &Change {
+                    node: conn.peer.clone(),
+                    up: false,
+                    visible: conn.is_visible(),
+                    reason: Some((why, reason.clone())),
+                },
             );
         }
         was_up
@@ -698,4 +769,5 @@ pub(crate) fn connection_lost(conn: &Arc<Conn>, reason: String) {
         orbit::signal::remove_remote_monitor(target, lr);
     }
     crate::gen_call::node_down(&conn.peer);
+    crate::spawn::node_down(&conn.peer);
 }

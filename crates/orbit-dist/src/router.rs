@@ -1,58 +1,31 @@
-//! The runtime's seam: [`orbit::router::Router`] for pids of other nodes.
+//! The runtime's seam: [`orbit::router::Router`] for processes of other nodes.
 //!
-//! Messages handed to the runtime for a remote pid arrive as `Box<dyn Any>`; the router
-//! accepts an [`orbit_term::Term`] (encoded on the way out) or an [`Etf`] (already
-//! encoded), and refuses anything else with `NotEncodable` (use [`crate::send`] for
-//! serde types). Every operation goes to the peer's connection, starting one when
-//! needed; links and monitors are recorded on the connection so that its loss delivers
+//! Messages and requests handed to the runtime for another node ([`orbit::send`] to a
+//! remote pid or `(name, node)`, `orbit::gen_server::call`/`cast` to one) arrive
+//! type-erased ([`Payload`]); they are encoded by the serde codec registered for their
+//! type ([`crate::codec`]: built in for common types, [`orbit_term::Term`] and [`Etf`],
+//! filled by every serde entry point, or [`crate::remote`]). A type with no codec fails
+//! at the call with `NotEncodable` (sends) or `CallError::Encode` (calls) naming the type
+//! and the fix. Every operation goes to the peer's connection, starting one when needed;
+//! links and monitors are recorded on the connection so that its loss delivers
 //! `noconnection`.
 
-use std::any::Any;
+use std::time::Duration;
 
 use orbit::error::{Error, SendError};
-use orbit::router::Router;
-use orbit::{ExitReason, Pid, Ref};
-use orbit_term::Term;
+use orbit::router::{CallFuture, Payload, ReplyType, Router};
+use orbit::{CallError, Dest, ExitReason, Pid, Ref};
 
-use crate::connection::FrameError;
+use crate::codec;
 use crate::convert;
-use crate::node;
+use crate::peers;
 
-/// A message already in ETF (`131, ...`), as `term_to_binary` makes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Etf(pub Vec<u8>);
+pub use crate::codec::Etf;
 
-type Writer = Box<dyn FnOnce(&mut Vec<u8>) -> Result<(), FrameError> + Send>;
-
-/// A writer for a type-erased message (`131, ...`).
-fn encode(msg: Box<dyn Any + Send>) -> Result<Writer, SendError> {
-    let msg = match msg.downcast::<Term>() {
-        Ok(t) => {
-            return Ok(Box::new(move |o: &mut Vec<u8>| {
-                t.encode_into(o);
-                Ok(())
-            }))
-        }
-        Err(m) => m,
-    };
-    match msg.downcast::<Etf>() {
-        Ok(e) if e.0.first() == Some(&131) => Ok(Box::new(move |o: &mut Vec<u8>| {
-            o.extend_from_slice(&e.0);
-            Ok(())
-        })),
-        Ok(_) => Err(SendError::NotEncodable("Etf bytes must start with 131".into())),
-        Err(_) => Err(SendError::NotEncodable(
-            "only orbit_term::Term or orbit_dist::Etf travel to other nodes; use orbit_dist::send for serde types".into(),
-        )),
-    }
-}
-
-/// The connection to `node`, started if needed; the error says what to check.
+/// The connection to `node`, started if needed; the error names the node.
 fn conn(node: &str) -> Result<std::sync::Arc<crate::connection::Conn>, SendError> {
-    node::conn_for(node).ok_or_else(|| {
-        SendError::Remote(format!(
-            "cannot connect to {node}: check the node name and that this node is started"
-        ))
+    peers::conn_for(node).ok_or_else(|| SendError::NoConnection {
+        node: node.to_string(),
     })
 }
 
@@ -60,8 +33,8 @@ fn conn(node: &str) -> Result<std::sync::Arc<crate::connection::Conn>, SendError
 pub struct DistRouter;
 
 impl Router for DistRouter {
-    fn send(&self, from: Option<Pid>, to: Pid, msg: Box<dyn Any + Send>) -> Result<(), SendError> {
-        let w = encode(msg)?;
+    fn send(&self, from: Option<Pid>, to: Pid, msg: Payload) -> Result<(), SendError> {
+        let w = codec::writer(msg)?;
         let c = conn(&to.node())?;
         Ok(c.send_with(from, to, w)?)
     }
@@ -71,11 +44,28 @@ impl Router for DistRouter {
         from: Option<Pid>,
         node: &str,
         name: &str,
-        msg: Box<dyn Any + Send>,
+        msg: Payload,
     ) -> Result<(), SendError> {
-        let w = encode(msg)?;
+        let w = codec::writer(msg)?;
         let c = conn(node)?;
-        Ok(c.reg_send_with(from.unwrap_or_else(node::system_pid), name, w)?)
+        Ok(c.reg_send_with(from.unwrap_or_else(peers::system_pid), name, w)?)
+    }
+
+    fn call(&self, to: Dest, request: Payload, reply: ReplyType, timeout: Duration) -> CallFuture {
+        let prepared = codec::decoder(reply)
+            .and_then(|dec| codec::encode_request(&request).map(|req| (dec, req)));
+        Box::pin(async move {
+            let (dec, req) = prepared?;
+            let bytes = crate::gen_call::call_encoded(to, req, timeout).await?;
+            dec(&bytes).map_err(|reason| CallError::Decode {
+                type_name: reply.name,
+                reason,
+            })
+        })
+    }
+
+    fn cast(&self, to: Dest, request: Payload) -> Result<(), CallError> {
+        crate::gen_call::cast_encoded(to, codec::encode_request(&request)?)
     }
 
     fn link(&self, from: Pid, to: Pid) -> Result<(), Error> {
@@ -90,7 +80,7 @@ impl Router for DistRouter {
     }
 
     fn unlink(&self, from: Pid, to: Pid) -> Result<(), Error> {
-        if let Some(c) = node::Node::current().and_then(|n| n.connection(&to.node())) {
+        if let Some(c) = peers::connection(&to.node()) {
             c.track.lock().links.remove(&(from, to));
             c.unlink(from, to);
         }
@@ -98,7 +88,7 @@ impl Router for DistRouter {
     }
 
     fn exit(&self, from: Pid, to: Pid, reason: ExitReason, link: bool) -> Result<(), Error> {
-        if let Some(c) = node::Node::current().and_then(|n| n.connection(&to.node())) {
+        if let Some(c) = peers::connection(&to.node()) {
             if link {
                 c.track.lock().links.remove(&(from, to));
             }
@@ -118,7 +108,7 @@ impl Router for DistRouter {
     }
 
     fn demonitor(&self, watcher: Pid, target: Pid, r: Ref) -> Result<(), Error> {
-        if let Some(c) = node::Node::current().and_then(|n| n.connection(&target.node())) {
+        if let Some(c) = peers::connection(&target.node()) {
             if c.track.lock().monitors_out.remove(&r.id()).is_some() {
                 c.demonitor(watcher, &convert::pid_term(target, &c.local), r);
             }
@@ -127,7 +117,7 @@ impl Router for DistRouter {
     }
 
     fn down(&self, _pid: Pid, watcher: Pid, r: Ref, reason: ExitReason) -> Result<(), Error> {
-        if let Some(c) = node::Node::current().and_then(|n| n.connection(&watcher.node())) {
+        if let Some(c) = peers::connection(&watcher.node()) {
             let entry = {
                 let mut t = c.track.lock();
                 t.monitors_in_by_ref

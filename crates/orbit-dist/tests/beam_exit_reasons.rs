@@ -352,7 +352,9 @@ fn elixir_exit_reasons_reach_orbit_exactly() {
             orbit::gen_server::INFINITY,
         )
         .await;
-        match r {
+        // Remote failures name the node; `cause` is what a local call would give.
+        assert_eq!(r.as_ref().err().and_then(|e| e.node()), Some(ex_name.as_str()));
+        match r.as_ref().map_err(|e| e.cause()) {
             Err(CallError::Exit(reason)) => assert!(
                 reason
                     .to_term()
@@ -368,7 +370,10 @@ fn elixir_exit_reasons_reach_orbit_exactly() {
             Duration::from_millis(300),
         )
         .await;
-        assert_eq!(r, Err(CallError::Timeout));
+        assert_eq!(
+            r,
+            Err(CallError::on_node(ex_name.as_str(), CallError::Timeout))
+        );
         // A reply that does not decode into the expected type: Decode, naming it.
         let r: Result<i64, CallError> = orbit_dist::call(
             ("xr_odd", ex_name.as_str()),

@@ -127,7 +127,13 @@ fn messages_calls_links_and_monitors_with_elixir() {
         // A call to a name that is not registered fails fast with noproc.
         let r: Result<i64, _> =
             orbit_dist::call(("no_such", exname.as_str()), &get, Duration::from_secs(5)).await;
-        assert_eq!(r, Err(orbit_dist::CallError::NoProc));
+        assert_eq!(
+            r,
+            Err(orbit_dist::CallError::on_node(
+                exname.as_str(),
+                orbit_dist::CallError::NoProc
+            ))
+        );
 
         // Orbit monitors and links to an Elixir process, which exits with :bye.
         let Message::Msg(Term::Tuple(el)) = next(&mut inbox).await else {

@@ -87,7 +87,7 @@ fn three_orbit_nodes_mesh_message_call_and_recover() {
             Duration::from_secs(5),
         )
         .await;
-        match r {
+        match r.as_ref().map_err(|e| e.cause()) {
             Err(orbit_dist::CallError::Exit(why)) => assert!(
                 matches!(why.as_term(), Some(Term::Tuple(el))
                     if el[0].as_atom() == Some("bad_request")

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use orbit::cache::{ConCache, Item, ManualClock, Options, Ttl};
+use orbit::cache::{CacheOptions, ConCache, Item, ManualClock, Ttl};
 use orbit_examples::scaled;
 
 const TTL: Duration = Duration::from_secs(1);
@@ -30,7 +30,7 @@ const MS: Duration = Duration::from_millis(1);
 async fn main() {
     let clock = Arc::new(ManualClock::new());
     let sessions: ConCache<String, String> = ConCache::start(
-        Options::new()
+        CacheOptions::new()
             .ttl_check_interval(100 * MS)
             .global_ttl(Ttl::After(TTL))
             .clock(clock.clone()),
@@ -101,7 +101,7 @@ async fn main() {
     sessions.stop().await;
 
     // Isolated updates on the system clock.
-    let counters: ConCache<&'static str, u64> = ConCache::start(Options::new().no_ttl_check())
+    let counters: ConCache<&'static str, u64> = ConCache::start(CacheOptions::new().no_ttl_check())
         .await
         .expect("the cache starts");
     let (tasks, each) = (8u64, scaled(100));
@@ -149,7 +149,7 @@ async fn main() {
     counters.stop().await;
 
     // get_or_store: one load for many concurrent misses.
-    let users: ConCache<u64, String> = ConCache::start(Options::new().no_ttl_check())
+    let users: ConCache<u64, String> = ConCache::start(CacheOptions::new().no_ttl_check())
         .await
         .expect("the cache starts");
     let loads = Arc::new(AtomicUsize::new(0));

@@ -7,7 +7,8 @@
 //! (`orbit_main_<pid>@127.0.0.1`), serves a counter GenServer to other nodes
 //! (`orbit_dist::serve_gen_server`), and starts itself again as a second Orbit node
 //! (`--peer`), which serves its own counter. Each node then calls the other's counter
-//! (`orbit_dist::call(("counter", node), ...)`, Elixir's `GenServer.call({:counter,
+//! (`orbit::gen_server::call::<Counter>(("counter", node), ...)` or the serde-typed
+//! `orbit_dist::call(("counter", node), ...)`, Elixir's `GenServer.call({:counter,
 //! node}, ...)`). When `elixir` is on PATH, an Elixir node joins with the same cookie,
 //! calls the Orbit counter and is called back at its own `:ex_counter`; without
 //! `elixir` that part is skipped with a message.
@@ -93,6 +94,9 @@ async fn start_node(name: &str, start: i64) -> Node {
     .await
     .expect("the counter starts");
     orbit_dist::serve_gen_server::<Counter>("counter");
+    // Calls from here to a `Counter` on another node through orbit's own
+    // `gen_server::call` (its request and reply types go on the wire with serde).
+    orbit_dist::remote_server::<Counter>();
     node
 }
 
@@ -195,9 +199,14 @@ async fn main() {
     assert!(node.connect(&peer_name).await, "connect to {peer_name}");
     println!("connected to {peer_name}; nodes(): {:?}", node.list());
 
-    let r: i64 = orbit_dist::call(("counter", peer_name.as_str()), &add(5), CALL_TIMEOUT)
-        .await
-        .expect("the peer's counter answers");
+    // The same call as to a local server, with `{name, node}` as the destination.
+    let r = orbit::gen_server::call_timeout::<Counter>(
+        ("counter", peer_name.as_str()),
+        add(5),
+        CALL_TIMEOUT,
+    )
+    .await
+    .expect("the peer's counter answers");
     println!("{me} called {peer_name}'s counter: add 5 -> {r}");
     assert_eq!(r, 105);
     peer.say(&format!("call {me} 7")).await;

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use orbit::cache::{ConCache, Options as CacheOptions};
+use orbit::cache::{CacheOptions, ConCache};
 use orbit::{
     Application, CallReply, ChildSpec, ExitReason, GenServer, Init, Message, Next, Pid, Pool,
     PoolOptions, ReplyTo, ServerContext, ServerRef, TaskSupervisor,

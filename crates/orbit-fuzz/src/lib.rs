@@ -26,6 +26,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("etf_decode", fuzz_etf_decode),
     ("serde_from_slice", fuzz_serde_from_slice),
     ("dist_frame", fuzz_dist_frame),
+    ("dist_fragments", fuzz_dist_fragments),
     ("handshake_accept", fuzz_handshake_accept),
     ("handshake_initiate", fuzz_handshake_initiate),
     ("epmd_server", fuzz_epmd_server),
@@ -89,6 +90,35 @@ pub fn fuzz_dist_frame(data: &[u8]) {
             }
         }
     }
+}
+
+/// Distribution headers and fragments: the input is a stream of frames, each
+/// `[Len:16][Bytes]`, fed to one [`orbit_dist::fragments::Reassembly`] (capped at
+/// 1 MiB in flight) until one is a protocol error; the whole input also goes through
+/// `to_headers` (queued pass-through frames rewritten as normal headers).
+pub fn fuzz_dist_fragments(data: &[u8]) {
+    use orbit_dist::fragments::{to_headers, Reassembly};
+    let mut r = Reassembly::new(1 << 20);
+    let mut rest = data;
+    while rest.len() >= 2 {
+        let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+        let Some(frame) = rest.get(2..2 + len) else {
+            break;
+        };
+        rest = &rest[2 + len..];
+        if frame.is_empty() {
+            continue;
+        }
+        let res = r.frame(frame, |m| {
+            assert_eq!(m.first(), Some(&112), "a completed message is pass-through");
+            Ok(())
+        });
+        assert!(r.held() <= 1 << 20, "in-flight bytes over the cap");
+        if res.is_err() {
+            break;
+        }
+    }
+    let _ = to_headers(data);
 }
 
 fn runtime() -> tokio::runtime::Runtime {

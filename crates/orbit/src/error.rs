@@ -72,10 +72,20 @@ pub enum SendError {
     /// The pid belongs to another node and distribution is not running.
     #[error("the pid is on another node and this node is not distributed: start a node with orbit-dist first")]
     NotDistributed,
-    /// The message cannot be encoded for another node.
+    /// The message cannot be encoded for another node; the text names the Rust type
+    /// and the fix (usually: register it with `orbit_dist::remote::<T>()`).
     #[error("the message cannot be sent to another node: {0}")]
     NotEncodable(String),
-    /// Distribution failed to deliver (e.g. not connected).
+    /// The destination's node is not connected and could not be connected.
+    #[error(
+        "cannot reach node {node}: check the node name, that it runs with this node's \
+         cookie, and that this node is started"
+    )]
+    NoConnection {
+        /// The node the message was for.
+        node: String,
+    },
+    /// Distribution failed to deliver for another reason (the text says which node and why).
     #[error("remote send failed: {0}")]
     Remote(String),
 }

@@ -69,6 +69,7 @@ pub mod registry;
 pub mod router;
 pub mod server;
 pub mod signal;
+pub mod simple_server;
 mod spin;
 pub mod stage;
 mod start;
@@ -105,6 +106,7 @@ pub use process::{
 pub use registry::whereis_dest as whereis;
 pub use registry::{register, registered, send_named, unregister, Dest, Keys, Registry, Via};
 pub use signal::{demonitor, exit, link, monitor, unlink, Down, Message};
+pub use simple_server::{FnServer, SimpleServer};
 pub use supervisor::{
     ChildInfo, ChildKind, ChildSpec, Counts, Restart, Shutdown, Strategy, Supervisor,
     SupervisorError, SupervisorOptions, SupervisorRef,
@@ -114,15 +116,47 @@ pub use task::{Task, TaskError};
 pub use task_supervisor::{OnTimeout, StreamOptions, TaskSupervisor};
 pub use timer::{cancel_timer, send_after, send_after_to, TimerRef};
 
-/// Sends `msg` to `to`: a pid, local or (through the distribution router) remote, a
-/// registered name or a `via` name (see [`Dest`]; a name is resolved now).
+/// What most applications use, in one import: `use orbit::prelude::*;`.
+///
+/// The process primitives ([`spawn`], [`send`], [`Context`], [`Message`], [`Pid`],
+/// [`ExitReason`]), the behaviours ([`GenServer`], [`SimpleServer`], [`FnServer`],
+/// [`gen_server`] for calls by name), the supervision tree ([`Application`],
+/// [`ChildSpec`], [`Supervisor`]), pools, caches, tasks, [`Duration`](std::time::Duration)
+/// for their timeouts, and [`StreamExt`](futures::StreamExt) for
+/// [`TaskSupervisor::async_stream`]'s results. Modules keep the rest.
+pub mod prelude {
+    pub use crate::cache::{CacheOptions, ConCache, Ttl};
+    pub use crate::gen_server;
+    pub use crate::{
+        send, spawn, spawn_link, Application, ChildSpec, Context, ExitReason, FnServer, GenServer,
+        Message, Pid, Pool, PoolOptions, ResourcePool, SimpleServer, StreamOptions, Supervisor,
+        Task, TaskSupervisor,
+    };
+    pub use futures::StreamExt;
+    pub use std::time::Duration;
+}
+
+/// Sends `msg` to `to`: a pid, local or remote, a registered name, a name on another
+/// node (`(name, node)`, Erlang's `{Name, Node}`) or a `via` name (see [`Dest`]; a local
+/// name is resolved now, a remote one on its node).
 ///
 /// The process must accept messages of type `M` (a GenServer accepts its `Info` type,
 /// delivered to `handle_info`). Erlang drops a message to a dead pid silently; here the
 /// error says so, and you may ignore it to match.
+///
+/// To another node, the message goes through distribution (`orbit-dist`), encoded with
+/// serde: `M` must be a type distribution knows how to encode (common std types,
+/// `orbit_term::Term`, and every type given to one of `orbit-dist`'s serde entry points
+/// or registered with `orbit_dist::remote::<M>()`); any other type fails here, at the
+/// call, with [`SendError::NotEncodable`] naming the type. Local sends never encode.
 pub fn send<M: Any + Send>(to: impl Into<Dest>, msg: M) -> Result<(), SendError> {
     let pid = match to.into() {
         Dest::Pid(pid) => pid,
+        Dest::Remote { name, node } => {
+            return router::get()
+                .map_err(|_| SendError::NotDistributed)?
+                .send_named(self_pid(), &node, &name, router::Payload::new(msg))
+        }
         named => named
             .whereis()
             .ok_or_else(|| SendError::NotRegistered(named.name().unwrap_or_default()))?,
@@ -138,8 +172,10 @@ fn send_pid<M: Any + Send>(pid: Pid, msg: M) -> Result<(), SendError> {
             None => Err(SendError::NoProc(pid)),
         }
     } else {
-        router::get()
-            .map_err(|_| SendError::NotDistributed)?
-            .send(self_pid(), pid, Box::new(msg))
+        router::get().map_err(|_| SendError::NotDistributed)?.send(
+            self_pid(),
+            pid,
+            router::Payload::new(msg),
+        )
     }
 }

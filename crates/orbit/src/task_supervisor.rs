@@ -40,7 +40,8 @@ pub enum OnTimeout {
     KillTask,
 }
 
-/// Options of [`TaskSupervisor::async_stream`].
+/// Options of [`TaskSupervisor::async_stream`] (and `Task::async_stream`): Elixir's keyword
+/// options, as fields or builder calls (`StreamOptions::default().max_concurrency(2)`).
 #[derive(Debug, Clone, Copy)]
 pub struct StreamOptions {
     /// Tasks running at once (default: available parallelism).
@@ -63,6 +64,32 @@ impl Default for StreamOptions {
             timeout: DEFAULT_AWAIT_TIMEOUT,
             on_timeout: OnTimeout::Exit,
         }
+    }
+}
+
+impl StreamOptions {
+    /// `max_concurrency:`: tasks running at once (0 counts as 1).
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = n;
+        self
+    }
+
+    /// `ordered:`: results in input order (`true`, the default) or as they finish.
+    pub fn ordered(mut self, ordered: bool) -> Self {
+        self.ordered = ordered;
+        self
+    }
+
+    /// `timeout:`: how long each task may run.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// `on_timeout:`: what a late task does to the stream.
+    pub fn on_timeout(mut self, on_timeout: OnTimeout) -> Self {
+        self.on_timeout = on_timeout;
+        self
     }
 }
 

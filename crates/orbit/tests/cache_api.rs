@@ -4,15 +4,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use orbit::cache::{CacheError, ConCache, Event, Item, Options, Ttl};
+use orbit::cache::{CacheError, CacheEvent, CacheOptions, ConCache, Item, Ttl};
 use orbit::ets::TableType;
 
-fn no_ttl<K, V>() -> Options<K, V> {
-    Options::new().no_ttl_check()
+fn no_ttl<K, V>() -> CacheOptions<K, V> {
+    CacheOptions::new().no_ttl_check()
 }
 
-fn with_ttl<K, V>() -> Options<K, V> {
-    Options::new()
+fn with_ttl<K, V>() -> CacheOptions<K, V> {
+    CacheOptions::new()
         .ttl_check_interval(Duration::from_secs(1))
         .global_ttl(Ttl::After(Duration::from_secs(60)))
 }
@@ -31,7 +31,7 @@ impl From<CacheError> for AppError {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_option_combinations_fail_at_start() {
-    let missing = ConCache::<u64, u64>::start(Options::new())
+    let missing = ConCache::<u64, u64>::start(CacheOptions::new())
         .await
         .unwrap_err();
     assert!(
@@ -39,7 +39,7 @@ async fn invalid_option_combinations_fail_at_start() {
     );
 
     let off_with_ttl = ConCache::<u64, u64>::start(
-        Options::new()
+        CacheOptions::new()
             .no_ttl_check()
             .global_ttl(Ttl::After(Duration::from_secs(1))),
     )
@@ -50,7 +50,7 @@ async fn invalid_option_combinations_fail_at_start() {
     );
 
     let interval_without_ttl =
-        ConCache::<u64, u64>::start(Options::new().ttl_check_interval(Duration::from_secs(1)))
+        ConCache::<u64, u64>::start(CacheOptions::new().ttl_check_interval(Duration::from_secs(1)))
             .await
             .unwrap_err();
     assert!(
@@ -64,7 +64,7 @@ async fn invalid_option_combinations_fail_at_start() {
 
     // An interval with an infinite global TTL is fine: only per-item TTLs expire.
     let c = ConCache::<u64, u64>::start(
-        Options::new()
+        CacheOptions::new()
             .ttl_check_interval(Duration::from_secs(1))
             .global_ttl(Ttl::Infinity),
     )
@@ -290,8 +290,8 @@ async fn the_callback_sees_updates_after_and_deletes_before() {
             .as_ref()
             .and_then(|c: &ConCache<u64, u64>| c.ets().get(&1).unwrap().map(|e| *e.value()));
         l.lock().unwrap().push(match e {
-            Event::Update { key, value } => format!("update {key}={value} stored={seen:?}"),
-            Event::Delete { key } => format!("delete {key} stored={seen:?}"),
+            CacheEvent::Update { key, value } => format!("update {key}={value} stored={seen:?}"),
+            CacheEvent::Delete { key } => format!("delete {key} stored={seen:?}"),
         });
     }))
     .await
@@ -377,4 +377,13 @@ async fn dropping_the_last_handle_stops_the_owner_and_deletes_the_table() {
         tokio::task::yield_now().await;
     }
     assert!(!table.is_alive());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn string_values_take_str_literals() {
+    let c: ConCache<String, String> = ConCache::start(no_ttl()).await.unwrap();
+    c.put("k".into(), "hello").await.unwrap();
+    c.dirty_put("j".into(), "world").unwrap();
+    assert_eq!(c.get("k").unwrap().as_deref(), Some("hello"));
+    assert_eq!(c.get("j").unwrap().as_deref(), Some("world"));
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use orbit::cache::{ConCache, Event, Options, Ttl};
+use orbit::cache::{CacheEvent, CacheOptions, ConCache, Ttl};
 
 const TTL: Duration = Duration::from_millis(30);
 const INTERVAL: Duration = Duration::from_millis(10);
@@ -52,11 +52,11 @@ async fn under_a_cpu_hog_no_read_returns_an_item_past_its_ttl() {
     let deleted = Arc::new(Mutex::new(HashMap::new()));
     let log = deleted.clone();
     let c: ConCache<u64, u64> = ConCache::start(
-        Options::new()
+        CacheOptions::new()
             .ttl_check_interval(INTERVAL)
             .global_ttl(Ttl::After(TTL))
             .callback(move |e| {
-                if let Event::Delete { key } = e {
+                if let CacheEvent::Delete { key } = e {
                     log.lock().unwrap().insert(*key, Instant::now());
                 }
             }),

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use orbit::cache::{CacheError, ConCache, Holder, Options};
+use orbit::cache::{CacheError, CacheOptions, ConCache, Holder};
 use orbit::{Context, ExitReason};
 use tokio::sync::{mpsc, oneshot};
 
 async fn cache() -> ConCache<u64, u64> {
-    ConCache::start(Options::new().no_ttl_check())
+    ConCache::start(CacheOptions::new().no_ttl_check())
         .await
         .unwrap()
 }
@@ -205,7 +205,7 @@ async fn a_wait_past_the_timeout_names_the_holder() {
     assert!(matches!(e, CacheError::Locked { holder: h } if h == Holder::Process(holder.pid())));
     // The default timeout applies to locked writes.
     let short: ConCache<u64, u64> = ConCache::start(
-        Options::new()
+        CacheOptions::new()
             .no_ttl_check()
             .acquire_lock_timeout(Duration::from_millis(20)),
     )
@@ -332,9 +332,10 @@ async fn get_or_store_runs_its_function_once_per_key_under_concurrent_misses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locks_on_different_keys_do_not_block_each_other() {
-    let c: ConCache<u64, u64> = ConCache::start(Options::new().no_ttl_check().n_lock_partitions(1))
-        .await
-        .unwrap();
+    let c: ConCache<u64, u64> =
+        ConCache::start(CacheOptions::new().no_ttl_check().n_lock_partitions(1))
+            .await
+            .unwrap();
     let (_holder, release) = hold(&c, 1).await;
     // Same (only) partition, other key: no wait.
     c.try_isolated(&2, async {}).await.unwrap();

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use metrics::{
     Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
 };
-use orbit::cache::{ConCache, Options, HITS_METRIC, MISSES_METRIC};
+use orbit::cache::{CacheOptions, ConCache, HITS_METRIC, MISSES_METRIC};
 
 #[derive(Default)]
 struct Count(AtomicU64);
@@ -61,9 +61,10 @@ impl Recorder for Collect {
 async fn hits_and_misses_are_counted_in_the_metrics_facade() {
     let rec = Collect::default();
     metrics::set_global_recorder(rec.clone()).unwrap();
-    let c: ConCache<u64, u64> = ConCache::start(Options::new().no_ttl_check().name("sessions"))
-        .await
-        .unwrap();
+    let c: ConCache<u64, u64> =
+        ConCache::start(CacheOptions::new().no_ttl_check().name("sessions"))
+            .await
+            .unwrap();
     c.get(&1).unwrap();
     c.put(1, 1).await.unwrap();
     c.get(&1).unwrap();

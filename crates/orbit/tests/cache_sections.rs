@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orbit::cache::{CacheError, ConCache, Options};
+use orbit::cache::{CacheError, CacheOptions, ConCache};
 
 async fn cache() -> ConCache<u64, u64> {
-    ConCache::start(Options::new().no_ttl_check())
+    ConCache::start(CacheOptions::new().no_ttl_check())
         .await
         .unwrap()
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orbit::cache::{ConCache, Event, Item, ManualClock, Options, Ttl};
+use orbit::cache::{CacheEvent, CacheOptions, ConCache, Item, ManualClock, Ttl};
 use orbit::ets::TableType;
 use tokio::sync::mpsc;
 
@@ -14,8 +14,8 @@ const NS: Duration = Duration::from_nanos(1);
 const TTL: Duration = Duration::from_millis(100);
 const INTERVAL: Duration = Duration::from_millis(10);
 
-fn opts(clock: &Arc<ManualClock>) -> Options<u64, u64> {
-    Options::new()
+fn opts(clock: &Arc<ManualClock>) -> CacheOptions<u64, u64> {
+    CacheOptions::new()
         .ttl_check_interval(INTERVAL)
         .global_ttl(Ttl::After(TTL))
         .clock(clock.clone())
@@ -53,7 +53,7 @@ async fn the_sweeper_removes_an_item_within_one_interval_after_its_ttl() {
     let clock = Arc::new(ManualClock::new());
     let (tx, mut rx) = mpsc::unbounded_channel();
     let c: ConCache<u64, u64> = ConCache::start(opts(&clock).callback(move |e| {
-        if let Event::Delete { key } = e {
+        if let CacheEvent::Delete { key } = e {
             let _ = tx.send(*key);
         }
     }))
@@ -267,7 +267,7 @@ async fn an_item_past_its_ttl_is_missing_before_the_sweep() {
         opts(&clock)
             .ttl_check_interval(Duration::from_secs(3600))
             .callback(move |e| {
-                if let Event::Delete { key } = e {
+                if let CacheEvent::Delete { key } = e {
                     let _ = tx.send(*key);
                 }
             }),

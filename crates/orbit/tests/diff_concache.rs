@@ -16,7 +16,7 @@
 
 mod beam_common;
 
-use orbit::cache::{CacheError, ConCache, Options};
+use orbit::cache::{CacheError, CacheOptions, ConCache};
 use proptest::prelude::*;
 
 const SCRIPT_EXS: &str = r#"
@@ -218,7 +218,7 @@ fn upde(d: i64) -> impl FnOnce(i64) -> Result<i64, AppError> {
 }
 
 async fn run_orbit(ops: &[Op]) -> String {
-    let c: ConCache<u8, i64> = ConCache::start(Options::new().no_ttl_check())
+    let c: ConCache<u8, i64> = ConCache::start(CacheOptions::new().no_ttl_check())
         .await
         .expect("starting the cache");
     let mut out = Vec::new();
@@ -330,7 +330,7 @@ fn ttl_outcomes_match_con_cache() {
     let ours = rt.block_on(async {
         let clock = Arc::new(ManualClock::new());
         let c: ConCache<u8, i64> = ConCache::start(
-            Options::new()
+            CacheOptions::new()
                 .ttl_check_interval(Duration::from_millis(25))
                 .global_ttl(Ttl::After(Duration::from_millis(600)))
                 .clock(clock.clone()),

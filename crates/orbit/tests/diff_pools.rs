@@ -19,7 +19,7 @@ mod beam_common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use orbit::pool::{Lease, Pool, PoolError, PoolOptions, PoolState, Strategy as PoolStrategy};
+use orbit::pool::{CheckoutOrder, Lease, Pool, PoolError, PoolOptions, PoolState};
 use orbit::{CallReply, GenServer, Pid, ReplyTo, ServerContext};
 use proptest::prelude::*;
 
@@ -179,9 +179,9 @@ fn poolboy_script(c: &PoolCase) -> String {
 
 async fn run_pool(c: &PoolCase) -> String {
     let opts = PoolOptions::new(c.size, c.max_overflow).strategy(if c.fifo {
-        PoolStrategy::Fifo
+        CheckoutOrder::Fifo
     } else {
-        PoolStrategy::Lifo
+        CheckoutOrder::Lifo
     });
     let pool = Pool::start(opts, || Worker)
         .await

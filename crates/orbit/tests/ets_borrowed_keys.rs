@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orbit::cache::{ConCache, ManualClock, Options, Ttl};
+use orbit::cache::{CacheOptions, ConCache, ManualClock, Ttl};
 use orbit::ets::{Table, TableType};
 
 const KINDS: [TableType; 4] = [
@@ -150,7 +150,7 @@ async fn cache_reads_by_str() {
     // With TTLs and touch_on_read, a hit by `&str` renews the item (its key goes onto
     // the expiry wheel again: an owned copy made from the borrowed form).
     let clock = Arc::new(ManualClock::new());
-    let opts = Options::new()
+    let opts = CacheOptions::new()
         .clock(clock.clone())
         .ttl_check_interval(Duration::from_secs(1))
         .global_ttl(Ttl::After(Duration::from_secs(10)))

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orbit::pool::{
-    Caller, Cancelled, CheckinResult, CheckoutError, CheckoutResult, InitWorker, Ping, PoolError,
-    ResourcePool, ResourcePoolOptions, ResourceWorker,
+    Caller, Cancelled, CheckinResult, CheckoutError, CheckoutResult, InitWorker, PingResult,
+    PoolError, ResourcePool, ResourcePoolOptions, ResourceWorker,
 };
 use orbit::ExitReason;
 use parking_lot::Mutex;
@@ -94,12 +94,12 @@ impl ResourceWorker for Conns {
         }
     }
 
-    fn handle_ping(&mut self, conn: Conn) -> Ping<Conn> {
+    fn handle_ping(&mut self, conn: Conn) -> PingResult<Conn> {
         self.log.lock().push(format!("ping {}", conn.id));
         match self.ping {
-            PingMode::Keep => Ping::Ok(conn),
-            PingMode::Remove => Ping::Remove(ExitReason::error("idle"), conn),
-            PingMode::Stop => Ping::Stop(ExitReason::error("idle"), conn),
+            PingMode::Keep => PingResult::Ok(conn),
+            PingMode::Remove => PingResult::Remove(ExitReason::error("idle"), conn),
+            PingMode::Stop => PingResult::Stop(ExitReason::error("idle"), conn),
         }
     }
 

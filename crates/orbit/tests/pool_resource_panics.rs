@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orbit::pool::{
-    Caller, CheckinResult, CheckoutError, CheckoutResult, InitWorker, Ping, ResourcePool,
+    Caller, CheckinResult, CheckoutError, CheckoutResult, InitWorker, PingResult, ResourcePool,
     ResourcePoolOptions, ResourceWorker,
 };
 use orbit::ExitReason;
@@ -156,11 +156,11 @@ impl ResourceWorker for Pool {
         }
     }
 
-    fn handle_ping(&mut self, res: Res) -> Ping<Res> {
+    fn handle_ping(&mut self, res: Res) -> PingResult<Res> {
         if self.faults.ping_panics.load(Ordering::SeqCst) {
             panic!("boom: handle_ping");
         }
-        Ping::Ok(res)
+        PingResult::Ok(res)
     }
 
     fn terminate_worker(&mut self, _reason: &ExitReason, res: Res) {

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use orbit::pool::{CheckinError, Pool, PoolError, PoolOptions, PoolState, Status, Strategy};
+use orbit::pool::{
+    CheckinError, CheckoutOrder, Pool, PoolError, PoolOptions, PoolState, PoolStatus,
+};
 use orbit::{CallReply, ExitReason, GenServer, Pid, ReplyTo, ServerContext};
 
 const T: Duration = Duration::from_secs(5);
@@ -65,8 +67,8 @@ async fn pool_opts(opts: PoolOptions) -> (Pool<Worker>, Arc<AtomicUsize>) {
     (p, terminated)
 }
 
-fn status(state: PoolState, available: usize, overflow: usize, checked_out: usize) -> Status {
-    Status {
+fn status(state: PoolState, available: usize, overflow: usize, checked_out: usize) -> PoolStatus {
+    PoolStatus {
         state,
         available,
         overflow,
@@ -169,8 +171,8 @@ async fn waiters_are_served_first_in_first_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifo_hands_out_the_last_returned_worker_and_fifo_the_oldest() {
-    let (lifo, _) = pool_opts(PoolOptions::new(3, 0).strategy(Strategy::Lifo)).await;
-    let (fifo, _) = pool_opts(PoolOptions::new(3, 0).strategy(Strategy::Fifo)).await;
+    let (lifo, _) = pool_opts(PoolOptions::new(3, 0).strategy(CheckoutOrder::Lifo)).await;
+    let (fifo, _) = pool_opts(PoolOptions::new(3, 0).strategy(CheckoutOrder::Fifo)).await;
     for (p, expect_same) in [(lifo, true), (fifo, false)] {
         let a = p.checkout(true, T).await.unwrap();
         let first = a.pid();
@@ -220,6 +222,30 @@ async fn a_transaction_checks_in_on_success_error_panic_and_drop() {
     t.abort();
     let _ = t.await;
     assert_eq!(p.status(), status(PoolState::Ready, 1, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_checks_out_calls_and_checks_in_also_when_the_worker_crashes() {
+    let (p, _) = pool(1, 0).await;
+    let pid = p.call(Req::Ping).await.unwrap();
+    assert!(p.workers().contains(&pid));
+    assert_eq!(p.status(), status(PoolState::Ready, 1, 0, 0));
+    // The future borrows nothing: a task body as it stands, run while the test holds
+    // the only worker, so the call waits in the queue until the lease is dropped.
+    let lease = p.checkout(true, T).await.unwrap();
+    let call = tokio::spawn(p.call(Req::Ping));
+    eventually(|| p.stats().waiting == 1).await;
+    drop(lease);
+    assert_eq!(call.await.unwrap().unwrap(), pid);
+    // A worker crashing in the call: the caller gets the call's error, the pool a fresh
+    // worker.
+    let e = p.call(Req::Crash).await.unwrap_err();
+    assert!(
+        matches!(e, PoolError::Call(orbit::CallError::Exit(_))),
+        "{e}"
+    );
+    eventually(|| p.status().available == 1 && !p.workers().contains(&pid)).await;
+    assert_ne!(p.call(Req::Ping).await.unwrap(), pid);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

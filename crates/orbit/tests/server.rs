@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use orbit::server::{self, Ctx, Handles, Init, Next, Reply, Request, Server, ServerRef};
+use orbit::server::{
+    self, Ctx, Handles, InfoResult, InitResult, Reply, Request, Server, ServerHandle,
+};
 use orbit::*;
 use tokio::sync::{mpsc, oneshot};
 
@@ -39,16 +41,16 @@ fn counter() -> (Counter, mpsc::UnboundedReceiver<String>) {
 impl Server for Counter {
     type Info = String;
 
-    async fn init(&mut self, _ctx: &mut Ctx<Self>) -> Init {
+    async fn init(&mut self, _ctx: &mut Ctx<Self>) -> InitResult {
         let _ = self.events.send("init".into());
-        Init::Ok
+        InitResult::Ok
     }
 
-    async fn handle_info(&mut self, msg: Message<String>, _ctx: &mut Ctx<Self>) -> Next {
+    async fn handle_info(&mut self, msg: Message<String>, _ctx: &mut Ctx<Self>) -> InfoResult {
         if let Message::Msg(m) = msg {
             let _ = self.events.send(format!("info {m}"));
         }
-        Next::Continue
+        InfoResult::Continue
     }
 
     async fn terminate(&mut self, reason: &ExitReason, _ctx: &mut Ctx<Self>) {
@@ -260,7 +262,7 @@ async fn next(ev: &mut mpsc::UnboundedReceiver<String>) -> String {
 
 /// Waits until `n` calls are deferred in the server (a `Flush` would answer them, so count
 /// with a probe request that does not).
-async fn wait_pending(s: &ServerRef<Counter>, n: usize) {
+async fn wait_pending(s: &ServerHandle<Counter>, n: usize) {
     struct Pending;
     impl Request for Pending {
         type Reply = usize;
@@ -609,7 +611,7 @@ async fn named_linked_and_trapping_servers() {
         Ok(5)
     );
     assert_eq!(
-        ServerRef::<Counter>::whereis("typed_counter")
+        ServerHandle::<Counter>::whereis("typed_counter")
             .unwrap()
             .pid(),
         s.pid()
@@ -625,9 +627,9 @@ async fn named_linked_and_trapping_servers() {
     struct Trapper(mpsc::UnboundedSender<String>);
     impl Server for Trapper {
         type Info = ();
-        async fn init(&mut self, ctx: &mut Ctx<Self>) -> Init {
+        async fn init(&mut self, ctx: &mut Ctx<Self>) -> InitResult {
             ctx.trap_exit(true);
-            Init::Ok
+            InitResult::Ok
         }
         async fn terminate(&mut self, reason: &ExitReason, _: &mut Ctx<Self>) {
             let _ = self.0.send(format!("terminate {reason}"));
@@ -667,20 +669,20 @@ async fn named_linked_and_trapping_servers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_outcomes() {
-    struct Starts(Init);
+    struct Starts(InitResult);
     impl Server for Starts {
         type Info = ();
-        async fn init(&mut self, _: &mut Ctx<Self>) -> Init {
-            std::mem::replace(&mut self.0, Init::Ok)
+        async fn init(&mut self, _: &mut Ctx<Self>) -> InitResult {
+            std::mem::replace(&mut self.0, InitResult::Ok)
         }
     }
-    assert!(server::start(Starts(Init::Ok)).await.is_ok());
+    assert!(server::start(Starts(InitResult::Ok)).await.is_ok());
     assert_eq!(
-        server::start(Starts(Init::Ignore)).await.unwrap_err(),
+        server::start(Starts(InitResult::Ignore)).await.unwrap_err(),
         server::StartError::Ignored
     );
     assert_eq!(
-        server::start(Starts(Init::Stop(ExitReason::error("no"))))
+        server::start(Starts(InitResult::Stop(ExitReason::error("no"))))
             .await
             .unwrap_err(),
         server::StartError::Init(ExitReason::error("no"))

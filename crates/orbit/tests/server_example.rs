@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use orbit::server::{self, Ctx, Handles, Reply, Request, Server, ServerRef};
+use orbit::server::{self, Ctx, Handles, Reply, Request, Server, ServerHandle};
 use orbit::*;
 
 /// The children, in the order they were started; linked and trapped, so a child's exit
@@ -20,16 +20,16 @@ struct MiniSup {
 impl Server for MiniSup {
     type Info = ();
 
-    async fn init(&mut self, ctx: &mut Ctx<Self>) -> server::Init {
+    async fn init(&mut self, ctx: &mut Ctx<Self>) -> server::InitResult {
         ctx.trap_exit(true);
-        server::Init::Ok
+        server::InitResult::Ok
     }
 
-    async fn handle_info(&mut self, msg: Message<()>, _: &mut Ctx<Self>) -> server::Next {
+    async fn handle_info(&mut self, msg: Message<()>, _: &mut Ctx<Self>) -> server::InfoResult {
         if let Message::Exit { from, .. } = msg {
             self.children.retain(|c| *c != from);
         }
-        server::Next::Continue
+        server::InfoResult::Continue
     }
 }
 
@@ -119,7 +119,7 @@ impl Handles<CountChildren> for MiniSup {
 }
 
 /// The client API: each wrapper is the call itself.
-struct MiniSupRef(ServerRef<MiniSup>);
+struct MiniSupRef(ServerHandle<MiniSup>);
 
 const FOREVER: Duration = server::INFINITY;
 

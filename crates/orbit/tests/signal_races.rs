@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orbit::info::Status;
+use orbit::info::ProcessStatus;
 use orbit::*;
 
 const ROUNDS: u32 = 20_000;
@@ -198,7 +198,7 @@ async fn no_kill_after_unlink_returns() {
             when_exiting(&b, delay(i)).await;
             unlink(b.pid()).unwrap();
             // No await since unlink returned: a kill seen now was decided before.
-            let dying = process_info(me).is_some_and(|p| p.status == Status::Exiting);
+            let dying = process_info(me).is_some_and(|p| p.status == ProcessStatus::Exiting);
             let _ = pre_tx.send(dying);
             b.wait_exit().await;
             let _ = ok_tx.send(());

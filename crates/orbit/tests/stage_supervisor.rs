@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use orbit::stage::{
-    self, ChildSpec, ConsumerOptions, ConsumerSupervisor, NoEvents, ProducerOptions, Restart,
-    StageRef, SubscribeOptions, SupervisorRequest,
+    self, ConsumerChildSpec, ConsumerOptions, ConsumerRestart, ConsumerSupervisor, NoEvents,
+    ProducerOptions, StageRef, SubscribeOptions, SupervisorRequest,
 };
 use orbit::ExitReason;
 use stage_common::*;
@@ -31,7 +31,7 @@ async fn one_child_per_event_and_asks_as_children_finish() {
     let gate = Arc::new(Semaphore::new(0));
     let (etx, mut erx) = mpsc::unbounded_channel();
     let g = gate.clone();
-    let spec = ChildSpec::task(move |e: u64| {
+    let spec = ConsumerChildSpec::task(move |e: u64| {
         let (g, etx) = (g.clone(), etx.clone());
         async move {
             let _ = etx.send(e);
@@ -73,14 +73,17 @@ async fn one_child_per_event_and_asks_as_children_finish() {
 
 #[tokio::test]
 async fn transient_children_restart_with_their_event() {
-    for (restart, runs_of_3) in [(Restart::Transient, 2), (Restart::Temporary, 1)] {
+    for (restart, runs_of_3) in [
+        (ConsumerRestart::Transient, 2),
+        (ConsumerRestart::Temporary, 1),
+    ] {
         let producer = stage::start_producer(Counting::up_to(5), ProducerOptions::new())
             .await
             .unwrap();
         let failed_once = Arc::new(AtomicBool::new(false));
         let (etx, mut erx) = mpsc::unbounded_channel();
         let f = failed_once.clone();
-        let spec = ChildSpec::task(move |e: u64| {
+        let spec = ConsumerChildSpec::task(move |e: u64| {
             let (f, etx) = (f.clone(), etx.clone());
             async move {
                 let _ = etx.send(e);

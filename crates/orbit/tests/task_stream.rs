@@ -150,3 +150,19 @@ async fn task_async_stream_without_a_supervisor() {
     assert!(matches!(crashed[1], Err(TaskError::Exit(_))), "{crashed:?}");
     assert_eq!(crashed[2], Ok(2));
 }
+
+#[test]
+fn stream_options_builders_set_the_fields_as_elixirs_keywords() {
+    let o = orbit::StreamOptions::default()
+        .max_concurrency(3)
+        .ordered(false)
+        .timeout(Duration::from_millis(7))
+        .on_timeout(orbit::OnTimeout::KillTask);
+    assert_eq!(o.max_concurrency, 3);
+    assert!(!o.ordered);
+    assert_eq!(o.timeout, Duration::from_millis(7));
+    assert_eq!(o.on_timeout, orbit::OnTimeout::KillTask);
+    let d = orbit::StreamOptions::default();
+    assert!(d.ordered);
+    assert_eq!(d.on_timeout, orbit::OnTimeout::Exit);
+}

@@ -173,8 +173,8 @@ async fn supervisor_reports_child_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_reports_misses() {
-    use orbit::cache::{ConCache, Options};
-    let c = ConCache::<u64, u64>::start(Options::new().no_ttl_check())
+    use orbit::cache::{CacheOptions, ConCache};
+    let c = ConCache::<u64, u64>::start(CacheOptions::new().no_ttl_check())
         .await
         .unwrap();
     let misses = Arc::new(AtomicUsize::new(0));

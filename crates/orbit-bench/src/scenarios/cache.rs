@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::ops::compute::Op;
-use orbit::cache::{CacheError, ConCache, Options, Ttl};
+use orbit::cache::{CacheError, CacheOptions, ConCache, Ttl};
 use orbit::Context;
 
 use super::Ctx;
@@ -62,7 +62,7 @@ fn scramble(i: u64) -> u64 {
 
 async fn orbit_cache() -> Orbit {
     ConCache::start(
-        Options::new()
+        CacheOptions::new()
             .ttl_check_interval(CHECK)
             .global_ttl(Ttl::After(TTL)),
     )

@@ -94,7 +94,7 @@ impl orbit::GenServer for Counter {
 }
 
 /// `n` sequential calls with `timeout` from an orbit process; calls per second.
-fn orbit_call(n: u64, timeout: Duration) -> f64 {
+pub fn orbit_call(n: u64, timeout: Duration) -> f64 {
     on_runtime(move || async move {
         let server = orbit::gen_server::start(Counter(0))
             .await

@@ -49,7 +49,7 @@ use crate::beam;
 use crate::util::{Rounds, WORKERS};
 
 const SCENARIO: &str = "dist";
-const COOKIE: &str = "orbit_bench_dist";
+pub(super) const COOKIE: &str = "orbit_bench_dist";
 
 /// Per-metric rounds of every subject.
 #[derive(Default)]
@@ -297,7 +297,7 @@ impl Burn {
 /// CPU microseconds (user + system, all threads) this process used so far, from
 /// `/proc/self/stat` (what `dist_bench:cpu_us/0` reads on the BEAM nodes); 0 when
 /// unreadable.
-fn cpu_us() -> u64 {
+pub(super) fn cpu_us() -> u64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let Some(after) = stat.rfind(") ").map(|i| &stat[i + 2..]) else {
         return 0;
@@ -311,14 +311,14 @@ fn cpu_us() -> u64 {
     (ticks(11) + ticks(12)) * 1_000_000 / hz
 }
 
-fn unique(prefix: &str) -> String {
+pub(super) fn unique(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{prefix}_{}_{n}@127.0.0.1", std::process::id())
 }
 
 /// A child process killed when dropped.
-struct Kid(Child);
+pub(super) struct Kid(Child);
 
 impl Drop for Kid {
     fn drop(&mut self) {
@@ -328,7 +328,7 @@ impl Drop for Kid {
 }
 
 /// Starts a child and waits (30 s at most) for a stdout line starting with `ready`.
-fn start_ready(mut cmd: Command) -> Result<Kid, String> {
+pub(super) fn start_ready(mut cmd: Command) -> Result<Kid, String> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -349,7 +349,7 @@ fn start_ready(mut cmd: Command) -> Result<Kid, String> {
     Ok(kid)
 }
 
-fn run_to_end(mut cmd: Command) -> Result<beam::Values, String> {
+pub(super) fn run_to_end(mut cmd: Command) -> Result<beam::Values, String> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
@@ -364,7 +364,7 @@ fn run_to_end(mut cmd: Command) -> Result<beam::Values, String> {
     Ok(beam::parse_kv(&String::from_utf8_lossy(&out.stdout)))
 }
 
-fn me() -> Result<std::path::PathBuf, String> {
+pub(super) fn me() -> Result<std::path::PathBuf, String> {
     std::env::current_exe().map_err(|e| e.to_string())
 }
 
@@ -407,7 +407,7 @@ fn orbit_to_beam(one_n: u64) -> Result<beam::Values, String> {
 
 /// Starts a BEAM node `name` (`+S N:N`) with `dist_bench` loaded, running `eval` (which
 /// prints `ready`), and waits until it is ready.
-fn start_erl_node(name: &str, eval: &str) -> Result<Kid, String> {
+pub(super) fn start_erl_node(name: &str, eval: &str) -> Result<Kid, String> {
     let dir = beam::compiled_dir()?;
     let mut cmd = Command::new("erl");
     cmd.arg("-pa")
@@ -491,6 +491,14 @@ pub fn child_main(cmd: &str, args: &[String]) -> i32 {
                 p(rt_n),
                 p(one_n),
                 p(big_n),
+            ))
+        }
+        ("__dist-frag-driver", [name, b, n, frags]) => {
+            rt.block_on(super::dist_fragments::driver_main(
+                name.clone(),
+                b.clone(),
+                n.parse().unwrap_or(2000),
+                frags == "1",
             ))
         }
         _ => Err(format!("bad child command {cmd} {args:?}")),

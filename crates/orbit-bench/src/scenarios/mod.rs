@@ -13,11 +13,20 @@ use crate::report::Reporter;
 pub mod cache;
 pub mod call;
 pub mod call_timer;
+#[cfg(feature = "dist")]
+pub mod cluster_stage;
 pub mod contention;
 pub mod counters;
+pub mod db;
 #[cfg(feature = "dist")]
 pub mod dist;
+#[cfg(feature = "dist")]
+pub mod dist_fragments;
+#[cfg(feature = "dist")]
+pub mod erpc;
 pub mod ets;
+pub mod mesh;
+pub mod observe;
 pub mod pingpong;
 pub mod pool;
 pub mod send;
@@ -25,6 +34,7 @@ pub mod spawn;
 pub mod stage;
 pub mod term;
 pub mod timeouts;
+pub mod web;
 
 /// What a scenario reports through and how many rounds it runs.
 pub struct Ctx {
@@ -134,6 +144,12 @@ pub struct Scenario {
 /// Every scenario, in the order `all` and the groups run them.
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
+        name: "web",
+        groups: &[],
+        about: "orbit-web vs plain axum: Timing's overhead (wrk), websocket memory per idle connection and broadcast fan-out to 10k clients",
+        run: web::run,
+    },
+    Scenario {
         name: "send",
         groups: &["runtime"],
         about: "5M one-way messages, one sender to one receiver",
@@ -207,6 +223,12 @@ pub const SCENARIOS: &[Scenario] = &[
         run: cache::run,
     },
     Scenario {
+        name: "db",
+        groups: &[],
+        about: "PostgreSQL pools on one throwaway server: orbit-db vs deadpool-postgres, bb8-postgres, Postgrex+DBConnection (pool 10, 32 clients, point query)",
+        run: db::run,
+    },
+    Scenario {
         name: "pool",
         groups: &[],
         about: "worker and resource pools vs deadpool, bb8, poolboy, NimblePool; a 2 ms call behind 1 process, a pool, tasks",
@@ -218,6 +240,39 @@ pub const SCENARIOS: &[Scenario] = &[
         groups: &[],
         about: "distribution on loopback: two Orbit nodes vs two BEAM nodes (dist_bench.erl); Orbit -> BEAM beside",
         run: dist::run,
+    },
+    #[cfg(feature = "dist")]
+    Scenario {
+        name: "erpc",
+        groups: &[],
+        about: "erpc calls/s on loopback: BEAM -> Orbit vs BEAM -> BEAM, Orbit -> Orbit (erpc_bench.erl)",
+        run: erpc::run,
+    },
+    #[cfg(feature = "dist")]
+    Scenario {
+        name: "dist_fragments",
+        groups: &[],
+        about: "small round trips' p50/p99 to a node with and without a concurrent 10 MB message stream, DFLAG_FRAGMENTS on and off",
+        run: dist_fragments::run,
+    },
+    #[cfg(feature = "dist")]
+    Scenario {
+        name: "cluster_stage",
+        groups: &["cluster"],
+        about: "events/s through a 3-node GenStage pipeline (producer, producer_consumer, consumer on three nodes): Orbit vs real GenStage on three BEAM nodes",
+        run: cluster_stage::run,
+    },
+    Scenario {
+        name: "mesh",
+        groups: &[],
+        about: "the cost of a mesh against N (`orbit lab mesh`): Orbit nodes up to 32 and BEAM nodes up to 8, full/star/ring: time to connect, connections, RSS and idle CPU per node, broadcast latency",
+        run: mesh::run,
+    },
+    Scenario {
+        name: "observe",
+        groups: &[],
+        about: "the dashboard + Prometheus on vs off (send, call, spawn), and top-N of 1M processes over HTTP",
+        run: observe::run,
     },
 ];
 

@@ -30,37 +30,51 @@ enum Echo {
     Stop,
 }
 
+/// Rounds per variant: the variants take turns, so that a stretch of time when the
+/// machine is busy elsewhere slows every variant alike rather than one of them.
+const ROUNDS: usize = 3;
+
+const VARIANTS: [(&str, usize, bool); 4] = [
+    ("1 KB moved", KB, false),
+    ("1 KB cloned", KB, true),
+    ("1 MB moved", MB, false),
+    ("1 MB cloned", MB, true),
+];
+
 /// Runs the scenario.
 pub async fn run(lab: &Lab) -> Result<Report, Error> {
-    let mut results = Vec::new();
-    for (name, size, clone) in [
-        ("1 KB moved", KB, false),
-        ("1 KB cloned", KB, true),
-        ("1 MB moved", MB, false),
-        ("1 MB cloned", MB, true),
-    ] {
-        results.push(variant(lab, name, size, clone).await?);
+    let slice = (lab.duration() / ROUNDS as u32).max(Duration::from_millis(100));
+    let mut rounds: Vec<Vec<VariantResult>> = Vec::new();
+    for _ in 0..ROUNDS {
+        let mut round = Vec::new();
+        for (name, size, clone) in VARIANTS {
+            round.push(variant(lab, name, size, clone, slice).await?);
+        }
+        rounds.push(round);
     }
-    Ok(verdict(lab, results))
+    Ok(verdict(lab, rounds))
 }
 
-async fn variant(lab: &Lab, name: &str, size: usize, clone: bool) -> Result<VariantResult, Error> {
+async fn variant(
+    lab: &Lab,
+    name: &str,
+    size: usize,
+    clone: bool,
+    duration: Duration,
+) -> Result<VariantResult, Error> {
     let probe = Probe::new();
     let clients = spawn_clients(
         lab.clients(),
         &probe,
         move |_, probe: Arc<Probe>, ctx: Context<Vec<u8>>| client(probe, ctx, size, clone),
     )?;
-    Ok(watch(
-        lab,
-        SCENARIO,
-        name,
-        lab.duration(),
-        &probe,
-        &clients,
-        |_| {},
-    )
-    .await)
+    Ok(watch(lab, SCENARIO, name, duration, &probe, &clients, |_| {}).await)
+}
+
+/// The median of `v` (0 when empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// One client: sends its payload to its echo partner and waits for it to come back.
@@ -99,15 +113,39 @@ async fn client(probe: Arc<Probe>, mut ctx: Context<Vec<u8>>, size: usize, clone
     let _ = echo.send(Echo::Stop);
 }
 
-fn verdict(lab: &Lab, results: Vec<VariantResult>) -> Report {
+fn verdict(lab: &Lab, rounds: Vec<Vec<VariantResult>>) -> Report {
+    // Ratios are taken within a round (the variants of one round ran back to back) and
+    // their median across rounds is reported.
+    let rps_in = |round: &[VariantResult], n: &str| {
+        round.iter().find(|r| r.variant == n).map_or(0.0, |r| r.rps)
+    };
+    let ratio = |a: &str, b: &str| {
+        median(
+            rounds
+                .iter()
+                .map(|r| rps_in(r, a) / rps_in(r, b).max(1.0))
+                .collect(),
+        )
+    };
+    let slower = ratio("1 MB moved", "1 MB cloned");
+    let size_cost = ratio("1 MB moved", "1 KB moved");
+    // Each variant is shown by its median round.
+    let mut results: Vec<VariantResult> = Vec::new();
+    for (name, _, _) in VARIANTS {
+        let mut of: Vec<VariantResult> = rounds
+            .iter()
+            .flat_map(|r| r.iter().filter(|v| v.variant == name).cloned())
+            .collect();
+        of.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+        let mid = of.len() / 2;
+        if let Some(r) = of.into_iter().nth(mid) {
+            results.push(r);
+        }
+    }
     let get = |n: &str| results.iter().find(|r| r.variant == n);
     let rps = |n: &str| get(n).map_or(0.0, |r| r.rps);
     let heap = |n: &str| get(n).map_or(0, |r| r.heap_peak);
     let mean = |n: &str| get(n).map_or(Duration::ZERO, |r| r.latency.mean);
-    // Throughput compares best: with more clients than cores, a round trip's median
-    // depends on whether the partner ran on the same worker, its mean does not hide it.
-    let slower = rps("1 MB moved") / rps("1 MB cloned").max(1.0);
-    let size_cost = rps("1 MB moved") / rps("1 KB moved").max(1.0);
     let mut facts = Map::new();
     facts.insert("move_vs_clone_1mb_rps".into(), json!(hundredths(slower)));
     facts.insert("move_1mb_vs_1kb_rps".into(), json!(hundredths(size_cost)));

@@ -14,20 +14,33 @@
 //! | `message_size` | 1 KB and 1 MB messages moved vs cloned per send | moving is free whatever the size; copying (modelled in Orbit by a clone per send, as a copying send would; no BEAM is run) is not |
 //! | `pipelines` | demand-driven producer → consumers vs a producer flooding mailboxes | without back-pressure, mailboxes and memory grow |
 //! | `spike` | steady load, then a burst | the baseline learner flags what is not normal |
+//! | `web` | two axum routes behind one named middleware (`orbit_web::Timing`) | a route's time can be its middleware's, not its handler's |
+//! | `db` (only with `--scenario db`: needs PostgreSQL) | a PgPool of 1 → 2 × cores → 50 connections, fixed `max_connections` | past the database's cores a bigger pool adds latency, not throughput |
+//!
+//! `orbit lab mesh` (a subcommand, [`mesh`]) is the cluster's lesson: the cost of a full
+//! mesh against N (time to connect, connections, memory and idle CPU per node,
+//! broadcast latency), Orbit nodes and BEAM nodes side by side, and the partial meshes
+//! (`connect_all` false: star, ring) that avoid it.
 //!
 //! The lab uses only Orbit's public API; each scenario's module is also an example of
 //! the tools it compares. Every ratio it prints compares variants measured in the same
 //! run; it runs no BEAM and prints no ratio against one (`orbit-bench` does that).
 
 pub mod alloc;
+mod child;
+mod db;
 mod html;
 mod measure;
+pub mod mesh;
+mod mesh_html;
+pub mod mesh_node;
 mod message_size;
 mod pipelines;
 mod report;
 mod shared_state;
 mod slow_service;
 mod spike;
+mod web;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -43,20 +56,26 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The scenarios, in the order they run, with the number of variant-durations each
 /// takes (for the progress bar).
-const SCENARIOS: [(&str, u64); 5] = [
+const SCENARIOS: [(&str, u64); 7] = [
     ("shared_state", 4),
     ("slow_service", 3),
     ("message_size", 4),
     ("pipelines", 2),
     ("spike", spike::DURATIONS),
+    ("web", 2),
+    // Not in the default run: it needs PostgreSQL.
+    ("db", 6),
 ];
 
 /// `orbit lab` options.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Options {
+    /// A lab of its own (`orbit lab mesh`); none: the scenarios below.
+    #[command(subcommand)]
+    pub command: Option<LabCommand>,
     /// Run only this scenario (repeat for several): shared_state, slow_service,
-    /// message_size, pipelines, spike.
-    #[arg(long, value_parser = ["shared_state", "slow_service", "message_size", "pipelines", "spike"])]
+    /// message_size, pipelines, spike, web, db (needs PostgreSQL; not run by default).
+    #[arg(long, value_parser = ["shared_state", "slow_service", "message_size", "pipelines", "spike", "web", "db"])]
     pub scenario: Vec<String>,
     /// How long each variant runs (e.g. 2s, 500ms); the spike scenario runs twice as long.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
@@ -70,6 +89,15 @@ pub struct Options {
     /// Write a self-contained HTML report with a chart per scenario to FILE.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+}
+
+/// The labs that are subcommands of `orbit lab`.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum LabCommand {
+    /// The cost of a mesh against N: Orbit and BEAM nodes as child processes, full mesh,
+    /// star and ring (connect_all false): time to connect, connections, memory and idle
+    /// CPU per node, broadcast latency.
+    Mesh(mesh::MeshOptions),
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -142,9 +170,14 @@ impl Lab {
 
 /// Runs the lab.
 pub async fn run(opts: Options) -> Result<(), Error> {
+    if let Some(LabCommand::Mesh(m)) = opts.command.clone() {
+        return mesh::run(m).await;
+    }
     let chosen: Vec<(&'static str, u64)> = SCENARIOS
         .into_iter()
-        .filter(|(n, _)| opts.scenario.is_empty() || opts.scenario.iter().any(|s| s == n))
+        .filter(|(n, _)| {
+            (opts.scenario.is_empty() && *n != "db") || opts.scenario.iter().any(|s| s == n)
+        })
         .collect();
     let total_ms: u64 = chosen
         .iter()
@@ -176,6 +209,8 @@ pub async fn run(opts: Options) -> Result<(), Error> {
             "slow_service" => slow_service::run(&lab).await?,
             "message_size" => message_size::run(&lab).await?,
             "pipelines" => pipelines::run(&lab).await?,
+            "web" => web::run(&lab).await?,
+            "db" => db::run(&lab).await?,
             _ => spike::run(&lab).await?,
         };
         lab.progress.suspend(|| {

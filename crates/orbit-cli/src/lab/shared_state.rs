@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use orbit::cache::{ConCache, Options as CacheOptions};
+use orbit::cache::{CacheOptions, ConCache};
 use orbit::ets::Table;
 use orbit::{Agent, CallReply, Context, GenServer, ReplyTo, ServerContext, ServerRef};
 use serde_json::{json, Map};

@@ -5,13 +5,18 @@
 //! - `sink`: counts messages; on `{From, count}` replies `{count, N}`;
 //! - `counter`: a GenServer reachable from other nodes; calls are maps
 //!   `%{op: "add" | "get", n: integer}` and replies the new total;
+//! - `mirror`: on `{From, Msg}` sends `{self(), Msg}` back to `From` (so the sender
+//!   learns a remote pid);
+//! - `unserved`: a GenServer like `counter`, registered but deliberately not served to
+//!   other nodes (calls to it fail at once with `CallError::NotServed`);
 //!
 //! and reads commands on stdin, one per line, answering on stdout:
 //! `connect NODE` (answers `connect NODE true`, or `connect NODE false: why`),
 //! `ping NODE`, `list`, `call NODE N` (adds N to NODE's counter), `quit`. Node events
 //! are printed as `nodeup NODE` / `nodedown NODE`.
 //!
-//! Usage: `orbit-node NAME COOKIE [hidden]`; a COOKIE of `-` takes the default source
+//! Usage: `orbit-node NAME COOKIE [hidden | no-connect-all]` (`no-connect-all`: outside
+//! the transitive mesh, as `erl -connect_all false`); a COOKIE of `-` takes the default source
 //! (`ORBIT_COOKIE`, else `~/.erlang.cookie`).
 
 use std::time::Duration;
@@ -73,7 +78,7 @@ async fn run() {
     let _ = tracing_subscriber_init();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: orbit-node NAME COOKIE [hidden]");
+        eprintln!("usage: orbit-node NAME COOKIE [hidden | no-connect-all]");
         std::process::exit(2);
     }
     let mut opts = match args[2].as_str() {
@@ -81,6 +86,7 @@ async fn run() {
         c => Options::cookie(c),
     };
     opts.hidden = args.get(3).is_some_and(|a| a == "hidden");
+    opts.connect_all = args.get(3).is_none_or(|a| a != "no-connect-all");
     let node = match Node::start(&args[1], opts).await {
         Ok(n) => n,
         Err(e) => {
@@ -104,6 +110,11 @@ async fn run() {
     .expect("start counter");
     let _ = counter;
     orbit_dist::serve_gen_server::<Counter>("counter");
+    let mirror = orbit::spawn(mirror_loop).expect("spawn mirror");
+    orbit::register("mirror", mirror.pid()).expect("register mirror");
+    orbit::gen_server::start_named(Counter(0), "unserved", false)
+        .await
+        .expect("start unserved");
 
     let mut events = node.monitor_nodes();
     tokio::spawn(async move {
@@ -154,7 +165,7 @@ async fn run() {
     }
 }
 
-fn tracing_subscriber_init() -> Result<(), String> {
+fn tracing_subscriber_init() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -162,7 +173,6 @@ fn tracing_subscriber_init() -> Result<(), String> {
         )
         .with_writer(std::io::stderr)
         .try_init()
-        .map_err(|e| e.to_string())
 }
 
 async fn echo_loop(mut ctx: orbit::Context<Term>) {
@@ -190,6 +200,22 @@ async fn sink_loop(mut ctx: orbit::Context<Term>) {
                         let reply = Term::tuple(vec![Term::atom("count"), Term::Int(n - 1)]);
                         let _ = orbit::send(to, reply);
                     }
+                }
+            }
+        }
+    }
+}
+
+async fn mirror_loop(mut ctx: orbit::Context<Term>) {
+    let me = orbit_dist::to_wire(ctx.pid());
+    loop {
+        if let orbit::Message::Msg(Term::Tuple(mut el)) = ctx.recv().await {
+            if el.len() == 2 {
+                if let Term::Pid(p) = &el[0] {
+                    let to = orbit_dist::convert::pid_from_wire(p);
+                    let msg = el.pop().unwrap_or_else(Term::nil);
+                    let _ =
+                        orbit::send(to, Term::tuple(vec![Term::Pid(Box::new(me.clone())), msg]));
                 }
             }
         }

@@ -8,6 +8,21 @@
 pub mod client;
 pub mod server;
 
+/// Pending connections a listener of this crate queues (its `listen` backlog): the
+/// embedded epmd and a node's distribution port. tokio's `TcpListener::bind` queues
+/// 128; when nodes connect in a burst (32 nodes meshing: ~500 epmd lookups at once) the
+/// kernel drops the SYNs past that, and each dropped client waits 1 s to retry.
+pub(crate) const LISTEN_BACKLOG: u32 = 1024;
+
+/// Listens on `0.0.0.0:port` (`SO_REUSEADDR` as `std` sets it) with
+/// [`LISTEN_BACKLOG`].
+pub(crate) fn listen(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let s = tokio::net::TcpSocket::new_v4()?;
+    s.set_reuseaddr(true)?;
+    s.bind(std::net::SocketAddr::from(([0, 0, 0, 0], port)))?;
+    s.listen(LISTEN_BACKLOG)
+}
+
 /// The port epmd listens on: `ERL_EPMD_PORT` when set, else 4369.
 pub fn port() -> u16 {
     std::env::var("ERL_EPMD_PORT")

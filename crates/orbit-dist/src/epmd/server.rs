@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use super::*;
 
@@ -31,7 +31,7 @@ struct State {
 /// Tries to listen on `port` on all interfaces; `Ok(None)` when something already
 /// listens there (then the node uses that epmd).
 pub async fn start(port: u16) -> std::io::Result<Option<tokio::task::JoinHandle<()>>> {
-    let listener = match TcpListener::bind(("0.0.0.0", port)).await {
+    let listener = match super::listen(port) {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Ok(None),
         Err(e) => return Err(e),

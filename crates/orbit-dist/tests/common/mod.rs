@@ -207,6 +207,11 @@ impl Peer {
         }
     }
 
+    /// The child's OS pid (for `kill -STOP` and the like).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the child (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

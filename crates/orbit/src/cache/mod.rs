@@ -4,10 +4,10 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use orbit::cache::{ConCache, Options, Ttl};
+//! use orbit::cache::{ConCache, CacheOptions, Ttl};
 //! # #[tokio::main] async fn main() -> Result<(), orbit::cache::CacheError> {
 //! let cache: ConCache<String, u64> = ConCache::start(
-//!     Options::new()
+//!     CacheOptions::new()
 //!         .ttl_check_interval(Duration::from_secs(1))
 //!         .global_ttl(Ttl::After(Duration::from_secs(60))),
 //! ).await?;
@@ -21,8 +21,8 @@
 //!
 //! # The contract
 //!
-//! **Starting.** [`ConCache::start`] takes [`Options`]. `ttl_check_interval` is
-//! required: a duration, or off ([`Options::no_ttl_check`]). Off with a `global_ttl`, or
+//! **Starting.** [`ConCache::start`] takes [`CacheOptions`]. `ttl_check_interval` is
+//! required: a duration, or off ([`CacheOptions::no_ttl_check`]). Off with a `global_ttl`, or
 //! an interval without a `global_ttl`, is [`CacheError::InvalidOptions`] (as ConCache
 //! raises). Defaults as ConCache: `touch_on_read` off, `acquire_lock_timeout` 5 s, no
 //! callback, a `set` table, `n_lock_partitions` = available parallelism. The cache is an
@@ -70,7 +70,7 @@
 //!   function may fail, and then nothing is stored.
 //! - `update*` and `*_or_store` on a bag or duplicate_bag cache:
 //!   [`CacheError::WrongType`].
-//! - The callback sees [`Event::Update`] after every write and [`Event::Delete`] before
+//! - The callback sees [`CacheEvent::Update`] after every write and [`CacheEvent::Delete`] before
 //!   every delete, expiries included.
 //!
 //! **Expiry.** A write stores the item's TTL: the write's [`Item`] TTL if given, else
@@ -85,7 +85,7 @@
 //!   `touch` does not bring it back. [`SystemClock`] reads a precise monotonic clock on
 //!   every call (no cached coarse time), so the bound is exact to the clock's
 //!   resolution; tested with 1 ms of slack against `std::time::Instant` under a CPU hog.
-//! - **Removal from memory** (and the callback's [`Event::Delete`]) waits for the
+//! - **Removal from memory** (and the callback's [`CacheEvent::Delete`]) waits for the
 //!   sweeper: the first sweep at or after `w + t`, which is due by
 //!   `w + t + ttl_check_interval`. The sweeper is the owner process, so it runs that late
 //!   *plus* however long the owner waits for a runtime worker thread: under CPU load
@@ -132,7 +132,6 @@
 //! model-checked (`tests/cache_ttl.rs` on a manual clock, `tests/cache_expiry_load.rs`
 //! on the real clock under a CPU hog).
 
-mod clock;
 mod error;
 mod hash;
 pub mod lock;
@@ -146,11 +145,13 @@ pub mod ttl;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use clock::{Clock, ManualClock, Sleep, SystemClock};
+pub use crate::telemetry::{Clock, ManualClock, Sleep, SystemClock};
 pub use error::{CacheError, Result};
 pub use lock::Holder;
 pub use ops::KeyLock;
-pub use options::{default_lock_partitions, Callback, Event, Item, Options, Ttl, TtlCheck};
+pub use options::{
+    default_lock_partitions, CacheEvent, CacheOptions, Callback, Item, Ttl, TtlCheck,
+};
 pub use stats::{Stats, HITS_METRIC, MISSES_METRIC};
 pub use ttl::Entry;
 
@@ -208,12 +209,12 @@ impl<K: Key, V: Value> Drop for Inner<K, V> {
 
 impl<K: Key, V: Value> ConCache<K, V> {
     /// Starts a cache (an owner process, unlinked) with `opts`.
-    pub async fn start(opts: Options<K, V>) -> Result<Self> {
+    pub async fn start(opts: CacheOptions<K, V>) -> Result<Self> {
         sweeper::start(opts, false).await
     }
 
     /// Starts a cache whose owner process is linked to the caller (a process).
-    pub async fn start_link(opts: Options<K, V>) -> Result<Self> {
+    pub async fn start_link(opts: CacheOptions<K, V>) -> Result<Self> {
         sweeper::start(opts, true).await
     }
 

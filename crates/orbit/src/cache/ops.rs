@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::error::{CacheError, Result};
 use super::lock::{self, Guard, Holder};
-use super::options::{Event, Item, Ttl};
+use super::options::{CacheEvent, Item, Ttl};
 use super::ttl::{nanos, Meta, NEVER};
 use super::{ConCache, Entry, Inner};
 use crate::ets::{Key, TableType, Value};
@@ -32,8 +32,6 @@ impl<K: Key, V: Value> ConCache<K, V> {
         self.inner.count(v.is_some());
         if v.is_some() {
             self.inner.touch_on_read(key)?;
-        } else {
-            crate::telemetry::execute(&["orbit", "cache", "miss"], &[("count", 1.0)], &[]);
         }
         Ok(v)
     }
@@ -239,7 +237,7 @@ impl<K: Key, V: Value> ConCache<K, V> {
     }
 
     /// Deletes `key` (every value, on bags) under its lock; the callback sees
-    /// [`Event::Delete`] first.
+    /// [`CacheEvent::Delete`] first.
     pub async fn delete(&self, key: &K) -> Result<()> {
         let _g = self.inner.lock(key, None).await?;
         self.dirty_delete(key)
@@ -421,9 +419,7 @@ impl<K: Key, V: Value> Inner<K, V> {
     /// starts a new item.
     fn expire(&self, key: &K) -> Result<()> {
         self.remove(key)?;
-        self.counters
-            .expired
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.counters.expired_one();
         Ok(())
     }
 
@@ -555,7 +551,7 @@ impl<K: Key, V: Value> Inner<K, V> {
                 .push(crate::hash::hash_of(&self.hasher, &key), key.clone(), t);
         }
         if let (Some(cb), Some(v)) = (&self.callback, seen) {
-            cb(Event::Update {
+            cb(CacheEvent::Update {
                 key: &key,
                 value: &v,
             });
@@ -610,7 +606,7 @@ impl<K: Key, V: Value> Inner<K, V> {
                 .push(crate::hash::hash_of(&self.hasher, &key), key.clone(), t);
         }
         if let (Some(cb), Some(v)) = (&self.callback, seen) {
-            cb(Event::Update {
+            cb(CacheEvent::Update {
                 key: &key,
                 value: &v,
             });
@@ -621,7 +617,7 @@ impl<K: Key, V: Value> Inner<K, V> {
     /// Deletes the key, telling the callback first.
     pub(crate) fn remove(&self, key: &K) -> Result<()> {
         if let Some(cb) = &self.callback {
-            cb(Event::Delete { key });
+            cb(CacheEvent::Delete { key });
         }
         self.table.delete(key)?;
         if let Some(metas) = &self.metas {

@@ -1,19 +1,19 @@
-//! What a cache is started with ([`Options`]) and what a write may say about expiry
-//! ([`Ttl`], [`Item`]); the write and delete notifications ([`Event`]).
+//! What a cache is started with ([`CacheOptions`]) and what a write may say about expiry
+//! ([`Ttl`], [`Item`]); the write and delete notifications ([`CacheEvent`]).
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::clock::{Clock, SystemClock};
 use super::error::CacheError;
 use crate::ets::TableType;
+use crate::telemetry::{Clock, SystemClock};
 
 /// How often expired items are swept: ConCache's `ttl_check_interval` (required).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TtlCheck {
     /// Sweep every this often; an item expires between its TTL and its TTL plus this
-    /// interval after its last write. Needs a [`Options::global_ttl`].
+    /// interval after its last write. Needs a [`CacheOptions::global_ttl`].
     Every(Duration),
     /// No expiry at all (`ttl_check_interval: false`): no sweeper runs, and a write
     /// with a TTL is an error.
@@ -32,6 +32,13 @@ pub enum Ttl {
     Renew,
     /// Keep the item's current expiry (no expiry for a new item).
     NoUpdate,
+}
+
+/// A duration is [`Ttl::After`] it: `global_ttl(Duration::from_millis(50))`.
+impl From<Duration> for Ttl {
+    fn from(d: Duration) -> Ttl {
+        Ttl::After(d)
+    }
 }
 
 /// A value to store, with an optional per-item [`Ttl`]. Every write takes
@@ -69,9 +76,20 @@ impl<V> From<V> for Item<V> {
     }
 }
 
+/// A string literal as a `String` item: `cache.put(key, "hello")` on a
+/// `ConCache<_, String>`.
+impl From<&str> for Item<String> {
+    fn from(value: &str) -> Self {
+        Item {
+            value: value.to_string(),
+            ttl: None,
+        }
+    }
+}
+
 /// What the callback is told: after a write, or before a delete (also an expiry).
 #[derive(Debug)]
-pub enum Event<'a, K, V> {
+pub enum CacheEvent<'a, K, V> {
     /// `key` now holds `value` (ConCache's `{:update, cache, key, value}`).
     Update {
         /// The key written.
@@ -87,11 +105,11 @@ pub enum Event<'a, K, V> {
 }
 
 /// The callback type.
-pub type Callback<K, V> = Arc<dyn Fn(Event<'_, K, V>) + Send + Sync>;
+pub type Callback<K, V> = Arc<dyn Fn(CacheEvent<'_, K, V>) + Send + Sync>;
 
-/// Options of a new cache (ConCache's `start_link/1` options). `ttl_check_interval` must
+/// The options of a new cache (ConCache's `start_link/1` options). `ttl_check_interval` must
 /// be given; everything else has ConCache's default.
-pub struct Options<K, V> {
+pub struct CacheOptions<K, V> {
     pub(crate) ttl_check: Option<TtlCheck>,
     pub(crate) global_ttl: Option<Ttl>,
     pub(crate) touch_on_read: bool,
@@ -103,9 +121,9 @@ pub struct Options<K, V> {
     pub(crate) clock: Arc<dyn Clock>,
 }
 
-impl<K, V> Clone for Options<K, V> {
+impl<K, V> Clone for CacheOptions<K, V> {
     fn clone(&self) -> Self {
-        Options {
+        CacheOptions {
             ttl_check: self.ttl_check,
             global_ttl: self.global_ttl,
             touch_on_read: self.touch_on_read,
@@ -119,15 +137,15 @@ impl<K, V> Clone for Options<K, V> {
     }
 }
 
-impl<K, V> Default for Options<K, V> {
+impl<K, V> Default for CacheOptions<K, V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<K, V> fmt::Debug for Options<K, V> {
+impl<K, V> fmt::Debug for CacheOptions<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Options")
+        f.debug_struct("CacheOptions")
             .field("ttl_check_interval", &self.ttl_check)
             .field("global_ttl", &self.global_ttl)
             .field("touch_on_read", &self.touch_on_read)
@@ -146,12 +164,12 @@ pub fn default_lock_partitions() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-impl<K, V> Options<K, V> {
+impl<K, V> CacheOptions<K, V> {
     /// ConCache's defaults: no TTL check interval yet (you must set one), no global TTL,
     /// `touch_on_read` off, a 5 s lock timeout, no callback, a `set` table, one lock
     /// partition per available core, the system clock.
     pub fn new() -> Self {
-        Options {
+        CacheOptions {
             ttl_check: None,
             global_ttl: None,
             touch_on_read: false,
@@ -178,8 +196,8 @@ impl<K, V> Options<K, V> {
 
     /// The TTL of a write that gives none (ConCache's `global_ttl`); `Ttl::Infinity` to
     /// expire only items written with their own TTL.
-    pub fn global_ttl(mut self, ttl: Ttl) -> Self {
-        self.global_ttl = Some(ttl);
+    pub fn global_ttl(mut self, ttl: impl Into<Ttl>) -> Self {
+        self.global_ttl = Some(ttl.into());
         self
     }
 
@@ -198,7 +216,7 @@ impl<K, V> Options<K, V> {
     /// Called after every write and before every delete (expiries included), in the
     /// writing process (the sweeper's, for expiries). Keep it short: it runs under the
     /// key's lock.
-    pub fn callback(mut self, f: impl Fn(Event<'_, K, V>) + Send + Sync + 'static) -> Self {
+    pub fn callback(mut self, f: impl Fn(CacheEvent<'_, K, V>) + Send + Sync + 'static) -> Self {
         self.callback = Some(Arc::new(f));
         self
     }

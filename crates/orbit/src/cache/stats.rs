@@ -1,5 +1,11 @@
 //! Hit and miss counts: striped counters for [`Stats`], and the `metrics` facade
-//! counters `orbit_cache_hits_total` / `orbit_cache_misses_total` (label `cache`).
+//! counters `orbit_cache_hits_total` / `orbit_cache_misses_total` /
+//! `orbit_cache_expirations_total` and the gauge `orbit_cache_size` (set after each
+//! sweep), all with the label `cache`.
+//!
+//! Telemetry events (only built when a handler is attached): `[orbit, cache, hit]` and
+//! `[orbit, cache, miss]` (`count` = 1; metadata `cache`), `[orbit, cache, expire]`
+//! (`count` = items expired by one sweep, `size` = items left; metadata `cache`).
 //!
 //! The facade counters are registered when the cache starts: install your metrics
 //! recorder before starting caches (with none installed they cost a branch).
@@ -15,6 +21,10 @@ const STRIPES: usize = 16;
 pub const HITS_METRIC: &str = "orbit_cache_hits_total";
 /// Name of the miss counter in the metrics facade.
 pub const MISSES_METRIC: &str = "orbit_cache_misses_total";
+/// Name of the expiration counter in the metrics facade.
+pub const EXPIRATIONS_METRIC: &str = "orbit_cache_expirations_total";
+/// Name of the size gauge in the metrics facade (set after each sweep).
+pub const SIZE_METRIC: &str = "orbit_cache_size";
 
 /// A counter many threads add to without sharing a cache line.
 pub(crate) struct Striped {
@@ -63,8 +73,12 @@ pub(crate) struct Counters {
     misses: Striped,
     metric_hits: metrics::Counter,
     metric_misses: metrics::Counter,
-    pub(crate) expired: AtomicU64,
-    pub(crate) sweeps: AtomicU64,
+    metric_expired: metrics::Counter,
+    metric_size: metrics::Gauge,
+    /// The cache's name (or owner pid), the `cache` label and telemetry metadata.
+    label: String,
+    expired: AtomicU64,
+    sweeps: AtomicU64,
 }
 
 impl Counters {
@@ -74,7 +88,10 @@ impl Counters {
             hits: Striped::new(),
             misses: Striped::new(),
             metric_hits: metrics::counter!(HITS_METRIC, "cache" => label.clone()),
-            metric_misses: metrics::counter!(MISSES_METRIC, "cache" => label),
+            metric_misses: metrics::counter!(MISSES_METRIC, "cache" => label.clone()),
+            metric_expired: metrics::counter!(EXPIRATIONS_METRIC, "cache" => label.clone()),
+            metric_size: metrics::gauge!(SIZE_METRIC, "cache" => label.clone()),
+            label,
             expired: AtomicU64::new(0),
             sweeps: AtomicU64::new(0),
         }
@@ -84,12 +101,41 @@ impl Counters {
     pub(crate) fn hit(&self) {
         self.hits.add(1);
         self.metric_hits.increment(1);
+        crate::telemetry::execute(
+            &["orbit", "cache", "hit"],
+            &[("count", 1.0)],
+            &[("cache", &self.label)],
+        );
     }
 
     #[inline]
     pub(crate) fn miss(&self) {
         self.misses.add(1);
         self.metric_misses.increment(1);
+        crate::telemetry::execute(
+            &["orbit", "cache", "miss"],
+            &[("count", 1.0)],
+            &[("cache", &self.label)],
+        );
+    }
+
+    /// An item found expired by a write (counted as an expiry, no event).
+    pub(crate) fn expired_one(&self) {
+        self.expired.fetch_add(1, Ordering::Relaxed);
+        self.metric_expired.increment(1);
+    }
+
+    /// After a sweep: `expired` items went, `size` are left.
+    pub(crate) fn swept(&self, expired: usize, size: usize) {
+        self.expired.fetch_add(expired as u64, Ordering::Relaxed);
+        self.sweeps.fetch_add(1, Ordering::Relaxed);
+        self.metric_expired.increment(expired as u64);
+        self.metric_size.set(size as f64);
+        crate::telemetry::execute(
+            &["orbit", "cache", "expire"],
+            &[("count", expired as f64), ("size", size as f64)],
+            &[("cache", &self.label)],
+        );
     }
 
     pub(crate) fn snapshot(&self, size: usize, queued: usize) -> Stats {

@@ -5,7 +5,7 @@
 //! with a `shutdown` exit signal. A supervised cache is kept alive by its owner process,
 //! not by its handles (a plain [`ConCache::start`] cache stops when its last handle is
 //! dropped): nobody holds a handle to a child, callers find it with
-//! [`ConCache::whereis`]. Its [`Options::name`](super::Options::name) then becomes a
+//! [`ConCache::whereis`]. Its [`CacheOptions::name`](super::CacheOptions::name) then becomes a
 //! registered process name (of the owner), so after a restart the name leads to the
 //! new cache.
 //!
@@ -13,7 +13,7 @@
 //! shutdown infinity.
 
 use super::error::CacheError;
-use super::{ConCache, Options};
+use super::{CacheOptions, ConCache};
 use crate::ets::{Key, Value};
 use crate::exit::ExitReason;
 use crate::pid::Pid;
@@ -22,10 +22,10 @@ use crate::supervisor::ChildSpec;
 impl<K: Key, V: Value> ConCache<K, V> {
     /// A child spec that starts this cache linked to the supervisor with `opts` at each
     /// (re)start: permanent, kind supervisor, shutdown infinity (ConCache's). Name it
-    /// with [`Options::name`](super::Options::name) to find it with
+    /// with [`CacheOptions::name`](super::CacheOptions::name) to find it with
     /// [`ConCache::whereis`]; the cache lives until its owner exits (stopped by the
     /// supervisor, [`ConCache::stop`], or a crash), whether or not handles remain.
-    pub fn child_spec(id: impl Into<String>, opts: Options<K, V>) -> ChildSpec {
+    pub fn child_spec(id: impl Into<String>, opts: CacheOptions<K, V>) -> ChildSpec {
         let name = opts.name.as_ref().map(|n| n.to_string());
         let spec = ChildSpec::supervisor(id, move || {
             let opts = opts.clone();
@@ -47,7 +47,7 @@ impl<K: Key, V: Value> ConCache<K, V> {
         crate::attachment::attached::<ConCache<K, V>>(owner)
     }
 
-    /// The supervised cache registered as `name` (its `Options::name`), if it runs:
+    /// The supervised cache registered as `name` (its `CacheOptions::name`), if it runs:
     /// after a supervisor restarted it, the new cache. `None` for a cache of other key
     /// or value types, or one started with [`ConCache::start`] (not registered).
     pub fn whereis(name: impl Into<crate::registry::Dest>) -> Option<ConCache<K, V>> {
@@ -61,7 +61,7 @@ fn start_error(e: CacheError) -> ExitReason {
 
 impl ChildSpec {
     /// A ConCache as a child: [`ConCache::child_spec`].
-    pub fn cache<K: Key, V: Value>(id: impl Into<String>, opts: Options<K, V>) -> ChildSpec {
+    pub fn cache<K: Key, V: Value>(id: impl Into<String>, opts: CacheOptions<K, V>) -> ChildSpec {
         ConCache::child_spec(id, opts)
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::error::{CacheError, Result};
 use super::lock::{Holder, Locks};
-use super::options::{Options, Ttl};
+use super::options::{CacheOptions, Ttl};
 use super::stats::Counters;
 use super::ttl::{nanos, Meta, Sweep, Ticks, Wheel, WHEEL_PARTS};
 use super::{ConCache, Entry, Inner};
@@ -35,7 +35,7 @@ pub(crate) enum OwnerMsg<K: Key, V: Value> {
 type Tables<K, V> = (Table<K, Entry<V>>, Option<Table<K, Meta>>);
 
 pub(crate) async fn start<K: Key, V: Value>(
-    opts: Options<K, V>,
+    opts: CacheOptions<K, V>,
     link: bool,
 ) -> Result<ConCache<K, V>> {
     let interval = opts.validate()?;
@@ -184,9 +184,9 @@ impl<K: Key, V: Value> Inner<K, V> {
                 }
             }
         }
-        use std::sync::atomic::Ordering::Relaxed;
-        self.counters.expired.fetch_add(expired as u64, Relaxed);
-        self.counters.sweeps.fetch_add(1, Relaxed);
+        // A deleted table has no size; the sweep still counts.
+        let size = self.table.size().unwrap_or(0);
+        self.counters.swept(expired, size);
         expired
     }
 

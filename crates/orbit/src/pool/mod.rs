@@ -82,15 +82,15 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::exit::ExitReason;
-use crate::gen_server::StartError;
+use crate::gen_server::{CallError, StartError};
 use crate::pid::Pid;
 
 pub use self::metrics::{PoolStats, WaitTimes};
 pub use resource_pool::{
-    Caller, Cancelled, CheckinResult, CheckoutError, CheckoutResult, InitWorker, Ping,
+    Caller, Cancelled, CheckinResult, CheckoutError, CheckoutResult, InitWorker, PingResult,
     ResourcePool, ResourcePoolOptions, ResourceWorker,
 };
-pub use worker_pool::{Lease, Pool, PoolOptions, PoolState, Status, Strategy};
+pub use worker_pool::{CheckoutOrder, Lease, Pool, PoolOptions, PoolState, PoolStatus};
 
 /// The default checkout timeout, as poolboy's and NimblePool's.
 pub const DEFAULT_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -116,6 +116,10 @@ pub enum PoolError {
     /// The manager process could not be spawned.
     #[error("the pool manager could not be spawned: {0}")]
     Spawn(Error),
+    /// [`Pool::call`]: the worker's call failed (it crashed, timed out, ...); the worker
+    /// went back to the pool, or was replaced if it exited.
+    #[error("the pool worker's call failed: {0}")]
+    Call(CallError),
 }
 
 /// Why a check-in was refused.

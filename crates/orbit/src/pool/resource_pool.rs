@@ -106,7 +106,7 @@ pub enum CheckinResult<W> {
 }
 
 /// What [`ResourceWorker::handle_ping`] decided.
-pub enum Ping<W> {
+pub enum PingResult<W> {
     /// Keep the resource.
     Ok(W),
     /// Remove it (terminate it, start a fresh one).
@@ -161,8 +161,8 @@ pub trait ResourceWorker: Send + 'static {
     }
 
     /// Checks an idle resource (with `worker_idle_timeout`). Default: keep it.
-    fn handle_ping(&mut self, worker: Self::Worker) -> Ping<Self::Worker> {
-        Ping::Ok(worker)
+    fn handle_ping(&mut self, worker: Self::Worker) -> PingResult<Self::Worker> {
+        PingResult::Ok(worker)
     }
 
     /// Disposes of a removed resource, or of every idle one when the pool stops.
@@ -357,7 +357,17 @@ impl<M: ResourceWorker> ResourcePool<M> {
         F: FnOnce(M::Client) -> Fut,
         Fut: Future<Output = (T, M::Checkin)>,
     {
+        let t0 = crate::telemetry::enabled().then(std::time::Instant::now);
         let (caller, client) = self.shared.acquire(command, timeout).await?;
+        if let Some(t0) = t0 {
+            let waited = t0.elapsed().as_secs_f64() * 1e6;
+            let queued = self.stats().waiting as f64;
+            crate::telemetry::execute(
+                &["orbit", "pool", "checkout"],
+                &[("queue_time_us", waited), ("queue_length", queued)],
+                &[("pool", &self.pid())],
+            );
+        }
         // Removes the resource unless `f` completes.
         let mut guard = resource_state::CheckedOut {
             shared: &self.shared,

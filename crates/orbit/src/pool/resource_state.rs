@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use super::metrics::{Levels, Metrics, PoolStats};
 use super::resource_pool::{
-    Caller, Cancelled, CheckinResult, CheckoutError, CheckoutResult, InitWorker, Ping,
+    Caller, Cancelled, CheckinResult, CheckoutError, CheckoutResult, InitWorker, PingResult,
     ResourcePoolOptions, ResourceWorker,
 };
 use super::{catch, panic_message, PoolError};
@@ -565,9 +565,9 @@ impl<M: ResourceWorker> Shared<M> {
             budget -= 1;
             let m = &mut inn.m;
             match catch(|| m.handle_ping(w)) {
-                Ok(Ping::Ok(w)) => kept.push_back((w, since)),
-                Ok(Ping::Remove(reason, w)) => self.remove_worker(&mut inn, &reason, w),
-                Ok(Ping::Stop(reason, w)) => {
+                Ok(PingResult::Ok(w)) => kept.push_back((w, since)),
+                Ok(PingResult::Remove(reason, w)) => self.remove_worker(&mut inn, &reason, w),
+                Ok(PingResult::Stop(reason, w)) => {
                     kept.push_back((w, since));
                     stop = Some(ExitReason::shutdown_with(reason.to_string()));
                 }

@@ -3,8 +3,8 @@
 //!
 //! The contract, as poolboy's (`src/poolboy.erl`):
 //! - Options: `size` (5) workers started with the pool, up to `max_overflow` (10) more
-//!   started on demand, `strategy` [`Strategy::Lifo`] (the most recently returned worker
-//!   goes out first) or [`Strategy::Fifo`].
+//!   started on demand, `strategy` [`CheckoutOrder::Lifo`] (the most recently returned worker
+//!   goes out first) or [`CheckoutOrder::Fifo`].
 //! - [`Pool::checkout`]`(block, timeout)` (5 s in [`Pool::transaction`]'s examples):
 //!   an idle worker; else a new overflow worker while `overflow < max_overflow`; else,
 //!   when `block`, a place in a first-in first-out queue for up to `timeout`; else
@@ -14,7 +14,8 @@
 //!   with nobody waiting, an overflow worker is stopped (poolboy stops whichever worker
 //!   was checked in while the pool overflows); otherwise it becomes idle.
 //! - [`Pool::transaction`]`(f, timeout)`: checkout, run, always check in — also when
-//!   `f` returns an error, panics, or its future is dropped.
+//!   `f` returns an error, panics, or its future is dropped. [`Pool::call`]`(request)`
+//!   is the usual transaction, a GenServer call to the worker.
 //! - A worker that dies, idle or checked out, is forgotten and replaced (or, when the
 //!   pool overflows and nobody waits, the overflow count drops instead). A caller that
 //!   dies holding a worker returns it.
@@ -56,7 +57,7 @@ use tokio::sync::oneshot;
 
 use super::metrics::{Metrics, PoolStats};
 use super::worker_state::{self, Attempt, ManagerMsg, Out, Shared, State};
-use super::{CheckinError, PoolError};
+use super::{CheckinError, PoolError, DEFAULT_CHECKOUT_TIMEOUT};
 use crate::exit::ExitReason;
 use crate::gen_server::{GenServer, ServerRef};
 use crate::pid::Pid;
@@ -65,7 +66,7 @@ use crate::sync::Mutex;
 
 /// Which idle worker a checkout gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Strategy {
+pub enum CheckoutOrder {
     /// The most recently checked-in worker (poolboy's default): warm workers stay warm,
     /// the others stay idle.
     #[default]
@@ -83,7 +84,7 @@ pub struct PoolOptions {
     /// waits (default 10).
     pub max_overflow: usize,
     /// Which idle worker goes out first (default LIFO).
-    pub strategy: Strategy,
+    pub strategy: CheckoutOrder,
     /// Register the manager under this name (also the `pool` label of its metrics).
     pub name: Option<String>,
     /// How long a stopping pool waits for each worker to exit after its `shutdown`
@@ -96,7 +97,7 @@ impl Default for PoolOptions {
         PoolOptions {
             size: 5,
             max_overflow: 10,
-            strategy: Strategy::Lifo,
+            strategy: CheckoutOrder::Lifo,
             name: None,
             shutdown: Duration::from_secs(5),
         }
@@ -114,7 +115,7 @@ impl PoolOptions {
     }
 
     /// Sets the strategy.
-    pub fn strategy(mut self, strategy: Strategy) -> Self {
+    pub fn strategy(mut self, strategy: CheckoutOrder) -> Self {
         self.strategy = strategy;
         self
     }
@@ -132,7 +133,7 @@ impl PoolOptions {
     }
 }
 
-/// poolboy's state name in [`Status`].
+/// poolboy's state name in [`PoolStatus`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolState {
     /// Idle workers are available.
@@ -145,7 +146,7 @@ pub enum PoolState {
 
 /// `poolboy:status/1`: `{state, available, overflow, checked_out}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Status {
+pub struct PoolStatus {
     /// Ready, overflowing or full.
     pub state: PoolState,
     /// Idle workers.
@@ -377,9 +378,10 @@ impl<W: GenServer> Pool<W> {
         };
         if let (Some(t0), Ok(_)) = (t0, &got) {
             let waited = t0.elapsed().as_secs_f64() * 1e6;
+            let queued = self.stats().waiting as f64;
             crate::telemetry::execute(
                 &["orbit", "pool", "checkout"],
-                &[("queue_time_us", waited)],
+                &[("queue_time_us", waited), ("queue_length", queued)],
                 &[("pool", &self.manager)],
             );
         }
@@ -460,8 +462,30 @@ impl<W: GenServer> Pool<W> {
         Ok(r)
     }
 
+    /// `:poolboy.transaction(pool, &GenServer.call(&1, request))`, the pool's most common
+    /// use: checks a worker out (waiting up to [`DEFAULT_CHECKOUT_TIMEOUT`], 5 s, in the
+    /// queue), calls it with `request` (GenServer's default timeout, 5 s), and checks it
+    /// back in whatever happens.
+    /// Fails with the checkout's error, or [`PoolError::Call`] with the call's.
+    ///
+    /// The future owns a handle on the pool and borrows nothing, so `move |x| pool.call(x)`
+    /// is a task body as it stands (`TaskSupervisor::async_stream(items, move |x|
+    /// pool.call(x), ..)`).
+    pub fn call(
+        &self,
+        request: W::Call,
+    ) -> impl Future<Output = Result<W::Reply, PoolError>> + Send + 'static {
+        let pool = self.clone();
+        async move {
+            let call = |w: ServerRef<W>| async move { w.call(request).await };
+            pool.transaction(call, DEFAULT_CHECKOUT_TIMEOUT)
+                .await?
+                .map_err(PoolError::Call)
+        }
+    }
+
     /// `poolboy:status/1`.
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> PoolStatus {
         let st = self.shared.state.lock();
         let available = st.available();
         let state = if st.overflow < 1 {
@@ -479,7 +503,7 @@ impl<W: GenServer> Pool<W> {
         } else {
             PoolState::Overflow
         };
-        Status {
+        PoolStatus {
             state,
             available,
             overflow: st.overflow,

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use super::checkout::{HandOff, Queue};
 use super::metrics::{Levels, Metrics};
-use super::worker_pool::{Lease, Strategy};
+use super::worker_pool::{CheckoutOrder, Lease};
 use super::{CheckinError, PoolError};
 use crate::exit::ExitReason;
 use crate::gen_server::{self, GenServer, ServerRef, StartError, StartOptions};
@@ -105,12 +105,12 @@ pub(super) enum Attempt<W: GenServer> {
 }
 
 impl<W: GenServer> State<W> {
-    pub(super) fn new(metrics: Metrics, strategy: Strategy) -> Self {
+    pub(super) fn new(metrics: Metrics, strategy: CheckoutOrder) -> Self {
         State {
             slots: Vec::new(),
             free: Vec::new(),
             by_pid: HashMap::new(),
-            queue: Queue::new(strategy == Strategy::Lifo),
+            queue: Queue::new(strategy == CheckoutOrder::Lifo),
             overflow: 0,
             checked_out: 0,
             next_id: 1,

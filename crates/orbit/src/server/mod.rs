@@ -3,7 +3,7 @@
 //!
 //! A [`Request`] type says what it replies with (`type Reply`). A server (a [`Server`]:
 //! `init`, `handle_info`, `terminate`, the state being the implementing type) serves a
-//! request type `R` by implementing [`Handles<R>`]; [`ServerRef::call`] accepts exactly
+//! request type `R` by implementing [`Handles<R>`]; [`ServerHandle::call`] accepts exactly
 //! the requests the server handles, and returns `R::Reply`. A wrong request is a compile
 //! error, as is a wrong reply.
 //!
@@ -61,7 +61,7 @@
 //!   come.
 //! - A cast runs the same handler with a [`ReplyTo`] that goes nowhere; its reply is
 //!   dropped. It never fails and never waits.
-//! - Plain messages (sent by pid or with [`ServerRef::send`]), trapped exits and
+//! - Plain messages (sent by pid or with [`ServerHandle::send`]), trapped exits and
 //!   `DOWN`s go to [`Server::handle_info`]; an exit signal from the parent (the starter
 //!   of a linked server) stops a trapping server with the same reason.
 //! - A handler that returns `Stop` or panics runs [`Server::terminate`] and the server
@@ -94,8 +94,8 @@ use crate::signal::Message;
 
 use run::{Envelope, Msg};
 
-/// A request: a message sent to a server with [`ServerRef::call`] or
-/// [`ServerRef::cast`], naming the type of its reply.
+/// A request: a message sent to a server with [`ServerHandle::call`] or
+/// [`ServerHandle::cast`], naming the type of its reply.
 pub trait Request: Send + 'static {
     /// What the server answers.
     type Reply: Send + 'static;
@@ -103,7 +103,7 @@ pub trait Request: Send + 'static {
 
 /// What `init` decided.
 #[derive(Debug)]
-pub enum Init {
+pub enum InitResult {
     /// `{:ok, state}`.
     Ok,
     /// `:ignore`: the server exits normally and `start` returns [`StartError::Ignored`].
@@ -114,7 +114,7 @@ pub enum Init {
 
 /// What `handle_info` decided.
 #[derive(Debug)]
-pub enum Next {
+pub enum InfoResult {
     /// `{:noreply, state}`: go on.
     Continue,
     /// `{:stop, reason, state}`.
@@ -150,8 +150,8 @@ pub trait Server: Sized + Send + 'static {
     type Info: Send + 'static;
 
     /// Runs in the new process before `start` returns.
-    fn init(&mut self, _ctx: &mut Ctx<Self>) -> impl Future<Output = Init> + Send {
-        async { Init::Ok }
+    fn init(&mut self, _ctx: &mut Ctx<Self>) -> impl Future<Output = InitResult> + Send {
+        async { InitResult::Ok }
     }
 
     /// Serves plain messages, trapped exits and `DOWN`s.
@@ -159,7 +159,7 @@ pub trait Server: Sized + Send + 'static {
         &mut self,
         msg: Message<Self::Info>,
         ctx: &mut Ctx<Self>,
-    ) -> impl Future<Output = Next> + Send {
+    ) -> impl Future<Output = InfoResult> + Send {
         let pid = ctx.pid();
         async move {
             match msg {
@@ -171,12 +171,12 @@ pub trait Server: Sized + Send + 'static {
                     tracing::warn!(%pid, down = ?d, "server received an unexpected DOWN")
                 }
             }
-            Next::Continue
+            InfoResult::Continue
         }
     }
 
     /// Runs when the server stops by a handler's `Stop`, a panic in a handler, a
-    /// [`ServerRef::stop`], or its parent's exit while trapping exits.
+    /// [`ServerHandle::stop`], or its parent's exit while trapping exits.
     fn terminate(
         &mut self,
         _reason: &ExitReason,
@@ -212,8 +212,8 @@ impl<S: Server> Ctx<S> {
 
     /// A reference to this server (to hand to others). Calling it from its own
     /// handlers fails with [`CallError::CallingSelf`]; casts are fine.
-    pub fn server_ref(&self) -> ServerRef<S> {
-        ServerRef {
+    pub fn server_ref(&self) -> ServerHandle<S> {
+        ServerHandle {
             handle: self.ctx.handle(),
         }
     }
@@ -240,25 +240,25 @@ impl<S: Server> Ctx<S> {
 }
 
 /// A typed reference to a running server.
-pub struct ServerRef<S: Server> {
+pub struct ServerHandle<S: Server> {
     handle: Handle<Msg<S>>,
 }
 
-impl<S: Server> Clone for ServerRef<S> {
+impl<S: Server> Clone for ServerHandle<S> {
     fn clone(&self) -> Self {
-        ServerRef {
+        ServerHandle {
             handle: self.handle.clone(),
         }
     }
 }
 
-impl<S: Server> std::fmt::Debug for ServerRef<S> {
+impl<S: Server> std::fmt::Debug for ServerHandle<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ServerRef({})", self.handle.pid())
+        write!(f, "ServerHandle({})", self.handle.pid())
     }
 }
 
-impl<S: Server> ServerRef<S> {
+impl<S: Server> ServerHandle<S> {
     /// The server's pid.
     pub fn pid(&self) -> Pid {
         self.handle.pid()
@@ -328,12 +328,12 @@ impl<S: Server> ServerRef<S> {
     }
 
     /// The server of type `S` running as `pid`, if any.
-    pub fn from_pid(pid: Pid) -> Option<ServerRef<S>> {
-        Handle::from_pid(pid).map(|handle| ServerRef { handle })
+    pub fn from_pid(pid: Pid) -> Option<ServerHandle<S>> {
+        Handle::from_pid(pid).map(|handle| ServerHandle { handle })
     }
 
     /// The server of type `S` registered as `name`, if any.
-    pub fn whereis(name: impl Into<crate::registry::Dest>) -> Option<ServerRef<S>> {
+    pub fn whereis(name: impl Into<crate::registry::Dest>) -> Option<ServerHandle<S>> {
         name.into().whereis().and_then(Self::from_pid)
     }
 }
@@ -343,7 +343,7 @@ pub async fn call<S: Handles<R>, R: Request>(
     name: &str,
     request: R,
 ) -> Result<R::Reply, CallError> {
-    match ServerRef::<S>::whereis(name) {
+    match ServerHandle::<S>::whereis(name) {
         Some(s) => s.call(request).await,
         None => Err(CallError::NotRegistered(name.to_string())),
     }
@@ -351,18 +351,18 @@ pub async fn call<S: Handles<R>, R: Request>(
 
 /// Casts to the server of type `S` registered as `name`; dropped if there is none.
 pub fn cast<S: Handles<R>, R: Request>(name: &str, request: R) {
-    if let Some(s) = ServerRef::<S>::whereis(name) {
+    if let Some(s) = ServerHandle::<S>::whereis(name) {
         s.cast(request)
     }
 }
 
 /// Starts an unlinked server and waits for its `init`.
-pub async fn start<S: Server>(server: S) -> Result<ServerRef<S>, StartError> {
+pub async fn start<S: Server>(server: S) -> Result<ServerHandle<S>, StartError> {
     start_with(server, StartOptions::default()).await
 }
 
 /// Starts a server linked to the calling process and waits for its `init`.
-pub async fn start_link<S: Server>(server: S) -> Result<ServerRef<S>, StartError> {
+pub async fn start_link<S: Server>(server: S) -> Result<ServerHandle<S>, StartError> {
     start_with(
         server,
         StartOptions {
@@ -377,7 +377,7 @@ pub async fn start_link<S: Server>(server: S) -> Result<ServerRef<S>, StartError
 pub async fn start_with<S: Server>(
     server: S,
     opts: StartOptions,
-) -> Result<ServerRef<S>, StartError> {
+) -> Result<ServerHandle<S>, StartError> {
     let (ack_tx, ack_rx) = oneshot::channel();
     let parent = if opts.link { process::self_pid() } else { None };
     let mut spawn = Spawn::new().label("server");
@@ -389,5 +389,5 @@ pub async fn start_with<S: Server>(
         run::run(server, Ctx { ctx, parent }, name, ack_tx)
     })?;
     crate::gen_server::await_init(&handle, ack_rx, opts.timeout).await?;
-    Ok(ServerRef { handle })
+    Ok(ServerHandle { handle })
 }

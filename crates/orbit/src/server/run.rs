@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use tokio::sync::oneshot;
 
-use super::{Ctx, Handles, Init, Next, Reply, ReplyTo, Request, Server, StartError};
+use super::{Ctx, Handles, InfoResult, InitResult, Reply, ReplyTo, Request, Server, StartError};
 use crate::exit::ExitReason;
 use crate::gen_server::guarded;
 use crate::process;
@@ -19,7 +19,7 @@ pub(crate) enum Msg<S: Server> {
     Req(Box<dyn Erased<S>>),
     /// A plain message for `handle_info`.
     Info(S::Info),
-    /// A stop request from `ServerRef::stop`.
+    /// A stop request from `ServerHandle::stop`.
     Stop(ExitReason),
 }
 
@@ -89,8 +89,8 @@ pub(crate) fn adapt<S: Server>(msg: Box<dyn Any + Send>) -> Result<Msg<S>, Box<d
 
 async fn info<S: Server>(server: &mut S, msg: Message<S::Info>, ctx: &mut Ctx<S>) -> Step {
     match guarded(server.handle_info(msg, ctx)).await {
-        Ok(Next::Continue) => Step::Continue,
-        Ok(Next::Stop(reason)) | Err(reason) => Step::Stop(reason, None),
+        Ok(InfoResult::Continue) => Step::Continue,
+        Ok(InfoResult::Stop(reason)) | Err(reason) => Step::Stop(reason, None),
     }
 }
 
@@ -108,13 +108,13 @@ pub(crate) async fn run<S: Server>(
         return ExitReason::Normal;
     };
     match guarded(server.init(&mut ctx)).await {
-        Ok(Init::Ok) => {}
-        Ok(Init::Ignore) => {
+        Ok(InitResult::Ok) => {}
+        Ok(InitResult::Ignore) => {
             init_failed(&ctx);
             let _ = ack.send(Err(StartError::Ignored));
             return ExitReason::Normal;
         }
-        Ok(Init::Stop(r)) | Err(r) => {
+        Ok(InitResult::Stop(r)) | Err(r) => {
             init_failed(&ctx);
             let _ = ack.send(Err(StartError::Init(r.clone())));
             return r;

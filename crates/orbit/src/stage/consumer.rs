@@ -25,8 +25,8 @@ use super::error::{StartError, SubscribeError};
 use super::producer::unexpected;
 use super::stage_ref::StageRef;
 use super::subscription::{
-    Ack, Cancel, CancelKind, CancelMode, Peer, ProducerRef, SubscribeOptions, SubscribeRequest,
-    Subscriber, Subscription,
+    Ack, Cancel, CancelKind, CancelMode, ConsumerId, ProducerRef, SubscribeOptions,
+    SubscribeRequest, Subscriber, Subscription,
 };
 use super::{NoEvents, StageContext, StageKind, SubscribeMode};
 use crate::exit::ExitReason;
@@ -193,7 +193,7 @@ impl<C: Consumer> Behaviour for AsConsumer<C> {
     }
     async fn handle_consumer(
         &mut self,
-        _peer: Peer,
+        _peer: ConsumerId,
         _ctx: &mut Ctx<Self>,
     ) -> Result<(), ExitReason> {
         Ok(())
@@ -208,7 +208,7 @@ impl<C: Consumer> Behaviour for AsConsumer<C> {
     async fn cancel_consumer(
         &mut self,
         _cancel: Cancel,
-        _peer: Peer,
+        _peer: ConsumerId,
         _ctx: &mut Ctx<Self>,
     ) -> Result<Vec<NoEvents>, ExitReason> {
         Ok(Vec::new())

@@ -9,8 +9,8 @@
 //! more than `max_restarts` restarts within `max_seconds` shut the supervisor down.
 //!
 //! Children are managed directly with links (the supervisor traps exits); start them
-//! linked to the calling process ([`ChildSpec::task`] does, or use `spawn_link` /
-//! `start_link` in [`ChildSpec::new`]). When the supervisor stops, its children get a
+//! linked to the calling process ([`ConsumerChildSpec::task`] does, or use `spawn_link` /
+//! `start_link` in [`ConsumerChildSpec::new`]). When the supervisor stops, its children get a
 //! `shutdown` exit signal (`kill` after 5 s) and it exits once they all have.
 
 use std::collections::{HashMap, VecDeque};
@@ -31,7 +31,7 @@ use crate::signal::Message;
 
 /// When a finished child is started again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Restart {
+pub enum ConsumerRestart {
     /// Never (the usual choice: one child per event, done when it exits).
     #[default]
     Temporary,
@@ -42,20 +42,20 @@ pub enum Restart {
 type StartFn<E> = Arc<dyn Fn(E) -> Result<Pid, ExitReason> + Send + Sync>;
 
 /// How the supervisor starts a child for an event.
-pub struct ChildSpec<E> {
+pub struct ConsumerChildSpec<E> {
     start: StartFn<E>,
-    restart: Restart,
+    restart: ConsumerRestart,
     max_restarts: usize,
     max_seconds: Duration,
 }
 
-impl<E: Send + 'static> ChildSpec<E> {
+impl<E: Send + 'static> ConsumerChildSpec<E> {
     /// Children started by `start`, called in the supervisor's process with the event;
     /// it must start the child linked to the caller (`spawn_link`, `start_link`).
     pub fn new(start: impl Fn(E) -> Result<Pid, ExitReason> + Send + Sync + 'static) -> Self {
-        ChildSpec {
+        ConsumerChildSpec {
             start: Arc::new(start),
-            restart: Restart::Temporary,
+            restart: ConsumerRestart::Temporary,
             max_restarts: 3,
             max_seconds: Duration::from_secs(5),
         }
@@ -76,13 +76,13 @@ impl<E: Send + 'static> ChildSpec<E> {
         })
     }
 
-    /// Restart policy (default `Temporary`).
-    pub fn restart(mut self, r: Restart) -> Self {
+    /// ConsumerRestart policy (default `Temporary`).
+    pub fn restart(mut self, r: ConsumerRestart) -> Self {
         self.restart = r;
         self
     }
 
-    /// Restart intensity: more than `n` restarts within `within` shut the supervisor
+    /// ConsumerRestart intensity: more than `n` restarts within `within` shut the supervisor
     /// down (default 3 in 5 s).
     pub fn max_restarts(mut self, n: usize, within: Duration) -> Self {
         self.max_restarts = n;
@@ -117,7 +117,7 @@ struct ProducerDemand {
 /// A consumer that starts one child per event; start it with
 /// [`start_consumer`](super::start_consumer).
 pub struct ConsumerSupervisor<E> {
-    spec: ChildSpec<E>,
+    spec: ConsumerChildSpec<E>,
     children: HashMap<Pid, Child<E>>,
     producers: HashMap<Ref, ProducerDemand>,
     restarts: VecDeque<Instant>,
@@ -125,7 +125,7 @@ pub struct ConsumerSupervisor<E> {
 
 impl<E: Clone + Send + 'static> ConsumerSupervisor<E> {
     /// A supervisor starting children by `spec`.
-    pub fn new(spec: ChildSpec<E>) -> Self {
+    pub fn new(spec: ConsumerChildSpec<E>) -> Self {
         ConsumerSupervisor {
             spec,
             children: HashMap::new(),
@@ -135,7 +135,7 @@ impl<E: Clone + Send + 'static> ConsumerSupervisor<E> {
     }
 
     fn start(&mut self, tag: Ref, event: E) -> bool {
-        let keep = (self.spec.restart == Restart::Transient).then(|| event.clone());
+        let keep = (self.spec.restart == ConsumerRestart::Transient).then(|| event.clone());
         match (self.spec.start)(event) {
             Ok(pid) => {
                 // Make sure the child is linked, whatever `start` did.
@@ -170,7 +170,7 @@ impl<E: Clone + Send + 'static> ConsumerSupervisor<E> {
         p.count = (p.count + started).saturating_sub(down);
     }
 
-    /// Restart intensity check: false once too many restarts happened too fast.
+    /// ConsumerRestart intensity check: false once too many restarts happened too fast.
     fn may_restart(&mut self) -> bool {
         let now = Instant::now();
         while self

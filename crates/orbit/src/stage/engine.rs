@@ -23,7 +23,7 @@ use super::dispatcher::{DemandDispatcher, Dispatcher};
 use super::error::{StartError, SubscribeError};
 use super::stage_ref::{StageRef, StageStats};
 use super::subscription::{
-    Cancel, CancelKind, CancelMode, EventSink, Peer, PortRequest, ProducerPort, ProducerRef,
+    Cancel, CancelKind, CancelMode, ConsumerId, EventSink, PortRequest, ProducerPort, ProducerRef,
     SubscribeOptions, SubscribeRequest, Subscription, Upstream,
 };
 use super::{StageKind, SubscribeMode};
@@ -98,7 +98,7 @@ pub(crate) trait Behaviour: Send + Sized + 'static {
     /// A consumer subscribed to this stage.
     fn handle_consumer(
         &mut self,
-        peer: Peer,
+        peer: ConsumerId,
         ctx: &mut Ctx<Self>,
     ) -> impl Future<Output = Result<(), ExitReason>> + Send;
     /// This stage subscribed to a producer.
@@ -110,7 +110,7 @@ pub(crate) trait Behaviour: Send + Sized + 'static {
     fn cancel_consumer(
         &mut self,
         cancel: Cancel,
-        peer: Peer,
+        peer: ConsumerId,
         ctx: &mut Ctx<Self>,
     ) -> impl Future<Output = Result<Vec<Self::Out>, ExitReason>> + Send;
     fn cancel_producer(
@@ -503,6 +503,20 @@ impl<B: Behaviour> Engine<B> {
             .iter()
             .filter_map(|s| s.demand.map(|d| d.outstanding()))
             .sum();
+        if crate::telemetry::enabled() {
+            let stage = self.ctx.proc.pid();
+            crate::telemetry::execute(
+                &["orbit", "stage", "demand"],
+                &[
+                    ("buffered", (buffered + self.cons.queued_events) as f64),
+                    ("pending_demand", pending as f64),
+                    ("upstream_demand", upstream as f64),
+                    ("events_in", self.events_in as f64),
+                    ("events_out", self.events_out as f64),
+                ],
+                &[("stage", &stage)],
+            );
+        }
         self.ctx.stats.publish(
             buffered + self.cons.queued_events,
             pending,

@@ -1,6 +1,5 @@
 //! Errors of stages: each says what went wrong and what to do about it.
 
-use crate::error::Error;
 use crate::exit::ExitReason;
 use crate::pid::Pid;
 
@@ -62,16 +61,9 @@ pub enum SubscribeError {
     Timeout,
 }
 
-/// Why a stage did not start.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StartError {
-    /// The stage's `init` returned an error, or the process died during init.
-    #[error("stage init failed: {0}")]
-    Init(ExitReason),
-    /// The process could not be spawned.
-    #[error(transparent)]
-    Spawn(#[from] Error),
-}
+/// Why a stage did not start: [`gen_server`](crate::gen_server)'s `StartError` (a stage
+/// fails with `Init` or `Spawn`, or `AlreadyStarted` when its name is taken).
+pub use crate::gen_server::StartError;
 
 /// A dispatcher could not place an event; the producer stops with this reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -124,7 +124,9 @@ mod supervised;
 
 pub use buffer::BufferKeep;
 pub use consumer::{start_consumer, Consumer, ConsumerContext, ConsumerOptions};
-pub use consumer_supervisor::{ChildSpec, ConsumerSupervisor, Restart, SupervisorRequest};
+pub use consumer_supervisor::{
+    ConsumerChildSpec, ConsumerRestart, ConsumerSupervisor, SupervisorRequest,
+};
 pub use demand::DemandMode;
 pub use dispatcher::{BroadcastDispatcher, DemandDispatcher, Dispatcher, PartitionDispatcher};
 pub use engine::StageContext;
@@ -135,7 +137,7 @@ pub use producer_consumer::{
 };
 pub use stage_ref::{StageInfo, StageRef};
 pub use subscription::{
-    Cancel, CancelKind, CancelMode, EventSink, PartitionKey, Peer, ProducerRef, Selector,
+    Cancel, CancelKind, CancelMode, ConsumerId, EventSink, PartitionKey, ProducerRef, Selector,
     SubscribeOptions, Subscriber, Subscription, Upstream,
 };
 

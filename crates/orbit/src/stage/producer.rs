@@ -31,7 +31,7 @@ use super::engine::{
 use super::error::{StartError, SubscribeError};
 use super::stage_ref::StageRef;
 use super::subscription::{
-    Ack, Cancel, CancelKind, EventSink, Peer, SubscribeRequest, Subscription,
+    Ack, Cancel, CancelKind, ConsumerId, EventSink, SubscribeRequest, Subscription,
 };
 use super::{NoEvents, StageContext, StageKind, SubscribeMode};
 use crate::exit::ExitReason;
@@ -69,7 +69,7 @@ pub trait Producer: Send + Sized + 'static {
     /// A consumer subscribed; `Err` stops the producer.
     fn handle_subscribe(
         &mut self,
-        _consumer: Peer,
+        _consumer: ConsumerId,
         _ctx: &mut ProducerContext<Self>,
     ) -> impl Future<Output = Result<(), ExitReason>> + Send {
         async { Ok(()) }
@@ -79,7 +79,7 @@ pub trait Producer: Send + Sized + 'static {
     fn handle_cancel(
         &mut self,
         _cancel: Cancel,
-        _consumer: Peer,
+        _consumer: ConsumerId,
         _ctx: &mut ProducerContext<Self>,
     ) -> impl Future<Output = Result<Vec<Self::Event>, ExitReason>> + Send {
         async { Ok(Vec::new()) }
@@ -216,7 +216,7 @@ impl<P: Producer> Behaviour for AsProducer<P> {
     }
     fn handle_consumer(
         &mut self,
-        peer: Peer,
+        peer: ConsumerId,
         ctx: &mut Ctx<Self>,
     ) -> impl Future<Output = Result<(), ExitReason>> + Send {
         self.0.handle_subscribe(peer, ctx)
@@ -231,7 +231,7 @@ impl<P: Producer> Behaviour for AsProducer<P> {
     fn cancel_consumer(
         &mut self,
         cancel: Cancel,
-        peer: Peer,
+        peer: ConsumerId,
         ctx: &mut Ctx<Self>,
     ) -> impl Future<Output = Result<Vec<P::Event>, ExitReason>> + Send {
         self.0.handle_cancel(cancel, peer, ctx)
@@ -277,7 +277,7 @@ impl<B: Behaviour> Engine<B> {
         let SubscribeRequest { subscriber, ack } = req;
         let tag = subscriber.tag;
         let sink = subscriber.sink.clone();
-        let peer = Peer {
+        let peer = ConsumerId {
             pid: sink.pid(),
             tag,
         };
@@ -365,7 +365,7 @@ impl<B: Behaviour> Engine<B> {
                 .sink
                 .send_cancel(tag, CancelKind::Cancel, reason.clone());
         }
-        let peer = Peer {
+        let peer = ConsumerId {
             pid: entry.sink.pid(),
             tag,
         };

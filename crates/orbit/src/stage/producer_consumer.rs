@@ -16,7 +16,7 @@ use super::engine::{self, Behaviour, Ctx, EngineOptions};
 use super::error::StartError;
 use super::producer::unexpected;
 use super::stage_ref::StageRef;
-use super::subscription::{Cancel, Peer, ProducerRef, SubscribeOptions, Subscription};
+use super::subscription::{Cancel, ConsumerId, ProducerRef, SubscribeOptions, Subscription};
 use super::{StageContext, StageKind, SubscribeMode};
 use crate::exit::ExitReason;
 use crate::signal::Message;
@@ -66,7 +66,7 @@ pub trait ProducerConsumer: Send + Sized + 'static {
     /// A consumer subscribed to this stage.
     fn handle_consumer_subscribe(
         &mut self,
-        _consumer: Peer,
+        _consumer: ConsumerId,
         _ctx: &mut ProducerConsumerContext<Self>,
     ) -> impl Future<Output = Result<(), ExitReason>> + Send {
         async { Ok(()) }
@@ -86,7 +86,7 @@ pub trait ProducerConsumer: Send + Sized + 'static {
     fn handle_consumer_cancel(
         &mut self,
         _cancel: Cancel,
-        _consumer: Peer,
+        _consumer: ConsumerId,
         _ctx: &mut ProducerConsumerContext<Self>,
     ) -> impl Future<Output = Result<Vec<Self::Out>, ExitReason>> + Send {
         async { Ok(Vec::new()) }
@@ -221,7 +221,7 @@ impl<P: ProducerConsumer> Behaviour for AsProducerConsumer<P> {
     }
     fn handle_consumer(
         &mut self,
-        peer: Peer,
+        peer: ConsumerId,
         ctx: &mut Ctx<Self>,
     ) -> impl Future<Output = Result<(), ExitReason>> + Send {
         self.0.handle_consumer_subscribe(peer, ctx)
@@ -236,7 +236,7 @@ impl<P: ProducerConsumer> Behaviour for AsProducerConsumer<P> {
     fn cancel_consumer(
         &mut self,
         cancel: Cancel,
-        peer: Peer,
+        peer: ConsumerId,
         ctx: &mut Ctx<Self>,
     ) -> impl Future<Output = Result<Vec<P::Out>, ExitReason>> + Send {
         self.0.handle_consumer_cancel(cancel, peer, ctx)

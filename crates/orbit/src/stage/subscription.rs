@@ -196,7 +196,7 @@ pub enum CancelKind {
 
 /// A consumer as its producer sees it: `handle_subscribe` and `handle_cancel` get it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer {
+pub struct ConsumerId {
     /// The consumer.
     pub pid: Pid,
     /// The subscription's tag.

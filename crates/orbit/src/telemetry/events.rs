@@ -5,16 +5,21 @@
 //! name, [`detach`] it by id, and [`execute`] an event from anywhere. Handlers run in the
 //! emitting thread, in attach order, and must be quick. A handler that panics is
 //! detached (as `telemetry` detaches a handler that raises) and the emitter carries on.
-//! With nothing attached, [`execute`] costs one atomic load; emitters that build
-//! measurements check [`enabled`] first.
+//! With nothing attached, [`execute`] costs one atomic load; with handlers attached to
+//! other events only, an atomic load and a few arithmetic operations (a 64-bit mask of
+//! the attached names' hashes filters most events before the handler list is read).
+//! Emitters that build measurements check [`enabled`] first.
 //!
 //! Events Orbit emits (measurements; metadata):
 //!
 //! | event | measurements | metadata |
 //! |---|---|---|
-//! | `[orbit, pool, checkout]` | `queue_time_us` (time from the checkout call to the lease) | `pool` (manager pid) |
-//! | `[orbit, cache, miss]` | `count` = 1 | — |
+//! | `[orbit, pool, checkout]` | `queue_time_us` (time from the checkout call to the lease), `queue_length` (callers queued after it) | `pool` (manager pid) |
+//! | `[orbit, cache, hit]`, `[orbit, cache, miss]` | `count` = 1 | `cache` (name or owner pid) |
+//! | `[orbit, cache, expire]` | `count` (items one sweep expired), `size` (items left) | `cache` |
 //! | `[orbit, stage, dispatch]` | `events` (a batch sent to a consumer) | `producer` (pid) |
+//! | `[orbit, stage, demand]` | `buffered`, `pending_demand` (consumers' demand not yet met), `upstream_demand` (asked of producers, not yet received), `events_in`, `events_out` (totals), after each message a stage handles | `stage` (pid) |
+//! | `[orbit, gen_server, call]` | `duration_us` (call to reply, one call in `sample_every` = [`CALL_SAMPLE_EVERY`](crate::gen_server::CALL_SAMPLE_EVERY) per thread), `ok` (1 or 0) | `server` (pid) |
 //! | `[orbit, supervisor, child_restart]` | `count` = 1 | `supervisor`, `child` (id) |
 //! | `[orbit, dist, node_up]`, `[orbit, dist, node_down]` | `count` = 1 | `node` |
 //!
@@ -24,7 +29,7 @@
 
 use std::fmt::Display;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -77,7 +82,36 @@ pub enum TelemetryError {
 }
 
 static ATTACHED: AtomicUsize = AtomicUsize::new(0);
+/// One bit per attached event name ([`name_bit`]); 0 when nothing is attached.
+static NAMES: AtomicU64 = AtomicU64::new(0);
 static HANDLERS: RwLock<Vec<Attached>> = RwLock::new(Vec::new());
+
+/// A bit for an event name, from its length and its last segment (cheap; a collision
+/// only sends an event to the full match).
+#[inline]
+fn name_bit(len: usize, last: &[u8]) -> u64 {
+    let b = |i: usize| last.get(i).copied().unwrap_or(0) as usize;
+    1u64 << ((len * 7 + last.len() * 13 + b(0) * 3 + b(1) + b(last.len().saturating_sub(1))) % 64)
+}
+
+fn bit_of(event: &[&str]) -> u64 {
+    name_bit(event.len(), event.last().map_or(&[][..], |s| s.as_bytes()))
+}
+
+/// Recomputes [`NAMES`] and [`ATTACHED`] after a change (under the write lock).
+fn publish(hs: &[Attached]) {
+    let mask = hs
+        .iter()
+        .map(|h| {
+            name_bit(
+                h.name.len(),
+                h.name.last().map_or(&[][..], |s| s.as_bytes()),
+            )
+        })
+        .fold(0, |a, b| a | b);
+    NAMES.store(mask, Ordering::Relaxed);
+    ATTACHED.store(hs.len(), Ordering::Relaxed);
+}
 
 /// True when any handler is attached (one atomic load): emitters skip building an
 /// event otherwise.
@@ -102,7 +136,7 @@ pub fn attach(
         name: event.iter().map(|s| s.to_string()).collect(),
         handler: Arc::new(handler),
     });
-    ATTACHED.store(hs.len(), Ordering::Relaxed);
+    publish(&hs);
     Ok(())
 }
 
@@ -111,7 +145,7 @@ pub fn detach(handler_id: &str) -> bool {
     let mut hs = HANDLERS.write();
     let before = hs.len();
     hs.retain(|h| &*h.id != handler_id);
-    ATTACHED.store(hs.len(), Ordering::Relaxed);
+    publish(&hs);
     hs.len() != before
 }
 
@@ -130,7 +164,8 @@ pub fn list_handlers(prefix: &[&str]) -> Vec<String> {
 /// in this thread. A handler that panics is detached; the panic goes no further.
 #[inline]
 pub fn execute(event: &[&str], measurements: &[(&str, f64)], metadata: &[(&str, &dyn Display)]) {
-    if !enabled() {
+    let names = NAMES.load(Ordering::Relaxed);
+    if names == 0 || names & bit_of(event) == 0 {
         return;
     }
     dispatch(event, measurements, metadata);
@@ -157,7 +192,7 @@ fn dispatch(event: &[&str], measurements: &[(&str, f64)], metadata: &[(&str, &dy
             // with another closure stays).
             let mut hs = HANDLERS.write();
             hs.retain(|h| !(h.id == id && Arc::ptr_eq(&h.handler, &handler)));
-            ATTACHED.store(hs.len(), Ordering::Relaxed);
+            publish(&hs);
             drop(hs);
             crate::exit::drop_payload(panic);
         }

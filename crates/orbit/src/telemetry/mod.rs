@@ -24,6 +24,8 @@
 //! `metrics` exporter (Prometheus, statsd) sees them.
 //!
 //! Time comes from a [`Clock`]: [`SystemClock`] by default, [`ManualClock`] in tests.
+//! The same clock drives [`ConCache`](crate::cache::ConCache) TTLs (one clock type for
+//! the crate: a test moves rates, baselines and expiry with one `ManualClock`).
 //!
 //! - [`events`]: `:telemetry`-style events ([`attach`], [`detach`], [`execute`]), emitted
 //!   by pools, caches, stages, supervisors and distribution (the list is in that module).
@@ -32,59 +34,15 @@
 //! kept by the runtime at a few nanoseconds a message) or tracing individual requests.
 
 mod baseline;
+mod clock;
 pub mod events;
 mod latency;
 mod rate;
 mod system;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
 pub use baseline::{Baseline, BaselineOptions, Deviation, Normal};
+pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use events::{attach, detach, enabled, execute, list_handlers, Event, TelemetryError};
 pub use latency::{summarize, Latency, LatencySummary};
 pub use rate::{Rate, RateSnapshot};
 pub use system::{cpu_time, fd_limit, open_fds, rss_bytes, MailboxInfo, Snapshot, SystemSampler};
-
-/// A source of monotonic time, as an offset from an arbitrary fixed origin.
-pub trait Clock: Send + Sync + 'static {
-    /// Time elapsed since the clock's origin.
-    fn now(&self) -> Duration;
-}
-
-/// The real monotonic clock (origin: its first use in this program).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Duration {
-        static ORIGIN: OnceLock<Instant> = OnceLock::new();
-        ORIGIN.get_or_init(Instant::now).elapsed()
-    }
-}
-
-/// A clock that moves only when told to, for tests of time-based rules.
-#[derive(Debug, Default)]
-pub struct ManualClock {
-    ns: AtomicU64,
-}
-
-impl ManualClock {
-    /// A clock at time zero.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Moves the clock forward by `d`.
-    pub fn advance(&self, d: Duration) {
-        let ns = d.as_nanos().min(u64::MAX as u128) as u64;
-        self.ns.fetch_add(ns, Ordering::Relaxed);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Duration {
-        Duration::from_nanos(self.ns.load(Ordering::Relaxed))
-    }
-}

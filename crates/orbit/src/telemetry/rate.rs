@@ -125,7 +125,7 @@ pub struct RateSnapshot {
 impl Rate {
     /// A rate on the system clock.
     pub fn new() -> Self {
-        Self::with_clock(Arc::new(SystemClock))
+        Self::with_clock(Arc::new(SystemClock::new()))
     }
 
     /// A rate on `clock` (a [`ManualClock`](super::ManualClock) in tests).

@@ -102,7 +102,7 @@ impl SystemSampler {
     /// A sampler reporting the 5 largest mailboxes. Its first snapshot's CPU % covers the
     /// time since this call.
     pub fn new() -> Self {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let last_cpu = cpu_time().map(|c| (clock.now(), c));
         SystemSampler {
             clock,

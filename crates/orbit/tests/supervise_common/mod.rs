@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use orbit::cache::{ConCache, Options};
+use orbit::cache::{CacheOptions, ConCache};
 use orbit::ets::Table;
 use orbit::pool::{
     Caller, CheckoutResult, InitWorker, Pool, PoolOptions, ResourcePool, ResourcePoolOptions,
@@ -192,7 +192,7 @@ pub fn table_spec(name: &'static str) -> ChildSpec {
 }
 
 pub fn cache_spec(name: &str) -> ChildSpec {
-    ConCache::<u64, u64>::child_spec("cache", Options::new().no_ttl_check().name(name))
+    ConCache::<u64, u64>::child_spec("cache", CacheOptions::new().no_ttl_check().name(name))
 }
 
 pub fn pool_spec(name: &str) -> ChildSpec {
@@ -247,7 +247,7 @@ pub fn stage_specs(
         }),
         ChildSpec::consumer_supervisor("csup", move || {
             let s = s.clone();
-            let children = stage::ChildSpec::task(move |_e: u64| {
+            let children = stage::ConsumerChildSpec::task(move |_e: u64| {
                 let s = s.clone();
                 async move {
                     let _ = s.send(orbit::self_pid().unwrap_or(Pid::NONE));

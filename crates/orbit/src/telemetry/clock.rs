@@ -1,5 +1,6 @@
-//! The time a cache reads: [`Clock`], the real [`SystemClock`] and the test
-//! [`ManualClock`].
+//! The crate's one time source: [`Clock`], the real [`SystemClock`] and the test
+//! [`ManualClock`]. Telemetry ([`Rate`](super::Rate), [`SystemSampler`](super::SystemSampler))
+//! reads it for its windows; a [`ConCache`](crate::cache::ConCache) for its TTLs.
 //!
 //! A cache asks its clock for the time on every write that sets a TTL (and on every
 //! read with `touch_on_read`), and its sweeper sleeps on the clock between sweeps. With a

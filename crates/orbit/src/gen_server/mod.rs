@@ -27,18 +27,24 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
-
-use futures::FutureExt;
-use tokio::sync::oneshot;
 
 use crate::error::Error;
 use crate::exit::ExitReason;
 use crate::pid::Pid;
-use crate::process::{self, Context, Handle, Spawn};
+use crate::process::{self, Context, Handle};
 use crate::registry::Dest;
 use crate::signal::Message;
+
+mod error;
+mod reply_to;
+mod run;
+
+pub use error::{CallError, StartError};
+pub(crate) use reply_to::await_reply;
+pub use reply_to::ReplyTo;
+use run::start_inner;
+pub(crate) use run::{await_init, guarded, init_failed, register_at_start, stop_and_wait};
 
 /// The default call timeout, as in OTP.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -84,135 +90,6 @@ pub enum Next<C> {
     Continue(C),
     /// `{:stop, reason, state}`.
     Stop(ExitReason),
-}
-
-/// Where a call's reply goes (Elixir's `from`).
-///
-/// `handle_call` receives it by `&mut`: return [`CallReply::Reply`] to answer now, or
-/// take it with [`ReplyTo::defer`], keep it, return [`CallReply::NoReply`], and answer
-/// later with [`ReplyTo::reply`].
-///
-/// A call nobody will answer is caught: when the last slot of a call is dropped without
-/// a reply while its server keeps running (the handler returned `NoReply` without
-/// deferring, or dropped the deferred `ReplyTo`, wherever it was kept), the caller gets
-/// [`CallError::NoReply`] at once instead of waiting for its timeout. When the slot is
-/// dropped because the server is going down (it stops, panics in a handler, or is
-/// killed), the caller gets [`CallError::Exit`] with the server's reason, as in OTP.
-/// Limitation: a slot dropped during a panic in the server's own process counts as the
-/// server going down; if that panic is caught inside the handler, the caller waits for
-/// its timeout.
-pub struct ReplyTo<R> {
-    tx: Option<oneshot::Sender<Result<R, Unanswered>>>,
-    caller: Option<Pid>,
-    server: Pid,
-}
-
-/// The reply slot was dropped unanswered while the server kept running.
-#[derive(Debug)]
-pub(crate) struct Unanswered;
-
-/// The caller's side of a [`ReplyTo`].
-pub(crate) type ReplyRx<R> = oneshot::Receiver<Result<R, Unanswered>>;
-
-impl<R> ReplyTo<R> {
-    /// A reply slot for a call from `caller` to `server`, and where its reply arrives.
-    pub(crate) fn channel(server: Pid, caller: Option<Pid>) -> (ReplyTo<R>, ReplyRx<R>) {
-        let (tx, rx) = oneshot::channel();
-        (
-            ReplyTo {
-                tx: Some(tx),
-                caller,
-                server,
-            },
-            rx,
-        )
-    }
-
-    /// A slot nobody waits on (a cast): replies to it go nowhere.
-    pub(crate) fn nobody(server: Pid) -> ReplyTo<R> {
-        ReplyTo {
-            tx: None,
-            caller: None,
-            server,
-        }
-    }
-
-    /// Takes the reply slot out so the reply can be sent later (`{:noreply, state}`
-    /// followed by `GenServer.reply(from, value)`).
-    pub fn defer(&mut self) -> ReplyTo<R> {
-        ReplyTo {
-            tx: self.tx.take(),
-            caller: self.caller,
-            server: self.server,
-        }
-    }
-
-    /// Sends the reply. Returns false when the caller already gave up, or the reply was
-    /// already sent or deferred elsewhere.
-    pub fn reply(mut self, value: R) -> bool {
-        self.send(value)
-    }
-
-    pub(crate) fn send(&mut self, value: R) -> bool {
-        match self.tx.take() {
-            Some(tx) => tx.send(Ok(value)).is_ok(),
-            None => false,
-        }
-    }
-
-    /// True while this slot can still answer its call (not replied, not deferred
-    /// elsewhere, not a cast) and the caller still waits.
-    pub fn is_pending(&self) -> bool {
-        self.tx.as_ref().is_some_and(|tx| !tx.is_closed())
-    }
-
-    /// The calling process, when the call came from a process.
-    pub fn caller(&self) -> Option<Pid> {
-        self.caller
-    }
-}
-
-impl<R> Drop for ReplyTo<R> {
-    fn drop(&mut self) {
-        let Some(tx) = self.tx.take() else { return };
-        if tx.is_closed() {
-            return;
-        }
-        // A panic unwinding through the server's own process, or the server going
-        // down: close silently, and the caller reports the server's exit reason.
-        let server_panics = std::thread::panicking() && process::self_pid() == Some(self.server);
-        if !server_panics && !process::going_down(self.server) {
-            let _ = tx.send(Err(Unanswered));
-        }
-    }
-}
-
-/// Waits for a call's reply: the reply, [`CallError::NoReply`] when the slot was dropped
-/// unanswered, or the server's exit reason when it went down first; [`CallError::Timeout`]
-/// after `timeout` ([`INFINITY`]: no timer).
-pub(crate) async fn await_reply<R, F: Future<Output = ExitReason>>(
-    rx: ReplyRx<R>,
-    exit: impl FnOnce() -> F,
-    timeout: Duration,
-) -> Result<R, CallError> {
-    let wait = async {
-        match rx.await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(Unanswered)) => Err(CallError::NoReply),
-            // The slot closed without a word: the server is going down.
-            Err(_) => Err(CallError::Exit(exit().await)),
-        }
-    };
-    match crate::deadline::timeout(timeout, wait).await {
-        Ok(r) => r,
-        Err(_) => Err(CallError::Timeout),
-    }
-}
-
-impl<R> std::fmt::Debug for ReplyTo<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ReplyTo({:?})", self.caller)
-    }
 }
 
 /// A GenServer's callbacks. The implementing type is the server's state.
@@ -370,77 +247,6 @@ impl<G: GenServer> ServerContext<G> {
         crate::timer::send_after(&self.ctx.handle(), ServerMsg::Info(msg), delay)
     }
 }
-
-/// Why `start` failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StartError {
-    /// `init` returned `Ignore`.
-    #[error("init returned ignore")]
-    Ignored,
-    /// `init` stopped, panicked, or the process was killed during init.
-    #[error("init failed: {0}")]
-    Init(ExitReason),
-    /// The name is registered to a running process.
-    #[error("already started as {0}")]
-    AlreadyStarted(Pid),
-    /// The process could not be spawned.
-    #[error(transparent)]
-    Spawn(#[from] Error),
-}
-
-/// Why a call failed: a call to a local server, or (through `orbit_dist::call`) to a
-/// GenServer on another node, BEAM or Orbit.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    /// The server was not alive when called (or the name not registered on its node).
-    #[error("noproc: the server is not alive")]
-    NoProc,
-    /// No reply in time; a reply arriving later is dropped.
-    #[error("the call timed out; the server may be overloaded (check its message_queue_len)")]
-    Timeout,
-    /// The server exited before replying; for a server on another node, its exit
-    /// reason exactly as that node sent it.
-    #[error("the server exited during the call: {0}")]
-    Exit(ExitReason),
-    /// The server's node is not connected, could not be connected, or the connection
-    /// was lost during the call.
-    #[error(
-        "no connection to node {node}: check that it runs, that the cookie matches, and \
-         that `Node::connect` succeeds"
-    )]
-    NoConnection {
-        /// The node the call went to.
-        node: String,
-    },
-    /// The request could not be encoded for the wire (`type_name` is its Rust type).
-    #[error("the request of type {type_name} does not encode as a term: {reason}")]
-    Encode {
-        /// The request's type.
-        type_name: &'static str,
-        /// What the encoder said.
-        reason: String,
-    },
-    /// The reply arrived but does not decode into the expected type.
-    #[error("the reply does not decode into {type_name}: {reason}")]
-    Decode {
-        /// The expected reply type.
-        type_name: &'static str,
-        /// What the decoder said.
-        reason: String,
-    },
-    /// A server called itself, which would wait forever.
-    #[error("a GenServer called itself; that would deadlock")]
-    CallingSelf,
-    /// The server dropped the call's reply slot without answering and kept running
-    /// (`NoReply` without keeping the `ReplyTo`, or a deferred `ReplyTo` dropped): no
-    /// reply will ever come. A bug in the server's handler.
-    #[error("the server dropped the call without replying (NoReply and the ReplyTo was not kept, or the deferred ReplyTo was dropped)")]
-    NoReply,
-    /// No server is registered under the name (or it is not of this type).
-    #[error("no GenServer of this type is registered as {0:?}")]
-    NotRegistered(String),
-}
-
 /// Options for [`start_with`].
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
@@ -494,6 +300,24 @@ impl<G: GenServer> ServerRef<G> {
         request: G::Call,
         timeout: Duration,
     ) -> Result<G::Reply, CallError> {
+        // With a telemetry handler attached, one call in CALL_SAMPLE_EVERY per thread is
+        // timed and reported as `[orbit, gen_server, call]` (the rest pay a
+        // thread-local increment).
+        if crate::telemetry::enabled() && sample_call() {
+            let t0 = std::time::Instant::now();
+            let r = self.call_inner(process::self_pid(), request, timeout).await;
+            let pid = self.pid();
+            crate::telemetry::execute(
+                &["orbit", "gen_server", "call"],
+                &[
+                    ("duration_us", t0.elapsed().as_secs_f64() * 1e6),
+                    ("sample_every", CALL_SAMPLE_EVERY as f64),
+                    ("ok", if r.is_ok() { 1.0 } else { 0.0 }),
+                ],
+                &[("server", &pid)],
+            );
+            return r;
+        }
         self.call_inner(process::self_pid(), request, timeout).await
     }
 
@@ -586,6 +410,9 @@ pub async fn call_timeout<G: GenServer>(
     timeout: Duration,
 ) -> Result<G::Reply, CallError> {
     let name = name.into();
+    if name.remote_node().is_some() {
+        return crate::router::call::<G::Call, G::Reply>(name, request, timeout).await;
+    }
     match ServerRef::<G>::whereis(&name) {
         Some(s) => s.call_timeout(request, timeout).await,
         None if matches!(name, Dest::Pid(_)) => Err(CallError::NoProc),
@@ -593,8 +420,25 @@ pub async fn call_timeout<G: GenServer>(
     }
 }
 
-/// Casts to the server of type `G` at `name`; dropped if there is none.
+/// Casts to the server of type `G` at `name`; dropped if there is none. On another
+/// node (a remote pid or `{name, node}`), the cast goes through distribution, which
+/// needs `G::Cast` to be encodable (`orbit_dist::remote::<G::Cast>()`); a cast that
+/// cannot go out is logged and dropped (use `orbit_dist::cast` to see the error).
 pub fn cast<G: GenServer>(name: impl Into<Dest>, request: G::Cast) {
+    let name = name.into();
+    if name.remote_node().is_some() {
+        let node = name
+            .remote_node()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        let r = crate::router::get()
+            .map_err(|_| CallError::NoConnection { node })
+            .and_then(|r| r.cast(name.clone(), crate::router::Payload::new(request)));
+        if let Err(e) = r {
+            tracing::warn!(to = %name, error = %e, "a cast to another node was dropped");
+        }
+        return;
+    }
     if let Some(s) = ServerRef::<G>::whereis(name) {
         s.cast(request)
     }
@@ -642,200 +486,18 @@ pub async fn start_with<G: GenServer>(
     start_inner(server, opts.link, opts.timeout, name).await
 }
 
-async fn start_inner<G: GenServer>(
-    server: G,
-    link: bool,
-    timeout: Option<Duration>,
-    name: Option<Dest>,
-) -> Result<ServerRef<G>, StartError> {
-    let (ack_tx, ack_rx) = oneshot::channel();
-    let parent = if link { process::self_pid() } else { None };
-    let mut spawn = Spawn::new().label("gen_server");
-    if link {
-        spawn = spawn.link();
-    }
-    let handle = process::spawn_with(spawn, Some(adapt::<G>), move |ctx| {
-        run(server, ServerContext { ctx, parent }, name, ack_tx)
-    })?;
-    await_init(&handle, ack_rx, timeout).await?;
-    Ok(ServerRef { handle })
+/// One call in this many (per thread) is timed for `[orbit, gen_server, call]`.
+pub const CALL_SAMPLE_EVERY: u32 = 64;
+
+thread_local! {
+    static CALLS_SEEN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
-/// Waits for a starting server's `init` to answer (up to `timeout`, then the server is
-/// killed); a server that exits without answering gives its exit reason.
-pub(crate) async fn await_init<M: Send + 'static>(
-    handle: &Handle<M>,
-    ack_rx: oneshot::Receiver<Result<(), StartError>>,
-    timeout: Option<Duration>,
-) -> Result<(), StartError> {
-    let ack = match timeout {
-        None => ack_rx.await,
-        Some(t) => match crate::deadline::timeout(t, ack_rx).await {
-            Ok(a) => a,
-            Err(_) => {
-                crate::signal::exit(handle.pid(), ExitReason::Kill);
-                return Err(StartError::Init(ExitReason::error("init timed out")));
-            }
-        },
-    };
-    match ack {
-        Ok(r) => r,
-        Err(_) => Err(StartError::Init(handle.wait_exit().await)),
-    }
-}
-
-/// Registers the starting server (the calling process) under `name`.
-fn register_name(name: &Dest, me: Pid) -> Result<(), StartError> {
-    match name {
-        Dest::Local(n) => crate::registry::register(n, me).map_err(|e| match e {
-            Error::NameTaken { pid, .. } => StartError::AlreadyStarted(pid),
-            other => StartError::Spawn(other),
-        }),
-        Dest::Via(v) => v.register_self().map_err(|e| match e {
-            crate::registry::RegistryError::AlreadyRegistered(pid) => {
-                StartError::AlreadyStarted(pid)
-            }
-            other => StartError::Init(ExitReason::error(other.to_string())),
-        }),
-        Dest::Pid(p) => Err(StartError::Init(ExitReason::error(format!(
-            "{p} is a pid, not a name: start with a local or via name"
-        )))),
-    }
-}
-
-/// Sends a server its stop message and waits up to `timeout` for it to exit.
-pub(crate) async fn stop_and_wait<M: Send + 'static>(
-    handle: &Handle<M>,
-    stop: M,
-    timeout: Duration,
-) -> Result<(), CallError> {
-    if handle.send(stop).is_err() {
-        return Err(CallError::NoProc);
-    }
-    match crate::deadline::timeout(timeout, handle.wait_exit()).await {
-        Ok(_) => Ok(()),
-        Err(_) => Err(CallError::Timeout),
-    }
-}
-
-pub(crate) async fn guarded<T>(f: impl Future<Output = T>) -> Result<T, ExitReason> {
-    AssertUnwindSafe(f)
-        .catch_unwind()
-        .await
-        .map_err(ExitReason::from_panic)
-}
-
-/// A server's `init` failed (or its name was taken): it is stopping, and, as in OTP 26,
-/// the starter gets the error from `start` and no exit signal too.
-pub(crate) fn init_failed(parent: Option<Pid>) {
-    process::mark_stopping();
-    if let Some(p) = parent {
-        let _ = crate::signal::unlink(p);
-    }
-}
-
-/// Registers a starting server under `name` (if any). On failure answers the starter
-/// (`AlreadyStarted` or the spawn error) and returns `None`: the server then exits
-/// `normal` without running `init`.
-pub(crate) fn register_at_start<N: Into<Dest>>(
-    name: Option<N>,
-    pid: Pid,
-    parent: Option<Pid>,
-    ack: oneshot::Sender<Result<(), StartError>>,
-) -> Option<oneshot::Sender<Result<(), StartError>>> {
-    let Some(n) = name else { return Some(ack) };
-    match register_name(&n.into(), pid) {
-        Ok(()) => Some(ack),
-        Err(err) => {
-            init_failed(parent);
-            let _ = ack.send(Err(err));
-            None
-        }
-    }
-}
-
-async fn run<G: GenServer>(
-    mut g: G,
-    mut ctx: ServerContext<G>,
-    name: Option<Dest>,
-    ack: oneshot::Sender<Result<(), StartError>>,
-) -> ExitReason {
-    let init_failed = |ctx: &ServerContext<G>| init_failed(ctx.parent);
-    let Some(ack) = register_at_start(name.as_ref(), ctx.pid(), ctx.parent, ack) else {
-        return ExitReason::Normal;
-    };
-    let mut cont = match guarded(g.init(&mut ctx)).await {
-        Ok(Init::Ok) => None,
-        Ok(Init::Continue(c)) => Some(c),
-        Ok(Init::Ignore) => {
-            init_failed(&ctx);
-            let _ = ack.send(Err(StartError::Ignored));
-            return ExitReason::Normal;
-        }
-        Ok(Init::Stop(r)) | Err(r) => {
-            init_failed(&ctx);
-            let _ = ack.send(Err(StartError::Init(r.clone())));
-            return r;
-        }
-    };
-    let _ = ack.send(Ok(()));
-    loop {
-        let step = if let Some(c) = cont.take() {
-            guarded(g.handle_continue(c, &mut ctx)).await
-        } else {
-            match ctx.ctx.recv().await {
-                Message::Msg(ServerMsg::Call(req, mut from)) => {
-                    match guarded(g.handle_call(req, &mut from, &mut ctx)).await {
-                        Ok(CallReply::Reply(r)) => {
-                            from.send(r);
-                            Ok(Next::NoReply)
-                        }
-                        Ok(CallReply::ReplyContinue(r, c)) => {
-                            from.send(r);
-                            Ok(Next::Continue(c))
-                        }
-                        Ok(CallReply::NoReply) => Ok(Next::NoReply),
-                        Ok(CallReply::NoReplyContinue(c)) => Ok(Next::Continue(c)),
-                        Ok(CallReply::Stop(reason, reply)) => {
-                            process::mark_stopping();
-                            let _ = guarded(g.terminate(&reason, &mut ctx)).await;
-                            if let Some(r) = reply {
-                                from.send(r);
-                            }
-                            return reason;
-                        }
-                        Err(e) => {
-                            // Before `from` is dropped: the caller gets the exit reason.
-                            process::mark_stopping();
-                            Err(e)
-                        }
-                    }
-                }
-                Message::Msg(ServerMsg::Cast(m)) => guarded(g.handle_cast(m, &mut ctx)).await,
-                Message::Msg(ServerMsg::Info(m)) => {
-                    guarded(g.handle_info(Message::Msg(m), &mut ctx)).await
-                }
-                Message::Msg(ServerMsg::Stop(r)) => Ok(Next::Stop(r)),
-                Message::Exit { from, reason } if Some(from) == ctx.parent => {
-                    Ok(Next::Stop(reason))
-                }
-                Message::Exit { from, reason } => {
-                    guarded(g.handle_info(Message::Exit { from, reason }, &mut ctx)).await
-                }
-                Message::Down(d) => guarded(g.handle_info(Message::Down(d), &mut ctx)).await,
-            }
-        };
-        match step {
-            Ok(Next::NoReply) => {}
-            Ok(Next::Continue(c)) => cont = Some(c),
-            Ok(Next::Stop(reason)) | Err(reason) => {
-                process::mark_stopping();
-                let _ = guarded(g.terminate(&reason, &mut ctx)).await;
-                return reason;
-            }
-        }
-        if let Some(size) = g.state_size() {
-            ctx.ctx.report_state_size(size);
-        }
-    }
+/// True for every [`CALL_SAMPLE_EVERY`]th call on this thread.
+fn sample_call() -> bool {
+    CALLS_SEEN.with(|c| {
+        let n = c.get().wrapping_add(1);
+        c.set(n);
+        n.is_multiple_of(CALL_SAMPLE_EVERY)
+    })
 }

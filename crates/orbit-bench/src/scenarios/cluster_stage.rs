@@ -1,0 +1,293 @@
+//! `cluster_stage`: events per second through a 3-node GenStage pipeline, Orbit against
+//! the real GenStage (three BEAM nodes), interleaved round by round.
+//!
+//! Both pipelines are the same: node A runs a counting producer `src`, node B a
+//! producer_consumer `pc` subscribed to `{src, A}` that maps each event `x -> 2x + 1`,
+//! node C a consumer subscribed to `{pc, B}` that counts N events; default demand at both
+//! hops (`max_demand` 1000, `min_demand` 500), integers as events. Every node is its own
+//! OS process on loopback. The clock runs on node C from its subscribe to the N-th event.
+//! Orbit nodes are this binary (`__cstage-a`, `__cstage-b`, `__cstage-c`, using
+//! `orbit_cluster::stage`), the BEAM nodes `beam/cluster_stage.exs` (`+S N:N`).
+//! A and B start fresh in every round.
+//!
+//! Goal: Orbit ≥ 3x the BEAM (`orbit_vs_beam_min_3x`). Also CPU microseconds per event
+//! spent by node C.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use orbit_cluster::stage::{self, RemoteStageOptions, RemoteSubscribe};
+
+use super::Ctx;
+use crate::beam;
+use crate::util::{Rounds, WORKERS};
+
+const SCENARIO: &str = "cluster_stage";
+const COOKIE: &str = "orbit_bench_cstage";
+
+/// A node process that printed `ready`; killed when dropped.
+struct NodeProc(Child);
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cmd` and waits for its `ready` line (at most 60 s).
+fn start_node(mut cmd: Command) -> Option<NodeProc> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| eprintln!("note: cluster_stage: {e}"))
+        .ok()?;
+    let out = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(l) = line else { break };
+            if l.trim() == "ready" {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let node = NodeProc(child);
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(()) => Some(node),
+        Err(_) => {
+            eprintln!("note: cluster_stage: a node did not get ready");
+            None
+        }
+    }
+}
+
+fn name(role: &str, round: usize, who: &str) -> String {
+    format!("cs_{who}_{role}_{}_{round}@127.0.0.1", std::process::id())
+}
+
+fn orbit_round(n: u64, round: usize) -> Option<beam::Values> {
+    let exe = std::env::current_exe().ok()?;
+    let (a, b, c) = (
+        name("a", round, "o"),
+        name("b", round, "o"),
+        name("c", round, "o"),
+    );
+    let mut ca = Command::new(&exe);
+    ca.args(["__cstage-a", &a]);
+    let _na = start_node(ca)?;
+    let mut cb = Command::new(&exe);
+    cb.args(["__cstage-b", &b, &a]);
+    let _nb = start_node(cb)?;
+    crate::util::run_self(&["__cstage-c", &c, &b, &n.to_string()])
+        .map_err(|e| eprintln!("note: cluster_stage orbit C: {e}"))
+        .ok()
+}
+
+fn beam_round(n: u64, round: usize) -> Option<beam::Values> {
+    let libs = beam::beamlibs()?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("beam/cluster_stage.exs");
+    let elixir = |node: &str, args: &[&str]| {
+        let mut cmd = Command::new("elixir");
+        cmd.env("ERL_LIBS", libs)
+            .arg("--erl")
+            .arg(format!("+S {0}:{0}", WORKERS))
+            .args(["--name", node, "--cookie", COOKIE])
+            .arg(&script)
+            .args(args);
+        cmd
+    };
+    let (a, b, c) = (
+        name("a", round, "b"),
+        name("b", round, "b"),
+        name("c", round, "b"),
+    );
+    let _na = start_node(elixir(&a, &["a"]))?;
+    let _nb = start_node(elixir(&b, &["b", &a]))?;
+    let out = elixir(&c, &["c", &b, &n.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("note: cluster_stage beam C failed ({})", out.status);
+        return None;
+    }
+    Some(beam::parse_kv(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Runs the scenario.
+pub fn run(ctx: &mut Ctx) {
+    let n = ctx.n(500_000);
+    // One EPMD for every node of every round (an Orbit node would otherwise embed one
+    // that dies with it).
+    let _ = Command::new("epmd")
+        .arg("-daemon")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let beam_ok = beam::beamlibs().is_some();
+    let mut r = Rounds::default();
+    let mut pairs = Vec::new();
+    for round in 0..ctx.rounds {
+        let mut o = None;
+        let mut b = None;
+        // Alternate which subject goes first.
+        for k in 0..2 {
+            let subject = if (round + k) % 2 == 0 {
+                "orbit"
+            } else {
+                "beam"
+            };
+            let v = if subject == "orbit" {
+                orbit_round(n, round)
+            } else if beam_ok {
+                beam_round(n, round)
+            } else {
+                None
+            };
+            let Some(v) = v else { continue };
+            let Some(&rate) = v.get("rate") else { continue };
+            r.add(subject, rate);
+            if let Some(c) = v.get("cpu_s") {
+                r.add_cpu(subject, c * 1e6 / n as f64);
+            }
+            eprintln!("cluster_stage round {round}: {subject} {rate:.0} events/s");
+            if subject == "orbit" {
+                o = Some(rate);
+            } else {
+                b = Some(rate);
+            }
+        }
+        if let (Some(o), Some(b)) = (o, b) {
+            pairs.push(o / b);
+        }
+    }
+    ctx.rep.emit(SCENARIO, "setup", "events", n as f64);
+    ctx.emit_rounds(SCENARIO, "orbit", "events_per_s", "event", &r);
+    ctx.emit_rounds(SCENARIO, "beam", "events_per_s", "event", &r);
+    if !pairs.is_empty() {
+        // The ratio of the same round's pair, median over rounds, spread beside.
+        let med = crate::util::median(&pairs);
+        ctx.emit_opt(SCENARIO, "ratio", "orbit_vs_beam_min_3x", med);
+        ctx.emit_opt(
+            SCENARIO,
+            "ratio",
+            "orbit_vs_beam_min",
+            crate::util::least(&pairs),
+        );
+        ctx.emit_opt(
+            SCENARIO,
+            "ratio",
+            "orbit_vs_beam_max",
+            crate::util::best(&pairs),
+        );
+    } else {
+        eprintln!("note: cluster_stage: no BEAM figure, no ratio");
+    }
+}
+
+/// The hidden child commands: the three Orbit nodes. Returns the exit code.
+pub fn child_main(cmd: &str, args: &[String]) -> i32 {
+    let rt = crate::util::runtime();
+    let r = match (cmd, args) {
+        ("__cstage-a", [me]) => rt.block_on(node_a(me)),
+        ("__cstage-b", [me, a]) => rt.block_on(node_b(me, a)),
+        ("__cstage-c", [me, b, n]) => match n.parse() {
+            Ok(n) => rt.block_on(node_c(me, b, n)),
+            Err(e) => Err(format!("bad count {n}: {e}")),
+        },
+        _ => Err(format!("unknown child command {cmd} {args:?}")),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{cmd}: {e}");
+            1
+        }
+    }
+}
+
+async fn start(me: &str) -> Result<orbit_dist::Node, String> {
+    let node = orbit_dist::Node::start(me, orbit_dist::Options::cookie(COOKIE))
+        .await
+        .map_err(|e| e.to_string())?;
+    orbit_cluster::start(&node).map_err(|e| e.to_string())?;
+    Ok(node)
+}
+
+/// Prints `ready`, then runs until stdin closes.
+async fn ready_until_stdin_closes() {
+    println!("ready");
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut s = String::new();
+        while std::io::stdin().read_line(&mut s).is_ok_and(|n| n > 0) {
+            s.clear();
+        }
+    })
+    .await;
+}
+
+async fn node_a(me: &str) -> Result<(), String> {
+    let _node = start(me).await?;
+    let mut next = 0i64;
+    let _src = stage::producer(RemoteStageOptions::named("src"), move |d| {
+        let ev: Vec<i64> = (next..next + d as i64).collect();
+        next += d as i64;
+        ev
+    })
+    .map_err(|e| e.to_string())?;
+    ready_until_stdin_closes().await;
+    Ok(())
+}
+
+async fn node_b(me: &str, a: &str) -> Result<(), String> {
+    let node = start(me).await?;
+    if !node.connect(a).await {
+        return Err(format!("cannot connect to {a}"));
+    }
+    let _pc = stage::producer_consumer(
+        RemoteStageOptions::named("pc"),
+        ("src", a),
+        RemoteSubscribe::default(),
+        |ev: Vec<i64>| ev.into_iter().map(|x| x * 2 + 1).collect::<Vec<i64>>(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    ready_until_stdin_closes().await;
+    Ok(())
+}
+
+async fn node_c(me: &str, b: &str, n: u64) -> Result<(), String> {
+    let node = start(me).await?;
+    if !node.connect(b).await {
+        return Err(format!("cannot connect to {b}"));
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut seen = 0u64;
+    let cpu0 = crate::util::cpu_s(libc::RUSAGE_SELF);
+    let t0 = Instant::now();
+    let _c = stage::consumer(
+        ("pc", b),
+        RemoteSubscribe::default(),
+        move |ev: Vec<i64>| {
+            seen += ev.len() as u64;
+            if seen >= n {
+                let _ = tx.send(());
+            }
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    tokio::time::timeout(Duration::from_secs(600), rx.recv())
+        .await
+        .map_err(|_| "no end within 600 s".to_string())?;
+    let t = t0.elapsed();
+    let cpu = crate::util::cpu_s(libc::RUSAGE_SELF) - cpu0;
+    println!("rate {} cpu_s {cpu}", crate::util::per_s(n, t));
+    Ok(())
+}

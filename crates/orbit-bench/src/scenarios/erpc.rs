@@ -1,0 +1,255 @@
+//! `erpc`: erpc calls per second on loopback, Orbit answering and calling against the
+//! BEAM doing the same (`beam/erpc_bench.erl`), subjects interleaved in every round.
+//!
+//! Two target nodes live for the whole scenario: an Orbit node (`__erpc-node`, with
+//! `erpc_bench:add/2` registered in Rust through `orbit_cluster::erpc`) and a BEAM node
+//! (`erpc_bench:server/0`, the same function in Erlang; `+S N:N`). Each round runs, in
+//! rotated order:
+//!
+//! - `beam_to_orbit`: an `erl` node calls the Orbit node (`erpc:call`, which is what
+//!   Elixir's `:erpc.call` runs: the same module);
+//! - `beam_to_beam`: the same `erl` driver against the BEAM node;
+//! - `orbit_to_orbit`: an Orbit driver node (`__erpc-driver`, `orbit_cluster::erpc::call`)
+//!   against the Orbit node.
+//!
+//! Every driver makes 1000 unmeasured calls, then `N` calls of `add(1, 2)` spread over
+//! 8 callers that each call one after the other (`--scale` scales N = 50k); the rate is
+//! calls per second of the driver, CPU the driver's own (`/proc/self/stat`).
+//!
+//! Goals (issue 20): `beam_to_orbit` ≥ 1.5x `beam_to_beam` (Elixir→Orbit vs
+//! Elixir→Elixir), `orbit_to_orbit` ≥ 2x `beam_to_beam` (Orbit→Orbit vs BEAM→BEAM).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use orbit_cluster::erpc::{self, ErpcError};
+use orbit_term::Term;
+
+use super::dist::{me, run_to_end, start_erl_node, start_ready, unique, COOKIE};
+use super::Ctx;
+use crate::beam;
+use crate::util::{Rounds, Step, WORKERS};
+
+const SCENARIO: &str = "erpc";
+/// Callers per driver.
+const CONCURRENCY: u64 = 8;
+
+/// Runs the scenario.
+pub fn run(ctx: &mut Ctx) {
+    let n = ctx.n(50_000);
+    let orbit_target = unique("orbit_erpc_target");
+    let mut cmd = Command::new(me().unwrap_or_default());
+    cmd.args(["__erpc-node", &orbit_target]);
+    let _orbit_node = match start_ready(cmd) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            eprintln!("erpc: Orbit target node failed: {e}");
+            return;
+        }
+    };
+    let beam_target = unique("beam_erpc_target");
+    let beam_node = start_erl_node(&beam_target, "erpc_bench:server().")
+        .map_err(|e| eprintln!("erpc: BEAM target skipped: {e}"))
+        .ok();
+    let have_beam = beam_node.is_some();
+    let mut r = Rounds::default();
+    let mut pairs: Vec<(String, f64, f64)> = Vec::new();
+    {
+        let (ot, bt) = (orbit_target.clone(), beam_target.clone());
+        let mut steps: Vec<Step<'_>> =
+            vec![Box::new(|r: &mut Rounds| match orbit_driver(&ot, n) {
+                Ok(v) => keep(r, "orbit_to_orbit", &v, n),
+                Err(e) => eprintln!("erpc: orbit driver failed: {e}"),
+            })];
+        if have_beam {
+            let ot2 = orbit_target.clone();
+            steps.push(Box::new(move |r: &mut Rounds| match erl_driver(&ot2, n) {
+                Ok(v) => keep(r, "beam_to_orbit", &v, n),
+                Err(e) => eprintln!("erpc: erl -> orbit failed: {e}"),
+            }));
+            steps.push(Box::new(move |r: &mut Rounds| match erl_driver(&bt, n) {
+                Ok(v) => keep(r, "beam_to_beam", &v, n),
+                Err(e) => eprintln!("erpc: erl -> beam failed: {e}"),
+            }));
+        }
+        for round in 0..ctx.rounds {
+            for i in crate::util::rotation(round, steps.len()) {
+                (steps[i])(&mut r);
+            }
+            // Same-round ratios.
+            let last = |s: &str| r.of(s).last().copied();
+            if let (Some(a), Some(b)) = (last("beam_to_orbit"), last("beam_to_beam")) {
+                pairs.push(("in".into(), a, b));
+            }
+            if let (Some(a), Some(b)) = (last("orbit_to_orbit"), last("beam_to_beam")) {
+                pairs.push(("orbit".into(), a, b));
+            }
+        }
+    }
+    drop(beam_node);
+    for s in ["beam_to_orbit", "beam_to_beam", "orbit_to_orbit"] {
+        ctx.emit_rounds(SCENARIO, s, "calls_per_s", "call", &r);
+    }
+    for (kind, name) in [("in", "into_orbit"), ("orbit", "orbit_to_orbit")] {
+        let rs: Vec<f64> = pairs
+            .iter()
+            .filter(|p| p.0 == kind)
+            .map(|p| p.1 / p.2)
+            .collect();
+        ctx.emit_opt(
+            SCENARIO,
+            "ratio_rounds",
+            &format!("{name}_min"),
+            crate::util::least(&rs),
+        );
+        ctx.emit_opt(
+            SCENARIO,
+            "ratio_rounds",
+            &format!("{name}_max"),
+            crate::util::best(&rs),
+        );
+    }
+    ctx.goal(
+        SCENARIO,
+        "elixir_to_orbit_vs_elixir_to_elixir_min_1_5x",
+        r.median("beam_to_orbit"),
+        r.median("beam_to_beam"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "orbit_to_orbit_vs_beam_to_beam_min_2x",
+        r.median("orbit_to_orbit"),
+        r.median("beam_to_beam"),
+    );
+}
+
+fn keep(r: &mut Rounds, subject: &'static str, v: &beam::Values, n: u64) {
+    if let Some(&rate) = v.get("erpc_calls_per_s") {
+        r.add(subject, rate);
+    }
+    if let Some(&cpu) = v.get("cpu_us") {
+        r.add_cpu(subject, cpu / n.max(1) as f64);
+    }
+}
+
+fn erl_driver(target: &str, n: u64) -> Result<beam::Values, String> {
+    let a = unique("beam_erpc_driver");
+    beam::run_erl(&[
+        "-name",
+        &a,
+        "-setcookie",
+        COOKIE,
+        "-eval",
+        &format!("erpc_bench:run(['{target}', {n}, {CONCURRENCY}])."),
+    ])
+    .map(|out| beam::parse_kv(&out))
+}
+
+fn orbit_driver(target: &str, n: u64) -> Result<beam::Values, String> {
+    let mut cmd = Command::new(me()?);
+    cmd.args([
+        "__erpc-driver",
+        &unique("orbit_erpc_driver"),
+        target,
+        &n.to_string(),
+    ]);
+    run_to_end(cmd)
+}
+
+// ---- the child nodes -----------------------------------------------------------------
+
+/// Entry point of the hidden child commands `__erpc-node NAME` and
+/// `__erpc-driver NAME TARGET N`; returns the exit code.
+pub fn child_main(cmd: &str, args: &[String]) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{cmd}: cannot build a runtime: {e}");
+            return 1;
+        }
+    };
+    let r = match (cmd, args) {
+        ("__erpc-node", [name]) => rt.block_on(node_main(name.clone())),
+        ("__erpc-driver", [name, target, n]) => rt.block_on(driver_main(
+            name.clone(),
+            target.clone(),
+            n.parse().unwrap_or(50_000),
+        )),
+        _ => Err(format!("bad child command {cmd} {args:?}")),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{cmd}: {e}");
+            1
+        }
+    }
+}
+
+async fn start_node(name: &str) -> Result<orbit_dist::Node, String> {
+    let node = orbit_dist::Node::start(name, orbit_dist::Options::cookie(COOKIE))
+        .await
+        .map_err(|e| e.to_string())?;
+    orbit_cluster::start(&node).map_err(|e| e.to_string())?;
+    Ok(node)
+}
+
+/// The target: `erpc_bench:add/2` in Rust; lives until killed.
+async fn node_main(name: String) -> Result<(), String> {
+    let _node = start_node(&name).await?;
+    erpc::register_typed("erpc_bench", "add", |(a, b): (i64, i64)| {
+        a.checked_add(b)
+            .ok_or_else(|| ErpcError::error(Term::atom("badarith")))
+    })
+    .map_err(|e| e.to_string())?;
+    println!("ready");
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// The driver: what `erpc_bench:run/1` does, with `orbit_cluster::erpc::call`.
+async fn driver_main(name: String, target: String, n: u64) -> Result<(), String> {
+    let node = start_node(&name).await?;
+    if !node.connect(&target).await {
+        return Err(format!("cannot connect to {target}"));
+    }
+    let call = |t: String| async move {
+        erpc::call::<i64>(&t, "erpc_bench", "add", (1, 2), Duration::from_secs(5)).await
+    };
+    for _ in 0..1000 {
+        call(target.clone()).await.map_err(|e| e.to_string())?;
+    }
+    let per = (n / CONCURRENCY).max(1);
+    let cpu0 = super::dist::cpu_us();
+    let t0 = Instant::now();
+    let tasks: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let t = target.clone();
+            tokio::spawn(async move {
+                for _ in 0..per {
+                    match erpc::call::<i64>(&t, "erpc_bench", "add", (1, 2), Duration::from_secs(5))
+                        .await
+                    {
+                        Ok(3) => {}
+                        other => return Err(format!("{other:?}")),
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = super::dist::cpu_us() - cpu0;
+    println!(
+        "erpc_calls_per_s {} cpu_us {cpu}",
+        (per * CONCURRENCY) as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}

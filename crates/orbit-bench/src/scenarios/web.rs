@@ -1,0 +1,430 @@
+//! `web`: orbit-web against plain axum, same run, interleaved round by round.
+//!
+//! 1. **Timing overhead**: a hello-world route served by plain axum (`plain`), with
+//!    orbit-web's `Timing` outer layer only (`layer`: per-route totals), and with the
+//!    outer layer, one named middleware and the handler layer (`timed`), each in a child process (`__web-http`) with
+//!    [`WORKERS`] worker threads; load from `wrk` (Debian's, `-t1 -c32`, 2 s per round).
+//!    Figure: requests/s; goal `≥ 0.98` of plain for each. Skipped with a note without
+//!    `wrk`.
+//! 2. **Websockets** (child processes `__web-ws orbit|plain`): `N` (10,000 × `--scale`)
+//!    clients connect on loopback; orbit's join `room:lobby` over the Phoenix protocol,
+//!    plain axum's subscribe to a `tokio::sync::broadcast` channel (the usual hand-rolled
+//!    fan-out; with orbit-web's buffer sizes: a 4 KiB read buffer, no write buffering).
+//!    Figures: the server's resident memory per idle connection (RSS delta / N; goal
+//!    ≤ 10 KB), then 20 broadcasts of one small JSON frame, each waited for
+//!    on every client: delivery latency p50/p99 (send time in the frame, wall clock of
+//!    this machine) and deliveries/s.
+//!
+//! The clients run in this process on their own runtime; the server's work is the same
+//! on both sides (accept, hold, fan one frame out), except that orbit's clients send a
+//! join first.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message as Ws;
+
+use super::Ctx;
+use crate::util::{Rounds, WORKERS};
+
+const SCENARIO: &str = "web";
+const BROADCASTS: usize = 20;
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// A child server, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Result<Server, String> {
+        use std::io::BufRead;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let out = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let port = line
+            .trim()
+            .strip_prefix("port ")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("unexpected first line {line:?}"))?;
+        Ok(Server { child, port })
+    }
+
+    fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+}
+
+fn wrk(port: u16) -> Option<f64> {
+    let out = Command::new("wrk")
+        .args([
+            "-t1",
+            "-c32",
+            "-d2s",
+            &format!("http://127.0.0.1:{port}/hello"),
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+pub fn run(ctx: &mut Ctx) {
+    // 1. Timing overhead.
+    let have_wrk = Command::new("wrk").arg("--version").output().is_ok();
+    if have_wrk {
+        let mut r = Rounds::default();
+        let servers: Vec<(&'static str, Result<Server, String>)> = ["plain", "layer", "timed"]
+            .into_iter()
+            .map(|s| (s, Server::start(&["__web-http", s])))
+            .collect();
+        for round in 0..ctx.rounds {
+            for k in crate::util::rotation(round, servers.len()) {
+                if let (name, Ok(s)) = &servers[k] {
+                    if let Some(rps) = wrk(s.port) {
+                        r.add(name, rps);
+                    }
+                }
+            }
+        }
+        for s in ["plain", "layer", "timed"] {
+            ctx.emit_rounds(SCENARIO, s, "http_requests_per_s", "request", &r);
+        }
+        ctx.goal(
+            SCENARIO,
+            "layer_vs_plain_http_rps",
+            r.median("layer"),
+            r.median("plain"),
+        );
+        ctx.goal(
+            SCENARIO,
+            "timed_vs_plain_http_rps",
+            r.median("timed"),
+            r.median("plain"),
+        );
+    } else {
+        eprintln!("{SCENARIO}: wrk is not installed (apt-get install wrk): the timing overhead part is skipped");
+    }
+
+    // 2. Websockets: memory per idle connection and broadcast fan-out.
+    let n = ctx.n(10_000) as usize;
+    let mut mem = Rounds::default();
+    let mut p50 = Rounds::default();
+    let mut p99 = Rounds::default();
+    let mut rate = Rounds::default();
+    for round in 0..ctx.rounds {
+        for k in crate::util::rotation(round, 2) {
+            let subject = ["orbit", "plain"][k];
+            match ws_round(subject, n) {
+                Ok(f) => {
+                    mem.add(subject, f.bytes_per_conn);
+                    p50.add(subject, f.p50_us);
+                    p99.add(subject, f.p99_us);
+                    rate.add(subject, f.deliveries_per_s);
+                }
+                Err(e) => eprintln!("{SCENARIO}: {subject} websockets: {e}"),
+            }
+        }
+    }
+    for s in ["orbit", "plain"] {
+        ctx.emit_rounds(SCENARIO, s, "ws_bytes_per_idle_conn", "conn", &mem);
+        ctx.emit_rounds(SCENARIO, s, "broadcast_p50_us", "broadcast", &p50);
+        ctx.emit_rounds(SCENARIO, s, "broadcast_p99_us", "broadcast", &p99);
+        ctx.emit_rounds(SCENARIO, s, "broadcast_deliveries_per_s", "delivery", &rate);
+    }
+    ctx.emit_opt(SCENARIO, "setup", "ws_connections", Some(n as f64));
+    ctx.goal(
+        SCENARIO,
+        "orbit_vs_plain_deliveries_per_s",
+        rate.median("orbit"),
+        rate.median("plain"),
+    );
+}
+
+struct WsFigures {
+    bytes_per_conn: f64,
+    p50_us: f64,
+    p99_us: f64,
+    deliveries_per_s: f64,
+}
+
+fn ws_round(subject: &str, n: usize) -> Result<WsFigures, String> {
+    let server = Server::start(&["__web-ws", subject])?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let port = server.port;
+    let join = subject == "orbit";
+    rt.block_on(async move {
+        // Settle the server, then its baseline.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let before = server.rss();
+        let url = format!("ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0");
+        let (lat_tx, mut lat_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let mut ready = Vec::with_capacity(n);
+        // Connect in batches of 200 so the accept queue never overflows.
+        for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
+            let mut batch = Vec::new();
+            for _ in chunk {
+                let url = url.clone();
+                let lat_tx = lat_tx.clone();
+                batch.push(tokio::spawn(client(url, join, lat_tx)));
+            }
+            for b in batch {
+                ready.push(b.await.map_err(|e| e.to_string())??);
+            }
+        }
+        // Every client joined (orbit) or subscribed (plain): idle memory.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after = server.rss();
+        let bytes_per_conn = after.saturating_sub(before) as f64 / n as f64;
+        let http = format!("127.0.0.1:{port}");
+        let mut lats = Vec::with_capacity(n * BROADCASTS);
+        let start = Instant::now();
+        for _ in 0..BROADCASTS {
+            trigger(&http).await?;
+            for _ in 0..n {
+                let l = tokio::time::timeout(Duration::from_secs(30), lat_rx.recv())
+                    .await
+                    .map_err(|_| "a broadcast did not reach every client within 30 s".to_string())?
+                    .ok_or("clients gone")?;
+                lats.push(l);
+            }
+        }
+        let elapsed = start.elapsed();
+        lats.sort_unstable();
+        let pct = |p: f64| lats[((lats.len() - 1) as f64 * p) as usize] as f64;
+        drop(ready);
+        Ok(WsFigures {
+            bytes_per_conn,
+            p50_us: pct(0.50),
+            p99_us: pct(0.99),
+            deliveries_per_s: (n * BROADCASTS) as f64 / elapsed.as_secs_f64(),
+        })
+    })
+}
+
+/// A client: connects (and joins, for orbit), then reports each broadcast's latency.
+async fn client(
+    url: String,
+    join: bool,
+    lat: tokio::sync::mpsc::UnboundedSender<u64>,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    if join {
+        let j = json!(["1", "1", "room:lobby", "phx_join", {}]).to_string();
+        ws.send(Ws::Text(j.into()))
+            .await
+            .map_err(|e| e.to_string())?;
+        // The join's reply.
+        match ws.next().await {
+            Some(Ok(Ws::Text(t))) if t.as_str().contains("\"ok\"") => {}
+            other => return Err(format!("join: {other:?}")),
+        }
+    }
+    Ok(tokio::spawn(async move {
+        while let Some(Ok(m)) = ws.next().await {
+            if let Ws::Text(t) = m {
+                if let Some(ts) = ts_of(t.as_str()) {
+                    let _ = lat.send(now_us().saturating_sub(ts));
+                }
+            }
+        }
+    }))
+}
+
+/// The `ts` field of a broadcast frame (`..."ts":123...`).
+fn ts_of(frame: &str) -> Option<u64> {
+    let i = frame.find("\"ts\":")? + 5;
+    let digits: String = frame[i..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Asks the server to broadcast one frame (`GET /broadcast` over a fresh connection).
+async fn trigger(addr: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let req = format!("GET /broadcast HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
+    if !buf.starts_with(b"HTTP/1.1 200") {
+        return Err(format!("broadcast: {}", String::from_utf8_lossy(&buf)));
+    }
+    Ok(())
+}
+
+/// The hidden child commands: `__web-http plain|timed`, `__web-ws orbit|plain`.
+pub fn child_main(cmd: &str, args: &[String]) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{cmd}: {e}");
+            return 1;
+        }
+    };
+    let subject = args.first().map(String::as_str).unwrap_or("");
+    let r = rt.block_on(async {
+        let app = match (cmd, subject) {
+            ("__web-http", "plain") => http_app(false),
+            ("__web-http", "layer") => http_app_layer_only(),
+            ("__web-http", "timed") => http_app(true),
+            ("__web-ws", "orbit") => orbit_ws_app(),
+            ("__web-ws", "plain") => plain_ws_app(),
+            _ => return Err(format!("unknown {cmd} {subject}")),
+        };
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let port = l.local_addr().map_err(|e| e.to_string())?.port();
+        println!("port {port}");
+        axum::serve(l, app).await.map_err(|e| e.to_string())
+    });
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{cmd}: {e}");
+            1
+        }
+    }
+}
+
+fn http_app(timed: bool) -> axum::Router {
+    use axum::routing::get;
+    let app = axum::Router::new().route("/hello", get(|| async { "hello" }));
+    if !timed {
+        return app;
+    }
+    let t = orbit_web::Timing::new();
+    app.route_layer(t.handler())
+        .layer(t.timed("identity", tower_layer::Identity::new()))
+        .layer(t.layer())
+}
+
+/// Only the outer layer: per-route totals, no middleware or handler split.
+fn http_app_layer_only() -> axum::Router {
+    use axum::routing::get;
+    let t = orbit_web::Timing::new();
+    axum::Router::new()
+        .route("/hello", get(|| async { "hello" }))
+        .layer(t.layer())
+}
+
+fn frame_payload() -> serde_json::Value {
+    json!({"ts": now_us(), "body": "tick"})
+}
+
+struct Lobby;
+
+impl orbit_web::Channel for Lobby {
+    type Info = ();
+    async fn join(
+        _t: &str,
+        _p: serde_json::Value,
+        _s: &orbit_web::SocketInfo,
+    ) -> Result<(Self, serde_json::Value), serde_json::Value> {
+        Ok((Lobby, json!({})))
+    }
+}
+
+fn orbit_ws_app() -> axum::Router {
+    use axum::routing::get;
+    let ep = orbit_web::Endpoint::builder()
+        .channel::<Lobby>("room:*")
+        .build();
+    let e = ep.clone();
+    axum::Router::new()
+        .route(
+            "/broadcast",
+            get(move || async move {
+                e.broadcast("room:lobby", "tick", &frame_payload());
+                "ok"
+            }),
+        )
+        .merge(ep.router("/socket"))
+}
+
+fn plain_ws_app() -> axum::Router {
+    use axum::extract::ws::{Message, WebSocketUpgrade};
+    use axum::routing::get;
+    use std::sync::Arc;
+    let (tx, _) = tokio::sync::broadcast::channel::<Arc<str>>(1024);
+    let tx2 = tx.clone();
+    axum::Router::new()
+        .route(
+            "/broadcast",
+            get(move || async move {
+                let frame = json!([null, null, "room:lobby", "tick", frame_payload()]).to_string();
+                let _ = tx2.send(Arc::from(frame));
+                "ok"
+            }),
+        )
+        .route(
+            "/socket/websocket",
+            get(move |ws: WebSocketUpgrade| {
+                let mut rx = tx.subscribe();
+                async move {
+                    // The same buffer sizes as orbit-web's defaults.
+                    ws.read_buffer_size(4096).write_buffer_size(0).on_upgrade(move |mut socket| async move {
+                        loop {
+                            tokio::select! {
+                                m = rx.recv() => match m {
+                                    Ok(f) => if socket.send(Message::Text(f.as_ref().into())).await.is_err() { break },
+                                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                                    Err(_) => break,
+                                },
+                                m = socket.recv() => if !matches!(m, Some(Ok(_))) { break },
+                            }
+                        }
+                    })
+                }
+            }),
+        )
+}

@@ -1,0 +1,127 @@
+//! DBConnection's queue target and interval (`db_connection/connection_pool.ex`): shed
+//! load with a clear error instead of queueing forever.
+//!
+//! The pool tracks the shortest checkout wait of each `queue_interval`. When an interval
+//! ends and even its shortest wait exceeded `queue_target`, the pool is *slow* for the
+//! next interval: a caller that has waited more than `2 × queue_target` is dropped from
+//! the queue with [`DbError::QueueDropped`](crate::DbError::QueueDropped). An interval
+//! whose shortest wait is within the target ends the slow mode.
+//!
+//! How it maps onto [`ResourcePool`](orbit::pool::ResourcePool), which knows nothing of
+//! it: every served checkout reports its wait ([`QueueControl::served`]); a queued
+//! caller looks again every `queue_target` once it has waited `2 × queue_target`
+//! ([`QueueControl::should_drop`]), which also closes an interval in which nothing was
+//! served (DBConnection's poll timer, which uses the head of the queue's wait). A
+//! dropped caller leaves the queue, as DBConnection's `drop`.
+
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+/// The queue state of one pool.
+#[derive(Debug)]
+pub(crate) struct QueueControl {
+    target: Duration,
+    interval: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// When the current interval ends.
+    next: Instant,
+    /// The shortest wait seen in the current interval (`None`: nothing seen yet).
+    min_delay: Option<Duration>,
+    /// Whether the previous interval was over target.
+    slow: bool,
+}
+
+impl QueueControl {
+    /// The control of a pool started `now`.
+    pub(crate) fn new(target: Duration, interval: Duration, now: Instant) -> Self {
+        QueueControl {
+            target,
+            interval,
+            state: Mutex::new(State {
+                next: now + interval,
+                min_delay: None,
+                slow: false,
+            }),
+        }
+    }
+
+    /// The pool's `queue_target`.
+    pub(crate) fn target(&self) -> Duration {
+        self.target
+    }
+
+    /// A checkout was served after waiting `delay`.
+    pub(crate) fn served(&self, delay: Duration, now: Instant) {
+        let mut s = self.state.lock();
+        self.roll(&mut s, now, delay);
+        s.min_delay = Some(s.min_delay.map_or(delay, |m| m.min(delay)));
+    }
+
+    /// A caller still queued after `waited`: true when it must give up.
+    pub(crate) fn should_drop(&self, waited: Duration, now: Instant) -> bool {
+        let mut s = self.state.lock();
+        self.roll(&mut s, now, waited);
+        s.slow && waited > self.target * 2
+    }
+
+    /// Whether the pool is shedding load now.
+    pub(crate) fn is_slow(&self) -> bool {
+        let s = self.state.lock();
+        // A verdict more than an interval old is stale: nothing was queued since.
+        s.slow && Instant::now() < s.next + self.interval
+    }
+
+    /// Closes the interval if it is over; `seen` is a wait observed now (a lower bound
+    /// of a wait that is not over yet counts, as DBConnection's poll counts the head of
+    /// its queue).
+    fn roll(&self, s: &mut State, now: Instant, seen: Duration) {
+        if now < s.next {
+            return;
+        }
+        let min = s.min_delay.map_or(seen, |m| m.min(seen));
+        // A whole interval passed with nothing seen (queued callers look every
+        // `queue_target`): the queue was idle, not slow.
+        let idle_gap = now >= s.next + self.interval;
+        s.slow = !idle_gap && min > self.target;
+        s.min_delay = None;
+        s.next = now + self.interval;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn slow_only_after_a_whole_interval_over_target() {
+        let t0 = Instant::now();
+        let q = QueueControl::new(50 * MS, 1000 * MS, t0);
+        q.served(200 * MS, t0 + 100 * MS);
+        q.served(10 * MS, t0 + 500 * MS); // one fast checkout: not slow
+        assert!(!q.should_drop(300 * MS, t0 + 1001 * MS));
+        q.served(80 * MS, t0 + 1100 * MS);
+        q.served(90 * MS, t0 + 1500 * MS);
+        // The interval [1001, 2001) only saw waits over target: slow from 2001 on.
+        assert!(q.should_drop(101 * MS, t0 + 2002 * MS));
+        assert!(!q.should_drop(99 * MS, t0 + 2003 * MS));
+        // A fast interval ends the slow mode.
+        q.served(Duration::ZERO, t0 + 2100 * MS);
+        assert!(!q.should_drop(500 * MS, t0 + 3002 * MS));
+    }
+
+    #[test]
+    fn an_idle_gap_is_not_slow() {
+        let t0 = Instant::now();
+        let q = QueueControl::new(50 * MS, 1000 * MS, t0);
+        q.served(200 * MS, t0 + 100 * MS);
+        assert!(!q.should_drop(200 * MS, t0 + 5000 * MS));
+    }
+}

@@ -1,0 +1,484 @@
+//! Request timing for axum apps: per route, requests, latency, and how much of it each
+//! named middleware took and how much the handler took — Plug's overhead made visible.
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use orbit_web::Timing;
+//! use tower_layer::Identity;
+//!
+//! let timing = Timing::new();
+//! let app: Router = Router::new()
+//!     .route("/hello", get(|| async { "hello" }))
+//!     .route_layer(timing.handler())            // innermost: the handler's time
+//!     .layer(timing.timed("auth", Identity::new())) // a middleware, named
+//!     .layer(timing.layer());                   // outermost: the request's time
+//! // later: timing.snapshot() per route; `[orbit, web, request]` telemetry events
+//! ```
+//!
+//! How it measures: [`Timing::layer`] (outermost, added last) starts a per-request
+//! trace and records the total when the response is ready (headers; a streamed body's
+//! later chunks are not counted). [`Timing::timed`] brackets one middleware: the time
+//! between entering it and its call of the next service, plus the time after that
+//! service answered until it answers itself, is that middleware's own time.
+//! [`Timing::handler`] (a `route_layer`, innermost) times the handler. Whatever is left
+//! (unnamed middleware, routing) is `other`. Routes are axum's matched paths
+//! (`/users/{id}`), so the set of routes is bounded by the app's; requests that match
+//! no route are not timed.
+//!
+//! Every timed request also emits the telemetry event `[orbit, web, request]` with
+//! measurements `duration_us`, `handler_us`, `middleware_us` and metadata `route`,
+//! `status` (only when a handler is attached: `orbit::telemetry::attach`).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::response::Response;
+use hdrhistogram::Histogram;
+use orbit::telemetry::{summarize, Latency, LatencySummary};
+use parking_lot::Mutex;
+use tower_layer::Layer;
+use tower_service::Service;
+
+type BoxFut<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+/// One request's trace: the named middleware's own times and the handler's.
+#[derive(Default)]
+struct Trace {
+    /// Per named middleware, outermost first: its name, and the time the next service
+    /// took inside it (set by its `Inside`), then its own time (set by its `Enter`).
+    layers: Vec<(&'static str, Duration)>,
+    handler: Option<Duration>,
+}
+
+#[derive(Clone, Default)]
+struct TraceRef(Arc<Mutex<Trace>>);
+
+/// One route's figures in one shard.
+struct RouteShard {
+    count: u64,
+    total: Histogram<u64>,
+    handler: Histogram<u64>,
+    other: Histogram<u64>,
+    layers: Vec<(&'static str, Histogram<u64>)>,
+}
+
+impl RouteShard {
+    fn new() -> RouteShard {
+        RouteShard {
+            count: 0,
+            total: Latency::local(),
+            handler: Latency::local(),
+            other: Latency::local(),
+            layers: Vec::new(),
+        }
+    }
+}
+
+/// The figures recorded by the threads that share one shard: a thread records into its
+/// own shard (an uncontended lock), a snapshot merges them all.
+#[derive(Default)]
+struct Shard {
+    routes: HashMap<Arc<str>, RouteShard>,
+}
+
+/// A thread's shard index (threads are numbered in the order they first record).
+fn shard_index(n: usize) -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    SLOT.with(|s| *s) % n
+}
+
+/// The timing of one route, as [`Timing::snapshot`] reports it.
+#[derive(Debug, Clone)]
+pub struct RouteTiming {
+    /// The route (axum's matched path).
+    pub route: String,
+    /// Requests timed since the start.
+    pub count: u64,
+    /// Requests per second since the previous snapshot (or the start).
+    pub rps: f64,
+    /// The whole request.
+    pub total: LatencySummary,
+    /// The handler alone.
+    pub handler: LatencySummary,
+    /// Each named middleware's own time, in the order first seen (outermost first).
+    pub middleware: Vec<(String, LatencySummary)>,
+    /// What no named layer nor the handler accounts for (routing, unnamed layers).
+    pub other: LatencySummary,
+}
+
+impl RouteTiming {
+    /// The named middleware whose mean own time is largest, with that mean, when it is
+    /// larger than the handler's mean: the route's bottleneck is then a middleware.
+    pub fn slowest_middleware(&self) -> Option<(&str, Duration)> {
+        let (name, s) = self.middleware.iter().max_by_key(|(_, s)| s.mean)?;
+        (s.mean > self.handler.mean).then_some((name.as_str(), s.mean))
+    }
+}
+
+struct Inner {
+    shards: Box<[Mutex<Shard>]>,
+    /// Per route: the time and count of the previous snapshot.
+    last: Mutex<HashMap<String, (Instant, u64)>>,
+    started: Instant,
+}
+
+/// Request timing for an axum app (cheap to clone): see the [module docs](crate::timing).
+#[derive(Clone)]
+pub struct Timing {
+    inner: Arc<Inner>,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing::new()
+    }
+}
+
+impl std::fmt::Debug for Timing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Timing({} shards)", self.inner.shards.len())
+    }
+}
+
+impl Timing {
+    /// A timing registry with no routes yet.
+    pub fn new() -> Timing {
+        let n = std::thread::available_parallelism()
+            .map_or(4, |n| n.get())
+            .clamp(1, 16);
+        Timing {
+            inner: Arc::new(Inner {
+                shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
+                last: Mutex::new(HashMap::new()),
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// The outermost layer: times whole requests (add it last, with `Router::layer`).
+    pub fn layer(&self) -> TimingLayer {
+        TimingLayer {
+            timing: self.clone(),
+        }
+    }
+
+    /// `layer`, its own time recorded under `name`.
+    pub fn timed<L>(&self, name: &'static str, layer: L) -> Timed<L> {
+        Timed { name, layer }
+    }
+
+    /// The innermost layer, timing the handler (add it with `Router::route_layer`).
+    pub fn handler(&self) -> HandlerLayer {
+        HandlerLayer
+    }
+
+    /// Every route's timing; `rps` counts the requests since the previous snapshot.
+    pub fn snapshot(&self) -> Vec<RouteTiming> {
+        // Merge the shards.
+        let mut merged: HashMap<Arc<str>, RouteShard> = HashMap::new();
+        for shard in self.inner.shards.iter() {
+            let shard = shard.lock();
+            for (route, r) in &shard.routes {
+                let m = merged.entry(route.clone()).or_insert_with(RouteShard::new);
+                m.count += r.count;
+                let _ = m.total.add(&r.total);
+                let _ = m.handler.add(&r.handler);
+                let _ = m.other.add(&r.other);
+                for (name, h) in &r.layers {
+                    match m.layers.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, mh)) => drop(mh.add(h)),
+                        None => m.layers.push((name, h.clone())),
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut last = self.inner.last.lock();
+        let mut v: Vec<RouteTiming> = merged
+            .into_iter()
+            .map(|(route, r)| {
+                let (t0, c0) = last
+                    .get(&*route)
+                    .copied()
+                    .unwrap_or((self.inner.started, 0));
+                let dt = now.duration_since(t0).as_secs_f64();
+                let rps = if dt > 0.0 {
+                    r.count.saturating_sub(c0) as f64 / dt
+                } else {
+                    0.0
+                };
+                last.insert(route.to_string(), (now, r.count));
+                RouteTiming {
+                    route: route.to_string(),
+                    count: r.count,
+                    rps,
+                    total: summarize(&r.total),
+                    handler: summarize(&r.handler),
+                    middleware: r
+                        .layers
+                        .iter()
+                        .map(|(n, h)| (n.to_string(), summarize(h)))
+                        .collect(),
+                    other: summarize(&r.other),
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.route.cmp(&b.route));
+        v
+    }
+
+    fn finish(&self, path: &MatchedPath, status: u16, total: Duration, trace: &TraceRef) {
+        let t = trace.0.lock();
+        let handler = t.handler.unwrap_or_default();
+        let mut accounted = handler;
+        {
+            let shards = &self.inner.shards;
+            let mut shard = shards[shard_index(shards.len())].lock();
+            let r = match shard.routes.get_mut(path.as_str()) {
+                Some(r) => r,
+                None => shard
+                    .routes
+                    .entry(Arc::from(path.as_str()))
+                    .or_insert_with(RouteShard::new),
+            };
+            r.count += 1;
+            Latency::record_local(&mut r.total, total);
+            for (name, d) in &t.layers {
+                accounted += *d;
+                match r.layers.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, h)) => Latency::record_local(h, *d),
+                    None => {
+                        let mut h = Latency::local();
+                        Latency::record_local(&mut h, *d);
+                        r.layers.push((name, h));
+                    }
+                }
+            }
+            if t.handler.is_some() {
+                Latency::record_local(&mut r.handler, handler);
+            }
+            Latency::record_local(&mut r.other, total.saturating_sub(accounted));
+        }
+        if orbit::telemetry::enabled() {
+            let mw = accounted.saturating_sub(handler);
+            orbit::telemetry::execute(
+                &["orbit", "web", "request"],
+                &[
+                    ("duration_us", total.as_secs_f64() * 1e6),
+                    ("handler_us", handler.as_secs_f64() * 1e6),
+                    ("middleware_us", mw.as_secs_f64() * 1e6),
+                ],
+                &[("route", &path.as_str()), ("status", &status)],
+            );
+        }
+    }
+}
+
+/// The outermost timing layer ([`Timing::layer`]).
+#[derive(Clone, Debug)]
+pub struct TimingLayer {
+    timing: Timing,
+}
+
+impl<S> Layer<S> for TimingLayer {
+    type Service = TimingService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        TimingService {
+            inner,
+            timing: self.timing.clone(),
+        }
+    }
+}
+
+/// The service of [`TimingLayer`].
+#[derive(Clone, Debug)]
+pub struct TimingService<S> {
+    inner: S,
+    timing: Timing,
+}
+
+impl<S> Service<Request> for TimingService<S>
+where
+    S: Service<Request, Response = Response> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFut<Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let start = Instant::now();
+        let path = req.extensions().get::<MatchedPath>().cloned();
+        let trace = TraceRef::default();
+        req.extensions_mut().insert(trace.clone());
+        let fut = self.inner.call(req);
+        let timing = self.timing.clone();
+        Box::pin(async move {
+            let r = fut.await;
+            if let (Some(path), Ok(resp)) = (path, &r) {
+                timing.finish(&path, resp.status().as_u16(), start.elapsed(), &trace);
+            }
+            r
+        })
+    }
+}
+
+/// A middleware timed under a name ([`Timing::timed`]).
+#[derive(Clone, Debug)]
+pub struct Timed<L> {
+    name: &'static str,
+    layer: L,
+}
+
+impl<S, L> Layer<S> for Timed<L>
+where
+    L: Layer<Inside<S>>,
+{
+    type Service = Enter<L::Service>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Enter {
+            name: self.name,
+            inner: self.layer.layer(Inside { inner }),
+        }
+    }
+}
+
+/// Where the request enters a timed middleware.
+#[derive(Clone, Debug)]
+pub struct Enter<S> {
+    name: &'static str,
+    inner: S,
+}
+
+impl<S> Service<Request> for Enter<S>
+where
+    S: Service<Request, Response = Response> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFut<Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let start = Instant::now();
+        // This middleware's frame in the trace; its `Inside` fills in the inner time.
+        let trace = req.extensions().get::<TraceRef>().cloned();
+        let frame = trace.as_ref().map(|t| {
+            let mut t = t.0.lock();
+            t.layers.push((self.name, Duration::ZERO));
+            t.layers.len() - 1
+        });
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let r = fut.await;
+            if let (Some(t), Some(i)) = (trace, frame) {
+                let total = start.elapsed();
+                if let Some(f) = t.0.lock().layers.get_mut(i) {
+                    f.1 = total.saturating_sub(f.1);
+                }
+            }
+            r
+        })
+    }
+}
+
+/// Where a timed middleware calls the next service.
+#[derive(Clone, Debug)]
+pub struct Inside<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Inside<S>
+where
+    S: Service<Request, Response = Response> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFut<Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The innermost frame whose inner call has not started is this middleware's
+        // (frames are pushed outermost first; inner ones are pushed after this call).
+        let trace = req.extensions().get::<TraceRef>().cloned();
+        let frame = trace
+            .as_ref()
+            .map(|t| t.0.lock().layers.len().saturating_sub(1));
+        let start = Instant::now();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let r = fut.await;
+            if let (Some(t), Some(i)) = (trace, frame) {
+                if let Some(f) = t.0.lock().layers.get_mut(i) {
+                    f.1 = start.elapsed();
+                }
+            }
+            r
+        })
+    }
+}
+
+/// The handler's timing layer ([`Timing::handler`]).
+#[derive(Clone, Copy, Debug)]
+pub struct HandlerLayer;
+
+impl<S> Layer<S> for HandlerLayer {
+    type Service = HandlerService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        HandlerService { inner }
+    }
+}
+
+/// The service of [`HandlerLayer`].
+#[derive(Clone, Debug)]
+pub struct HandlerService<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for HandlerService<S>
+where
+    S: Service<Request, Response = Response> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFut<Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let trace = req.extensions().get::<TraceRef>().cloned();
+        let start = Instant::now();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let r = fut.await;
+            if let Some(t) = trace {
+                t.0.lock().handler = Some(start.elapsed());
+            }
+            r
+        })
+    }
+}

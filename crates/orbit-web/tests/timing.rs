@@ -1,0 +1,91 @@
+//! Request timing: per route, the named middleware's own time is told apart from the
+//! handler's, a slow middleware is named as the route's bottleneck, unmatched requests
+//! are not timed, and every timed request emits `[orbit, web, request]`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::{from_fn, Next};
+use axum::routing::get;
+use axum::Router;
+use orbit_web::Timing;
+use tower::ServiceExt;
+
+/// Takes 30 ms on `/slow`, nothing elsewhere.
+async fn auth(req: Request, next: Next) -> axum::response::Response {
+    if req.uri().path() == "/slow" {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    next.run(req).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn middleware_and_handler_time_are_split_per_route() {
+    let timing = Timing::new();
+    let events = Arc::new(AtomicU64::new(0));
+    let e = events.clone();
+    orbit::telemetry::attach("timing-test", &["orbit", "web", "request"], move |ev| {
+        if ev.meta("route").as_deref() == Some("/slow") && ev.measurement("duration_us").is_some() {
+            e.fetch_add(1, Ordering::Relaxed);
+        }
+    })
+    .unwrap();
+    let app: Router = Router::new()
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                "slow"
+            }),
+        )
+        .route("/fast", get(|| async { "fast" }))
+        .route_layer(timing.handler())
+        .layer(timing.timed("auth", from_fn(auth)))
+        .layer(timing.layer());
+    for path in ["/slow", "/fast", "/slow", "/fast", "/nowhere"] {
+        let r = app
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let want = if path == "/nowhere" { 404 } else { 200 };
+        assert_eq!(r.status().as_u16(), want, "{path}");
+    }
+    let snap = timing.snapshot();
+    let routes: Vec<&str> = snap.iter().map(|r| r.route.as_str()).collect();
+    assert_eq!(
+        routes,
+        vec!["/fast", "/slow"],
+        "unmatched paths are not timed"
+    );
+    let slow = &snap[1];
+    assert_eq!(slow.count, 2);
+    let (name, auth_mean) = slow.slowest_middleware().expect("auth is the bottleneck");
+    assert_eq!(name, "auth");
+    assert!(auth_mean >= Duration::from_millis(30), "{auth_mean:?}");
+    assert!(
+        slow.handler.mean >= Duration::from_millis(3),
+        "{:?}",
+        slow.handler
+    );
+    assert!(
+        slow.handler.mean < Duration::from_millis(30),
+        "{:?}",
+        slow.handler
+    );
+    // Histograms keep 2 significant digits: the parts add up within 2%.
+    let parts = auth_mean + slow.handler.mean + slow.other.mean;
+    let (t, p) = (slow.total.mean.as_secs_f64(), parts.as_secs_f64());
+    assert!((t - p).abs() <= 0.02 * t, "{slow:?}");
+    let fast = &snap[0];
+    assert_eq!(fast.count, 2);
+    assert!(
+        fast.slowest_middleware().is_none()
+            || fast.middleware[0].1.mean < Duration::from_millis(30)
+    );
+    assert_eq!(events.load(Ordering::Relaxed), 2);
+    orbit::telemetry::detach("timing-test");
+}

@@ -8,20 +8,13 @@
 //! counter until stdin closes.
 use orbit::prelude::*;
 use orbit_dist::{Node, Options};
-use serde::{Deserialize, Serialize};
-
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Get {
-    Get,
-}
 
 struct Counter(u64);
 impl SimpleServer for Counter {
-    type Call = Get;
+    type Call = Atom; // :get, as Elixir's
     type Reply = u64;
     type Cast = u64;
-    fn call(&mut self, _: Get) -> u64 {
+    fn call(&mut self, _: Atom) -> u64 {
         self.0
     }
     fn cast(&mut self, k: u64) {
@@ -49,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     (1..=3).for_each(|k| gen_server::cast::<Counter>("counter", k));
-    let n = gen_server::call::<Counter>("counter", Get::Get).await?;
+    let n = gen_server::call::<Counter>("counter", atom!("get")).await?;
     println!("counter: {n}");
 
     let pool = Pool::<Squarer>::whereis("pool").ok_or("no pool")?;
@@ -72,7 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let node = Node::start(&name, Options::cookie("side_by_side")).await?;
         orbit_dist::remote_server::<Counter>(); // Elixir calls ours, we call Elixir's
         node.connect_retry(&peer, ms(10_000)).await?;
-        let n = gen_server::call::<Counter>(("counter", peer.as_str()), Get::Get).await?;
+        let n = gen_server::call::<Counter>(("counter", peer.as_str()), atom!("get")).await?;
         println!("remote counter: {n}");
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new())?;
     }

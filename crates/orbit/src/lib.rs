@@ -122,8 +122,10 @@ pub use timer::{cancel_timer, send_after, send_after_to, TimerRef};
 /// [`ExitReason`]), the behaviours ([`GenServer`], [`SimpleServer`], [`FnServer`],
 /// [`gen_server`] for calls by name), the supervision tree ([`Application`],
 /// [`ChildSpec`], [`Supervisor`]), pools, caches, tasks, [`Duration`](std::time::Duration)
-/// for their timeouts, and [`StreamExt`](futures::StreamExt) for
-/// [`TaskSupervisor::async_stream`]'s results. Modules keep the rest.
+/// for their timeouts, [`StreamExt`](futures::StreamExt) for
+/// [`TaskSupervisor::async_stream`]'s results, and atoms ([`Atom`](orbit_term::Atom),
+/// [`atom!`](orbit_term::atom!)) for requests an Elixir node writes as `:get`. Modules
+/// keep the rest.
 pub mod prelude {
     pub use crate::cache::{CacheOptions, ConCache, Ttl};
     pub use crate::gen_server;
@@ -133,6 +135,7 @@ pub mod prelude {
         Task, TaskSupervisor,
     };
     pub use futures::StreamExt;
+    pub use orbit_term::{atom, Atom};
     pub use std::time::Duration;
 }
 

@@ -34,6 +34,11 @@
 //! trip on this machine, two threads bouncing 60 bytes over loopback TCP with plain
 //! blocking `read`/`write` (`__dist-floor`), no runtime and no spin.
 //!
+//! And `beam_nospin`: the BEAM pair's round trips with its schedulers' busy wait off
+//! (`+sbwt none +sbwtdcpu none +sbwtdio none` on both nodes), so the BEAM is also seen
+//! without the spare-core trick Orbit leaves off by default (not a goal: the goals
+//! compare with the BEAM as it runs by default).
+//!
 //! `ORBIT_BENCH_DIST_RT_ONLY=1` skips the one-way and 100 KB parts (for profiling).
 
 use std::io::{BufRead, BufReader};
@@ -139,7 +144,7 @@ pub fn run(ctx: &mut Ctx) {
                     Err(e) => eprintln!("dist: orbit pair failed: {e}"),
                 }
             } else {
-                match beam_pair(full) {
+                match beam_pair(full, &[]) {
                     Ok(v) => {
                         all.keep("beam", &v, full);
                         b = v.get("dist_roundtrips_per_s").copied();
@@ -155,6 +160,11 @@ pub fn run(ctx: &mut Ctx) {
         match crate::util::run_self(&["__dist-floor", &rt_n.to_string()]) {
             Ok(v) => all.keep("floor", &v, (rt_n, 0, 0)),
             Err(e) => eprintln!("dist: floor run failed: {e}"),
+        }
+        // The BEAM without its schedulers' busy wait (round trips only).
+        match beam_pair((rt_n, 0, 0), &NO_BUSY_WAIT) {
+            Ok(v) => all.keep("beam_nospin", &v, (rt_n, 0, 0)),
+            Err(e) => eprintln!("dist: beam pair without busy wait skipped: {e}"),
         }
         if spin {
             match orbit_pair(full, true) {
@@ -184,7 +194,7 @@ pub fn run(ctx: &mut Ctx) {
                             Err(e) => eprintln!("dist: loaded orbit pair failed: {e}"),
                         }
                     } else {
-                        match beam_pair(rt_only) {
+                        match beam_pair(rt_only, &[]) {
                             Ok(v) => {
                                 all.keep("beam_loaded", &v, rt_only);
                                 b = v.get("dist_roundtrips_per_s").copied();
@@ -207,6 +217,7 @@ pub fn run(ctx: &mut Ctx) {
     let subjects = [
         "orbit",
         "beam",
+        "beam_nospin",
         "orbit_spin",
         "orbit_loaded",
         "beam_loaded",
@@ -267,6 +278,18 @@ pub fn run(ctx: &mut Ctx) {
         "info_beam_vs_floor_roundtrips",
         all.rt.median("beam"),
         all.rt.median("floor"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "info_orbit_vs_beam_nospin_roundtrips",
+        all.rt.median("orbit"),
+        all.rt.median("beam_nospin"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "info_orbit_vs_beam_nospin_cpu_per_roundtrip",
+        all.rt.cpu_median("orbit"),
+        all.rt.cpu_median("beam_nospin"),
     );
     ctx.goal(
         SCENARIO,
@@ -379,19 +402,21 @@ fn orbit_pair((rt_n, one_n, big_n): (u64, u64, u64), spin: bool) -> Result<beam:
     run_driver(&b, rt_n, one_n, big_n, spin)
 }
 
-fn beam_pair((rt_n, one_n, big_n): (u64, u64, u64)) -> Result<beam::Values, String> {
+/// The BEAM's flags that turn its schedulers' busy wait off (`beam_nospin`).
+const NO_BUSY_WAIT: [&str; 6] = ["+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none"];
+
+/// The BEAM pair's figures; `flags` go to both nodes' emulators.
+fn beam_pair(
+    (rt_n, one_n, big_n): (u64, u64, u64),
+    flags: &[&str],
+) -> Result<beam::Values, String> {
     let b = unique("beam_dist_b");
-    let _kid = start_erl_node(&b, "io:format(\"ready~n\"), dist_bench:server().")?;
+    let _kid = start_erl_node_with(&b, "io:format(\"ready~n\"), dist_bench:server().", flags)?;
     let a = unique("beam_dist_a");
-    beam::run_erl(&[
-        "-name",
-        &a,
-        "-setcookie",
-        COOKIE,
-        "-eval",
-        &format!("dist_bench:run(['{b}', {rt_n}, {one_n}, {big_n}])."),
-    ])
-    .map(|out| beam::parse_kv(&out))
+    let run = format!("dist_bench:run(['{b}', {rt_n}, {one_n}, {big_n}]).");
+    let mut args = flags.to_vec();
+    args.extend(["-name", &a, "-setcookie", COOKIE, "-eval", &run]);
+    beam::run_erl(&args).map(|out| beam::parse_kv(&out))
 }
 
 fn orbit_to_beam(one_n: u64) -> Result<beam::Values, String> {
@@ -408,12 +433,18 @@ fn orbit_to_beam(one_n: u64) -> Result<beam::Values, String> {
 /// Starts a BEAM node `name` (`+S N:N`) with `dist_bench` loaded, running `eval` (which
 /// prints `ready`), and waits until it is ready.
 pub(super) fn start_erl_node(name: &str, eval: &str) -> Result<Kid, String> {
+    start_erl_node_with(name, eval, &[])
+}
+
+/// [`start_erl_node`] with extra emulator `flags`.
+fn start_erl_node_with(name: &str, eval: &str, flags: &[&str]) -> Result<Kid, String> {
     let dir = beam::compiled_dir()?;
     let mut cmd = Command::new("erl");
     cmd.arg("-pa")
         .arg(dir)
         .arg("+S")
         .arg(format!("{WORKERS}:{WORKERS}"))
+        .args(flags)
         .args([
             "-noshell",
             "-name",

@@ -6,7 +6,7 @@
 //! ([`strategy`]), node monitoring, the cluster view ([`view`]), process groups
 //! ([`pg`], OTP's scope protocol), Phoenix.PubSub ([`pubsub`]), GenStage across nodes
 //! ([`stage`]), erpc both ways ([`erpc`]), and system services
-//! (`rex`, `global`, ...) that register with the wire under their names through
+//! (`rex`, [`global`], ...) that register with the wire under their names through
 //! `orbit_dist::service`. The wire never imports this crate.
 //!
 //! ```no_run

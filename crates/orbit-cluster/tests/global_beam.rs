@@ -53,7 +53,10 @@ fn global_with_erl() {
     });
     assert_eq!(b.eval(o, "global:sync()."), Term::atom("ok"));
     assert_eq!(
-        b.eval(o, "lists:member(Orbit, gen_server:call(global_name_server, get_synced))."),
+        b.eval(
+            o,
+            "lists:member(Orbit, gen_server:call(global_name_server, get_synced))."
+        ),
         Term::bool(true)
     );
 
@@ -69,14 +72,22 @@ fn global_with_erl() {
     // Taken names (and a pid that has a name) are refused on both sides.
     let a2 = rt().block_on(async { member() });
     assert_eq!(rt().block_on(global::register_name("e1", a2)), Ok(false));
-    assert_eq!(rt().block_on(global::register_name("a1_again", a1)), Ok(false));
-    assert_eq!(b.eval(o, "global:register_name(a1, self())."), Term::atom("no"));
+    assert_eq!(
+        rt().block_on(global::register_name("a1_again", a1)),
+        Ok(false)
+    );
+    assert_eq!(
+        b.eval(o, "global:register_name(a1, self())."),
+        Term::atom("no")
+    );
     let names = global::registered_names();
     assert!(names.contains(&Term::atom("e1")) && names.contains(&Term::atom("a1")));
 
     // A registered process dies: its name goes on both sides.
     b.eval(o, "exit(E1, kill).");
-    eventually("Orbit drops e1", 15, || global::whereis_name("e1").is_none());
+    eventually("Orbit drops e1", 15, || {
+        global::whereis_name("e1").is_none()
+    });
     orbit::exit(a1, orbit::ExitReason::Kill);
     eventually("the BEAM drops a1", 15, || {
         b.eval(o, "global:whereis_name(a1).") == Term::atom("undefined")
@@ -90,7 +101,10 @@ fn global_with_erl() {
     rt().block_on(global::re_register_name("a2", a3)).unwrap();
     assert_eq!(beam_pid(b.eval(o, "global:whereis_name(a2).")), a3);
     rt().block_on(global::unregister_name("a2")).unwrap();
-    assert_eq!(b.eval(o, "global:whereis_name(a2)."), Term::atom("undefined"));
+    assert_eq!(
+        b.eval(o, "global:whereis_name(a2)."),
+        Term::atom("undefined")
+    );
     b.eval(o, "yes = global:register_name(e2, self()).");
     assert!(global::whereis_name("e2").is_some());
     b.eval(o, "global:unregister_name(e2).");
@@ -102,7 +116,10 @@ fn global_with_erl() {
         Term::atom("done")
     );
     // A lock held by the BEAM blocks Orbit's conflicting set_lock, on Orbit's table too.
-    assert_eq!(b.eval(o, "global:set_lock({res1, req_e})."), Term::bool(true));
+    assert_eq!(
+        b.eval(o, "global:set_lock({res1, req_e})."),
+        Term::bool(true)
+    );
     let conflicting = LockId::new(Term::atom("res1"), Term::atom("req_o"));
     for nodes in [vec![b.name.clone()], vec![o.name.clone()]] {
         assert_eq!(
@@ -111,7 +128,10 @@ fn global_with_erl() {
             "{nodes:?}"
         );
     }
-    assert_eq!(b.eval(o, "global:del_lock({res1, req_e})."), Term::bool(true));
+    assert_eq!(
+        b.eval(o, "global:del_lock({res1, req_e})."),
+        Term::bool(true)
+    );
     // A lock Orbit holds on itself blocks the BEAM's set_lock(.., 0) over all nodes.
     let on_orbit = LockId::new(Term::atom("res2"), Term::atom("req_o"));
     let me = vec![o.name.clone()];
@@ -128,7 +148,13 @@ fn global_with_erl() {
         b.eval(o, "global:set_lock({res2, req_e}, [node() | nodes()], 0)."),
         Term::bool(false)
     );
-    assert_eq!(b.eval(o, "global:trans({res2, req_e}, fun() -> ran end, [node() | nodes()], 0)."), Term::atom("aborted"));
+    assert_eq!(
+        b.eval(
+            o,
+            "global:trans({res2, req_e}, fun() -> ran end, [node() | nodes()], 0)."
+        ),
+        Term::atom("aborted")
+    );
     rt().block_on(global::del_lock(&on_orbit, &me)).unwrap();
     assert_eq!(
         b.eval(o, "global:set_lock({res2, req_e}, [node() | nodes()], 0)."),
@@ -210,8 +236,14 @@ fn global_with_erl() {
         b.eval(o, h);
     }
     // A call Orbit's name server does not answer, as OTP's.
-    let t = b.eval(o, "catch gen_server:call({global_name_server, Orbit}, bogus, 300).");
-    assert!(matches!(&t, Term::Tuple(e) if e.first().and_then(Term::as_atom) == Some("EXIT")), "{t}");
+    let t = b.eval(
+        o,
+        "catch gen_server:call({global_name_server, Orbit}, bogus, 300).",
+    );
+    assert!(
+        matches!(&t, Term::Tuple(e) if e.first().and_then(Term::as_atom) == Some("EXIT")),
+        "{t}"
+    );
     rt().block_on(global::barrier()).unwrap();
     assert_eq!(global::ignored() - ignored, malformed.len() as u64 + 1);
     assert!(global::whereis_name("x1").is_none() && global::whereis_name("x2").is_none());
@@ -245,7 +277,9 @@ fn global_with_erl() {
     // random_exit_name: the BEAM node's name sorts first, its pid keeps `dup` and
     // Orbit's is killed.
     assert!(rt().block_on(o.node.connect(&b.name)));
-    eventually("synced again", 20, || global::synced_nodes().contains(&b.name));
+    eventually("synced again", 20, || {
+        global::synced_nodes().contains(&b.name)
+    });
     assert_eq!(b.eval(o, "global:sync()."), Term::atom("ok"));
     let dup_b = beam_pid(b.eval(o, "get(dup)."));
     assert!(b.name < o.name);

@@ -220,7 +220,7 @@ pub fn start() -> Result<(), GlobalError> {
         let _ = server.send(GlobalMsg::NodeUp(n));
     }
     let h = server.clone();
-    let n2 = node.clone();
+    let n2 = node;
     tokio::spawn(async move {
         while let Some(ev) = events.recv().await {
             let m = match ev {
@@ -339,7 +339,11 @@ async fn registrar(name: Term, pid: Option<Pid>, re: bool) -> Result<bool, Globa
 /// `global:set_lock(Id, Nodes, Retries)`: takes `id` on every node of `nodes` (this
 /// node's name included for a local lock; nodes that are not connected are skipped, as
 /// OTP's `multi_call` bad nodes). `Ok(false)` when refused after `retries`.
-pub async fn set_lock(id: &LockId, nodes: &[String], retries: Retries) -> Result<bool, GlobalError> {
+pub async fn set_lock(
+    id: &LockId,
+    nodes: &[String],
+    retries: Retries,
+) -> Result<bool, GlobalError> {
     let r = running()?;
     let holder = orbit::self_pid().unwrap_or_else(orbit_dist::spawn::system_pid);
     let mut times = 1u32;
@@ -389,7 +393,12 @@ where
 /// not answering (OTP waits forever; a node that goes down ends the call at once).
 const REMOTE_CALL: Duration = Duration::from_secs(60);
 
-async fn lock_on_nodes(r: &Running, id: &LockId, nodes: &[String], holder: Pid) -> Result<bool, GlobalError> {
+async fn lock_on_nodes(
+    r: &Running,
+    id: &LockId,
+    nodes: &[String],
+    holder: Pid,
+) -> Result<bool, GlobalError> {
     let mut granted: Vec<String> = Vec::new();
     let mut refused = false;
     for n in nodes {
@@ -403,7 +412,13 @@ async fn lock_on_nodes(r: &Running, id: &LockId, nodes: &[String], holder: Pid) 
             .await?
         } else {
             let req = Term::tuple(vec![Term::atom("set_lock"), id.term()]);
-            match orbit_dist::call::<Term, Term>(("global_name_server", n.as_str()), &req, REMOTE_CALL).await {
+            match orbit_dist::call::<Term, Term>(
+                ("global_name_server", n.as_str()),
+                &req,
+                REMOTE_CALL,
+            )
+            .await
+            {
                 Ok(t) => t.as_atom() == Some("true"),
                 Err(e) => {
                     tracing::debug!(node = %n, error = %e, "global: set_lock not answered (bad node, skipped)");
@@ -424,7 +439,12 @@ async fn lock_on_nodes(r: &Running, id: &LockId, nodes: &[String], holder: Pid) 
     Ok(!refused)
 }
 
-async fn del_on_nodes(r: &Running, id: &LockId, nodes: &[String], holder: Pid) -> Result<(), GlobalError> {
+async fn del_on_nodes(
+    r: &Running,
+    id: &LockId,
+    nodes: &[String],
+    holder: Pid,
+) -> Result<(), GlobalError> {
     for n in nodes {
         if *n == r.me {
             ask(r, |reply| GlobalMsg::DelLock {
@@ -436,7 +456,13 @@ async fn del_on_nodes(r: &Running, id: &LockId, nodes: &[String], holder: Pid) -
             .await?;
         } else {
             let req = Term::tuple(vec![Term::atom("del_lock"), id.term()]);
-            if let Err(e) = orbit_dist::call::<Term, Term>(("global_name_server", n.as_str()), &req, REMOTE_CALL).await {
+            if let Err(e) = orbit_dist::call::<Term, Term>(
+                ("global_name_server", n.as_str()),
+                &req,
+                REMOTE_CALL,
+            )
+            .await
+            {
                 tracing::debug!(node = %n, error = %e, "global: del_lock not answered");
             }
         }
@@ -446,7 +472,11 @@ async fn del_on_nodes(r: &Running, id: &LockId, nodes: &[String], holder: Pid) -
 
 /// OTP's `random_sleep/1`: up to 1/4 s the first time, doubling to at most 8 s.
 async fn random_sleep(times: u32) {
-    let max_ms: u64 = if times > 5 { 8000 } else { ((1u64 << times) * 1000) / 8 };
+    let max_ms: u64 = if times > 5 {
+        8000
+    } else {
+        ((1u64 << times) * 1000) / 8
+    };
     let mut b = [0u8; 8];
     let r = getrandom::getrandom(&mut b).map_or(max_ms / 2, |_| u64::from_le_bytes(b));
     tokio::time::sleep(Duration::from_millis(1 + r % max_ms.max(1))).await;
@@ -535,7 +565,8 @@ async fn register_on(r: &Running, m: &RegistrarMsg, nodes: &[String]) -> bool {
                 return false;
             }
         } else if let Err(e) =
-            orbit_dist::call::<Term, Term>(("global_name_server", n.as_str()), &req, REMOTE_CALL).await
+            orbit_dist::call::<Term, Term>(("global_name_server", n.as_str()), &req, REMOTE_CALL)
+                .await
         {
             tracing::debug!(node = %n, error = %e, "global: register not answered (bad node)");
         }

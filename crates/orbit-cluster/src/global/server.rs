@@ -161,9 +161,9 @@ impl Server {
                 Ok(msg) => self.incoming(msg, &peer),
                 Err(e) => self.malformed(format_args!("{e} (from {peer})")),
             },
-            GlobalMsg::Undecodable(peer) => {
-                self.malformed(format_args!("global: ignored undecodable bytes from {peer}"))
-            }
+            GlobalMsg::Undecodable(peer) => self.malformed(format_args!(
+                "global: ignored undecodable bytes from {peer}"
+            )),
             GlobalMsg::NodeUp(n) => self.nodeup(&n),
             GlobalMsg::NodeDown(n) => self.nodedown(&n),
             GlobalMsg::SetLock {
@@ -239,7 +239,11 @@ impl Server {
     /// OTP's `ins_name`: replaces any registration of the name.
     fn insert(&mut self, e: NameEntry) {
         let mut s = self.shared.write();
-        let same = s.names.get(&e.name).filter(|r| r.pid == e.pid).map(|r| r.monitor);
+        let same = s
+            .names
+            .get(&e.name)
+            .filter(|r| r.pid == e.pid)
+            .map(|r| r.monitor);
         let r = match same {
             Some(r) => r,
             None => self.monitor(e.pid),
@@ -380,7 +384,8 @@ impl Server {
     }
 
     fn tag_is(&self, node: &str, tag: &Term) -> bool {
-        self.my_tag(node).is_some_and(|t| tag.exact_eq(&Term::Int(t)))
+        self.my_tag(node)
+            .is_some_and(|t| tag.exact_eq(&Term::Int(t)))
     }
 
     fn incoming(&mut self, msg: Incoming, peer: &str) {
@@ -504,7 +509,10 @@ impl Server {
             }
             Incoming::NewNodes { node, ops, nodes } => {
                 if !self.shared.read().known.contains(&node) {
-                    tracing::debug!(node, "global: new_nodes from a node this node does not know, dropped");
+                    tracing::debug!(
+                        node,
+                        "global: new_nodes from a node this node does not know, dropped"
+                    );
                     return;
                 }
                 self.apply(ops);
@@ -522,7 +530,9 @@ impl Server {
             }
             Incoming::InSync { node } => {
                 if node != peer {
-                    self.malformed(format_args!("global: ignored an in_sync from {peer} naming {node}"));
+                    self.malformed(format_args!(
+                        "global: ignored an in_sync from {peer} naming {node}"
+                    ));
                     return;
                 }
                 self.cancel(&node);
@@ -531,7 +541,11 @@ impl Server {
                 s.synced.insert(node);
             }
             Incoming::LostConnection { a, b } => {
-                tracing::debug!(a, b, "global: lost_connection noted (not acted on by Orbit)");
+                tracing::debug!(
+                    a,
+                    b,
+                    "global: lost_connection noted (not acted on by Orbit)"
+                );
             }
             Incoming::RemoveConnection { node } => {
                 let known = {
@@ -572,7 +586,10 @@ impl Server {
         tokio::spawn(async move {
             if let Some(n) = orbit_dist::Node::current() {
                 if !n.list().contains(&node) && !n.connect(&node).await {
-                    tracing::warn!(node, "global: failed to connect to a node the cluster knows");
+                    tracing::warn!(
+                        node,
+                        "global: failed to connect to a node the cluster knows"
+                    );
                     return;
                 }
             }
@@ -585,7 +602,10 @@ impl Server {
         let Some(s) = self.sessions.get(&node) else {
             return; // no session with that node: spurious
         };
-        if tag.as_ref().is_some_and(|t| !t.exact_eq(&Term::Int(s.my_tag))) {
+        if tag
+            .as_ref()
+            .is_some_and(|t| !t.exact_eq(&Term::Int(s.my_tag)))
+        {
             return; // an old session's
         }
         let Some(his) = s.his.as_ref() else {
@@ -630,10 +650,20 @@ impl Server {
         ]));
         self.send(&node, &reply);
         if !granted {
-            tracing::debug!(node, "global: partition lock refused (another sync or a registration holds it)");
+            tracing::debug!(
+                node,
+                "global: partition lock refused (another sync or a registration holds it)"
+            );
             return;
         }
-        let names: Vec<Term> = self.shared.read().names.entries().iter().map(wire::entry).collect();
+        let names: Vec<Term> = self
+            .shared
+            .read()
+            .names
+            .entries()
+            .iter()
+            .map(wire::entry)
+            .collect();
         let Some(s) = self.sessions.get_mut(&node) else {
             return;
         };

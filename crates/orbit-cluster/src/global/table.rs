@@ -50,7 +50,13 @@ impl Locks {
     }
 
     /// Adds `pid` (monitored by `monitor`) as a holder; only after `check` said `New`.
-    pub(crate) fn insert(&mut self, resource: Term, requester: Term, pid: Pid, monitor: Option<Ref>) {
+    pub(crate) fn insert(
+        &mut self,
+        resource: Term,
+        requester: Term,
+        pid: Pid,
+        monitor: Option<Ref>,
+    ) {
         self.by_resource
             .entry(resource)
             .or_insert_with(|| Lock {
@@ -63,7 +69,12 @@ impl Locks {
 
     /// `del_lock`: `pid` releases `(resource, requester)`; the monitor to drop, if the
     /// pid held it. A different requester's lock is left alone (as OTP).
-    pub(crate) fn delete(&mut self, resource: &Term, requester: &Term, pid: Pid) -> Option<Option<Ref>> {
+    pub(crate) fn delete(
+        &mut self,
+        resource: &Term,
+        requester: &Term,
+        pid: Pid,
+    ) -> Option<Option<Ref>> {
         let l = self.by_resource.get_mut(resource)?;
         if !l.requester.exact_eq(requester) {
             return None;

@@ -393,9 +393,23 @@ mod tests {
                 Term::nil(),
                 Term::Int(2),
             ]),
-            Term::tuple(vec![Term::atom("init_connect"), Term::Int(8), Term::atom("n@h"), Term::nil()]),
-            Term::tuple(vec![Term::atom("in_sync"), Term::atom("no_at_sign"), Term::nil()]),
-            Term::tuple(vec![Term::atom("lock_set"), Term::Int(1), Term::bool(true), Term::nil()]),
+            Term::tuple(vec![
+                Term::atom("init_connect"),
+                Term::Int(8),
+                Term::atom("n@h"),
+                Term::nil(),
+            ]),
+            Term::tuple(vec![
+                Term::atom("in_sync"),
+                Term::atom("no_at_sign"),
+                Term::nil(),
+            ]),
+            Term::tuple(vec![
+                Term::atom("lock_set"),
+                Term::Int(1),
+                Term::bool(true),
+                Term::nil(),
+            ]),
         ] {
             assert!(parse(&t).is_err(), "{t}");
         }
@@ -409,7 +423,11 @@ mod tests {
             Ok(Request::SetLock(..))
         ));
         assert!(matches!(
-            parse(&Term::tuple(vec![Term::atom("in_sync"), Term::atom("a@b"), Term::bool(true)])),
+            parse(&Term::tuple(vec![
+                Term::atom("in_sync"),
+                Term::atom("a@b"),
+                Term::bool(true)
+            ])),
             Ok(Incoming::InSync { .. })
         ));
     }

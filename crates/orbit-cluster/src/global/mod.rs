@@ -203,6 +203,7 @@ pub fn start() -> Result<(), GlobalError> {
         server.pid(),
         shared.clone(),
         ignored.clone(),
+        server.clone(),
     ));
     let registrar = orbit::Spawn::new()
         .label("global registrar")

@@ -22,8 +22,11 @@
 //!    the ones this node knew, and the lock is released.
 //!
 //! A message whose tag is not the session's is dropped (an old session's), as OTP does.
-//! The Orbit side is always the passive locker: it never starts locking a partition
-//! on its own, it answers the peer's locker (OTP's "spontaneous" `lock_set` path).
+//! Locking: this node answers the peer's locker (OTP's "spontaneous" `lock_set` path);
+//! when the peer has not started locking [`ACTIVATE`] after its `init_connect` (another
+//! Orbit node waits too), this node locks itself, sends `{lock_set, Me, true, ...}`
+//! and takes the peer's `lock_set` as the confirmation (OTP's `select_node` path, the
+//! peer's partition being locked by the peer).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,7 +73,13 @@ pub(crate) enum GlobalMsg {
     Delete(Term, oneshot::Sender<()>),
     /// Answers once every message queued before it is handled.
     Barrier(oneshot::Sender<()>),
+    /// Start locking the session with a node (its tag) if the peer has not.
+    Activate(String, i64),
 }
+
+/// How long this node waits for a peer's locker before locking itself (OTP's lockers
+/// start within 0.2 to 3 s; a random extra of up to 1 s separates two Orbit nodes).
+pub(crate) const ACTIVATE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What API readers see without a round trip.
 #[derive(Debug, Default)]
@@ -91,8 +100,10 @@ struct His {
 struct Session {
     my_tag: i64,
     his: Option<His>,
-    /// The lock this node took on itself for the session (`lock_is_set`).
+    /// The lock this node took on itself for the session.
     lock: Option<(Term, Term)>,
+    /// Both sides hold their lock: names are being exchanged.
+    lock_is_set: bool,
     /// The peer's names, when they came before `lock_is_set`.
     his_exchange: Option<Vec<NameEntry>>,
     /// This node's operations, once its `resolved` is sent.
@@ -110,6 +121,7 @@ pub(crate) struct Server {
     sessions: HashMap<String, Session>,
     pre_connect: HashMap<String, Incoming>,
     next_tag: i64,
+    handle: orbit::Handle<GlobalMsg>,
 }
 
 const GNS: &str = "global_name_server";
@@ -120,6 +132,7 @@ impl Server {
         pid: Pid,
         shared: Arc<RwLock<Shared>>,
         ignored: Arc<AtomicU64>,
+        handle: orbit::Handle<GlobalMsg>,
     ) -> Server {
         Server {
             me,
@@ -130,6 +143,7 @@ impl Server {
             sessions: HashMap::new(),
             pre_connect: HashMap::new(),
             next_tag: 1,
+            handle,
         }
     }
 
@@ -194,6 +208,7 @@ impl Server {
             GlobalMsg::Barrier(reply) => {
                 let _ = reply.send(());
             }
+            GlobalMsg::Activate(node, tag) => self.activate(&node, tag),
         }
     }
 
@@ -343,6 +358,7 @@ impl Server {
                 my_tag,
                 his: None,
                 lock: None,
+                lock_is_set: false,
                 his_exchange: None,
                 my_ops: None,
                 his_resolved: None,
@@ -440,6 +456,7 @@ impl Server {
                     Term::Int(my_tag),
                 ]);
                 self.send(&node, &ack);
+                self.schedule(&node, my_tag);
             }
             Incoming::InitConnectAck {
                 node,
@@ -483,7 +500,7 @@ impl Server {
                 let Some(s) = self.sessions.get_mut(&node) else {
                     return;
                 };
-                if s.lock.is_some() {
+                if s.lock_is_set {
                     self.exchange(&node, names);
                 } else {
                     s.his_exchange = Some(names);
@@ -599,7 +616,7 @@ impl Server {
 
     fn lock_set(&mut self, locker: Pid, set: bool, tag: Option<Term>) {
         let node = locker.node().to_string();
-        let Some(s) = self.sessions.get(&node) else {
+        let Some(s) = self.sessions.get_mut(&node) else {
             return; // no session with that node: spurious
         };
         if tag
@@ -611,13 +628,43 @@ impl Server {
         let Some(his) = s.his.as_ref() else {
             return;
         };
-        if !set || s.lock.is_some() {
+        if s.lock_is_set {
             return;
         }
-        let (his_tag, his_locker) = (his.tag.clone(), his.locker);
+        let (his_tag, his_locker, my_tag) = (his.tag.clone(), his.locker, s.my_tag);
+        if !set {
+            // The peer could not lock its side: drop this node's attempt, retry later.
+            if let Some((r, q)) = s.lock.take() {
+                self.del_lock(&r, &q, self.pid);
+                self.schedule(&node, my_tag);
+            }
+            return;
+        }
+        if s.lock.is_some() {
+            // This node locked first (activate): the peer's lock_set confirms.
+            self.lock_is_set(&node);
+            return;
+        }
+        let (resource, requester) = self.lock_id(his_locker);
+        let granted = self.set_lock(resource.clone(), requester.clone(), self.pid);
+        self.send_lock_set(&node, granted, his_tag);
+        if !granted {
+            tracing::debug!(
+                node,
+                "global: partition lock refused (another sync or a registration holds it)"
+            );
+            return;
+        }
+        if let Some(s) = self.sessions.get_mut(&node) {
+            s.lock = Some((resource, requester));
+        }
+        self.lock_is_set(&node);
+    }
+
+    /// `{global, lists:sort([MyLocker, HisLocker])}`; when the peer already took it on
+    /// this node, its exact list from the table.
+    fn lock_id(&self, his_locker: Pid) -> (Term, Term) {
         let resource = Term::atom("global");
-        // The lock id is {global, lists:sort([LockerA, LockerB])}; the peer already took
-        // it on this node, so its exact list is in the table.
         let mine = wire::pid_t(self.pid);
         let theirs = wire::pid_t(his_locker);
         let requester = self
@@ -640,22 +687,60 @@ impl Server {
                 l.sort_by(|a, b| a.exact_cmp(b));
                 Term::List(l.to_vec())
             });
-        let granted = self.set_lock(resource.clone(), requester.clone(), self.pid);
-        let reply = wire::cast(Term::tuple(vec![
+        (resource, requester)
+    }
+
+    fn send_lock_set(&self, node: &str, granted: bool, his_tag: Term) {
+        let msg = wire::cast(Term::tuple(vec![
             Term::atom("lock_set"),
             wire::pid_t(self.pid),
             Term::bool(granted),
             wire::known(&self.known_list()),
             his_tag,
         ]));
-        self.send(&node, &reply);
-        if !granted {
-            tracing::debug!(
-                node,
-                "global: partition lock refused (another sync or a registration holds it)"
-            );
+        self.send(node, &msg);
+    }
+
+    /// Sends [`GlobalMsg::Activate`] for the session `tag` after [`ACTIVATE`] and a
+    /// random extra.
+    fn schedule(&self, node: &str, tag: i64) {
+        let h = self.handle.clone();
+        let node = node.to_string();
+        let mut b = [0u8; 2];
+        let extra = getrandom::getrandom(&mut b).map_or(500, |_| u16::from_le_bytes(b) % 1000);
+        tokio::spawn(async move {
+            tokio::time::sleep(ACTIVATE + std::time::Duration::from_millis(u64::from(extra))).await;
+            let _ = h.send(GlobalMsg::Activate(node, tag));
+        });
+    }
+
+    /// The peer's locker has not started: lock this node and tell the peer.
+    fn activate(&mut self, node: &str, tag: i64) {
+        let Some(s) = self.sessions.get(node) else {
+            return;
+        };
+        if s.my_tag != tag || s.lock.is_some() || s.lock_is_set {
             return;
         }
+        let Some(his) = s.his.as_ref() else {
+            return;
+        };
+        let (his_tag, his_locker) = (his.tag.clone(), his.locker);
+        let (resource, requester) = self.lock_id(his_locker);
+        if !self.set_lock(resource.clone(), requester.clone(), self.pid) {
+            self.schedule(node, tag);
+            return;
+        }
+        if let Some(s) = self.sessions.get_mut(node) {
+            s.lock = Some((resource, requester));
+        }
+        tracing::debug!(node, "global: locking first");
+        self.send_lock_set(node, true, his_tag);
+    }
+
+    /// Both partitions are locked: send this node's names, handle the peer's if they
+    /// came first.
+    fn lock_is_set(&mut self, node: &str) {
         let names: Vec<Term> = self
             .shared
             .read()
@@ -664,10 +749,10 @@ impl Server {
             .iter()
             .map(wire::entry)
             .collect();
-        let Some(s) = self.sessions.get_mut(&node) else {
+        let Some(s) = self.sessions.get_mut(node) else {
             return;
         };
-        s.lock = Some((resource, requester));
+        s.lock_is_set = true;
         let exchange = wire::cast(Term::tuple(vec![
             Term::atom("exchange"),
             Term::atom(&self.me),
@@ -676,9 +761,9 @@ impl Server {
             s.his.as_ref().map_or_else(Term::nil, |h| h.tag.clone()),
         ]));
         let waiting = s.his_exchange.take();
-        self.send(&node, &exchange);
+        self.send(node, &exchange);
         if let Some(names) = waiting {
-            self.exchange(&node, names);
+            self.exchange(node, names);
         }
     }
 

@@ -1,7 +1,9 @@
 //! `:global` between two Orbit nodes (this test process and a child running this same
 //! binary): neither has a BEAM locker to answer, so one locks first; the two
 //! synchronise, the name the child registered before connecting reaches the parent,
-//! and a name the parent registers afterwards reaches the child.
+//! a name both registered while apart is resolved by the node whose name sorts first
+//! (OTP's `random_exit_name`: the other process is killed), and a name the parent
+//! registers afterwards reaches the child.
 
 mod beam;
 
@@ -23,6 +25,8 @@ fn child_main(parent: String, name: String) {
         global::start().unwrap();
         let p = member();
         assert_eq!(global::register_name("child_name", p).await, Ok(true));
+        let d = member();
+        assert_eq!(global::register_name("dup", d).await, Ok(true));
         assert!(node.connect(&parent).await);
     });
     let reply = |t: Term| {
@@ -63,6 +67,9 @@ fn global_between_orbit_nodes() {
     }
     let o = orbit("global_parent");
     rt().block_on(async { global::start() }).unwrap();
+    // Registered here and on the child while apart: a conflict at the sync.
+    let dup = rt().block_on(async { member() });
+    assert_eq!(rt().block_on(global::register_name("dup", dup)), Ok(true));
     let name = format!("global_child_{}@127.0.0.1", std::process::id());
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", "child", "--nocapture", "--test-threads", "1"])
@@ -80,6 +87,18 @@ fn global_between_orbit_nodes() {
     // The child's name, registered before the connection, came with the sync.
     let child_pid = global::whereis_name("child_name").expect("child_name on the parent");
     assert_eq!(child_pid.node().as_ref(), c.name.as_str());
+    // The conflict over `dup` was resolved by the child (its name sorts first) with
+    // OTP's random_exit_name: its pid keeps the name, the parent's process is killed.
+    assert!(c.name < o.name);
+    eventually("the parent's dup process was killed", 15, || {
+        orbit::process_info(dup).is_none()
+    });
+    let dup_now = global::whereis_name("dup").expect("dup still registered");
+    assert_eq!(dup_now.node().as_ref(), c.name.as_str());
+    assert_eq!(
+        on_child(&mut c, "whereis dup"),
+        Term::Pid(Box::new(orbit_dist::to_wire(dup_now)))
+    );
     // A name registered now reaches the child.
     let p = rt().block_on(async { member() });
     assert_eq!(

@@ -41,6 +41,7 @@
 //! are kept as plain names. A malformed or unexpected message is logged, counted
 //! ([`ignored`]) and dropped; an unexpected call is not answered (as OTP).
 
+mod resolve;
 mod server;
 mod table;
 mod wire;
@@ -216,6 +217,11 @@ pub fn start() -> Result<(), GlobalError> {
         }),
     )
     .map_err(|e| GlobalError::Start(e.to_string()))?;
+    // What a BEAM node resolving a conflict over an Orbit pid calls here by rpc.
+    if let Err(e) = crate::erpc::register("global", "resolve_it", 4, |a| Ok(resolve::resolve_it(a)))
+    {
+        tracing::warn!("global: resolve_it not registered with erpc: {e}");
+    }
     let mut events = node.monitor_nodes();
     for n in node.list() {
         let _ = server.send(GlobalMsg::NodeUp(n));

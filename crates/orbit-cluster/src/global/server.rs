@@ -32,12 +32,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use orbit::{Context, Down, ExitReason, Message, Pid, Ref};
+use orbit::{Context, Down, Message, Pid, Ref};
 use orbit_dist::service::Call;
 use orbit_term::Term;
 use parking_lot::RwLock;
 use tokio::sync::oneshot;
 
+use super::resolve;
 use super::table::{Locks, Names, SetLock};
 use super::wire::{self, Incoming, NameEntry, Op, Request};
 
@@ -789,10 +790,13 @@ impl Server {
                         ops.push(Op::Insert(e));
                         continue;
                     }
-                    if resolve(&e.name, e.pid, m.pid) == e.pid {
-                        ops.push(Op::Insert(e));
-                    } else {
-                        res.push(Op::Insert(mine));
+                    match resolve::run(&m.method, &e.name, e.pid, m.pid) {
+                        resolve::Outcome::Keep(p) if p == e.pid => ops.push(Op::Insert(e)),
+                        resolve::Outcome::Keep(_) => res.push(Op::Insert(mine)),
+                        resolve::Outcome::Drop => {
+                            ops.push(Op::Delete(e.name.clone()));
+                            res.push(Op::Delete(e.name));
+                        }
                     }
                 }
                 Some(_) => {} // the peer resolves it
@@ -869,13 +873,4 @@ impl Server {
         }
         tracing::debug!(node, "global: synced");
     }
-}
-
-/// OTP's default resolver `random_exit_name/3`: the pid on the node whose name sorts
-/// first keeps the name; the other is killed (`exit(Pid, kill)`).
-fn resolve(name: &Term, a: Pid, b: Pid) -> Pid {
-    let (min, max) = if a.node() < b.node() { (a, b) } else { (b, a) };
-    tracing::info!(name = %wire::short(name), loser = %max, "global: name conflict, terminating the other registration's process");
-    orbit::exit(max, ExitReason::Kill);
-    min
 }

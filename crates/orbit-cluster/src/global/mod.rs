@@ -25,21 +25,33 @@
 //!   whose node goes down loses its locks.
 //!
 //! Name conflicts on merge, as OTP: when two nodes synchronise, the one whose name
-//! sorts first resolves each name registered on both with different pids. Orbit's
-//! resolver is OTP's default `random_exit_name/3`: the pid on the node whose name sorts
-//! first keeps the name everywhere and the other process is killed (`exit(Pid, kill)`).
-//! Names registered from Orbit carry the method `fun global:random_exit_name/3`, so a
-//! BEAM node resolving a conflict over them does the same. Limits: when Orbit resolves
-//! a conflict whose current pid is on a third node, it does not call that node (OTP
-//! would `rpc` the method there): the incoming registration wins, as OTP does when that
-//! `rpc` fails; a custom resolve method of a BEAM name is never run on Orbit.
+//! sorts first resolves each name registered on both with different pids, by running
+//! the name's resolve method on the node of the pid that holds it there
+//! (`global:resolve_it/4`, which Orbit serves over erpc for BEAM nodes that resolve
+//! over an Orbit pid). Orbit runs OTP's three methods (module `resolve`):
+//! `random_exit_name/3`, the default and the method of every name registered from
+//! Orbit (`fun global:random_exit_name/3` on the wire): the pid on the node whose name
+//! sorts first keeps the name everywhere and the other process is killed
+//! (`exit(Pid, kill)`, as OTP; the other process does not receive
+//! `{global_name_conflict, Name}`); `random_notify_name/3` (the other gets
+//! `{global_name_conflict, Name}`); `notify_all_name/3` (both get
+//! `{global_name_conflict, Name, OtherPid}`, the name goes). A BEAM fun method cannot
+//! run on Orbit: the name is dropped, as OTP drops it when the method fails. When Orbit
+//! resolves a conflict whose current pid is on a third node it does not call that
+//! node: the incoming registration wins, as OTP does when that `rpc` fails.
 //!
-//! Differences from OTP: Orbit locks only itself when a peer synchronises with it (the
-//! peer's locker locks its own partition; OTP's would also lock this node's other known
-//! nodes); it does not send `lost_connection` (OTP's overlapping-partition prevention),
-//! but it honours `remove_connection` by disconnecting; `register_name_external` names
-//! are kept as plain names. A malformed or unexpected message is logged, counted
-//! ([`ignored`]) and dropped; an unexpected call is not answered (as OTP).
+//! Locking during a synchronisation: Orbit answers the peer's locker and locks only
+//! itself (the peer locks its own partition; OTP's locker would also lock this node's
+//! other known nodes); when the peer's locker has not started within 2 to 3 s (another
+//! Orbit node never starts one), Orbit locks itself first and sends `lock_set`, so two
+//! Orbit nodes synchronise without a BEAM node between them.
+//!
+//! Other differences from OTP: Orbit does not send `lost_connection` (OTP's
+//! overlapping-partition prevention) but honours `remove_connection` by disconnecting;
+//! `register_name_external` names are kept as plain names; a malformed or unexpected
+//! message is logged, counted ([`ignored`]) and dropped, and an unexpected call is not
+//! answered (as OTP). [`start`] needs a tokio runtime: [`crate::start`] called outside
+//! one logs a warning and leaves orbit-dist's stub (which answers the lock calls only).
 
 mod resolve;
 mod server;
@@ -264,8 +276,13 @@ async fn ask<T>(
 pub fn whereis_name(name: impl Into<GlobalName>) -> Option<Pid> {
     let r = running().ok()?;
     let n = name.into().0;
-    let found = r.shared.read().names.whereis(&n);
-    found
+    let found = r.shared.read().names.whereis(&n)?;
+    // As OTP's `where/1`: a local process that already exited has no name, even before
+    // its monitor fires.
+    if found.is_local() && orbit::process_info(found).is_none() {
+        return None;
+    }
+    Some(found)
 }
 
 /// `global:registered_names()`.

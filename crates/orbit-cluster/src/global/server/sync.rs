@@ -115,7 +115,20 @@ impl Server {
         let Some(s) = self.sessions.get(node) else {
             return;
         };
-        if s.my_tag != tag || s.lock.is_some() || s.lock_is_set {
+        if s.my_tag != tag || s.lock_is_set {
+            return;
+        }
+        if s.lock.is_some() {
+            // Locked first and the peer never confirmed: release, so that a silent peer
+            // cannot keep `global` locked on this node; try again later.
+            tracing::debug!(
+                node,
+                "global: no lock_set from the peer, releasing this node's lock"
+            );
+            if let Some((r, q)) = self.sessions.get_mut(node).and_then(|s| s.lock.take()) {
+                self.del_lock(&r, &q, self.pid);
+            }
+            self.schedule(node, tag);
             return;
         }
         let Some(his) = s.his.as_ref() else {
@@ -132,6 +145,8 @@ impl Server {
         }
         tracing::debug!(node, "global: locking first");
         self.send_lock_set(node, true, his_tag);
+        // The next tick releases the lock if the peer has not confirmed by then.
+        self.schedule(node, tag);
     }
 
     /// Both partitions are locked: send this node's names, handle the peer's if they

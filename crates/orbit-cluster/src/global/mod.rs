@@ -42,9 +42,9 @@
 //!
 //! Locking during a synchronisation: Orbit answers the peer's locker and locks only
 //! itself (the peer locks its own partition; OTP's locker would also lock this node's
-//! other known nodes); when the peer's locker has not started within 2 to 3 s (another
-//! Orbit node never starts one), Orbit locks itself first and sends `lock_set`, so two
-//! Orbit nodes synchronise without a BEAM node between them.
+//! other known nodes); with another Orbit node (whose `init_connect` says it is one),
+//! Orbit locks itself first and sends `lock_set`, so two Orbit nodes synchronise
+//! without a BEAM node between them.
 //!
 //! Other differences from OTP: Orbit does not send `lost_connection` (OTP's
 //! overlapping-partition prevention) but honours `remove_connection` by disconnecting;

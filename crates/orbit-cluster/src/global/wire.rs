@@ -16,12 +16,14 @@ pub(crate) const VSN: i64 = 8;
 /// plain message).
 #[derive(Debug, Clone)]
 pub(crate) enum Incoming {
-    /// `{init_connect, {Vsn, HisTag}, Node, {locker, _, _, HisLocker}}`.
+    /// `{init_connect, {Vsn, HisTag}, Node, {locker, Marker, _, HisLocker}}`; an Orbit
+    /// node's marker is [`ORBIT_MARKER`] (OTP sends `no_longer_a_pid` and ignores it).
     InitConnect {
         node: String,
         vsn: i64,
         his_tag: Term,
         locker: Pid,
+        orbit: bool,
     },
     /// `{init_connect_ack, Node, HisView of my tag, his tag}`.
     InitConnectAck {
@@ -212,7 +214,7 @@ pub(crate) fn parse(t: &Term) -> Result<Incoming, Malformed> {
         ("init_connect", [vsn, n, init]) => (|| {
             let Term::Tuple(v) = vsn else { return None };
             let (his_vsn, his_tag) = (v.first()?.as_i64()?, v.get(1)?.clone());
-            let ("locker", [_, _, locker]) = elems(init)? else {
+            let ("locker", [marker, _, locker]) = elems(init)? else {
                 return None;
             };
             Some(Incoming::InitConnect {
@@ -220,6 +222,7 @@ pub(crate) fn parse(t: &Term) -> Result<Incoming, Malformed> {
                 vsn: his_vsn,
                 his_tag,
                 locker: pid(locker)?,
+                orbit: marker.as_atom() == Some(ORBIT_MARKER),
             })
         })(),
         ("init_connect_ack", [n, mine, his]) => node(n).map(|node| Incoming::InitConnectAck {
@@ -325,7 +328,12 @@ pub(crate) fn cast(request: Term) -> Term {
     Term::tuple(vec![Term::atom("$gen_cast"), request])
 }
 
-/// `{init_connect, {8, MyTag}, Me, {locker, no_longer_a_pid, #{}, MyLocker}}` (a cast).
+/// What Orbit puts where OTP puts `no_longer_a_pid` in `init_connect` (a field OTP
+/// ignores): tells another Orbit node that this node's locker never starts a lock.
+pub(crate) const ORBIT_MARKER: &str = "orbit_passive_locker";
+
+/// `{init_connect, {8, MyTag}, Me, {locker, orbit_passive_locker, #{}, MyLocker}}` (a
+/// cast).
 pub(crate) fn init_connect(me: &str, my_tag: i64, locker: Pid) -> Term {
     cast(Term::tuple(vec![
         Term::atom("init_connect"),
@@ -333,7 +341,7 @@ pub(crate) fn init_connect(me: &str, my_tag: i64, locker: Pid) -> Term {
         Term::atom(me),
         Term::tuple(vec![
             Term::atom("locker"),
-            Term::atom("no_longer_a_pid"),
+            Term::atom(ORBIT_MARKER),
             Term::map(Vec::new()),
             pid_t(locker),
         ]),

@@ -6,7 +6,7 @@
 //! pids, and the local API's requests. Per connecting node it keeps one session
 //! (OTP's `sync_tag_my`/`sync_tag_his`/`wait_lock`/`save_ops` entries):
 //!
-//! 1. node-up: cast `{init_connect, {8, MyTag}, Me, {locker, no_longer_a_pid, #{},
+//! 1. node-up: cast `{init_connect, {8, MyTag}, Me, {locker, orbit_passive_locker, #{},
 //!    Me}}` (this process stands for OTP's locker: peers reach a v6+ locker only through
 //!    its node's name server, and only use its pid for its node and the lock id);
 //! 2. their `init_connect`: answer `{init_connect_ack, Me, HisTag, MyTag}`;
@@ -22,11 +22,12 @@
 //!    the ones this node knew, and the lock is released.
 //!
 //! A message whose tag is not the session's is dropped (an old session's), as OTP does.
-//! Locking: this node answers the peer's locker (OTP's "spontaneous" `lock_set` path);
-//! when the peer has not started locking [`ACTIVATE`] after its `init_connect` (another
-//! Orbit node waits too), this node locks itself, sends `{lock_set, Me, true, ...}`
-//! and takes the peer's `lock_set` as the confirmation (OTP's `select_node` path, the
-//! peer's partition being locked by the peer).
+//! Locking: this node answers the peer's locker (OTP's "spontaneous" `lock_set` path).
+//! A BEAM peer's locker always starts the lock; another Orbit node's never does (its
+//! `init_connect` says so, [`wire::ORBIT_MARKER`]): with an Orbit peer, this node locks
+//! itself after [`ACTIVATE`], sends `{lock_set, Me, true, ...}` and takes the peer's
+//! `lock_set` as the confirmation (OTP's `select_node` path), releasing its lock when no
+//! confirmation comes by the next tick.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,9 +80,9 @@ pub(crate) enum GlobalMsg {
     Activate(String, i64),
 }
 
-/// How long this node waits for a peer's locker before locking itself (OTP's lockers
-/// start within 0.2 to 3 s; a random extra of up to 1 s separates two Orbit nodes).
-pub(crate) const ACTIVATE: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long this node waits before locking a session with another Orbit node (plus a
+/// random extra of up to 0.5 s that separates the two sides' attempts).
+pub(crate) const ACTIVATE: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// What API readers see without a round trip.
 #[derive(Debug, Default)]
@@ -413,6 +414,7 @@ impl Server {
                 vsn,
                 his_tag,
                 locker,
+                orbit,
             } => {
                 if node != peer || locker.node().as_ref() != node {
                     self.malformed(format_args!(
@@ -430,6 +432,7 @@ impl Server {
                             vsn,
                             his_tag,
                             locker,
+                            orbit,
                         },
                     );
                     return;
@@ -458,7 +461,10 @@ impl Server {
                     Term::Int(my_tag),
                 ]);
                 self.send(&node, &ack);
-                self.schedule(&node, my_tag);
+                if orbit {
+                    // Another Orbit node: no BEAM locker will start, this node locks.
+                    self.schedule(&node, my_tag);
+                }
             }
             Incoming::InitConnectAck {
                 node,

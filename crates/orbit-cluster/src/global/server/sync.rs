@@ -103,7 +103,7 @@ impl Server {
         let h = self.handle.clone();
         let node = node.to_string();
         let mut b = [0u8; 2];
-        let extra = getrandom::getrandom(&mut b).map_or(500, |_| u16::from_le_bytes(b) % 1000);
+        let extra = getrandom::getrandom(&mut b).map_or(500, |_| u16::from_le_bytes(b) % 500);
         tokio::spawn(async move {
             tokio::time::sleep(ACTIVATE + std::time::Duration::from_millis(u64::from(extra))).await;
             let _ = h.send(GlobalMsg::Activate(node, tag));

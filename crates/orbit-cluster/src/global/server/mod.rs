@@ -533,11 +533,10 @@ impl Server {
                 }
             }
             Incoming::NewNodes { node, ops, nodes } => {
-                if !self.shared.read().known.contains(&node) {
-                    tracing::debug!(
-                        node,
-                        "global: new_nodes from a node this node does not know, dropped"
-                    );
+                if node != peer {
+                    self.malformed(format_args!(
+                        "global: ignored a new_nodes from {peer} naming {node}"
+                    ));
                     return;
                 }
                 self.apply(ops);
@@ -560,10 +559,10 @@ impl Server {
                     ));
                     return;
                 }
+                // As OTP: synced, not known (the node that told it about this node
+                // sends `new_nodes`, which makes it known and answers `in_sync`).
                 self.cancel(&node);
-                let mut s = self.shared.write();
-                s.known.insert(node.clone());
-                s.synced.insert(node);
+                self.shared.write().synced.insert(node);
             }
             Incoming::LostConnection { a, b } => {
                 tracing::debug!(

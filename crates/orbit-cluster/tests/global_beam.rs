@@ -2,7 +2,7 @@
 //! synchronise (`:global.sync/0` returns on the BEAM with Orbit connected), names
 //! registered on either side are seen on the other, a dead process's name goes on both
 //! sides, locks taken on either side block the other's conflicting `set_lock` and go
-//! with their holder, a reconnect resolves a name registered on both sides as OTP does,
+//! with their holder (its death or its node's disconnection), a reconnect resolves a name registered on both sides as OTP does,
 //! and hostile or out-of-order `global` messages are logged, counted and ignored.
 
 mod beam;
@@ -177,18 +177,18 @@ fn global_with_erl() {
     });
     b.eval(o, "global:del_lock({res3, req_e}).");
     // A BEAM process holds a lock on Orbit; it dies: Orbit releases it.
-    b.eval(
+    assert_eq!(
+        b.eval(
         o,
-        "P3 = spawn(fun() -> true = global:set_lock({res4, req_e}, [Orbit], 0), receive stop -> ok end end), ok.",
+        "Self = self(), P3 = spawn(fun() -> true = global:set_lock({res4, req_e}, [Orbit], 0), Self ! locked, receive stop -> ok end end), receive locked -> ok after 10000 -> timeout end.",
+        ),
+        Term::atom("ok")
     );
     let res4 = LockId::new(Term::atom("res4"), Term::atom("req_o"));
-    eventually("the BEAM process holds res4 on Orbit", 15, || {
-        let free = rt().block_on(global::set_lock(&res4, &me, Retries::Times(0))) == Ok(true);
-        if free {
-            rt().block_on(global::del_lock(&res4, &me)).unwrap();
-        }
-        !free
-    });
+    assert_eq!(
+        rt().block_on(global::set_lock(&res4, &me, Retries::Times(0))),
+        Ok(false)
+    );
     b.eval(o, "exit(P3, kill).");
     eventually("Orbit releases the dead BEAM holder's lock", 15, || {
         rt().block_on(global::set_lock(&res4, &me, Retries::Times(0))) == Ok(true)
@@ -258,8 +258,29 @@ fn global_with_erl() {
     assert_eq!(beam_pid(b.eval(o, "global:whereis_name(a4).")), a4);
     assert_eq!(b.eval(o, "global:sync()."), Term::atom("ok"));
 
-    // The connection drops: each side drops the other's names.
+    // A BEAM process holds a lock on Orbit when the connection drops.
+    assert_eq!(
+        b.eval(
+        o,
+        "Self = self(), P6 = spawn(fun() -> true = global:set_lock({res6, req_e}, [Orbit], 0), Self ! locked, receive stop -> ok end end), receive locked -> ok after 10000 -> timeout end.",
+        ),
+        Term::atom("ok")
+    );
+    let res6 = LockId::new(Term::atom("res6"), Term::atom("req_o"));
+    assert_eq!(
+        rt().block_on(global::set_lock(&res6, &me, Retries::Times(0))),
+        Ok(false)
+    );
+
+    // The connection drops: each side drops the other's names, and Orbit the BEAM
+    // holder's lock.
     assert!(o.node.disconnect(&b.name));
+    eventually(
+        "Orbit releases the lock of the gone node's process",
+        15,
+        || rt().block_on(global::set_lock(&res6, &me, Retries::Times(0))) == Ok(true),
+    );
+    rt().block_on(global::del_lock(&res6, &me)).unwrap();
     eventually("Orbit drops the BEAM's names", 15, || {
         global::whereis_name("e4").is_none() && !global::synced_nodes().contains(&b.name)
     });

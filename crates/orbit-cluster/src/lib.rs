@@ -6,7 +6,7 @@
 //! ([`strategy`]), node monitoring, the cluster view ([`view`]), process groups
 //! ([`pg`], OTP's scope protocol), Phoenix.PubSub ([`pubsub`]), GenStage across nodes
 //! ([`stage`]), erpc both ways ([`erpc`]), and system services
-//! (`rex`, `global`, ...) that register with the wire under their names through
+//! (`rex`, [`global`], ...) that register with the wire under their names through
 //! `orbit_dist::service`. The wire never imports this crate.
 //!
 //! ```no_run
@@ -26,6 +26,7 @@
 use std::sync::Arc;
 
 pub mod erpc;
+pub mod global;
 pub mod pg;
 pub mod pubsub;
 pub mod rex;
@@ -35,11 +36,15 @@ pub mod view;
 
 pub use strategy::{Cluster, ClusterStrategy, Topology};
 
-/// Registers this crate's services with the running node (`rex`, and [`erpc`]'s
-/// handlers of `SPAWN_REQUEST`/`SPAWN_REPLY`). Idempotent: a second call registers the
+/// Registers this crate's services with the running node (`rex`, [`erpc`]'s
+/// handlers of `SPAWN_REQUEST`/`SPAWN_REPLY`, and [`global`]'s `global_name_server`,
+/// which needs a tokio runtime: outside one a warning is logged and the stub stays). Idempotent: a second call registers the
 /// same services again.
 pub fn start(_node: &orbit_dist::Node) -> Result<(), orbit_dist::ServiceError> {
     orbit_dist::service::register("rex", Arc::new(rex::Rex))?;
     erpc::start()?;
+    if let Err(e) = global::start() {
+        tracing::warn!("{e}: :global runs as orbit-dist's stub (answers lock calls only)");
+    }
     Ok(())
 }

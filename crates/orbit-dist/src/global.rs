@@ -8,7 +8,8 @@
 //!
 //! A BEAM peer's `global` opens a synchronisation with every new visible node
 //! (`{init_connect, ...}` and what follows, in OTP's `global.erl`).
-//! Orbit does not take part in `global`'s name registry (yet): those casts are dropped,
+//! This stub takes no part in `global`'s name registry (`orbit_cluster::global` does,
+//! replacing it when the cluster layer starts): those casts are dropped,
 //! and the BEAM's `global` treats this node as never synchronised, which is harmless for
 //! `register_name`/`whereis_name` (they lock only synchronised nodes).
 //!

@@ -92,11 +92,25 @@ pub(crate) fn inflate(r: &mut Reader<'_>) -> Result<Vec<u8>> {
             at,
         });
     }
-    let mut out = Vec::with_capacity(size);
+    // The declared size is only a claim until the bytes inflate: reserve what the input
+    // plausibly holds and grow (doubling, never past `size`) as output really arrives, so
+    // a short lie cannot reserve `max_uncompressed_size` upfront.
+    let mut out = Vec::with_capacity(size.min(compressed.len().saturating_mul(4).max(4096)));
     let mut z = flate2::Decompress::new(true);
-    let status = z
-        .decompress_vec(compressed, &mut out, flate2::FlushDecompress::Finish)
-        .map_err(|e| Error::Compression(e.to_string()))?;
+    let status = loop {
+        let before = (z.total_in(), z.total_out());
+        let input = compressed.get(z.total_in() as usize..).unwrap_or_default();
+        let status = z
+            .decompress_vec(input, &mut out, flate2::FlushDecompress::Finish)
+            .map_err(|e| Error::Compression(e.to_string()))?;
+        let stuck = (z.total_in(), z.total_out()) == before;
+        if status == flate2::Status::StreamEnd || out.len() >= size || stuck {
+            break status;
+        }
+        if out.len() == out.capacity() {
+            out.reserve_exact(out.capacity().min(size - out.len()).max(1));
+        }
+    };
     if status != flate2::Status::StreamEnd || out.len() != size {
         return Err(Error::Compression(format!(
             "declared {size} uncompressed bytes, inflated {} ({status:?})",
@@ -366,7 +380,9 @@ fn decode_list(r: &mut Reader<'_>) -> Result<Term> {
                 r.pos += 1;
                 let n = r.u32()? as usize;
                 r.check_len("list", n, 1)?;
-                v.reserve(n);
+                // Capped like every other reservation: each open list level of a nesting
+                // would otherwise hold a reservation the size of the whole input at once.
+                v.reserve(Reader::prealloc(n));
                 append_elements(r, &mut v, n)?;
             }
             tag::NIL => {

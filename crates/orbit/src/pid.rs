@@ -6,6 +6,7 @@
 //! Local pids are allocated from one counter: the low 28 bits are the id, the next bits
 //! the serial, as the BEAM splits them, so a pid is never reused within a run.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -106,28 +107,37 @@ impl fmt::Debug for Pid {
 
 struct NodeTable {
     names: Vec<Arc<str>>,
+    /// Index of each name in `names`. Every pid from a peer names a node, so a lookup must
+    /// not scan the table: with a scan, a peer sending pids of many distinct node names
+    /// made each further lookup slower (quadratic time overall).
+    index: HashMap<Arc<str>, u32>,
 }
 
 fn nodes() -> &'static RwLock<NodeTable> {
     static NODES: OnceLock<RwLock<NodeTable>> = OnceLock::new();
     NODES.get_or_init(|| {
+        let local: Arc<str> = Arc::from("nonode@nohost");
         RwLock::new(NodeTable {
-            names: vec![Arc::from("nonode@nohost")],
+            names: vec![local.clone()],
+            index: HashMap::from([(local, LOCAL_NODE)]),
         })
     })
 }
 
 /// Index of a node name in the node table, adding it when new.
 pub(crate) fn node_index(name: &str) -> u32 {
-    if let Some(i) = nodes().read().names.iter().position(|n| &**n == name) {
-        return i as u32;
+    if let Some(&i) = nodes().read().index.get(name) {
+        return i;
     }
     let mut t = nodes().write();
-    if let Some(i) = t.names.iter().position(|n| &**n == name) {
-        return i as u32;
+    if let Some(&i) = t.index.get(name) {
+        return i;
     }
-    t.names.push(Arc::from(name));
-    (t.names.len() - 1) as u32
+    let name: Arc<str> = Arc::from(name);
+    let i = u32::try_from(t.names.len()).unwrap_or(u32::MAX);
+    t.names.push(name.clone());
+    t.index.insert(name, i);
+    i
 }
 
 fn node_name(idx: u32) -> Arc<str> {
@@ -148,7 +158,15 @@ pub fn local_node() -> Arc<str> {
 /// Pids built earlier stay valid: local pids always refer to node index 0.
 pub fn set_local_node(name: &str) {
     let mut t = nodes().write();
-    t.names[LOCAL_NODE as usize] = Arc::from(name);
+    let name: Arc<str> = Arc::from(name);
+    if let Some(old) = t.names.get_mut(LOCAL_NODE as usize) {
+        let old = std::mem::replace(old, name.clone());
+        if t.index.get(&old) == Some(&LOCAL_NODE) {
+            t.index.remove(&old);
+        }
+    }
+    // The local node wins over an entry of the same name made earlier, as before.
+    t.index.insert(name, LOCAL_NODE);
 }
 
 /// A unique reference, like Erlang's `make_ref()`: used for monitors, timers and call tags.
@@ -184,6 +202,25 @@ impl fmt::Debug for Ref {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: every pid a peer sends names a node, and node names used to be found by
+    /// scanning the table, so a peer naming many distinct nodes made lookups quadratic
+    /// (these 100 000 names took minutes; with the index they take well under a second).
+    #[test]
+    fn many_distinct_node_names_intern_in_linear_time() {
+        let started = std::time::Instant::now();
+        let names: Vec<String> = (0..100_000).map(|i| format!("n{i}@hostile")).collect();
+        let idx: Vec<u32> = names.iter().map(|n| node_index(n)).collect();
+        for (n, i) in names.iter().zip(&idx) {
+            assert_eq!(node_index(n), *i);
+            assert_eq!(&*node_name(*i), n.as_str());
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "interning 100 000 node names took {:?}",
+            started.elapsed()
+        );
+    }
 
     #[test]
     fn pids_are_unique_and_shown_like_elixir() {

@@ -100,15 +100,19 @@ pub(crate) fn inflate(r: &mut Reader<'_>) -> Result<Vec<u8>> {
     let status = loop {
         let before = (z.total_in(), z.total_out());
         let input = compressed.get(z.total_in() as usize..).unwrap_or_default();
+        // `None`, not `Finish`: miniz treats `Finish` as "all output fits now" and fails
+        // on the first call whose output space is short.
         let status = z
-            .decompress_vec(input, &mut out, flate2::FlushDecompress::Finish)
+            .decompress_vec(input, &mut out, flate2::FlushDecompress::None)
             .map_err(|e| Error::Compression(e.to_string()))?;
         let stuck = (z.total_in(), z.total_out()) == before;
-        if status == flate2::Status::StreamEnd || out.len() >= size || stuck {
+        if status == flate2::Status::StreamEnd || out.len() > size || stuck {
             break status;
         }
         if out.len() == out.capacity() {
-            out.reserve_exact(out.capacity().min(size - out.len()).max(1));
+            // Up to one byte past `size`, to see a stream that inflates to more.
+            let room = size.saturating_add(1).saturating_sub(out.len());
+            out.reserve_exact(out.capacity().min(room).max(1));
         }
     };
     if status != flate2::Status::StreamEnd || out.len() != size {

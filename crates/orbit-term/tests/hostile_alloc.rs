@@ -85,4 +85,11 @@ fn hostile_terms_reserve_memory_in_proportion_to_their_bytes() {
         peak < 1 << 20,
         "a 4 KiB compressed lie claiming 4 MB peaked at {peak} live heap bytes"
     );
+
+    // 3. An honest compressed term that inflates ~1000:1 still decodes (the output grows
+    // from a small reservation to exactly its declared size).
+    let big = Term::Binary(vec![7u8; 2 << 20]);
+    let packed = big.encode_compressed(9).expect("compress");
+    assert!(packed.len() < 16 << 10, "{} compressed bytes", packed.len());
+    assert_eq!(Term::decode(&packed).expect("honest compressed term"), big);
 }

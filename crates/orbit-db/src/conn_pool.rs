@@ -439,7 +439,7 @@ impl<B: Backend> ConnPool<B> {
         mut checkout: Pin<&mut impl Future<Output = R>>,
     ) -> Result<R, DbError> {
         let target = self.shared.queue.target();
-        let mut look_at = start + target * 2;
+        let mut look_at = self.shared.queue.next_look(start + target * 2);
         loop {
             let timer = pin!(tokio::time::sleep_until(look_at));
             match select(checkout.as_mut(), timer).await {
@@ -458,7 +458,7 @@ impl<B: Backend> ConnPool<B> {
                         bump(&self.shared.counters.queue_dropped);
                         return Err(DbError::QueueDropped { waited, target });
                     }
-                    look_at = now + target;
+                    look_at = self.shared.queue.next_look(now + target);
                 }
             }
         }

@@ -26,8 +26,9 @@
 //! (median of rounds, with `_best`, `_min`, `_max`), `p99_ms` (median of rounds),
 //! `cpu_us_per_query` (client process, user + system, every thread: `getrusage` for
 //! the Rust subjects, `/proc/PID/stat` of the emulator for Postgrex, over the measured
-//! window only; with `_min`/`_max`) and `server_cpu_us_per_query` (every PostgreSQL
-//! process, from `/proc`, over the same window). `host` `loadavg_1m_start`/`_end` frame
+//! window only; with `_min`/`_max`), `switches_per_query` (the client's context
+//! switches, every thread) and `server_cpu_us_per_query` (every PostgreSQL process,
+//! from `/proc`, over the same window). `host` `loadavg_1m_start`/`_end` frame
 //! the run. Goals: `orbit_db` ≥ 1x deadpool and bb8, ≥ 2x Postgrex.
 
 #[path = "../../../orbit-db/tests/support/mod.rs"]
@@ -63,6 +64,8 @@ struct Round {
     cpu_us: f64,
     /// PostgreSQL server CPU µs per query, when /proc could be read.
     server_cpu_us: Option<f64>,
+    /// Client context switches (voluntary + involuntary, every thread) per query.
+    switches: Option<f64>,
 }
 
 /// Runs the scenario.
@@ -132,13 +135,20 @@ pub fn run(ctx: &mut Ctx) {
         ctx.emit_opt(SCENARIO, s, "cpu_us_per_query_max", crate::util::best(&cpu));
         let server_cpu = of(|x| x.server_cpu_us);
         ctx.emit_opt(SCENARIO, s, "server_cpu_us_per_query", median(&server_cpu));
-        ctx.emit_opt(SCENARIO, s, "server_cpu_us_per_query_min", least(&server_cpu));
+        ctx.emit_opt(
+            SCENARIO,
+            s,
+            "server_cpu_us_per_query_min",
+            least(&server_cpu),
+        );
         ctx.emit_opt(
             SCENARIO,
             s,
             "server_cpu_us_per_query_max",
             crate::util::best(&server_cpu),
         );
+        let switches = of(|x| x.switches);
+        ctx.emit_opt(SCENARIO, s, "switches_per_query", median(&switches));
         ctx.rep.emit(SCENARIO, s, "pool_size", POOL as f64);
         ctx.rep.emit(SCENARIO, s, "clients", CLIENTS as f64);
         if s == "postgrex" {
@@ -186,6 +196,33 @@ fn proc_cpu_s(pid: u32) -> Option<f64> {
     Some((utime + stime) / if hz > 0 { hz as f64 } else { 100.0 })
 }
 
+/// Context switches (voluntary + involuntary) of every thread of process `pid`.
+fn proc_switches(pid: u32) -> Option<f64> {
+    let mut n = 0.0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let status = std::fs::read_to_string(t.ok()?.path().join("status")).ok()?;
+        for line in status.lines() {
+            if let Some(v) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                n += v.trim().parse::<f64>().ok()?;
+            }
+        }
+    }
+    Some(n)
+}
+
+/// Context switches (voluntary + involuntary) of this process, every thread.
+fn self_switches() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    (ru.ru_nvcsw + ru.ru_nivcsw) as f64
+}
+
 /// CPU seconds of every PostgreSQL process now, by pid.
 fn server_cpu(server: &PgServer) -> HashMap<u32, f64> {
     server
@@ -227,8 +264,10 @@ fn postgrex_round(server: &PgServer, dur: Duration) -> Option<Round> {
     for line in std::io::BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
         match line.trim() {
-            "measure start" => start = Some((proc_cpu_s(pid), server_cpu(server))),
-            "measure end" => end = Some((proc_cpu_s(pid), server_cpu(server))),
+            "measure start" => {
+                start = Some((proc_cpu_s(pid), server_cpu(server), proc_switches(pid)))
+            }
+            "measure end" => end = Some((proc_cpu_s(pid), server_cpu(server), proc_switches(pid))),
             _ => {
                 text.push_str(&line);
                 text.push('\n');
@@ -245,7 +284,7 @@ fn postgrex_round(server: &PgServer, dur: Duration) -> Option<Round> {
     let v = crate::beam::parse_kv(&text);
     let (rate, p99_ms) = (*v.get("rate")?, *v.get("p99_ms")?);
     let queries = (rate * dur.as_secs_f64()).max(1.0);
-    let ((c0, s0), (c1, s1)) = (start?, end?);
+    let ((c0, s0, w0), (c1, s1, w1)) = (start?, end?);
     let cpu = match (c0, c1) {
         (Some(a), Some(b)) => b - a,
         _ => *v.get("cpu_s")?,
@@ -255,6 +294,7 @@ fn postgrex_round(server: &PgServer, dur: Duration) -> Option<Round> {
         p99_ms,
         cpu_us: cpu * 1e6 / queries,
         server_cpu_us: server_cpu_between(&s0, &s1).map(|c| c * 1e6 / queries),
+        switches: w0.zip(w1).map(|(a, b)| (b - a) / queries),
     })
 }
 
@@ -440,11 +480,13 @@ fn rust_round(server: &PgServer, conn_str: &str, dur: Duration, s: Subject) -> O
         let pool = AnyPool::start(&conn_str, s).await?;
         drive(&pool, dur / 5).await?;
         let s0 = server_cpu(server);
+        let w0 = self_switches();
         let c0 = cpu_s(libc::RUSAGE_SELF);
         let t0 = Instant::now();
         let (n, h) = drive(&pool, dur).await?;
         let elapsed = t0.elapsed();
         let cpu = cpu_s(libc::RUSAGE_SELF) - c0;
+        let w1 = self_switches();
         let s1 = server_cpu(server);
         pool.close().await;
         let queries = n.max(1) as f64;
@@ -453,6 +495,7 @@ fn rust_round(server: &PgServer, conn_str: &str, dur: Duration, s: Subject) -> O
             p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
             cpu_us: cpu * 1e6 / queries,
             server_cpu_us: server_cpu_between(&s0, &s1).map(|c| c * 1e6 / queries),
+            switches: Some((w1 - w0) / queries),
         })
     });
     drop(rt);

@@ -4,8 +4,10 @@
 # Postgrex pool of SIZE connections (DBConnection's default queue settings), for
 # DURATION_MS after a warm-up of a fifth of that.
 #
-# Prints `rate R p99_ms P cpu_s C` (queries per second over the measured part, the
-# client-side p99 latency, CPU seconds of every emulator thread, statistics(runtime)).
+# Prints `measure start` and `measure end` around the measured part (orbit-bench reads
+# the emulator's and the server's CPU from /proc there), then `rate R p99_ms P cpu_s C`
+# (queries per second over the measured part, the client-side p99 latency, CPU seconds
+# of every emulator thread, statistics(runtime), kept as a cross-check).
 # Usage: ERL_LIBS=$(build.sh) elixir --erl "+S N:N" db_bench.exs HOST PORT CLIENTS DURATION_MS SIZE
 [host, port, clients, dur, size] = System.argv()
 [port, clients, dur, size] = Enum.map([port, clients, dur, size], &String.to_integer/1)
@@ -55,9 +57,12 @@ end
 
 _ = run.(div(dur, 5))
 {_, _} = :erlang.statistics(:runtime)
+# The caller samples this OS process's and the server's CPU (/proc) at the markers.
+IO.puts("measure start")
 t0 = System.monotonic_time(:microsecond)
 {n, lats} = run.(dur)
 elapsed = (System.monotonic_time(:microsecond) - t0) / 1.0e6
+IO.puts("measure end")
 {_, cpu_ms} = :erlang.statistics(:runtime)
 sorted = Enum.sort(lats)
 p99 = Enum.at(sorted, min(length(sorted) - 1, trunc(length(sorted) * 0.99)))

@@ -258,6 +258,27 @@ pub fn run_elixir(script: &str, args: &[&str]) -> Option<Values> {
     Some(parse_kv(&String::from_utf8_lossy(&out.stdout)))
 }
 
+/// Starts this crate's `beam/SCRIPT` as [`run_elixir`] does, with its stdout piped, for
+/// a caller that acts on lines as they come (a script printing a marker when its
+/// measured part starts). `None` (with a note) when it cannot start.
+pub fn spawn_elixir(script: &str, args: &[&str]) -> Option<std::process::Child> {
+    let libs = beamlibs()?;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("beam")
+        .join(script);
+    Command::new("elixir")
+        .arg("--erl")
+        .arg(format!("+S {0}:{0}", crate::util::WORKERS))
+        .arg(&path)
+        .args(args)
+        .env("ERL_LIBS", libs)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| eprintln!("note: elixir {script}: {e}"))
+        .ok()
+}
+
 /// Removes the temporary folder of compiled modules, if one was made.
 pub fn cleanup() {
     let _ = std::fs::remove_dir_all(temp_dir());

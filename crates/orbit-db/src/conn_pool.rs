@@ -62,6 +62,18 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Stops whatever the connection is running on the server (a call timed out).
     /// Resolves to whether the server acknowledged it.
     fn cancel(conn: &Arc<Self::Conn>) -> BoxFut<bool>;
+    /// The handle a call's closure gets (valid inside the closure only).
+    type Handle: Send + 'static;
+    /// What the backend keeps during a call to judge the connection afterwards.
+    type CallGuard: Send;
+    /// Starts a call on `conn`: the closure's handle and the backend's guard.
+    fn open_call(conn: &Arc<Self::Conn>) -> (Self::Handle, Self::CallGuard);
+    /// Ends a call whose closure returned: releases the handle and says whether the
+    /// connection is clean enough to go back to the pool.
+    fn close_call(
+        conn: &Arc<Self::Conn>,
+        guard: Self::CallGuard,
+    ) -> impl Future<Output = Keep> + Send;
 }
 
 /// Counters beside the ResourcePool's own [`PoolStats`].
@@ -317,6 +329,26 @@ impl<B: Backend> ConnPool<B> {
         }
     }
 
+    /// Runs `f` with a connection's handle within `timeout` (the pool's when `None`),
+    /// queue included: the body of `PgPool::run`/`RedisPool::run` and their
+    /// `*_timeout` forms.
+    pub(crate) async fn run<T, E, F, Fut>(&self, timeout: Option<Duration>, f: F) -> Result<T, E>
+    where
+        F: FnOnce(B::Handle) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<DbError>,
+    {
+        let timeout = timeout.unwrap_or(self.shared.opts.timeout);
+        self.with_conn(timeout, |conn| async move {
+            let (handle, guard) = B::open_call(&conn);
+            let out = f(handle).await;
+            let keep = B::close_call(&conn, guard).await;
+            (out, keep)
+        })
+        .await
+        .map_err(E::from)?
+    }
+
     async fn attempt<O, F, Fut>(
         &self,
         start: Instant,
@@ -407,7 +439,7 @@ impl<B: Backend> ConnPool<B> {
         mut checkout: Pin<&mut impl Future<Output = R>>,
     ) -> Result<R, DbError> {
         let target = self.shared.queue.target();
-        let mut look_at = start + target * 2;
+        let mut look_at = self.shared.queue.next_look(start + target * 2);
         loop {
             let timer = pin!(tokio::time::sleep_until(look_at));
             match select(checkout.as_mut(), timer).await {
@@ -426,7 +458,7 @@ impl<B: Backend> ConnPool<B> {
                         bump(&self.shared.counters.queue_dropped);
                         return Err(DbError::QueueDropped { waited, target });
                     }
-                    look_at = now + target;
+                    look_at = self.shared.queue.next_look(now + target);
                 }
             }
         }

@@ -11,8 +11,10 @@
 //! it: every served checkout reports its wait ([`QueueControl::served`]); a queued
 //! caller looks again every `queue_target` once it has waited `2 × queue_target`
 //! ([`QueueControl::should_drop`]), which also closes an interval in which nothing was
-//! served (DBConnection's poll timer, which uses the head of the queue's wait). A
-//! dropped caller leaves the queue, as DBConnection's `drop`.
+//! served (DBConnection's poll timer, which uses the head of the queue's wait); while
+//! the pool is not slow, looks are put off to the end of the current interval
+//! ([`QueueControl::next_look`]: nothing can drop a caller before then). A dropped
+//! caller leaves the queue, as DBConnection's `drop`.
 
 use std::time::Duration;
 
@@ -70,6 +72,20 @@ impl QueueControl {
         s.slow && waited > self.target * 2
     }
 
+    /// When a queued caller that would look at `at` next must look: `at` while the
+    /// pool is slow, otherwise not before the current interval ends, since until then
+    /// nothing can make it slow and every look would answer "keep waiting". Waiters
+    /// then share one deadline per interval instead of arming a timer earlier than any
+    /// other (each of which wakes a parked runtime thread).
+    pub(crate) fn next_look(&self, at: Instant) -> Instant {
+        let s = self.state.lock();
+        if s.slow {
+            at
+        } else {
+            at.max(s.next)
+        }
+    }
+
     /// Whether the pool is shedding load now.
     pub(crate) fn is_slow(&self) -> bool {
         let s = self.state.lock();
@@ -115,6 +131,19 @@ mod tests {
         // A fast interval ends the slow mode.
         q.served(Duration::ZERO, t0 + 2100 * MS);
         assert!(!q.should_drop(500 * MS, t0 + 3002 * MS));
+    }
+
+    #[test]
+    fn looks_wait_for_the_interval_end_unless_slow() {
+        let t0 = Instant::now();
+        let q = QueueControl::new(50 * MS, 1000 * MS, t0);
+        // Not slow: no look before the interval ends; a later one is kept.
+        assert_eq!(q.next_look(t0 + 100 * MS), t0 + 1000 * MS);
+        assert_eq!(q.next_look(t0 + 1200 * MS), t0 + 1200 * MS);
+        // A whole interval over target: slow, looks come at their own time.
+        q.served(200 * MS, t0 + 100 * MS);
+        assert!(q.should_drop(200 * MS, t0 + 1000 * MS));
+        assert_eq!(q.next_look(t0 + 1100 * MS), t0 + 1100 * MS);
     }
 
     #[test]

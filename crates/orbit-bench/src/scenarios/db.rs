@@ -7,32 +7,43 @@
 //! clients: [`CLIENTS`] closed-loop clients, each doing one checkout + the point query
 //! `SELECT v FROM kv WHERE id = $1` + check-in per operation, through a pool of
 //! [`POOL`] connections, for [`SECONDS`] s (× `--scale`) after a warm-up of a fifth of
-//! that (connections open, statements prepared):
-//! - `orbit_db`: `PgPool::run` with `query_one` (prepared statement cache per
-//!   connection, DBConnection's queue defaults);
+//! that (connections open, statements prepared). Every subject runs the query the same
+//! way: a named statement prepared once per connection, found again by its SQL text in
+//! a per-connection cache, then one Bind/Execute/Sync round trip per query:
+//! - `orbit_db`: `PgPool::run` with `query_one` (the pool's statement cache,
+//!   DBConnection's queue defaults and per-call timeout);
 //! - `deadpool`: `deadpool_postgres` (`RecyclingMethod::Fast`), `prepare_cached` +
 //!   `query_one`;
-//! - `bb8`: `bb8_postgres` with `test_on_check_out(false)` (as the others, no ping per
-//!   checkout), `query_typed` (one round trip, like a cached statement; bb8-postgres has
-//!   no statement cache);
+//! - `bb8`: `bb8_postgres`'s manager wrapped so each connection carries a statement
+//!   cache (bb8-postgres has none), `test_on_check_out(false)` (as the others, no ping
+//!   per checkout), `query_one`;
 //! - `postgrex`: `beam/db_bench.exs`, a Postgrex pool (DBConnection) of the same size,
-//!   `Postgrex.execute!` of a prepared query from as many processes (skipped with a
-//!   note without `elixir`).
+//!   `Postgrex.execute!` of a query prepared by name (Postgrex prepares it once on each
+//!   connection) from as many processes, `+S N:N` with N = the Rust runtime's workers
+//!   (skipped with a note without `elixir`).
 //!
 //! Every subject runs in every round, the order rotated; each reports `queries_per_s`
-//! (median of rounds, with `_best`, `_min`, `_max`), `p99_ms` (median of rounds) and
-//! `cpu_us_per_query` (the client side only; the server's CPU is not counted). Goals:
-//! `orbit_db` ≥ 1x deadpool and bb8, ≥ 2x Postgrex.
+//! (median of rounds, with `_best`, `_min`, `_max`), `p99_ms` (median of rounds),
+//! `cpu_us_per_query` (client process, user + system, every thread: `getrusage` for
+//! the Rust subjects, `/proc/PID/stat` of the emulator for Postgrex, over the measured
+//! window only; with `_min`/`_max`), `switches_per_query` (the client's context
+//! switches, every thread) and `server_cpu_us_per_query` (every PostgreSQL process,
+//! from `/proc`, over the same window). `host` `loadavg_1m_start`/`_end` frame
+//! the run. Goals: `orbit_db` ≥ 1x deadpool and bb8, ≥ 2x Postgrex.
 
 #[path = "../../../orbit-db/tests/support/mod.rs"]
 mod db_support;
 
+use std::collections::HashMap;
+use std::io::BufRead;
 use std::time::{Duration, Instant};
 
+use db_support::pg::PgServer;
 use hdrhistogram::Histogram;
+use tokio_postgres::{Client, Statement};
 
 use super::Ctx;
-use crate::util::{cpu_s, median, run_rotated, Rounds, Step};
+use crate::util::{cpu_s, least, median, run_rotated, Rounds, Step};
 
 const SCENARIO: &str = "db";
 /// Connections in every pool.
@@ -42,6 +53,20 @@ pub const CLIENTS: usize = 32;
 /// Measured seconds per subject and round (× `--scale`).
 pub const SECONDS: f64 = 2.0;
 const SQL: &str = "SELECT v FROM kv WHERE id = $1";
+const SUBJECTS: [&str; 4] = ["orbit_db", "deadpool", "bb8", "postgrex"];
+
+/// One subject-round's figures.
+#[derive(Clone, Copy)]
+struct Round {
+    queries_per_s: f64,
+    p99_ms: f64,
+    /// Client process CPU µs per query.
+    cpu_us: f64,
+    /// PostgreSQL server CPU µs per query, when /proc could be read.
+    server_cpu_us: Option<f64>,
+    /// Client context switches (voluntary + involuntary, every thread) per query.
+    switches: Option<f64>,
+}
 
 /// Runs the scenario.
 pub fn run(ctx: &mut Ctx) {
@@ -51,7 +76,7 @@ pub fn run(ctx: &mut Ctx) {
         );
         return;
     }
-    let Some(server) = db_support::pg::PgServer::start(100) else {
+    let Some(server) = PgServer::start(100) else {
         return;
     };
     let conn_str = server.conn_str("orbit_bench");
@@ -69,51 +94,69 @@ pub fn run(ctx: &mut Ctx) {
         eprintln!("note: db scenario setup failed: {e}");
         return;
     }
+    ctx.emit_opt(SCENARIO, "host", "loadavg_1m_start", loadavg_1m());
     let dur = Duration::from_secs_f64((SECONDS * ctx.scale).max(0.2));
     let mut r = Rounds::default();
-    let mut p99: std::collections::HashMap<&'static str, Vec<f64>> = Default::default();
-    let p99_cell = std::cell::RefCell::new(&mut p99);
-    let record = |r: &mut Rounds, subject: &'static str, out: Option<(f64, f64, f64)>| {
-        if let Some((rate, p, cpu)) = out {
-            r.add(subject, rate);
-            r.add_cpu(subject, cpu);
-            p99_cell.borrow_mut().entry(subject).or_default().push(p);
+    let mut extra: HashMap<&'static str, Vec<Round>> = HashMap::new();
+    let extra_cell = std::cell::RefCell::new(&mut extra);
+    let record = |r: &mut Rounds, subject: &'static str, out: Option<Round>| {
+        if let Some(x) = out {
+            r.add(subject, x.queries_per_s);
+            r.add_cpu(subject, x.cpu_us);
+            extra_cell.borrow_mut().entry(subject).or_default().push(x);
         }
     };
-    let port = server.port.to_string();
+    let server = &server;
+    let conn_str = conn_str.as_str();
     let mut steps: Vec<Step> = vec![
-        Box::new(|r| record(r, "orbit_db", rust_round(&conn_str, dur, Subject::Orbit))),
-        Box::new(|r| record(r, "deadpool", rust_round(&conn_str, dur, Subject::Deadpool))),
-        Box::new(|r| record(r, "bb8", rust_round(&conn_str, dur, Subject::Bb8))),
         Box::new(|r| {
-            let args = [
-                "127.0.0.1".to_string(),
-                port.clone(),
-                CLIENTS.to_string(),
-                dur.as_millis().to_string(),
-                POOL.to_string(),
-            ];
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let out = crate::beam::run_elixir("db_bench.exs", &args).and_then(|v| {
-                let (rate, p, cpu) = (*v.get("rate")?, *v.get("p99_ms")?, *v.get("cpu_s")?);
-                let queries = rate * dur.as_secs_f64();
-                Some((rate, p, cpu * 1e6 / queries.max(1.0)))
-            });
-            record(r, "postgrex", out)
+            let out = rust_round(server, conn_str, dur, Subject::Orbit);
+            record(r, "orbit_db", out)
         }),
+        Box::new(|r| {
+            let out = rust_round(server, conn_str, dur, Subject::Deadpool);
+            record(r, "deadpool", out)
+        }),
+        Box::new(|r| record(r, "bb8", rust_round(server, conn_str, dur, Subject::Bb8))),
+        Box::new(|r| record(r, "postgrex", postgrex_round(server, dur))),
     ];
     run_rotated(ctx.rounds, &mut steps, &mut r);
     drop(steps);
-    for s in ["orbit_db", "deadpool", "bb8", "postgrex"] {
+    for s in SUBJECTS {
         ctx.emit_rounds(SCENARIO, s, "queries_per_s", "query", &r);
-        if let Some(xs) = p99.get(s) {
-            ctx.emit_opt(SCENARIO, s, "p99_ms", median(xs));
+        let xs = extra.get(s).cloned().unwrap_or_default();
+        if xs.is_empty() {
+            continue;
         }
-        if r.median(s).is_some() {
-            ctx.rep.emit(SCENARIO, s, "pool_size", POOL as f64);
-            ctx.rep.emit(SCENARIO, s, "clients", CLIENTS as f64);
+        let of = |f: fn(&Round) -> Option<f64>| xs.iter().filter_map(f).collect::<Vec<f64>>();
+        ctx.emit_opt(SCENARIO, s, "p99_ms", median(&of(|x| Some(x.p99_ms))));
+        let cpu = of(|x| Some(x.cpu_us));
+        ctx.emit_opt(SCENARIO, s, "cpu_us_per_query_min", least(&cpu));
+        ctx.emit_opt(SCENARIO, s, "cpu_us_per_query_max", crate::util::best(&cpu));
+        let server_cpu = of(|x| x.server_cpu_us);
+        ctx.emit_opt(SCENARIO, s, "server_cpu_us_per_query", median(&server_cpu));
+        ctx.emit_opt(
+            SCENARIO,
+            s,
+            "server_cpu_us_per_query_min",
+            least(&server_cpu),
+        );
+        ctx.emit_opt(
+            SCENARIO,
+            s,
+            "server_cpu_us_per_query_max",
+            crate::util::best(&server_cpu),
+        );
+        let switches = of(|x| x.switches);
+        ctx.emit_opt(SCENARIO, s, "switches_per_query", median(&switches));
+        ctx.rep.emit(SCENARIO, s, "pool_size", POOL as f64);
+        ctx.rep.emit(SCENARIO, s, "clients", CLIENTS as f64);
+        if s == "postgrex" {
+            ctx.rep
+                .emit(SCENARIO, s, "schedulers_S", crate::util::WORKERS as f64);
         }
     }
+    ctx.emit_opt(SCENARIO, "host", "loadavg_1m_end", loadavg_1m());
     let o = r.median("orbit_db");
     ctx.goal(
         SCENARIO,
@@ -128,7 +171,131 @@ pub fn run(ctx: &mut Ctx) {
         o,
         r.median("postgrex"),
     );
-    drop(server);
+}
+
+/// The 1-minute load average, from `/proc/loadavg`.
+fn loadavg_1m() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// CPU seconds (user + system) process `pid` has used, from `/proc/PID/stat`.
+fn proc_cpu_s(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces): state is field 3, utime 14.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: f64 = f.next()?.parse().ok()?;
+    let stime: f64 = f.next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Some((utime + stime) / if hz > 0 { hz as f64 } else { 100.0 })
+}
+
+/// Context switches (voluntary + involuntary) of every thread of process `pid`.
+fn proc_switches(pid: u32) -> Option<f64> {
+    let mut n = 0.0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let status = std::fs::read_to_string(t.ok()?.path().join("status")).ok()?;
+        for line in status.lines() {
+            if let Some(v) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                n += v.trim().parse::<f64>().ok()?;
+            }
+        }
+    }
+    Some(n)
+}
+
+/// Context switches (voluntary + involuntary) of this process, every thread.
+fn self_switches() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    (ru.ru_nvcsw + ru.ru_nivcsw) as f64
+}
+
+/// CPU seconds of every PostgreSQL process now, by pid.
+fn server_cpu(server: &PgServer) -> HashMap<u32, f64> {
+    server
+        .processes()
+        .into_iter()
+        .filter_map(|p| Some((p, proc_cpu_s(p)?)))
+        .collect()
+}
+
+/// The server's CPU seconds between two samples (a process born in between counts from
+/// zero). `None` when /proc gave nothing.
+fn server_cpu_between(a: &HashMap<u32, f64>, b: &HashMap<u32, f64>) -> Option<f64> {
+    if b.is_empty() {
+        return None;
+    }
+    Some(
+        b.iter()
+            .map(|(p, t)| t - a.get(p).copied().unwrap_or(0.0))
+            .sum(),
+    )
+}
+
+/// One round of Postgrex + DBConnection (`beam/db_bench.exs`): the emulator's and the
+/// server's CPU are sampled at the script's `measure start`/`measure end` lines.
+fn postgrex_round(server: &PgServer, dur: Duration) -> Option<Round> {
+    let args = [
+        "127.0.0.1".to_string(),
+        server.port.to_string(),
+        CLIENTS.to_string(),
+        dur.as_millis().to_string(),
+        POOL.to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = crate::beam::spawn_elixir("db_bench.exs", &args)?;
+    let pid = child.id();
+    let stdout = child.stdout.take()?;
+    let (mut start, mut end) = (None, None);
+    let mut text = String::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        match line.trim() {
+            "measure start" => {
+                start = Some((proc_cpu_s(pid), server_cpu(server), proc_switches(pid)))
+            }
+            "measure end" => end = Some((proc_cpu_s(pid), server_cpu(server), proc_switches(pid))),
+            _ => {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+    }
+    match child.wait() {
+        Ok(st) if st.success() => {}
+        other => {
+            eprintln!("note: elixir db_bench.exs failed ({other:?})");
+            return None;
+        }
+    }
+    let v = crate::beam::parse_kv(&text);
+    let (rate, p99_ms) = (*v.get("rate")?, *v.get("p99_ms")?);
+    let queries = (rate * dur.as_secs_f64()).max(1.0);
+    let ((c0, s0, w0), (c1, s1, w1)) = (start?, end?);
+    let cpu = match (c0, c1) {
+        (Some(a), Some(b)) => b - a,
+        _ => *v.get("cpu_s")?,
+    };
+    Some(Round {
+        queries_per_s: rate,
+        p99_ms,
+        cpu_us: cpu * 1e6 / queries,
+        server_cpu_us: server_cpu_between(&s0, &s1).map(|c| c * 1e6 / queries),
+        switches: w0.zip(w1).map(|(a, b)| (b - a) / queries),
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -138,12 +305,42 @@ enum Subject {
     Bb8,
 }
 
+/// bb8-postgres's manager, with a statement cache on each connection (as
+/// deadpool-postgres and orbit_db have), so bb8 prepares once per connection too.
+struct Bb8Manager(bb8_postgres::PostgresConnectionManager<tokio_postgres::NoTls>);
+
+/// A bb8 connection: the client and its prepared statements by SQL text.
+struct Bb8Conn {
+    client: Client,
+    stmts: HashMap<String, Statement>,
+}
+
+impl bb8::ManageConnection for Bb8Manager {
+    type Connection = Bb8Conn;
+    type Error = tokio_postgres::Error;
+
+    async fn connect(&self) -> Result<Bb8Conn, tokio_postgres::Error> {
+        Ok(Bb8Conn {
+            client: self.0.connect().await?,
+            stmts: HashMap::new(),
+        })
+    }
+
+    async fn is_valid(&self, c: &mut Bb8Conn) -> Result<(), tokio_postgres::Error> {
+        self.0.is_valid(&mut c.client).await
+    }
+
+    fn has_broken(&self, c: &mut Bb8Conn) -> bool {
+        self.0.has_broken(&mut c.client)
+    }
+}
+
 /// A pool of one subject, behind one call: one operation = checkout, query, check-in.
 #[derive(Clone)]
 enum AnyPool {
     Orbit(orbit_db::PgPool),
     Deadpool(deadpool_postgres::Pool),
-    Bb8(bb8::Pool<bb8_postgres::PostgresConnectionManager<tokio_postgres::NoTls>>),
+    Bb8(bb8::Pool<Bb8Manager>),
 }
 
 impl AnyPool {
@@ -171,8 +368,10 @@ impl AnyPool {
                 )
             }
             Subject::Bb8 => {
-                let mgr =
-                    bb8_postgres::PostgresConnectionManager::new(config, tokio_postgres::NoTls);
+                let mgr = Bb8Manager(bb8_postgres::PostgresConnectionManager::new(
+                    config,
+                    tokio_postgres::NoTls,
+                ));
                 AnyPool::Bb8(
                     bb8::Pool::builder()
                         .max_size(POOL as u32)
@@ -206,12 +405,21 @@ impl AnyPool {
                 Ok(())
             }
             AnyPool::Bb8(p) => {
-                let c = p.get().await.map_err(|e| e.to_string())?;
-                let rows = c
-                    .query_typed(SQL, &[(&id, tokio_postgres::types::Type::INT4)])
+                let mut c = p.get().await.map_err(|e| e.to_string())?;
+                let stmt = match c.stmts.get(SQL) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let s = c.client.prepare(SQL).await.map_err(|e| e.to_string())?;
+                        c.stmts.insert(SQL.to_string(), s.clone());
+                        s
+                    }
+                };
+                let row = c
+                    .client
+                    .query_one(&stmt, &[&id])
                     .await
                     .map_err(|e| e.to_string())?;
-                let _: &str = rows.first().ok_or("no row")?.get(0);
+                let _: &str = row.get(0);
                 Ok(())
             }
         }
@@ -263,25 +471,32 @@ async fn drive(pool: &AnyPool, dur: Duration) -> Result<(u64, Histogram<u64>), S
     Ok((total, all))
 }
 
-/// One round of a Rust subject on a fresh runtime: (queries/s, p99 ms, CPU µs/query).
-fn rust_round(conn_str: &str, dur: Duration, s: Subject) -> Option<(f64, f64, f64)> {
+/// One round of a Rust subject on a fresh runtime, the server's CPU sampled around
+/// the measured window.
+fn rust_round(server: &PgServer, conn_str: &str, dur: Duration, s: Subject) -> Option<Round> {
     let rt = crate::util::runtime();
     let conn_str = conn_str.to_string();
     let out = rt.block_on(async move {
         let pool = AnyPool::start(&conn_str, s).await?;
         drive(&pool, dur / 5).await?;
+        let s0 = server_cpu(server);
+        let w0 = self_switches();
         let c0 = cpu_s(libc::RUSAGE_SELF);
         let t0 = Instant::now();
         let (n, h) = drive(&pool, dur).await?;
         let elapsed = t0.elapsed();
         let cpu = cpu_s(libc::RUSAGE_SELF) - c0;
+        let w1 = self_switches();
+        let s1 = server_cpu(server);
         pool.close().await;
-        let rate = n as f64 / elapsed.as_secs_f64();
-        Ok::<_, String>((
-            rate,
-            h.value_at_quantile(0.99) as f64 / 1000.0,
-            cpu * 1e6 / n.max(1) as f64,
-        ))
+        let queries = n.max(1) as f64;
+        Ok::<_, String>(Round {
+            queries_per_s: n as f64 / elapsed.as_secs_f64(),
+            p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
+            cpu_us: cpu * 1e6 / queries,
+            server_cpu_us: server_cpu_between(&s0, &s1).map(|c| c * 1e6 / queries),
+            switches: Some((w1 - w0) / queries),
+        })
     });
     drop(rt);
     match out {

@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use tokio_postgres::NoTls;
 
-use self::conn::classify;
 pub use self::conn::PgConn;
+use self::conn::{classify, HandleState};
 use self::link::PgLink;
 pub use self::link::StatementCacheStats;
 use crate::conn_pool::{Backend, BoxFut, ConnPool, DbPoolStats, Keep};
@@ -89,11 +89,36 @@ impl Backend for PgBackend {
         let conn = conn.clone();
         Box::pin(async move { conn.cancel_query().await })
     }
+
+    type Handle = PgConn;
+    type CallGuard = (CancelOnDrop, Arc<HandleState>);
+
+    fn open_call(link: &Arc<PgLink>) -> (PgConn, Self::CallGuard) {
+        let guard = CancelOnDrop::new(link);
+        let conn = PgConn::new(link.clone());
+        let state = conn.state.clone();
+        (conn, (guard, state))
+    }
+
+    async fn close_call(link: &Arc<PgLink>, (guard, state): Self::CallGuard) -> Keep {
+        state.released.store(true, Ordering::Release);
+        let mut keep = Arc::strong_count(&state) == 1;
+        if keep && state.raw_used.load(Ordering::Relaxed) {
+            // The SQL may have left a transaction open.
+            keep = rollback(link).await;
+        }
+        guard.disarm();
+        if keep {
+            Keep::Yes
+        } else {
+            Keep::Discard
+        }
+    }
 }
 
 /// Sends a cancel request for the connection's running query if dropped armed (the
 /// call panicked or was cancelled while it ran).
-struct CancelOnDrop {
+pub(crate) struct CancelOnDrop {
     link: Option<Arc<PgLink>>,
 }
 
@@ -181,7 +206,7 @@ impl PgPool {
         Fut: Future<Output = Result<T, E>>,
         E: From<DbError>,
     {
-        self.run_timeout(self.inner.options().timeout, f).await
+        self.inner.run(None, f).await
     }
 
     /// [`PgPool::run`] with its own timeout.
@@ -191,23 +216,7 @@ impl PgPool {
         Fut: Future<Output = Result<T, E>>,
         E: From<DbError>,
     {
-        self.inner
-            .with_conn(timeout, |link| async move {
-                let guard = CancelOnDrop::new(&link);
-                let conn = PgConn::new(link.clone());
-                let state = conn.state.clone();
-                let out = f(conn).await;
-                state.released.store(true, Ordering::Release);
-                let mut keep = Arc::strong_count(&state) == 1;
-                if keep && state.raw_used.load(Ordering::Relaxed) {
-                    // The SQL may have left a transaction open.
-                    keep = link.client.batch_execute("ROLLBACK").await.is_ok();
-                }
-                guard.disarm();
-                (out, if keep { Keep::Yes } else { Keep::Discard })
-            })
-            .await
-            .map_err(E::from)?
+        self.inner.run(Some(timeout), f).await
     }
 
     /// Runs `f` inside a transaction: `COMMIT` when it returns `Ok` (and no statement

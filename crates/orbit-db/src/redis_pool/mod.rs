@@ -101,6 +101,28 @@ impl Backend for RedisBackend {
         // whole cancellation.
         Box::pin(async { true })
     }
+
+    type Handle = RedisConn;
+    type CallGuard = Arc<AtomicBool>;
+
+    fn open_call(link: &Arc<RedisLink>) -> (RedisConn, Arc<AtomicBool>) {
+        let released = Arc::new(AtomicBool::new(false));
+        let conn = RedisConn {
+            link: link.clone(),
+            released: released.clone(),
+        };
+        (conn, released)
+    }
+
+    async fn close_call(_: &Arc<RedisLink>, released: Arc<AtomicBool>) -> Keep {
+        released.store(true, Ordering::Release);
+        // A handle kept past the closure: the connection is not handed out again.
+        if Arc::strong_count(&released) == 1 {
+            Keep::Yes
+        } else {
+            Keep::Discard
+        }
+    }
 }
 
 /// A checked-out Redis connection, valid inside the closure it was given to.
@@ -176,7 +198,7 @@ impl RedisPool {
         Fut: Future<Output = Result<T, E>>,
         E: From<DbError>,
     {
-        self.run_timeout(self.inner.options().timeout, f).await
+        self.inner.run(None, f).await
     }
 
     /// [`RedisPool::run`] with its own timeout.
@@ -186,20 +208,7 @@ impl RedisPool {
         Fut: Future<Output = Result<T, E>>,
         E: From<DbError>,
     {
-        self.inner
-            .with_conn(timeout, |link| async move {
-                let released = Arc::new(AtomicBool::new(false));
-                let conn = RedisConn {
-                    link,
-                    released: released.clone(),
-                };
-                let out = f(conn).await;
-                released.store(true, Ordering::Release);
-                let keep = Arc::strong_count(&released) == 1;
-                (out, if keep { Keep::Yes } else { Keep::Discard })
-            })
-            .await
-            .map_err(E::from)?
+        self.inner.run(Some(timeout), f).await
     }
 
     /// Runs one command on a pooled connection.

@@ -25,7 +25,7 @@ use orbit::{Context, Message, Pid};
 use super::dist::{me, start_erl_node, start_ready, unique, COOKIE};
 use super::Ctx;
 use crate::beam;
-use crate::util::{Rounds, WORKERS};
+use crate::util::Rounds;
 
 const SCENARIO: &str = "pg";
 /// Members per node.

@@ -46,7 +46,11 @@ pub fn run(ctx: &mut Ctx) {
     for round in 0..ctx.rounds {
         let (mut o, mut b) = (None, None);
         for i in 0..2 {
-            let subject = if (round + i) % 2 == 0 { "orbit" } else { "beam" };
+            let subject = if (round + i) % 2 == 0 {
+                "orbit"
+            } else {
+                "beam"
+            };
             let v = match subject {
                 "orbit" => orbit_round(k),
                 _ if beam_ok => beam_round(k),
@@ -77,7 +81,8 @@ pub fn run(ctx: &mut Ctx) {
             pairs.push(o / b);
         }
     }
-    ctx.rep.emit(SCENARIO, "setup", "members", (2 * PER_NODE) as f64);
+    ctx.rep
+        .emit(SCENARIO, "setup", "members", (2 * PER_NODE) as f64);
     ctx.rep.emit(SCENARIO, "setup", "broadcasts", k as f64);
     ctx.emit_rounds(SCENARIO, "orbit", "deliveries_per_s", "delivery", &r);
     ctx.emit_rounds(SCENARIO, "beam", "deliveries_per_s", "delivery", &r);
@@ -85,7 +90,12 @@ pub fn run(ctx: &mut Ctx) {
         eprintln!("note: pg: no same-round pair, no ratio");
         return;
     }
-    ctx.emit_opt(SCENARIO, "ratio", "orbit_vs_beam", crate::util::median(&pairs));
+    ctx.emit_opt(
+        SCENARIO,
+        "ratio",
+        "orbit_vs_beam",
+        crate::util::median(&pairs),
+    );
     ctx.emit_opt(
         SCENARIO,
         "ratio",

@@ -85,6 +85,11 @@ fn main() {
     if let Some(cmd) = argv.get(1).filter(|a| a.starts_with("__erpc-")) {
         std::process::exit(scenarios::erpc::child_main(cmd, &argv[2..]));
     }
+    // Hidden child commands of the `pg` scenario: the two Orbit nodes.
+    #[cfg(feature = "dist")]
+    if let Some(cmd) = argv.get(1).filter(|a| a.starts_with("__pg-")) {
+        std::process::exit(scenarios::pg::child_main(cmd, &argv[2..]));
+    }
     // Hidden child commands of the `dist` scenario: the two Orbit nodes.
     #[cfg(feature = "dist")]
     if let Some(cmd) = argv.get(1).filter(|a| a.starts_with("__dist-")) {

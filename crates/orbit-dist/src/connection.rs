@@ -358,6 +358,28 @@ impl Conn {
         sender: Option<Pid>,
         f: impl FnOnce(&mut Vec<u8>, &LocalId) -> Result<Option<usize>, FrameError>,
     ) -> Result<(), FrameError> {
+        self.frame_with(sender, true, f)
+    }
+
+    /// Like [`try_frame`](Self::try_frame), but never writes from the caller's thread:
+    /// the frame waits for the writer task (woken), so that frames the caller appends
+    /// right after it (a spawned process's `SPAWN_REPLY` then its exit's
+    /// `MONITOR_P_EXIT`) leave in one write instead of one syscall each.
+    pub(crate) fn queue_frame(
+        &self,
+        sender: Option<Pid>,
+        f: impl FnOnce(&mut Vec<u8>, &LocalId) -> Result<Option<usize>, FrameError>,
+    ) -> Result<(), FrameError> {
+        self.frame_with(sender, false, f)
+    }
+
+    #[inline]
+    fn frame_with(
+        &self,
+        sender: Option<Pid>,
+        inline: bool,
+        f: impl FnOnce(&mut Vec<u8>, &LocalId) -> Result<Option<usize>, FrameError>,
+    ) -> Result<(), FrameError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(FrameError::Closed(self.peer.clone()));
         }
@@ -407,7 +429,8 @@ impl Conn {
             return Ok(());
         }
         // Alone in the buffer (`head` is 0 whenever nothing is pending).
-        if start == 0
+        if inline
+            && start == 0
             && !o.writing
             && !self.recent_inline.load(Ordering::Acquire)
             && self.write_inline(&mut o)

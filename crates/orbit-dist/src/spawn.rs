@@ -153,7 +153,30 @@ pub fn send_control(
         _ => return Err(ControlError::NotAllowed(control.to_string())),
     }
     let c = conn(node)?;
-    write_control(&c, control, payload).map_err(|_| ControlError::NoConnection {
+    write_control(&c, control, payload, true).map_err(|_| ControlError::NoConnection {
+        node: node.to_string(),
+    })
+}
+
+/// Like [`send_control`], but the frame is left for the connection's writer task
+/// instead of being written from this thread: what the caller sends right after (the
+/// `MONITOR_P_EXIT` of a process that exits at once) goes out in the same write. Use it
+/// for a `SPAWN_REPLY` followed at once by more frames; the frame still leaves as soon as
+/// the writer task runs (it is woken here), in order with every other frame to `node`.
+pub fn queue_control(
+    node: &str,
+    control: &Term,
+    payload: Option<&Term>,
+) -> Result<(), ControlError> {
+    if !matches!(
+        control,
+        Term::Tuple(el) if matches!(el.first().and_then(Term::as_i64), Some(op::SPAWN_REPLY | op::SPAWN_REPLY_TT))
+    ) {
+        // Anything else keeps send_control's checks and its inline write.
+        return send_control(node, control, payload);
+    }
+    let c = conn(node)?;
+    write_control(&c, control, payload, false).map_err(|_| ControlError::NoConnection {
         node: node.to_string(),
     })
 }
@@ -162,8 +185,9 @@ fn write_control(
     c: &Conn,
     control: &Term,
     payload: Option<&Term>,
+    inline: bool,
 ) -> Result<(), crate::connection::FrameError> {
-    c.try_frame(None, |o, _| {
+    let f = |o: &mut Vec<u8>, _: &crate::convert::LocalId| {
         control.encode_body(o);
         Ok(payload.map(|p| {
             let at = o.len();
@@ -171,7 +195,12 @@ fn write_control(
             p.encode_body(o);
             at
         }))
-    })
+    };
+    if inline {
+        c.try_frame(None, f)
+    } else {
+        c.queue_frame(None, f)
+    }
 }
 
 /// Sets up the monitor remote `watcher` (a process of `node`) holds on local `target`
@@ -308,7 +337,7 @@ pub(crate) fn refuse(conn: &Conn, control: &Term) {
                 Term::Int(0),
                 Term::atom("notsup"),
             ]);
-            if write_control(conn, &reply, None).is_err() {
+            if write_control(conn, &reply, None, true).is_err() {
                 tracing::debug!(peer = %conn.peer, "spawn refusal not sent: connection closed");
             }
         }

@@ -343,6 +343,13 @@ pub(super) fn unique(prefix: &str) -> String {
 /// A child process killed when dropped.
 pub(super) struct Kid(Child);
 
+impl Kid {
+    /// The OS process id of the child.
+    pub(super) fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 impl Drop for Kid {
     fn drop(&mut self) {
         let _ = self.0.kill();

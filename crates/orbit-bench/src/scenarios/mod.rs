@@ -27,6 +27,8 @@ pub mod erpc;
 pub mod ets;
 pub mod mesh;
 pub mod observe;
+#[cfg(feature = "dist")]
+pub mod pg;
 pub mod pingpong;
 pub mod pool;
 pub mod send;
@@ -243,8 +245,15 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     #[cfg(feature = "dist")]
     Scenario {
+        name: "pg",
+        groups: &["cluster"],
+        about: "pg broadcast to 1,000 members over two nodes (500 local, 500 remote): deliveries/s, Orbit vs OTP pg (pg_bench.erl)",
+        run: pg::run,
+    },
+    #[cfg(feature = "dist")]
+    Scenario {
         name: "erpc",
-        groups: &[],
+        groups: &["cluster"],
         about: "erpc calls/s on loopback: BEAM -> Orbit vs BEAM -> BEAM, Orbit -> Orbit (erpc_bench.erl)",
         run: erpc::run,
     },

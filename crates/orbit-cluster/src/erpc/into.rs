@@ -8,7 +8,11 @@
 //! - a process is spawned for it; inside, before anything runs, the `link` and
 //!   `monitor` options are set up (the request id is the monitor's reference) and
 //!   `SPAWN_REPLY {31, ReqId, From, Flags, Pid}` goes out (flags 1 link, 2 monitor), so
-//!   the reply always precedes the process's exit on the wire;
+//!   the reply always precedes the process's exit on the wire. The reply is queued for
+//!   the connection's writer task (not written from the process's thread), so a
+//!   function that returns at once has its reply and its exit leave in one write; a
+//!   registered sync function that blocks its worker delays its reply with it (sync
+//!   functions must not block: see `register_async`);
 //! - `{erpc, execute_call, 4}` with `[Res, M, F, A]`: the process runs `M:F/len(A)` and
 //!   exits with what `erpc:execute_call/4` exits with: `{Res, return, V}`,
 //!   `{Res, throw, T}`, `{Res, exit, X}`, `{Res, error, E, Stack}`; an unregistered
@@ -140,18 +144,22 @@ fn parse(control: &Term, payload: Option<&[u8]>) -> Result<SpawnRequest, Bad> {
     })
 }
 
-/// `SPAWN_REPLY {31, ReqId, From, Flags, Result}`.
+/// `SPAWN_REPLY {31, ReqId, From, Flags, Result}`, written at once.
 fn reply(peer: &str, id: &Reference, from: &orbit_term::Pid, flags: i64, result: Term) {
-    let ctl = Term::Tuple(vec![
+    let ctl = reply_term(id, from, flags, result);
+    if let Err(e) = spawn::send_control(peer, &ctl, None) {
+        tracing::debug!(%peer, error = %e, "SPAWN_REPLY not sent");
+    }
+}
+
+fn reply_term(id: &Reference, from: &orbit_term::Pid, flags: i64, result: Term) -> Term {
+    Term::Tuple(vec![
         Term::Int(orbit_dist::control::op::SPAWN_REPLY),
         Term::Reference(Box::new(id.clone())),
         Term::Pid(Box::new(from.clone())),
         Term::Int(flags),
         result,
-    ]);
-    if let Err(e) = spawn::send_control(peer, &ctl, None) {
-        tracing::debug!(%peer, error = %e, "SPAWN_REPLY not sent");
-    }
+    ])
 }
 
 /// What the spawned process runs.
@@ -237,13 +245,20 @@ fn start(peer: &str, mut req: SpawnRequest) {
             if req.monitor && spawn::accept_monitor(&p, from, me, &req.id) {
                 flags |= 2;
             }
-            reply(
-                &p,
+            // Queued for the connection's writer task rather than written from here:
+            // a function that returns at once exits before the writer runs, and the
+            // reply and the exit's MONITOR_P_EXIT leave in one write (one syscall and
+            // one wake-up of the caller's node instead of two). The order on the wire
+            // is the same.
+            let ctl = reply_term(
                 &req.id,
                 &req.from,
                 flags,
                 Term::Pid(Box::new(orbit_dist::to_wire(me))),
             );
+            if let Err(e) = spawn::queue_control(&p, &ctl, None) {
+                tracing::debug!(peer = %p, error = %e, "SPAWN_REPLY not sent");
+            }
             run(&p, job).await
         });
     if let Err(e) = spawned {

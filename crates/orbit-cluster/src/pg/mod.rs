@@ -355,7 +355,7 @@ impl Scope {
         self.table
             .read()
             .get(&g)
-            .map(|e| e.all.clone())
+            .map(|e| e.all.iter().copied().collect())
             .unwrap_or_default()
     }
 
@@ -365,7 +365,7 @@ impl Scope {
         self.table
             .read()
             .get(&g)
-            .map(|e| e.local.clone())
+            .map(|e| e.local.iter().copied().collect())
             .unwrap_or_default()
     }
 

@@ -61,7 +61,8 @@ impl<'de> Deserialize<'de> for ScopeMsg {
 }
 
 struct Peer {
-    groups: HashMap<Term, Vec<Pid>>,
+    /// What this peer's members joined, per group, newest first.
+    groups: HashMap<Term, table::PidList>,
 }
 
 pub(crate) struct State {
@@ -139,7 +140,7 @@ impl State {
             .read()
             .iter()
             .filter(|(_, e)| !e.local.is_empty())
-            .map(|(g, e)| (g.clone(), e.local.clone()))
+            .map(|(g, e)| (g.clone(), Vec::from(e.local.clone())))
             .collect()
     }
 
@@ -188,9 +189,14 @@ impl State {
                 let now: Vec<(Term, Vec<Pid>)> = match &group {
                     Some(g) => vec![(
                         g.clone(),
-                        t.get(g).map(|e| e.all.clone()).unwrap_or_default(),
+                        t.get(g)
+                            .map(|e| Vec::from(e.all.clone()))
+                            .unwrap_or_default(),
                     )],
-                    None => t.iter().map(|(g, e)| (g.clone(), e.all.clone())).collect(),
+                    None => t
+                        .iter()
+                        .map(|(g, e)| (g.clone(), Vec::from(e.all.clone())))
+                        .collect(),
                 };
                 drop(t);
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -261,16 +267,16 @@ impl State {
                 self.notify(g, &[d.pid], false);
             }
             self.broadcast(&wire::leave(self.me, true, &[d.pid], &groups));
-        } else if let Some(peer) = self.peers.remove(&d.pid) {
+        } else if let Some(mut peer) = self.peers.remove(&d.pid) {
             tracing::debug!(scope = %self.name, peer = %d.pid, reason = ?d.reason, "pg: peer scope down");
             {
                 let mut t = self.table.write();
-                for (g, pids) in &peer.groups {
-                    table::leave_remote(&mut t, g, pids);
+                for (g, pids) in &mut peer.groups {
+                    table::leave_remote(&mut t, g, pids.make_contiguous());
                 }
             }
-            for (g, pids) in &peer.groups {
-                self.notify(g, pids, false);
+            for (g, pids) in &mut peer.groups {
+                self.notify(g, pids.make_contiguous(), false);
             }
         }
     }
@@ -310,7 +316,7 @@ impl State {
                 if !self.check(peer, &all) {
                     return;
                 }
-                let old = match self.peers.remove(&peer) {
+                let mut old = match self.peers.remove(&peer) {
                     Some(p) => p,
                     None => match self.monitor_peer(peer) {
                         Some(p) => p,
@@ -331,18 +337,24 @@ impl State {
                 {
                     let mut t = self.table.write();
                     for g in &order {
-                        let prev = old.groups.get(g).map(Vec::as_slice).unwrap_or(&[]);
+                        let prev = match old.groups.get_mut(g) {
+                            Some(l) => &*l.make_contiguous(),
+                            None => &[],
+                        };
                         let now = new.get(g).map(Vec::as_slice).unwrap_or(&[]);
                         table::replace_remote(&mut t, g, prev, now);
                         changes.push((g.clone(), prev.to_vec(), now.to_vec()));
                     }
-                    for (g, pids) in &old.groups {
-                        if !order.contains(g) {
+                    let listed: std::collections::HashSet<&Term> = order.iter().collect();
+                    for (g, pids) in &mut old.groups {
+                        if !listed.contains(g) {
+                            let pids = pids.make_contiguous();
                             table::leave_remote(&mut t, g, pids);
-                            changes.push((g.clone(), pids.clone(), Vec::new()));
+                            changes.push((g.clone(), pids.to_vec(), Vec::new()));
                         }
                     }
                 }
+                let new = new.into_iter().map(|(g, v)| (g, v.into())).collect();
                 self.peers.insert(peer, Peer { groups: new });
                 for (g, gone, came) in changes {
                     if gone != came {

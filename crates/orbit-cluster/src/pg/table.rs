@@ -3,25 +3,30 @@
 //! process writes it; `get_members` and friends read it under a read lock, with no message
 //! round trip. The list operations mirror `pg.erl`'s (`Pids ++ All`, `All -- Pids`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use orbit::Pid;
 use orbit_term::Term;
+
+/// Members, newest first; duplicates kept. A deque, so that a join (`Pids ++ All`)
+/// costs the joining pids, not the whole group: a peer joining one pid at a time
+/// must not make a group's growth quadratic.
+pub(crate) type PidList = VecDeque<Pid>;
 
 /// One group's members.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Entry {
     /// Every member, newest first; duplicates kept.
-    pub all: Vec<Pid>,
+    pub all: PidList,
     /// The members on this node, newest first.
-    pub local: Vec<Pid>,
+    pub local: PidList,
 }
 
 /// Group name to members; a group with no member is removed.
 pub(crate) type Groups = HashMap<Term, Entry>;
 
 /// Erlang's `List -- Remove`: removes the first occurrence of each element of `remove`.
-pub(crate) fn subtract(list: &mut Vec<Pid>, remove: &[Pid]) {
+pub(crate) fn subtract(list: &mut PidList, remove: &[Pid]) {
     if remove.is_empty() || list.is_empty() {
         return;
     }
@@ -38,12 +43,12 @@ pub(crate) fn subtract(list: &mut Vec<Pid>, remove: &[Pid]) {
     });
 }
 
-/// `Pids ++ List`.
-pub(crate) fn prepend(list: &mut Vec<Pid>, pids: &[Pid]) {
-    let mut v = Vec::with_capacity(pids.len() + list.len());
-    v.extend_from_slice(pids);
-    v.append(list);
-    *list = v;
+/// `Pids ++ List`, in time proportional to `pids`.
+pub(crate) fn prepend(list: &mut PidList, pids: &[Pid]) {
+    list.reserve(pids.len());
+    for p in pids.iter().rev() {
+        list.push_front(*p);
+    }
 }
 
 /// A local join: the pids go first in both lists.
@@ -97,11 +102,28 @@ mod tests {
 
     #[test]
     fn subtract_removes_first_occurrences_like_erlang() {
-        let mut l = vec![p(1), p(2), p(1), p(3)];
+        let mut l = PidList::from(vec![p(1), p(2), p(1), p(3)]);
         subtract(&mut l, &[p(1), p(4)]);
         assert_eq!(l, vec![p(2), p(1), p(3)]);
         subtract(&mut l, &[p(1), p(1)]);
         assert_eq!(l, vec![p(2), p(3)]);
+    }
+
+    #[test]
+    fn prepend_keeps_erlang_order_and_costs_the_joining_pids() {
+        let mut l = PidList::from(vec![p(9)]);
+        prepend(&mut l, &[p(1), p(2)]);
+        prepend(&mut l, &[p(3)]);
+        assert_eq!(l, vec![p(3), p(1), p(2), p(9)]);
+        // 200k single-pid joins: linear (a copy of the list per join would be 2e10 moves).
+        let mut big = PidList::new();
+        let t0 = std::time::Instant::now();
+        for i in 0..200_000 {
+            prepend(&mut big, &[p(i)]);
+        }
+        assert_eq!(big.len(), 200_000);
+        assert_eq!(big[0], p(199_999));
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20));
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //! printed once every link and monitor fired with `noconnection`), `counts`,
 //! `calls N K` (K concurrent calls to N's blackhole, 60 s timeout; `calls-done ...`
 //! when all returned), `seq N FROM TO`, `seqwait M`, `seqcheck FROM TO`,
+//! `rpc N K` (K calls one after the other to N's `rex`, `erlang:node()`, 10 s timeout
+//! each; `rpc ok=.. failed=.. min_ms=.. median_ms=.. max_ms=..`),
 //! `view SEED...` (the cluster view as JSON on one line), `flood N K BYTES` (K binaries
 //! of BYTES to N's blackhole), `established IP SECS` (waits until no TCP connection to
 //! IP is established, then prints how many are).
@@ -44,6 +46,24 @@ pub const COOKIE: &str = "orbit_partition_cookie";
 /// Starts an Orbit node `alive@10.77.0.{i+1}` in node `i`'s namespace, with
 /// `net_ticktime` `tick_secs`; waits until it is ready.
 pub fn orbit_node(net: &Net, i: usize, alive: &str, tick_secs: u64, hidden: bool) -> Peer {
+    start_orbit(net, i, alive, tick_secs, hidden, None)
+}
+
+/// [`orbit_node`] (visible) whose EPMD, its own and the one it asks of other hosts,
+/// is on `epmd_port`: it reaches a node behind a [`super::relay::Relay`] with that
+/// front EPMD port only through the relay.
+pub fn orbit_node_epmd(net: &Net, i: usize, alive: &str, tick_secs: u64, epmd_port: u16) -> Peer {
+    start_orbit(net, i, alive, tick_secs, false, Some(epmd_port))
+}
+
+fn start_orbit(
+    net: &Net,
+    i: usize,
+    alive: &str,
+    tick_secs: u64,
+    hidden: bool,
+    epmd_port: Option<u16>,
+) -> Peer {
     let name = format!("{alive}@{}", net.ip(i));
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut cmd = net.command(i, exe.to_str().expect("a UTF-8 path"));
@@ -52,6 +72,9 @@ pub fn orbit_node(net: &Net, i: usize, alive: &str, tick_secs: u64, hidden: bool
         .env("ORBIT_NETNS_NAME", &name)
         .env("ORBIT_NETNS_TICK", tick_secs.to_string())
         .env("ORBIT_NETNS_HIDDEN", if hidden { "1" } else { "0" });
+    if let Some(port) = epmd_port {
+        cmd.env("ORBIT_NETNS_EPMD", port.to_string());
+    }
     let mut p = Peer::spawn(cmd, &name);
     p.expect("ready ", 30);
     p
@@ -189,6 +212,7 @@ async fn run() {
     let opts = Options {
         net_ticktime: Duration::from_secs(tick),
         hidden: env("ORBIT_NETNS_HIDDEN") == "1",
+        epmd_port: env("ORBIT_NETNS_EPMD").parse().ok(),
         ..Options::cookie(COOKIE)
     };
     let node = Node::start(&name, opts).await.expect("node started");
@@ -261,6 +285,7 @@ async fn run() {
                 );
             }
             ["calls", n, k] => calls(n.to_string(), k.parse().unwrap_or(0)),
+            ["rpc", n, k] => rpc(n, k.parse().unwrap_or(0)).await,
             ["seq", n, from, to] => {
                 let (from, to): (i64, i64) = (from.parse().unwrap_or(0), to.parse().unwrap_or(0));
                 let me = Term::Pid(Box::new(orbit_dist::to_wire(seqrx)));
@@ -510,4 +535,45 @@ fn calls(node: String, k: usize) {
             "calls-done ok={ok} noconnection={noconn} timeout={timeout} other={other} returns={returns}"
         );
     });
+}
+
+/// `k` calls one after the other to `node`'s `rex` (`{call, erlang, node, [], user}`,
+/// which BEAM and Orbit nodes answer with the node's name); prints how many returned
+/// that name and their round-trip times.
+async fn rpc(node: &str, k: usize) {
+    let req = Term::tuple(vec![
+        Term::atom("call"),
+        Term::atom("erlang"),
+        Term::atom("node"),
+        Term::List(vec![]),
+        Term::atom("user"),
+    ]);
+    let (mut ok, mut failed, mut rtts) = (0, 0, Vec::new());
+    for _ in 0..k {
+        let t0 = std::time::Instant::now();
+        let r =
+            orbit_dist::call::<_, Term>(("rex", node), &req, Duration::from_secs(10)).await;
+        match r {
+            Ok(t) if t.as_atom() == Some(node) => {
+                ok += 1;
+                rtts.push(t0.elapsed());
+            }
+            Ok(t) => {
+                failed += 1;
+                eprintln!("rpc {node}: unexpected answer {t:?}");
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("rpc {node}: {e}");
+            }
+        }
+    }
+    rtts.sort();
+    let ms = |d: Option<&Duration>| d.map_or(0, |d| d.as_millis());
+    println!(
+        "rpc ok={ok} failed={failed} min_ms={} median_ms={} max_ms={}",
+        ms(rtts.first()),
+        ms(rtts.get(rtts.len() / 2)),
+        ms(rtts.last())
+    );
 }

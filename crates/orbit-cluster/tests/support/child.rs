@@ -3,7 +3,7 @@
 //! An Orbit node is this very test binary run again (`ip netns exec NS <test binary>
 //! netns_child --exact --nocapture`) with `ORBIT_NETNS_CHILD` set: each test file has a
 //! `#[test] fn netns_child()` that calls [`child_main`], which returns at once unless
-//! that variable is set. A BEAM node is `erl` with the same passive services.
+//! that variable is set. A BEAM node is `erl` or `elixir` with the same services.
 //!
 //! Services every node runs (Orbit and erl alike):
 //! - `holder`: on `{From, spawn, K}` spawns K idle processes and sends `{pids, Pids}`;
@@ -11,7 +11,8 @@
 //! - `seq`: echoes `{seq, From, I}` back to `From`;
 //! - on Orbit nodes, the cluster view service (`orbit_cluster_view`).
 //!
-//! Both print `ready NODE`, `nodeup NODE`, `nodedown NODE`. Orbit nodes also take
+//! Both print `ready NODE`, `nodeup NODE`, `nodedown NODE`. BEAM nodes (erl and
+//! Elixir) take `links N K` and `counts` on stdin, as below. Orbit nodes take these
 //! commands on stdin (one per line, each answered by a line starting with its name):
 //! `connect N`, `list`, `links N K` (K local processes, each trapping exits, linked to
 //! and monitoring one of K processes of N's holder; `noconn-all links=K monitors=K` is
@@ -89,7 +90,7 @@ pub fn have_erl() -> bool {
 }
 
 /// Starts `erl -name alive@10.77.0.{i+1} -kernel net_ticktime T` in node `i`'s
-/// namespace with the passive services; waits until it is ready.
+/// namespace with the services; waits until it is ready.
 pub fn erl_node(net: &Net, i: usize, alive: &str, tick_secs: u64) -> Peer {
     let name = format!("{alive}@{}", net.ip(i));
     let code = r#"
@@ -99,6 +100,47 @@ pub fn erl_node(net: &Net, i: usize, alive: &str, tick_secs: u64) -> Peer {
         register(holder, spawn(Holder)),
         register(blackhole, spawn(fun B() -> receive _ -> B() end end)),
         register(seq, spawn(fun S() -> receive {seq, From, I} -> From ! {seq, From, I}, S() end end)),
+        Counter = spawn(fun() -> (fun C(Lk, Mo, Ot, Ex, Rep) ->
+            {Lk2, Mo2, Ot2, Ex2} = receive
+                {expect, K} -> {Lk, Mo, Ot, Ex + K};
+                link -> {Lk + 1, Mo, Ot, Ex};
+                monitor -> {Lk, Mo + 1, Ot, Ex};
+                other -> {Lk, Mo, Ot + 1, Ex};
+                {counts, From} -> From ! {counts, Lk, Mo, Ot}, {Lk, Mo, Ot, Ex}
+            end,
+            Rep2 = case (not Rep) andalso Ex2 > 0 andalso Lk2 >= Ex2 andalso Mo2 >= Ex2 of
+                true -> io:format("noconn-all links=~b monitors=~b~n", [Lk2, Mo2]), true;
+                false -> Rep
+            end,
+            C(Lk2, Mo2, Ot2, Ex2, Rep2) end)(0, 0, 0, 0, false) end),
+        Links = fun(Node, K) ->
+            {holder, Node} ! {self(), spawn, K},
+            receive {pids, Ps} ->
+                Counter ! {expect, length(Ps)},
+                Me = self(),
+                [spawn(fun() ->
+                    process_flag(trap_exit, true), link(P), erlang:monitor(process, P), Me ! ready,
+                    (fun W() -> receive
+                        {'EXIT', _, noconnection} -> Counter ! link, W();
+                        {'DOWN', _, process, _, noconnection} -> Counter ! monitor, W();
+                        _ -> Counter ! other, W()
+                    end end)() end) || P <- Ps],
+                [receive ready -> ok end || _ <- Ps],
+                io:format("links ~b~n", [length(Ps)])
+            after 10000 -> io:format("links failed: no answer from holder~n")
+            end end,
+        spawn(fun In() -> case io:get_line("") of
+            eof -> ok;
+            Line ->
+                case string:lexemes(string:trim(Line), " ") of
+                    ["links", Node, K] -> Links(list_to_atom(Node), list_to_integer(K));
+                    ["counts"] -> Counter ! {counts, self()},
+                        receive {counts, Lk, Mo, Ot} ->
+                            io:format("counts links=~b monitors=~b other=~b~n", [Lk, Mo, Ot]) end;
+                    _ -> io:format("unknown ~s~n", [string:trim(Line)])
+                end,
+                In()
+            end end),
         ok = net_kernel:monitor_nodes(true),
         io:format("ready ~s~n", [node()]),
         (fun L() -> receive
@@ -132,7 +174,7 @@ pub fn have_elixir() -> bool {
 }
 
 /// Starts `elixir --name alive@10.77.0.{i+1}` with `net_ticktime` T in node `i`'s
-/// namespace, with the same passive services as [`erl_node`], written in Elixir.
+/// namespace, with the same services as [`erl_node`], written in Elixir.
 pub fn elixir_node(net: &Net, i: usize, alive: &str, tick_secs: u64) -> Peer {
     let name = format!("{alive}@{}", net.ip(i));
     let code = r#"
@@ -144,6 +186,51 @@ pub fn elixir_node(net: &Net, i: usize, alive: &str, tick_secs: u64) -> Peer {
         Process.register(spawn(fn -> hole.(hole) end), :blackhole)
         seq = fn f -> receive do {:seq, from, i} -> send(from, {:seq, from, i}); f.(f) end end
         Process.register(spawn(fn -> seq.(seq) end), :seq)
+        count = fn f, {lk, mo, ot, ex, rep} ->
+            {lk, mo, ot, ex} = receive do
+                {:expect, k} -> {lk, mo, ot, ex + k}
+                :link -> {lk + 1, mo, ot, ex}
+                :monitor -> {lk, mo + 1, ot, ex}
+                :other -> {lk, mo, ot + 1, ex}
+                {:counts, from} -> send(from, {:counts, lk, mo, ot}); {lk, mo, ot, ex}
+            end
+            rep = if not rep and ex > 0 and lk >= ex and mo >= ex do
+                IO.puts("noconn-all links=#{lk} monitors=#{mo}"); true
+            else rep end
+            f.(f, {lk, mo, ot, ex, rep})
+        end
+        counter = spawn(fn -> count.(count, {0, 0, 0, 0, false}) end)
+        watch = fn f -> receive do
+            {:EXIT, _, :noconnection} -> send(counter, :link)
+            {:DOWN, _, :process, _, :noconnection} -> send(counter, :monitor)
+            _ -> send(counter, :other)
+        end; f.(f) end
+        links = fn node, k ->
+            send({:holder, node}, {self(), :spawn, k})
+            receive do {:pids, ps} ->
+                send(counter, {:expect, length(ps)})
+                me = self()
+                for p <- ps, do: spawn(fn ->
+                    Process.flag(:trap_exit, true); Process.link(p); Process.monitor(p)
+                    send(me, :ready); watch.(watch) end)
+                for _ <- ps, do: (receive do :ready -> :ok end)
+                IO.puts("links #{length(ps)}")
+            after 10_000 -> IO.puts("links failed: no answer from holder") end
+        end
+        input = fn f -> case IO.gets("") do
+            :eof -> :ok
+            line ->
+                case String.split(String.trim(line)) do
+                    ["links", node, k] -> links.(String.to_atom(node), String.to_integer(k))
+                    ["counts"] ->
+                        send(counter, {:counts, self()})
+                        receive do {:counts, lk, mo, ot} ->
+                            IO.puts("counts links=#{lk} monitors=#{mo} other=#{ot}") end
+                    _ -> IO.puts("unknown #{String.trim(line)}")
+                end
+                f.(f)
+        end end
+        spawn(fn -> input.(input) end)
         :ok = :net_kernel.monitor_nodes(true)
         IO.puts("ready #{node()}")
         events = fn f -> receive do

@@ -93,7 +93,11 @@ fn scenario(test: &str, other: Other) {
         format!("connect {bn} true")
     );
     b.expect(&format!("nodeup {an}"), 10);
-    assert_eq!(relay.accepted(), 1, "a reached b other than through the relay");
+    assert_eq!(
+        relay.accepted(),
+        1,
+        "a reached b other than through the relay"
+    );
 
     let quiet = a.ask(&format!("rpc {bn} 5"), "rpc ", 30);
     assert_eq!(field(&quiet, "ok"), "5", "{quiet}");
@@ -141,7 +145,10 @@ fn scenario(test: &str, other: Other) {
     relay.pass();
     let deadline = Instant::now() + Duration::from_secs(30);
     while a.ask(&format!("connect {bn}"), "connect ", 30) != format!("connect {bn} true") {
-        assert!(Instant::now() < deadline, "no reconnection through the relay");
+        assert!(
+            Instant::now() < deadline,
+            "no reconnection through the relay"
+        );
     }
     b.expect(&format!("nodeup {an}"), 10);
     assert_eq!(relay.accepted(), 2, "the reconnection bypassed the relay");

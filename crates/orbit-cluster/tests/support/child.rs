@@ -638,8 +638,7 @@ async fn rpc(node: &str, k: usize) {
     let (mut ok, mut failed, mut rtts) = (0, 0, Vec::new());
     for _ in 0..k {
         let t0 = std::time::Instant::now();
-        let r =
-            orbit_dist::call::<_, Term>(("rex", node), &req, Duration::from_secs(10)).await;
+        let r = orbit_dist::call::<_, Term>(("rex", node), &req, Duration::from_secs(10)).await;
         match r {
             Ok(t) if t.as_atom() == Some(node) => {
                 ok += 1;

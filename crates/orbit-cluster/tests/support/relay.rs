@@ -82,10 +82,7 @@ fn enter(ns: &str) -> Result<(), String> {
     // network namespace.
     let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
     if r != 0 {
-        return Err(format!(
-            "setns {ns}: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(format!("setns {ns}: {}", std::io::Error::last_os_error()));
     }
     Ok(())
 }

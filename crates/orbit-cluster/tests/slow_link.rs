@@ -151,7 +151,7 @@ fn scenario(test: &str, other: Other) {
         );
     }
     b.expect(&format!("nodeup {an}"), 10);
-    assert_eq!(relay.accepted(), 2, "the reconnection bypassed the relay");
+    assert!(relay.accepted() >= 2, "the reconnection bypassed the relay");
     let again = a.ask(&format!("rpc {bn} 3"), "rpc ", 30);
     assert_eq!(field(&again, "ok"), "3", "{again}");
 }

@@ -12,6 +12,12 @@
 //! `B` running `dist_bench:server()`, the driver the same measurement in Erlang (the
 //! stream to a `dist_bench:sink_loop` spawned on `B`; the BEAM fragments by default and
 //! suspends a sender on a busy connection), interleaved in every round.
+//!
+//! CPU: `cpu_us_per_MB` is the CPU of both nodes (`RUSAGE_CHILDREN` around the pair,
+//! start to exit: warm-up, quiet and loaded phases) per MB streamed. Ratio lines:
+//! `loaded_p99_fragments_over_no_fragments` (below 1: fragments keep small messages
+//! moving) and `loaded_p99_orbit_fragments_over_beam`,
+//! `loaded_p99_orbit_no_fragments_over_beam` (the BEAM's own p99 under the same load).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -54,10 +60,12 @@ pub fn run(ctx: &mut Ctx) {
                 subjects.len() - 1 - i
             };
             let (name, frags) = subjects[i];
+            let cpu0 = crate::util::cpu_s(libc::RUSAGE_CHILDREN);
             let r = match frags {
                 Some(f) => pair(n, f),
                 None => beam_pair(n),
             };
+            let cpu = crate::util::cpu_s(libc::RUSAGE_CHILDREN) - cpu0;
             match r {
                 Ok(v) => {
                     let g = |k: &str| v.get(k).copied();
@@ -73,6 +81,9 @@ pub fn run(ctx: &mut Ctx) {
                         s.loaded_p50.add(name, c);
                         s.loaded_p99.add(name, d);
                         s.mb_per_s.add(name, e);
+                        if let Some(mb) = g("big_MB").filter(|mb| *mb > 0.0) {
+                            s.mb_per_s.add_cpu(name, cpu * 1e6 / mb);
+                        }
                     }
                 }
                 Err(e) => eprintln!("{SCENARIO}: {name}: {e}"),
@@ -86,6 +97,25 @@ pub fn run(ctx: &mut Ctx) {
         ctx.emit_rounds(SCENARIO, name, "loaded_p99_us", "rt", &s.loaded_p99);
         ctx.emit_rounds(SCENARIO, name, "big_MB_per_s", "MB", &s.mb_per_s);
     }
+    let p99 = |who: &str| s.loaded_p99.median(who);
+    ctx.goal(
+        SCENARIO,
+        "loaded_p99_fragments_over_no_fragments",
+        p99("orbit_fragments"),
+        p99("orbit_no_fragments"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "loaded_p99_orbit_fragments_over_beam",
+        p99("orbit_fragments"),
+        p99("beam"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "loaded_p99_orbit_no_fragments_over_beam",
+        p99("orbit_no_fragments"),
+        p99("beam"),
+    );
 }
 
 fn pair(n: u64, fragments: bool) -> Result<crate::beam::Values, String> {
@@ -129,8 +159,8 @@ fn beam_pair(n: u64) -> Result<crate::beam::Values, String> {
         Secs = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
         St ! stop,
         MB = counters:get(C, 1) * {BIG} / 1.0e6,
-        io:format("quiet_p50_us ~.1f~nquiet_p99_us ~.1f~nloaded_p50_us ~.1f~nloaded_p99_us ~.1f~nbig_MB_per_s ~.1f~n",
-                  [Q50, Q99, L50, L99, MB / Secs])."#
+        io:format("quiet_p50_us ~.1f~nquiet_p99_us ~.1f~nloaded_p50_us ~.1f~nloaded_p99_us ~.1f~nbig_MB_per_s ~.1f~nbig_MB ~.1f~n",
+                  [Q50, Q99, L50, L99, MB / Secs, MB])."#
     );
     crate::beam::run_erl(&["-name", &a, "-setcookie", COOKIE, "-eval", &code])
         .map(|out| crate::beam::parse_kv(&out))
@@ -211,7 +241,7 @@ pub async fn driver_main(name: String, b: String, n: u64, fragments: bool) -> Re
         let (l50, l99) = percentiles(&mut loaded);
         println!(
             "quiet_p50_us {q50:.1} quiet_p99_us {q99:.1} loaded_p50_us {l50:.1} \
-             loaded_p99_us {l99:.1} big_MB_per_s {:.1}",
+             loaded_p99_us {l99:.1} big_MB_per_s {:.1} big_MB {mb:.1}",
             mb / secs
         );
     })

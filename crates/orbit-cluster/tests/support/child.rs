@@ -3,7 +3,7 @@
 //! An Orbit node is this very test binary run again (`ip netns exec NS <test binary>
 //! netns_child --exact --nocapture`) with `ORBIT_NETNS_CHILD` set: each test file has a
 //! `#[test] fn netns_child()` that calls [`child_main`], which returns at once unless
-//! that variable is set. A BEAM node is `erl` with the same passive services.
+//! that variable is set. A BEAM node is `erl` or `elixir` with the same services.
 //!
 //! Services every node runs (Orbit and erl alike):
 //! - `holder`: on `{From, spawn, K}` spawns K idle processes and sends `{pids, Pids}`;
@@ -11,13 +11,16 @@
 //! - `seq`: echoes `{seq, From, I}` back to `From`;
 //! - on Orbit nodes, the cluster view service (`orbit_cluster_view`).
 //!
-//! Both print `ready NODE`, `nodeup NODE`, `nodedown NODE`. Orbit nodes also take
+//! Both print `ready NODE`, `nodeup NODE`, `nodedown NODE`. BEAM nodes (erl and
+//! Elixir) take `links N K` and `counts` on stdin, as below. Orbit nodes take these
 //! commands on stdin (one per line, each answered by a line starting with its name):
 //! `connect N`, `list`, `links N K` (K local processes, each trapping exits, linked to
 //! and monitoring one of K processes of N's holder; `noconn-all links=K monitors=K` is
 //! printed once every link and monitor fired with `noconnection`), `counts`,
 //! `calls N K` (K concurrent calls to N's blackhole, 60 s timeout; `calls-done ...`
 //! when all returned), `seq N FROM TO`, `seqwait M`, `seqcheck FROM TO`,
+//! `rpc N K` (K calls one after the other to N's `rex`, `erlang:node()`, 10 s timeout
+//! each; `rpc ok=.. failed=.. min_ms=.. median_ms=.. max_ms=..`),
 //! `view SEED...` (the cluster view as JSON on one line), `flood N K BYTES` (K binaries
 //! of BYTES to N's blackhole), `established IP SECS` (waits until no TCP connection to
 //! IP is established, then prints how many are).
@@ -44,6 +47,24 @@ pub const COOKIE: &str = "orbit_partition_cookie";
 /// Starts an Orbit node `alive@10.77.0.{i+1}` in node `i`'s namespace, with
 /// `net_ticktime` `tick_secs`; waits until it is ready.
 pub fn orbit_node(net: &Net, i: usize, alive: &str, tick_secs: u64, hidden: bool) -> Peer {
+    start_orbit(net, i, alive, tick_secs, hidden, None)
+}
+
+/// [`orbit_node`] (visible) whose EPMD, its own and the one it asks of other hosts,
+/// is on `epmd_port`: it reaches a node behind a [`super::relay::Relay`] with that
+/// front EPMD port only through the relay.
+pub fn orbit_node_epmd(net: &Net, i: usize, alive: &str, tick_secs: u64, epmd_port: u16) -> Peer {
+    start_orbit(net, i, alive, tick_secs, false, Some(epmd_port))
+}
+
+fn start_orbit(
+    net: &Net,
+    i: usize,
+    alive: &str,
+    tick_secs: u64,
+    hidden: bool,
+    epmd_port: Option<u16>,
+) -> Peer {
     let name = format!("{alive}@{}", net.ip(i));
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut cmd = net.command(i, exe.to_str().expect("a UTF-8 path"));
@@ -52,6 +73,9 @@ pub fn orbit_node(net: &Net, i: usize, alive: &str, tick_secs: u64, hidden: bool
         .env("ORBIT_NETNS_NAME", &name)
         .env("ORBIT_NETNS_TICK", tick_secs.to_string())
         .env("ORBIT_NETNS_HIDDEN", if hidden { "1" } else { "0" });
+    if let Some(port) = epmd_port {
+        cmd.env("ORBIT_NETNS_EPMD", port.to_string());
+    }
     let mut p = Peer::spawn(cmd, &name);
     p.expect("ready ", 30);
     p
@@ -66,7 +90,7 @@ pub fn have_erl() -> bool {
 }
 
 /// Starts `erl -name alive@10.77.0.{i+1} -kernel net_ticktime T` in node `i`'s
-/// namespace with the passive services; waits until it is ready.
+/// namespace with the services; waits until it is ready.
 pub fn erl_node(net: &Net, i: usize, alive: &str, tick_secs: u64) -> Peer {
     let name = format!("{alive}@{}", net.ip(i));
     let code = r#"
@@ -76,6 +100,47 @@ pub fn erl_node(net: &Net, i: usize, alive: &str, tick_secs: u64) -> Peer {
         register(holder, spawn(Holder)),
         register(blackhole, spawn(fun B() -> receive _ -> B() end end)),
         register(seq, spawn(fun S() -> receive {seq, From, I} -> From ! {seq, From, I}, S() end end)),
+        Counter = spawn(fun() -> (fun C(Lk, Mo, Ot, Ex, Rep) ->
+            {Lk2, Mo2, Ot2, Ex2} = receive
+                {expect, K} -> {Lk, Mo, Ot, Ex + K};
+                link -> {Lk + 1, Mo, Ot, Ex};
+                monitor -> {Lk, Mo + 1, Ot, Ex};
+                other -> {Lk, Mo, Ot + 1, Ex};
+                {counts, From} -> From ! {counts, Lk, Mo, Ot}, {Lk, Mo, Ot, Ex}
+            end,
+            Rep2 = case (not Rep) andalso Ex2 > 0 andalso Lk2 >= Ex2 andalso Mo2 >= Ex2 of
+                true -> io:format("noconn-all links=~b monitors=~b~n", [Lk2, Mo2]), true;
+                false -> Rep
+            end,
+            C(Lk2, Mo2, Ot2, Ex2, Rep2) end)(0, 0, 0, 0, false) end),
+        Links = fun(Node, K) ->
+            {holder, Node} ! {self(), spawn, K},
+            receive {pids, Ps} ->
+                Counter ! {expect, length(Ps)},
+                Me = self(),
+                [spawn(fun() ->
+                    process_flag(trap_exit, true), link(P), erlang:monitor(process, P), Me ! ready,
+                    (fun W() -> receive
+                        {'EXIT', _, noconnection} -> Counter ! link, W();
+                        {'DOWN', _, process, _, noconnection} -> Counter ! monitor, W();
+                        _ -> Counter ! other, W()
+                    end end)() end) || P <- Ps],
+                [receive ready -> ok end || _ <- Ps],
+                io:format("links ~b~n", [length(Ps)])
+            after 10000 -> io:format("links failed: no answer from holder~n")
+            end end,
+        spawn(fun In() -> case io:get_line("") of
+            eof -> ok;
+            Line ->
+                case string:lexemes(string:trim(Line), " ") of
+                    ["links", Node, K] -> Links(list_to_atom(Node), list_to_integer(K));
+                    ["counts"] -> Counter ! {counts, self()},
+                        receive {counts, Lk, Mo, Ot} ->
+                            io:format("counts links=~b monitors=~b other=~b~n", [Lk, Mo, Ot]) end;
+                    _ -> io:format("unknown ~s~n", [string:trim(Line)])
+                end,
+                In()
+            end end),
         ok = net_kernel:monitor_nodes(true),
         io:format("ready ~s~n", [node()]),
         (fun L() -> receive
@@ -109,7 +174,7 @@ pub fn have_elixir() -> bool {
 }
 
 /// Starts `elixir --name alive@10.77.0.{i+1}` with `net_ticktime` T in node `i`'s
-/// namespace, with the same passive services as [`erl_node`], written in Elixir.
+/// namespace, with the same services as [`erl_node`], written in Elixir.
 pub fn elixir_node(net: &Net, i: usize, alive: &str, tick_secs: u64) -> Peer {
     let name = format!("{alive}@{}", net.ip(i));
     let code = r#"
@@ -121,6 +186,51 @@ pub fn elixir_node(net: &Net, i: usize, alive: &str, tick_secs: u64) -> Peer {
         Process.register(spawn(fn -> hole.(hole) end), :blackhole)
         seq = fn f -> receive do {:seq, from, i} -> send(from, {:seq, from, i}); f.(f) end end
         Process.register(spawn(fn -> seq.(seq) end), :seq)
+        count = fn f, {lk, mo, ot, ex, rep} ->
+            {lk, mo, ot, ex} = receive do
+                {:expect, k} -> {lk, mo, ot, ex + k}
+                :link -> {lk + 1, mo, ot, ex}
+                :monitor -> {lk, mo + 1, ot, ex}
+                :other -> {lk, mo, ot + 1, ex}
+                {:counts, from} -> send(from, {:counts, lk, mo, ot}); {lk, mo, ot, ex}
+            end
+            rep = if not rep and ex > 0 and lk >= ex and mo >= ex do
+                IO.puts("noconn-all links=#{lk} monitors=#{mo}"); true
+            else rep end
+            f.(f, {lk, mo, ot, ex, rep})
+        end
+        counter = spawn(fn -> count.(count, {0, 0, 0, 0, false}) end)
+        watch = fn f -> receive do
+            {:EXIT, _, :noconnection} -> send(counter, :link)
+            {:DOWN, _, :process, _, :noconnection} -> send(counter, :monitor)
+            _ -> send(counter, :other)
+        end; f.(f) end
+        links = fn node, k ->
+            send({:holder, node}, {self(), :spawn, k})
+            receive do {:pids, ps} ->
+                send(counter, {:expect, length(ps)})
+                me = self()
+                for p <- ps, do: spawn(fn ->
+                    Process.flag(:trap_exit, true); Process.link(p); Process.monitor(p)
+                    send(me, :ready); watch.(watch) end)
+                for _ <- ps, do: (receive do :ready -> :ok end)
+                IO.puts("links #{length(ps)}")
+            after 10_000 -> IO.puts("links failed: no answer from holder") end
+        end
+        input = fn f -> case IO.gets("") do
+            :eof -> :ok
+            line ->
+                case String.split(String.trim(line)) do
+                    ["links", node, k] -> links.(String.to_atom(node), String.to_integer(k))
+                    ["counts"] ->
+                        send(counter, {:counts, self()})
+                        receive do {:counts, lk, mo, ot} ->
+                            IO.puts("counts links=#{lk} monitors=#{mo} other=#{ot}") end
+                    _ -> IO.puts("unknown #{String.trim(line)}")
+                end
+                f.(f)
+        end end
+        spawn(fn -> input.(input) end)
         :ok = :net_kernel.monitor_nodes(true)
         IO.puts("ready #{node()}")
         events = fn f -> receive do
@@ -189,6 +299,7 @@ async fn run() {
     let opts = Options {
         net_ticktime: Duration::from_secs(tick),
         hidden: env("ORBIT_NETNS_HIDDEN") == "1",
+        epmd_port: env("ORBIT_NETNS_EPMD").parse().ok(),
         ..Options::cookie(COOKIE)
     };
     let node = Node::start(&name, opts).await.expect("node started");
@@ -261,6 +372,7 @@ async fn run() {
                 );
             }
             ["calls", n, k] => calls(n.to_string(), k.parse().unwrap_or(0)),
+            ["rpc", n, k] => rpc(n, k.parse().unwrap_or(0)).await,
             ["seq", n, from, to] => {
                 let (from, to): (i64, i64) = (from.parse().unwrap_or(0), to.parse().unwrap_or(0));
                 let me = Term::Pid(Box::new(orbit_dist::to_wire(seqrx)));
@@ -510,4 +622,44 @@ fn calls(node: String, k: usize) {
             "calls-done ok={ok} noconnection={noconn} timeout={timeout} other={other} returns={returns}"
         );
     });
+}
+
+/// `k` calls one after the other to `node`'s `rex` (`{call, erlang, node, [], user}`,
+/// which BEAM and Orbit nodes answer with the node's name); prints how many returned
+/// that name and their round-trip times.
+async fn rpc(node: &str, k: usize) {
+    let req = Term::tuple(vec![
+        Term::atom("call"),
+        Term::atom("erlang"),
+        Term::atom("node"),
+        Term::List(vec![]),
+        Term::atom("user"),
+    ]);
+    let (mut ok, mut failed, mut rtts) = (0, 0, Vec::new());
+    for _ in 0..k {
+        let t0 = std::time::Instant::now();
+        let r = orbit_dist::call::<_, Term>(("rex", node), &req, Duration::from_secs(10)).await;
+        match r {
+            Ok(t) if t.as_atom() == Some(node) => {
+                ok += 1;
+                rtts.push(t0.elapsed());
+            }
+            Ok(t) => {
+                failed += 1;
+                eprintln!("rpc {node}: unexpected answer {t:?}");
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("rpc {node}: {e}");
+            }
+        }
+    }
+    rtts.sort();
+    let ms = |d: Option<&Duration>| d.map_or(0, |d| d.as_millis());
+    println!(
+        "rpc ok={ok} failed={failed} min_ms={} median_ms={} max_ms={}",
+        ms(rtts.first()),
+        ms(rtts.get(rtts.len() / 2)),
+        ms(rtts.last())
+    );
 }

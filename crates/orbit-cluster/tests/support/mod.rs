@@ -1,11 +1,12 @@
 //! Test support for partition tests: network namespaces ([`netns`]), child processes
-//! whose output lines are awaited ([`peer`]), and the nodes run in the namespaces
-//! ([`child`]).
+//! whose output lines are awaited ([`peer`]), the nodes run in the namespaces
+//! ([`child`]), and a relay that delays or blackholes a node's links ([`relay`]).
 #![allow(dead_code)]
 
 pub mod child;
 pub mod netns;
 pub mod peer;
+pub mod relay;
 
 /// Creates a [`netns::Net`] of `n` nodes, or prints `SKIP <test>: why` and returns
 /// `None` when namespaces cannot be made here.

@@ -15,7 +15,9 @@
 //!   frames go nowhere while both still reach the rest (no `tc` filter needed);
 //!   [`Net::cut_one_way`] does it for one direction only (an asymmetric partition);
 //! - [`Net::delay`]: `tc netem delay` on the node's `eth0`; returns `Err` saying so
-//!   when the kernel has no netem (as on this CI machine).
+//!   when the kernel has no netem (as on this CI machine, which has `tbf` and `pfifo`
+//!   but they only limit rate and queue length, and no iptables). Delays and links that
+//!   stay up but carry nothing are made by [`super::relay::Relay`] instead.
 //!
 //! Everything is removed on drop, also when the test panics (processes still in the
 //! namespaces are killed first), and namespaces left by earlier runs that crashed
@@ -239,7 +241,7 @@ impl Net {
     }
 
     /// Delays every packet node `i` sends by `ms` (netem); `Err` when the kernel has
-    /// no netem qdisc.
+    /// no netem qdisc (then use [`super::relay::Relay`]).
     pub fn delay(&self, i: usize, ms: u32) -> Result<(), String> {
         let d = format!("{ms}ms");
         run(

@@ -77,6 +77,16 @@ impl Peer {
         }
     }
 
+    /// Whether a line starting with `prefix` was read by now (lines not yet read are
+    /// read first, without waiting).
+    pub fn saw(&mut self, prefix: &str) -> bool {
+        while let Ok((at, l)) = self.lines.try_recv() {
+            self.seen.push(l.clone());
+            self.backlog.push_back((at, l));
+        }
+        self.seen.iter().any(|l| l.starts_with(prefix))
+    }
+
     /// [`expect_at`](Self::expect_at) without the instant.
     pub fn expect(&mut self, prefix: &str, secs: u64) -> String {
         self.expect_at(prefix, secs).1

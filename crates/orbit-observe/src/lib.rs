@@ -22,6 +22,7 @@
 //! - [`resources`]: pools, caches, stages, links and supervisors grouped for the page.
 //! - [`beam`]: BEAM nodes of the cluster read over `rex`.
 //! - [`supervisors`]: the supervision trees.
+//! - [`tables`]: the ETS tables of this node or of a BEAM node.
 //! - the router (module `server`'s table lists the routes) and [`serve`].
 //!
 //! Series (besides those the runtime registers itself: `orbit_pool_*`,
@@ -48,6 +49,7 @@ mod processes;
 pub mod resources;
 mod server;
 pub mod supervisors;
+pub mod tables;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,6 +65,7 @@ pub use processes::{
 };
 pub use resources::Resources;
 pub use supervisors::{ChildNode, SupervisorNode};
+pub use tables::{TableRow, TablesView};
 
 /// How to serve the dashboard.
 #[derive(Debug, Clone)]

@@ -358,6 +358,12 @@ async fn dashboard_in_chromium() {
         .await;
     b.until("the process page", "!!document.getElementById('kill')")
         .await;
+    // Its recent handling times fill in as the page refreshes on each tick.
+    b.until(
+        "recent handling intervals on the process page",
+        "Number(document.querySelector('#recent p[data-intervals]')?.dataset.intervals) >= 1 && !!document.getElementById('recent-chart')",
+    )
+    .await;
     b.screenshot("process.png").await;
 
     // Resources and cluster pages render.

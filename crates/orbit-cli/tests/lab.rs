@@ -1,5 +1,8 @@
 //! `orbit lab` end to end: every scenario briefly, its verdicts, and the HTML report in
-//! a headless browser.
+//! a headless browser (its DOM as rendered, then the page over DevTools: header, axes,
+//! markers, memory, numbers, no console error, a screenshot in `target/lab-screenshots/`).
+
+mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -83,7 +86,17 @@ fn every_scenario_reports_every_figure() {
         }
         let v = verdict(scenario);
         assert!(v["verdict"].as_str().unwrap().contains("bottleneck"), "{v}");
+        let text = v["verdict"].as_str().unwrap();
+        assert_eq!(long_number(text), None, "unformatted number in: {text}");
     }
+}
+
+/// The first run of five or more digits in `s` (a number not formatted for people:
+/// `1457734` instead of `1.46 M`).
+fn long_number(s: &str) -> Option<String> {
+    s.split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() >= 5)
+        .map(str::to_string)
 }
 
 #[test]
@@ -135,6 +148,18 @@ fn spike_burst_is_flagged() {
     assert!(flag["metric"].is_string(), "{v}");
     assert!(
         flag["observed"].as_f64().unwrap() > flag["normal_high"].as_f64().unwrap(),
+        "{v}"
+    );
+    assert!(flag["normal_low"].as_f64().unwrap() >= 0.0, "{v}");
+    let text = v["verdict"].as_str().unwrap();
+    let range = text
+        .split("normal range ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no normal range in: {text}"));
+    assert!(!range.starts_with('-'), "a negative normal range: {text}");
+    let flagged = v["facts"]["flagged_at_s"].as_f64().unwrap();
+    assert!(
+        flagged >= v["facts"]["burst_start_s"].as_f64().unwrap(),
         "{v}"
     );
 }
@@ -237,4 +262,163 @@ fn bad_options_are_refused_with_a_hint() {
         err.contains("unknown unit") || err.contains("not a duration"),
         "{err}"
     );
+}
+
+/// The report in a real page over DevTools: the header names version, date, CPUs and
+/// machine; every axis has ticks and a unit chosen by its range; the spike's charts mark
+/// where the burst began and where it was flagged; each scenario shows the memory it
+/// added; the verdicts' numbers are formatted; no console error; a screenshot is saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_report_reads_well_in_chromium() {
+    use serde_json::json;
+    use support::devtools::{Browser, CHROMIUM};
+    assert!(
+        std::path::Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: install it (apt-get install -y chromium) to check the HTML report"
+    );
+    let run = tokio::task::spawn_blocking(run).await.unwrap();
+    let mut b = Browser::start().await;
+    b.goto(&format!("file://{}", run.html.display())).await;
+    b.until(
+        "every chart rendered",
+        "document.querySelectorAll('.chart').length === 18 && [...document.querySelectorAll('.chart')].every(c => c.dataset.rendered === 'true')",
+    )
+    .await;
+
+    // The header.
+    let text = |id: &str| format!("document.getElementById('{id}').textContent");
+    assert_eq!(
+        b.eval(&text("orbit-version")).await,
+        json!(env!("CARGO_PKG_VERSION"))
+    );
+    let date = b.eval(&text("run-date")).await;
+    let date = date.as_str().unwrap();
+    let shape: String = date
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect();
+    assert_eq!(shape, "9999-99-99 99:99 UTC", "date: {date}");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(b.eval(&text("cpus")).await, json!(cpus.to_string()));
+    let machine = b.eval(&text("machine")).await;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    assert!(
+        machine.as_str().unwrap().contains(host.trim()),
+        "machine {machine} names the host {host}"
+    );
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    if let Some(model) = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+    {
+        let model = model.1.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            machine.as_str().unwrap().contains(&model),
+            "machine {machine} names the CPU {model}"
+        );
+    }
+
+    // Axes: ticks on both, a unit chosen by the range, in the caption too.
+    let axes: Vec<serde_json::Value> = serde_json::from_value(
+        b.eval(
+            "[...document.querySelectorAll('.chart')].map(c => ({
+                scenario: c.dataset.scenario, metric: c.dataset.metric, unit: c.dataset.unit,
+                caption: c.parentElement.querySelector('figcaption').textContent,
+                y: [...c.querySelectorAll('text.tick.y')].map(t => t.textContent),
+                x: [...c.querySelectorAll('text.tick.x')].map(t => t.textContent),
+                markers: [...c.querySelectorAll('line.marker')].map(m => [m.dataset.marker, Number(m.getAttribute('x1'))]),
+            }))",
+        )
+        .await,
+    )
+    .unwrap();
+    for a in &axes {
+        let (metric, unit) = (a["metric"].as_str().unwrap(), a["unit"].as_str().unwrap());
+        let allowed: &[&str] = match metric {
+            "p99" => &["µs", "ms", "s"],
+            "heap" => &["kB", "MB", "GB"],
+            _ => &["req/s"],
+        };
+        assert!(allowed.contains(&unit), "unit {unit}: {a}");
+        assert!(
+            a["caption"].as_str().unwrap().contains(unit),
+            "caption names the unit: {a}"
+        );
+        let y: Vec<&str> = a["y"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        assert!(y.len() >= 2, "y ticks: {a}");
+        assert!(a["x"].as_array().unwrap().len() >= 2, "x ticks: {a}");
+        if metric == "p99" {
+            // The unit follows the range: no latency tick reads more than 1000 of it
+            // (the axis ends at the decade above the largest value).
+            for t in &y {
+                let v: f64 = t.parse().unwrap_or_else(|_| panic!("tick {t}: {a}"));
+                assert!(v <= 1000.0 && v > 0.0, "tick {t} in {unit}: {a}");
+            }
+        }
+        let markers = a["markers"].as_array().unwrap();
+        if a["scenario"] == "spike" {
+            let at = |kind: &str| {
+                markers
+                    .iter()
+                    .find(|m| m[0] == kind)
+                    .unwrap_or_else(|| panic!("no {kind} marker: {a}"))[1]
+                    .as_f64()
+                    .unwrap()
+            };
+            assert!(at("flagged") >= at("burst"), "flagged after the burst: {a}");
+        } else {
+            assert!(markers.is_empty(), "{a}");
+        }
+    }
+
+    // Memory per scenario: what it added, below the process's total.
+    let memory: Vec<(String, f64)> = serde_json::from_value(
+        b.eval(
+            "[...document.querySelectorAll('.card')].map(c => [c.id, Number(c.querySelector('.memory')?.dataset.rssDeltaBytes)])",
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(memory.len(), 6, "{memory:?}");
+    for (scenario, delta) in &memory {
+        let peak = results(scenario)
+            .iter()
+            .map(|r| r["rss_peak_bytes"].as_f64().unwrap())
+            .fold(0.0, f64::max);
+        assert!(
+            delta.is_finite() && *delta < peak,
+            "{scenario}: +{delta} B of {peak} B"
+        );
+    }
+
+    // Verdicts: formatted numbers, no negative range.
+    let verdicts: Vec<String> = serde_json::from_value(
+        b.eval("[...document.querySelectorAll('.verdict')].map(v => v.textContent)")
+            .await,
+    )
+    .unwrap();
+    assert_eq!(verdicts.len(), 6);
+    for v in &verdicts {
+        assert_eq!(long_number(v), None, "unformatted number in: {v}");
+        assert!(!v.contains("range -"), "negative range in: {v}");
+    }
+
+    let shot = b.full_page_screenshot("lab-report.png").await;
+    assert!(
+        std::fs::metadata(&shot).map_or(0, |m| m.len()) > 10_000,
+        "{}",
+        shot.display()
+    );
+    let problems = b.problems();
+    assert!(
+        problems.is_empty(),
+        "console errors or exceptions: {problems:#?}"
+    );
+    println!("screenshot: {}", shot.display());
 }

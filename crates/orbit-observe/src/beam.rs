@@ -51,7 +51,8 @@ pub struct PeerNode {
     pub top: Vec<BeamProcess>,
 }
 
-async fn rpc(
+/// `rpc:call(node, m, f, args)` over `rex` within `timeout`; a `badrpc` is an error.
+pub(crate) async fn rpc(
     node: &str,
     m: &str,
     f: &str,
@@ -159,7 +160,8 @@ pub async fn peer(node: String, top: usize, timeout: Duration) -> PeerNode {
     p
 }
 
-fn show_pid(t: &Term) -> String {
+/// A pid as Erlang prints it.
+pub(crate) fn show_pid(t: &Term) -> String {
     match t {
         Term::Pid(p) => format!("<{}.{}.{}>", p.node.as_str(), p.id, p.serial),
         other => format!("{other:?}"),

@@ -21,7 +21,9 @@
 //!   events into series.
 //! - [`resources`]: pools, caches, stages, links and supervisors grouped for the page.
 //! - [`beam`]: BEAM nodes of the cluster read over `rex`.
+//! - [`recent`]: a process's recent handling times, sampled while its page is read.
 //! - [`supervisors`]: the supervision trees.
+//! - [`tables`]: the ETS tables of this node or of a BEAM node.
 //! - the router (module `server`'s table lists the routes) and [`serve`].
 //!
 //! Series (besides those the runtime registers itself: `orbit_pool_*`,
@@ -45,9 +47,11 @@ mod exporter;
 mod links;
 mod named;
 mod processes;
+pub mod recent;
 pub mod resources;
 mod server;
 pub mod supervisors;
+pub mod tables;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,8 +65,10 @@ pub use links::LinkStats;
 pub use processes::{
     find_pid, page, ProcessPage, ProcessRanker, ProcessRow, Ranking, SortKey, MAX_ROWS,
 };
+pub use recent::{HandlingInterval, RecentHandling};
 pub use resources::Resources;
 pub use supervisors::{ChildNode, SupervisorNode};
+pub use tables::{TableRow, TablesView};
 
 /// How to serve the dashboard.
 #[derive(Debug, Clone)]

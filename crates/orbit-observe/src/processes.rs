@@ -105,6 +105,8 @@ pub struct ProcessPage {
     pub trap_exit: bool,
     /// Reported state size, if any.
     pub state_size: Option<u64>,
+    /// Handling times between the recent reads of this page.
+    pub recent: crate::recent::RecentHandling,
 }
 
 /// The handled count of each process at the previous ranking, indexed by the pid's
@@ -275,7 +277,8 @@ pub fn find_pid(text: &str) -> Option<Pid> {
     found
 }
 
-/// The page of the live local process `pid`, or `None` when it is gone.
+/// The page of the live local process `pid`, or `None` when it is gone. Each call
+/// also samples its handling totals for [`ProcessPage::recent`](crate::recent).
 pub fn page(pid: Pid) -> Option<ProcessPage> {
     let i = orbit::process_info(pid)?;
     let show = |v: &[Pid]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>();
@@ -304,5 +307,6 @@ pub fn page(pid: Pid) -> Option<ProcessPage> {
         monitored_by: show(&i.monitored_by),
         trap_exit: i.trap_exit,
         state_size: i.state_size,
+        recent: crate::recent::observe(i.pid, handled, i.handling_time),
     })
 }

@@ -15,6 +15,7 @@
 //! | `POST /api/process/{pid}/kill` | kills it (exit reason `kill`); needs the header `x-orbit-action: kill` |
 //! | `/api/resources` | pools, caches, stages, links, supervisors, named processes ([`Resources`](crate::Resources)) |
 //! | `/api/supervisors` | the supervision trees ([`SupervisorNode`](crate::SupervisorNode)) |
+//! | `/api/tables[?node=NAME]` | the ETS tables of this node, or of the connected node `NAME` over `rex` ([`TablesView`](crate::TablesView)) |
 //! | `/api/cluster` | the other nodes, BEAM ones read over `rex` ([`PeerNode`](crate::PeerNode)) |
 //!
 //! Auth: without a token (loopback only) a request whose `Host` is not a loopback
@@ -44,6 +45,11 @@ use crate::Observer;
 const PAGE: &str = include_str!("../assets/dashboard.html");
 
 #[derive(Deserialize)]
+struct TablesQuery {
+    node: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct ProcessQuery {
     sort: Option<String>,
     limit: Option<usize>,
@@ -64,6 +70,7 @@ pub(crate) fn router(obs: Observer) -> Router {
         .route("/api/resources", get(resources))
         .route("/api/cluster", get(cluster))
         .route("/api/supervisors", get(supervisors))
+        .route("/api/tables", get(tables))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             let token = token.clone();
             async move { check_token(token.as_deref(), req, next).await }
@@ -250,4 +257,29 @@ async fn supervisors() -> Response {
 
 async fn cluster() -> Response {
     Json(crate::beam::peers(10, Duration::from_secs(2)).await).into_response()
+}
+
+async fn tables(Query(q): Query<TablesQuery>) -> Response {
+    match q.node {
+        Some(node) if node != crate::node_name() => {
+            let connected = orbit_dist::Node::current()
+                .is_some_and(|n| n.list().contains(&node) || n.list_hidden().contains(&node));
+            if !connected {
+                return (
+                    StatusCode::NOT_FOUND,
+                    format!("{node:?} is not a connected node: see /api/cluster for the nodes\n"),
+                )
+                    .into_response();
+            }
+            Json(crate::tables::beam(&node, Duration::from_secs(2)).await).into_response()
+        }
+        _ => match tokio::task::spawn_blocking(crate::tables::local).await {
+            Ok(v) => Json(v).into_response(),
+            Err(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reading the tables failed\n",
+            )
+                .into_response(),
+        },
+    }
 }

@@ -1,7 +1,7 @@
 //! The dashboard in a real browser: headless Chromium (Debian's `/usr/bin/chromium`)
 //! driven over the DevTools protocol. The pages load with no console error or
 //! exception, live values change under load, sorting works from the URL and from the
-//! column headers, a process page opens; screenshots go to
+//! column headers, a process page opens, the tables page lists a table; screenshots go to
 //! `target/observe-screenshots/`. Skips (printing `SKIP`) when Chromium is missing.
 
 mod common;
@@ -358,6 +358,12 @@ async fn dashboard_in_chromium() {
         .await;
     b.until("the process page", "!!document.getElementById('kill')")
         .await;
+    // Its recent handling times fill in as the page refreshes on each tick.
+    b.until(
+        "recent handling intervals on the process page",
+        "Number(document.querySelector('#recent p[data-intervals]')?.dataset.intervals) >= 1 && !!document.getElementById('recent-chart')",
+    )
+    .await;
     b.screenshot("process.png").await;
 
     // Resources and cluster pages render.
@@ -382,6 +388,23 @@ async fn dashboard_in_chromium() {
     .await;
     b.screenshot("resources.png").await;
     drop(sup);
+    // The tables page lists a named table with its size.
+    let table: orbit::ets::Table<u64, u64> = orbit::ets::Table::builder()
+        .public()
+        .named("chromium_table")
+        .build()
+        .unwrap();
+    for i in 0..250 {
+        table.insert(i, i).unwrap();
+    }
+    b.goto(&format!("{base}#/tables")).await;
+    b.until(
+        "the tables page with the named table",
+        "document.querySelector('table.tables tr[data-table=chromium_table]')?.dataset.size === '250'",
+    )
+    .await;
+    b.screenshot("tables.png").await;
+    table.delete_table().unwrap();
     b.goto(&format!("{base}#/cluster")).await;
     b.until(
         "the cluster page",

@@ -204,3 +204,80 @@ async fn ranks_a_hundred_thousand_processes() {
     }
     dash.stop();
 }
+
+/// The process page's recent handling times: each read samples the process's running
+/// totals; an interval in which it handled 20 messages of about 1 ms each shows them,
+/// with p50/p99 of the interval means.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_page_shows_recent_handling_times() {
+    let dash = serve(ObserveOptions::new("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = dash.local_addr();
+    // Each message takes about 1 ms of work.
+    let worker = orbit::spawn(|mut ctx: Context<u64>| async move {
+        while let Message::Msg(_) = ctx.recv().await {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(1) {
+                std::hint::spin_loop();
+            }
+        }
+    })
+    .unwrap();
+    let pid = worker
+        .pid()
+        .to_string()
+        .replace('#', "%23")
+        .replace('<', "%3C")
+        .replace('>', "%3E");
+    let path = format!("/api/process/{pid}");
+    let first = json(addr, &path).await;
+    assert_eq!(
+        first["recent"]["intervals"].as_array().unwrap().len(),
+        0,
+        "{first}"
+    );
+    assert!(first["recent"]["p50_us"].is_null(), "{first}");
+    for i in 0..20 {
+        worker.send(i).unwrap();
+    }
+    eventually(
+        "the 20 messages handled",
+        Duration::from_secs(10),
+        || async { orbit::process_info(worker.pid()).is_some_and(|i| i.messages_handled >= 20) },
+    )
+    .await;
+    // The next read at least 200 ms after the first closes an interval.
+    let page = std::sync::Arc::new(parking_lot::Mutex::new(Value::Null));
+    eventually(
+        "an interval with the 20 messages",
+        Duration::from_secs(10),
+        || {
+            let (path, page) = (path.clone(), page.clone());
+            async move {
+                let p = json(addr, &path).await;
+                let done = p["recent"]["intervals"].as_array().is_some_and(|iv| {
+                    iv.iter()
+                        .map(|i| i["handled"].as_u64().unwrap())
+                        .sum::<u64>()
+                        >= 20
+                });
+                *page.lock() = p;
+                done
+            }
+        },
+    )
+    .await;
+    let page = page.lock().clone();
+    let recent = &page["recent"];
+    let p50 = recent["p50_us"].as_f64().unwrap();
+    let p99 = recent["p99_us"].as_f64().unwrap();
+    assert!(p50 >= 900.0, "about 1 ms per message: {recent}");
+    assert!(p99 >= p50, "{recent}");
+    let iv = recent["intervals"].as_array().unwrap();
+    assert!(
+        iv.iter().all(|i| i["seconds"].as_f64().unwrap() >= 0.2),
+        "{recent}"
+    );
+    dash.stop();
+}

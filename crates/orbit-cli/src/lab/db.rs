@@ -27,7 +27,7 @@ use orbit_db::{DbPoolOptions, PgPool};
 use serde_json::{json, Map};
 
 use super::measure::{closed_loop, spawn_clients, watch, Probe, VariantResult};
-use super::report::{count, dur, hundredths};
+use super::report::{dur, hundredths, num};
 use super::{Error, Lab, Report};
 
 const SCENARIO: &str = "db";
@@ -160,12 +160,12 @@ fn verdict(lab: &Lab, results: Vec<VariantResult>, errors: &[u64]) -> Report {
         verdict: if knee + 1 == results.len() && results.len() > 1 {
             format!(
                 "no knee up to pool size {k_size} ({cores} cores): throughput still grew ({} req/s at {k_size}), so the database's CPU was not the limit here (other load on this machine takes CPU from it, or the server has more cores than this client); measure on the database host before raising pool_size",
-                count(k.rps),
+                num(k.rps),
             )
         } else {
             format!(
             "knee at pool size {k_size} ({cores} cores): {} req/s, {:.0}% of the best; a pool of {last_size} gives {:.2}x the throughput with p99 {} instead of {} — pick about {k_size} (2 × cores is the usual start): more connections only move the queue from the pool into the database",
-            count(k.rps),
+            num(k.rps),
             k.rps / best.max(1.0) * 100.0,
             last.rps / k.rps.max(1.0),
             dur(last.latency.p99),

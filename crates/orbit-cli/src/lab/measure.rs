@@ -207,8 +207,10 @@ pub struct VariantResult {
     pub latency: LatencySummary,
     /// Mean CPU, % of one core.
     pub cpu: f64,
-    /// Peak resident memory, bytes.
+    /// Peak resident memory, bytes (the whole process: cumulative over the run).
     pub rss_peak: u64,
+    /// Resident memory when the variant started, bytes.
+    pub rss_start: u64,
     /// Peak heap growth over the heap at the start, bytes.
     pub heap_peak: u64,
     /// Longest mailbox seen.
@@ -218,6 +220,12 @@ pub struct VariantResult {
 }
 
 impl VariantResult {
+    /// What this variant added to resident memory: its peak minus the RSS at its start
+    /// (negative if memory was returned), bytes.
+    pub fn rss_delta(&self) -> i64 {
+        self.rss_peak as i64 - self.rss_start as i64
+    }
+
     /// The result as one JSON object.
     pub fn to_json(&self) -> Value {
         let us = |d: Duration| (d.as_secs_f64() * 1e7).round() / 10.0;
@@ -237,6 +245,7 @@ impl VariantResult {
             },
             "cpu_percent": (self.cpu * 10.0).round() / 10.0,
             "rss_peak_bytes": self.rss_peak,
+            "rss_delta_bytes": self.rss_delta(),
             "heap_peak_bytes": self.heap_peak,
             "peak_mailbox": self.peak_mailbox,
             "series": self.series.iter().map(|p| json!([
@@ -263,6 +272,7 @@ pub async fn watch(
     let interval = lab.sample_interval();
     let mut sampler = SystemSampler::new().top(1);
     let heap0 = heap_bytes();
+    let rss_start = telemetry::rss_bytes().unwrap_or(0);
     let cpu0 = telemetry::cpu_time();
     let start = Instant::now();
     let mut total = Latency::local();
@@ -322,6 +332,7 @@ pub async fn watch(
         latency: telemetry::summarize(&total),
         cpu,
         rss_peak,
+        rss_start,
         heap_peak,
         peak_mailbox,
         series,

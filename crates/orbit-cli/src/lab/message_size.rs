@@ -15,7 +15,7 @@ use orbit::{Context, Message, Pid};
 use serde_json::{json, Map};
 
 use super::measure::{spawn_clients, watch, Probe, VariantResult};
-use super::report::{count, dur, hundredths, mb};
+use super::report::{dur, hundredths, mb, num};
 use super::{Error, Lab, Report};
 
 const SCENARIO: &str = "message_size";
@@ -160,8 +160,8 @@ fn verdict(lab: &Lab, rounds: Vec<Vec<VariantResult>>) -> Report {
         bottleneck: "copying 1 MB messages".into(),
         verdict: format!(
             "bottleneck: copying 1 MB messages — a copy per send cuts round trips {slower:.0}x ({} vs {} /s, mean {} vs {}) and holds +{} MB heap vs +{} MB moved; moved, 1 MB round trips run at {:.1}x the rate of 1 KB ones: pass ownership, don't clone",
-            count(rps("1 MB cloned")),
-            count(rps("1 MB moved")),
+            num(rps("1 MB cloned")),
+            num(rps("1 MB moved")),
             dur(mean("1 MB cloned")),
             dur(mean("1 MB moved")),
             mb(heap("1 MB cloned")),

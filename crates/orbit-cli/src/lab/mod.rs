@@ -30,6 +30,7 @@ pub mod alloc;
 mod child;
 mod db;
 mod html;
+mod machine;
 mod measure;
 pub mod mesh;
 mod mesh_html;
@@ -203,7 +204,9 @@ pub async fn run(opts: Options) -> Result<(), Error> {
         );
     }
     let mut reports = Vec::new();
+    let mut memory = Vec::new();
     for (name, _) in chosen {
+        let rss_before = orbit::telemetry::rss_bytes().unwrap_or(0);
         let r = match name {
             "shared_state" => shared_state::run(&lab).await?,
             "slow_service" => slow_service::run(&lab).await?,
@@ -223,11 +226,12 @@ pub async fn run(opts: Options) -> Result<(), Error> {
             let _ = out.write_all(text.as_bytes());
             let _ = out.flush();
         });
+        memory.push(html::ScenarioMemory::of(rss_before, &r));
         reports.push(r);
     }
     lab.progress.finish_and_clear();
     if let Some(path) = &lab.opts.html {
-        std::fs::write(path, html::render(&reports, &lab.opts)).map_err(|e| {
+        std::fs::write(path, html::render(&reports, &memory, &lab.opts)).map_err(|e| {
             format!(
                 "could not write the HTML report to {}: {e}; check the directory exists and is writable",
                 path.display()

@@ -26,7 +26,7 @@ use orbit::{Context, ExitReason, Handle, Message, Pid};
 use serde_json::{json, Map};
 
 use super::measure::{spawn_clients, watch, Probe, Recorder, VariantResult};
-use super::report::{count, dur, mb};
+use super::report::{dur, mb, num};
 use super::{Error, Lab, Report};
 
 const SCENARIO: &str = "pipelines";
@@ -218,14 +218,14 @@ fn verdict(consumers: usize, results: Vec<VariantResult>) -> Report {
     facts.insert("mailbox_flood".into(), json!(f.peak_mailbox));
     let verdict = format!(
         "bottleneck: the flooded consumers' mailboxes — the producer outran them, so a mailbox grew to {} events, heap +{} MB, event age p99 {}; with demand: heap +{} MB, mailbox {}, p99 {} at {} vs {} events/s",
-        count(f.peak_mailbox as f64),
+        num(f.peak_mailbox as f64),
         mb(f.heap_peak),
         dur(f.latency.p99),
         mb(d.heap_peak),
-        d.peak_mailbox,
+        num(d.peak_mailbox as f64),
         dur(d.latency.p99),
-        count(d.rps),
-        count(f.rps),
+        num(d.rps),
+        num(f.rps),
     );
     Report {
         scenario: SCENARIO,

@@ -187,7 +187,7 @@ fn verdict(lab: &Lab, results: Vec<VariantResult>) -> Report {
                 format!("the {names}"),
                 format!(
                     "bottleneck: the {names} — one process serves every read in turn (peak mailbox {}); the {} reads in parallel at {:.1}x the {}'s throughput",
-                    worst.peak_mailbox, best.0, best.1 / worst.rps.max(1.0), worst.variant
+                    super::report::num(worst.peak_mailbox as f64), best.0, best.1 / worst.rps.max(1.0), worst.variant
                 ),
             )
         }

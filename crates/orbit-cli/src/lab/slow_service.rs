@@ -145,8 +145,8 @@ fn verdict(lab: &Lab, results: Vec<VariantResult>) -> Report {
         bottleneck: "the one GenServer".into(),
         verdict: format!(
             "bottleneck: the one GenServer — it makes one 2 ms call at a time ({} req/s, {} clients queued in its mailbox, p99 {}); a Pool of 10 gives {:.1}x, TaskSupervisor fan-out {:.1}x",
-            super::report::count(one),
-            peak,
+            super::report::num(one),
+            super::report::num(peak as f64),
             super::report::dur(p99),
             pool_x,
             tasks_x

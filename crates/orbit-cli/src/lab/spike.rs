@@ -16,6 +16,7 @@ use orbit::{CallReply, Context, GenServer, ReplyTo, ServerContext};
 use serde_json::{json, Map};
 
 use super::measure::{spawn_clients, watch, Probe};
+use super::report::{dur, num};
 use super::{Error, Lab, Report};
 
 const SCENARIO: &str = "spike";
@@ -143,17 +144,16 @@ pub async fn run(lab: &Lab) -> Result<Report, Error> {
     facts.insert("burst_start_s".into(), json!(burst_start));
     facts.insert("flags_in_burst".into(), json!(in_burst.len()));
     facts.insert("false_alarms".into(), json!(false_alarms.len()));
-    if let Some(f) = in_burst
-        .iter()
-        .find(|f| f.deviation.metric == "requests_per_s")
-        .or(in_burst.first())
-    {
+    if let Some(f) = in_burst.first() {
+        facts.insert("flagged_at_s".into(), json!(f.t));
+    }
+    if let Some(f) = telling(&in_burst) {
         facts.insert("first_flag_s".into(), json!(f.t));
         facts.insert(
             "flag".into(),
             json!({
                 "metric": f.deviation.metric,
-                "normal_low": f.deviation.normal.low,
+                "normal_low": f.deviation.normal.low.max(0.0),
                 "normal_high": f.deviation.normal.high,
                 "observed": f.deviation.observed,
             }),
@@ -161,15 +161,12 @@ pub async fn run(lab: &Lab) -> Result<Report, Error> {
     }
     let verdict = match in_burst.first() {
         Some(first) => {
-            let rps = in_burst
-                .iter()
-                .find(|f| f.deviation.metric == "requests_per_s")
-                .unwrap_or(first);
+            let rps = telling(&in_burst).unwrap_or(first);
             format!(
                 "burst flagged {:.2} s after it began: {}; bottleneck: the service GenServer (peak mailbox {}){}",
                 (first.t - burst_start).max(0.0),
-                rps.deviation,
-                result.peak_mailbox,
+                describe(&rps.deviation),
+                num(result.peak_mailbox as f64),
                 if false_alarms.is_empty() {
                     String::new()
                 } else {
@@ -192,4 +189,41 @@ pub async fn run(lab: &Lab) -> Result<Report, Error> {
         verdict,
         facts,
     })
+}
+
+/// The flag that tells the burst best: requests/s above normal, else any metric above
+/// normal (a loaded machine can make the first burst sample slower, not faster), else
+/// the first.
+fn telling<'a>(in_burst: &[&'a Flag]) -> Option<&'a Flag> {
+    let high = |f: &&&Flag| f.deviation.is_high();
+    in_burst
+        .iter()
+        .filter(high)
+        .find(|f| f.deviation.metric == "requests_per_s")
+        .or_else(|| in_burst.iter().find(high))
+        .or(in_burst.first())
+        .copied()
+}
+
+/// A deviation for people: the metric by its name, values in its unit, formatted by
+/// [`num`], and the normal range clamped at 0 (none of these metrics can be negative,
+/// though mean − k·σ can be).
+fn describe(d: &Deviation) -> String {
+    let (name, value): (&str, fn(f64) -> String) = match d.metric.as_str() {
+        "requests_per_s" => ("requests/s", |v| num(v)),
+        "latency_p99_us" => ("latency p99", |v| {
+            dur(Duration::from_secs_f64(v.max(0.0) / 1e6))
+        }),
+        "max_mailbox_len" => ("longest mailbox", |v| num(v)),
+        _ => (d.metric.as_str(), |v| num(v)),
+    };
+    format!(
+        "{name} {} is {} its normal range {}–{} (mean {} over {} samples)",
+        value(d.observed),
+        if d.is_high() { "above" } else { "below" },
+        value(d.normal.low.max(0.0)),
+        value(d.normal.high.max(0.0)),
+        value(d.normal.mean),
+        d.normal.samples
+    )
 }

@@ -144,7 +144,7 @@
 //! - Typed tables; `keypos` is always 1; match specifications are closures
 //!   ([`query`]); `select_replace` cannot change keys by construction.
 //! - No `select/3` continuations, `safe_fixtable`, `setopts` other than heir,
-//!   `rename`, `ets:all/0` (only [`named_tables`]). Tuple positions are for
+//!   `rename`, `ets:all/0` (only [`named_tables`] and [`named_table_info`]). Tuple positions are for
 //!   `Table<K, Term>` only; typed values use [`Table::update_element_with`].
 //! - Iteration order of `set`/`bag` tables (`first`/`next`, `tab2list`, `select`)
 //!   differs from OTP's hash order (unspecified in OTP too).
@@ -167,7 +167,7 @@ use std::sync::Arc;
 
 pub use error::{EtsError, Result};
 pub use file::{file2tab, tab2file, tabfile_info, FileInfo, FileOptions};
-pub use owner::{named_tables, whereis, EtsTransfer};
+pub use owner::{named_table_info, named_tables, whereis, EtsTransfer};
 pub use query::{KeyPattern, MatchSpec, Pattern};
 pub use table::{Builder, Key, Table, Value, CONCURRENT_SHARDS};
 

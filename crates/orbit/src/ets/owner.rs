@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 
 use super::error::{EtsError, Result};
 use super::table::{Key, Table, Value};
+use super::Info;
 use crate::error::SendError;
 use crate::pid::{Pid, Ref};
 use crate::process::{Context, Handle, Spawn};
@@ -245,6 +246,8 @@ struct Named {
     id: u64,
     types: String,
     table: Box<dyn Any + Send + Sync>,
+    /// The table's `info`, without its types (for [`named_table_info`]).
+    info: Arc<dyn Fn() -> Result<Info> + Send + Sync>,
 }
 
 fn names() -> &'static Mutex<HashMap<Arc<str>, Named>> {
@@ -271,6 +274,10 @@ pub(crate) fn register<K: Key, V: Value>(name: &Arc<str>, t: &Table<K, V>) -> Re
             id: t.inner.id,
             types: types::<K, V>(),
             table: Box::new(t.clone()),
+            info: {
+                let t = t.clone();
+                Arc::new(move || t.info())
+            },
         },
     );
     Ok(())
@@ -304,4 +311,16 @@ pub fn whereis<K: Key, V: Value>(name: &str) -> Result<Table<K, V>> {
 /// The names of all named tables (part of Erlang's `ets:all/0`).
 pub fn named_tables() -> Vec<Arc<str>> {
     names().lock().keys().cloned().collect()
+}
+
+/// [`Info`] of every named table (Erlang: `ets:info/1` of each of `ets:all/0`, named
+/// tables only), sorted by name. The registry lock is held only to copy the list; each
+/// table's `info` is read after it, so a table deleted meanwhile is just left out.
+/// Costs nothing on lookups: the registry is touched only when a named table is
+/// created or deleted, and by this call.
+pub fn named_table_info() -> Vec<Info> {
+    let readers: Vec<_> = names().lock().values().map(|n| n.info.clone()).collect();
+    let mut infos: Vec<Info> = readers.iter().filter_map(|info| info().ok()).collect();
+    infos.sort_by(|a, b| a.name.cmp(&b.name));
+    infos
 }

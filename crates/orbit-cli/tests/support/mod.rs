@@ -1,0 +1,3 @@
+//! Helpers shared by the orbit-cli tests.
+
+pub mod devtools;

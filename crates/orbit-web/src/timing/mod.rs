@@ -25,39 +25,51 @@
 //! (`/users/{id}`), so the set of routes is bounded by the app's; requests that match
 //! no route are not timed.
 //!
+//! The stages are one generic tower service, [`TimingService`], each with its
+//! [`Probe`] (what to note on the way in, what to record on the way out; `service.rs`);
+//! the request's [`trace`] carries the inner stages' figures out to the outermost.
+//!
 //! Every timed request also emits the telemetry event `[orbit, web, request]` with
 //! measurements `duration_us`, `handler_us`, `middleware_us` and metadata `route`,
 //! `status` (only when a handler is attached: `orbit::telemetry::attach`).
 
+mod service;
+mod trace;
+
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
-use axum::response::Response;
+use axum::extract::MatchedPath;
 use hdrhistogram::Histogram;
 use orbit::telemetry::{summarize, Latency, LatencySummary};
 use parking_lot::Mutex;
-use tower_layer::Layer;
-use tower_service::Service;
 
-type BoxFut<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+pub use service::{
+    EnterProbe, HandlerLayer, HandlerProbe, InsideProbe, Probe, ProbeLayer, RequestProbe, Timed,
+    TimingFuture, TimingLayer, TimingService,
+};
+use trace::Trace;
 
-/// One request's trace: the named middleware's own times and the handler's.
+/// FNV-1a: routes are short strings hashed once per request; SipHash's resistance to
+/// chosen keys is not needed (the set of routes is the app's, not the client's).
 #[derive(Default)]
-struct Trace {
-    /// Per named middleware, outermost first: its name, and the time the next service
-    /// took inside it (set by its `Inside`), then its own time (set by its `Enter`).
-    layers: Vec<(&'static str, Duration)>,
-    handler: Option<Duration>,
-}
+struct Fnv(u64);
 
-#[derive(Clone, Default)]
-struct TraceRef(Arc<Mutex<Trace>>);
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
 
 /// One route's figures in one shard.
 struct RouteShard {
@@ -84,7 +96,7 @@ impl RouteShard {
 /// own shard (an uncontended lock), a snapshot merges them all.
 #[derive(Default)]
 struct Shard {
-    routes: HashMap<Arc<str>, RouteShard>,
+    routes: HashMap<Arc<str>, RouteShard, BuildHasherDefault<Fnv>>,
 }
 
 /// A thread's shard index (threads are numbered in the order they first record).
@@ -166,8 +178,10 @@ impl Timing {
 
     /// The outermost layer: times whole requests (add it last, with `Router::layer`).
     pub fn layer(&self) -> TimingLayer {
-        TimingLayer {
-            timing: self.clone(),
+        ProbeLayer {
+            probe: RequestProbe {
+                timing: self.clone(),
+            },
         }
     }
 
@@ -178,7 +192,9 @@ impl Timing {
 
     /// The innermost layer, timing the handler (add it with `Router::route_layer`).
     pub fn handler(&self) -> HandlerLayer {
-        HandlerLayer
+        ProbeLayer {
+            probe: HandlerProbe,
+        }
     }
 
     /// Every route's timing; `rps` counts the requests since the previous snapshot.
@@ -236,8 +252,7 @@ impl Timing {
         v
     }
 
-    fn finish(&self, path: &MatchedPath, status: u16, total: Duration, trace: &TraceRef) {
-        let t = trace.0.lock();
+    fn finish(&self, path: &MatchedPath, status: u16, total: Duration, t: &Trace) {
         let handler = t.handler.unwrap_or_default();
         let mut accounted = handler;
         {
@@ -280,205 +295,5 @@ impl Timing {
                 &[("route", &path.as_str()), ("status", &status)],
             );
         }
-    }
-}
-
-/// The outermost timing layer ([`Timing::layer`]).
-#[derive(Clone, Debug)]
-pub struct TimingLayer {
-    timing: Timing,
-}
-
-impl<S> Layer<S> for TimingLayer {
-    type Service = TimingService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        TimingService {
-            inner,
-            timing: self.timing.clone(),
-        }
-    }
-}
-
-/// The service of [`TimingLayer`].
-#[derive(Clone, Debug)]
-pub struct TimingService<S> {
-    inner: S,
-    timing: Timing,
-}
-
-impl<S> Service<Request> for TimingService<S>
-where
-    S: Service<Request, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFut<Response, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request) -> Self::Future {
-        let start = Instant::now();
-        let path = req.extensions().get::<MatchedPath>().cloned();
-        let trace = TraceRef::default();
-        req.extensions_mut().insert(trace.clone());
-        let fut = self.inner.call(req);
-        let timing = self.timing.clone();
-        Box::pin(async move {
-            let r = fut.await;
-            if let (Some(path), Ok(resp)) = (path, &r) {
-                timing.finish(&path, resp.status().as_u16(), start.elapsed(), &trace);
-            }
-            r
-        })
-    }
-}
-
-/// A middleware timed under a name ([`Timing::timed`]).
-#[derive(Clone, Debug)]
-pub struct Timed<L> {
-    name: &'static str,
-    layer: L,
-}
-
-impl<S, L> Layer<S> for Timed<L>
-where
-    L: Layer<Inside<S>>,
-{
-    type Service = Enter<L::Service>;
-    fn layer(&self, inner: S) -> Self::Service {
-        Enter {
-            name: self.name,
-            inner: self.layer.layer(Inside { inner }),
-        }
-    }
-}
-
-/// Where the request enters a timed middleware.
-#[derive(Clone, Debug)]
-pub struct Enter<S> {
-    name: &'static str,
-    inner: S,
-}
-
-impl<S> Service<Request> for Enter<S>
-where
-    S: Service<Request, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFut<Response, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        let start = Instant::now();
-        // This middleware's frame in the trace; its `Inside` fills in the inner time.
-        let trace = req.extensions().get::<TraceRef>().cloned();
-        let frame = trace.as_ref().map(|t| {
-            let mut t = t.0.lock();
-            t.layers.push((self.name, Duration::ZERO));
-            t.layers.len() - 1
-        });
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let r = fut.await;
-            if let (Some(t), Some(i)) = (trace, frame) {
-                let total = start.elapsed();
-                if let Some(f) = t.0.lock().layers.get_mut(i) {
-                    f.1 = total.saturating_sub(f.1);
-                }
-            }
-            r
-        })
-    }
-}
-
-/// Where a timed middleware calls the next service.
-#[derive(Clone, Debug)]
-pub struct Inside<S> {
-    inner: S,
-}
-
-impl<S> Service<Request> for Inside<S>
-where
-    S: Service<Request, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFut<Response, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        // The innermost frame whose inner call has not started is this middleware's
-        // (frames are pushed outermost first; inner ones are pushed after this call).
-        let trace = req.extensions().get::<TraceRef>().cloned();
-        let frame = trace
-            .as_ref()
-            .map(|t| t.0.lock().layers.len().saturating_sub(1));
-        let start = Instant::now();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let r = fut.await;
-            if let (Some(t), Some(i)) = (trace, frame) {
-                if let Some(f) = t.0.lock().layers.get_mut(i) {
-                    f.1 = start.elapsed();
-                }
-            }
-            r
-        })
-    }
-}
-
-/// The handler's timing layer ([`Timing::handler`]).
-#[derive(Clone, Copy, Debug)]
-pub struct HandlerLayer;
-
-impl<S> Layer<S> for HandlerLayer {
-    type Service = HandlerService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        HandlerService { inner }
-    }
-}
-
-/// The service of [`HandlerLayer`].
-#[derive(Clone, Debug)]
-pub struct HandlerService<S> {
-    inner: S,
-}
-
-impl<S> Service<Request> for HandlerService<S>
-where
-    S: Service<Request, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFut<Response, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        let trace = req.extensions().get::<TraceRef>().cloned();
-        let start = Instant::now();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let r = fut.await;
-            if let Some(t) = trace {
-                t.0.lock().handler = Some(start.elapsed());
-            }
-            r
-        })
     }
 }

@@ -27,7 +27,7 @@
 //!
 //! The stages are one generic tower service, [`TimingService`], each with its
 //! [`Probe`] (what to note on the way in, what to record on the way out; `service.rs`);
-//! the request's [`trace`] carries the inner stages' figures out to the outermost.
+//! the request's trace (`trace.rs`) carries the inner stages' figures out to the outermost.
 //!
 //! Every timed request also emits the telemetry event `[orbit, web, request]` with
 //! measurements `duration_us`, `handler_us`, `middleware_us` and metadata `route`,

@@ -121,19 +121,9 @@ pub(crate) async fn serve(ws: WebSocket, ep: Arc<Inner>, params: Vec<(String, St
     if tokio::time::timeout(timeout, writer).await.is_err() {
         abort.abort();
     }
-    if matches!(end, End::Error) {
-        // The client's oversized frame is still unread (and is not read: it is over the
-        // limit): closing the connection now would reset it (RST) and the client could
-        // lose the close frame before reading it. Lingering, bounded, lets it read the
-        // frame and close its side first.
-        tokio::time::sleep(LINGER).await;
-    }
     ep.live.lock().remove(&id);
     c.dropped.fetch_add(outbox.dropped(), Ordering::Relaxed);
 }
-
-/// How long a socket closed for an error waits for the client to close its side.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The writer: drains the outbox in batches (written, then flushed once), then sends
 /// the close frame the outbox was closed with (1000 when none was given).

@@ -31,4 +31,5 @@ pub use hub::{Hub, HubStats};
 pub use outbox::{Outbox, Overflow};
 pub use timing::{
     HandlerLayer, Probe, ProbeLayer, RouteTiming, Timed, Timing, TimingLayer, TimingService,
+    SPLIT_PER_S,
 };

@@ -38,7 +38,7 @@ mod trace;
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,7 @@ impl std::hash::Hasher for Fnv {
 /// One route's figures in one shard.
 struct RouteShard {
     count: u64,
+    split: u64,
     total: Histogram<u64>,
     handler: Histogram<u64>,
     other: Histogram<u64>,
@@ -84,6 +85,7 @@ impl RouteShard {
     fn new() -> RouteShard {
         RouteShard {
             count: 0,
+            split: 0,
             total: Latency::local(),
             handler: Latency::local(),
             other: Latency::local(),
@@ -115,6 +117,10 @@ pub struct RouteTiming {
     pub route: String,
     /// Requests timed since the start.
     pub count: u64,
+    /// Of those, the requests whose split (middleware, handler, other) was recorded:
+    /// all of them unless the route ran faster than [`Timing::with_split_rate`]'s
+    /// limit; `handler`, `middleware` and `other` summarize these.
+    pub split: u64,
     /// Requests per second since the previous snapshot (or the start).
     pub rps: f64,
     /// The whole request.
@@ -136,8 +142,24 @@ impl RouteTiming {
     }
 }
 
+/// One shard's split gate: the theoretical time (ns since the start) of its next
+/// split request (GCRA). On its own cache line: threads of different shards touch
+/// theirs on every request.
+#[repr(align(128))]
+#[derive(Default)]
+struct Gate(AtomicU64);
+
+/// The default limit of split requests per second per thread ([`Timing::new`]).
+pub const SPLIT_PER_S: u32 = 10_000;
+
+/// Split requests allowed back to back before the rate applies.
+const SPLIT_BURST: u64 = 64;
+
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
+    gates: Box<[Gate]>,
+    /// Nanoseconds between split requests on one shard (0: every request is split).
+    split_gap_ns: u64,
     /// Per route: the time and count of the previous snapshot.
     last: Mutex<HashMap<String, (Instant, u64)>>,
     started: Instant,
@@ -162,14 +184,34 @@ impl std::fmt::Debug for Timing {
 }
 
 impl Timing {
-    /// A timing registry with no routes yet.
+    /// A timing registry with no routes yet, splitting at most [`SPLIT_PER_S`]
+    /// requests per second per thread ([`with_split_rate`](Self::with_split_rate)).
     pub fn new() -> Timing {
+        Timing::with_split_rate(Some(SPLIT_PER_S))
+    }
+
+    /// A timing registry whose middleware/handler split is recorded for at most
+    /// `max_per_s` requests per second per worker thread (after a burst of 64), or for
+    /// every request with `None`.
+    ///
+    /// Every request is counted and its total recorded; the split costs six more
+    /// clock reads per request (three per named middleware pair, two for the handler),
+    /// and a clock read is not cheap on every machine (a virtual machine that traps
+    /// `rdtsc` makes each one cost 50–200 ns). Past the limit, the split requests are
+    /// spread evenly in time, a sample of the route's traffic.
+    pub fn with_split_rate(max_per_s: Option<u32>) -> Timing {
         let n = std::thread::available_parallelism()
             .map_or(4, |n| n.get())
             .clamp(1, 16);
+        let split_gap_ns = match max_per_s {
+            None => 0,
+            Some(r) => 1_000_000_000 / u64::from(r.max(1)),
+        };
         Timing {
             inner: Arc::new(Inner {
                 shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
+                gates: (0..n).map(|_| Gate::default()).collect(),
+                split_gap_ns,
                 last: Mutex::new(HashMap::new()),
                 started: Instant::now(),
             }),
@@ -206,6 +248,7 @@ impl Timing {
             for (route, r) in &shard.routes {
                 let m = merged.entry(route.clone()).or_insert_with(RouteShard::new);
                 m.count += r.count;
+                m.split += r.split;
                 let _ = m.total.add(&r.total);
                 let _ = m.handler.add(&r.handler);
                 let _ = m.other.add(&r.other);
@@ -236,6 +279,7 @@ impl Timing {
                 RouteTiming {
                     route: route.to_string(),
                     count: r.count,
+                    split: r.split,
                     rps,
                     total: summarize(&r.total),
                     handler: summarize(&r.handler),
@@ -252,8 +296,26 @@ impl Timing {
         v
     }
 
-    fn finish(&self, path: &MatchedPath, status: u16, total: Duration, t: &Trace) {
-        let handler = t.handler.unwrap_or_default();
+    /// Whether the request starting `now` on this thread is split (GCRA: allowed while
+    /// the shard's next theoretical split time is at most a burst ahead of `now`).
+    fn split_now(&self, now: Instant) -> bool {
+        let gap = self.inner.split_gap_ns;
+        if gap == 0 {
+            return true;
+        }
+        let t = now.saturating_duration_since(self.inner.started).as_nanos() as u64;
+        let gate = &self.inner.gates[shard_index(self.inner.gates.len())].0;
+        let tat = gate.load(Ordering::Relaxed);
+        if tat > t.saturating_add(gap.saturating_mul(SPLIT_BURST)) {
+            return false;
+        }
+        // Threads sharing a shard may race here: one split more or less, no harm.
+        gate.store(tat.max(t).saturating_add(gap), Ordering::Relaxed);
+        true
+    }
+
+    fn finish(&self, path: &MatchedPath, status: u16, total: Duration, t: Option<&Trace>) {
+        let handler = t.and_then(|t| t.handler).unwrap_or_default();
         let mut accounted = handler;
         {
             let shards = &self.inner.shards;
@@ -267,31 +329,37 @@ impl Timing {
             };
             r.count += 1;
             Latency::record_local(&mut r.total, total);
-            for (name, d) in &t.layers {
-                accounted += *d;
-                match r.layers.iter_mut().find(|(n, _)| n == name) {
-                    Some((_, h)) => Latency::record_local(h, *d),
-                    None => {
-                        let mut h = Latency::local();
-                        Latency::record_local(&mut h, *d);
-                        r.layers.push((name, h));
+            if let Some(t) = t {
+                r.split += 1;
+                for (name, d) in &t.layers {
+                    accounted += *d;
+                    match r.layers.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, h)) => Latency::record_local(h, *d),
+                        None => {
+                            let mut h = Latency::local();
+                            Latency::record_local(&mut h, *d);
+                            r.layers.push((name, h));
+                        }
                     }
                 }
+                if t.handler.is_some() {
+                    Latency::record_local(&mut r.handler, handler);
+                }
+                Latency::record_local(&mut r.other, total.saturating_sub(accounted));
             }
-            if t.handler.is_some() {
-                Latency::record_local(&mut r.handler, handler);
-            }
-            Latency::record_local(&mut r.other, total.saturating_sub(accounted));
         }
         if orbit::telemetry::enabled() {
+            let us = |d: Duration| d.as_secs_f64() * 1e6;
             let mw = accounted.saturating_sub(handler);
+            let split = [
+                ("duration_us", us(total)),
+                ("handler_us", us(handler)),
+                ("middleware_us", us(mw)),
+            ];
+            let n = if t.is_some() { 3 } else { 1 };
             orbit::telemetry::execute(
                 &["orbit", "web", "request"],
-                &[
-                    ("duration_us", total.as_secs_f64() * 1e6),
-                    ("handler_us", handler.as_secs_f64() * 1e6),
-                    ("middleware_us", mw.as_secs_f64() * 1e6),
-                ],
+                &split[..n],
                 &[("route", &path.as_str()), ("status", &status)],
             );
         }

@@ -106,27 +106,38 @@ where
     }
 }
 
-/// The outermost stage ([`Timing::layer`]): starts the request's trace and records the
-/// whole request under its matched route. Requests that matched no route are not timed.
+/// The outermost stage ([`Timing::layer`]): records the whole request under its matched
+/// route, and starts the request's trace when the request is split
+/// ([`Timing::with_split_rate`]). Requests that matched no route are not timed.
 #[derive(Clone, Debug)]
 pub struct RequestProbe {
     pub(super) timing: Timing,
 }
 
 impl Probe for RequestProbe {
-    type Mark = Option<(Timing, MatchedPath, TraceRef, Instant)>;
+    type Mark = Option<(Timing, MatchedPath, Option<TraceRef>, Instant)>;
 
     fn enter(&self, req: &mut Request) -> Self::Mark {
         let path = req.extensions().get::<MatchedPath>()?.clone();
-        let trace = TraceRef::default();
-        req.extensions_mut().insert(trace.clone());
-        Some((self.timing.clone(), path, trace, Instant::now()))
+        let start = Instant::now();
+        // Only a split request carries a trace: the inner stages of the others find
+        // none and read no clock.
+        let trace = self.timing.split_now(start).then(|| {
+            let t = TraceRef::default();
+            req.extensions_mut().insert(t.clone());
+            t
+        });
+        Some((self.timing.clone(), path, trace, start))
     }
 
     fn exit(mark: Self::Mark, response: Option<&Response>) {
         if let (Some((timing, path, trace, start)), Some(resp)) = (mark, response) {
             let total = start.elapsed();
-            timing.finish(&path, resp.status().as_u16(), total, &trace.0.lock());
+            let status = resp.status().as_u16();
+            match trace {
+                Some(t) => timing.finish(&path, status, total, Some(&t.0.lock())),
+                None => timing.finish(&path, status, total, None),
+            }
         }
     }
 }

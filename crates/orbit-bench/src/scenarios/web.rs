@@ -2,7 +2,9 @@
 //!
 //! 1. **Timing overhead**: a hello-world route served by plain axum (`plain`), with
 //!    orbit-web's `Timing` outer layer only (`layer`: per-route totals), and with the
-//!    outer layer, one named middleware and the handler layer (`timed`), each in a child process (`__web-http`) with
+//!    outer layer, one named middleware and the handler layer (`timed`: the split
+//!    recorded for at most `orbit_web::SPLIT_PER_S` requests/s per thread, the default;
+//!    `timed_every`: for every request), each in a child process (`__web-http`) with
 //!    [`WORKERS`] worker threads; load from `wrk` (Debian's, `-t1 -c32`, 2 s per round).
 //!    Figures: requests/s (goal `≥ 0.98` of plain for each) and the server's CPU per
 //!    request (all its threads' run time over the requests `wrk` made; plain's over
@@ -129,7 +131,7 @@ pub fn run(ctx: &mut Ctx) {
     let have_wrk = Command::new("wrk").arg("--version").output().is_ok();
     if have_wrk {
         let mut r = Rounds::default();
-        let servers: Vec<(&'static str, Result<Server, String>)> = ["plain", "layer", "timed"]
+        let servers: Vec<(&'static str, Result<Server, String>)> = ["plain", "layer", "timed", "timed_every"]
             .into_iter()
             .map(|s| (s, Server::start(&["__web-http", s])))
             .collect();
@@ -146,7 +148,7 @@ pub fn run(ctx: &mut Ctx) {
                 }
             }
         }
-        for s in ["plain", "layer", "timed"] {
+        for s in ["plain", "layer", "timed", "timed_every"] {
             ctx.emit_rounds(SCENARIO, s, "http_requests_per_s", "request", &r);
         }
         ctx.goal(
@@ -159,6 +161,12 @@ pub fn run(ctx: &mut Ctx) {
             SCENARIO,
             "timed_vs_plain_http_rps",
             r.median("timed"),
+            r.median("plain"),
+        );
+        ctx.goal(
+            SCENARIO,
+            "timed_every_vs_plain_http_rps",
+            r.median("timed_every"),
             r.median("plain"),
         );
         // CPU per request, plain over timed: ≥ 0.98 when timing costs ≤ 2% of the work.
@@ -331,7 +339,7 @@ async fn trigger(addr: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The hidden child commands: `__web-http plain|timed`, `__web-ws orbit|plain`.
+/// The hidden child commands: `__web-http plain|layer|timed|timed_every`, `__web-ws orbit|plain`.
 pub fn child_main(cmd: &str, args: &[String]) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
@@ -347,9 +355,12 @@ pub fn child_main(cmd: &str, args: &[String]) -> i32 {
     let subject = args.first().map(String::as_str).unwrap_or("");
     let r = rt.block_on(async {
         let app = match (cmd, subject) {
-            ("__web-http", "plain") => http_app(false),
+            ("__web-http", "plain") => http_app(None),
             ("__web-http", "layer") => http_app_layer_only(),
-            ("__web-http", "timed") => http_app(true),
+            ("__web-http", "timed") => http_app(Some(orbit_web::Timing::new())),
+            ("__web-http", "timed_every") => {
+                http_app(Some(orbit_web::Timing::with_split_rate(None)))
+            }
             ("__web-ws", "orbit") => orbit_ws_app(),
             ("__web-ws", "plain") => plain_ws_app(),
             _ => return Err(format!("unknown {cmd} {subject}")),
@@ -370,13 +381,12 @@ pub fn child_main(cmd: &str, args: &[String]) -> i32 {
     }
 }
 
-fn http_app(timed: bool) -> axum::Router {
+fn http_app(timing: Option<orbit_web::Timing>) -> axum::Router {
     use axum::routing::get;
     let app = axum::Router::new().route("/hello", get(|| async { "hello" }));
-    if !timed {
+    let Some(t) = timing else {
         return app;
-    }
-    let t = orbit_web::Timing::new();
+    };
     app.route_layer(t.handler())
         .layer(t.timed("identity", tower_layer::Identity::new()))
         .layer(t.layer())

@@ -222,7 +222,11 @@ mod tests {
         assert!(!o.push(f("b")));
         assert!(o.is_closed());
         assert_eq!(o.close_frame(), Some((1013, "outbox full")));
-        assert_eq!(o.close_with(1000, "later"), (1013, "outbox full"), "the first wins");
+        assert_eq!(
+            o.close_with(1000, "later"),
+            (1013, "outbox full"),
+            "the first wins"
+        );
         let mut out = Vec::new();
         assert!(o.take(&mut out).await, "frames queued before the close");
         out.clear();

@@ -394,7 +394,10 @@ async fn every_client_gets_the_close_code_of_its_end() {
             wrong.push((kind, got));
         }
     }
-    assert!(wrong.is_empty(), "wanted code, got: {wrong:?} (right: {seen:?})");
+    assert!(
+        wrong.is_empty(),
+        "wanted code, got: {wrong:?} (right: {seen:?})"
+    );
     assert_eq!(seen.values().sum::<usize>(), 4 * N);
     // The counters agree, once every socket has ended.
     for (kind, (_, ep)) in &servers {

@@ -131,10 +131,11 @@ pub fn run(ctx: &mut Ctx) {
     let have_wrk = Command::new("wrk").arg("--version").output().is_ok();
     if have_wrk {
         let mut r = Rounds::default();
-        let servers: Vec<(&'static str, Result<Server, String>)> = ["plain", "layer", "timed", "timed_every"]
-            .into_iter()
-            .map(|s| (s, Server::start(&["__web-http", s])))
-            .collect();
+        let servers: Vec<(&'static str, Result<Server, String>)> =
+            ["plain", "layer", "timed", "timed_every"]
+                .into_iter()
+                .map(|s| (s, Server::start(&["__web-http", s])))
+                .collect();
         for round in 0..ctx.rounds {
             for k in crate::util::rotation(round, servers.len()) {
                 if let (name, Ok(s)) = &servers[k] {

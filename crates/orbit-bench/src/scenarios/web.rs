@@ -12,7 +12,8 @@
 //! 2. **Websockets** (child processes `__web-ws orbit|plain`): `N` (10,000 × `--scale`)
 //!    clients connect on loopback; orbit's join `room:lobby` over the Phoenix protocol,
 //!    plain axum's subscribe to a `tokio::sync::broadcast` channel (the usual hand-rolled
-//!    fan-out; with orbit-web's buffer sizes: a 4 KiB read buffer, no write buffering).
+//!    fan-out; with orbit-web's buffer sizes: its default read buffer, no write
+//!    buffering).
 //!    Figures: the server's resident memory per idle connection (RSS delta / N; goal
 //!    ≤ 10 KB), then 20 broadcasts of one small JSON frame, each waited for
 //!    on every client: delivery latency p50/p99 (send time in the frame, wall clock of
@@ -457,7 +458,7 @@ fn plain_ws_app() -> axum::Router {
                 let mut rx = tx.subscribe();
                 async move {
                     // The same buffer sizes as orbit-web's defaults.
-                    ws.read_buffer_size(4096).write_buffer_size(0).on_upgrade(move |mut socket| async move {
+                    ws.read_buffer_size(orbit_web::Limits::default().read_buffer).write_buffer_size(0).on_upgrade(move |mut socket| async move {
                         loop {
                             tokio::select! {
                                 m = rx.recv() => match m {

@@ -422,8 +422,15 @@ impl orbit_web::Channel for Lobby {
 
 fn orbit_ws_app() -> axum::Router {
     use axum::routing::get;
+    // The bench's clients send no heartbeat (phoenix.js sends one every 30 s): the
+    // idle timeout must outlast connecting 10,000 of them on a loaded machine.
+    let limits = orbit_web::Limits {
+        timeout: Duration::from_secs(600),
+        ..orbit_web::Limits::default()
+    };
     let ep = orbit_web::Endpoint::builder()
         .channel::<Lobby>("room:*")
+        .limits(limits)
         .build();
     let e = ep.clone();
     axum::Router::new()

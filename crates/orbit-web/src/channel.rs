@@ -25,8 +25,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use orbit::{Context, ExitReason, Handle, Message, Pid};
+use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 
 use crate::hub::Hub;
 use crate::message;
@@ -228,17 +229,44 @@ pub(crate) struct ChannelDown {
     pub graceful: bool,
 }
 
+/// The ends of a socket's channels, waiting for its reader: a plain list and a
+/// wake-up (an idle socket holds an empty list, not a channel's preallocated block).
+#[derive(Default)]
+pub(crate) struct Downs {
+    list: Mutex<Vec<ChannelDown>>,
+    ready: Notify,
+}
+
+impl Downs {
+    fn push(&self, d: ChannelDown) {
+        self.list.lock().push(d);
+        // A stored permit when the reader is not waiting: no end is missed.
+        self.ready.notify_one();
+    }
+
+    /// Waits until an end was pushed since the last wait, then takes every end.
+    pub async fn next(&self) -> Vec<ChannelDown> {
+        loop {
+            let ends = std::mem::take(&mut *self.list.lock());
+            if !ends.is_empty() {
+                return ends;
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
 /// Sends the socket its channel's end when dropped: a panic or a kill unwinds through
 /// it too, and is then reported as a crash.
 struct DownGuard {
     down: Option<ChannelDown>,
-    to: mpsc::UnboundedSender<ChannelDown>,
+    to: Arc<Downs>,
 }
 
 impl Drop for DownGuard {
     fn drop(&mut self) {
         if let Some(d) = self.down.take() {
-            let _ = self.to.send(d);
+            self.to.push(d);
         }
     }
 }
@@ -262,7 +290,7 @@ pub(crate) struct JoinArgs {
     pub socket: SocketInfo,
     pub outbox: Outbox,
     pub hub: Hub,
-    pub downs: mpsc::UnboundedSender<ChannelDown>,
+    pub downs: Arc<Downs>,
 }
 
 /// Starts a `C` for a `phx_join`: the join's answer (`Ok` with the response and the

@@ -65,8 +65,9 @@ pub struct Limits {
     /// `max_channels_per_transport`.
     pub max_channels: usize,
     /// The websocket's read buffer, bytes (it grows for a larger frame, up to
-    /// `max_frame`); default 4 KiB, so an idle socket holds little memory (the websocket
-    /// layer's own default is 128 KiB).
+    /// `max_frame`); default 1 KiB, so an idle socket holds little memory: the
+    /// websocket layer fills the whole buffer on its first read (its own default is
+    /// 128 KiB), and Phoenix's frames (heartbeats, joins, pushes) are mostly far smaller.
     pub read_buffer: usize,
 }
 
@@ -78,7 +79,7 @@ impl Default for Limits {
             max_frame: 1 << 20,
             timeout: Duration::from_secs(60),
             max_channels: 100,
-            read_buffer: 4096,
+            read_buffer: 1024,
         }
     }
 }

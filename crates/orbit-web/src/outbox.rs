@@ -6,10 +6,15 @@
 //! client misses it; counted in [`Outbox::dropped`]) or close the socket (the client
 //! reconnects and rejoins, as phoenix.js does). Replies count like any frame. Pushing
 //! never blocks and never waits for the client; it fails only on a closed outbox.
+//!
+//! The outbox also holds the websocket close frame its writer sends last: whoever
+//! closes it first with a code ([`Outbox::close_with`]; a full outbox with
+//! `Disconnect`: 1013) decides it, before the writer can see the outbox closed, so the
+//! code a client gets never depends on which task noticed the end first.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -37,6 +42,8 @@ struct Inner {
     ready: Notify,
     closed_n: Notify,
     closed: AtomicBool,
+    /// The close frame to send (code, reason): the first one given wins.
+    close_frame: OnceLock<(u16, &'static str)>,
     overflowed: AtomicBool,
     dropped: AtomicU64,
     sent: AtomicU64,
@@ -65,6 +72,7 @@ impl Outbox {
                 ready: Notify::new(),
                 closed_n: Notify::new(),
                 closed: AtomicBool::new(false),
+                close_frame: OnceLock::new(),
                 overflowed: AtomicBool::new(false),
                 dropped: AtomicU64::new(0),
                 sent: AtomicU64::new(0),
@@ -90,7 +98,7 @@ impl Outbox {
                         drop(q);
                         self.inner.dropped.fetch_add(1, Ordering::Relaxed);
                         self.inner.overflowed.store(true, Ordering::Release);
-                        self.close();
+                        self.close_with(1013, "outbox full");
                         return false;
                     }
                 }
@@ -128,6 +136,19 @@ impl Outbox {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.closed_n.notify_waiters();
         self.inner.ready.notify_one();
+    }
+
+    /// Closes the outbox with the websocket close frame its writer sends last, unless
+    /// one was given before (the first wins); the frame in effect.
+    pub fn close_with(&self, code: u16, reason: &'static str) -> (u16, &'static str) {
+        let frame = *self.inner.close_frame.get_or_init(|| (code, reason));
+        self.close();
+        frame
+    }
+
+    /// The close frame given with [`close_with`](Self::close_with), if any.
+    pub fn close_frame(&self) -> Option<(u16, &'static str)> {
+        self.inner.close_frame.get().copied()
     }
 
     /// Resolves once the outbox is closed.
@@ -200,6 +221,12 @@ mod tests {
         assert!(o.push(f("a")));
         assert!(!o.push(f("b")));
         assert!(o.is_closed());
+        assert_eq!(o.close_frame(), Some((1013, "outbox full")));
+        assert_eq!(
+            o.close_with(1000, "later"),
+            (1013, "outbox full"),
+            "the first wins"
+        );
         let mut out = Vec::new();
         assert!(o.take(&mut out).await, "frames queued before the close");
         out.clear();

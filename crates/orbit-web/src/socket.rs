@@ -18,13 +18,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use orbit::ExitReason;
 use orbit_term::Term;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
-use crate::channel::{ChannelDown, ChannelMsg, JoinArgs, Joined, SocketInfo};
+use crate::channel::{ChannelDown, ChannelMsg, Downs, JoinArgs, Joined, SocketInfo};
 use crate::endpoint::Inner;
 use crate::message::{self, Frame};
 use crate::outbox::Outbox;
@@ -39,7 +39,7 @@ struct Socket {
     info: SocketInfo,
     outbox: Outbox,
     channels: HashMap<String, ChannelEntry>,
-    downs_tx: mpsc::UnboundedSender<ChannelDown>,
+    downs: Arc<Downs>,
 }
 
 /// Why the reader stopped.
@@ -56,34 +56,9 @@ pub(crate) async fn serve(ws: WebSocket, ep: Arc<Inner>, params: Vec<(String, St
     let outbox = Outbox::new(ep.limits.outbox, ep.limits.overflow);
     ep.live.lock().insert(id, outbox.clone());
     ep.counters.accepted.fetch_add(1, Ordering::Relaxed);
-    let (mut sink, mut stream) = ws.split();
-    let (close_tx, mut close_rx) = mpsc::unbounded_channel::<(u16, &'static str)>();
-    let writer = {
-        let outbox = outbox.clone();
-        tokio::spawn(async move {
-            let mut frames = Vec::new();
-            while outbox.take(&mut frames).await {
-                // The batch is written, then flushed once.
-                let mut ok = true;
-                for f in frames.drain(..) {
-                    ok = ok && sink.feed(WsMessage::Text(f.as_ref().into())).await.is_ok();
-                }
-                if !ok || sink.flush().await.is_err() {
-                    outbox.close();
-                    return;
-                }
-            }
-            let (code, reason) = close_rx.try_recv().unwrap_or((1000, ""));
-            let _ = sink
-                .send(WsMessage::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                })))
-                .await;
-            let _ = sink.close().await;
-        })
-    };
-    let (downs_tx, mut downs) = mpsc::unbounded_channel();
+    let (sink, mut stream) = ws.split();
+    let writer = tokio::spawn(write(sink, outbox.clone()));
+    let downs = Arc::new(Downs::default());
     let mut s = Socket {
         info: SocketInfo {
             id,
@@ -91,7 +66,7 @@ pub(crate) async fn serve(ws: WebSocket, ep: Arc<Inner>, params: Vec<(String, St
         },
         outbox: outbox.clone(),
         channels: HashMap::new(),
-        downs_tx,
+        downs: downs.clone(),
         ep: ep.clone(),
     };
     let timeout = ep.limits.timeout;
@@ -110,40 +85,70 @@ pub(crate) async fn serve(ws: WebSocket, ep: Arc<Inner>, params: Vec<(String, St
                 }
                 Ok(Some(Ok(_))) => {} // ping/pong: answered by the websocket layer
             },
-            Some(d) = downs.recv() => s.channel_down(d),
+            ends = downs.next() => for d in ends { s.channel_down(d) },
             _ = outbox.wait_closed() => break if outbox.overflowed() { End::Overflow } else { End::Error },
         }
     };
+    // The close frame is decided here, once: the first code given to the outbox wins (a
+    // full outbox may have given 1013 already), and the writer sends that one.
+    let (code, reason) = match &end {
+        End::Closed => (1000, ""),
+        End::Malformed(_) => (1003, "not a Phoenix V2 message"),
+        End::Error => (1009, "frame too large or broken"),
+        End::Idle => (1000, "idle"),
+        End::Overflow => (1013, "outbox full"),
+    };
+    let (code, _) = outbox.close_with(code, reason);
     let c = &ep.counters;
-    match &end {
-        End::Closed => {}
-        End::Malformed(why) => {
+    match (&end, code) {
+        (_, 1013) => c.overflow_closes.fetch_add(1, Ordering::Relaxed),
+        (End::Malformed(why), _) => {
             tracing::warn!(socket = id, "orbit-web: closing a socket that sent {why}");
-            c.malformed_closes.fetch_add(1, Ordering::Relaxed);
-            let _ = close_tx.send((1003, "not a Phoenix V2 message"));
+            c.malformed_closes.fetch_add(1, Ordering::Relaxed)
         }
-        End::Error => {
-            c.error_closes.fetch_add(1, Ordering::Relaxed);
-            let _ = close_tx.send((1009, "frame too large or broken"));
-        }
-        End::Idle => {
-            c.idle_closes.fetch_add(1, Ordering::Relaxed);
-            let _ = close_tx.send((1000, "idle"));
-        }
-        End::Overflow => {
-            c.overflow_closes.fetch_add(1, Ordering::Relaxed);
-            let _ = close_tx.send((1013, "outbox full"));
-        }
-    }
+        (End::Error, _) => c.error_closes.fetch_add(1, Ordering::Relaxed),
+        (End::Idle, _) => c.idle_closes.fetch_add(1, Ordering::Relaxed),
+        (End::Closed | End::Overflow, _) => 0,
+    };
     for (topic, j) in s.channels.drain() {
         ep.hub.unsubscribe(&topic, id);
         (j.channel.send)(ChannelMsg::Shutdown(closed_reason()));
         c.channels.fetch_sub(1, Ordering::Relaxed);
     }
-    outbox.close();
-    let _ = writer.await;
+    // The writer sends what is queued, then the close frame; a client that does not
+    // read gets no more than the timeout.
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(timeout, writer).await.is_err() {
+        abort.abort();
+    }
     ep.live.lock().remove(&id);
     c.dropped.fetch_add(outbox.dropped(), Ordering::Relaxed);
+}
+
+/// The writer: drains the outbox in batches (written, then flushed once), then sends
+/// the close frame the outbox was closed with (1000 when none was given).
+async fn write(mut sink: SplitSink<WebSocket, WsMessage>, outbox: Outbox) {
+    let mut frames = Vec::new();
+    while outbox.take(&mut frames).await {
+        let mut ok = true;
+        for f in frames.drain(..) {
+            ok = ok && sink.feed(WsMessage::Text(f.as_ref().into())).await.is_ok();
+        }
+        if !ok || sink.flush().await.is_err() {
+            outbox.close();
+            return;
+        }
+    }
+    // Free the batch's buffer before a possibly long wait on a slow client.
+    drop(frames);
+    let (code, reason) = outbox.close_frame().unwrap_or((1000, ""));
+    let _ = sink
+        .send(WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+    let _ = sink.close().await;
 }
 
 fn closed_reason() -> ExitReason {
@@ -245,7 +250,7 @@ impl Socket {
             socket: self.info.clone(),
             outbox: self.outbox.clone(),
             hub: ep.hub.clone(),
-            downs: self.downs_tx.clone(),
+            downs: self.downs.clone(),
         };
         match factory(args).await {
             Ok((response, channel)) => {

@@ -2,7 +2,8 @@
 //! frame by frame: heartbeat, join (ok, refused, unmatched, duplicate), pushes with
 //! replies, server pushes, broadcasts (and broadcast_from), leave, a crashing channel
 //! (`phx_error`), stale join refs, malformed and oversized frames, the serializer
-//! version, the idle timeout and a full outbox.
+//! version, the idle timeout and a full outbox; and the close code each client gets,
+//! counted over many connections closing at once.
 
 use std::time::Duration;
 
@@ -47,6 +48,12 @@ impl Channel for Room {
             }
             "shout_from" => {
                 ctx.broadcast_from("shout", &payload);
+                InReply::NoReply
+            }
+            "burst" => {
+                for i in 0..payload["n"].as_u64().unwrap_or(0) {
+                    ctx.push("burst", &json!({ "i": i }));
+                }
                 InReply::NoReply
             }
             "crash" => panic!("handle_in crashes on request"),
@@ -331,4 +338,82 @@ async fn a_slow_client_does_not_grow_the_queue() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(ep.stats().overflow_closes, 1, "{:?}", ep.stats());
+}
+
+/// One client provoking one kind of close; the code it got.
+async fn provoke(url: String, kind: u16) -> Option<u16> {
+    let mut c = connect(&url).await;
+    match kind {
+        1003 => send(&mut c, json!("not a V2 message")).await,
+        1009 => {
+            let big = json!([null, "1", "phoenix", "heartbeat", {"x": "y".repeat(4096)}]);
+            let _ = c.send(Ws::Text(big.to_string().into())).await;
+        }
+        1013 => {
+            send(&mut c, json!(["1", "1", "room:burst", "phx_join", {}])).await;
+            send(&mut c, json!(["1", "2", "room:burst", "burst", {"n": 64}])).await;
+        }
+        _ => {} // 1000: silent until the idle timeout
+    }
+    close_code(&mut c).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_gets_the_close_code_of_its_end() {
+    // Per kind of end, its own server (the idle one with a short timeout); all the
+    // connections of all kinds close at once, so the reader and writer of each socket
+    // race to the end while the runtime is busy.
+    const N: usize = 40;
+    let base = Limits {
+        max_frame: 1024,
+        outbox: 4,
+        overflow: Overflow::Disconnect,
+        ..Limits::default()
+    };
+    let idle = Limits {
+        timeout: Duration::from_millis(300),
+        ..base
+    };
+    let mut servers = Vec::new();
+    for (kind, limits) in [(1003, base), (1009, base), (1013, base), (1000, idle)] {
+        servers.push((kind, server(limits).await));
+    }
+    let mut clients = Vec::new();
+    for _ in 0..N {
+        for (kind, (url, _)) in &servers {
+            clients.push((*kind, tokio::spawn(provoke(url.clone(), *kind))));
+        }
+    }
+    let mut wrong = Vec::new();
+    let mut seen = std::collections::BTreeMap::<u16, usize>::new();
+    for (kind, c) in clients {
+        let got = c.await.expect("client task");
+        if got == Some(kind) {
+            *seen.entry(kind).or_default() += 1;
+        } else {
+            wrong.push((kind, got));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "wanted code, got: {wrong:?} (right: {seen:?})"
+    );
+    assert_eq!(seen.values().sum::<usize>(), 4 * N);
+    // The counters agree, once every socket has ended.
+    for (kind, (_, ep)) in &servers {
+        for _ in 0..500 {
+            if ep.stats().sockets == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let s = ep.stats();
+        let counted = match kind {
+            1003 => s.malformed_closes,
+            1009 => s.error_closes,
+            1013 => s.overflow_closes,
+            _ => s.idle_closes,
+        };
+        assert_eq!(counted, N as u64, "{kind}: {s:?}");
+    }
 }

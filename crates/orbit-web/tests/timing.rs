@@ -1,6 +1,7 @@
 //! Request timing: per route, the named middleware's own time is told apart from the
 //! handler's, a slow middleware is named as the route's bottleneck, unmatched requests
-//! are not timed, and every timed request emits `[orbit, web, request]`.
+//! are not timed, every timed request emits `[orbit, web, request]`, and the split is
+//! recorded at most at its rate while every request is counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -88,4 +89,45 @@ async fn middleware_and_handler_time_are_split_per_route() {
     );
     assert_eq!(events.load(Ordering::Relaxed), 2);
     orbit::telemetry::detach("timing-test");
+}
+
+// One thread: the rate is per thread.
+#[tokio::test]
+async fn the_split_is_recorded_at_most_at_its_rate_and_every_request_is_counted() {
+    // One split request per second per thread after a burst of 64: of 200 quick
+    // requests, 64 (plus one per second elapsed) are split; all 200 are counted.
+    let limited = Timing::with_split_rate(Some(1));
+    let every = Timing::with_split_rate(None);
+    let app = |t: &Timing| -> Router {
+        Router::new()
+            .route("/hello", get(|| async { "hello" }))
+            .route_layer(t.handler())
+            .layer(t.timed("auth", from_fn(auth)))
+            .layer(t.layer())
+    };
+    let (a, b) = (app(&limited), app(&every));
+    let started = std::time::Instant::now();
+    for _ in 0..200 {
+        for app in [&a, &b] {
+            let r = app
+                .clone()
+                .oneshot(Request::get("/hello").body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+        }
+    }
+    let secs = started.elapsed().as_secs();
+    let l = &limited.snapshot()[0];
+    assert_eq!(l.count, 200);
+    assert!(
+        l.split >= 64 && l.split <= 64 + 2 * (secs + 1),
+        "{} split in {secs} s",
+        l.split
+    );
+    assert!(l.split < 200);
+    assert_eq!(l.handler.count, l.split, "{l:?}");
+    assert_eq!(l.middleware[0].1.count, l.split);
+    let e = &every.snapshot()[0];
+    assert_eq!((e.count, e.split), (200, 200));
 }

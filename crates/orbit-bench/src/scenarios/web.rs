@@ -2,14 +2,18 @@
 //!
 //! 1. **Timing overhead**: a hello-world route served by plain axum (`plain`), with
 //!    orbit-web's `Timing` outer layer only (`layer`: per-route totals), and with the
-//!    outer layer, one named middleware and the handler layer (`timed`), each in a child process (`__web-http`) with
+//!    outer layer, one named middleware and the handler layer (`timed`: the split
+//!    recorded for at most `orbit_web::SPLIT_PER_S` requests/s per thread, the default;
+//!    `timed_every`: for every request), each in a child process (`__web-http`) with
 //!    [`WORKERS`] worker threads; load from `wrk` (Debian's, `-t1 -c32`, 2 s per round).
-//!    Figure: requests/s; goal `≥ 0.98` of plain for each. Skipped with a note without
-//!    `wrk`.
+//!    Figures: requests/s (goal `≥ 0.98` of plain for each) and the server's CPU per
+//!    request (all its threads' run time over the requests `wrk` made; plain's over
+//!    timed's, goal `≥ 0.98`). Skipped with a note without `wrk`.
 //! 2. **Websockets** (child processes `__web-ws orbit|plain`): `N` (10,000 × `--scale`)
 //!    clients connect on loopback; orbit's join `room:lobby` over the Phoenix protocol,
 //!    plain axum's subscribe to a `tokio::sync::broadcast` channel (the usual hand-rolled
-//!    fan-out; with orbit-web's buffer sizes: a 4 KiB read buffer, no write buffering).
+//!    fan-out; with orbit-web's buffer sizes: its default read buffer, no write
+//!    buffering).
 //!    Figures: the server's resident memory per idle connection (RSS delta / N; goal
 //!    ≤ 10 KB), then 20 broadcasts of one small JSON frame, each waited for
 //!    on every client: delivery latency p50/p99 (send time in the frame, wall clock of
@@ -74,6 +78,20 @@ impl Server {
         Ok(Server { child, port })
     }
 
+    /// CPU seconds the server used so far, every thread (the scheduler's run time in
+    /// `/proc/PID/task/*/schedstat`, nanoseconds; 0 when unreadable).
+    fn cpu_s(&self) -> f64 {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.child.id())) else {
+            return 0.0;
+        };
+        let ns: u64 = tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        ns as f64 / 1e9
+    }
+
     fn rss(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
@@ -85,7 +103,8 @@ impl Server {
     }
 }
 
-fn wrk(port: u16) -> Option<f64> {
+/// One `wrk` round: requests/s and the requests made.
+fn wrk(port: u16) -> Option<(f64, u64)> {
     let out = Command::new("wrk")
         .args([
             "-t1",
@@ -96,9 +115,16 @@ fn wrk(port: u16) -> Option<f64> {
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
+    let rps = text
+        .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(|v| v.trim().parse().ok())?;
+    // "  123456 requests in 2.00s, ..."
+    let n = text
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())?;
+    Some((rps, n))
 }
 
 pub fn run(ctx: &mut Ctx) {
@@ -106,20 +132,25 @@ pub fn run(ctx: &mut Ctx) {
     let have_wrk = Command::new("wrk").arg("--version").output().is_ok();
     if have_wrk {
         let mut r = Rounds::default();
-        let servers: Vec<(&'static str, Result<Server, String>)> = ["plain", "layer", "timed"]
-            .into_iter()
-            .map(|s| (s, Server::start(&["__web-http", s])))
-            .collect();
+        let servers: Vec<(&'static str, Result<Server, String>)> =
+            ["plain", "layer", "timed", "timed_every"]
+                .into_iter()
+                .map(|s| (s, Server::start(&["__web-http", s])))
+                .collect();
         for round in 0..ctx.rounds {
             for k in crate::util::rotation(round, servers.len()) {
                 if let (name, Ok(s)) = &servers[k] {
-                    if let Some(rps) = wrk(s.port) {
+                    let c0 = s.cpu_s();
+                    if let Some((rps, n)) = wrk(s.port) {
                         r.add(name, rps);
+                        // The server's CPU per request: the overhead in work rather
+                        // than in throughput, steadier on a shared machine.
+                        r.add_cpu(name, (s.cpu_s() - c0) * 1e6 / n.max(1) as f64);
                     }
                 }
             }
         }
-        for s in ["plain", "layer", "timed"] {
+        for s in ["plain", "layer", "timed", "timed_every"] {
             ctx.emit_rounds(SCENARIO, s, "http_requests_per_s", "request", &r);
         }
         ctx.goal(
@@ -133,6 +164,19 @@ pub fn run(ctx: &mut Ctx) {
             "timed_vs_plain_http_rps",
             r.median("timed"),
             r.median("plain"),
+        );
+        ctx.goal(
+            SCENARIO,
+            "timed_every_vs_plain_http_rps",
+            r.median("timed_every"),
+            r.median("plain"),
+        );
+        // CPU per request, plain over timed: ≥ 0.98 when timing costs ≤ 2% of the work.
+        ctx.goal(
+            SCENARIO,
+            "plain_vs_timed_cpu_per_request",
+            r.cpu_median("plain"),
+            r.cpu_median("timed"),
         );
     } else {
         eprintln!("{SCENARIO}: wrk is not installed (apt-get install wrk): the timing overhead part is skipped");
@@ -297,7 +341,7 @@ async fn trigger(addr: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The hidden child commands: `__web-http plain|timed`, `__web-ws orbit|plain`.
+/// The hidden child commands: `__web-http plain|layer|timed|timed_every`, `__web-ws orbit|plain`.
 pub fn child_main(cmd: &str, args: &[String]) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
@@ -313,9 +357,12 @@ pub fn child_main(cmd: &str, args: &[String]) -> i32 {
     let subject = args.first().map(String::as_str).unwrap_or("");
     let r = rt.block_on(async {
         let app = match (cmd, subject) {
-            ("__web-http", "plain") => http_app(false),
+            ("__web-http", "plain") => http_app(None),
             ("__web-http", "layer") => http_app_layer_only(),
-            ("__web-http", "timed") => http_app(true),
+            ("__web-http", "timed") => http_app(Some(orbit_web::Timing::new())),
+            ("__web-http", "timed_every") => {
+                http_app(Some(orbit_web::Timing::with_split_rate(None)))
+            }
             ("__web-ws", "orbit") => orbit_ws_app(),
             ("__web-ws", "plain") => plain_ws_app(),
             _ => return Err(format!("unknown {cmd} {subject}")),
@@ -336,13 +383,12 @@ pub fn child_main(cmd: &str, args: &[String]) -> i32 {
     }
 }
 
-fn http_app(timed: bool) -> axum::Router {
+fn http_app(timing: Option<orbit_web::Timing>) -> axum::Router {
     use axum::routing::get;
     let app = axum::Router::new().route("/hello", get(|| async { "hello" }));
-    if !timed {
+    let Some(t) = timing else {
         return app;
-    }
-    let t = orbit_web::Timing::new();
+    };
     app.route_layer(t.handler())
         .layer(t.timed("identity", tower_layer::Identity::new()))
         .layer(t.layer())
@@ -376,8 +422,15 @@ impl orbit_web::Channel for Lobby {
 
 fn orbit_ws_app() -> axum::Router {
     use axum::routing::get;
+    // The bench's clients send no heartbeat (phoenix.js sends one every 30 s): the
+    // idle timeout must outlast connecting 10,000 of them on a loaded machine.
+    let limits = orbit_web::Limits {
+        timeout: Duration::from_secs(600),
+        ..orbit_web::Limits::default()
+    };
     let ep = orbit_web::Endpoint::builder()
         .channel::<Lobby>("room:*")
+        .limits(limits)
         .build();
     let e = ep.clone();
     axum::Router::new()
@@ -412,7 +465,7 @@ fn plain_ws_app() -> axum::Router {
                 let mut rx = tx.subscribe();
                 async move {
                     // The same buffer sizes as orbit-web's defaults.
-                    ws.read_buffer_size(4096).write_buffer_size(0).on_upgrade(move |mut socket| async move {
+                    ws.read_buffer_size(orbit_web::Limits::default().read_buffer).write_buffer_size(0).on_upgrade(move |mut socket| async move {
                         loop {
                             tokio::select! {
                                 m = rx.recv() => match m {

@@ -25,43 +25,60 @@
 //! (`/users/{id}`), so the set of routes is bounded by the app's; requests that match
 //! no route are not timed.
 //!
+//! The stages are one generic tower service, [`TimingService`], each with its
+//! [`Probe`] (what to note on the way in, what to record on the way out; `service.rs`);
+//! the request's trace (`trace.rs`) carries the inner stages' figures out to the outermost.
+//!
 //! Every timed request also emits the telemetry event `[orbit, web, request]` with
 //! measurements `duration_us`, `handler_us`, `middleware_us` and metadata `route`,
 //! `status` (only when a handler is attached: `orbit::telemetry::attach`).
 
+mod service;
+mod trace;
+
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::hash::BuildHasherDefault;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
-use axum::response::Response;
+use axum::extract::MatchedPath;
 use hdrhistogram::Histogram;
 use orbit::telemetry::{summarize, Latency, LatencySummary};
 use parking_lot::Mutex;
-use tower_layer::Layer;
-use tower_service::Service;
 
-type BoxFut<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+pub use service::{
+    EnterProbe, HandlerLayer, HandlerProbe, InsideProbe, Probe, ProbeLayer, RequestProbe, Timed,
+    TimingFuture, TimingLayer, TimingService,
+};
+use trace::Trace;
 
-/// One request's trace: the named middleware's own times and the handler's.
+/// FNV-1a: routes are short strings hashed once per request; SipHash's resistance to
+/// chosen keys is not needed (the set of routes is the app's, not the client's).
 #[derive(Default)]
-struct Trace {
-    /// Per named middleware, outermost first: its name, and the time the next service
-    /// took inside it (set by its `Inside`), then its own time (set by its `Enter`).
-    layers: Vec<(&'static str, Duration)>,
-    handler: Option<Duration>,
-}
+struct Fnv(u64);
 
-#[derive(Clone, Default)]
-struct TraceRef(Arc<Mutex<Trace>>);
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
 
 /// One route's figures in one shard.
 struct RouteShard {
     count: u64,
+    split: u64,
     total: Histogram<u64>,
     handler: Histogram<u64>,
     other: Histogram<u64>,
@@ -72,6 +89,7 @@ impl RouteShard {
     fn new() -> RouteShard {
         RouteShard {
             count: 0,
+            split: 0,
             total: Latency::local(),
             handler: Latency::local(),
             other: Latency::local(),
@@ -84,7 +102,7 @@ impl RouteShard {
 /// own shard (an uncontended lock), a snapshot merges them all.
 #[derive(Default)]
 struct Shard {
-    routes: HashMap<Arc<str>, RouteShard>,
+    routes: HashMap<Arc<str>, RouteShard, BuildHasherDefault<Fnv>>,
 }
 
 /// A thread's shard index (threads are numbered in the order they first record).
@@ -103,6 +121,10 @@ pub struct RouteTiming {
     pub route: String,
     /// Requests timed since the start.
     pub count: u64,
+    /// Of those, the requests whose split (middleware, handler, other) was recorded:
+    /// all of them unless the route ran faster than [`Timing::with_split_rate`]'s
+    /// limit; `handler`, `middleware` and `other` summarize these.
+    pub split: u64,
     /// Requests per second since the previous snapshot (or the start).
     pub rps: f64,
     /// The whole request.
@@ -124,8 +146,24 @@ impl RouteTiming {
     }
 }
 
+/// One shard's split gate: the theoretical time (ns since the start) of its next
+/// split request (GCRA). On its own cache line: threads of different shards touch
+/// theirs on every request.
+#[repr(align(128))]
+#[derive(Default)]
+struct Gate(AtomicU64);
+
+/// The default limit of split requests per second per thread ([`Timing::new`]).
+pub const SPLIT_PER_S: u32 = 10_000;
+
+/// Split requests allowed back to back before the rate applies.
+const SPLIT_BURST: u64 = 64;
+
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
+    gates: Box<[Gate]>,
+    /// Nanoseconds between split requests on one shard (0: every request is split).
+    split_gap_ns: u64,
     /// Per route: the time and count of the previous snapshot.
     last: Mutex<HashMap<String, (Instant, u64)>>,
     started: Instant,
@@ -150,14 +188,34 @@ impl std::fmt::Debug for Timing {
 }
 
 impl Timing {
-    /// A timing registry with no routes yet.
+    /// A timing registry with no routes yet, splitting at most [`SPLIT_PER_S`]
+    /// requests per second per thread ([`with_split_rate`](Self::with_split_rate)).
     pub fn new() -> Timing {
+        Timing::with_split_rate(Some(SPLIT_PER_S))
+    }
+
+    /// A timing registry whose middleware/handler split is recorded for at most
+    /// `max_per_s` requests per second per worker thread (after a burst of 64), or for
+    /// every request with `None`.
+    ///
+    /// Every request is counted and its total recorded; the split costs six more
+    /// clock reads per request (three per named middleware pair, two for the handler),
+    /// and a clock read is not cheap on every machine (a virtual machine that traps
+    /// `rdtsc` makes each one cost 50–200 ns). Past the limit, the split requests are
+    /// spread evenly in time, a sample of the route's traffic.
+    pub fn with_split_rate(max_per_s: Option<u32>) -> Timing {
         let n = std::thread::available_parallelism()
             .map_or(4, |n| n.get())
             .clamp(1, 16);
+        let split_gap_ns = match max_per_s {
+            None => 0,
+            Some(r) => 1_000_000_000 / u64::from(r.max(1)),
+        };
         Timing {
             inner: Arc::new(Inner {
                 shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
+                gates: (0..n).map(|_| Gate::default()).collect(),
+                split_gap_ns,
                 last: Mutex::new(HashMap::new()),
                 started: Instant::now(),
             }),
@@ -166,8 +224,10 @@ impl Timing {
 
     /// The outermost layer: times whole requests (add it last, with `Router::layer`).
     pub fn layer(&self) -> TimingLayer {
-        TimingLayer {
-            timing: self.clone(),
+        ProbeLayer {
+            probe: RequestProbe {
+                timing: self.clone(),
+            },
         }
     }
 
@@ -178,7 +238,9 @@ impl Timing {
 
     /// The innermost layer, timing the handler (add it with `Router::route_layer`).
     pub fn handler(&self) -> HandlerLayer {
-        HandlerLayer
+        ProbeLayer {
+            probe: HandlerProbe,
+        }
     }
 
     /// Every route's timing; `rps` counts the requests since the previous snapshot.
@@ -190,6 +252,7 @@ impl Timing {
             for (route, r) in &shard.routes {
                 let m = merged.entry(route.clone()).or_insert_with(RouteShard::new);
                 m.count += r.count;
+                m.split += r.split;
                 let _ = m.total.add(&r.total);
                 let _ = m.handler.add(&r.handler);
                 let _ = m.other.add(&r.other);
@@ -220,6 +283,7 @@ impl Timing {
                 RouteTiming {
                     route: route.to_string(),
                     count: r.count,
+                    split: r.split,
                     rps,
                     total: summarize(&r.total),
                     handler: summarize(&r.handler),
@@ -236,9 +300,26 @@ impl Timing {
         v
     }
 
-    fn finish(&self, path: &MatchedPath, status: u16, total: Duration, trace: &TraceRef) {
-        let t = trace.0.lock();
-        let handler = t.handler.unwrap_or_default();
+    /// Whether the request starting `now` on this thread is split (GCRA: allowed while
+    /// the shard's next theoretical split time is at most a burst ahead of `now`).
+    fn split_now(&self, now: Instant) -> bool {
+        let gap = self.inner.split_gap_ns;
+        if gap == 0 {
+            return true;
+        }
+        let t = now.saturating_duration_since(self.inner.started).as_nanos() as u64;
+        let gate = &self.inner.gates[shard_index(self.inner.gates.len())].0;
+        let tat = gate.load(Ordering::Relaxed);
+        if tat > t.saturating_add(gap.saturating_mul(SPLIT_BURST)) {
+            return false;
+        }
+        // Threads sharing a shard may race here: one split more or less, no harm.
+        gate.store(tat.max(t).saturating_add(gap), Ordering::Relaxed);
+        true
+    }
+
+    fn finish(&self, path: &MatchedPath, status: u16, total: Duration, t: Option<&Trace>) {
+        let handler = t.and_then(|t| t.handler).unwrap_or_default();
         let mut accounted = handler;
         {
             let shards = &self.inner.shards;
@@ -252,233 +333,39 @@ impl Timing {
             };
             r.count += 1;
             Latency::record_local(&mut r.total, total);
-            for (name, d) in &t.layers {
-                accounted += *d;
-                match r.layers.iter_mut().find(|(n, _)| n == name) {
-                    Some((_, h)) => Latency::record_local(h, *d),
-                    None => {
-                        let mut h = Latency::local();
-                        Latency::record_local(&mut h, *d);
-                        r.layers.push((name, h));
+            if let Some(t) = t {
+                r.split += 1;
+                for (name, d) in &t.layers {
+                    accounted += *d;
+                    match r.layers.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, h)) => Latency::record_local(h, *d),
+                        None => {
+                            let mut h = Latency::local();
+                            Latency::record_local(&mut h, *d);
+                            r.layers.push((name, h));
+                        }
                     }
                 }
+                if t.handler.is_some() {
+                    Latency::record_local(&mut r.handler, handler);
+                }
+                Latency::record_local(&mut r.other, total.saturating_sub(accounted));
             }
-            if t.handler.is_some() {
-                Latency::record_local(&mut r.handler, handler);
-            }
-            Latency::record_local(&mut r.other, total.saturating_sub(accounted));
         }
         if orbit::telemetry::enabled() {
+            let us = |d: Duration| d.as_secs_f64() * 1e6;
             let mw = accounted.saturating_sub(handler);
+            let split = [
+                ("duration_us", us(total)),
+                ("handler_us", us(handler)),
+                ("middleware_us", us(mw)),
+            ];
+            let n = if t.is_some() { 3 } else { 1 };
             orbit::telemetry::execute(
                 &["orbit", "web", "request"],
-                &[
-                    ("duration_us", total.as_secs_f64() * 1e6),
-                    ("handler_us", handler.as_secs_f64() * 1e6),
-                    ("middleware_us", mw.as_secs_f64() * 1e6),
-                ],
+                &split[..n],
                 &[("route", &path.as_str()), ("status", &status)],
             );
         }
-    }
-}
-
-/// The outermost timing layer ([`Timing::layer`]).
-#[derive(Clone, Debug)]
-pub struct TimingLayer {
-    timing: Timing,
-}
-
-impl<S> Layer<S> for TimingLayer {
-    type Service = TimingService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        TimingService {
-            inner,
-            timing: self.timing.clone(),
-        }
-    }
-}
-
-/// The service of [`TimingLayer`].
-#[derive(Clone, Debug)]
-pub struct TimingService<S> {
-    inner: S,
-    timing: Timing,
-}
-
-impl<S> Service<Request> for TimingService<S>
-where
-    S: Service<Request, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFut<Response, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request) -> Self::Future {
-        let start = Instant::now();
-        let path = req.extensions().get::<MatchedPath>().cloned();
-        let trace = TraceRef::default();
-        req.extensions_mut().insert(trace.clone());
-        let fut = self.inner.call(req);
-        let timing = self.timing.clone();
-        Box::pin(async move {
-            let r = fut.await;
-            if let (Some(path), Ok(resp)) = (path, &r) {
-                timing.finish(&path, resp.status().as_u16(), start.elapsed(), &trace);
-            }
-            r
-        })
-    }
-}
-
-/// A middleware timed under a name ([`Timing::timed`]).
-#[derive(Clone, Debug)]
-pub struct Timed<L> {
-    name: &'static str,
-    layer: L,
-}
-
-impl<S, L> Layer<S> for Timed<L>
-where
-    L: Layer<Inside<S>>,
-{
-    type Service = Enter<L::Service>;
-    fn layer(&self, inner: S) -> Self::Service {
-        Enter {
-            name: self.name,
-            inner: self.layer.layer(Inside { inner }),
-        }
-    }
-}
-
-/// Where the request enters a timed middleware.
-#[derive(Clone, Debug)]
-pub struct Enter<S> {
-    name: &'static str,
-    inner: S,
-}
-
-impl<S> Service<Request> for Enter<S>
-where
-    S: Service<Request, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFut<Response, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        let start = Instant::now();
-        // This middleware's frame in the trace; its `Inside` fills in the inner time.
-        let trace = req.extensions().get::<TraceRef>().cloned();
-        let frame = trace.as_ref().map(|t| {
-            let mut t = t.0.lock();
-            t.layers.push((self.name, Duration::ZERO));
-            t.layers.len() - 1
-        });
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let r = fut.await;
-            if let (Some(t), Some(i)) = (trace, frame) {
-                let total = start.elapsed();
-                if let Some(f) = t.0.lock().layers.get_mut(i) {
-                    f.1 = total.saturating_sub(f.1);
-                }
-            }
-            r
-        })
-    }
-}
-
-/// Where a timed middleware calls the next service.
-#[derive(Clone, Debug)]
-pub struct Inside<S> {
-    inner: S,
-}
-
-impl<S> Service<Request> for Inside<S>
-where
-    S: Service<Request, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFut<Response, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        // The innermost frame whose inner call has not started is this middleware's
-        // (frames are pushed outermost first; inner ones are pushed after this call).
-        let trace = req.extensions().get::<TraceRef>().cloned();
-        let frame = trace
-            .as_ref()
-            .map(|t| t.0.lock().layers.len().saturating_sub(1));
-        let start = Instant::now();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let r = fut.await;
-            if let (Some(t), Some(i)) = (trace, frame) {
-                if let Some(f) = t.0.lock().layers.get_mut(i) {
-                    f.1 = start.elapsed();
-                }
-            }
-            r
-        })
-    }
-}
-
-/// The handler's timing layer ([`Timing::handler`]).
-#[derive(Clone, Copy, Debug)]
-pub struct HandlerLayer;
-
-impl<S> Layer<S> for HandlerLayer {
-    type Service = HandlerService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        HandlerService { inner }
-    }
-}
-
-/// The service of [`HandlerLayer`].
-#[derive(Clone, Debug)]
-pub struct HandlerService<S> {
-    inner: S,
-}
-
-impl<S> Service<Request> for HandlerService<S>
-where
-    S: Service<Request, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFut<Response, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        let trace = req.extensions().get::<TraceRef>().cloned();
-        let start = Instant::now();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let r = fut.await;
-            if let Some(t) = trace {
-                t.0.lock().handler = Some(start.elapsed());
-            }
-            r
-        })
     }
 }

@@ -277,7 +277,7 @@ async fn html_report_reads_well_in_chromium() {
         "{CHROMIUM} is missing: install it (apt-get install -y chromium) to check the HTML report"
     );
     let run = tokio::task::spawn_blocking(run).await.unwrap();
-    let mut b = Browser::start().await;
+    let mut b = Browser::start("lab-screenshots").await;
     b.goto(&format!("file://{}", run.html.display())).await;
     b.until(
         "every chart rendered",

@@ -1,7 +1,8 @@
 //! A headless Chromium page driven over the DevTools protocol (flattened session):
 //! navigate, evaluate, wait for a condition, take a screenshot (saved under
-//! `target/lab-screenshots/`), and every console error or uncaught exception seen.
-//! The same driver as `crates/orbit-observe/tests/dashboard_chromium.rs`.
+//! `target/<dir>/`, the directory given to [`Browser::start`]), and every console error
+//! or uncaught exception seen. One driver for the dashboard's test
+//! (`dashboard_chromium.rs`) and orbit-cli's lab report test (`#[path]`-included there).
 
 #![allow(dead_code)]
 
@@ -30,6 +31,8 @@ pub struct Browser {
     session: String,
     next_id: u64,
     pending: HashMap<u64, Value>,
+    /// Where screenshots go, under the workspace's `target/`.
+    screenshots: &'static str,
     _profile: TempDir,
 }
 
@@ -42,9 +45,13 @@ impl Drop for TempDir {
 }
 
 impl Browser {
-    pub async fn start() -> Browser {
-        let profile =
-            std::env::temp_dir().join(format!("orbit-cli-chromium-{}", std::process::id()));
+    /// Starts Chromium on a blank page; screenshots go to `target/<screenshots>/`.
+    pub async fn start(screenshots: &'static str) -> Browser {
+        let profile = std::env::temp_dir().join(format!(
+            "{}-chromium-{}",
+            env!("CARGO_PKG_NAME"),
+            std::process::id()
+        ));
         let mut child = tokio::process::Command::new(CHROMIUM)
             .args([
                 "--headless",
@@ -122,6 +129,7 @@ impl Browser {
             session: String::new(),
             next_id: 1,
             pending: HashMap::new(),
+            screenshots,
             _profile: TempDir(profile),
         };
         let target = b
@@ -214,7 +222,9 @@ impl Browser {
         let png = base64::engine::general_purpose::STANDARD
             .decode(r["data"].as_str().unwrap())
             .unwrap();
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/lab-screenshots");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target")
+            .join(self.screenshots);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         std::fs::write(&path, png).unwrap();

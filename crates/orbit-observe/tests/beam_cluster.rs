@@ -5,13 +5,11 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{eventually, get, parse, value};
 use orbit_dist::{Node, Options};
 use orbit_observe::{serve, ObserveOptions};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const COOKIE: &str = "observe_cookie";
 
@@ -32,32 +30,7 @@ async fn dashboard_reads_a_beam_node_over_rex() {
         [stuffed ! X || X <- lists:seq(1, 500)],
         io:format("ready~n"),
         receive stop -> ok end."#;
-    let mut erl = tokio::process::Command::new("erl")
-        .args([
-            "-noshell",
-            "-name",
-            beam,
-            "-setcookie",
-            COOKIE,
-            "-eval",
-            code,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("erl starts");
-    let mut out = BufReader::new(erl.stdout.take().unwrap()).lines();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(l)) = out.next_line().await {
-            if l.contains("ready") {
-                return;
-            }
-        }
-        panic!("erl ended before it was ready");
-    })
-    .await
-    .expect("erl ready within 60 s");
+    let mut erl = common::start_erl(beam, COOKIE, code).await;
 
     let node = Node::start("observe_t@127.0.0.1", Options::cookie(COOKIE))
         .await

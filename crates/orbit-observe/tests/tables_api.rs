@@ -6,16 +6,12 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use common::get;
 use orbit::ets::{Table, TableType};
 use orbit::{Context, Message};
 use orbit_dist::{Node, Options};
 use orbit_observe::{serve, ObserveOptions};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const COOKIE: &str = "observe_tables_cookie";
 
@@ -117,32 +113,7 @@ async fn beam_node_tables_are_read_over_rex() {
         receive made -> ok end,
         io:format("ready~n"),
         receive stop -> ok end."#;
-    let mut erl = tokio::process::Command::new("erl")
-        .args([
-            "-noshell",
-            "-name",
-            beam,
-            "-setcookie",
-            COOKIE,
-            "-eval",
-            code,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("erl starts");
-    let mut out = BufReader::new(erl.stdout.take().unwrap()).lines();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(l)) = out.next_line().await {
-            if l.contains("ready") {
-                return;
-            }
-        }
-        panic!("erl ended before it was ready");
-    })
-    .await
-    .expect("erl ready within 60 s");
+    let mut erl = common::start_erl(beam, COOKIE, code).await;
 
     let node = Node::start("observe_tables@127.0.0.1", Options::cookie(COOKIE))
         .await

@@ -1,5 +1,6 @@
 //! Test helpers: a tiny HTTP/1.1 client over a TCP stream (so tests talk to the real
-//! server the way curl would) and waiting on a condition with a deadline.
+//! server the way curl would), waiting on a condition with a deadline, and a real `erl`
+//! node to observe.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -126,4 +127,38 @@ pub fn max_value(s: &prometheus_parse::Scrape, metric: &str) -> Option<f64> {
             _ => None,
         })
         .reduce(f64::max)
+}
+
+/// Starts a real `erl` node `name` with `cookie` running `code`, which must print
+/// `ready` once its state is set up; returns when it has (within 60 s). The node is
+/// killed when the child is dropped.
+pub async fn start_erl(name: &str, cookie: &str, code: &str) -> tokio::process::Child {
+    use tokio::io::AsyncBufReadExt;
+    let mut erl = tokio::process::Command::new("erl")
+        .args([
+            "-noshell",
+            "-name",
+            name,
+            "-setcookie",
+            cookie,
+            "-eval",
+            code,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("erl starts");
+    let mut out = tokio::io::BufReader::new(erl.stdout.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(l)) = out.next_line().await {
+            if l.contains("ready") {
+                return;
+            }
+        }
+        panic!("erl ended before it was ready");
+    })
+    .await
+    .expect("erl ready within 60 s");
+    erl
 }

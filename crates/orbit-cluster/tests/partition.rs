@@ -27,8 +27,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::child::{elixir_node, erl_node, have_elixir, have_erl, orbit_node};
-use support::peer::Peer;
+use support::child::orbit_node;
+use support::{field, other_node, Other};
 
 const TICK: u64 = 4;
 const LINKS: usize = 200;
@@ -37,13 +37,6 @@ const CALLS: usize = 50;
 #[test]
 fn netns_child() {
     support::child::child_main();
-}
-
-fn field(line: &str, key: &str) -> String {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .unwrap_or_default()
-        .to_string()
 }
 
 fn check_detect(who: &str, took: Duration) {
@@ -55,34 +48,12 @@ fn check_detect(who: &str, took: Duration) {
     );
 }
 
-/// What runs on the other side of the cut.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Other {
-    Orbit,
-    Erl,
-    Elixir,
-}
-
-/// Starts the other side's node in namespace 1, or `None` (after printing `SKIP`) when
-/// its runtime is not installed.
-fn other_node(test: &str, net: &support::netns::Net, other: Other) -> Option<Peer> {
-    match other {
-        Other::Orbit => Some(orbit_node(net, 1, "b", TICK, false)),
-        Other::Erl if have_erl() => Some(erl_node(net, 1, "b", TICK)),
-        Other::Elixir if have_elixir() => Some(elixir_node(net, 1, "b", TICK)),
-        _ => {
-            println!("SKIP {test}: {other:?} is not installed");
-            None
-        }
-    }
-}
-
 fn scenario(test: &str, other: Other) {
     let Some(net) = support::net_or_skip(test, 2) else {
         return;
     };
     let mut a = orbit_node(&net, 0, "a", TICK, false);
-    let Some(mut b) = other_node(test, &net, other) else {
+    let Some(mut b) = other_node(test, &net, other, TICK) else {
         return;
     };
     let (an, bn) = (a.name.clone(), b.name.clone());
@@ -226,7 +197,7 @@ fn one_way(test: &str, other: Other) {
         return;
     };
     let mut a = orbit_node(&net, 0, "a", TICK, false);
-    let Some(mut b) = other_node(test, &net, other) else {
+    let Some(mut b) = other_node(test, &net, other, TICK) else {
         return;
     };
     let (an, bn) = (a.name.clone(), b.name.clone());

@@ -20,9 +20,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::child::{elixir_node, erl_node, have_elixir, have_erl, orbit_node, orbit_node_epmd};
-use support::peer::Peer;
+use support::child::orbit_node_epmd;
 use support::relay::{Relay, Toward};
+use support::{field, num, other_node, Other};
 
 const TICK: u64 = 4;
 /// The relay's front EPMD port; `a` uses it for every EPMD.
@@ -33,39 +33,6 @@ const PENDING: usize = 20;
 #[test]
 fn netns_child() {
     support::child::child_main();
-}
-
-fn field(line: &str, key: &str) -> String {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn num(line: &str, key: &str) -> u64 {
-    field(line, key)
-        .parse()
-        .unwrap_or_else(|_| panic!("no number {key}= in {line:?}"))
-}
-
-/// What runs behind the relay.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Other {
-    Orbit,
-    Erl,
-    Elixir,
-}
-
-fn other_node(test: &str, net: &support::netns::Net, other: Other) -> Option<Peer> {
-    match other {
-        Other::Orbit => Some(orbit_node(net, 1, "b", TICK, false)),
-        Other::Erl if have_erl() => Some(erl_node(net, 1, "b", TICK)),
-        Other::Elixir if have_elixir() => Some(elixir_node(net, 1, "b", TICK)),
-        _ => {
-            println!("SKIP {test}: {other:?} is not installed");
-            None
-        }
-    }
 }
 
 /// `silence` (from the last bytes received to `nodedown`) within OTP's 3/4 T..5/4 T.
@@ -83,7 +50,7 @@ fn scenario(test: &str, other: Other) {
         return;
     };
     let relay = Relay::start(&net, 1, RELAY_EPMD).expect("start the relay");
-    let Some(mut b) = other_node(test, &net, other) else {
+    let Some(mut b) = other_node(test, &net, other, TICK) else {
         return;
     };
     let mut a = orbit_node_epmd(&net, 0, "a", TICK, RELAY_EPMD);

@@ -135,6 +135,22 @@ pub fn rss_bytes() -> u64 {
     pages * if page > 0 { page as u64 } else { 4096 }
 }
 
+/// CPU microseconds (user + system, all threads) process `pid` (a pid, or `self`) has
+/// used so far, from `/proc/PID/stat`; `None` when unreadable.
+pub fn proc_cpu_us(pid: impl std::fmt::Display) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command (field 2) may hold spaces: count from its `)`. `after` starts at
+    // field 3; utime and stime are fields 14 and 15.
+    let (_, after) = stat.rsplit_once(") ")?;
+    let mut f = after.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as u64 } else { 100 };
+    Some((utime + stime) * 1_000_000 / hz)
+}
+
 /// Collects one figure per subject per round, in the order the rounds ran.
 #[derive(Default)]
 pub struct Rounds {
@@ -209,6 +225,25 @@ pub fn run_self(args: &[&str]) -> Result<crate::beam::Values, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_cpu_us_reads_this_process_and_grows_with_work() {
+        let before = proc_cpu_us("self").expect("/proc/self/stat readable");
+        let same = proc_cpu_us(std::process::id()).expect("/proc/PID/stat readable");
+        assert!(same >= before);
+        // Spin until the kernel has charged this process a tick (10 s at most).
+        let t0 = std::time::Instant::now();
+        let mut x = 0u64;
+        let mut after = before;
+        while after == before && t0.elapsed() < std::time::Duration::from_secs(10) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            after = proc_cpu_us("self").unwrap();
+        }
+        assert!(after > before, "{before} -> {after} after 10 s of spinning");
+        assert!(proc_cpu_us(u32::MAX).is_none(), "no such process");
+    }
 
     #[test]
     fn rotation_starts_one_later_each_round_and_visits_every_subject() {

@@ -185,15 +185,7 @@ fn loadavg_1m() -> Option<f64> {
 
 /// CPU seconds (user + system) process `pid` has used, from `/proc/PID/stat`.
 fn proc_cpu_s(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command (which may hold spaces): state is field 3, utime 14.
-    let (_, rest) = stat.rsplit_once(')')?;
-    let mut f = rest.split_whitespace().skip(11);
-    let utime: f64 = f.next()?.parse().ok()?;
-    let stime: f64 = f.next()?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    Some((utime + stime) / if hz > 0 { hz as f64 } else { 100.0 })
+    crate::util::proc_cpu_us(pid).map(|us| us as f64 / 1e6)
 }
 
 /// Context switches (voluntary + involuntary) of every thread of process `pid`.

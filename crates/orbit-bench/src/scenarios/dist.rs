@@ -321,17 +321,7 @@ impl Burn {
 /// `/proc/self/stat` (what `dist_bench:cpu_us/0` reads on the BEAM nodes); 0 when
 /// unreadable.
 pub(super) fn cpu_us() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let Some(after) = stat.rfind(") ").map(|i| &stat[i + 2..]) else {
-        return 0;
-    };
-    // `after` starts at field 3; utime and stime are fields 14 and 15.
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = if hz > 0 { hz as u64 } else { 100 };
-    (ticks(11) + ticks(12)) * 1_000_000 / hz
+    crate::util::proc_cpu_us("self").unwrap_or(0)
 }
 
 pub(super) fn unique(prefix: &str) -> String {

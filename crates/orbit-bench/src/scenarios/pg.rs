@@ -116,28 +116,16 @@ struct Figures {
     cpu_us: f64,
 }
 
-/// Utime + stime of process `pid` in microseconds (`/proc/PID/stat`), 0 when unreadable.
-fn proc_cpu_us(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(after) = stat.rfind(") ").map(|i| &stat[i + 2..]) else {
-        return 0;
-    };
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = if hz > 0 { hz as u64 } else { 100 };
-    (ticks(11) + ticks(12)) * 1_000_000 / hz
-}
-
 /// Runs driver `a` while member node `b_pid` lives: its figures plus B's CPU meanwhile.
 fn measure(
     b_pid: u32,
     a: impl FnOnce() -> Result<beam::Values, String>,
 ) -> Result<Figures, String> {
-    let b0 = proc_cpu_us(b_pid);
+    let b0 = crate::util::proc_cpu_us(b_pid).unwrap_or(0);
     let v = a()?;
-    let b_cpu = proc_cpu_us(b_pid).saturating_sub(b0);
+    let b_cpu = crate::util::proc_cpu_us(b_pid)
+        .unwrap_or(0)
+        .saturating_sub(b0);
     let rate = *v.get("rate").ok_or("the driver printed no rate")?;
     let a_cpu = v.get("cpu_us").copied().unwrap_or(0.0);
     Ok(Figures {

@@ -141,6 +141,15 @@ pub use serve::{serve, unserve, Target};
 pub use service::{Service, ServiceError};
 pub use tls::TlsOptions;
 
+/// What a distributed application uses, in one import: `use orbit_dist::prelude::*;`
+/// is [`orbit::prelude`] plus the node ([`Node`], its [`Options`]) and
+/// [`remote_server`], which serves a GenServer type to other nodes and lets this node
+/// call theirs.
+pub mod prelude {
+    pub use crate::{remote_server, Node, Options};
+    pub use orbit::prelude::*;
+}
+
 /// Sends `msg`, encoded with serde, to `pid` on another node (connecting first when
 /// needed; the message waits for the handshake). For a local pid the message is decoded
 /// back as the process declared with [`serve`], else delivered as a [`orbit_term::Term`].

@@ -6,8 +6,7 @@
 //! PEER=other@host` it then starts its node (cookie `side_by_side`), calls the peer's
 //! counter (an Elixir node running app.exs, or this program again), and serves its own
 //! counter until stdin closes.
-use orbit::prelude::*;
-use orbit_dist::{Node, Options};
+use orbit_dist::prelude::*;
 
 struct Counter(u64);
 impl SimpleServer for Counter {
@@ -25,21 +24,16 @@ type Squarer = FnServer<u64, u64>;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let ms = Duration::from_millis;
     let cache = CacheOptions::new()
-        .ttl_check_interval(ms(10))
-        .global_ttl(ms(50));
-    Application::new("side_by_side")
-        .children([
-            ChildSpec::gen_server_named("counter", "counter", || Counter(0)),
-            Pool::child_spec("pool", PoolOptions::new(2, 0).name("pool"), || {
-                Squarer::new(|x| x * x)
-            }),
-            ConCache::<String, String>::child_spec("cache", cache.name("cache")),
-            TaskSupervisor::child_spec("tasks", Some("tasks")),
-        ])
-        .start()
-        .await?;
+        .ttl_check_interval(Duration::from_millis(10))
+        .global_ttl(Duration::from_millis(50));
+    let children = [
+        ChildSpec::gen_server_named("counter", "counter", || Counter(0)),
+        Pool::child_spec("pool", PoolOptions::new(2, 0), || Squarer::new(|x| x * x)).name("pool"),
+        ConCache::<String, String>::child_spec("cache", cache.name("cache")),
+        TaskSupervisor::child_spec("tasks", Some("tasks")),
+    ];
+    Supervisor::start(children, Strategy::OneForOne).await?;
 
     (1..=3).for_each(|k| gen_server::cast::<Counter>("counter", k));
     let n = gen_server::call::<Counter>("counter", atom!("get")).await?;
@@ -57,14 +51,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cache = ConCache::<String, String>::whereis("cache").ok_or("no cache")?;
     cache.put("greeting".into(), "hello").await?;
     println!("cache: {}", cache.get("greeting")?.unwrap_or_default());
-    tokio::time::sleep(ms(200)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let expired = cache.get("greeting")?;
     println!("cache after ttl: {}", expired.unwrap_or("nil".into()));
 
     if let (Ok(name), Ok(peer)) = (std::env::var("NAME"), std::env::var("PEER")) {
         let node = Node::start(&name, Options::cookie("side_by_side")).await?;
-        orbit_dist::remote_server::<Counter>(); // Elixir calls ours, we call Elixir's
-        node.connect_retry(&peer, ms(10_000)).await?;
+        remote_server::<Counter>(); // Elixir calls ours, we call Elixir's
+        node.connect_retry(&peer, Duration::from_secs(10)).await?;
         let n = gen_server::call::<Counter>(("counter", peer.as_str()), atom!("get")).await?;
         println!("remote counter: {n}");
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new())?;

@@ -121,7 +121,7 @@ pub use timer::{cancel_timer, send_after, send_after_to, TimerRef};
 /// The process primitives ([`spawn`], [`send`], [`Context`], [`Message`], [`Pid`],
 /// [`ExitReason`]), the behaviours ([`GenServer`], [`SimpleServer`], [`FnServer`],
 /// [`gen_server`] for calls by name), the supervision tree ([`Application`],
-/// [`ChildSpec`], [`Supervisor`]), pools, caches, tasks, [`Duration`](std::time::Duration)
+/// [`ChildSpec`], [`Supervisor`], [`Strategy`]), pools, caches, tasks, [`Duration`](std::time::Duration)
 /// for their timeouts, [`StreamExt`](futures::StreamExt) for
 /// [`TaskSupervisor::async_stream`]'s results, and atoms ([`Atom`](orbit_term::Atom),
 /// [`atom!`](orbit_term::atom!)) for requests an Elixir node writes as `:get`. Modules
@@ -131,8 +131,8 @@ pub mod prelude {
     pub use crate::gen_server;
     pub use crate::{
         send, spawn, spawn_link, Application, ChildSpec, Context, ExitReason, FnServer, GenServer,
-        Message, Pid, Pool, PoolOptions, ResourcePool, SimpleServer, StreamOptions, Supervisor,
-        Task, TaskSupervisor,
+        Message, Pid, Pool, PoolOptions, ResourcePool, SimpleServer, Strategy, StreamOptions,
+        Supervisor, Task, TaskSupervisor,
     };
     pub use futures::StreamExt;
     pub use orbit_term::{atom, Atom};

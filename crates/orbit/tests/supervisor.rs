@@ -75,8 +75,10 @@ async fn one_for_one_restarts_only_the_failed_child() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_for_all_restarts_all_children() {
     let (tx, mut rx) = events();
-    let children = vec![worker("a", &tx), worker("b", &tx), worker("c", &tx)];
-    let sup = Supervisor::start(children, opts(Strategy::OneForAll))
+    // An array and a bare strategy, as Elixir's `Supervisor.start_link(children,
+    // strategy: :one_for_all)`: the strategy must take effect.
+    let children = [worker("a", &tx), worker("b", &tx), worker("c", &tx)];
+    let sup = Supervisor::start(children, Strategy::OneForAll)
         .await
         .unwrap();
     let a = started(&mut rx, "a").await;

@@ -109,6 +109,14 @@ impl Default for SupervisorOptions {
     }
 }
 
+/// Default options with this strategy: `Supervisor::start(children, Strategy::OneForOne)`,
+/// as Elixir's `Supervisor.start_link(children, strategy: :one_for_one)`.
+impl From<Strategy> for SupervisorOptions {
+    fn from(strategy: Strategy) -> Self {
+        SupervisorOptions::strategy(strategy)
+    }
+}
+
 impl SupervisorOptions {
     /// Default options with this strategy.
     pub fn strategy(strategy: Strategy) -> Self {
@@ -202,29 +210,34 @@ pub struct Supervisor;
 
 impl Supervisor {
     /// Starts a supervisor linked to the calling process (which must be a process) and
-    /// waits until all `children` have started.
+    /// waits until all `children` (a `Vec`, an array, any iterator of specs) have
+    /// started, in order. `options` is a [`SupervisorOptions`] or just a [`Strategy`].
     pub async fn start_link(
-        children: Vec<ChildSpec>,
-        options: SupervisorOptions,
+        children: impl IntoIterator<Item = ChildSpec>,
+        options: impl Into<SupervisorOptions>,
     ) -> Result<SupervisorRef, SupervisorError> {
-        start(children, options, true).await
+        start(children.into_iter().collect(), options.into(), true).await
     }
 
-    /// Starts a supervisor that is not linked to the caller.
+    /// Starts a supervisor that is not linked to the caller (which need not be a
+    /// process: `main` can start one), as [`Supervisor::start_link`] otherwise:
+    /// `Supervisor::start(children, Strategy::OneForOne)`.
     pub async fn start(
-        children: Vec<ChildSpec>,
-        options: SupervisorOptions,
+        children: impl IntoIterator<Item = ChildSpec>,
+        options: impl Into<SupervisorOptions>,
     ) -> Result<SupervisorRef, SupervisorError> {
-        start(children, options, false).await
+        start(children.into_iter().collect(), options.into(), false).await
     }
 
     /// A child spec that starts this supervisor (with `children` and `options`) under
     /// another supervisor: kind supervisor, shutdown infinity, permanent.
     pub fn child_spec(
         id: impl Into<String>,
-        children: Vec<ChildSpec>,
-        options: SupervisorOptions,
+        children: impl IntoIterator<Item = ChildSpec>,
+        options: impl Into<SupervisorOptions>,
     ) -> ChildSpec {
+        let children: Vec<ChildSpec> = children.into_iter().collect();
+        let options: SupervisorOptions = options.into();
         let name = options.name.clone();
         let spec = ChildSpec::supervisor(id, move || {
             Supervisor::start_link(children.clone(), options.clone())

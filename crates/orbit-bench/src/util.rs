@@ -136,19 +136,10 @@ pub fn rss_bytes() -> u64 {
 }
 
 /// CPU microseconds (user + system, all threads) process `pid` (a pid, or `self`) has
-/// used so far, from `/proc/PID/stat`; `None` when unreadable.
+/// used so far, from `/proc/PID/stat` (`orbit::telemetry::cpu_time_of`); `None` when
+/// unreadable.
 pub fn proc_cpu_us(pid: impl std::fmt::Display) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command (field 2) may hold spaces: count from its `)`. `after` starts at
-    // field 3; utime and stime are fields 14 and 15.
-    let (_, after) = stat.rsplit_once(") ")?;
-    let mut f = after.split_whitespace().skip(11);
-    let utime: u64 = f.next()?.parse().ok()?;
-    let stime: u64 = f.next()?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = if hz > 0 { hz as u64 } else { 100 };
-    Some((utime + stime) * 1_000_000 / hz)
+    orbit::telemetry::cpu_time_of(pid).map(|d| d.as_micros() as u64)
 }
 
 /// Collects one figure per subject per round, in the order the rounds ran.

@@ -45,4 +45,7 @@ pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use events::{attach, detach, enabled, execute, list_handlers, Event, TelemetryError};
 pub use latency::{summarize, Latency, LatencySummary};
 pub use rate::{Rate, RateSnapshot};
-pub use system::{cpu_time, fd_limit, open_fds, rss_bytes, MailboxInfo, Snapshot, SystemSampler};
+pub use system::{
+    cpu_time, cpu_time_of, fd_limit, open_fds, rss_bytes, rss_bytes_of, MailboxInfo, Snapshot,
+    SystemSampler,
+};

@@ -156,20 +156,35 @@ impl SystemSampler {
 
 /// User + system CPU time of this process.
 pub fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_time_of("self")
+}
+
+/// User + system CPU time (all threads) the OS process `pid` has used so far (a pid, or
+/// `"self"`), from `/proc/PID/stat`; `None` when it cannot be read (no such process, not
+/// Linux).
+pub fn cpu_time_of(pid: impl std::fmt::Display) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces; fields after
     // the last ')' start with field 3 (state). utime and stime are fields 14 and 15.
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
+    // /proc counts in clock ticks of USER_HZ, which Linux fixes at 100 on every
+    // architecture (what `sysconf(_SC_CLK_TCK)` returns).
     const USER_HZ: u64 = 100;
     Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
 }
 
 /// Resident memory of this process in bytes.
 pub fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    rss_bytes_of("self")
+}
+
+/// Resident memory in bytes (`VmRSS`) of the OS process `pid` (a pid, or `"self"`);
+/// `None` when it cannot be read.
+pub fn rss_bytes_of(pid: impl std::fmt::Display) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)

@@ -3,7 +3,9 @@
 //! 1. **Timing overhead** (issue 22: "≤ 2% on a hello-world route versus plain axum"):
 //!    a hello-world route served by plain axum (`plain`), and the same router with
 //!    orbit-web's `Timing` outer layer added (`layer`: per-route count, rps and latency)
-//!    — the headline pair. Second pair, the full middleware/handler split: `timed` (the
+//!    — the headline pair; `plain_layer` (an untimed `Identity` layer in its place)
+//!    separates axum's own cost of a layer (it boxes the route and its future once
+//!    more) from the timing's. Second pair, the full middleware/handler split: `timed` (the
 //!    outer layer, one named `Identity` middleware and the handler layer; the split
 //!    recorded for at most `orbit_web::SPLIT_PER_S` requests/s per thread, the default)
 //!    against `plain_layers` (the same router with untimed `Identity` layers in the same
@@ -146,7 +148,14 @@ pub fn run(ctx: &mut Ctx) {
 }
 
 /// The HTTP subjects, in the order of the first round.
-const HTTP_SUBJECTS: [&str; 5] = ["plain", "layer", "plain_layers", "timed", "timed_every"];
+const HTTP_SUBJECTS: [&str; 6] = [
+    "plain",
+    "layer",
+    "plain_layer",
+    "plain_layers",
+    "timed",
+    "timed_every",
+];
 
 /// 1. Timing overhead: every subject in its own child process, `wrk` on each in turn.
 fn timing_overhead(ctx: &mut Ctx) {
@@ -155,7 +164,12 @@ fn timing_overhead(ctx: &mut Ctx) {
         eprintln!("{SCENARIO}: wrk is not installed (apt-get install wrk): the timing overhead part is skipped");
         return;
     }
-    ctx.emit_opt(SCENARIO, "host", "loadavg_1m_start", crate::util::loadavg_1m());
+    ctx.emit_opt(
+        SCENARIO,
+        "host",
+        "loadavg_1m_start",
+        crate::util::loadavg_1m(),
+    );
     let mut r = Rounds::default();
     let servers: Vec<(&'static str, Result<Server, String>)> = HTTP_SUBJECTS
         .into_iter()
@@ -179,7 +193,12 @@ fn timing_overhead(ctx: &mut Ctx) {
             }
         }
     }
-    ctx.emit_opt(SCENARIO, "host", "loadavg_1m_end", crate::util::loadavg_1m());
+    ctx.emit_opt(
+        SCENARIO,
+        "host",
+        "loadavg_1m_end",
+        crate::util::loadavg_1m(),
+    );
     for s in HTTP_SUBJECTS {
         ctx.emit_rounds(SCENARIO, s, "http_requests_per_s", "request", &r);
     }
@@ -195,6 +214,20 @@ fn timing_overhead(ctx: &mut Ctx) {
         SCENARIO,
         "plain_vs_layer_cpu_per_request",
         r.cpu_median("plain"),
+        r.cpu_median("layer"),
+    );
+    // The same pair with axum's own cost of one more layer on both sides: the cost of
+    // the timing itself.
+    ctx.goal(
+        SCENARIO,
+        "layer_vs_plain_layer_http_rps",
+        r.median("layer"),
+        r.median("plain_layer"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "plain_layer_vs_layer_cpu_per_request",
+        r.cpu_median("plain_layer"),
         r.cpu_median("layer"),
     );
     // The full split against the same router with untimed layers in the same places.
@@ -391,7 +424,7 @@ async fn trigger(addr: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The hidden child commands: `__web-http plain|layer|plain_layers|timed|timed_every`, `__web-ws orbit|plain`.
+/// The hidden child commands: `__web-http plain|layer|plain_layer|plain_layers|timed|timed_every`, `__web-ws orbit|plain`.
 pub fn child_main(cmd: &str, args: &[String]) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
@@ -409,6 +442,7 @@ pub fn child_main(cmd: &str, args: &[String]) -> i32 {
         let app = match (cmd, subject) {
             ("__web-http", "plain") => http_app(None),
             ("__web-http", "layer") => http_app_layer_only(),
+            ("__web-http", "plain_layer") => http_app_untimed_layer(),
             ("__web-http", "plain_layers") => http_app_untimed_layers(),
             ("__web-http", "timed") => http_app(Some(orbit_web::Timing::new())),
             ("__web-http", "timed_every") => {
@@ -443,6 +477,14 @@ fn http_app(timing: Option<orbit_web::Timing>) -> axum::Router {
     app.route_layer(t.handler())
         .layer(t.timed("identity", tower_layer::Identity::new()))
         .layer(t.layer())
+}
+
+/// `layer`'s router with an untimed layer in its place: axum's own cost of a `layer`.
+fn http_app_untimed_layer() -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/hello", get(|| async { "hello" }))
+        .layer(tower_layer::Identity::new())
 }
 
 /// `timed`'s router with untimed layers in the same places: axum's own cost of a

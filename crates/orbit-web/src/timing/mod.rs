@@ -189,7 +189,7 @@ struct Inner {
 /// the program exits (it is never freed), so that its layers, which axum clones for
 /// every request, hold it without counting references — an atomic counter shared by
 /// every worker thread, whose cache line would move between cores on each request.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Timing {
     inner: &'static Inner,
 }
@@ -245,7 +245,9 @@ impl Timing {
     /// The outermost layer: times whole requests (add it last, with `Router::layer`).
     pub fn layer(&self) -> TimingLayer {
         ProbeLayer {
-            probe: RequestProbe { timing: *self },
+            probe: RequestProbe {
+                timing: self.clone(),
+            },
         }
     }
 

@@ -127,7 +127,7 @@ impl Probe for RequestProbe {
             req.extensions_mut().insert(t.clone());
             t
         });
-        Some((self.timing, path, trace, start))
+        Some((self.timing.clone(), path, trace, start))
     }
 
     fn exit(mark: Self::Mark, response: Option<&Response>) {

@@ -135,6 +135,16 @@ pub fn rss_bytes() -> u64 {
     pages * if page > 0 { page as u64 } else { 4096 }
 }
 
+/// The 1-minute load average, from `/proc/loadavg` (`None` when unreadable).
+pub fn loadavg_1m() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// CPU microseconds (user + system, all threads) process `pid` (a pid, or `self`) has
 /// used so far, from `/proc/PID/stat` (`orbit::telemetry::cpu_time_of`); `None` when
 /// unreadable.

@@ -1,7 +1,8 @@
 //! Request timing: per route, the named middleware's own time is told apart from the
 //! handler's, a slow middleware is named as the route's bottleneck, unmatched requests
 //! are not timed, every timed request emits `[orbit, web, request]`, and the split is
-//! recorded at most at its rate while every request is counted.
+//! recorded at most at its rate while every request is counted (the outer layer alone:
+//! counted and timed, no split).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -130,4 +131,29 @@ async fn the_split_is_recorded_at_most_at_its_rate_and_every_request_is_counted(
     assert_eq!(l.middleware[0].1.count, l.split);
     let e = &every.snapshot()[0];
     assert_eq!((e.count, e.split), (200, 200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outer_layer_alone_counts_and_times_every_request_without_a_split() {
+    // No split stage (handler(), timed()) was made from this Timing: every request is
+    // counted with its total, none carries a trace, so the split stays empty.
+    let timing = Timing::with_split_rate(None);
+    let app = Router::new()
+        .route("/hello", get(|| async { "hello" }))
+        .layer(timing.layer());
+    for _ in 0..50 {
+        let r = app
+            .clone()
+            .oneshot(Request::get("/hello").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let s = timing.snapshot();
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!((s[0].route.as_str(), s[0].count), ("/hello", 50));
+    assert_eq!(s[0].total.count, 50, "{:?}", s[0]);
+    assert_eq!(s[0].split, 0);
+    assert_eq!((s[0].handler.count, s[0].other.count), (0, 0));
+    assert!(s[0].middleware.is_empty());
 }

@@ -94,7 +94,12 @@ pub fn run(ctx: &mut Ctx) {
         eprintln!("note: db scenario setup failed: {e}");
         return;
     }
-    ctx.emit_opt(SCENARIO, "host", "loadavg_1m_start", loadavg_1m());
+    ctx.emit_opt(
+        SCENARIO,
+        "host",
+        "loadavg_1m_start",
+        crate::util::loadavg_1m(),
+    );
     let dur = Duration::from_secs_f64((SECONDS * ctx.scale).max(0.2));
     let mut r = Rounds::default();
     let mut extra: HashMap<&'static str, Vec<Round>> = HashMap::new();
@@ -156,7 +161,12 @@ pub fn run(ctx: &mut Ctx) {
                 .emit(SCENARIO, s, "schedulers_S", crate::util::WORKERS as f64);
         }
     }
-    ctx.emit_opt(SCENARIO, "host", "loadavg_1m_end", loadavg_1m());
+    ctx.emit_opt(
+        SCENARIO,
+        "host",
+        "loadavg_1m_end",
+        crate::util::loadavg_1m(),
+    );
     let o = r.median("orbit_db");
     ctx.goal(
         SCENARIO,
@@ -171,16 +181,6 @@ pub fn run(ctx: &mut Ctx) {
         o,
         r.median("postgrex"),
     );
-}
-
-/// The 1-minute load average, from `/proc/loadavg`.
-fn loadavg_1m() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// CPU seconds (user + system) process `pid` has used, from `/proc/PID/stat`.

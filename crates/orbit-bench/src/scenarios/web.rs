@@ -1,14 +1,22 @@
 //! `web`: orbit-web against plain axum, same run, interleaved round by round.
 //!
-//! 1. **Timing overhead**: a hello-world route served by plain axum (`plain`), with
-//!    orbit-web's `Timing` outer layer only (`layer`: per-route totals), and with the
-//!    outer layer, one named middleware and the handler layer (`timed`: the split
-//!    recorded for at most `orbit_web::SPLIT_PER_S` requests/s per thread, the default;
-//!    `timed_every`: for every request), each in a child process (`__web-http`) with
-//!    [`WORKERS`] worker threads; load from `wrk` (Debian's, `-t1 -c32`, 2 s per round).
-//!    Figures: requests/s (goal `≥ 0.98` of plain for each) and the server's CPU per
-//!    request (all its threads' run time over the requests `wrk` made; plain's over
-//!    timed's, goal `≥ 0.98`). Skipped with a note without `wrk`.
+//! 1. **Timing overhead** (issue 22: "≤ 2% on a hello-world route versus plain axum"):
+//!    a hello-world route served by plain axum (`plain`), and the same router with
+//!    orbit-web's `Timing` outer layer added (`layer`: per-route count, rps and latency)
+//!    — the headline pair; `plain_layer` (an untimed `Identity` layer in its place)
+//!    separates axum's own cost of a layer (it boxes the route and its future once
+//!    more) from the timing's. Second pair, the full middleware/handler split: `timed` (the
+//!    outer layer, one named `Identity` middleware and the handler layer; the split
+//!    recorded for at most `orbit_web::SPLIT_PER_S` requests/s per thread, the default)
+//!    against `plain_layers` (the same router with untimed `Identity` layers in the same
+//!    three places: axum's own cost of layering); `timed_every` splits every request.
+//!    Each subject is a child process (`__web-http`) with [`WORKERS`] worker threads;
+//!    load from `wrk` (Debian's, `-t1 -c32`, 2 s per round), subjects interleaved,
+//!    rotated each round. Figures: requests/s (goal `≥ 0.98` of the reference), the
+//!    server's CPU per request (all its threads' run time over the requests `wrk` made;
+//!    reference over subject, goal `≥ 0.98`) and the load average before and after.
+//!    Skipped with a note without `wrk`. `ORBIT_BENCH_WEB=timing` runs only this part,
+//!    `ORBIT_BENCH_WEB=ws` only the next.
 //! 2. **Websockets** (child processes `__web-ws orbit|plain`): `N` (10,000 × `--scale`)
 //!    clients connect on loopback; orbit's join `room:lobby` over the Phoenix protocol,
 //!    plain axum's subscribe to a `tokio::sync::broadcast` channel (the usual hand-rolled
@@ -127,62 +135,137 @@ fn wrk(port: u16) -> Option<(f64, u64)> {
     Some((rps, n))
 }
 
+/// Which parts run: `ORBIT_BENCH_WEB=timing` (the timing overhead only), `ws` (the
+/// websockets only); unset or anything else, both.
 pub fn run(ctx: &mut Ctx) {
-    // 1. Timing overhead.
+    let part = std::env::var("ORBIT_BENCH_WEB").unwrap_or_default();
+    if part != "ws" {
+        timing_overhead(ctx);
+    }
+    if part != "timing" {
+        websockets(ctx);
+    }
+}
+
+/// The HTTP subjects, in the order of the first round.
+const HTTP_SUBJECTS: [&str; 6] = [
+    "plain",
+    "layer",
+    "plain_layer",
+    "plain_layers",
+    "timed",
+    "timed_every",
+];
+
+/// 1. Timing overhead: every subject in its own child process, `wrk` on each in turn.
+fn timing_overhead(ctx: &mut Ctx) {
     let have_wrk = Command::new("wrk").arg("--version").output().is_ok();
-    if have_wrk {
-        let mut r = Rounds::default();
-        let servers: Vec<(&'static str, Result<Server, String>)> =
-            ["plain", "layer", "timed", "timed_every"]
-                .into_iter()
-                .map(|s| (s, Server::start(&["__web-http", s])))
-                .collect();
-        for round in 0..ctx.rounds {
-            for k in crate::util::rotation(round, servers.len()) {
-                if let (name, Ok(s)) = &servers[k] {
-                    let c0 = s.cpu_s();
-                    if let Some((rps, n)) = wrk(s.port) {
-                        r.add(name, rps);
-                        // The server's CPU per request: the overhead in work rather
-                        // than in throughput, steadier on a shared machine.
-                        r.add_cpu(name, (s.cpu_s() - c0) * 1e6 / n.max(1) as f64);
-                    }
+    if !have_wrk {
+        eprintln!("{SCENARIO}: wrk is not installed (apt-get install wrk): the timing overhead part is skipped");
+        return;
+    }
+    ctx.emit_opt(
+        SCENARIO,
+        "host",
+        "loadavg_1m_start",
+        crate::util::loadavg_1m(),
+    );
+    let mut r = Rounds::default();
+    let servers: Vec<(&'static str, Result<Server, String>)> = HTTP_SUBJECTS
+        .into_iter()
+        .map(|s| (s, Server::start(&["__web-http", s])))
+        .collect();
+    for (name, s) in &servers {
+        if let Err(e) = s {
+            eprintln!("{SCENARIO}: {name}: {e}");
+        }
+    }
+    for round in 0..ctx.rounds {
+        for k in crate::util::rotation(round, servers.len()) {
+            if let (name, Ok(s)) = &servers[k] {
+                let c0 = s.cpu_s();
+                if let Some((rps, n)) = wrk(s.port) {
+                    r.add(name, rps);
+                    // The server's CPU per request: the overhead in work rather
+                    // than in throughput, steadier on a shared machine.
+                    r.add_cpu(name, (s.cpu_s() - c0) * 1e6 / n.max(1) as f64);
                 }
             }
         }
-        for s in ["plain", "layer", "timed", "timed_every"] {
-            ctx.emit_rounds(SCENARIO, s, "http_requests_per_s", "request", &r);
-        }
-        ctx.goal(
-            SCENARIO,
-            "layer_vs_plain_http_rps",
-            r.median("layer"),
-            r.median("plain"),
-        );
-        ctx.goal(
-            SCENARIO,
-            "timed_vs_plain_http_rps",
-            r.median("timed"),
-            r.median("plain"),
-        );
-        ctx.goal(
-            SCENARIO,
-            "timed_every_vs_plain_http_rps",
-            r.median("timed_every"),
-            r.median("plain"),
-        );
-        // CPU per request, plain over timed: ≥ 0.98 when timing costs ≤ 2% of the work.
-        ctx.goal(
-            SCENARIO,
-            "plain_vs_timed_cpu_per_request",
-            r.cpu_median("plain"),
-            r.cpu_median("timed"),
-        );
-    } else {
-        eprintln!("{SCENARIO}: wrk is not installed (apt-get install wrk): the timing overhead part is skipped");
     }
+    ctx.emit_opt(
+        SCENARIO,
+        "host",
+        "loadavg_1m_end",
+        crate::util::loadavg_1m(),
+    );
+    for s in HTTP_SUBJECTS {
+        ctx.emit_rounds(SCENARIO, s, "http_requests_per_s", "request", &r);
+    }
+    // The headline (issue 22): the timing layer alone against plain axum.
+    ctx.goal(
+        SCENARIO,
+        "layer_vs_plain_http_rps",
+        r.median("layer"),
+        r.median("plain"),
+    );
+    // CPU per request, plain over timed: ≥ 0.98 when timing costs ≤ 2% of the work.
+    ctx.goal(
+        SCENARIO,
+        "plain_vs_layer_cpu_per_request",
+        r.cpu_median("plain"),
+        r.cpu_median("layer"),
+    );
+    // The same pair with axum's own cost of one more layer on both sides: the cost of
+    // the timing itself.
+    ctx.goal(
+        SCENARIO,
+        "layer_vs_plain_layer_http_rps",
+        r.median("layer"),
+        r.median("plain_layer"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "plain_layer_vs_layer_cpu_per_request",
+        r.cpu_median("plain_layer"),
+        r.cpu_median("layer"),
+    );
+    // The full split against the same router with untimed layers in the same places.
+    ctx.goal(
+        SCENARIO,
+        "timed_vs_plain_layers_http_rps",
+        r.median("timed"),
+        r.median("plain_layers"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "plain_layers_vs_timed_cpu_per_request",
+        r.cpu_median("plain_layers"),
+        r.cpu_median("timed"),
+    );
+    // The full split against plain axum: the timing plus axum's cost of three layers.
+    ctx.goal(
+        SCENARIO,
+        "timed_vs_plain_http_rps",
+        r.median("timed"),
+        r.median("plain"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "plain_vs_timed_cpu_per_request",
+        r.cpu_median("plain"),
+        r.cpu_median("timed"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "timed_every_vs_plain_layers_http_rps",
+        r.median("timed_every"),
+        r.median("plain_layers"),
+    );
+}
 
-    // 2. Websockets: memory per idle connection and broadcast fan-out.
+/// 2. Websockets: memory per idle connection and broadcast fan-out.
+fn websockets(ctx: &mut Ctx) {
     let n = ctx.n(10_000) as usize;
     let mut mem = Rounds::default();
     let mut p50 = Rounds::default();
@@ -341,7 +424,7 @@ async fn trigger(addr: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The hidden child commands: `__web-http plain|layer|timed|timed_every`, `__web-ws orbit|plain`.
+/// The hidden child commands: `__web-http plain|layer|plain_layer|plain_layers|timed|timed_every`, `__web-ws orbit|plain`.
 pub fn child_main(cmd: &str, args: &[String]) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
@@ -359,6 +442,8 @@ pub fn child_main(cmd: &str, args: &[String]) -> i32 {
         let app = match (cmd, subject) {
             ("__web-http", "plain") => http_app(None),
             ("__web-http", "layer") => http_app_layer_only(),
+            ("__web-http", "plain_layer") => http_app_untimed_layer(),
+            ("__web-http", "plain_layers") => http_app_untimed_layers(),
             ("__web-http", "timed") => http_app(Some(orbit_web::Timing::new())),
             ("__web-http", "timed_every") => {
                 http_app(Some(orbit_web::Timing::with_split_rate(None)))
@@ -392,6 +477,26 @@ fn http_app(timing: Option<orbit_web::Timing>) -> axum::Router {
     app.route_layer(t.handler())
         .layer(t.timed("identity", tower_layer::Identity::new()))
         .layer(t.layer())
+}
+
+/// `layer`'s router with an untimed layer in its place: axum's own cost of a `layer`.
+fn http_app_untimed_layer() -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/hello", get(|| async { "hello" }))
+        .layer(tower_layer::Identity::new())
+}
+
+/// `timed`'s router with untimed layers in the same places: axum's own cost of a
+/// `route_layer` and two `layer`s (each boxes the route and its future once more).
+fn http_app_untimed_layers() -> axum::Router {
+    use axum::routing::get;
+    use tower_layer::Identity;
+    axum::Router::new()
+        .route("/hello", get(|| async { "hello" }))
+        .route_layer(Identity::new())
+        .layer(Identity::new())
+        .layer(Identity::new())
 }
 
 /// Only the outer layer: per-route totals, no middleware or handler split.

@@ -38,7 +38,7 @@ mod trace;
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -105,6 +105,12 @@ struct Shard {
     routes: HashMap<Arc<str>, RouteShard, BuildHasherDefault<Fnv>>,
 }
 
+/// A shard and its lock on cache lines of their own: two threads recording at once
+/// never write the same line.
+#[repr(align(128))]
+#[derive(Default)]
+struct PaddedShard(Mutex<Shard>);
+
 /// A thread's shard index (threads are numbered in the order they first record).
 fn shard_index(n: usize) -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -123,7 +129,9 @@ pub struct RouteTiming {
     pub count: u64,
     /// Of those, the requests whose split (middleware, handler, other) was recorded:
     /// all of them unless the route ran faster than [`Timing::with_split_rate`]'s
-    /// limit; `handler`, `middleware` and `other` summarize these.
+    /// limit; `handler`, `middleware` and `other` summarize these. None (0) when no
+    /// split stage ([`Timing::handler`], [`Timing::timed`]) was made from the `Timing`:
+    /// the outer layer alone records only the count and the total.
     pub split: u64,
     /// Requests per second since the previous snapshot (or the start).
     pub rps: f64,
@@ -153,26 +161,37 @@ impl RouteTiming {
 #[derive(Default)]
 struct Gate(AtomicU64);
 
-/// The default limit of split requests per second per thread ([`Timing::new`]).
-pub const SPLIT_PER_S: u32 = 10_000;
+/// The default limit of split requests per second per thread ([`Timing::new`]): a
+/// thousand samples a second per thread fill the split's histograms; past that, a
+/// split request (a trace allocated and shared by the stages, six more clock reads,
+/// three more histograms) costs more than the rest of the timing.
+pub const SPLIT_PER_S: u32 = 1_000;
 
 /// Split requests allowed back to back before the rate applies.
 const SPLIT_BURST: u64 = 64;
 
 struct Inner {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[PaddedShard]>,
     gates: Box<[Gate]>,
     /// Nanoseconds between split requests on one shard (0: every request is split).
     split_gap_ns: u64,
+    /// Whether a stage that records a part of the split ([`Timing::handler`],
+    /// [`Timing::timed`]) was made: without one, no request carries a trace.
+    split_stages: AtomicBool,
     /// Per route: the time and count of the previous snapshot.
     last: Mutex<HashMap<String, (Instant, u64)>>,
     started: Instant,
 }
 
 /// Request timing for an axum app (cheap to clone): see the [module docs](crate::timing).
+///
+/// Make one per app (or per test), not per request: a `Timing`'s registry lives until
+/// the program exits (it is never freed), so that its layers, which axum clones for
+/// every request, hold it without counting references — an atomic counter shared by
+/// every worker thread, whose cache line would move between cores on each request.
 #[derive(Clone)]
 pub struct Timing {
-    inner: Arc<Inner>,
+    inner: &'static Inner,
 }
 
 impl Default for Timing {
@@ -212,13 +231,14 @@ impl Timing {
             Some(r) => 1_000_000_000 / u64::from(r.max(1)),
         };
         Timing {
-            inner: Arc::new(Inner {
-                shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
+            inner: Box::leak(Box::new(Inner {
+                shards: (0..n).map(|_| PaddedShard::default()).collect(),
                 gates: (0..n).map(|_| Gate::default()).collect(),
                 split_gap_ns,
+                split_stages: AtomicBool::new(false),
                 last: Mutex::new(HashMap::new()),
                 started: Instant::now(),
-            }),
+            })),
         }
     }
 
@@ -233,11 +253,13 @@ impl Timing {
 
     /// `layer`, its own time recorded under `name`.
     pub fn timed<L>(&self, name: &'static str, layer: L) -> Timed<L> {
+        self.inner.split_stages.store(true, Ordering::Relaxed);
         Timed { name, layer }
     }
 
     /// The innermost layer, timing the handler (add it with `Router::route_layer`).
     pub fn handler(&self) -> HandlerLayer {
+        self.inner.split_stages.store(true, Ordering::Relaxed);
         ProbeLayer {
             probe: HandlerProbe,
         }
@@ -248,7 +270,7 @@ impl Timing {
         // Merge the shards.
         let mut merged: HashMap<Arc<str>, RouteShard> = HashMap::new();
         for shard in self.inner.shards.iter() {
-            let shard = shard.lock();
+            let shard = shard.0.lock();
             for (route, r) in &shard.routes {
                 let m = merged.entry(route.clone()).or_insert_with(RouteShard::new);
                 m.count += r.count;
@@ -303,6 +325,9 @@ impl Timing {
     /// Whether the request starting `now` on this thread is split (GCRA: allowed while
     /// the shard's next theoretical split time is at most a burst ahead of `now`).
     fn split_now(&self, now: Instant) -> bool {
+        if !self.inner.split_stages.load(Ordering::Relaxed) {
+            return false;
+        }
         let gap = self.inner.split_gap_ns;
         if gap == 0 {
             return true;
@@ -323,7 +348,7 @@ impl Timing {
         let mut accounted = handler;
         {
             let shards = &self.inner.shards;
-            let mut shard = shards[shard_index(shards.len())].lock();
+            let mut shard = shards[shard_index(shards.len())].0.lock();
             let r = match shard.routes.get_mut(path.as_str()) {
                 Some(r) => r,
                 None => shard

@@ -509,13 +509,26 @@ impl<M: ResourceWorker> Shared<M> {
         let m = &mut inn.m;
         match catch(|| m.handle_checkin(checkin, caller, w)) {
             Ok(CheckinResult::Ok(w)) => {
-                let since = if self.idle_timeout.is_some() {
+                // The idle-since time is only read with an idle timeout, and only for a
+                // resource that stays idle: with callers queued, `serve` below hands it
+                // on at once, so the clock is read after that, if at all.
+                let clock_now = self.idle_timeout.is_some() && inn.waiting.is_empty();
+                let since = if clock_now {
                     Instant::now()
                 } else {
-                    // Never read without an idle timeout; skip the clock.
                     inn.metrics.started()
                 };
                 inn.idle.push_back((w, since));
+                if !clock_now && self.idle_timeout.is_some() {
+                    self.serve(&mut inn);
+                    let placeholder = inn.metrics.started();
+                    if inn.idle.iter().any(|(_, t)| *t == placeholder) {
+                        let now = Instant::now();
+                        for (_, t) in inn.idle.iter_mut().filter(|(_, t)| *t == placeholder) {
+                            *t = now;
+                        }
+                    }
+                }
             }
             Ok(CheckinResult::Remove(reason, w)) => self.remove_worker(&mut inn, &reason, w),
             Err(e) => {

@@ -461,8 +461,9 @@ impl<M: ResourceWorker> Shared<M> {
             id: caller.checkout,
             armed: true,
         };
-        // The delivery, or `None` when `give_up` completed first (dropped here, so
-        // whatever timer it armed is gone before the resource is used).
+        // The delivery, or `None` when `give_up` completed first. `give_up` is dropped
+        // here, before the resource is used, so a timer it holds is free again for the
+        // caller's work.
         let got = {
             let give_up = std::pin::pin!(give_up);
             match futures::future::select(&mut rx, give_up).await {

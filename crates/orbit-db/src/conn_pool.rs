@@ -38,6 +38,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
+use crate::call_timer::CallTimer;
 use crate::error::DbError;
 use crate::options::DbPoolOptions;
 use crate::queue_control::QueueControl;
@@ -269,6 +270,18 @@ impl<B: Backend> Clone for ConnPool<B> {
     }
 }
 
+/// `dropped` of an attempt whose caller was not shed.
+const NOT_DROPPED: u64 = u64::MAX;
+
+/// One call's bounds, shared by its checkout attempts.
+struct Call<'t> {
+    start: Instant,
+    /// `start + timeout`: the end of the whole call, queue included.
+    deadline: Instant,
+    timeout: Duration,
+    timer: &'t CallTimer<'t>,
+}
+
 /// The outcome of one checkout attempt.
 enum Attempt<O> {
     Done(O),
@@ -320,11 +333,21 @@ impl<B: Backend> ConnPool<B> {
         let timeout = timeout.min(crate::options::LONGEST);
         let start = Instant::now();
         let deadline = start + timeout;
+        // The call's one timer: queue looks, checkout deadline, then the work's deadline.
+        let sleep = pin!(tokio::time::sleep_until(deadline));
+        let timer = CallTimer::new(sleep);
+        let call = Call {
+            start,
+            deadline,
+            timeout,
+            timer: &timer,
+        };
         let mut f = Some(f);
+        let mut first = true;
         loop {
-            match self.attempt(start, deadline, timeout, &mut f).await? {
+            match self.attempt(&call, first, &mut f).await? {
                 Attempt::Done(o) => return Ok(o),
-                Attempt::Retry => continue,
+                Attempt::Retry => first = false,
             }
         }
     }
@@ -349,37 +372,45 @@ impl<B: Backend> ConnPool<B> {
         .map_err(E::from)?
     }
 
+    /// One checkout: queued (shed or timed out by [`ConnPool::wait_in_queue`]) if no
+    /// connection is idle, then the suspect check and `f`, bounded by the call's
+    /// deadline.
     async fn attempt<O, F, Fut>(
         &self,
-        start: Instant,
-        deadline: Instant,
-        timeout: Duration,
+        call: &Call<'_>,
+        first: bool,
         f: &mut Option<F>,
     ) -> Result<Attempt<O>, DbError>
     where
         F: FnOnce(Arc<B::Conn>) -> Fut,
         Fut: Future<Output = (O, Keep)>,
     {
-        let now = Instant::now();
-        let wait = deadline.saturating_duration_since(now).min(
-            self.shared
-                .opts
-                .checkout_timeout
-                .saturating_sub(now - start),
-        );
-        if wait.is_zero() {
+        let start = call.start;
+        let deadline = call.deadline;
+        // The first attempt starts with the call: no second clock read.
+        let now = if first { start } else { Instant::now() };
+        let checkout_deadline = deadline.min(start + self.shared.opts.checkout_timeout);
+        if checkout_deadline <= now {
             return Err(self.checkout_timeout(now - start));
         }
-        let acquired = AtomicBool::new(false);
         let shared = &self.shared;
+        // Set by the queue wait: it was polled (the caller queued), and whether it shed
+        // the caller rather than timing it out.
+        let queued = AtomicBool::new(false);
+        let dropped = AtomicU64::new(NOT_DROPPED);
+        let give_up = self.wait_in_queue(call, checkout_deadline, &queued, &dropped);
         let work = |conn: Arc<B::Conn>| {
-            let acquired = &acquired;
+            let queued = &queued;
             async move {
-                acquired.store(true, Ordering::Relaxed);
-                let got = Instant::now();
-                shared.queue.served(got - start, got);
+                if queued.load(Ordering::Relaxed) {
+                    let got = Instant::now();
+                    shared.queue.served(got - start, got);
+                } else {
+                    // Served at once (within the call's first poll).
+                    shared.queue.served(Duration::ZERO, now);
+                }
                 if B::is_suspect(&conn) {
-                    let check = tokio::time::timeout_at(deadline, B::ping(conn.clone())).await;
+                    let check = call.timer.run_until(deadline, B::ping(conn.clone())).await;
                     if !matches!(check, Ok(Ok(()))) {
                         B::mark_broken(&conn);
                         return (Ok(Attempt::Retry), Some(conn));
@@ -391,7 +422,7 @@ impl<B: Backend> ConnPool<B> {
                         Some(conn),
                     );
                 };
-                match tokio::time::timeout_at(deadline, f(conn.clone())).await {
+                match call.timer.run_until(deadline, f(conn.clone())).await {
                     Ok((out, Keep::Yes)) => (Ok(Attempt::Done(out)), Some(conn)),
                     Ok((out, Keep::Discard)) => {
                         B::mark_broken(&conn);
@@ -404,63 +435,60 @@ impl<B: Backend> ConnPool<B> {
                         let cancelled =
                             tokio::time::timeout(shared.opts.connect_timeout, cancel).await;
                         let cancelled = matches!(cancelled, Ok(true));
+                        let timeout = call.timeout;
                         (Err(DbError::Timeout { timeout, cancelled }), Some(conn))
                     }
                 }
             }
         };
-        let checkout = self
-            .pool
-            .checkout((), |c| async move { work(c).await }, wait);
-        let mut checkout = pin!(checkout);
-        // The common case: a connection was idle and the call is under way after the
-        // first poll; no queue timer is needed then.
-        let first = futures::future::poll_immediate(checkout.as_mut()).await;
-        let result = match first {
-            Some(r) => r,
-            None if acquired.load(Ordering::Relaxed) => checkout.await,
-            None => self.queued(start, &acquired, checkout).await?,
-        };
+        let result = self.pool.checkout_or((), work, give_up).await;
         match result {
             Ok(r) => r,
-            Err(CheckoutError::Timeout(_)) => Err(self.checkout_timeout(start.elapsed())),
+            Err(CheckoutError::Timeout(_)) => match dropped.load(Ordering::Relaxed) {
+                NOT_DROPPED => Err(self.checkout_timeout(start.elapsed())),
+                waited_ns => {
+                    let waited = Duration::from_nanos(waited_ns);
+                    bump(&self.shared.counters.queue_dropped);
+                    Err(DbError::QueueDropped {
+                        waited,
+                        target: self.shared.queue.target(),
+                    })
+                }
+            },
             Err(CheckoutError::Stopped) => Err(DbError::Stopped),
             Err(CheckoutError::Panicked(m)) => Err(DbError::Internal(m)),
             Err(CheckoutError::Skipped(never)) => match never {},
         }
     }
 
-    /// Waits for a queued checkout, dropping it (DBConnection's load shedding) when the
-    /// queue target says so.
-    async fn queued<R>(
+    /// What a queued caller waits on (the ResourcePool polls it only while the caller
+    /// is queued, and drops it once a connection is handed over): it ends at the
+    /// checkout deadline, or earlier when DBConnection's queue target sheds the caller
+    /// (then `dropped` holds the nanoseconds waited). Every wait is on the call's timer.
+    async fn wait_in_queue(
         &self,
-        start: Instant,
-        acquired: &AtomicBool,
-        mut checkout: Pin<&mut impl Future<Output = R>>,
-    ) -> Result<R, DbError> {
-        let target = self.shared.queue.target();
-        let mut look_at = self.shared.queue.next_look(start + target * 2);
+        call: &Call<'_>,
+        checkout_deadline: Instant,
+        queued: &AtomicBool,
+        dropped: &AtomicU64,
+    ) {
+        queued.store(true, Ordering::Relaxed);
+        let queue = &self.shared.queue;
+        let target = queue.target();
+        let mut look_at = queue.next_look(call.start + target * 2);
         loop {
-            let timer = pin!(tokio::time::sleep_until(look_at));
-            match select(checkout.as_mut(), timer).await {
-                Either::Left((r, _)) => return Ok(r),
-                Either::Right(_) => {
-                    if acquired.load(Ordering::Relaxed) {
-                        return Ok(checkout.await);
-                    }
-                    let now = Instant::now();
-                    let waited = now - start;
-                    if self
-                        .shared
-                        .queue
-                        .should_drop(waited + Duration::from_micros(1), now)
-                    {
-                        bump(&self.shared.counters.queue_dropped);
-                        return Err(DbError::QueueDropped { waited, target });
-                    }
-                    look_at = self.shared.queue.next_look(now + target);
-                }
+            call.timer.wait_until(look_at.min(checkout_deadline)).await;
+            let now = Instant::now();
+            if now >= checkout_deadline {
+                return;
             }
+            let waited = now - call.start;
+            if queue.should_drop(waited + Duration::from_micros(1), now) {
+                let ns = waited.as_nanos().min(u128::from(NOT_DROPPED - 1)) as u64;
+                dropped.store(ns, Ordering::Relaxed);
+                return;
+            }
+            look_at = queue.next_look(now + target);
         }
     }
 

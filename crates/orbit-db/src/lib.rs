@@ -14,6 +14,7 @@
 //! Every failure is a [`DbError`] saying what to do; [`DbPoolStats`] has the figures.
 
 mod backoff;
+mod call_timer;
 mod conn_pool;
 mod error;
 mod options;

@@ -16,6 +16,7 @@
 //! ([`QueueControl::next_look`]: nothing can drop a caller before then). A dropped
 //! caller leaves the queue, as DBConnection's `drop`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -27,6 +28,13 @@ pub(crate) struct QueueControl {
     target: Duration,
     interval: Duration,
     state: Mutex<State>,
+    /// Copies of `state.next` and `state.min_delay` (ns since `base`; `u64::MAX`: no
+    /// wait seen), written under the lock, so that [`QueueControl::served`] skips the
+    /// lock for the common wait that changes nothing (not the interval's shortest,
+    /// interval not over).
+    base: Instant,
+    next_ns: AtomicU64,
+    min_ns: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -50,6 +58,9 @@ impl QueueControl {
                 min_delay: None,
                 slow: false,
             }),
+            base: now,
+            next_ns: AtomicU64::new(nanos(interval)),
+            min_ns: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -60,9 +71,20 @@ impl QueueControl {
 
     /// A checkout was served after waiting `delay`.
     pub(crate) fn served(&self, delay: Duration, now: Instant) {
+        // Lock-free when it changes nothing. A roll racing these loads can only make a
+        // wait of the interval that just ended go unrecorded in it, where it was not
+        // the shortest anyway.
+        let at = nanos(now.saturating_duration_since(self.base));
+        if at < self.next_ns.load(Ordering::Acquire)
+            && nanos(delay) >= self.min_ns.load(Ordering::Acquire)
+        {
+            return;
+        }
         let mut s = self.state.lock();
         self.roll(&mut s, now, delay);
-        s.min_delay = Some(s.min_delay.map_or(delay, |m| m.min(delay)));
+        let min = s.min_delay.map_or(delay, |m| m.min(delay));
+        s.min_delay = Some(min);
+        self.min_ns.store(nanos(min), Ordering::Release);
     }
 
     /// A caller still queued after `waited`: true when it must give up.
@@ -107,7 +129,17 @@ impl QueueControl {
         s.slow = !idle_gap && min > self.target;
         s.min_delay = None;
         s.next = now + self.interval;
+        self.min_ns.store(u64::MAX, Ordering::Release);
+        self.next_ns.store(
+            nanos(s.next.saturating_duration_since(self.base)),
+            Ordering::Release,
+        );
     }
+}
+
+/// `d` in nanoseconds, saturating (a wait of 584 years is as long as any).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1)
 }
 
 #[cfg(test)]
@@ -144,6 +176,23 @@ mod tests {
         q.served(200 * MS, t0 + 100 * MS);
         assert!(q.should_drop(200 * MS, t0 + 1000 * MS));
         assert_eq!(q.next_look(t0 + 1100 * MS), t0 + 1100 * MS);
+    }
+
+    #[test]
+    fn the_lock_free_path_still_sees_the_shortest_wait() {
+        let t0 = Instant::now();
+        let q = QueueControl::new(50 * MS, 1000 * MS, t0);
+        q.served(200 * MS, t0 + 100 * MS);
+        q.served(300 * MS, t0 + 200 * MS); // longer: skipped without the lock
+        q.served(60 * MS, t0 + 300 * MS); // shorter: recorded
+        assert_eq!(q.state.lock().min_delay, Some(60 * MS));
+        // Over target for the whole interval: slow from its end.
+        assert!(q.should_drop(200 * MS, t0 + 1000 * MS));
+        // The next interval starts empty: a long wait is recorded again, not skipped.
+        q.served(400 * MS, t0 + 1100 * MS);
+        assert_eq!(q.state.lock().min_delay, Some(400 * MS));
+        q.served(Duration::ZERO, t0 + 1200 * MS);
+        assert!(!q.should_drop(500 * MS, t0 + 2001 * MS));
     }
 
     #[test]

@@ -342,6 +342,75 @@ async fn an_overloaded_pool_sheds_load_instead_of_queueing_forever() {
     pool.stop(Duration::from_secs(5)).await.unwrap();
 }
 
+/// Call deadlines of a few milliseconds racing hand-offs, in the queue and in the work
+/// (one timer per call bounds both): every call ends with a result, a checkout timeout
+/// or a cancelled query, each counted once; no connection is leaked or left checked out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_deadlines_racing_checkins_lose_no_connection() {
+    let Some(pg) = PgServer::start(20) else {
+        return;
+    };
+    let admin = pg.admin().await;
+    let pool = PgPool::connect(&pg.conn_str(APP), opts(2)).await.unwrap();
+    backend_pid(&pool).await;
+    let counts: Arc<[AtomicUsize; 3]> = Arc::new(Default::default());
+    let mut tasks = Vec::new();
+    for c in 0..16u64 {
+        let (pool, counts) = (pool.clone(), counts.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..100u64 {
+                let timeout = Duration::from_micros(500 + (i * 797 + c * 331) % 20000);
+                let r = pool
+                    .run_timeout(timeout, |c| async move {
+                        c.query_one("SELECT 1::int4", &[])
+                            .await
+                            .map(|r| r.get::<_, i32>(0))
+                    })
+                    .await;
+                let slot = match r {
+                    Ok(1) => 0,
+                    Err(DbError::CheckoutTimeout { .. }) => 1,
+                    Err(DbError::Timeout { .. }) => 2,
+                    other => panic!("unexpected {other:?}"),
+                };
+                counts[slot].fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .expect("a caller hung")
+            .unwrap();
+    }
+    let [ok, checkout_timeouts, timeouts] = [0, 1, 2].map(|i| counts[i].load(Ordering::Relaxed));
+    println!("ok {ok}, checkout timeouts {checkout_timeouts}, query timeouts {timeouts}");
+    assert_eq!(ok + checkout_timeouts + timeouts, 1600);
+    assert!(
+        ok > 0 && checkout_timeouts > 0,
+        "both outcomes should occur"
+    );
+    let s = pool.stats();
+    assert_eq!(s.checkout_timeouts as usize, checkout_timeouts);
+    assert_eq!(s.timeouts as usize, timeouts);
+    assert!(
+        s.discarded as usize >= timeouts,
+        "a timed-out call keeps its connection"
+    );
+    // Every connection back: the pool refills to its size, nothing checked out, and
+    // the server sees exactly the pool's connections.
+    wait_until("the pool is whole again", || async {
+        let s = pool.stats().pool;
+        (s.available, s.checked_out, s.waiting) == (2, 0, 0)
+    })
+    .await;
+    wait_until("two backends on the server", || async {
+        pool_backends(&admin).await.len() == 2
+    })
+    .await;
+    pool.stop(Duration::from_secs(5)).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lazy_pools_connect_on_demand_and_idle_pings_replace_dead_connections() {
     let Some(pg) = PgServer::start(20) else {

@@ -480,3 +480,121 @@ async fn thousands_of_short_timeouts_lose_no_resource() {
     // No resource was removed: every timeout left the queue or kept its delivery.
     assert!(!take(&log).iter().any(|l| l.starts_with("terminate")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_or_polls_give_up_only_when_queued() {
+    let log = Log::default();
+    let p = start(conns(&log), ResourcePoolOptions::new(1)).await;
+    // A resource is idle: the give-up future is never polled.
+    let id = p
+        .checkout_or(Cmd::Use, |id| async move { (id, Back::Keep) }, async {
+            panic!("give_up polled although a resource was idle")
+        })
+        .await
+        .unwrap();
+    assert_eq!(id, 1);
+    // The only resource is out: the caller queues, gives up, and leaves the queue.
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel::<()>();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let holder = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            p.checkout(
+                Cmd::Use,
+                |id| async move {
+                    let _ = held_tx.send(());
+                    let _ = release_rx.await;
+                    (id, Back::Keep)
+                },
+                T,
+            )
+            .await
+        })
+    };
+    held_rx.await.unwrap();
+    let r = p
+        .checkout_or(Cmd::Use, |id| async move { (id, Back::Keep) }, async {})
+        .await;
+    assert!(matches!(r, Err(CheckoutError::Timeout(_))), "{r:?}");
+    assert_eq!(p.stats().waiting, 0);
+    release_tx.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+    let s = p.stats();
+    assert_eq!((s.workers, s.available, s.timeouts), (1, 1, 1));
+    assert_eq!(take(&log), ["init 1", "cancelled Queued"]);
+}
+
+/// Give-ups racing hand-offs: every caller gets a resource (its function ran) or a
+/// timeout, never both or neither; no resource is lost or removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_give_ups_racing_checkins_lose_no_resource() {
+    let log = Log::default();
+    let p = start(conns(&log), ResourcePoolOptions::new(2)).await;
+    let served = Arc::new(AtomicUsize::new(0));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let timed_out = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..16usize {
+        let p = p.clone();
+        let (served, ran, timed_out) = (served.clone(), ran.clone(), timed_out.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..250usize {
+                // Gives up after 0..7 polls of its own (a queued caller is polled again
+                // whenever another task yields), or never.
+                let polls = (i * 7 + c * 3) % 9;
+                let give_up = async move {
+                    if polls == 8 {
+                        std::future::pending::<()>().await;
+                    }
+                    for _ in 0..polls {
+                        tokio::task::yield_now().await;
+                    }
+                };
+                let ran = &ran;
+                let r = p
+                    .checkout_or(
+                        Cmd::Use,
+                        |id| async move {
+                            ran.fetch_add(1, Ordering::Relaxed);
+                            tokio::task::yield_now().await;
+                            (id, Back::Keep)
+                        },
+                        give_up,
+                    )
+                    .await;
+                match r {
+                    Ok(_) => served.fetch_add(1, Ordering::Relaxed),
+                    Err(CheckoutError::Timeout(_)) => timed_out.fetch_add(1, Ordering::Relaxed),
+                    Err(e) => panic!("unexpected {e}"),
+                };
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let get = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+    let (served, ran, timed_out) = (get(&served), get(&ran), get(&timed_out));
+    eprintln!("served {served}, timed out {timed_out}");
+    assert_eq!(served + timed_out, 4000);
+    assert_eq!(
+        ran, served,
+        "a function ran for every served caller, and only them"
+    );
+    assert!(
+        timed_out > 100,
+        "the test should exercise give-ups, got {timed_out}"
+    );
+    assert!(
+        served > 100,
+        "the test should exercise hand-offs, got {served}"
+    );
+    let s = p.stats();
+    assert_eq!(
+        (s.workers, s.available, s.checked_out, s.waiting),
+        (2, 2, 0, 0)
+    );
+    assert_eq!(s.timeouts as usize, timed_out);
+    assert_eq!(s.checkouts as usize, served);
+    assert!(!take(&log).iter().any(|l| l.starts_with("terminate")));
+}

@@ -30,6 +30,10 @@
 //! switches, every thread) and `server_cpu_us_per_query` (every PostgreSQL process,
 //! from `/proc`, over the same window). `host` `loadavg_1m_start`/`_end` frame
 //! the run. Goals: `orbit_db` ≥ 1x deadpool and bb8, ≥ 2x Postgrex.
+//!
+//! `ORBIT_BENCH_DB_SUBJECTS=orbit_db,deadpool` (comma-separated names of
+//! [`SUBJECTS`]) runs only those subjects, e.g. to profile one pool with `perf record`;
+//! unset, every subject runs.
 
 #[path = "../../../orbit-db/tests/support/mod.rs"]
 mod db_support;
@@ -113,7 +117,7 @@ pub fn run(ctx: &mut Ctx) {
     };
     let server = &server;
     let conn_str = conn_str.as_str();
-    let mut steps: Vec<Step> = vec![
+    let steps: Vec<Step> = vec![
         Box::new(|r| {
             let out = rust_round(server, conn_str, dur, Subject::Orbit);
             record(r, "orbit_db", out)
@@ -125,6 +129,13 @@ pub fn run(ctx: &mut Ctx) {
         Box::new(|r| record(r, "bb8", rust_round(server, conn_str, dur, Subject::Bb8))),
         Box::new(|r| record(r, "postgrex", postgrex_round(server, dur))),
     ];
+    let chosen = chosen_subjects();
+    let mut steps: Vec<Step> = steps
+        .into_iter()
+        .zip(SUBJECTS)
+        .filter(|(_, name)| chosen.contains(name))
+        .map(|(step, _)| step)
+        .collect();
     run_rotated(ctx.rounds, &mut steps, &mut r);
     drop(steps);
     for s in SUBJECTS {
@@ -181,6 +192,27 @@ pub fn run(ctx: &mut Ctx) {
         o,
         r.median("postgrex"),
     );
+}
+
+/// The subjects to run: those named in `ORBIT_BENCH_DB_SUBJECTS` (comma-separated),
+/// every one when it is unset; unknown names are reported and ignored.
+fn chosen_subjects() -> Vec<&'static str> {
+    let Ok(list) = std::env::var("ORBIT_BENCH_DB_SUBJECTS") else {
+        return SUBJECTS.to_vec();
+    };
+    let names: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    for n in &names {
+        if !SUBJECTS.contains(n) {
+            eprintln!(
+                "note: ORBIT_BENCH_DB_SUBJECTS names {n:?}, not one of {SUBJECTS:?}; ignored"
+            );
+        }
+    }
+    SUBJECTS.into_iter().filter(|s| names.contains(s)).collect()
 }
 
 /// CPU seconds (user + system) process `pid` has used, from `/proc/PID/stat`.

@@ -357,8 +357,53 @@ impl<M: ResourceWorker> ResourcePool<M> {
         F: FnOnce(M::Client) -> Fut,
         Fut: Future<Output = (T, M::Checkin)>,
     {
+        // Created on the first poll of the wait, i.e. only if the caller queues.
+        let give_up = async move { tokio::time::sleep(timeout).await };
+        self.checkout_inner(command, f, give_up, Some(timeout))
+            .await
+    }
+
+    /// [`ResourcePool::checkout`] whose wait for a resource ends when `give_up`
+    /// completes instead of after a fixed timeout; the checkout then fails with
+    /// [`CheckoutError::Timeout`] carrying the time it waited in the queue.
+    ///
+    /// `give_up` is polled only if the caller has to queue (no idle resource), and is
+    /// dropped before `f` runs: a caller that bounds its whole call (wait and work)
+    /// with one timer of its own passes a future that waits on that timer, so a queued
+    /// checkout arms no second one. As with the timeout, a resource handed to the
+    /// caller just as `give_up` completes is kept (the hand-off happened first) and `f`
+    /// runs; the queue, panics and cancellation behave as in
+    /// [`ResourcePool::checkout`].
+    pub async fn checkout_or<T, F, Fut, G>(
+        &self,
+        command: M::Command,
+        f: F,
+        give_up: G,
+    ) -> Result<T, CheckoutError<M::Error>>
+    where
+        F: FnOnce(M::Client) -> Fut,
+        Fut: Future<Output = (T, M::Checkin)>,
+        G: Future<Output = ()>,
+    {
+        self.checkout_inner(command, f, give_up, None).await
+    }
+
+    /// The body of both checkouts: `timeout` is what a timed-out checkout reports
+    /// (`None`: the time it waited).
+    async fn checkout_inner<T, F, Fut, G>(
+        &self,
+        command: M::Command,
+        f: F,
+        give_up: G,
+        timeout: Option<Duration>,
+    ) -> Result<T, CheckoutError<M::Error>>
+    where
+        F: FnOnce(M::Client) -> Fut,
+        Fut: Future<Output = (T, M::Checkin)>,
+        G: Future<Output = ()>,
+    {
         let t0 = crate::telemetry::enabled().then(std::time::Instant::now);
-        let (caller, client) = self.shared.acquire(command, timeout).await?;
+        let (caller, client) = self.shared.acquire(command, give_up, timeout).await?;
         if let Some(t0) = t0 {
             let waited = t0.elapsed().as_secs_f64() * 1e6;
             let queued = self.stats().waiting as f64;

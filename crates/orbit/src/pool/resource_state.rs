@@ -14,10 +14,12 @@
 //! as cancelled. Either way no resource is lost between the pool and a caller.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use futures::future::Either;
 use futures::FutureExt;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -30,6 +32,7 @@ use super::resource_pool::{
 };
 use super::{catch, panic_message, PoolError};
 use crate::exit::ExitReason;
+use crate::hash::FastState;
 use crate::pid::Pid;
 use crate::process::{Context, Handle, Spawn};
 use crate::signal::Message;
@@ -51,7 +54,9 @@ struct Waiter<M: ResourceWorker> {
 struct Inner<M: ResourceWorker> {
     m: M,
     idle: VecDeque<(M::Worker, Instant)>,
-    out: HashMap<u64, M::Worker>,
+    /// Checked-out resources by checkout id (foldhash: a checkout and its check-in each
+    /// hash an id, on every call).
+    out: HashMap<u64, M::Worker, FastState>,
     waiting: VecDeque<Waiter<M>>,
     /// Resources a lazy pool may still make on demand (`None`: not lazy).
     lazy_left: Option<usize>,
@@ -152,7 +157,7 @@ pub(super) async fn start<M: ResourceWorker>(
         inner: Mutex::new(Inner {
             m,
             idle: VecDeque::new(),
-            out: HashMap::new(),
+            out: HashMap::with_hasher(crate::hash::seeded()),
             waiting: VecDeque::new(),
             lazy_left: opts.lazy.then_some(opts.pool_size),
             pending: 0,
@@ -409,13 +414,16 @@ impl<M: ResourceWorker> Shared<M> {
         }
     }
 
-    /// Takes a resource for `command`, waiting up to `timeout`.
-    pub(super) async fn acquire(
+    /// Takes a resource for `command`, waiting until `give_up` completes (then
+    /// [`CheckoutError::Timeout`] with `timeout`, or with the time queued when `None`).
+    /// `give_up` is only polled when the caller has to queue.
+    pub(super) async fn acquire<G: Future<Output = ()>>(
         self: &Arc<Self>,
         command: M::Command,
-        timeout: Duration,
+        give_up: G,
+        timeout: Option<Duration>,
     ) -> Result<(Caller, M::Client), CheckoutError<M::Error>> {
-        let (mut rx, caller) = {
+        let (mut rx, caller, since) = {
             let mut inn = self.inner.lock();
             if inn.stopped {
                 return Err(CheckoutError::Stopped);
@@ -437,34 +445,46 @@ impl<M: ResourceWorker> Shared<M> {
                 }
             }
             let (tx, rx) = oneshot::channel();
+            let since = Instant::now();
             inn.waiting.push_back(Waiter {
                 caller,
                 command,
                 tx,
-                since: Instant::now(),
+                since,
             });
             self.run_due(&mut inn);
             inn.record();
-            (rx, caller)
+            (rx, caller, since)
         };
         let mut guard = Queued {
             shared: self,
             id: caller.checkout,
             armed: true,
         };
-        let got = tokio::time::timeout(timeout, &mut rx).await;
+        // The delivery, or `None` when `give_up` completed first. `give_up` is dropped
+        // here, before the resource is used, so a timer it holds is free again for the
+        // caller's work.
+        let got = {
+            let give_up = std::pin::pin!(give_up);
+            match futures::future::select(&mut rx, give_up).await {
+                Either::Left((d, _)) => Some(d),
+                Either::Right(((), _)) => None,
+            }
+        };
         guard.armed = false;
         match got {
-            Ok(Ok(d)) => d.map(|c| (caller, c)),
-            Ok(Err(_)) => Err(CheckoutError::Stopped),
-            Err(_) => {
+            Some(Ok(d)) => d.map(|c| (caller, c)),
+            Some(Err(_)) => Err(CheckoutError::Stopped),
+            None => {
                 {
                     let mut inn = self.inner.lock();
                     if inn.remove_waiter(caller.checkout) {
                         inn.metrics.timeout();
                         inn.cancelled(Cancelled::Queued);
                         inn.record();
-                        return Err(CheckoutError::Timeout(timeout));
+                        return Err(CheckoutError::Timeout(
+                            timeout.unwrap_or_else(|| since.elapsed()),
+                        ));
                     }
                 }
                 // Served before we looked: the delivery is in the channel.
@@ -490,13 +510,26 @@ impl<M: ResourceWorker> Shared<M> {
         let m = &mut inn.m;
         match catch(|| m.handle_checkin(checkin, caller, w)) {
             Ok(CheckinResult::Ok(w)) => {
-                let since = if self.idle_timeout.is_some() {
+                // The idle-since time is only read with an idle timeout, and only for a
+                // resource that stays idle: with callers queued, `serve` below hands it
+                // on at once, so the clock is read after that, if at all.
+                let clock_now = self.idle_timeout.is_some() && inn.waiting.is_empty();
+                let since = if clock_now {
                     Instant::now()
                 } else {
-                    // Never read without an idle timeout; skip the clock.
                     inn.metrics.started()
                 };
                 inn.idle.push_back((w, since));
+                if !clock_now && self.idle_timeout.is_some() {
+                    self.serve(&mut inn);
+                    let placeholder = inn.metrics.started();
+                    if inn.idle.iter().any(|(_, t)| *t == placeholder) {
+                        let now = Instant::now();
+                        for (_, t) in inn.idle.iter_mut().filter(|(_, t)| *t == placeholder) {
+                            *t = now;
+                        }
+                    }
+                }
             }
             Ok(CheckinResult::Remove(reason, w)) => self.remove_worker(&mut inn, &reason, w),
             Err(e) => {

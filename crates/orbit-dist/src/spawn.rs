@@ -18,6 +18,8 @@
 //! - [`watch_monitor`]: waits for the `MONITOR_P_EXIT` of a monitor a peer set up for
 //!   this node under a reference of this node (the monitor of a spawn request), without
 //!   a local process; `noconnection` when the connection is lost;
+//! - [`reply_exited`]: `SPAWN_REPLY` and the monitor's `MONITOR_P_EXIT` at once, for a
+//!   request whose function ran where it was received, without a process;
 //! - [`new_ref`], [`system_pid`], [`peer_flags`]: a fresh reference of this node, the
 //!   pid that stands for the node's services, and the negotiated flags of a peer (to
 //!   check `DFLAG_SPAWN`) once its connection is up.
@@ -201,6 +203,52 @@ fn write_control(
     } else {
         c.queue_frame(None, f)
     }
+}
+
+/// Answers a `SPAWN_REQUEST` whose function already ran to its end where it was received,
+/// without a process: `SPAWN_REPLY {31, ReqId, From, Flags, Pid}` (flag 2, monitor set
+/// up, when `down` is given) and then `MONITOR_P_EXIT {21, Pid, From, ReqId, Reason}`
+/// with `down` as the reason: what a BEAM caller gets from a process that exits at
+/// once. `pid` is the stand-in ([`orbit::exited_pid`]): nothing is recorded for it, so
+/// a later `DEMONITOR_P` or exit signal to it finds nothing, as for any exited process.
+/// Both frames are left for the connection's writer task: they leave in one write,
+/// with the answers to the other requests read in the same batch.
+pub fn reply_exited(
+    node: &str,
+    id: &Reference,
+    from: &orbit_term::Pid,
+    pid: Pid,
+    down: Option<&Term>,
+) -> Result<(), ControlError> {
+    let c = conn(node)?;
+    let closed = |_| ControlError::NoConnection {
+        node: node.to_string(),
+    };
+    let id = Term::Reference(Box::new(id.clone()));
+    let from = Term::Pid(Box::new(from.clone()));
+    c.queue_frame(None, |o, l| {
+        crate::control::tuple(o, 5);
+        crate::control::small(o, op::SPAWN_REPLY as u8);
+        id.encode_body(o);
+        from.encode_body(o);
+        crate::control::small(o, if down.is_some() { 2 } else { 0 });
+        crate::control::pid_w(o, pid, l);
+        Ok(None)
+    })
+    .map_err(closed)?;
+    if let Some(reason) = down {
+        c.queue_frame(None, |o, l| {
+            crate::control::tuple(o, 5);
+            crate::control::small(o, op::MONITOR_P_EXIT as u8);
+            crate::control::pid_w(o, pid, l);
+            from.encode_body(o);
+            id.encode_body(o);
+            reason.encode_body(o);
+            Ok(None)
+        })
+        .map_err(closed)?;
+    }
+    Ok(())
 }
 
 /// Sets up the monitor remote `watcher` (a process of `node`) holds on local `target`

@@ -55,8 +55,12 @@ enum Spawned {
 }
 
 enum Slot {
-    /// A request to the node named waiting for its `SPAWN_REPLY`.
+    /// A request to the node named waiting for its `SPAWN_REPLY`: an error reply is sent
+    /// on the channel (the caller's only answer).
     Waiting(Arc<str>, oneshot::Sender<Spawned>),
+    /// The reply named the process: kept here (for an abandon's `DEMONITOR_P`) without
+    /// waking the caller, whose answer comes with the monitor; the channel is kept open.
+    Spawned(Term, oneshot::Sender<Spawned>),
     /// Given up before the reply came: the process it names gets exit `abandoned`.
     Abandoned(Arc<str>),
 }
@@ -78,15 +82,26 @@ impl ControlHandler for SpawnReplies {
             return;
         };
         let mut p = pending().lock();
-        // Only the node a request went to answers it.
+        // Only the node a request went to answers it, once.
         let from_peer = match p.get(&**id) {
             Some(Slot::Waiting(n, _) | Slot::Abandoned(n)) => &**n == peer,
-            None => false,
+            Some(Slot::Spawned(..)) | None => false,
         };
         if !from_peer {
             drop(p);
             tracing::debug!(%peer, "SPAWN_REPLY for no request of this peer (a cast) dropped");
             return;
+        }
+        if let (Term::Pid(_), Some(slot)) = (result, p.get_mut(&**id)) {
+            if let Slot::Waiting(n, _) = slot {
+                // The caller waits for the monitor, which brings the result: no wake-up
+                // for the reply (a request costs its caller one wake-up, not two).
+                let n = n.clone();
+                if let Slot::Waiting(_, tx) = std::mem::replace(slot, Slot::Abandoned(n)) {
+                    *slot = Slot::Spawned(result.clone(), tx);
+                }
+                return;
+            }
         }
         match p.remove(&**id) {
             Some(Slot::Waiting(_, tx)) => {
@@ -97,6 +112,7 @@ impl ControlHandler for SpawnReplies {
                     other => Spawned::Error(other.clone()),
                 });
             }
+            Some(Slot::Spawned(..)) => {}
             Some(Slot::Abandoned(_)) => {
                 drop(p);
                 if let Term::Pid(_) = result {
@@ -375,6 +391,10 @@ impl ErpcRequest {
             None => {
                 let mut p = pending().lock();
                 match p.get_mut(&self.id) {
+                    Some(Slot::Spawned(..)) => match p.remove(&self.id) {
+                        Some(Slot::Spawned(pid, _)) => Some(pid),
+                        _ => None,
+                    },
                     Some(slot) => {
                         *slot = Slot::Abandoned(self.node.clone());
                         sweep(&mut p);
@@ -417,7 +437,7 @@ fn sweep(p: &mut HashMap<Reference, Slot>) {
     };
     p.retain(|_, s| match s {
         Slot::Abandoned(node) => n.connection(node).is_some(),
-        Slot::Waiting(_, tx) => !tx.is_closed(),
+        Slot::Waiting(_, tx) | Slot::Spawned(_, tx) => !tx.is_closed(),
     });
 }
 

@@ -163,8 +163,10 @@ pub fn send_control(
 /// Like [`send_control`], but the frame is left for the connection's writer task
 /// instead of being written from this thread: what the caller sends right after (the
 /// `MONITOR_P_EXIT` of a process that exits at once) goes out in the same write. Use it
-/// for a `SPAWN_REPLY` followed at once by more frames; the frame still leaves as soon as
-/// the writer task runs (it is woken here), in order with every other frame to `node`.
+/// for a `SPAWN_REPLY` followed at once by more frames, or for a `SPAWN_REQUEST` sent
+/// while others are in flight (the requests of concurrent callers then share writes);
+/// the frame still leaves as soon as the writer task runs (it is woken here), in order
+/// with every other frame to `node`. Other operations are sent as [`send_control`] does.
 pub fn queue_control(
     node: &str,
     control: &Term,
@@ -172,7 +174,10 @@ pub fn queue_control(
 ) -> Result<(), ControlError> {
     if !matches!(
         control,
-        Term::Tuple(el) if matches!(el.first().and_then(Term::as_i64), Some(op::SPAWN_REPLY | op::SPAWN_REPLY_TT))
+        Term::Tuple(el) if matches!(
+            el.first().and_then(Term::as_i64),
+            Some(op::SPAWN_REPLY | op::SPAWN_REPLY_TT | op::SPAWN_REQUEST | op::SPAWN_REQUEST_TT)
+        )
     ) {
         // Anything else keeps send_control's checks and its inline write.
         return send_control(node, control, payload);

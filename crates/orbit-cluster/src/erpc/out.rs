@@ -23,6 +23,11 @@
 //!   `tracing` at info level under target `orbit_cluster::erpc::io`): a printing function
 //!   would otherwise block forever waiting for its I/O reply.
 //!
+//! Cost per call: a lone request is written at once; one sent while others are in
+//! flight is queued for the connection's writer task (concurrent callers' requests
+//! share a write). A `SPAWN_REPLY` that names the process is recorded without waking
+//! the caller, which wakes once, for the monitor's result.
+//!
 //! Timeouts are [`Duration`]s; [`INFINITY`] never times out.
 
 use std::collections::HashMap;
@@ -249,9 +254,11 @@ async fn send_within(
     }
     req.watch = Some(spawn::watch_monitor(node, &req.id).map_err(|_| no_connection(node))?);
     let (tx, rx) = oneshot::channel();
-    pending()
-        .lock()
-        .insert(req.id.clone(), Slot::Waiting(req.node.clone(), tx));
+    let others = {
+        let mut p = pending().lock();
+        p.insert(req.id.clone(), Slot::Waiting(req.node.clone(), tx));
+        p.len() > 1
+    };
     req.reply = Some(rx);
     let ctl = Term::Tuple(vec![
         Term::Int(orbit_dist::control::op::SPAWN_REQUEST),
@@ -271,7 +278,15 @@ async fn send_within(
         f,
         Term::List(args),
     ]);
-    if spawn::send_control(node, &ctl, Some(&payload)).is_err() {
+    // A lone request is written at once (its latency); with others in flight (concurrent
+    // callers) it is queued for the connection's writer task, so that the requests
+    // issued while it runs leave in one write rather than one syscall each.
+    let sent = if others {
+        spawn::queue_control(node, &ctl, Some(&payload))
+    } else {
+        spawn::send_control(node, &ctl, Some(&payload))
+    };
+    if sent.is_err() {
         req.done = true;
         pending().lock().remove(&req.id);
         return Err(no_connection(node));

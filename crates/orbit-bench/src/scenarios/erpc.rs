@@ -74,21 +74,28 @@ pub fn run(ctx: &mut Ctx) {
     let mut pairs: Vec<(String, f64, f64)> = Vec::new();
     {
         let (ot, bt) = (orbit_target.clone(), beam_target.clone());
-        let mut steps: Vec<Step<'_>> =
-            vec![Box::new(|r: &mut Rounds| {
-                timed("orbit_to_orbit", orbit_pid, &mut || match orbit_driver(&ot, n) {
+        let mut steps: Vec<Step<'_>> = vec![Box::new(|r: &mut Rounds| {
+            timed(
+                "orbit_to_orbit",
+                orbit_pid,
+                &mut || match orbit_driver(&ot, n) {
                     Ok(v) => keep(r, "orbit_to_orbit", &v, n),
                     Err(e) => eprintln!("erpc: orbit driver failed: {e}"),
-                })
-            })];
+                },
+            )
+        })];
         if have_beam {
             let ot2 = orbit_target.clone();
             let timed = &timed;
             steps.push(Box::new(move |r: &mut Rounds| {
-                timed("beam_to_orbit", orbit_pid, &mut || match erl_driver(&ot2, n) {
-                    Ok(v) => keep(r, "beam_to_orbit", &v, n),
-                    Err(e) => eprintln!("erpc: erl -> orbit failed: {e}"),
-                })
+                timed(
+                    "beam_to_orbit",
+                    orbit_pid,
+                    &mut || match erl_driver(&ot2, n) {
+                        Ok(v) => keep(r, "beam_to_orbit", &v, n),
+                        Err(e) => eprintln!("erpc: erl -> orbit failed: {e}"),
+                    },
+                )
             }));
             steps.push(Box::new(move |r: &mut Rounds| {
                 timed("beam_to_beam", beam_pid, &mut || match erl_driver(&bt, n) {
@@ -116,12 +123,7 @@ pub fn run(ctx: &mut Ctx) {
     let target_cpu = target_cpu.into_inner();
     for s in ["beam_to_orbit", "beam_to_beam", "orbit_to_orbit"] {
         ctx.emit_rounds(SCENARIO, s, "calls_per_s", "call", &r);
-        ctx.emit_opt(
-            SCENARIO,
-            s,
-            "target_cpu_us_per_call",
-            target_cpu.median(s),
-        );
+        ctx.emit_opt(SCENARIO, s, "target_cpu_us_per_call", target_cpu.median(s));
     }
     for (kind, name) in [("in", "into_orbit"), ("orbit", "orbit_to_orbit")] {
         let rs: Vec<f64> = pairs

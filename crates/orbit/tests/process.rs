@@ -174,7 +174,7 @@ async fn an_exited_pid_names_no_process_now_or_later() {
     assert!(stand_in.is_local());
     assert!(process_info(stand_in).is_none());
     // Exit signals find nothing, a monitor gets noproc.
-    let _ = exit(stand_in, ExitReason::Kill);
+    exit(stand_in, ExitReason::Kill);
     let (tx, rx) = oneshot::channel();
     let h = spawn(move |mut c: Context<()>| async move {
         let r = monitor(stand_in).unwrap();

@@ -321,6 +321,21 @@ fn into_orbit(caller: &mut Beam, o: &Orbit, callee: &str) {
     let by_hand = "res = make_ref(); ref = :erlang.spawn_request($N, :erpc, :execute_call, [res, Calc, :add, [1, 2]], [:monitor]); \
         receive do {:DOWN, ^ref, :process, _, {^res, :return, v}} -> {:return, v} after 5000 -> :none end";
     assert_eq!(same(caller, o, callee, by_hand).to_string(), "{return, 3}");
+    // The process behind a call of a sync function (Orbit answers it without one): the
+    // reply names a pid of the callee before the DOWN with the result; afterwards the
+    // pid is an exited process's (a new monitor: noproc; an exit signal: nothing).
+    let pid_after = "res = make_ref(); ref = :erlang.spawn_request($N, :erpc, :execute_call, [res, Calc, :add, [1, 2]], [:monitor]); \
+        receive do {:spawn_reply, ^ref, :ok, pid} -> \
+          receive do {:DOWN, ^ref, :process, ^pid, {^res, :return, v}} -> \
+            Process.exit(pid, :kill); m = Process.monitor(pid); \
+            n = receive do {:DOWN, ^m, :process, ^pid, why} -> why after 5000 -> :nodown end; \
+            {v, node(pid) == $N, n} \
+          after 5000 -> :nodown end \
+        after 5000 -> :noreply end";
+    assert_eq!(
+        same(caller, o, callee, pid_after).to_string(),
+        "{3, true, noproc}"
+    );
     // A connection lost during the call.
     let nc = same(
         caller,

@@ -18,6 +18,8 @@
 //! - [`watch_monitor`]: waits for the `MONITOR_P_EXIT` of a monitor a peer set up for
 //!   this node under a reference of this node (the monitor of a spawn request), without
 //!   a local process; `noconnection` when the connection is lost;
+//! - [`reply_exited`]: `SPAWN_REPLY` and the monitor's `MONITOR_P_EXIT` at once, for a
+//!   request whose function ran where it was received, without a process;
 //! - [`new_ref`], [`system_pid`], [`peer_flags`]: a fresh reference of this node, the
 //!   pid that stands for the node's services, and the negotiated flags of a peer (to
 //!   check `DFLAG_SPAWN`) once its connection is up.
@@ -161,8 +163,10 @@ pub fn send_control(
 /// Like [`send_control`], but the frame is left for the connection's writer task
 /// instead of being written from this thread: what the caller sends right after (the
 /// `MONITOR_P_EXIT` of a process that exits at once) goes out in the same write. Use it
-/// for a `SPAWN_REPLY` followed at once by more frames; the frame still leaves as soon as
-/// the writer task runs (it is woken here), in order with every other frame to `node`.
+/// for a `SPAWN_REPLY` followed at once by more frames, or for a `SPAWN_REQUEST` sent
+/// while others are in flight (the requests of concurrent callers then share writes);
+/// the frame still leaves as soon as the writer task runs (it is woken here), in order
+/// with every other frame to `node`. Other operations are sent as [`send_control`] does.
 pub fn queue_control(
     node: &str,
     control: &Term,
@@ -170,7 +174,10 @@ pub fn queue_control(
 ) -> Result<(), ControlError> {
     if !matches!(
         control,
-        Term::Tuple(el) if matches!(el.first().and_then(Term::as_i64), Some(op::SPAWN_REPLY | op::SPAWN_REPLY_TT))
+        Term::Tuple(el) if matches!(
+            el.first().and_then(Term::as_i64),
+            Some(op::SPAWN_REPLY | op::SPAWN_REPLY_TT | op::SPAWN_REQUEST | op::SPAWN_REQUEST_TT)
+        )
     ) {
         // Anything else keeps send_control's checks and its inline write.
         return send_control(node, control, payload);
@@ -201,6 +208,52 @@ fn write_control(
     } else {
         c.queue_frame(None, f)
     }
+}
+
+/// Answers a `SPAWN_REQUEST` whose function already ran to its end where it was received,
+/// without a process: `SPAWN_REPLY {31, ReqId, From, Flags, Pid}` (flag 2, monitor set
+/// up, when `down` is given) and then `MONITOR_P_EXIT {21, Pid, From, ReqId, Reason}`
+/// with `down` as the reason: what a BEAM caller gets from a process that exits at
+/// once. `pid` is the stand-in ([`orbit::exited_pid`]): nothing is recorded for it, so
+/// a later `DEMONITOR_P` or exit signal to it finds nothing, as for any exited process.
+/// Both frames are left for the connection's writer task: they leave in one write,
+/// with the answers to the other requests read in the same batch.
+pub fn reply_exited(
+    node: &str,
+    id: &Reference,
+    from: &orbit_term::Pid,
+    pid: Pid,
+    down: Option<&Term>,
+) -> Result<(), ControlError> {
+    let c = conn(node)?;
+    let closed = |_| ControlError::NoConnection {
+        node: node.to_string(),
+    };
+    let id = Term::Reference(Box::new(id.clone()));
+    let from = Term::Pid(Box::new(from.clone()));
+    c.queue_frame(None, |o, l| {
+        crate::control::tuple(o, 5);
+        crate::control::small(o, op::SPAWN_REPLY as u8);
+        id.encode_body(o);
+        from.encode_body(o);
+        crate::control::small(o, if down.is_some() { 2 } else { 0 });
+        crate::control::pid_w(o, pid, l);
+        Ok(None)
+    })
+    .map_err(closed)?;
+    if let Some(reason) = down {
+        c.queue_frame(None, |o, l| {
+            crate::control::tuple(o, 5);
+            crate::control::small(o, op::MONITOR_P_EXIT as u8);
+            crate::control::pid_w(o, pid, l);
+            from.encode_body(o);
+            id.encode_body(o);
+            reason.encode_body(o);
+            Ok(None)
+        })
+        .map_err(closed)?;
+    }
+    Ok(())
 }
 
 /// Sets up the monitor remote `watcher` (a process of `node`) holds on local `target`

@@ -101,7 +101,8 @@ pub use info::{process_info, top, ProcessInfo};
 pub use pid::{Pid, Ref};
 pub use pool::{Pool, PoolOptions, ResourcePool, ResourcePoolOptions};
 pub use process::{
-    blocking, run_in_process, self_pid, spawn, spawn_link, spawn_monitor, Context, Handle, Spawn,
+    blocking, exited_pid, run_in_process, self_pid, spawn, spawn_link, spawn_monitor, Context,
+    Handle, Spawn,
 };
 pub use registry::whereis_dest as whereis;
 pub use registry::{register, registered, send_named, unregister, Dest, Keys, Registry, Via};

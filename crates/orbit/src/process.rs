@@ -757,6 +757,16 @@ impl Spawn {
     }
 }
 
+/// A fresh local pid of a process that has already exited: for a stand-in that must
+/// name a process it never started (a remote spawn whose short function ran where it
+/// was received). Like the pid of any exited process, messages to it are dropped and
+/// links and monitors on it get `noproc`; it is never the pid of a later process.
+///
+/// Errors: [`Error::TooManyProcesses`] when the process table is full.
+pub fn exited_pid() -> Result<Pid, Error> {
+    table::reserve_exited().ok_or(Error::TooManyProcesses)
+}
+
 /// Spawns `f` as a new, unlinked process and returns a typed handle to it.
 ///
 /// Must be called from within a tokio runtime.

@@ -143,6 +143,18 @@ pub(crate) fn reserve() -> Option<Pid> {
     Some(Pid::local(index, generation))
 }
 
+/// A fresh pid that names no process: a slot is reserved (its generation moves on, so
+/// the pid is new) and freed again at once, as if its process had exited before anyone
+/// saw it. `None` when the table is full.
+pub(crate) fn reserve_exited() -> Option<Pid> {
+    let pid = reserve()?;
+    let t = table();
+    if let Some(slot) = t.slot(pid.id()) {
+        t.push_free(pid.id(), slot);
+    }
+    Some(pid)
+}
+
 /// Puts the process `p` into the slot reserved for `pid`.
 pub(crate) fn fill(pid: Pid, p: Arc<dyn ProcessHandle>) {
     if let Some(slot) = table().slot(pid.id()) {

@@ -169,6 +169,33 @@ async fn monitor_on_a_dead_pid_gives_noproc() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exited_pid_names_no_process_now_or_later() {
+    let stand_in = exited_pid().unwrap();
+    assert!(stand_in.is_local());
+    assert!(process_info(stand_in).is_none());
+    // Exit signals find nothing, a monitor gets noproc.
+    exit(stand_in, ExitReason::Kill);
+    let (tx, rx) = oneshot::channel();
+    let h = spawn(move |mut c: Context<()>| async move {
+        let r = monitor(stand_in).unwrap();
+        if let Message::Down(d) = c.recv().await {
+            let _ = tx.send((r == d.monitor, d.pid, d.reason));
+        }
+    })
+    .unwrap();
+    let (same_ref, pid, reason) = rx.await.unwrap();
+    h.wait_exit().await;
+    assert!(same_ref);
+    assert_eq!((pid, reason), (stand_in, ExitReason::NoProc));
+    // The slot is reused with a new serial: no later process gets the pid.
+    let later: Vec<_> = (0..64)
+        .map(|_| spawn(|_c: Context<()>| async {}).unwrap())
+        .collect();
+    assert!(later.iter().all(|p| p.pid() != stand_in));
+    assert!(exited_pid().unwrap() != stand_in);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_monitor_fires_exactly_once_with_the_reason() {
     let target = spawn(|mut c: Context<()>| async move {
         c.recv().await;

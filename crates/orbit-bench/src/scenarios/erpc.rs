@@ -14,7 +14,10 @@
 //!
 //! Every driver makes 1000 unmeasured calls, then `N` calls of `add(1, 2)` spread over
 //! 8 callers that each call one after the other (`--scale` scales N = 50k); the rate is
-//! calls per second of the driver, CPU the driver's own (`/proc/self/stat`).
+//! calls per second of the driver, `cpu_us_per_call` the driver's own CPU over its
+//! measured part (`/proc/self/stat`), `target_cpu_us_per_call` the target node's CPU
+//! (`/proc/PID/stat`) over the whole driver run divided by its N + 1000 calls (the
+//! target does nothing else meanwhile).
 //!
 //! Goals (issue 20): `beam_to_orbit` ≥ 1.5x `beam_to_beam` (Elixir→Orbit vs
 //! Elixir→Elixir), `orbit_to_orbit` ≥ 2x `beam_to_beam` (Orbit→Orbit vs BEAM→BEAM).
@@ -40,7 +43,7 @@ pub fn run(ctx: &mut Ctx) {
     let orbit_target = unique("orbit_erpc_target");
     let mut cmd = Command::new(me().unwrap_or_default());
     cmd.args(["__erpc-node", &orbit_target]);
-    let _orbit_node = match start_ready(cmd) {
+    let orbit_node = match start_ready(cmd) {
         Ok(k) => Some(k),
         Err(e) => {
             eprintln!("erpc: Orbit target node failed: {e}");
@@ -52,24 +55,53 @@ pub fn run(ctx: &mut Ctx) {
         .map_err(|e| eprintln!("erpc: BEAM target skipped: {e}"))
         .ok();
     let have_beam = beam_node.is_some();
+    let orbit_pid = orbit_node.as_ref().map(|k| k.id());
+    let beam_pid = beam_node.as_ref().map(|k| k.id());
     let mut r = Rounds::default();
+    // The target node's CPU per call, per subject.
+    let target_cpu = std::cell::RefCell::new(Rounds::default());
+    let calls = (n / CONCURRENCY).max(1) * CONCURRENCY + 1000;
+    let timed = |subject: &'static str, pid: Option<u32>, f: &mut dyn FnMut()| {
+        let before = pid.and_then(crate::util::proc_cpu_us);
+        f();
+        let after = pid.and_then(crate::util::proc_cpu_us);
+        if let (Some(a), Some(b)) = (before, after) {
+            target_cpu
+                .borrow_mut()
+                .add(subject, b.saturating_sub(a) as f64 / calls as f64);
+        }
+    };
     let mut pairs: Vec<(String, f64, f64)> = Vec::new();
     {
         let (ot, bt) = (orbit_target.clone(), beam_target.clone());
-        let mut steps: Vec<Step<'_>> =
-            vec![Box::new(|r: &mut Rounds| match orbit_driver(&ot, n) {
-                Ok(v) => keep(r, "orbit_to_orbit", &v, n),
-                Err(e) => eprintln!("erpc: orbit driver failed: {e}"),
-            })];
+        let mut steps: Vec<Step<'_>> = vec![Box::new(|r: &mut Rounds| {
+            timed(
+                "orbit_to_orbit",
+                orbit_pid,
+                &mut || match orbit_driver(&ot, n) {
+                    Ok(v) => keep(r, "orbit_to_orbit", &v, n),
+                    Err(e) => eprintln!("erpc: orbit driver failed: {e}"),
+                },
+            )
+        })];
         if have_beam {
             let ot2 = orbit_target.clone();
-            steps.push(Box::new(move |r: &mut Rounds| match erl_driver(&ot2, n) {
-                Ok(v) => keep(r, "beam_to_orbit", &v, n),
-                Err(e) => eprintln!("erpc: erl -> orbit failed: {e}"),
+            let timed = &timed;
+            steps.push(Box::new(move |r: &mut Rounds| {
+                timed(
+                    "beam_to_orbit",
+                    orbit_pid,
+                    &mut || match erl_driver(&ot2, n) {
+                        Ok(v) => keep(r, "beam_to_orbit", &v, n),
+                        Err(e) => eprintln!("erpc: erl -> orbit failed: {e}"),
+                    },
+                )
             }));
-            steps.push(Box::new(move |r: &mut Rounds| match erl_driver(&bt, n) {
-                Ok(v) => keep(r, "beam_to_beam", &v, n),
-                Err(e) => eprintln!("erpc: erl -> beam failed: {e}"),
+            steps.push(Box::new(move |r: &mut Rounds| {
+                timed("beam_to_beam", beam_pid, &mut || match erl_driver(&bt, n) {
+                    Ok(v) => keep(r, "beam_to_beam", &v, n),
+                    Err(e) => eprintln!("erpc: erl -> beam failed: {e}"),
+                })
             }));
         }
         for round in 0..ctx.rounds {
@@ -87,8 +119,11 @@ pub fn run(ctx: &mut Ctx) {
         }
     }
     drop(beam_node);
+    drop(orbit_node);
+    let target_cpu = target_cpu.into_inner();
     for s in ["beam_to_orbit", "beam_to_beam", "orbit_to_orbit"] {
         ctx.emit_rounds(SCENARIO, s, "calls_per_s", "call", &r);
+        ctx.emit_opt(SCENARIO, s, "target_cpu_us_per_call", target_cpu.median(s));
     }
     for (kind, name) in [("in", "into_orbit"), ("orbit", "orbit_to_orbit")] {
         let rs: Vec<f64> = pairs

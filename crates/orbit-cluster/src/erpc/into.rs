@@ -5,7 +5,15 @@
 //! `_TT` form with a trace token, ignored) is answered as the BEAM answers it
 //! (`erl_dist_protocol`, `erpc.erl`):
 //!
-//! - a process is spawned for it; inside, before anything runs, the `link` and
+//! - a call or cast (`erpc:execute_call/4`, `execute_cast/3`, no `link` option) of a
+//!   sync registered function, an unregistered one or bad arguments needs no process:
+//!   the function runs at once on the connection's reader, and `SPAWN_REPLY` (with the
+//!   pid of an exited process, `orbit::exited_pid`) and the monitor's `MONITOR_P_EXIT`
+//!   with the result are queued together (`orbit_dist::spawn::reply_exited`): one write
+//!   carries the answers to every request read in one batch. The caller cannot tell it
+//!   from a process that ran and exited at once (it learns the pid with the result);
+//! - otherwise (an async function, a `link`, a spawn of a registered MFA) a process is
+//!   spawned for it; inside, before anything runs, the `link` and
 //!   `monitor` options are set up (the request id is the monitor's reference) and
 //!   `SPAWN_REPLY {31, ReqId, From, Flags, Pid}` goes out (flags 1 link, 2 monitor), so
 //!   the reply always precedes the process's exit on the wire. The reply is queued for
@@ -230,6 +238,14 @@ fn start(peer: &str, mut req: SpawnRequest) {
         reply(peer, &req.id, &req.from, 0, Term::atom("notsup"));
         return;
     };
+    let job = if req.link {
+        job
+    } else {
+        match answer_now(peer, &req, job) {
+            Some(job) => job,
+            None => return,
+        }
+    };
     let peer: Arc<str> = Arc::from(peer);
     let (id, from_wire) = (req.id.clone(), req.from.clone());
     let p = peer.clone();
@@ -267,6 +283,88 @@ fn start(peer: &str, mut req: SpawnRequest) {
     }
 }
 
+/// Answers a call or cast at once, without a process, when its outcome is known without
+/// waiting (a sync function, an unregistered one, bad arguments): the function runs
+/// here, on the connection's reader, and `SPAWN_REPLY` and the monitor's
+/// `MONITOR_P_EXIT` leave together (`orbit_dist::spawn::reply_exited`) under a pid of
+/// an exited process. Nobody can tell this from a process that ran and exited at once:
+/// its pid is unknown to the caller until both frames arrive, and a later
+/// `DEMONITOR_P` or exit signal finds nothing, as for any exited process. The job back
+/// when it needs a process (an async function, a spawn of a registered MFA).
+fn answer_now(peer: &str, req: &SpawnRequest, job: Job) -> Option<Job> {
+    let (res, module, function, args) = match job {
+        Job::Call {
+            res,
+            module,
+            function,
+            args,
+        } => (Some(res), module, function, args),
+        Job::Cast {
+            module,
+            function,
+            args,
+        } => (None, module, function, args),
+        plain @ Job::Plain { .. } => return Some(plain),
+    };
+    let outcome = match prepare(&module, &function, args) {
+        Ready::Now(r) => r,
+        Ready::Later { args, .. } => {
+            let args = Term::List(args);
+            return Some(match res {
+                Some(res) => Job::Call {
+                    res,
+                    module,
+                    function,
+                    args,
+                },
+                None => Job::Cast {
+                    module,
+                    function,
+                    args,
+                },
+            });
+        }
+    };
+    let reason = match res {
+        Some(res) => call_reason(res, outcome),
+        None => {
+            if let Err(r) = outcome {
+                tracing::warn!(
+                    %peer, %module, %function, class = r.class, reason = %r.reason,
+                    "erpc cast failed"
+                );
+            }
+            Term::atom("normal")
+        }
+    };
+    let Ok(pid) = orbit::exited_pid() else {
+        tracing::warn!(%peer, "erpc stand-in pid not allocated: system_limit");
+        reply(peer, &req.id, &req.from, 0, Term::atom("system_limit"));
+        return None;
+    };
+    let down = req.monitor.then_some(&reason);
+    if let Err(e) = spawn::reply_exited(peer, &req.id, &req.from, pid, down) {
+        tracing::debug!(%peer, error = %e, "SPAWN_REPLY not sent");
+    }
+    None
+}
+
+/// The exit reason of `erpc:execute_call/4` for the outcome `r`: `{Res, return, V}`,
+/// `{Res, error, E, Stack}`, `{Res, throw, T}`, `{Res, exit, X}`.
+fn call_reason(res: Term, r: Result<Term, Raised>) -> Term {
+    match r {
+        Ok(v) => Term::Tuple(vec![res, Term::atom("return"), v]),
+        Err(Raised {
+            class,
+            reason,
+            stack,
+        }) => match class {
+            "error" => Term::Tuple(vec![res, Term::atom("error"), reason, stack]),
+            c => Term::Tuple(vec![res, Term::atom(c), reason]),
+        },
+    }
+}
+
 /// Runs the job; the exit reason of the spawned process.
 async fn run(peer: &str, job: Job) -> ExitReason {
     match job {
@@ -275,20 +373,7 @@ async fn run(peer: &str, job: Job) -> ExitReason {
             module,
             function,
             args,
-        } => {
-            let reason = match call(&module, &function, args).await {
-                Ok(v) => Term::Tuple(vec![res, Term::atom("return"), v]),
-                Err(Raised {
-                    class,
-                    reason,
-                    stack,
-                }) => match class {
-                    "error" => Term::Tuple(vec![res, Term::atom("error"), reason, stack]),
-                    c => Term::Tuple(vec![res, Term::atom(c), reason]),
-                },
-            };
-            ExitReason::from_term(reason)
-        }
+        } => ExitReason::from_term(call_reason(res, call(&module, &function, args).await)),
         Job::Cast {
             module,
             function,
@@ -379,17 +464,40 @@ pub(crate) fn call_local(
 
 /// `apply(M, F, A)` for erpc: `undef` when nothing is registered.
 async fn call(module: &Term, function: &Term, args: Term) -> Result<Term, Raised> {
+    match prepare(module, function, args) {
+        Ready::Now(r) => r,
+        Ready::Later { func, args } => {
+            let arity = args.len();
+            apply(&func, args, module, function, arity).await
+        }
+    }
+}
+
+/// Where `apply(M, F, A)` stands before anything is awaited.
+enum Ready {
+    /// Its outcome: a sync function ran, or there is none to run (`undef`, `badarg`).
+    Now(Result<Term, Raised>),
+    /// An async function, to run with its arguments.
+    Later { func: Func, args: Vec<Term> },
+}
+
+/// Runs `apply(M, F, A)` as far as it goes without waiting: a sync function runs here.
+fn prepare(module: &Term, function: &Term, args: Term) -> Ready {
     let (Some(m), Some(f), Term::List(args)) = (module.as_atom(), function.as_atom(), args) else {
         // apply/3 with a non-atom module or function, or arguments that are no list.
-        return Err(Raised {
+        return Ready::Now(Err(Raised {
             class: "error",
             reason: Term::atom("badarg"),
             stack: Term::nil(),
-        });
+        }));
     };
     let arity = args.len();
-    match registry::lookup(m, f, arity) {
-        Some(func) => apply(&func, args, module, function, arity).await,
+    Ready::Now(match registry::lookup(m, f, arity) {
+        Some(Func::Sync(f)) => {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(args)));
+            outcome(out, module, function, arity)
+        }
+        Some(func @ Func::Async(_)) => return Ready::Later { func, args },
         None => Err(Raised {
             class: "error",
             reason: Term::atom("undef"),
@@ -400,7 +508,7 @@ async fn call(module: &Term, function: &Term, args: Term) -> Result<Term, Raised
                 Term::nil(),
             ])]),
         }),
-    }
+    })
 }
 
 /// Runs a registered function, a panic included, into a value or an exception.
@@ -420,6 +528,16 @@ async fn apply(
             }
         }
     };
+    outcome(out, module, function, arity)
+}
+
+/// A registered function's value, or what it raised (a panic included) as an exception.
+fn outcome(
+    out: std::thread::Result<super::registry::Outcome>,
+    module: &Term,
+    function: &Term,
+    arity: usize,
+) -> Result<Term, Raised> {
     let e = match out {
         Ok(Ok(v)) => return Ok(v),
         Ok(Err(e)) => e,

@@ -23,6 +23,11 @@
 //!   `tracing` at info level under target `orbit_cluster::erpc::io`): a printing function
 //!   would otherwise block forever waiting for its I/O reply.
 //!
+//! Cost per call: a lone request is written at once; one sent while others are in
+//! flight is queued for the connection's writer task (concurrent callers' requests
+//! share a write). A `SPAWN_REPLY` that names the process is recorded without waking
+//! the caller, which wakes once, for the monitor's result.
+//!
 //! Timeouts are [`Duration`]s; [`INFINITY`] never times out.
 
 use std::collections::HashMap;
@@ -55,8 +60,12 @@ enum Spawned {
 }
 
 enum Slot {
-    /// A request to the node named waiting for its `SPAWN_REPLY`.
+    /// A request to the node named waiting for its `SPAWN_REPLY`: an error reply is sent
+    /// on the channel (the caller's only answer).
     Waiting(Arc<str>, oneshot::Sender<Spawned>),
+    /// The reply named the process: kept here (for an abandon's `DEMONITOR_P`) without
+    /// waking the caller, whose answer comes with the monitor; the channel is kept open.
+    Spawned(Term, oneshot::Sender<Spawned>),
     /// Given up before the reply came: the process it names gets exit `abandoned`.
     Abandoned(Arc<str>),
 }
@@ -78,15 +87,26 @@ impl ControlHandler for SpawnReplies {
             return;
         };
         let mut p = pending().lock();
-        // Only the node a request went to answers it.
+        // Only the node a request went to answers it, once.
         let from_peer = match p.get(&**id) {
             Some(Slot::Waiting(n, _) | Slot::Abandoned(n)) => &**n == peer,
-            None => false,
+            Some(Slot::Spawned(..)) | None => false,
         };
         if !from_peer {
             drop(p);
             tracing::debug!(%peer, "SPAWN_REPLY for no request of this peer (a cast) dropped");
             return;
+        }
+        if let (Term::Pid(_), Some(slot)) = (result, p.get_mut(&**id)) {
+            if let Slot::Waiting(n, _) = slot {
+                // The caller waits for the monitor, which brings the result: no wake-up
+                // for the reply (a request costs its caller one wake-up, not two).
+                let n = n.clone();
+                if let Slot::Waiting(_, tx) = std::mem::replace(slot, Slot::Abandoned(n)) {
+                    *slot = Slot::Spawned(result.clone(), tx);
+                }
+                return;
+            }
         }
         match p.remove(&**id) {
             Some(Slot::Waiting(_, tx)) => {
@@ -97,6 +117,7 @@ impl ControlHandler for SpawnReplies {
                     other => Spawned::Error(other.clone()),
                 });
             }
+            Some(Slot::Spawned(..)) => {}
             Some(Slot::Abandoned(_)) => {
                 drop(p);
                 if let Term::Pid(_) = result {
@@ -233,9 +254,11 @@ async fn send_within(
     }
     req.watch = Some(spawn::watch_monitor(node, &req.id).map_err(|_| no_connection(node))?);
     let (tx, rx) = oneshot::channel();
-    pending()
-        .lock()
-        .insert(req.id.clone(), Slot::Waiting(req.node.clone(), tx));
+    let others = {
+        let mut p = pending().lock();
+        p.insert(req.id.clone(), Slot::Waiting(req.node.clone(), tx));
+        p.len() > 1
+    };
     req.reply = Some(rx);
     let ctl = Term::Tuple(vec![
         Term::Int(orbit_dist::control::op::SPAWN_REQUEST),
@@ -255,7 +278,15 @@ async fn send_within(
         f,
         Term::List(args),
     ]);
-    if spawn::send_control(node, &ctl, Some(&payload)).is_err() {
+    // A lone request is written at once (its latency); with others in flight (concurrent
+    // callers) it is queued for the connection's writer task, so that the requests
+    // issued while it runs leave in one write rather than one syscall each.
+    let sent = if others {
+        spawn::queue_control(node, &ctl, Some(&payload))
+    } else {
+        spawn::send_control(node, &ctl, Some(&payload))
+    };
+    if sent.is_err() {
         req.done = true;
         pending().lock().remove(&req.id);
         return Err(no_connection(node));
@@ -375,6 +406,10 @@ impl ErpcRequest {
             None => {
                 let mut p = pending().lock();
                 match p.get_mut(&self.id) {
+                    Some(Slot::Spawned(..)) => match p.remove(&self.id) {
+                        Some(Slot::Spawned(pid, _)) => Some(pid),
+                        _ => None,
+                    },
                     Some(slot) => {
                         *slot = Slot::Abandoned(self.node.clone());
                         sweep(&mut p);
@@ -417,7 +452,7 @@ fn sweep(p: &mut HashMap<Reference, Slot>) {
     };
     p.retain(|_, s| match s {
         Slot::Abandoned(node) => n.connection(node).is_some(),
-        Slot::Waiting(_, tx) => !tx.is_closed(),
+        Slot::Waiting(_, tx) | Slot::Spawned(_, tx) => !tx.is_closed(),
     });
 }
 

@@ -12,10 +12,12 @@
 //! nodes, [])` asks of every node, e.g. for the transitive mesh). Registering them again
 //! replaces them.
 //!
-//! Contract: lookups take a read lock (registration is rare); a function runs in the
-//! process spawned for the request, never on a connection's reader. A sync function
-//! holds a runtime worker while it runs: long or blocking work belongs in
-//! [`register_async`] (with `orbit::blocking` inside).
+//! Contract: lookups take a read lock (registration is rare). An async function runs
+//! in the process spawned for the request. A sync function called by `erpc:call`,
+//! `rpc:call` or `erpc:cast` runs at once on the connection's reader that received the
+//! request, with no process (the cheapest answer: no spawn, no task switch); it holds
+//! that reader, and a runtime worker, while it runs, so long or blocking work belongs
+//! in [`register_async`] (with `orbit::blocking` inside).
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -174,7 +174,7 @@ pub fn run(ctx: &mut Ctx) {
 }
 
 /// The 1-minute load average, from `/proc/loadavg`.
-fn loadavg_1m() -> Option<f64> {
+pub(crate) fn loadavg_1m() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?
         .split_whitespace()

@@ -568,8 +568,10 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
                 }
             }
             RAW_TOKEN => {
+                // Only where the term ends: the raw bytes are decoded (and checked) by
+                // whoever takes them.
                 let start = self.r.pos;
-                self.skip()?;
+                crate::skip::skip_term(&mut self.r)?;
                 v.visit_borrowed_bytes(&self.r.buf[start..self.r.pos])
             }
             CHARLIST_TOKEN => {

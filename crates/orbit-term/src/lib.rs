@@ -70,6 +70,7 @@ pub mod order;
 mod raw;
 mod reader;
 mod ser;
+mod skip;
 mod special;
 mod tag;
 mod term;

@@ -81,7 +81,7 @@ pub use elixir::{Charlist, ExStruct};
 pub use error::{Error, Result};
 pub use ids::{Export, Fun, Pid, Port, Reference, MAX_REFERENCE_WORDS};
 pub use limits::DecodeLimits;
-pub use raw::RawTerm;
 pub use num_bigint::BigInt;
+pub use raw::RawTerm;
 pub use ser::{to_vec, to_vec_compressed, to_vec_into, Serializer};
 pub use term::{BitBinary, ImproperList, Term};

@@ -119,7 +119,10 @@ impl<'de> Visitor<'de> for RawTermVisitor {
         bytes.extend_from_slice(v);
         Ok(RawTerm(bytes))
     }
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<RawTerm, A::Error> {
+    fn visit_seq<A: de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<RawTerm, A::Error> {
         let mut v = Vec::new();
         while let Some(b) = seq.next_element::<u8>()? {
             v.push(b);

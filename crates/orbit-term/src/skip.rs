@@ -144,7 +144,10 @@ mod tests {
             Term::List(vec![]),
             Term::List(vec![Term::Int(1), Term::Int(2)]),
             Term::List(vec![Term::Int(1000), Term::atom("x")]),
-            Term::tuple(vec![pid.clone(), Term::Map(vec![(Term::Int(1), Term::Int(2))])]),
+            Term::tuple(vec![
+                pid.clone(),
+                Term::Map(vec![(Term::Int(1), Term::Int(2))]),
+            ]),
             Term::improper_list(vec![Term::Int(1)], Term::atom("t")),
         ];
         for t in terms {

@@ -168,7 +168,12 @@ pub fn run(ctx: &mut Ctx) {
         .stderr(Stdio::null())
         .status();
     let beam_ok = beam::beamlibs().is_some();
-    ctx.emit_opt(SCENARIO, "host", "loadavg_1m_start", super::db::loadavg_1m());
+    ctx.emit_opt(
+        SCENARIO,
+        "host",
+        "loadavg_1m_start",
+        super::db::loadavg_1m(),
+    );
     let mut r = Rounds::default();
     let mut all_cpu: Vec<(&str, f64)> = Vec::new();
     let mut pairs = Vec::new();

@@ -330,8 +330,9 @@ impl<I: DeserializeOwned, O: Serialize> Engine<I, O> {
     /// dropped past `buffer_size`, logged, as GenStage's `buffer_keep: :last`).
     fn push(&mut self, events: impl ExactSizeIterator<Item = Out<O>>) {
         if self.kind == Kind::Consumer {
-            if events.len() > 0 {
-                tracing::error!(stage = %self.me, n = events.len(), "GenStage: a consumer cannot dispatch events; dropped");
+            let n = events.len();
+            if n > 0 {
+                tracing::error!(stage = %self.me, n, "GenStage: a consumer cannot dispatch events; dropped");
             }
             return;
         }

@@ -153,8 +153,7 @@ pub(crate) fn parse_raw<E: DeserializeOwned>(
     raw: &RawTerm,
     counters: &Counters,
 ) -> Result<Parsed<E>, &'static str> {
-    if let Ok((kind, (pid, tag), body)) = raw.decode::<(Atom, (orbit_term::Pid, Term), RawTerm)>()
-    {
+    if let Ok((kind, (pid, tag), body)) = raw.decode::<(Atom, (orbit_term::Pid, Term), RawTerm)>() {
         if kind.as_str() == GEN_CONSUMER && body.is_list() {
             let from = Sub {
                 pid: orbit_dist::from_wire(&pid),

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::de::from_slice;
 use crate::error::Result;
-use crate::special::RAW_TOKEN;
+use crate::special::{RAW_BYTES_TOKEN, RAW_TOKEN};
 use crate::tag;
 use crate::term::Term;
 
@@ -139,7 +139,7 @@ impl<'de> Visitor<'de> for RawTermVisitor {
 
 impl<'de> Deserialize<'de> for RawTerm {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<RawTerm, D::Error> {
-        d.deserialize_newtype_struct(RAW_TOKEN, RawTermVisitor)
+        d.deserialize_newtype_struct(RAW_BYTES_TOKEN, RawTermVisitor)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Walking past one encoded term without building it: where a term ends.
 //!
-//! [`crate::RawTerm`] and every [`crate::Term`] inside a typed message keep the bytes of
-//! one term, decoded (and fully checked) later; finding their end must not cost a
+//! A [`crate::RawTerm`] inside a typed message keeps the bytes of one term, decoded
+//! (and fully checked, limits included) later; finding their end must not cost a
 //! decode. [`skip_term`] reads only tags and lengths: no allocation, no recursion (a
 //! count of the terms still to pass), every length checked against the bytes left, and
 //! never a panic. It checks the structure only (tags, lengths, atoms where pids, ports,

@@ -12,7 +12,7 @@ use crate::decode::{big_body, decode_term, inflate};
 use crate::error::{Error, Result};
 use crate::limits::DecodeLimits;
 use crate::reader::{grow_stack, Reader};
-use crate::special::{ATOM_TOKEN, CHARLIST_TOKEN, RAW_TOKEN, STRUCT_TOKEN};
+use crate::special::{ATOM_TOKEN, CHARLIST_TOKEN, RAW_BYTES_TOKEN, RAW_TOKEN, STRUCT_TOKEN};
 use crate::tag;
 use crate::term::Term;
 
@@ -570,6 +570,13 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
             RAW_TOKEN => {
                 let start = self.r.pos;
                 self.skip()?;
+                v.visit_borrowed_bytes(&self.r.buf[start..self.r.pos])
+            }
+            RAW_BYTES_TOKEN => {
+                // A `RawTerm`: only where the term ends; its bytes are decoded (and
+                // checked against the limits) by whoever takes them.
+                let start = self.r.pos;
+                crate::skip::skip_term(&mut self.r)?;
                 v.visit_borrowed_bytes(&self.r.buf[start..self.r.pos])
             }
             CHARLIST_TOKEN => {

@@ -47,6 +47,7 @@
 //! | [`Atom`] | atom | |
 //! | [`Pid`], [`Port`], [`Reference`] | pid, port, reference | their real ETF forms |
 //! | [`Term`] | the term itself | lossless: keep an untyped part inside a typed message |
+//! | [`RawTerm`] | the term itself, kept encoded | decode it later into the type the receiver picks |
 //! | [`Charlist`] | charlist (`'abc'`) | `STRING_EXT` when it fits |
 //! | [`ExStruct<T>`] | Elixir struct | a map with `__struct__ => module` first |
 //!
@@ -66,8 +67,10 @@ mod error;
 mod ids;
 mod limits;
 pub mod order;
+mod raw;
 mod reader;
 mod ser;
+mod skip;
 mod special;
 mod tag;
 mod term;
@@ -79,5 +82,6 @@ pub use error::{Error, Result};
 pub use ids::{Export, Fun, Pid, Port, Reference, MAX_REFERENCE_WORDS};
 pub use limits::DecodeLimits;
 pub use num_bigint::BigInt;
+pub use raw::RawTerm;
 pub use ser::{to_vec, to_vec_compressed, to_vec_into, Serializer};
 pub use term::{BitBinary, ImproperList, Term};

@@ -19,6 +19,9 @@ use crate::term::Term;
 
 pub(crate) const ATOM_TOKEN: &str = "$orbit_term::Atom";
 pub(crate) const RAW_TOKEN: &str = "$orbit_term::Raw";
+/// A [`crate::RawTerm`] being deserialized: the bytes of one term, found without
+/// decoding it (serializing one uses [`RAW_TOKEN`]).
+pub(crate) const RAW_BYTES_TOKEN: &str = "$orbit_term::RawBytes";
 pub(crate) const CHARLIST_TOKEN: &str = "$orbit_term::Charlist";
 pub(crate) const STRUCT_TOKEN: &str = "$orbit_term::ExStruct";
 

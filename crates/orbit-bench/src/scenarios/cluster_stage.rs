@@ -11,7 +11,11 @@
 //! A and B start fresh in every round.
 //!
 //! Goal: Orbit ≥ 3x the BEAM (`orbit_vs_beam_min_3x`). Also CPU microseconds per event
-//! spent by node C.
+//! spent by node C (`cpu_us_per_event`: `getrusage` in the Orbit node, `statistics(runtime)`
+//! in the BEAM, around the measured part) and by all three nodes
+//! (`cpu_us_per_event_3_nodes`: C's figure plus A's and B's `/proc/PID/stat` CPU from just
+//! before C starts to just after it ends, so A's and B's share includes C's start-up,
+//! when they idle). `host` `loadavg_1m_start`/`_end` frame the run.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -29,6 +33,34 @@ const COOKIE: &str = "orbit_bench_cstage";
 
 /// A node process that printed `ready`; killed when dropped.
 struct NodeProc(Child);
+
+impl NodeProc {
+    /// CPU microseconds the node has used so far (0 when `/proc` cannot tell).
+    fn cpu_us(&self) -> u64 {
+        crate::util::proc_cpu_us(self.0.id()).unwrap_or(0)
+    }
+}
+
+/// One round of a subject: node C's figures and A's and B's CPU over C's run.
+struct RoundOut {
+    values: beam::Values,
+    others_cpu_us: u64,
+}
+
+/// Runs node C (`run`) between two readings of A's and B's CPU.
+fn with_others_cpu(
+    a: &NodeProc,
+    b: &NodeProc,
+    run: impl FnOnce() -> Option<beam::Values>,
+) -> Option<RoundOut> {
+    let before = a.cpu_us() + b.cpu_us();
+    let values = run()?;
+    let after = a.cpu_us() + b.cpu_us();
+    Some(RoundOut {
+        values,
+        others_cpu_us: after.saturating_sub(before),
+    })
+}
 
 impl Drop for NodeProc {
     fn drop(&mut self) {
@@ -70,7 +102,7 @@ fn name(role: &str, round: usize, who: &str) -> String {
     format!("cs_{who}_{role}_{}_{round}@127.0.0.1", std::process::id())
 }
 
-fn orbit_round(n: u64, round: usize) -> Option<beam::Values> {
+fn orbit_round(n: u64, round: usize) -> Option<RoundOut> {
     let exe = std::env::current_exe().ok()?;
     let (a, b, c) = (
         name("a", round, "o"),
@@ -79,16 +111,18 @@ fn orbit_round(n: u64, round: usize) -> Option<beam::Values> {
     );
     let mut ca = Command::new(&exe);
     ca.args(["__cstage-a", &a]);
-    let _na = start_node(ca)?;
+    let na = start_node(ca)?;
     let mut cb = Command::new(&exe);
     cb.args(["__cstage-b", &b, &a]);
-    let _nb = start_node(cb)?;
-    crate::util::run_self(&["__cstage-c", &c, &b, &n.to_string()])
-        .map_err(|e| eprintln!("note: cluster_stage orbit C: {e}"))
-        .ok()
+    let nb = start_node(cb)?;
+    with_others_cpu(&na, &nb, || {
+        crate::util::run_self(&["__cstage-c", &c, &b, &n.to_string()])
+            .map_err(|e| eprintln!("note: cluster_stage orbit C: {e}"))
+            .ok()
+    })
 }
 
-fn beam_round(n: u64, round: usize) -> Option<beam::Values> {
+fn beam_round(n: u64, round: usize) -> Option<RoundOut> {
     let libs = beam::beamlibs()?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("beam/cluster_stage.exs");
     let elixir = |node: &str, args: &[&str]| {
@@ -106,23 +140,26 @@ fn beam_round(n: u64, round: usize) -> Option<beam::Values> {
         name("b", round, "b"),
         name("c", round, "b"),
     );
-    let _na = start_node(elixir(&a, &["a"]))?;
-    let _nb = start_node(elixir(&b, &["b", &a]))?;
-    let out = elixir(&c, &["c", &b, &n.to_string()])
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!("note: cluster_stage beam C failed ({})", out.status);
-        return None;
-    }
-    Some(beam::parse_kv(&String::from_utf8_lossy(&out.stdout)))
+    // `elixir` execs `erl`, which execs the emulator: the pid is the BEAM's.
+    let na = start_node(elixir(&a, &["a"]))?;
+    let nb = start_node(elixir(&b, &["b", &a]))?;
+    with_others_cpu(&na, &nb, || {
+        let out = elixir(&c, &["c", &b, &n.to_string()])
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!("note: cluster_stage beam C failed ({})", out.status);
+            return None;
+        }
+        Some(beam::parse_kv(&String::from_utf8_lossy(&out.stdout)))
+    })
 }
 
 /// Runs the scenario.
 pub fn run(ctx: &mut Ctx) {
-    let n = ctx.n(500_000);
+    let n = ctx.n(2_000_000);
     // One EPMD for every node of every round (an Orbit node would otherwise embed one
     // that dies with it).
     let _ = Command::new("epmd")
@@ -131,7 +168,14 @@ pub fn run(ctx: &mut Ctx) {
         .stderr(Stdio::null())
         .status();
     let beam_ok = beam::beamlibs().is_some();
+    ctx.emit_opt(
+        SCENARIO,
+        "host",
+        "loadavg_1m_start",
+        crate::util::loadavg_1m(),
+    );
     let mut r = Rounds::default();
+    let mut all_cpu: Vec<(&str, f64)> = Vec::new();
     let mut pairs = Vec::new();
     for round in 0..ctx.rounds {
         let mut o = None;
@@ -150,13 +194,27 @@ pub fn run(ctx: &mut Ctx) {
             } else {
                 None
             };
-            let Some(v) = v else { continue };
+            let Some(RoundOut {
+                values: v,
+                others_cpu_us,
+            }) = v
+            else {
+                continue;
+            };
             let Some(&rate) = v.get("rate") else { continue };
             r.add(subject, rate);
+            let mut all = None;
             if let Some(c) = v.get("cpu_s") {
                 r.add_cpu(subject, c * 1e6 / n as f64);
+                let us = (c * 1e6 + others_cpu_us as f64) / n as f64;
+                all_cpu.push((subject, us));
+                all = Some(us);
             }
-            eprintln!("cluster_stage round {round}: {subject} {rate:.0} events/s");
+            eprintln!(
+                "cluster_stage round {round}: {subject} {rate:.0} events/s, CPU {:.3} µs/event on C, {:.3} on all three nodes",
+                v.get("cpu_s").map_or(f64::NAN, |c| c * 1e6 / n as f64),
+                all.unwrap_or(f64::NAN)
+            );
             if subject == "orbit" {
                 o = Some(rate);
             } else {
@@ -170,6 +228,25 @@ pub fn run(ctx: &mut Ctx) {
     ctx.rep.emit(SCENARIO, "setup", "events", n as f64);
     ctx.emit_rounds(SCENARIO, "orbit", "events_per_s", "event", &r);
     ctx.emit_rounds(SCENARIO, "beam", "events_per_s", "event", &r);
+    for subject in ["orbit", "beam"] {
+        let xs: Vec<f64> = all_cpu
+            .iter()
+            .filter(|(s, _)| *s == subject)
+            .map(|(_, v)| *v)
+            .collect();
+        ctx.emit_opt(
+            SCENARIO,
+            subject,
+            "cpu_us_per_event_3_nodes",
+            crate::util::median(&xs),
+        );
+    }
+    ctx.emit_opt(
+        SCENARIO,
+        "host",
+        "loadavg_1m_end",
+        crate::util::loadavg_1m(),
+    );
     if !pairs.is_empty() {
         // The ratio of the same round's pair, median over rounds, spread beside.
         let med = crate::util::median(&pairs);

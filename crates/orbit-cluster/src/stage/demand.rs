@@ -130,12 +130,13 @@ impl Downstream {
     }
 
     /// Hands events from the front of `buffer` to the subscribers with the most demand
-    /// first, through `send(pid, tag, events)`; what nobody wants stays in `buffer`.
-    /// Returns how many events left.
-    pub(crate) fn dispatch(
+    /// first, through `send(pid, tag, buffer, k)` (send the first `k` events of
+    /// `buffer`; they are removed after it returns); what nobody wants stays in
+    /// `buffer`. Returns how many events left.
+    pub(crate) fn dispatch<E>(
         &mut self,
-        buffer: &mut VecDeque<Term>,
-        mut send: impl FnMut(Pid, &Term, Vec<Term>),
+        buffer: &mut VecDeque<E>,
+        mut send: impl FnMut(Pid, &Term, &VecDeque<E>, usize),
     ) -> usize {
         let mut sent = 0;
         while !buffer.is_empty() {
@@ -147,10 +148,10 @@ impl Downstream {
             };
             let s = &mut self.subs[best];
             let k = (s.demand as usize).min(buffer.len());
-            let batch: Vec<Term> = buffer.drain(..k).collect();
             s.demand -= k as u64;
             sent += k;
-            send(s.pid, &s.tag, batch);
+            send(s.pid, &s.tag, buffer, k);
+            buffer.drain(..k);
         }
         sent
     }
@@ -195,7 +196,7 @@ mod tests {
         assert_eq!(d.ask(1, 1), 1);
         let mut buf: VecDeque<Term> = (0..10).map(Term::Int).collect();
         let mut got = Vec::new();
-        d.dispatch(&mut buf, |_, t, ev| got.push((t.clone(), ev.len())));
+        d.dispatch(&mut buf, |_, t, _, k| got.push((t.clone(), k)));
         assert_eq!(got, vec![(Term::Int(0), 3), (Term::Int(1), 1)]);
         assert_eq!(buf.len(), 6);
         let s = d.remove(0);

@@ -21,8 +21,9 @@ use std::sync::Arc;
 
 use orbit::stage::CancelMode;
 use orbit::{Context, ExitReason, Message, Pid, Ref};
-use orbit_term::Term;
-use serde::{Deserialize, Deserializer};
+use orbit_term::{RawTerm, Term};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
 use tokio::sync::oneshot;
 
 use super::demand::{Downstream, Subscriber, Upstream};
@@ -30,10 +31,27 @@ use super::wire::{self, Parsed};
 use super::RemoteSubscribe;
 
 /// A producer's callback: demand in, events out.
-pub(crate) type DemandFn = Box<dyn FnMut(u64) -> Vec<Term> + Send>;
+pub(crate) type DemandFn<O> = Box<dyn FnMut(u64) -> Vec<O> + Send>;
 /// A consumer's or producer_consumer's callback: events in, events out (a consumer's
 /// output is dropped).
-pub(crate) type EventsFn = Box<dyn FnMut(Vec<Term>) -> Vec<Term> + Send>;
+pub(crate) type EventsFn<I, O> = Box<dyn FnMut(Vec<I>) -> Vec<O> + Send>;
+
+/// An event waiting in a producer's buffer: one the stage's callback made (encoded
+/// only when it is sent), or one handed over by [`super::RemoteStage::push`] (encoded
+/// there, from any serde type).
+pub(crate) enum Out<O> {
+    Typed(O),
+    Pushed(RawTerm),
+}
+
+impl<O: Serialize> Serialize for Out<O> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Out::Typed(o) => o.serialize(s),
+            Out::Pushed(r) => r.serialize(s),
+        }
+    }
+}
 
 /// What kind of stage runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +63,11 @@ pub(crate) enum Kind {
 
 /// What a stage process receives.
 pub(crate) enum StageMsg {
-    /// A term from any node (parsed and checked by the stage).
-    Wire(Term),
-    /// Events to dispatch (a producer's push).
-    Push(Vec<Term>),
+    /// A term from any node, still encoded (parsed and checked by the stage, events
+    /// decoded straight into the stage's type).
+    Wire(RawTerm),
+    /// Events to dispatch (a producer's push), each encoded.
+    Push(Vec<RawTerm>),
     /// Subscribe to the producer `to` (already resolved to a pid).
     Subscribe {
         to: Pid,
@@ -65,7 +84,7 @@ pub(crate) enum StageMsg {
 /// Every message from the wire is a [`StageMsg::Wire`], whatever its shape.
 impl<'de> Deserialize<'de> for StageMsg {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Term::deserialize(d).map(StageMsg::Wire)
+        RawTerm::deserialize(d).map(StageMsg::Wire)
     }
 }
 
@@ -88,29 +107,31 @@ struct Up {
     monitor: Ref,
 }
 
-pub(crate) struct Engine {
+/// A stage taking events of type `I` and sending events of type `O` (a producer never
+/// takes any, a consumer never sends any).
+pub(crate) struct Engine<I, O> {
     me: Pid,
     kind: Kind,
-    on_demand: Option<DemandFn>,
-    on_events: Option<EventsFn>,
+    on_demand: Option<DemandFn<O>>,
+    on_events: Option<EventsFn<I, O>>,
     down: Downstream,
-    buffer: VecDeque<Term>,
+    buffer: VecDeque<Out<O>>,
     buffer_size: usize,
     ups: Vec<Up>,
     /// A producer_consumer's events waiting for downstream demand, with their producer.
-    queue: VecDeque<(Term, VecDeque<Term>)>,
+    queue: VecDeque<(Term, VecDeque<I>)>,
     counters: Arc<Counters>,
 }
 
-impl Engine {
+impl<I: DeserializeOwned, O: Serialize> Engine<I, O> {
     pub(crate) fn new(
         me: Pid,
         kind: Kind,
-        on_demand: Option<DemandFn>,
-        on_events: Option<EventsFn>,
+        on_demand: Option<DemandFn<O>>,
+        on_events: Option<EventsFn<I, O>>,
         buffer_size: usize,
         counters: Arc<Counters>,
-    ) -> Engine {
+    ) -> Engine<I, O> {
         Engine {
             me,
             kind,
@@ -129,7 +150,7 @@ impl Engine {
     pub(crate) async fn run(mut self, mut ctx: Context<StageMsg>) -> ExitReason {
         loop {
             let step = match ctx.recv().await {
-                Message::Msg(StageMsg::Wire(t)) => match wire::parse(t) {
+                Message::Msg(StageMsg::Wire(t)) => match wire::parse_raw::<I>(&t, &self.counters) {
                     Ok(p) => self.wire(p),
                     Err(why) => {
                         self.ignore(why, None);
@@ -137,7 +158,7 @@ impl Engine {
                     }
                 },
                 Message::Msg(StageMsg::Push(events)) => {
-                    self.push(events);
+                    self.push(events.into_iter().map(Out::Pushed));
                     None
                 }
                 Message::Msg(StageMsg::Subscribe { to, opts, reply }) => {
@@ -175,7 +196,7 @@ impl Engine {
         }
     }
 
-    fn wire(&mut self, p: Parsed) -> Option<ExitReason> {
+    fn wire(&mut self, p: Parsed<I>) -> Option<ExitReason> {
         match p {
             Parsed::Subscribe {
                 from,
@@ -270,7 +291,7 @@ impl Engine {
                 if more > 0 {
                     if let Some(f) = self.on_demand.as_mut() {
                         let events = f(more);
-                        self.push(events);
+                        self.push(events.into_iter().map(Out::Typed));
                     }
                 }
             }
@@ -281,8 +302,25 @@ impl Engine {
     /// Sends buffered events to consumers with demand; how many left.
     fn dispatch(&mut self) -> usize {
         let me = self.me;
-        self.down.dispatch(&mut self.buffer, |pid, tag, events| {
-            if let Err(e) = orbit_dist::send(pid, &wire::events(me, tag, events)) {
+        self.down.dispatch(&mut self.buffer, |pid, tag, buffer, k| {
+            let sent = match orbit_dist::send(pid, &wire::Events::new(me, tag, buffer, k)) {
+                Err(orbit::SendError::NotEncodable(_)) => {
+                    // Some event has no term form: send the others, each encoded alone.
+                    let ok: VecDeque<RawTerm> = buffer
+                        .range(..k)
+                        .filter_map(|e| match RawTerm::encode(e) {
+                            Ok(r) => Some(r),
+                            Err(err) => {
+                                tracing::error!(stage = %me, error = %err, ty = std::any::type_name::<O>(), "GenStage: an event cannot be encoded as a term; dropped");
+                                None
+                            }
+                        })
+                        .collect();
+                    orbit_dist::send(pid, &wire::Events::new(me, tag, &ok, ok.len()))
+                }
+                other => other,
+            };
+            if let Err(e) = sent {
                 tracing::debug!(stage = %me, %pid, error = %e, "GenStage: events not sent");
             }
         })
@@ -290,10 +328,11 @@ impl Engine {
 
     /// Events from the callback or a push: dispatched, the rest buffered (the oldest
     /// dropped past `buffer_size`, logged, as GenStage's `buffer_keep: :last`).
-    fn push(&mut self, events: Vec<Term>) {
+    fn push(&mut self, events: impl ExactSizeIterator<Item = Out<O>>) {
         if self.kind == Kind::Consumer {
-            if !events.is_empty() {
-                tracing::error!(stage = %self.me, n = events.len(), "GenStage: a consumer cannot dispatch events; dropped");
+            let n = events.len();
+            if n > 0 {
+                tracing::error!(stage = %self.me, n, "GenStage: a consumer cannot dispatch events; dropped");
             }
             return;
         }
@@ -307,7 +346,7 @@ impl Engine {
     }
 
     /// Events from a producer.
-    fn events(&mut self, from: wire::Sub, events: Vec<Term>) {
+    fn events(&mut self, from: wire::Sub, events: Vec<I>) {
         if self.kind == Kind::Producer {
             return self.ignore("a producer received $gen_consumer events", None);
         }
@@ -325,7 +364,7 @@ impl Engine {
 
     /// Runs `events` from the subscription `tag` through the callback in GenStage's
     /// batches, asking the producer for more after each batch.
-    fn handle(&mut self, tag: &Term, mut events: Vec<Term>) {
+    fn handle(&mut self, tag: &Term, mut events: Vec<I>) {
         let Some(i) = self.ups.iter().position(|u| &u.tag == tag) else {
             // The subscription ended while its events waited: handle them, ask nothing.
             return self.callback(events);
@@ -337,8 +376,12 @@ impl Engine {
         }
         let (pid, ptag) = (self.ups[i].pid, self.ups[i].tag.clone());
         for b in batches {
-            let rest = events.split_off(b.len.min(events.len()));
-            let batch = std::mem::replace(&mut events, rest);
+            let batch = if b.len >= events.len() {
+                std::mem::take(&mut events)
+            } else {
+                let rest = events.split_off(b.len);
+                std::mem::replace(&mut events, rest)
+            };
             self.callback(batch);
             if b.ask > 0 {
                 self.send(pid, &wire::ask(self.me, &ptag, b.ask));
@@ -346,11 +389,11 @@ impl Engine {
         }
     }
 
-    fn callback(&mut self, events: Vec<Term>) {
+    fn callback(&mut self, events: Vec<I>) {
         if let Some(f) = self.on_events.as_mut() {
             let out = f(events);
             if self.kind == Kind::ProducerConsumer {
-                self.push(out);
+                self.push(out.into_iter().map(Out::Typed));
             }
         }
     }
@@ -367,7 +410,12 @@ impl Engine {
                 return;
             };
             let n = want.min(q.len());
-            let chunk: Vec<Term> = q.drain(..n).collect();
+            let chunk: Vec<I> = if n == q.len() {
+                // The whole queued message: no copy when it sits in one piece.
+                Vec::from(std::mem::take(q))
+            } else {
+                q.drain(..n).collect()
+            };
             let tag = tag.clone();
             if q.is_empty() {
                 self.queue.pop_front();

@@ -22,9 +22,12 @@
 //! `normal`/`shutdown`/`{shutdown, _}`) and keeps running when `Temporary`.
 //!
 //! Events are serde values: they cross the wire as the terms `orbit-term` maps them to,
-//! so an Elixir integer, tuple or binary arrives as the matching Rust value. An event
-//! that does not decode into the stage's type is logged, counted
-//! ([`RemoteStage::undecodable`]) and skipped. Malformed or out-of-order protocol messages
+//! so an Elixir integer, tuple or binary arrives as the matching Rust value. They are
+//! encoded straight from the stage's type into the connection's buffer when sent and
+//! decoded straight from the message's bytes into it when received (no `Term` per
+//! event). An event that does not decode into the stage's type is logged, counted
+//! ([`RemoteStage::undecodable`]) and skipped; one that cannot be encoded is logged and
+//! dropped. Malformed or out-of-order protocol messages
 //! from a peer are logged, counted ([`RemoteStage::ignored`]) and ignored, or answered as
 //! GenStage answers them (`{cancel, unknown_subscription}`).
 //!
@@ -46,7 +49,7 @@ use std::time::Duration;
 
 pub use orbit::stage::CancelMode;
 use orbit::{Dest, Pid};
-use orbit_term::Term;
+use orbit_term::{RawTerm, Term};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -234,7 +237,7 @@ impl RemoteStage {
     pub fn push<T: Serialize>(&self, events: &[T]) -> Result<(), RemoteStageError> {
         let terms = events
             .iter()
-            .map(orbit_term::to_term)
+            .map(RawTerm::encode)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| RemoteStageError::Encode(e.to_string()))?;
         self.handle
@@ -328,56 +331,17 @@ async fn resolve(to: Dest) -> Result<Pid, RemoteStageError> {
     }
 }
 
-/// Events from the wire into `T`: the whole batch in one conversion; when some event
-/// does not decode, each on its own, the bad ones logged, counted and skipped.
-fn decode_all<T: DeserializeOwned>(events: Vec<Term>, counters: &Counters) -> Vec<T> {
-    let list = Term::List(events);
-    if let Ok(v) = orbit_term::from_term::<Vec<T>>(&list) {
-        return v;
-    }
-    let Term::List(events) = list else {
-        return Vec::new();
-    };
-    let mut out = Vec::with_capacity(events.len());
-    for e in events {
-        match orbit_term::from_term::<T>(&e) {
-            Ok(v) => out.push(v),
-            Err(err) => {
-                counters.undecodable.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(event = %crate::pg::short_term(&e), error = %err, ty = std::any::type_name::<T>(), "GenStage: an event does not decode into the stage's type; skipped");
-            }
-        }
-    }
-    out
-}
-
-/// Events into terms: the whole batch in one conversion; when that fails, each on its
-/// own, the ones that cannot be encoded logged and dropped.
-fn encode_all<T: Serialize>(events: Vec<T>) -> Vec<Term> {
-    if let Ok(Term::List(terms)) = orbit_term::to_term(&events) {
-        if terms.len() == events.len() {
-            return terms;
-        }
-    }
-    events
-        .into_iter()
-        .filter_map(|e| match orbit_term::to_term(&e) {
-            Ok(t) => Some(t),
-            Err(err) => {
-                tracing::error!(error = %err, ty = std::any::type_name::<T>(), "GenStage: an event cannot be encoded as a term; dropped");
-                None
-            }
-        })
-        .collect()
-}
-
-fn start(
+fn start<I, O>(
     kind: Kind,
     opts: &RemoteStageOptions,
-    on_demand: Option<DemandFn>,
-    on_events: Option<EventsFn>,
+    on_demand: Option<DemandFn<O>>,
+    on_events: Option<EventsFn<I, O>>,
     counters: Arc<Counters>,
-) -> Result<RemoteStage, RemoteStageError> {
+) -> Result<RemoteStage, RemoteStageError>
+where
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+{
     let c = counters.clone();
     let buffer_size = opts.buffer_size.unwrap_or(match kind {
         Kind::Producer => 10_000,
@@ -388,7 +352,7 @@ fn start(
         .label("remote stage")
         .spawn(move |ctx: orbit::Context<StageMsg>| async move {
             let me = ctx.pid();
-            let reason = Engine::new(me, kind, on_demand, on_events, buffer_size, c)
+            let reason = Engine::<I, O>::new(me, kind, on_demand, on_events, buffer_size, c)
                 .run(ctx)
                 .await;
             orbit_dist::unserve(me);
@@ -420,14 +384,14 @@ fn start(
 /// rest can come later through [`RemoteStage::push`]). Call inside a tokio runtime.
 pub fn producer<T, F>(
     opts: RemoteStageOptions,
-    mut handle_demand: F,
+    handle_demand: F,
 ) -> Result<RemoteStage, RemoteStageError>
 where
-    T: Serialize + 'static,
+    T: Serialize + Send + 'static,
     F: FnMut(u64) -> Vec<T> + Send + 'static,
 {
-    let on_demand: DemandFn = Box::new(move |n| encode_all(handle_demand(n)));
-    start(
+    let on_demand: DemandFn<T> = Box::new(handle_demand);
+    start::<Term, T>(
         Kind::Producer,
         &opts,
         Some(on_demand),
@@ -444,14 +408,13 @@ pub async fn consumer<T, F>(
     mut handle_events: F,
 ) -> Result<RemoteStage, RemoteStageError>
 where
-    T: DeserializeOwned + 'static,
+    T: DeserializeOwned + Send + 'static,
     F: FnMut(Vec<T>) + Send + 'static,
 {
     opts.check()?;
     let counters = Arc::new(Counters::default());
-    let c = counters.clone();
-    let on_events: EventsFn = Box::new(move |ev| {
-        handle_events(decode_all(ev, &c));
+    let on_events: EventsFn<T, Term> = Box::new(move |ev| {
+        handle_events(ev);
         Vec::new()
     });
     let stage = start(
@@ -470,17 +433,16 @@ pub async fn producer_consumer<I, O, F>(
     opts: RemoteStageOptions,
     to: impl Into<Dest>,
     sub: RemoteSubscribe,
-    mut handle_events: F,
+    handle_events: F,
 ) -> Result<RemoteStage, RemoteStageError>
 where
-    I: DeserializeOwned + 'static,
-    O: Serialize + 'static,
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
     F: FnMut(Vec<I>) -> Vec<O> + Send + 'static,
 {
     sub.check()?;
     let counters = Arc::new(Counters::default());
-    let c = counters.clone();
-    let on_events: EventsFn = Box::new(move |ev| encode_all(handle_events(decode_all(ev, &c))));
+    let on_events: EventsFn<I, O> = Box::new(handle_events);
     let stage = start(
         Kind::ProducerConsumer,
         &opts,

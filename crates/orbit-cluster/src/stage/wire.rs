@@ -7,9 +7,22 @@
 //! `Ref` is the subscription's tag (the consumer's monitor reference in GenStage); here any
 //! term, compared exactly. Parsing never panics: anything else is [`Parsed::Other`] or an
 //! error naming what was wrong, which the stage logs and ignores.
+//!
+//! Events cost nothing per event beyond their own encoding: [`parse_raw`] decodes the
+//! event list of a `$gen_consumer` message straight from its bytes into the stage's
+//! type (no [`Term`] per event), and [`Events`] writes the buffered events straight
+//! into the connection's buffer. Only when the list does not decode into that type are
+//! the events decoded one by one, the bad ones counted and skipped.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 
 use orbit::Pid;
-use orbit_term::Term;
+use orbit_term::{atom, Atom, RawTerm, Term};
+use serde::de::DeserializeOwned;
+use serde::ser::{Serialize, SerializeTuple, Serializer};
+
+use super::engine::Counters;
 
 /// The atom GenStage tags messages to a producer with.
 pub const GEN_PRODUCER: &str = "$gen_producer";
@@ -23,9 +36,9 @@ pub(crate) struct Sub {
     pub tag: Term,
 }
 
-/// A parsed protocol message.
+/// A parsed protocol message, its events of type `E`.
 #[derive(Debug)]
-pub(crate) enum Parsed {
+pub(crate) enum Parsed<E> {
     /// `{'$gen_producer', From, {subscribe, Current, Opts}}`; `Current` is `nil` or
     /// `{Ref, Reason}`, a subscription of the same consumer to cancel first.
     Subscribe {
@@ -38,7 +51,7 @@ pub(crate) enum Parsed {
     /// `{'$gen_producer', {_, Ref}, {cancel, Reason}}`.
     CancelProducer { tag: Term, reason: Term },
     /// `{'$gen_consumer', From, [Event, ...]}`.
-    Events { from: Sub, events: Vec<Term> },
+    Events { from: Sub, events: Vec<E> },
     /// `{'$gen_consumer', {_, Ref}, {cancel, Reason}}`.
     CancelConsumer { tag: Term, reason: Term },
     /// Not a GenStage protocol message at all.
@@ -67,7 +80,7 @@ fn tag(t: &Term) -> Result<Term, &'static str> {
 
 /// Parses one incoming message (taking the events out of it without a copy). `Err` is a
 /// protocol message of a bad shape (say why).
-pub(crate) fn parse(t: Term) -> Result<Parsed, &'static str> {
+pub(crate) fn parse(t: Term) -> Result<Parsed<Term>, &'static str> {
     let kind = match &t {
         Term::Tuple(e) if e.len() == 3 => match e[0].as_atom() {
             Some(GEN_PRODUCER) => GEN_PRODUCER,
@@ -132,6 +145,109 @@ pub(crate) fn parse(t: Term) -> Result<Parsed, &'static str> {
     }
 }
 
+/// Parses one incoming message, still encoded: a `$gen_consumer` event list is decoded
+/// straight into `Vec<E>`; when some event does not decode into `E`, each on its own,
+/// the bad ones logged, counted in `counters.undecodable` and skipped. Anything else
+/// goes through [`parse`].
+pub(crate) fn parse_raw<E: DeserializeOwned>(
+    raw: &RawTerm,
+    counters: &Counters,
+) -> Result<Parsed<E>, &'static str> {
+    if let Ok((kind, (pid, tag), body)) = raw.decode::<(Atom, (orbit_term::Pid, Term), RawTerm)>() {
+        if kind.as_str() == GEN_CONSUMER && body.is_list() {
+            let from = Sub {
+                pid: orbit_dist::from_wire(&pid),
+                tag,
+            };
+            let events = match body.decode::<Vec<E>>() {
+                Ok(events) => events,
+                Err(_) => match body.to_term() {
+                    Ok(Term::List(events)) => typed(events, counters),
+                    _ => return Err("a $gen_consumer message whose events are not a proper list"),
+                },
+            };
+            return Ok(Parsed::Events { from, events });
+        }
+    }
+    let t = raw
+        .to_term()
+        .map_err(|_| "a message that is not a valid term")?;
+    Ok(match parse(t)? {
+        Parsed::Events { from, events } => Parsed::Events {
+            from,
+            events: typed(events, counters),
+        },
+        Parsed::Subscribe {
+            from,
+            current,
+            opts,
+        } => Parsed::Subscribe {
+            from,
+            current,
+            opts,
+        },
+        Parsed::Ask { from, n } => Parsed::Ask { from, n },
+        Parsed::CancelProducer { tag, reason } => Parsed::CancelProducer { tag, reason },
+        Parsed::CancelConsumer { tag, reason } => Parsed::CancelConsumer { tag, reason },
+        Parsed::Other(t) => Parsed::Other(t),
+    })
+}
+
+/// Events one by one into `E`, the ones that do not decode logged, counted and skipped.
+fn typed<E: DeserializeOwned>(events: Vec<Term>, counters: &Counters) -> Vec<E> {
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        match orbit_term::from_term::<E>(&e) {
+            Ok(v) => out.push(v),
+            Err(err) => {
+                counters.undecodable.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(event = %crate::pg::short_term(&e), error = %err, ty = std::any::type_name::<E>(), "GenStage: an event does not decode into the stage's type; skipped");
+            }
+        }
+    }
+    out
+}
+
+/// `{'$gen_consumer', {Me, Tag}, Events}` for the first `n` events of a buffer, written
+/// straight into the connection's buffer (no [`Term`] per event).
+pub(crate) struct Events<'a, T> {
+    me: orbit_term::Pid,
+    tag: &'a Term,
+    events: &'a VecDeque<T>,
+    n: usize,
+}
+
+impl<'a, T: Serialize> Events<'a, T> {
+    /// The message carrying `events[..n]` from `me` for the subscription `tag`.
+    pub(crate) fn new(me: Pid, tag: &'a Term, events: &'a VecDeque<T>, n: usize) -> Self {
+        Events {
+            me: orbit_dist::to_wire(me),
+            tag,
+            events,
+            n: n.min(events.len()),
+        }
+    }
+}
+
+/// The events of an [`Events`] message, as a list.
+struct List<'a, T>(&'a VecDeque<T>, usize);
+
+impl<T: Serialize> Serialize for List<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.range(..self.1))
+    }
+}
+
+impl<T: Serialize> Serialize for Events<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(3)?;
+        t.serialize_element(&atom!("$gen_consumer"))?;
+        t.serialize_element(&(&self.me, self.tag))?;
+        t.serialize_element(&List(self.events, self.n))?;
+        t.end()
+    }
+}
+
 fn pid_term(p: Pid) -> Term {
     Term::Pid(Box::new(orbit_dist::to_wire(p)))
 }
@@ -166,11 +282,6 @@ pub(crate) fn cancel_upstream(me: Pid, tag: &Term, reason: Term) -> Term {
 pub(crate) fn cancel_downstream(me: Pid, tag: &Term, reason: Term) -> Term {
     let body = Term::tuple(vec![Term::atom("cancel"), reason]);
     message(GEN_CONSUMER, me, tag, body)
-}
-
-/// `{'$gen_consumer', {Me, Tag}, Events}`.
-pub(crate) fn events(me: Pid, tag: &Term, events: Vec<Term>) -> Term {
-    message(GEN_CONSUMER, me, tag, Term::List(events))
 }
 
 /// A fresh subscription tag: a reference of this node, made from an Orbit [`orbit::Ref`].

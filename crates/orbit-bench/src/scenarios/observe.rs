@@ -30,8 +30,6 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Ctx;
@@ -43,7 +41,8 @@ const SCENARIO: &str = "observe";
 struct On {
     rt: tokio::runtime::Runtime,
     dash: Option<orbit_observe::Dashboard>,
-    stop: Arc<AtomicBool>,
+    /// Dropped (or sent to) to stop the scraper.
+    stop: Option<std::sync::mpsc::Sender<()>>,
     scraper: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -60,8 +59,7 @@ impl On {
             )))
             .expect("the dashboard starts");
         let addr = dash.local_addr();
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
+        let (stop, stop_rx) = std::sync::mpsc::channel::<()>();
         // Measure the steady state of a node whose dashboard is already up: the first
         // sample and the first scrape (the dashboard's start-up) finish before `start`
         // returns, as they would long before a workload on a real node.
@@ -72,16 +70,17 @@ impl On {
                 let _ = get(addr, "/metrics");
                 let _ = get(addr, "/api/processes?sort=mailbox&limit=50");
                 let _ = ready_tx.send(());
+                // Asleep until the next scrape or the stop (no polling: a Prometheus
+                // server and a dashboard page wake the node once a second, not more).
+                let mut next = Instant::now() + Duration::from_secs(1);
                 loop {
-                    let t0 = Instant::now();
-                    while !s.load(Ordering::Relaxed) && t0.elapsed() < Duration::from_secs(1) {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    if s.load(Ordering::Relaxed) {
-                        break;
+                    match stop_rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => break,
                     }
                     let _ = get(addr, "/metrics");
                     let _ = get(addr, "/api/processes?sort=mailbox&limit=50");
+                    next += Duration::from_secs(1);
                 }
             })
         });
@@ -91,7 +90,7 @@ impl On {
         On {
             rt,
             dash: Some(dash),
-            stop,
+            stop: Some(stop),
             scraper,
         }
     }
@@ -103,13 +102,42 @@ impl On {
 
 impl Drop for On {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(t) = self.scraper.take() {
             let _ = t.join();
         }
         if let Some(d) = self.dash.take() {
             let _g = self.rt.enter();
             d.stop();
+        }
+    }
+}
+
+/// What an `on` round switches on (`OBSERVE_PART`, to find what costs what): `events`
+/// only orbit-observe's telemetry handlers; `dashboard` the dashboard and its collector
+/// without the scraper; anything else (the default) all of [`On`].
+enum Part {
+    Events,
+    On(On),
+}
+
+impl Part {
+    fn start(part: &str) -> Part {
+        match part {
+            "events" => {
+                orbit_observe::events::attach();
+                Part::Events
+            }
+            "dashboard" => Part::On(On::start(false)),
+            _ => Part::On(On::start(true)),
+        }
+    }
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        if let Part::Events = self {
+            orbit_observe::events::detach();
         }
     }
 }
@@ -165,15 +193,24 @@ pub fn run(ctx: &mut Ctx) {
     execute_cost(ctx);
     let (n_send, n_call, n_spawn) = (ctx.n(2_000_000), ctx.n(300_000), ctx.n(200_000));
     let (mut send, mut call, mut spawn) = (Rounds::default(), Rounds::default(), Rounds::default());
+    let part = std::env::var("OBSERVE_PART").unwrap_or_default();
+    let only = std::env::var("OBSERVE_ONLY").ok();
+    let runs = |w: &str| only.as_deref().is_none_or(|o| o == w);
     for round in 0..ctx.rounds {
         for v in rotation(round, 2) {
             let subject = ["off", "on"][v];
-            let on = (v == 1).then(|| On::start(true));
-            measured(&mut send, subject, n_send, || super::send::orbit(n_send));
-            measured(&mut call, subject, n_call, || {
-                super::call::orbit_call(n_call, Duration::from_secs(5))
-            });
-            measured(&mut spawn, subject, n_spawn, || spawn_rate(n_spawn));
+            let on = (v == 1).then(|| Part::start(&part));
+            if runs("send") {
+                measured(&mut send, subject, n_send, || super::send::orbit(n_send));
+            }
+            if runs("call") {
+                measured(&mut call, subject, n_call, || {
+                    super::call::orbit_call(n_call, Duration::from_secs(5))
+                });
+            }
+            if runs("spawn") {
+                measured(&mut spawn, subject, n_spawn, || spawn_rate(n_spawn));
+            }
             drop(on);
         }
     }
@@ -192,7 +229,9 @@ pub fn run(ctx: &mut Ctx) {
             r.median("off"),
         );
     }
-    million(ctx);
+    if only.is_none() {
+        million(ctx);
+    }
 }
 
 /// Part 0: nanoseconds per `telemetry::execute` with nothing listening to it.

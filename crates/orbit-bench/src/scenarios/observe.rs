@@ -58,6 +58,13 @@ impl On {
                 "127.0.0.1:0".parse().expect("an address"),
             )))
             .expect("the dashboard starts");
+        // The collector's first tick (spawned by `serve`) is the start-up's too: done
+        // before `start` returns, with or without the scraper.
+        let first = dash.observer().collector().subscribe();
+        if dash.observer().collector().latest().is_none() {
+            let mut first = first;
+            let _ = rt.block_on(tokio::time::timeout(Duration::from_secs(10), first.recv()));
+        }
         let addr = dash.local_addr();
         let (stop, stop_rx) = std::sync::mpsc::channel::<()>();
         // Measure the steady state of a node whose dashboard is already up: the first
@@ -118,7 +125,7 @@ impl Drop for On {
 /// without the scraper; anything else (the default) all of [`On`].
 enum Part {
     Events,
-    On(On),
+    Dashboard { _on: On },
 }
 
 impl Part {
@@ -128,8 +135,12 @@ impl Part {
                 orbit_observe::events::attach();
                 Part::Events
             }
-            "dashboard" => Part::On(On::start(false)),
-            _ => Part::On(On::start(true)),
+            "dashboard" => Part::Dashboard {
+                _on: On::start(false),
+            },
+            _ => Part::Dashboard {
+                _on: On::start(true),
+            },
         }
     }
 }
@@ -190,11 +201,13 @@ pub fn run(ctx: &mut Ctx) {
         eprintln!("observe: {e}");
         return;
     }
-    execute_cost(ctx);
+    let only = std::env::var("OBSERVE_ONLY").ok();
+    if only.is_none() {
+        execute_cost(ctx);
+    }
     let (n_send, n_call, n_spawn) = (ctx.n(2_000_000), ctx.n(300_000), ctx.n(200_000));
     let (mut send, mut call, mut spawn) = (Rounds::default(), Rounds::default(), Rounds::default());
     let part = std::env::var("OBSERVE_PART").unwrap_or_default();
-    let only = std::env::var("OBSERVE_ONLY").ok();
     let runs = |w: &str| only.as_deref().is_none_or(|o| o == w);
     for round in 0..ctx.rounds {
         for v in rotation(round, 2) {

@@ -63,7 +63,9 @@ impl On {
         let first = dash.observer().collector().subscribe();
         if dash.observer().collector().latest().is_none() {
             let mut first = first;
-            let _ = rt.block_on(tokio::time::timeout(Duration::from_secs(10), first.recv()));
+            let _ = rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), first.recv()).await
+            });
         }
         let addr = dash.local_addr();
         let (stop, stop_rx) = std::sync::mpsc::channel::<()>();

@@ -18,6 +18,11 @@
 //! `msgs_per_s`, `calls_per_s`, `spawns_per_s` (median of rounds, with spread) per
 //! subject, and the ratios `on_vs_off_min_0.97x` (goal: at most 3% slower).
 //!
+//! To split the cost, `OBSERVE_PART=events` makes `on` attach orbit-observe's telemetry
+//! handlers only, `OBSERVE_PART=dashboard` serve the dashboard and its collector without
+//! the scraper; `OBSERVE_ONLY=send|call|spawn` runs that workload alone (parts 0 and 2
+//! skipped). The scraper sleeps until its next scrape (it polled every 20 ms before).
+//!
 //! Part 0, the emit path: `telemetry::execute` of a cache-hit-shaped event with no
 //! handler attached (one atomic load), and with orbit-observe's handlers attached but
 //! none on that event, in nanoseconds per call (`execute_ns_idle`,

@@ -87,11 +87,10 @@ impl On {
                 // Asleep until the next scrape or the stop (no polling: a Prometheus
                 // server and a dashboard page wake the node once a second, not more).
                 let mut next = Instant::now() + Duration::from_secs(1);
-                loop {
-                    match stop_rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                        _ => break,
-                    }
+                let until_next = |next: Instant| next.saturating_duration_since(Instant::now());
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stop_rx.recv_timeout(until_next(next))
+                {
                     let _ = get(addr, "/metrics");
                     let _ = get(addr, "/api/processes?sort=mailbox&limit=50");
                     next += Duration::from_secs(1);
@@ -132,7 +131,7 @@ impl Drop for On {
 /// without the scraper; anything else (the default) all of [`On`].
 enum Part {
     Events,
-    Dashboard { _on: On },
+    Dashboard { _on: Box<On> },
 }
 
 impl Part {
@@ -143,10 +142,10 @@ impl Part {
                 Part::Events
             }
             "dashboard" => Part::Dashboard {
-                _on: On::start(false),
+                _on: Box::new(On::start(false)),
             },
             _ => Part::Dashboard {
-                _on: On::start(true),
+                _on: Box::new(On::start(true)),
             },
         }
     }

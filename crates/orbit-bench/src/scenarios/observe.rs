@@ -18,6 +18,11 @@
 //! `msgs_per_s`, `calls_per_s`, `spawns_per_s` (median of rounds, with spread) per
 //! subject, and the ratios `on_vs_off_min_0.97x` (goal: at most 3% slower).
 //!
+//! To split the cost, `OBSERVE_PART=events` makes `on` attach orbit-observe's telemetry
+//! handlers only, `OBSERVE_PART=dashboard` serve the dashboard and its collector without
+//! the scraper; `OBSERVE_ONLY=send|call|spawn` runs that workload alone (parts 0 and 2
+//! skipped). The scraper sleeps until its next scrape (it polled every 20 ms before).
+//!
 //! Part 0, the emit path: `telemetry::execute` of a cache-hit-shaped event with no
 //! handler attached (one atomic load), and with orbit-observe's handlers attached but
 //! none on that event, in nanoseconds per call (`execute_ns_idle`,
@@ -30,8 +35,6 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Ctx;
@@ -43,7 +46,8 @@ const SCENARIO: &str = "observe";
 struct On {
     rt: tokio::runtime::Runtime,
     dash: Option<orbit_observe::Dashboard>,
-    stop: Arc<AtomicBool>,
+    /// Dropped (or sent to) to stop the scraper.
+    stop: Option<std::sync::mpsc::Sender<()>>,
     scraper: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -59,9 +63,17 @@ impl On {
                 "127.0.0.1:0".parse().expect("an address"),
             )))
             .expect("the dashboard starts");
+        // The collector's first tick (spawned by `serve`) is the start-up's too: done
+        // before `start` returns, with or without the scraper.
+        let first = dash.observer().collector().subscribe();
+        if dash.observer().collector().latest().is_none() {
+            let mut first = first;
+            let _ = rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), first.recv()).await
+            });
+        }
         let addr = dash.local_addr();
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
+        let (stop, stop_rx) = std::sync::mpsc::channel::<()>();
         // Measure the steady state of a node whose dashboard is already up: the first
         // sample and the first scrape (the dashboard's start-up) finish before `start`
         // returns, as they would long before a workload on a real node.
@@ -72,16 +84,16 @@ impl On {
                 let _ = get(addr, "/metrics");
                 let _ = get(addr, "/api/processes?sort=mailbox&limit=50");
                 let _ = ready_tx.send(());
-                loop {
-                    let t0 = Instant::now();
-                    while !s.load(Ordering::Relaxed) && t0.elapsed() < Duration::from_secs(1) {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    if s.load(Ordering::Relaxed) {
-                        break;
-                    }
+                // Asleep until the next scrape or the stop (no polling: a Prometheus
+                // server and a dashboard page wake the node once a second, not more).
+                let mut next = Instant::now() + Duration::from_secs(1);
+                let until_next = |next: Instant| next.saturating_duration_since(Instant::now());
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stop_rx.recv_timeout(until_next(next))
+                {
                     let _ = get(addr, "/metrics");
                     let _ = get(addr, "/api/processes?sort=mailbox&limit=50");
+                    next += Duration::from_secs(1);
                 }
             })
         });
@@ -91,7 +103,7 @@ impl On {
         On {
             rt,
             dash: Some(dash),
-            stop,
+            stop: Some(stop),
             scraper,
         }
     }
@@ -103,13 +115,46 @@ impl On {
 
 impl Drop for On {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(t) = self.scraper.take() {
             let _ = t.join();
         }
         if let Some(d) = self.dash.take() {
             let _g = self.rt.enter();
             d.stop();
+        }
+    }
+}
+
+/// What an `on` round switches on (`OBSERVE_PART`, to find what costs what): `events`
+/// only orbit-observe's telemetry handlers; `dashboard` the dashboard and its collector
+/// without the scraper; anything else (the default) all of [`On`].
+enum Part {
+    Events,
+    Dashboard { _on: Box<On> },
+}
+
+impl Part {
+    fn start(part: &str) -> Part {
+        match part {
+            "events" => {
+                orbit_observe::events::attach();
+                Part::Events
+            }
+            "dashboard" => Part::Dashboard {
+                _on: Box::new(On::start(false)),
+            },
+            _ => Part::Dashboard {
+                _on: Box::new(On::start(true)),
+            },
+        }
+    }
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        if let Part::Events = self {
+            orbit_observe::events::detach();
         }
     }
 }
@@ -162,18 +207,29 @@ pub fn run(ctx: &mut Ctx) {
         eprintln!("observe: {e}");
         return;
     }
-    execute_cost(ctx);
+    let only = std::env::var("OBSERVE_ONLY").ok();
+    if only.is_none() {
+        execute_cost(ctx);
+    }
     let (n_send, n_call, n_spawn) = (ctx.n(2_000_000), ctx.n(300_000), ctx.n(200_000));
     let (mut send, mut call, mut spawn) = (Rounds::default(), Rounds::default(), Rounds::default());
+    let part = std::env::var("OBSERVE_PART").unwrap_or_default();
+    let runs = |w: &str| only.as_deref().is_none_or(|o| o == w);
     for round in 0..ctx.rounds {
         for v in rotation(round, 2) {
             let subject = ["off", "on"][v];
-            let on = (v == 1).then(|| On::start(true));
-            measured(&mut send, subject, n_send, || super::send::orbit(n_send));
-            measured(&mut call, subject, n_call, || {
-                super::call::orbit_call(n_call, Duration::from_secs(5))
-            });
-            measured(&mut spawn, subject, n_spawn, || spawn_rate(n_spawn));
+            let on = (v == 1).then(|| Part::start(&part));
+            if runs("send") {
+                measured(&mut send, subject, n_send, || super::send::orbit(n_send));
+            }
+            if runs("call") {
+                measured(&mut call, subject, n_call, || {
+                    super::call::orbit_call(n_call, Duration::from_secs(5))
+                });
+            }
+            if runs("spawn") {
+                measured(&mut spawn, subject, n_spawn, || spawn_rate(n_spawn));
+            }
             drop(on);
         }
     }
@@ -192,7 +248,9 @@ pub fn run(ctx: &mut Ctx) {
             r.median("off"),
         );
     }
-    million(ctx);
+    if only.is_none() {
+        million(ctx);
+    }
 }
 
 /// Part 0: nanoseconds per `telemetry::execute` with nothing listening to it.

@@ -168,12 +168,7 @@ pub fn run(ctx: &mut Ctx) {
         .stderr(Stdio::null())
         .status();
     let beam_ok = beam::beamlibs().is_some();
-    ctx.emit_opt(
-        SCENARIO,
-        "host",
-        "loadavg_1m_start",
-        crate::util::loadavg_1m(),
-    );
+    ctx.emit_loadavg(SCENARIO, "start");
     let mut r = Rounds::default();
     let mut all_cpu: Vec<(&str, f64)> = Vec::new();
     let mut pairs = Vec::new();
@@ -241,12 +236,7 @@ pub fn run(ctx: &mut Ctx) {
             crate::util::median(&xs),
         );
     }
-    ctx.emit_opt(
-        SCENARIO,
-        "host",
-        "loadavg_1m_end",
-        crate::util::loadavg_1m(),
-    );
+    ctx.emit_loadavg(SCENARIO, "end");
     if !pairs.is_empty() {
         // The ratio of the same round's pair, median over rounds, spread beside.
         let med = crate::util::median(&pairs);

@@ -98,12 +98,7 @@ pub fn run(ctx: &mut Ctx) {
         eprintln!("note: db scenario setup failed: {e}");
         return;
     }
-    ctx.emit_opt(
-        SCENARIO,
-        "host",
-        "loadavg_1m_start",
-        crate::util::loadavg_1m(),
-    );
+    ctx.emit_loadavg(SCENARIO, "start");
     let dur = Duration::from_secs_f64((SECONDS * ctx.scale).max(0.2));
     let mut r = Rounds::default();
     let mut extra: HashMap<&'static str, Vec<Round>> = HashMap::new();
@@ -172,12 +167,7 @@ pub fn run(ctx: &mut Ctx) {
                 .emit(SCENARIO, s, "schedulers_S", crate::util::WORKERS as f64);
         }
     }
-    ctx.emit_opt(
-        SCENARIO,
-        "host",
-        "loadavg_1m_end",
-        crate::util::loadavg_1m(),
-    );
+    ctx.emit_loadavg(SCENARIO, "end");
     let o = r.median("orbit_db");
     ctx.goal(
         SCENARIO,

@@ -129,6 +129,13 @@ impl Ctx {
             self.rep.emit(scenario, subject, metric, v);
         }
     }
+
+    /// Emits the 1-minute load average as `host` `loadavg_1m_{at}` (`at`: `start` or
+    /// `end`), so a reader sees how busy the machine was around the figures.
+    pub fn emit_loadavg(&mut self, scenario: &str, at: &str) {
+        let metric = format!("loadavg_1m_{at}");
+        self.emit_opt(scenario, "host", &metric, crate::util::loadavg_1m());
+    }
 }
 
 /// One registered scenario.

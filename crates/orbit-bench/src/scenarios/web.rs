@@ -164,12 +164,7 @@ fn timing_overhead(ctx: &mut Ctx) {
         eprintln!("{SCENARIO}: wrk is not installed (apt-get install wrk): the timing overhead part is skipped");
         return;
     }
-    ctx.emit_opt(
-        SCENARIO,
-        "host",
-        "loadavg_1m_start",
-        crate::util::loadavg_1m(),
-    );
+    ctx.emit_loadavg(SCENARIO, "start");
     let mut r = Rounds::default();
     let servers: Vec<(&'static str, Result<Server, String>)> = HTTP_SUBJECTS
         .into_iter()
@@ -193,12 +188,7 @@ fn timing_overhead(ctx: &mut Ctx) {
             }
         }
     }
-    ctx.emit_opt(
-        SCENARIO,
-        "host",
-        "loadavg_1m_end",
-        crate::util::loadavg_1m(),
-    );
+    ctx.emit_loadavg(SCENARIO, "end");
     for s in HTTP_SUBJECTS {
         ctx.emit_rounds(SCENARIO, s, "http_requests_per_s", "request", &r);
     }

@@ -241,18 +241,7 @@ pub fn run(ctx: &mut Ctx) {
         // The ratio of the same round's pair, median over rounds, spread beside.
         let med = crate::util::median(&pairs);
         ctx.emit_opt(SCENARIO, "ratio", "orbit_vs_beam_min_3x", med);
-        ctx.emit_opt(
-            SCENARIO,
-            "ratio",
-            "orbit_vs_beam_min",
-            crate::util::least(&pairs),
-        );
-        ctx.emit_opt(
-            SCENARIO,
-            "ratio",
-            "orbit_vs_beam_max",
-            crate::util::best(&pairs),
-        );
+        ctx.emit_spread(SCENARIO, "ratio", "orbit_vs_beam", &pairs);
     } else {
         eprintln!("note: cluster_stage: no BEAM figure, no ratio");
     }

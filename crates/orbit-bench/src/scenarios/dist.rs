@@ -233,18 +233,7 @@ pub fn run(ctx: &mut Ctx) {
     }
     let per_round = |ctx: &mut Ctx, name: &str, pairs: &[(f64, f64)]| {
         let r: Vec<f64> = pairs.iter().map(|(o, b)| o / b).collect();
-        ctx.emit_opt(
-            SCENARIO,
-            "ratio_rounds",
-            &format!("{name}_min"),
-            crate::util::least(&r),
-        );
-        ctx.emit_opt(
-            SCENARIO,
-            "ratio_rounds",
-            &format!("{name}_max"),
-            crate::util::best(&r),
-        );
+        ctx.emit_spread(SCENARIO, "ratio_rounds", name, &r);
     };
     per_round(ctx, "roundtrips", &all.pairs);
     per_round(ctx, "loaded_roundtrips", &all.loaded_pairs);

@@ -131,18 +131,7 @@ pub fn run(ctx: &mut Ctx) {
             .filter(|p| p.0 == kind)
             .map(|p| p.1 / p.2)
             .collect();
-        ctx.emit_opt(
-            SCENARIO,
-            "ratio_rounds",
-            &format!("{name}_min"),
-            crate::util::least(&rs),
-        );
-        ctx.emit_opt(
-            SCENARIO,
-            "ratio_rounds",
-            &format!("{name}_max"),
-            crate::util::best(&rs),
-        );
+        ctx.emit_spread(SCENARIO, "ratio_rounds", name, &rs);
     }
     ctx.goal(
         SCENARIO,

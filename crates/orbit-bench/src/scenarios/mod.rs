@@ -130,6 +130,23 @@ impl Ctx {
         }
     }
 
+    /// Emits the spread of `xs` (e.g. same-round ratios) as `{metric}_min` and
+    /// `{metric}_max`; nothing when `xs` is empty.
+    pub fn emit_spread(&mut self, scenario: &str, subject: &str, metric: &str, xs: &[f64]) {
+        self.emit_opt(
+            scenario,
+            subject,
+            &format!("{metric}_min"),
+            crate::util::least(xs),
+        );
+        self.emit_opt(
+            scenario,
+            subject,
+            &format!("{metric}_max"),
+            crate::util::best(xs),
+        );
+    }
+
     /// Emits the 1-minute load average as `host` `loadavg_1m_{at}` (`at`: `start` or
     /// `end`), so a reader sees how busy the machine was around the figures.
     pub fn emit_loadavg(&mut self, scenario: &str, at: &str) {

@@ -96,18 +96,7 @@ pub fn run(ctx: &mut Ctx) {
         "orbit_vs_beam",
         crate::util::median(&pairs),
     );
-    ctx.emit_opt(
-        SCENARIO,
-        "ratio",
-        "orbit_vs_beam_min",
-        crate::util::least(&pairs),
-    );
-    ctx.emit_opt(
-        SCENARIO,
-        "ratio",
-        "orbit_vs_beam_max",
-        crate::util::best(&pairs),
-    );
+    ctx.emit_spread(SCENARIO, "ratio", "orbit_vs_beam", &pairs);
 }
 
 /// One round's figures: deliveries per second and CPU microseconds of both nodes.

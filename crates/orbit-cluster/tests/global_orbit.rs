@@ -7,9 +7,6 @@
 
 mod beam;
 
-use std::io::BufRead;
-use std::process::Command;
-
 use beam::*;
 use orbit_cluster::global;
 use orbit_term::Term;
@@ -29,28 +26,19 @@ fn child_main(parent: String, name: String) {
         assert_eq!(global::register_name("dup", d).await, Ok(true));
         assert!(node.connect(&parent).await);
     });
-    let reply = |t: Term| {
-        let m = Term::tuple(vec![Term::atom("reply"), t]);
-        orbit_dist::send_named(&parent, "pg_inbox", &m).unwrap();
-    };
-    reply(Term::atom("ready"));
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let w: Vec<&str> = line.split_whitespace().collect();
-        match w.as_slice() {
-            ["D", "whereis", n] => reply(global::whereis_name(*n).map_or_else(
-                || Term::atom("undefined"),
-                |p| Term::Pid(Box::new(orbit_dist::to_wire(p))),
-            )),
-            ["D", "synced"] => reply(Term::List(
-                global::synced_nodes()
-                    .iter()
-                    .map(|n| Term::atom(n))
-                    .collect(),
-            )),
-            _ => reply(Term::atom("unknown")),
-        }
-    }
+    serve_parent(&parent, |w| match w {
+        ["D", "whereis", n] => global::whereis_name(*n).map_or_else(
+            || Term::atom("undefined"),
+            |p| Term::Pid(Box::new(orbit_dist::to_wire(p))),
+        ),
+        ["D", "synced"] => Term::List(
+            global::synced_nodes()
+                .iter()
+                .map(|n| Term::atom(n))
+                .collect(),
+        ),
+        _ => Term::atom("unknown"),
+    });
 }
 
 #[test]
@@ -70,11 +58,7 @@ fn global_between_orbit_nodes() {
     // Registered here and on the child while apart: a conflict at the sync.
     let dup = rt().block_on(async { member() });
     assert_eq!(rt().block_on(global::register_name("dup", dup)), Ok(true));
-    let name = format!("global_child_{}@127.0.0.1", std::process::id());
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child", "--nocapture", "--test-threads", "1"])
-        .env("GLOBAL_CHILD", &name);
-    let mut c = Beam::spawn(cmd, name, o);
+    let mut c = Beam::orbit_child(o, "global_child", "GLOBAL_CHILD", &[]);
 
     eventually("the parent is synced with the child", 20, || {
         global::synced_nodes().contains(&c.name)

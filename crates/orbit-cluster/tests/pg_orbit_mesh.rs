@@ -4,9 +4,6 @@
 
 mod beam;
 
-use std::io::BufRead;
-use std::process::Command;
-
 use beam::*;
 use orbit::Pid;
 use orbit_cluster::pg;
@@ -31,71 +28,58 @@ fn child_main(parent: String, name: String) {
         assert!(orbit_dist::Node::current().unwrap().connect(&parent).await);
         scope
     });
-    let reply = |t: Term| {
-        let m = Term::tuple(vec![Term::atom("reply"), t]);
-        orbit_dist::send_named(&parent, "pg_inbox", &m).unwrap();
-    };
-    reply(Term::atom("ready"));
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let w: Vec<&str> = line.split_whitespace().collect();
-        match w.as_slice() {
-            ["D", "join", g] => {
-                let p = rt.block_on(async {
-                    let p = member();
-                    scope.join(*g, p).await.unwrap();
-                    p
-                });
-                reply(wire(p));
-            }
-            ["D", "leave", g] => {
-                let p = scope.get_local_members(*g).first().copied();
-                if let Some(p) = p {
-                    rt.block_on(scope.leave(*g, p)).unwrap();
-                }
-                reply(Term::atom("ok"));
-            }
-            ["D", "kill", g] => {
-                if let Some(p) = scope.get_local_members(*g).first() {
-                    orbit::exit(*p, orbit::ExitReason::Kill);
-                }
-                reply(Term::atom("ok"));
-            }
-            ["D", "members", g] => {
-                reply(Term::List(
-                    scope.get_members(*g).into_iter().map(wire).collect(),
-                ));
-            }
-            ["D", "sub", topic] => {
-                let topic = topic.to_string();
-                let parent = parent.clone();
-                let (tx, rx) = std::sync::mpsc::channel();
-                rt.block_on(async {
-                    orbit::spawn(move |mut ctx: orbit::Context<Term>| async move {
-                        PubSub::named(PUBSUB).unwrap().subscribe(&topic).unwrap();
-                        tx.send(()).unwrap();
-                        while let orbit::Message::Msg(m) = ctx.recv().await {
-                            let got = Term::tuple(vec![
-                                Term::atom("got"),
-                                Term::Binary(topic.as_bytes().to_vec()),
-                                m,
-                            ]);
-                            let _ = orbit_dist::send_named(&parent, "pg_events", &got);
-                        }
-                    })
-                    .unwrap();
-                });
-                rx.recv().unwrap();
-                reply(Term::atom("ok"));
-            }
-            ["D", "bcast", topic, i] => {
-                let m = Term::tuple(vec![Term::atom("child"), Term::Int(i.parse().unwrap())]);
-                PubSub::named(PUBSUB).unwrap().broadcast(topic, &m).unwrap();
-                reply(Term::atom("ok"));
-            }
-            _ => reply(Term::atom("unknown")),
+    serve_parent(&parent, |w| match w {
+        ["D", "join", g] => {
+            let p = rt.block_on(async {
+                let p = member();
+                scope.join(*g, p).await.unwrap();
+                p
+            });
+            wire(p)
         }
-    }
+        ["D", "leave", g] => {
+            let p = scope.get_local_members(*g).first().copied();
+            if let Some(p) = p {
+                rt.block_on(scope.leave(*g, p)).unwrap();
+            }
+            Term::atom("ok")
+        }
+        ["D", "kill", g] => {
+            if let Some(p) = scope.get_local_members(*g).first() {
+                orbit::exit(*p, orbit::ExitReason::Kill);
+            }
+            Term::atom("ok")
+        }
+        ["D", "members", g] => Term::List(scope.get_members(*g).into_iter().map(wire).collect()),
+        ["D", "sub", topic] => {
+            let topic = topic.to_string();
+            let parent = parent.clone();
+            let (tx, rx) = std::sync::mpsc::channel();
+            rt.block_on(async {
+                orbit::spawn(move |mut ctx: orbit::Context<Term>| async move {
+                    PubSub::named(PUBSUB).unwrap().subscribe(&topic).unwrap();
+                    tx.send(()).unwrap();
+                    while let orbit::Message::Msg(m) = ctx.recv().await {
+                        let got = Term::tuple(vec![
+                            Term::atom("got"),
+                            Term::Binary(topic.as_bytes().to_vec()),
+                            m,
+                        ]);
+                        let _ = orbit_dist::send_named(&parent, "pg_events", &got);
+                    }
+                })
+                .unwrap();
+            });
+            rx.recv().unwrap();
+            Term::atom("ok")
+        }
+        ["D", "bcast", topic, i] => {
+            let m = Term::tuple(vec![Term::atom("child"), Term::Int(i.parse().unwrap())]);
+            PubSub::named(PUBSUB).unwrap().broadcast(topic, &m).unwrap();
+            Term::atom("ok")
+        }
+        _ => Term::atom("unknown"),
+    });
 }
 
 #[test]
@@ -106,11 +90,7 @@ fn child() {
 }
 
 fn spawn_child(o: &Orbit) -> Beam {
-    let name = format!("orbit_child_{}@127.0.0.1", std::process::id());
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child", "--nocapture", "--test-threads", "1"])
-        .env("PG_CHILD", &name);
-    Beam::spawn(cmd, name, o)
+    Beam::orbit_child(o, "orbit_child", "PG_CHILD", &[])
 }
 
 fn child_members(c: &mut Beam, o: &Orbit, g: &str) -> Vec<Pid> {

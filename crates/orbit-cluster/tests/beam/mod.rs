@@ -214,6 +214,18 @@ impl Beam {
         b
     }
 
+    /// This test binary run again as an Orbit node `PREFIX_PID@127.0.0.1`: its test
+    /// `child` runs with `var` set to the node's name (and `env`), and must end in
+    /// [`serve_parent`].
+    pub fn orbit_child(o: &Orbit, prefix: &str, var: &str, env: &[(&str, &str)]) -> Beam {
+        let name = format!("{prefix}_{}@127.0.0.1", std::process::id());
+        let mut cmd = Command::new(std::env::current_exe().expect("the test binary's path"));
+        cmd.args(["--exact", "child", "--nocapture", "--test-threads", "1"])
+            .env(var, &name)
+            .envs(env.iter().copied());
+        Beam::spawn(cmd, name, o)
+    }
+
     /// `erl` with `-kernel start_pg true`, connected to the Orbit node.
     pub fn erl(prefix: &str, o: &Orbit) -> Beam {
         let name = format!("{prefix}_{}@127.0.0.1", std::process::id());
@@ -285,6 +297,23 @@ impl Beam {
                 return v.to_string();
             }
         }
+    }
+}
+
+/// An Orbit child node's command loop (this test binary run again by [`Beam::orbit_child`]):
+/// sends `{reply, ready}` to the parent's `pg_inbox`, then answers every stdin line, split
+/// on whitespace (`D` first, as [`Beam::eval`] writes it), with `{reply, handle(words)}`,
+/// until stdin closes.
+pub fn serve_parent(parent: &str, mut handle: impl FnMut(&[&str]) -> Term) {
+    let reply = |t: Term| {
+        let m = Term::tuple(vec![Term::atom("reply"), t]);
+        orbit_dist::send_named(parent, "pg_inbox", &m).unwrap();
+    };
+    reply(Term::atom("ready"));
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        reply(handle(&words));
     }
 }
 

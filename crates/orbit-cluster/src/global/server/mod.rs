@@ -407,6 +407,16 @@ impl Server {
             .is_some_and(|t| tag.exact_eq(&Term::Int(t)))
     }
 
+    /// The session with `node` if `tag` is its current tag; a `what` message of an
+    /// old session (or of none) is logged and dropped, as OTP does.
+    fn current_session(&mut self, node: &str, tag: &Term, what: &str) -> Option<&mut Session> {
+        if !self.tag_is(node, tag) {
+            tracing::debug!(node, what, "global: a message of an old session dropped");
+            return None;
+        }
+        self.sessions.get_mut(node)
+    }
+
     fn incoming(&mut self, msg: Incoming, peer: &str) {
         match msg {
             Incoming::InitConnect {
@@ -501,11 +511,7 @@ impl Server {
                 names,
                 my_tag,
             } => {
-                if !self.tag_is(&node, &my_tag) {
-                    tracing::debug!(node, "global: exchange of an old session dropped");
-                    return;
-                }
-                let Some(s) = self.sessions.get_mut(&node) else {
+                let Some(s) = self.current_session(&node, &my_tag, "exchange") else {
                     return;
                 };
                 if s.lock_is_set {
@@ -520,11 +526,7 @@ impl Server {
                 known,
                 my_tag,
             } => {
-                if !self.tag_is(&node, &my_tag) {
-                    tracing::debug!(node, "global: resolved of an old session dropped");
-                    return;
-                }
-                let Some(s) = self.sessions.get_mut(&node) else {
+                let Some(s) = self.current_session(&node, &my_tag, "resolved") else {
                     return;
                 };
                 s.his_resolved = Some((ops, known));

@@ -21,7 +21,8 @@ struct Run {
 fn run() -> &'static Run {
     static RUN: OnceLock<Run> = OnceLock::new();
     RUN.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("orbit-lab-test-{}", std::process::id()));
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("lab-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let html = dir.join("report.html");
         let out = Command::new(env!("CARGO_BIN_EXE_orbit"))

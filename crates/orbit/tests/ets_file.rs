@@ -8,7 +8,8 @@ use orbit::ets::{
 use serde::{Deserialize, Serialize};
 
 fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("orbit-ets-file-{}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ets-file-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }

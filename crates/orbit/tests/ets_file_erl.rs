@@ -59,7 +59,8 @@ fn erl_available() -> bool {
 }
 
 fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("orbit-ets-file-erl-{}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ets-file-erl-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }

@@ -71,7 +71,8 @@ struct RawHeader {
 }
 
 fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("orbit-ets-hostile-{}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ets-hostile-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }

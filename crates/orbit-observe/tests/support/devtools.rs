@@ -47,7 +47,7 @@ impl Drop for TempDir {
 impl Browser {
     /// Starts Chromium on a blank page; screenshots go to `target/<screenshots>/`.
     pub async fn start(screenshots: &'static str) -> Browser {
-        let profile = std::env::temp_dir().join(format!(
+        let profile = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
             "{}-chromium-{}",
             env!("CARGO_PKG_NAME"),
             std::process::id()

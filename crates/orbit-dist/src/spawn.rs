@@ -20,6 +20,8 @@
 //!   a local process; `noconnection` when the connection is lost;
 //! - [`reply_exited`]: `SPAWN_REPLY` and the monitor's `MONITOR_P_EXIT` at once, for a
 //!   request whose function ran where it was received, without a process;
+//! - [`send_spawn_request`]: a `SPAWN_REQUEST` encoded straight from its parts;
+//! - [`ref_id`], [`IdMap`]: a cheap key for tables of a node's own references;
 //! - [`new_ref`], [`system_pid`], [`peer_flags`]: a fresh reference of this node, the
 //!   pid that stands for the node's services, and the negotiated flags of a peer (to
 //!   check `DFLAG_SPAWN`) once its connection is up.
@@ -96,6 +98,39 @@ pub fn new_ref() -> Option<Reference> {
 fn local_id(r: &Reference) -> Option<u64> {
     convert::ref_from_wire(r, &peers::get()?.id)
 }
+
+/// The number that identifies `r` among this node's references (`None` when `r` was not
+/// made by this node, or before the node started): a key for tables of requests that
+/// is cheaper to hash than the reference itself (use [`IdHasher`]).
+pub fn ref_id(r: &Reference) -> Option<u64> {
+    local_id(r)
+}
+
+/// A hasher for the ids [`ref_id`] gives (and other unique `u64` keys): one
+/// multiplication instead of SipHash over the reference's node name and words. Not for
+/// keys an attacker chooses.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: the table's control bits come from the high bits.
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A `HashMap` keyed by [`ref_id`]s.
+pub type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// The connection to `node` (dialled when there is none).
 fn conn(node: &str) -> Result<std::sync::Arc<Conn>, ControlError> {
@@ -210,6 +245,71 @@ fn write_control(
     }
 }
 
+/// A `SPAWN_REQUEST {29, ReqId, From, GroupLeader, {M, F, Arity}, Opts}` written
+/// straight into the connection's buffer by [`send_spawn_request`] (no `Term` built for
+/// the control tuple). `Opts` is `[monitor]` or `[]`.
+#[derive(Debug, Clone, Copy)]
+pub struct SpawnRequestFrame<'a> {
+    /// The request id (a reference of this node, [`new_ref`]).
+    pub id: &'a Reference,
+    /// The requester (a local pid, or [`system_pid`]).
+    pub from: Pid,
+    /// The group leader the new process gets.
+    pub group_leader: Pid,
+    /// The module of the function the new process runs (`erpc`).
+    pub module: &'a str,
+    /// Its function (`execute_call`).
+    pub function: &'a str,
+    /// Its arity (the length of the argument list in the payload).
+    pub arity: u8,
+    /// Whether `Opts` is `[monitor]` (the reply then comes with `MONITOR_P_EXIT`).
+    pub monitor: bool,
+}
+
+/// Sends a `SPAWN_REQUEST` to `node` as [`send_control`] (`queue` false) or
+/// [`queue_control`] (`queue` true) would, with the argument list written by `args`
+/// (the payload term, without the version byte, e.g. with [`crate::control::term`]).
+/// Atom names longer than 255 characters are the caller's to refuse.
+///
+/// Errors: [`ControlError::NotDistributed`], [`ControlError::NoConnection`].
+pub fn send_spawn_request(
+    node: &str,
+    req: &SpawnRequestFrame<'_>,
+    args: impl FnOnce(&mut Vec<u8>),
+    queue: bool,
+) -> Result<(), ControlError> {
+    let c = conn(node)?;
+    let f = |o: &mut Vec<u8>, l: &convert::LocalId| {
+        crate::control::tuple(o, 6);
+        crate::control::small(o, op::SPAWN_REQUEST as u8);
+        Term::Reference(Box::new(req.id.clone())).encode_body(o);
+        crate::control::pid_w(o, req.from, l);
+        crate::control::pid_w(o, req.group_leader, l);
+        crate::control::tuple(o, 3);
+        crate::control::atom(o, req.module);
+        crate::control::atom(o, req.function);
+        crate::control::small(o, req.arity);
+        if req.monitor {
+            // [monitor]: LIST_EXT of one element, then NIL_EXT.
+            o.extend_from_slice(&[108, 0, 0, 0, 1]);
+            crate::control::atom(o, "monitor");
+        }
+        o.push(106);
+        let at = o.len();
+        o.push(VERSION);
+        args(o);
+        Ok(Some(at))
+    };
+    let sent = if queue {
+        c.queue_frame(None, f)
+    } else {
+        c.try_frame(None, f)
+    };
+    sent.map_err(|_| ControlError::NoConnection {
+        node: node.to_string(),
+    })
+}
+
 /// Answers a `SPAWN_REQUEST` whose function already ran to its end where it was received,
 /// without a process: `SPAWN_REPLY {31, ReqId, From, Flags, Pid}` (flag 2, monitor set
 /// up, when `down` is given) and then `MONITOR_P_EXIT {21, Pid, From, ReqId, Reason}`
@@ -291,8 +391,8 @@ struct Watch {
     tx: oneshot::Sender<ExitReason>,
 }
 
-fn watches() -> &'static Mutex<HashMap<u64, Watch>> {
-    static W: OnceLock<Mutex<HashMap<u64, Watch>>> = OnceLock::new();
+fn watches() -> &'static Mutex<IdMap<Watch>> {
+    static W: OnceLock<Mutex<IdMap<Watch>>> = OnceLock::new();
     W.get_or_init(Default::default)
 }
 

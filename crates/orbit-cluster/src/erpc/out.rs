@@ -30,13 +30,12 @@
 //!
 //! Timeouts are [`Duration`]s; [`INFINITY`] never times out.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use orbit_dist::handshake::flags;
 use orbit_dist::service::ControlHandler;
-use orbit_dist::spawn::{self, ControlError, MonitorWatch};
+use orbit_dist::spawn::{self, ControlError, IdMap, MonitorWatch, SpawnRequestFrame};
 use orbit_term::{Reference, Term};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
@@ -70,8 +69,9 @@ enum Slot {
     Abandoned(Arc<str>),
 }
 
-fn pending() -> &'static Mutex<HashMap<Reference, Slot>> {
-    static P: OnceLock<Mutex<HashMap<Reference, Slot>>> = OnceLock::new();
+/// The requests waiting for their `SPAWN_REPLY`, by [`spawn::ref_id`] of the request id.
+fn pending() -> &'static Mutex<IdMap<Slot>> {
+    static P: OnceLock<Mutex<IdMap<Slot>>> = OnceLock::new();
     P.get_or_init(Default::default)
 }
 
@@ -86,9 +86,13 @@ impl ControlHandler for SpawnReplies {
             tracing::debug!(%peer, "malformed SPAWN_REPLY dropped");
             return;
         };
+        let Some(key) = spawn::ref_id(id) else {
+            tracing::debug!(%peer, "SPAWN_REPLY for a reference of another node dropped");
+            return;
+        };
         let mut p = pending().lock();
         // Only the node a request went to answers it, once.
-        let from_peer = match p.get(&**id) {
+        let from_peer = match p.get(&key) {
             Some(Slot::Waiting(n, _) | Slot::Abandoned(n)) => &**n == peer,
             Some(Slot::Spawned(..)) | None => false,
         };
@@ -97,7 +101,7 @@ impl ControlHandler for SpawnReplies {
             tracing::debug!(%peer, "SPAWN_REPLY for no request of this peer (a cast) dropped");
             return;
         }
-        if let (Term::Pid(_), Some(slot)) = (result, p.get_mut(&**id)) {
+        if let (Term::Pid(_), Some(slot)) = (result, p.get_mut(&key)) {
             if let Slot::Waiting(n, _) = slot {
                 // The caller waits for the monitor, which brings the result: no wake-up
                 // for the reply (a request costs its caller one wake-up, not two).
@@ -108,7 +112,7 @@ impl ControlHandler for SpawnReplies {
                 return;
             }
         }
-        match p.remove(&**id) {
+        match p.remove(&key) {
             Some(Slot::Waiting(_, tx)) => {
                 // Sent under the lock: an abandon that finds the slot gone finds the
                 // reply in the channel.
@@ -143,6 +147,8 @@ impl ControlHandler for SpawnReplies {
 pub struct ErpcRequest {
     node: Arc<str>,
     id: Reference,
+    /// `id`'s key in [`pending`].
+    key: u64,
     res: Reference,
     from: Term,
     /// `None` once the `SPAWN_REPLY` was read.
@@ -180,11 +186,24 @@ fn control_error(node: &str, e: ControlError) -> ErpcError {
 }
 
 fn atom(what: &str, s: &str) -> Result<Term, ErpcError> {
-    Term::try_atom(s).map_err(|_| {
-        ErpcError::BadArg(format!(
-            "{what} {s:?} is not an atom (at most 255 characters)"
-        ))
-    })
+    Term::try_atom(s).map_err(|_| not_atom(what, s))
+}
+
+fn not_atom(what: &str, s: &str) -> ErpcError {
+    ErpcError::BadArg(format!(
+        "{what} {s:?} is not an atom (at most 255 characters)"
+    ))
+}
+
+/// Checks that `s` can be an atom without making one (a request to another node writes
+/// the name straight into the frame).
+fn check_atom(what: &str, s: &str) -> Result<(), ErpcError> {
+    // Cheap first: 255 bytes are at most 255 characters.
+    if s.len() <= orbit_term::MAX_ATOM_CHARS || s.chars().count() <= orbit_term::MAX_ATOM_CHARS {
+        Ok(())
+    } else {
+        Err(not_atom(what, s))
+    }
 }
 
 fn deadline(timeout: Duration) -> Option<Instant> {
@@ -221,15 +240,17 @@ async fn send_within(
     args: Vec<Term>,
     deadline: Option<Instant>,
 ) -> Result<ErpcRequest, ErpcError> {
-    let (m, f) = (atom("module", module)?, atom("function", function)?);
+    check_atom("module", module)?;
+    check_atom("function", function)?;
     let this = orbit_dist::Node::current().ok_or_else(|| no_connection(node))?;
+    let id = spawn::new_ref().ok_or_else(|| no_connection(node))?;
+    let from = orbit::self_pid().unwrap_or_else(spawn::system_pid);
     let mut req = ErpcRequest {
         node: Arc::from(node),
-        id: spawn::new_ref().ok_or_else(|| no_connection(node))?,
+        key: spawn::ref_id(&id).ok_or_else(|| no_connection(node))?,
+        id,
         res: spawn::new_ref().ok_or_else(|| no_connection(node))?,
-        from: Term::Pid(Box::new(orbit_dist::to_wire(
-            orbit::self_pid().unwrap_or_else(spawn::system_pid),
-        ))),
+        from: Term::Pid(Box::new(orbit_dist::to_wire(from))),
         reply: None,
         spawned: None,
         watch: None,
@@ -237,6 +258,7 @@ async fn send_within(
         done: false,
     };
     if node == this.name() {
+        let (m, f) = (atom("module", module)?, atom("function", function)?);
         req.local = Some(super::into::call_local(&m, &f, args).await);
         return Ok(req);
     }
@@ -256,39 +278,38 @@ async fn send_within(
     let (tx, rx) = oneshot::channel();
     let others = {
         let mut p = pending().lock();
-        p.insert(req.id.clone(), Slot::Waiting(req.node.clone(), tx));
+        p.insert(req.key, Slot::Waiting(req.node.clone(), tx));
         p.len() > 1
     };
     req.reply = Some(rx);
-    let ctl = Term::Tuple(vec![
-        Term::Int(orbit_dist::control::op::SPAWN_REQUEST),
-        Term::Reference(Box::new(req.id.clone())),
-        req.from.clone(),
-        super::group_leader::pid_term(),
-        Term::Tuple(vec![
-            Term::atom("erpc"),
-            Term::atom("execute_call"),
-            Term::Int(4),
-        ]),
-        Term::List(vec![Term::atom("monitor")]),
-    ]);
-    let payload = Term::List(vec![
-        Term::Reference(Box::new(req.res.clone())),
-        m,
-        f,
-        Term::List(args),
-    ]);
+    // `{29, ReqId, From, GroupLeader, {erpc, execute_call, 4}, [monitor]}` and the
+    // arguments `[Res, M, F, A]`, encoded straight into the connection's buffer.
+    let frame = SpawnRequestFrame {
+        id: &req.id,
+        from,
+        group_leader: super::group_leader::pid(),
+        module: "erpc",
+        function: "execute_call",
+        arity: 4,
+        monitor: true,
+    };
+    let res = Term::Reference(Box::new(req.res.clone()));
+    let args = Term::List(args);
+    let payload = |o: &mut Vec<u8>| {
+        // LIST_EXT of 4, then NIL_EXT.
+        o.extend_from_slice(&[108, 0, 0, 0, 4]);
+        res.encode_body(o);
+        orbit_dist::control::atom(o, module);
+        orbit_dist::control::atom(o, function);
+        args.encode_body(o);
+        o.push(106);
+    };
     // A lone request is written at once (its latency); with others in flight (concurrent
     // callers) it is queued for the connection's writer task, so that the requests
     // issued while it runs leave in one write rather than one syscall each.
-    let sent = if others {
-        spawn::queue_control(node, &ctl, Some(&payload))
-    } else {
-        spawn::send_control(node, &ctl, Some(&payload))
-    };
-    if sent.is_err() {
+    if spawn::send_spawn_request(node, &frame, payload, others).is_err() {
         req.done = true;
-        pending().lock().remove(&req.id);
+        pending().lock().remove(&req.key);
         return Err(no_connection(node));
     }
     Ok(req)
@@ -390,7 +411,7 @@ impl ErpcRequest {
     fn finish(&mut self) {
         self.done = true;
         if self.reply.is_some() {
-            pending().lock().remove(&self.id);
+            pending().lock().remove(&self.key);
         }
     }
 
@@ -405,8 +426,8 @@ impl ErpcRequest {
             Some(p) => Some(p),
             None => {
                 let mut p = pending().lock();
-                match p.get_mut(&self.id) {
-                    Some(Slot::Spawned(..)) => match p.remove(&self.id) {
+                match p.get_mut(&self.key) {
+                    Some(Slot::Spawned(..)) => match p.remove(&self.key) {
                         Some(Slot::Spawned(pid, _)) => Some(pid),
                         _ => None,
                     },
@@ -443,7 +464,7 @@ impl Drop for ErpcRequest {
 }
 
 /// Forgets abandoned requests to nodes no longer connected (their reply never comes).
-fn sweep(p: &mut HashMap<Reference, Slot>) {
+fn sweep(p: &mut IdMap<Slot>) {
     if p.len() < 64 {
         return;
     }

@@ -23,10 +23,12 @@
 //!   `tracing` at info level under target `orbit_cluster::erpc::io`): a printing function
 //!   would otherwise block forever waiting for its I/O reply.
 //!
-//! Cost per call: a lone request is written at once; one sent while others are in
-//! flight is queued for the connection's writer task (concurrent callers' requests
-//! share a write). A `SPAWN_REPLY` that names the process is recorded without waking
-//! the caller, which wakes once, for the monitor's result.
+//! Cost per call: the request is encoded straight into the connection's buffer
+//! (`orbit_dist::spawn::send_spawn_request`) and written at once when the connection is
+//! idle; the pending request and its monitor watch sit in two maps keyed by the
+//! reference's number (`orbit_dist::spawn::ref_id`, a one-multiply hash). A
+//! `SPAWN_REPLY` that names the process is recorded without waking the caller, which
+//! wakes once, for the monitor's result.
 //!
 //! Timeouts are [`Duration`]s; [`INFINITY`] never times out.
 
@@ -276,11 +278,9 @@ async fn send_within(
     }
     req.watch = Some(spawn::watch_monitor(node, &req.id).map_err(|_| no_connection(node))?);
     let (tx, rx) = oneshot::channel();
-    let others = {
-        let mut p = pending().lock();
-        p.insert(req.key, Slot::Waiting(req.node.clone(), tx));
-        p.len() > 1
-    };
+    pending()
+        .lock()
+        .insert(req.key, Slot::Waiting(req.node.clone(), tx));
     req.reply = Some(rx);
     // `{29, ReqId, From, GroupLeader, {erpc, execute_call, 4}, [monitor]}` and the
     // arguments `[Res, M, F, A]`, encoded straight into the connection's buffer.
@@ -304,10 +304,12 @@ async fn send_within(
         args.encode_body(o);
         o.push(106);
     };
-    // A lone request is written at once (its latency); with others in flight (concurrent
-    // callers) it is queued for the connection's writer task, so that the requests
-    // issued while it runs leave in one write rather than one syscall each.
-    if spawn::send_spawn_request(node, &frame, payload, others).is_err() {
+    // Written at once from this thread when the connection is idle (else appended for
+    // the writer task already at work). Queueing it for the writer task whenever others
+    // were in flight saved 0.2 `sendto` per call but cost 0.2 `futex` wake-ups and 0.2
+    // context switches per call more (the writer task woken on another worker): more
+    // CPU per call than the syscalls it saved (crates/orbit-bench/README.md, erpc).
+    if spawn::send_spawn_request(node, &frame, payload, false).is_err() {
         req.done = true;
         pending().lock().remove(&req.key);
         return Err(no_connection(node));

@@ -124,8 +124,11 @@ impl std::hash::Hasher for IdHasher {
     }
 
     fn write_u64(&mut self, n: u64) {
-        // Fibonacci hashing: the table's control bits come from the high bits.
-        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // Fibonacci hashing: the product's high bits depend on every bit of `n` (the
+        // table's 7-bit tags come from there); folded down so that the low bits (the
+        // bucket index) do too, also for ids that differ only in their high words.
+        let x = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 32);
     }
 }
 
@@ -519,5 +522,49 @@ mod tests {
             Err(ControlError::NotAllowed(_))
         ));
         assert!(!accept_link("a@b", Pid::NONE, Pid::NONE));
+        let r = Reference::new(orbit_term::Atom::new("a@b").unwrap(), 1, &[1, 2, 3]).unwrap();
+        assert_eq!(ref_id(&r), None, "no node: no reference is ours");
+        let req = SpawnRequestFrame {
+            id: &r,
+            from: Pid::NONE,
+            group_leader: Pid::NONE,
+            module: "erpc",
+            function: "execute_call",
+            arity: 4,
+            monitor: true,
+        };
+        let mut wrote = false;
+        assert!(matches!(
+            send_spawn_request("a@b", &req, |_| wrote = true, false),
+            Err(ControlError::NotDistributed)
+        ));
+        assert!(!wrote, "nothing encoded without a connection");
+    }
+
+    #[test]
+    fn id_maps_keep_distinct_ids_apart() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let b = BuildHasherDefault::<IdHasher>::default();
+        // Sequential ids (what references of one node give) hash apart, in the high
+        // bits too (the table's control bytes).
+        let hs: std::collections::HashSet<u64> =
+            (0..10_000u64).map(|i| b.hash_one(i) >> 57).collect();
+        assert_eq!(
+            hs.len(),
+            128,
+            "every 7-bit tag is used by 10k sequential ids"
+        );
+        // Ids that differ only above bit 18 (a reference's later words) still land in
+        // different buckets (the low bits).
+        let low: std::collections::HashSet<u64> =
+            (0..1024u64).map(|i| b.hash_one(i << 18) & 1023).collect();
+        assert!(low.len() > 512, "{} of 1024 buckets", low.len());
+        let mut m: IdMap<u64> = IdMap::default();
+        for i in 0..10_000u64 {
+            m.insert(i << 18 | 7, i);
+        }
+        assert_eq!(m.len(), 10_000);
+        assert!((0..10_000u64).all(|i| m.get(&(i << 18 | 7)) == Some(&i)));
+        assert_eq!(m.get(&5), None);
     }
 }

@@ -522,7 +522,7 @@ mod tests {
             Err(ControlError::NotAllowed(_))
         ));
         assert!(!accept_link("a@b", Pid::NONE, Pid::NONE));
-        let r = Reference::new(orbit_term::Atom::new("a@b").unwrap(), 1, &[1, 2, 3]).unwrap();
+        let r = Reference::new(orbit_term::Atom::try_new("a@b").unwrap(), 1, &[1, 2, 3]).unwrap();
         assert_eq!(ref_id(&r), None, "no node: no reference is ours");
         let req = SpawnRequestFrame {
             id: &r,

@@ -20,6 +20,8 @@
 //!   a local process; `noconnection` when the connection is lost;
 //! - [`reply_exited`]: `SPAWN_REPLY` and the monitor's `MONITOR_P_EXIT` at once, for a
 //!   request whose function ran where it was received, without a process;
+//! - [`send_spawn_request`]: a `SPAWN_REQUEST` encoded straight from its parts;
+//! - [`ref_id`], [`IdMap`]: a cheap key for tables of a node's own references;
 //! - [`new_ref`], [`system_pid`], [`peer_flags`]: a fresh reference of this node, the
 //!   pid that stands for the node's services, and the negotiated flags of a peer (to
 //!   check `DFLAG_SPAWN`) once its connection is up.
@@ -97,6 +99,42 @@ fn local_id(r: &Reference) -> Option<u64> {
     convert::ref_from_wire(r, &peers::get()?.id)
 }
 
+/// The number that identifies `r` among this node's references (`None` when `r` was not
+/// made by this node, or before the node started): a key for tables of requests that
+/// is cheaper to hash than the reference itself (use [`IdHasher`]).
+pub fn ref_id(r: &Reference) -> Option<u64> {
+    local_id(r)
+}
+
+/// A hasher for the ids [`ref_id`] gives (and other unique `u64` keys): one
+/// multiplication instead of SipHash over the reference's node name and words. Not for
+/// keys an attacker chooses.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: the product's high bits depend on every bit of `n` (the
+        // table's 7-bit tags come from there); folded down so that the low bits (the
+        // bucket index) do too, also for ids that differ only in their high words.
+        let x = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 32);
+    }
+}
+
+/// A `HashMap` keyed by [`ref_id`]s.
+pub type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// The connection to `node` (dialled when there is none).
 fn conn(node: &str) -> Result<std::sync::Arc<Conn>, ControlError> {
     if peers::get().is_none() {
@@ -163,10 +201,12 @@ pub fn send_control(
 /// Like [`send_control`], but the frame is left for the connection's writer task
 /// instead of being written from this thread: what the caller sends right after (the
 /// `MONITOR_P_EXIT` of a process that exits at once) goes out in the same write. Use it
-/// for a `SPAWN_REPLY` followed at once by more frames, or for a `SPAWN_REQUEST` sent
-/// while others are in flight (the requests of concurrent callers then share writes);
-/// the frame still leaves as soon as the writer task runs (it is woken here), in order
-/// with every other frame to `node`. Other operations are sent as [`send_control`] does.
+/// for a `SPAWN_REPLY` followed at once by more frames (a `SPAWN_REQUEST` is accepted
+/// too, but a caller waiting for its answer is better served by an inline write: waking
+/// the writer task per request cost erpc's driver 0.2 `futex` wake-ups and context
+/// switches per call, more CPU than the `sendto`s it saved); the frame still leaves as
+/// soon as the writer task runs (it is woken here), in order with every other frame to
+/// `node`. Other operations are sent as [`send_control`] does.
 pub fn queue_control(
     node: &str,
     control: &Term,
@@ -208,6 +248,71 @@ fn write_control(
     } else {
         c.queue_frame(None, f)
     }
+}
+
+/// A `SPAWN_REQUEST {29, ReqId, From, GroupLeader, {M, F, Arity}, Opts}` written
+/// straight into the connection's buffer by [`send_spawn_request`] (no `Term` built for
+/// the control tuple). `Opts` is `[monitor]` or `[]`.
+#[derive(Debug, Clone, Copy)]
+pub struct SpawnRequestFrame<'a> {
+    /// The request id (a reference of this node, [`new_ref`]).
+    pub id: &'a Reference,
+    /// The requester (a local pid, or [`system_pid`]).
+    pub from: Pid,
+    /// The group leader the new process gets.
+    pub group_leader: Pid,
+    /// The module of the function the new process runs (`erpc`).
+    pub module: &'a str,
+    /// Its function (`execute_call`).
+    pub function: &'a str,
+    /// Its arity (the length of the argument list in the payload).
+    pub arity: u8,
+    /// Whether `Opts` is `[monitor]` (the reply then comes with `MONITOR_P_EXIT`).
+    pub monitor: bool,
+}
+
+/// Sends a `SPAWN_REQUEST` to `node` as [`send_control`] (`queue` false) or
+/// [`queue_control`] (`queue` true) would, with the argument list written by `args`
+/// (the payload term, without the version byte, e.g. with [`crate::control::term`]).
+/// Atom names longer than 255 characters are the caller's to refuse.
+///
+/// Errors: [`ControlError::NotDistributed`], [`ControlError::NoConnection`].
+pub fn send_spawn_request(
+    node: &str,
+    req: &SpawnRequestFrame<'_>,
+    args: impl FnOnce(&mut Vec<u8>),
+    queue: bool,
+) -> Result<(), ControlError> {
+    let c = conn(node)?;
+    let f = |o: &mut Vec<u8>, l: &convert::LocalId| {
+        crate::control::tuple(o, 6);
+        crate::control::small(o, op::SPAWN_REQUEST as u8);
+        Term::Reference(Box::new(req.id.clone())).encode_body(o);
+        crate::control::pid_w(o, req.from, l);
+        crate::control::pid_w(o, req.group_leader, l);
+        crate::control::tuple(o, 3);
+        crate::control::atom(o, req.module);
+        crate::control::atom(o, req.function);
+        crate::control::small(o, req.arity);
+        if req.monitor {
+            // [monitor]: LIST_EXT of one element, then NIL_EXT.
+            o.extend_from_slice(&[108, 0, 0, 0, 1]);
+            crate::control::atom(o, "monitor");
+        }
+        o.push(106);
+        let at = o.len();
+        o.push(VERSION);
+        args(o);
+        Ok(Some(at))
+    };
+    let sent = if queue {
+        c.queue_frame(None, f)
+    } else {
+        c.try_frame(None, f)
+    };
+    sent.map_err(|_| ControlError::NoConnection {
+        node: node.to_string(),
+    })
 }
 
 /// Answers a `SPAWN_REQUEST` whose function already ran to its end where it was received,
@@ -291,8 +396,8 @@ struct Watch {
     tx: oneshot::Sender<ExitReason>,
 }
 
-fn watches() -> &'static Mutex<HashMap<u64, Watch>> {
-    static W: OnceLock<Mutex<HashMap<u64, Watch>>> = OnceLock::new();
+fn watches() -> &'static Mutex<IdMap<Watch>> {
+    static W: OnceLock<Mutex<IdMap<Watch>>> = OnceLock::new();
     W.get_or_init(Default::default)
 }
 
@@ -417,5 +522,49 @@ mod tests {
             Err(ControlError::NotAllowed(_))
         ));
         assert!(!accept_link("a@b", Pid::NONE, Pid::NONE));
+        let r = Reference::new(orbit_term::Atom::try_new("a@b").unwrap(), 1, &[1, 2, 3]).unwrap();
+        assert_eq!(ref_id(&r), None, "no node: no reference is ours");
+        let req = SpawnRequestFrame {
+            id: &r,
+            from: Pid::NONE,
+            group_leader: Pid::NONE,
+            module: "erpc",
+            function: "execute_call",
+            arity: 4,
+            monitor: true,
+        };
+        let mut wrote = false;
+        assert!(matches!(
+            send_spawn_request("a@b", &req, |_| wrote = true, false),
+            Err(ControlError::NotDistributed)
+        ));
+        assert!(!wrote, "nothing encoded without a connection");
+    }
+
+    #[test]
+    fn id_maps_keep_distinct_ids_apart() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let b = BuildHasherDefault::<IdHasher>::default();
+        // Sequential ids (what references of one node give) hash apart, in the high
+        // bits too (the table's control bytes).
+        let hs: std::collections::HashSet<u64> =
+            (0..10_000u64).map(|i| b.hash_one(i) >> 57).collect();
+        assert_eq!(
+            hs.len(),
+            128,
+            "every 7-bit tag is used by 10k sequential ids"
+        );
+        // Ids that differ only above bit 18 (a reference's later words) still land in
+        // different buckets (the low bits).
+        let low: std::collections::HashSet<u64> =
+            (0..1024u64).map(|i| b.hash_one(i << 18) & 1023).collect();
+        assert!(low.len() > 512, "{} of 1024 buckets", low.len());
+        let mut m: IdMap<u64> = IdMap::default();
+        for i in 0..10_000u64 {
+            m.insert(i << 18 | 7, i);
+        }
+        assert_eq!(m.len(), 10_000);
+        assert!((0..10_000u64).all(|i| m.get(&(i << 18 | 7)) == Some(&i)));
+        assert_eq!(m.get(&5), None);
     }
 }

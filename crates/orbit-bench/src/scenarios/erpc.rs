@@ -21,6 +21,10 @@
 //!
 //! Goals (issue 20): `beam_to_orbit` ≥ 1.5x `beam_to_beam` (Elixir→Orbit vs
 //! Elixir→Elixir), `orbit_to_orbit` ≥ 2x `beam_to_beam` (Orbit→Orbit vs BEAM→BEAM).
+//!
+//! `ORBIT_BENCH_ERPC_SUBJECTS=orbit_to_orbit` (comma-separated names of [`SUBJECTS`])
+//! runs only those subjects, e.g. to compare two builds' Orbit driver interleaved or to
+//! profile it; unset, every subject runs.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -36,6 +40,23 @@ use crate::util::{Rounds, Step, WORKERS};
 const SCENARIO: &str = "erpc";
 /// Callers per driver.
 const CONCURRENCY: u64 = 8;
+/// The subjects, in the order of the first round.
+const SUBJECTS: [&str; 3] = ["orbit_to_orbit", "beam_to_orbit", "beam_to_beam"];
+
+/// The subjects `ORBIT_BENCH_ERPC_SUBJECTS` names (every one when it is unset or names
+/// none of them).
+fn chosen_subjects() -> Vec<&'static str> {
+    let want = std::env::var("ORBIT_BENCH_ERPC_SUBJECTS").unwrap_or_default();
+    let chosen: Vec<&'static str> = SUBJECTS
+        .into_iter()
+        .filter(|s| want.split(',').any(|w| w.trim() == *s))
+        .collect();
+    if chosen.is_empty() {
+        SUBJECTS.to_vec()
+    } else {
+        chosen
+    }
+}
 
 /// Runs the scenario.
 pub fn run(ctx: &mut Ctx) {
@@ -50,11 +71,17 @@ pub fn run(ctx: &mut Ctx) {
             return;
         }
     };
+    let chosen = chosen_subjects();
     let beam_target = unique("beam_erpc_target");
-    let beam_node = start_erl_node(&beam_target, "erpc_bench:server().")
-        .map_err(|e| eprintln!("erpc: BEAM target skipped: {e}"))
-        .ok();
-    let have_beam = beam_node.is_some();
+    let beam_node = if chosen.contains(&"beam_to_beam") {
+        start_erl_node(&beam_target, "erpc_bench:server().")
+            .map_err(|e| eprintln!("erpc: BEAM target skipped: {e}"))
+            .ok()
+    } else {
+        None
+    };
+    // beam_to_orbit needs only erl; beam_to_beam the BEAM target too.
+    let have_erl = crate::beam::erl_available();
     let orbit_pid = orbit_node.as_ref().map(|k| k.id());
     let beam_pid = beam_node.as_ref().map(|k| k.id());
     let mut r = Rounds::default();
@@ -84,7 +111,10 @@ pub fn run(ctx: &mut Ctx) {
                 },
             )
         })];
-        if have_beam {
+        if !chosen.contains(&"orbit_to_orbit") {
+            steps.clear();
+        }
+        if have_erl && chosen.contains(&"beam_to_orbit") {
             let ot2 = orbit_target.clone();
             let timed = &timed;
             steps.push(Box::new(move |r: &mut Rounds| {
@@ -97,6 +127,9 @@ pub fn run(ctx: &mut Ctx) {
                     },
                 )
             }));
+        }
+        if beam_node.is_some() {
+            let timed = &timed;
             steps.push(Box::new(move |r: &mut Rounds| {
                 timed("beam_to_beam", beam_pid, &mut || match erl_driver(&bt, n) {
                     Ok(v) => keep(r, "beam_to_beam", &v, n),
@@ -121,7 +154,7 @@ pub fn run(ctx: &mut Ctx) {
     drop(beam_node);
     drop(orbit_node);
     let target_cpu = target_cpu.into_inner();
-    for s in ["beam_to_orbit", "beam_to_beam", "orbit_to_orbit"] {
+    for s in SUBJECTS {
         ctx.emit_rounds(SCENARIO, s, "calls_per_s", "call", &r);
         ctx.emit_opt(SCENARIO, s, "target_cpu_us_per_call", target_cpu.median(s));
     }

@@ -20,15 +20,20 @@ use orbit_term::Term;
 /// The group leader's pid as a wire term (the node's system pid when the process could
 /// not be started: no runtime).
 pub(crate) fn pid_term() -> Term {
+    Term::Pid(Box::new(orbit_dist::to_wire(pid())))
+}
+
+/// The group leader's pid (the node's system pid when the process could not be
+/// started: no runtime).
+pub(crate) fn pid() -> orbit::Pid {
     static PID: OnceLock<orbit::Pid> = OnceLock::new();
-    let pid = match PID.get() {
+    match PID.get() {
         Some(p) => *p,
         None => match start() {
             Some(p) => *PID.get_or_init(|| p),
             None => orbit_dist::spawn::system_pid(),
         },
-    };
-    Term::Pid(Box::new(orbit_dist::to_wire(pid)))
+    }
 }
 
 fn start() -> Option<orbit::Pid> {

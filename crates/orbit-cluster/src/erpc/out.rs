@@ -23,20 +23,21 @@
 //!   `tracing` at info level under target `orbit_cluster::erpc::io`): a printing function
 //!   would otherwise block forever waiting for its I/O reply.
 //!
-//! Cost per call: a lone request is written at once; one sent while others are in
-//! flight is queued for the connection's writer task (concurrent callers' requests
-//! share a write). A `SPAWN_REPLY` that names the process is recorded without waking
-//! the caller, which wakes once, for the monitor's result.
+//! Cost per call: the request is encoded straight into the connection's buffer
+//! (`orbit_dist::spawn::send_spawn_request`) and written at once when the connection is
+//! idle; the pending request and its monitor watch sit in two maps keyed by the
+//! reference's number (`orbit_dist::spawn::ref_id`, a one-multiply hash). A
+//! `SPAWN_REPLY` that names the process is recorded without waking the caller, which
+//! wakes once, for the monitor's result.
 //!
 //! Timeouts are [`Duration`]s; [`INFINITY`] never times out.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use orbit_dist::handshake::flags;
 use orbit_dist::service::ControlHandler;
-use orbit_dist::spawn::{self, ControlError, MonitorWatch};
+use orbit_dist::spawn::{self, ControlError, IdMap, MonitorWatch, SpawnRequestFrame};
 use orbit_term::{Reference, Term};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
@@ -70,8 +71,9 @@ enum Slot {
     Abandoned(Arc<str>),
 }
 
-fn pending() -> &'static Mutex<HashMap<Reference, Slot>> {
-    static P: OnceLock<Mutex<HashMap<Reference, Slot>>> = OnceLock::new();
+/// The requests waiting for their `SPAWN_REPLY`, by [`spawn::ref_id`] of the request id.
+fn pending() -> &'static Mutex<IdMap<Slot>> {
+    static P: OnceLock<Mutex<IdMap<Slot>>> = OnceLock::new();
     P.get_or_init(Default::default)
 }
 
@@ -86,9 +88,13 @@ impl ControlHandler for SpawnReplies {
             tracing::debug!(%peer, "malformed SPAWN_REPLY dropped");
             return;
         };
+        let Some(key) = spawn::ref_id(id) else {
+            tracing::debug!(%peer, "SPAWN_REPLY for a reference of another node dropped");
+            return;
+        };
         let mut p = pending().lock();
         // Only the node a request went to answers it, once.
-        let from_peer = match p.get(&**id) {
+        let from_peer = match p.get(&key) {
             Some(Slot::Waiting(n, _) | Slot::Abandoned(n)) => &**n == peer,
             Some(Slot::Spawned(..)) | None => false,
         };
@@ -97,7 +103,7 @@ impl ControlHandler for SpawnReplies {
             tracing::debug!(%peer, "SPAWN_REPLY for no request of this peer (a cast) dropped");
             return;
         }
-        if let (Term::Pid(_), Some(slot)) = (result, p.get_mut(&**id)) {
+        if let (Term::Pid(_), Some(slot)) = (result, p.get_mut(&key)) {
             if let Slot::Waiting(n, _) = slot {
                 // The caller waits for the monitor, which brings the result: no wake-up
                 // for the reply (a request costs its caller one wake-up, not two).
@@ -108,7 +114,7 @@ impl ControlHandler for SpawnReplies {
                 return;
             }
         }
-        match p.remove(&**id) {
+        match p.remove(&key) {
             Some(Slot::Waiting(_, tx)) => {
                 // Sent under the lock: an abandon that finds the slot gone finds the
                 // reply in the channel.
@@ -143,6 +149,8 @@ impl ControlHandler for SpawnReplies {
 pub struct ErpcRequest {
     node: Arc<str>,
     id: Reference,
+    /// `id`'s key in [`pending`].
+    key: u64,
     res: Reference,
     from: Term,
     /// `None` once the `SPAWN_REPLY` was read.
@@ -180,11 +188,24 @@ fn control_error(node: &str, e: ControlError) -> ErpcError {
 }
 
 fn atom(what: &str, s: &str) -> Result<Term, ErpcError> {
-    Term::try_atom(s).map_err(|_| {
-        ErpcError::BadArg(format!(
-            "{what} {s:?} is not an atom (at most 255 characters)"
-        ))
-    })
+    Term::try_atom(s).map_err(|_| not_atom(what, s))
+}
+
+fn not_atom(what: &str, s: &str) -> ErpcError {
+    ErpcError::BadArg(format!(
+        "{what} {s:?} is not an atom (at most 255 characters)"
+    ))
+}
+
+/// Checks that `s` can be an atom without making one (a request to another node writes
+/// the name straight into the frame).
+fn check_atom(what: &str, s: &str) -> Result<(), ErpcError> {
+    // Cheap first: 255 bytes are at most 255 characters.
+    if s.len() <= orbit_term::MAX_ATOM_CHARS || s.chars().count() <= orbit_term::MAX_ATOM_CHARS {
+        Ok(())
+    } else {
+        Err(not_atom(what, s))
+    }
 }
 
 fn deadline(timeout: Duration) -> Option<Instant> {
@@ -221,15 +242,17 @@ async fn send_within(
     args: Vec<Term>,
     deadline: Option<Instant>,
 ) -> Result<ErpcRequest, ErpcError> {
-    let (m, f) = (atom("module", module)?, atom("function", function)?);
+    check_atom("module", module)?;
+    check_atom("function", function)?;
     let this = orbit_dist::Node::current().ok_or_else(|| no_connection(node))?;
+    let id = spawn::new_ref().ok_or_else(|| no_connection(node))?;
+    let from = orbit::self_pid().unwrap_or_else(spawn::system_pid);
     let mut req = ErpcRequest {
         node: Arc::from(node),
-        id: spawn::new_ref().ok_or_else(|| no_connection(node))?,
+        key: spawn::ref_id(&id).ok_or_else(|| no_connection(node))?,
+        id,
         res: spawn::new_ref().ok_or_else(|| no_connection(node))?,
-        from: Term::Pid(Box::new(orbit_dist::to_wire(
-            orbit::self_pid().unwrap_or_else(spawn::system_pid),
-        ))),
+        from: Term::Pid(Box::new(orbit_dist::to_wire(from))),
         reply: None,
         spawned: None,
         watch: None,
@@ -237,6 +260,7 @@ async fn send_within(
         done: false,
     };
     if node == this.name() {
+        let (m, f) = (atom("module", module)?, atom("function", function)?);
         req.local = Some(super::into::call_local(&m, &f, args).await);
         return Ok(req);
     }
@@ -254,41 +278,40 @@ async fn send_within(
     }
     req.watch = Some(spawn::watch_monitor(node, &req.id).map_err(|_| no_connection(node))?);
     let (tx, rx) = oneshot::channel();
-    let others = {
-        let mut p = pending().lock();
-        p.insert(req.id.clone(), Slot::Waiting(req.node.clone(), tx));
-        p.len() > 1
-    };
+    pending()
+        .lock()
+        .insert(req.key, Slot::Waiting(req.node.clone(), tx));
     req.reply = Some(rx);
-    let ctl = Term::Tuple(vec![
-        Term::Int(orbit_dist::control::op::SPAWN_REQUEST),
-        Term::Reference(Box::new(req.id.clone())),
-        req.from.clone(),
-        super::group_leader::pid_term(),
-        Term::Tuple(vec![
-            Term::atom("erpc"),
-            Term::atom("execute_call"),
-            Term::Int(4),
-        ]),
-        Term::List(vec![Term::atom("monitor")]),
-    ]);
-    let payload = Term::List(vec![
-        Term::Reference(Box::new(req.res.clone())),
-        m,
-        f,
-        Term::List(args),
-    ]);
-    // A lone request is written at once (its latency); with others in flight (concurrent
-    // callers) it is queued for the connection's writer task, so that the requests
-    // issued while it runs leave in one write rather than one syscall each.
-    let sent = if others {
-        spawn::queue_control(node, &ctl, Some(&payload))
-    } else {
-        spawn::send_control(node, &ctl, Some(&payload))
+    // `{29, ReqId, From, GroupLeader, {erpc, execute_call, 4}, [monitor]}` and the
+    // arguments `[Res, M, F, A]`, encoded straight into the connection's buffer.
+    let frame = SpawnRequestFrame {
+        id: &req.id,
+        from,
+        group_leader: super::group_leader::pid(),
+        module: "erpc",
+        function: "execute_call",
+        arity: 4,
+        monitor: true,
     };
-    if sent.is_err() {
+    let res = Term::Reference(Box::new(req.res.clone()));
+    let args = Term::List(args);
+    let payload = |o: &mut Vec<u8>| {
+        // LIST_EXT of 4, then NIL_EXT.
+        o.extend_from_slice(&[108, 0, 0, 0, 4]);
+        res.encode_body(o);
+        orbit_dist::control::atom(o, module);
+        orbit_dist::control::atom(o, function);
+        args.encode_body(o);
+        o.push(106);
+    };
+    // Written at once from this thread when the connection is idle (else appended for
+    // the writer task already at work). Queueing it for the writer task whenever others
+    // were in flight saved 0.2 `sendto` per call but cost 0.2 `futex` wake-ups and 0.2
+    // context switches per call more (the writer task woken on another worker): more
+    // CPU per call than the syscalls it saved (crates/orbit-bench/README.md, erpc).
+    if spawn::send_spawn_request(node, &frame, payload, false).is_err() {
         req.done = true;
-        pending().lock().remove(&req.id);
+        pending().lock().remove(&req.key);
         return Err(no_connection(node));
     }
     Ok(req)
@@ -390,7 +413,7 @@ impl ErpcRequest {
     fn finish(&mut self) {
         self.done = true;
         if self.reply.is_some() {
-            pending().lock().remove(&self.id);
+            pending().lock().remove(&self.key);
         }
     }
 
@@ -405,8 +428,8 @@ impl ErpcRequest {
             Some(p) => Some(p),
             None => {
                 let mut p = pending().lock();
-                match p.get_mut(&self.id) {
-                    Some(Slot::Spawned(..)) => match p.remove(&self.id) {
+                match p.get_mut(&self.key) {
+                    Some(Slot::Spawned(..)) => match p.remove(&self.key) {
                         Some(Slot::Spawned(pid, _)) => Some(pid),
                         _ => None,
                     },
@@ -443,7 +466,7 @@ impl Drop for ErpcRequest {
 }
 
 /// Forgets abandoned requests to nodes no longer connected (their reply never comes).
-fn sweep(p: &mut HashMap<Reference, Slot>) {
+fn sweep(p: &mut IdMap<Slot>) {
     if p.len() < 64 {
         return;
     }

@@ -8,8 +8,6 @@
 
 mod beam;
 
-use std::io::BufRead;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,17 +32,7 @@ fn child_main(parent: String, name: String) {
         .unwrap();
         assert!(node.connect(&parent).await);
     });
-    let reply = |t: Term| {
-        let m = Term::tuple(vec![Term::atom("reply"), t]);
-        orbit_dist::send_named(&parent, "pg_inbox", &m).unwrap();
-    };
-    reply(Term::atom("ready"));
-    for line in std::io::stdin().lock().lines() {
-        if line.is_err() {
-            break;
-        }
-        reply(Term::atom("alive"));
-    }
+    serve_parent(&parent, |_| Term::atom("alive"));
 }
 
 #[test]
@@ -114,11 +102,8 @@ fn hostile_spawn_requests() {
     assert!(erpc::cast("x@127.0.0.1", "m", &long, ()).is_err());
     assert!(erpc::register("m", "f", 300, |_| Ok(Term::nil())).is_err());
 
-    let name = format!("erpc_hostile_child_{}@127.0.0.1", std::process::id());
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child", "--nocapture", "--test-threads", "1"])
-        .env("ERPC_CHILD", &name);
-    let mut c = Beam::spawn(cmd, name.clone(), o);
+    let mut c = Beam::orbit_child(o, "erpc_hostile_child", "ERPC_CHILD", &[]);
+    let name = c.name.clone();
 
     let (tx, mut rx) = unbounded_channel();
     claim_control(op::SPAWN_REPLY, Arc::new(Recorder(tx))).unwrap();

@@ -4,8 +4,6 @@
 
 mod beam;
 
-use std::io::BufRead;
-use std::process::Command;
 use std::time::Duration;
 
 use beam::*;
@@ -63,29 +61,19 @@ fn child_main(parent: String, name: String, bare: bool) {
         }
         assert!(node.connect(&parent).await);
     });
-    let reply = |t: Term| {
-        let m = Term::tuple(vec![Term::atom("reply"), t]);
-        orbit_dist::send_named(&parent, "pg_inbox", &m).unwrap();
-    };
-    reply(Term::atom("ready"));
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let w: Vec<&str> = line.split_whitespace().collect();
-        match w.as_slice() {
-            ["D", "add", a, b] => {
-                let args = (a.parse::<i64>().unwrap(), b.parse::<i64>().unwrap());
-                let r = rt.block_on(erpc::call::<Term>(
-                    &parent,
-                    "Elixir.Calc",
-                    "add",
-                    args,
-                    Duration::from_secs(5),
-                ));
-                reply(outcome(r));
-            }
-            _ => reply(Term::atom("unknown")),
+    serve_parent(&parent, |w| match w {
+        ["D", "add", a, b] => {
+            let args = (a.parse::<i64>().unwrap(), b.parse::<i64>().unwrap());
+            outcome(rt.block_on(erpc::call::<Term>(
+                &parent,
+                "Elixir.Calc",
+                "add",
+                args,
+                Duration::from_secs(5),
+            )))
         }
-    }
+        _ => Term::atom("unknown"),
+    });
 }
 
 #[test]
@@ -96,14 +84,8 @@ fn child() {
 }
 
 fn spawn_child(o: &Orbit, prefix: &str, bare: bool) -> Beam {
-    let name = format!("{prefix}_{}@127.0.0.1", std::process::id());
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child", "--nocapture", "--test-threads", "1"])
-        .env("ERPC_CHILD", &name);
-    if bare {
-        cmd.env("ERPC_BARE", "1");
-    }
-    Beam::spawn(cmd, name, o)
+    let env: &[(&str, &str)] = if bare { &[("ERPC_BARE", "1")] } else { &[] };
+    Beam::orbit_child(o, prefix, "ERPC_CHILD", env)
 }
 
 fn call(node: &str, f: &str, args: Vec<Term>, ms: u64) -> Term {

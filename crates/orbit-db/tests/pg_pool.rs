@@ -581,7 +581,9 @@ async fn callers_aborted_mid_query_have_their_queries_cancelled_on_the_server() 
             t.abort();
         }
         for t in tasks {
-            let e = t.await.expect_err("every caller was aborted before its answer");
+            let e = t
+                .await
+                .expect_err("every caller was aborted before its answer");
             assert!(e.is_cancelled(), "{e}");
             aborted += 1;
         }

@@ -75,6 +75,28 @@ pub(crate) trait Backend: Send + Sync + 'static {
         conn: &Arc<Self::Conn>,
         guard: Self::CallGuard,
     ) -> impl Future<Output = Keep> + Send;
+    /// A call was abandoned while it ran on `conn` (its future dropped or its closure
+    /// panicked, before `close_call` finished): stop whatever it left running on the
+    /// server (the connection itself is removed by the ResourcePool). Must not block.
+    fn abandoned(conn: &Arc<Self::Conn>) {
+        let _ = conn;
+    }
+}
+
+/// Calls [`Backend::abandoned`] if dropped armed: a call's future dropped, or its
+/// closure panicking, while it runs. It borrows the call's connection, so a call
+/// costs no reference count of its own for it.
+struct AbandonGuard<'a, B: Backend> {
+    conn: &'a Arc<B::Conn>,
+    armed: bool,
+}
+
+impl<B: Backend> Drop for AbandonGuard<'_, B> {
+    fn drop(&mut self) {
+        if self.armed {
+            B::abandoned(self.conn);
+        }
+    }
 }
 
 /// Counters beside the ResourcePool's own [`PoolStats`].
@@ -364,8 +386,13 @@ impl<B: Backend> ConnPool<B> {
         let timeout = timeout.unwrap_or(self.shared.opts.timeout);
         self.with_conn(timeout, |conn| async move {
             let (handle, guard) = B::open_call(&conn);
+            let mut abandon = AbandonGuard::<B> {
+                conn: &conn,
+                armed: true,
+            };
             let out = f(handle).await;
             let keep = B::close_call(&conn, guard).await;
+            abandon.armed = false;
             (out, keep)
         })
         .await

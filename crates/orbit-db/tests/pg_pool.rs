@@ -538,3 +538,74 @@ async fn huge_durations_mean_never_and_do_not_overflow() {
         .expect("stop hung")
         .unwrap();
 }
+
+/// Callers aborted while their `run` holds a connection mid-query (and others while
+/// queued behind them): each running query is cancelled on the server (a cancel
+/// request: the `pg_sleep(30)`s end long before 30 s, which closing the socket alone
+/// would not do), every queued caller leaves the queue, and the pool refills. Three
+/// rounds, counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_aborted_mid_query_have_their_queries_cancelled_on_the_server() {
+    let Some(pg) = PgServer::start(20) else {
+        return;
+    };
+    let admin = pg.admin().await;
+    let pool = PgPool::connect(&pg.conn_str(APP), opts(2)).await.unwrap();
+    backend_pid(&pool).await;
+    let sleeping = || async {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep%' AND state = 'active'",
+                &[&APP],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let mut aborted = 0;
+    for round in 1..=3u64 {
+        let tasks: Vec<_> = (0..6)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    pool.run(|c| async move { c.execute("SELECT pg_sleep(30)", &[]).await })
+                        .await
+                })
+            })
+            .collect();
+        wait_until("two queries running, four callers queued", || async {
+            sleeping().await == 2 && pool.stats().pool.waiting == 4
+        })
+        .await;
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let e = t
+                .await
+                .expect_err("every caller was aborted before its answer");
+            assert!(e.is_cancelled(), "{e}");
+            aborted += 1;
+        }
+        // Within wait_until's 20 s, before any pg_sleep(30) could end by itself.
+        wait_until("the aborted queries are gone from the server", || async {
+            sleeping().await == 0
+        })
+        .await;
+        wait_until("the pool is whole again", || async {
+            let s = pool.stats().pool;
+            (s.available, s.checked_out, s.waiting) == (2, 0, 0)
+        })
+        .await;
+        let s = pool.stats();
+        assert_eq!(s.discarded, 2 * round, "the two running connections: {s:?}");
+        assert_eq!(s.timeouts, 0, "{s:?}");
+    }
+    assert_eq!(aborted, 18);
+    assert!(backend_pid(&pool).await > 0);
+    wait_until("two backends on the server", || async {
+        pool_backends(&admin).await.len() == 2
+    })
+    .await;
+    pool.stop(Duration::from_secs(5)).await.unwrap();
+}

@@ -14,6 +14,10 @@
 //!   DBConnection's queue defaults and per-call timeout);
 //! - `deadpool`: `deadpool_postgres` (`RecyclingMethod::Fast`), `prepare_cached` +
 //!   `query_one`;
+//! - `deadpool_deadline`: `deadpool` with each operation (wait for a connection and
+//!   query) under one `tokio::time::timeout` of `orbit_db`'s default `timeout`
+//!   (DBConnection's 15 s): one timer per call, as `orbit_db` arms, to tell the price of
+//!   a deadline from the pool's own cost (no queue shedding; not a goal subject);
 //! - `bb8`: `bb8_postgres`'s manager wrapped so each connection carries a statement
 //!   cache (bb8-postgres has none), `test_on_check_out(false)` (as the others, no ping
 //!   per checkout), `query_one`;
@@ -57,7 +61,13 @@ pub const CLIENTS: usize = 32;
 /// Measured seconds per subject and round (× `--scale`).
 pub const SECONDS: f64 = 2.0;
 const SQL: &str = "SELECT v FROM kv WHERE id = $1";
-const SUBJECTS: [&str; 4] = ["orbit_db", "deadpool", "bb8", "postgrex"];
+const SUBJECTS: [&str; 5] = [
+    "orbit_db",
+    "deadpool",
+    "deadpool_deadline",
+    "bb8",
+    "postgrex",
+];
 
 /// One subject-round's figures.
 #[derive(Clone, Copy)]
@@ -121,6 +131,10 @@ pub fn run(ctx: &mut Ctx) {
             let out = rust_round(server, conn_str, dur, Subject::Deadpool);
             record(r, "deadpool", out)
         }),
+        Box::new(|r| {
+            let out = rust_round(server, conn_str, dur, Subject::DeadpoolDeadline);
+            record(r, "deadpool_deadline", out)
+        }),
         Box::new(|r| record(r, "bb8", rust_round(server, conn_str, dur, Subject::Bb8))),
         Box::new(|r| record(r, "postgrex", postgrex_round(server, dur))),
     ];
@@ -176,6 +190,13 @@ pub fn run(ctx: &mut Ctx) {
         r.median("deadpool"),
     );
     ctx.goal(SCENARIO, "orbit_db_vs_bb8_min_1x", o, r.median("bb8"));
+    // Not a goal: against deadpool given the same one deadline per call.
+    ctx.rep.ratio(
+        SCENARIO,
+        "orbit_db_vs_deadpool_deadline",
+        o,
+        r.median("deadpool_deadline"),
+    );
     ctx.goal(
         SCENARIO,
         "orbit_db_vs_postgrex_min_2x",
@@ -316,6 +337,8 @@ fn postgrex_round(server: &PgServer, dur: Duration) -> Option<Round> {
 enum Subject {
     Orbit,
     Deadpool,
+    /// `deadpool` with every operation under one timeout.
+    DeadpoolDeadline,
     Bb8,
 }
 
@@ -353,7 +376,8 @@ impl bb8::ManageConnection for Bb8Manager {
 #[derive(Clone)]
 enum AnyPool {
     Orbit(orbit_db::PgPool),
-    Deadpool(deadpool_postgres::Pool),
+    /// With the deadline of every operation, when timed.
+    Deadpool(deadpool_postgres::Pool, Option<Duration>),
     Bb8(bb8::Pool<Bb8Manager>),
 }
 
@@ -366,7 +390,7 @@ impl AnyPool {
                     .await
                     .map_err(|e| e.to_string())?,
             ),
-            Subject::Deadpool => {
+            Subject::Deadpool | Subject::DeadpoolDeadline => {
                 let mgr = deadpool_postgres::Manager::from_config(
                     config,
                     tokio_postgres::NoTls,
@@ -374,11 +398,14 @@ impl AnyPool {
                         recycling_method: deadpool_postgres::RecyclingMethod::Fast,
                     },
                 );
+                let deadline = matches!(s, Subject::DeadpoolDeadline)
+                    .then(|| orbit_db::DbPoolOptions::new(POOL).timeout);
                 AnyPool::Deadpool(
                     deadpool_postgres::Pool::builder(mgr)
                         .max_size(POOL)
                         .build()
                         .map_err(|e| e.to_string())?,
+                    deadline,
                 )
             }
             Subject::Bb8 => {
@@ -408,15 +435,23 @@ impl AnyPool {
                 })
                 .await
                 .map_err(|e| e.to_string()),
-            AnyPool::Deadpool(p) => {
-                let c = p.get().await.map_err(|e| e.to_string())?;
-                let stmt = c.prepare_cached(SQL).await.map_err(|e| e.to_string())?;
-                let row = c
-                    .query_one(&stmt, &[&id])
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let _: &str = row.get(0);
-                Ok(())
+            AnyPool::Deadpool(p, deadline) => {
+                let work = async {
+                    let c = p.get().await.map_err(|e| e.to_string())?;
+                    let stmt = c.prepare_cached(SQL).await.map_err(|e| e.to_string())?;
+                    let row = c
+                        .query_one(&stmt, &[&id])
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let _: &str = row.get(0);
+                    Ok(())
+                };
+                match deadline {
+                    None => work.await,
+                    Some(d) => tokio::time::timeout(*d, work)
+                        .await
+                        .map_err(|_| format!("deadpool call over its {d:?} deadline"))?,
+                }
             }
             AnyPool::Bb8(p) => {
                 let mut c = p.get().await.map_err(|e| e.to_string())?;
@@ -444,7 +479,7 @@ impl AnyPool {
             AnyPool::Orbit(p) => {
                 let _ = p.stop(Duration::from_secs(5)).await;
             }
-            AnyPool::Deadpool(p) => p.close(),
+            AnyPool::Deadpool(p, _) => p.close(),
             AnyPool::Bb8(p) => drop(p),
         }
     }

@@ -91,28 +91,41 @@ impl Backend for PgBackend {
     }
 
     type Handle = PgConn;
-    type CallGuard = (CancelOnDrop, Arc<HandleState>);
+    type CallGuard = Arc<HandleState>;
 
     fn open_call(link: &Arc<PgLink>) -> (PgConn, Self::CallGuard) {
-        let guard = CancelOnDrop::new(link);
         let conn = PgConn::new(link.clone());
         let state = conn.state.clone();
-        (conn, (guard, state))
+        (conn, state)
     }
 
-    async fn close_call(link: &Arc<PgLink>, (guard, state): Self::CallGuard) -> Keep {
+    async fn close_call(link: &Arc<PgLink>, state: Self::CallGuard) -> Keep {
         state.released.store(true, Ordering::Release);
         let mut keep = Arc::strong_count(&state) == 1;
         if keep && state.raw_used.load(Ordering::Relaxed) {
             // The SQL may have left a transaction open.
             keep = rollback(link).await;
         }
-        guard.disarm();
         if keep {
             Keep::Yes
         } else {
             Keep::Discard
         }
+    }
+
+    fn abandoned(link: &Arc<PgLink>) {
+        send_cancel(link);
+    }
+}
+
+/// Sends a cancel request for whatever `link`'s backend runs now, from a spawned task
+/// (callable from a destructor; nothing is sent outside a tokio runtime).
+fn send_cancel(link: &PgLink) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let token = link.cancel_token();
+        rt.spawn(async move {
+            let _ = token.cancel_query(NoTls).await;
+        });
     }
 }
 
@@ -136,11 +149,9 @@ impl CancelOnDrop {
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if let (Some(link), Ok(rt)) = (self.link.take(), tokio::runtime::Handle::try_current()) {
-            let token = link.cancel_token();
-            rt.spawn(async move {
-                let _ = token.cancel_query(NoTls).await;
-            });
+        // Disarmed (the common case): no runtime lookup.
+        if let Some(link) = self.link.take() {
+            send_cancel(&link);
         }
     }
 }

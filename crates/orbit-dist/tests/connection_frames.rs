@@ -65,3 +65,49 @@ fn mixed_size_bursts_arrive_whole_and_in_order_both_ways() {
     let reason = done.expect("the exchange did not finish in time");
     assert!(reason.is_normal(), "the test process failed: {reason:?}");
 }
+
+/// A frame of at least `INLINE_ALWAYS` bytes is written by its sender whenever nothing
+/// is queued, even right after another inline write (a stream of event batches costs no
+/// task switch per batch); small frames right after an inline write still wait for the
+/// writer task, which batches them.
+#[test]
+fn big_frames_go_inline_back_to_back_small_ones_batch() {
+    let node = node("orbit_inline");
+    let peer = orbit_node("orbit_inline_echo", false);
+    let echo_node = peer.name.clone();
+    let done = rt().block_on(async move {
+        let h = orbit::spawn(move |mut ctx: orbit::Context<Term>| async move {
+            let me = orbit_dist::to_wire(orbit::self_pid().expect("in a process"));
+            // Connected, and the reply read (a read lets the next send go inline).
+            orbit_dist::send_named(&echo_node, "echo", &(&me, atom!("up"))).unwrap();
+            let got = ctx.recv_timeout(Duration::from_secs(30)).await;
+            assert!(matches!(got, Some(Message::Msg(_))), "no echo: {got:?}");
+            let conn = node.connection(&echo_node).expect("a connection to the peer");
+            let t0 = conn.traffic();
+            // Nobody is registered as `nobody` on the peer: it drops these, sends nothing.
+            orbit_dist::send_named(&echo_node, "nobody", &atom!("small")).unwrap();
+            let big = serde_bytes::ByteBuf::from(vec![7u8; orbit_dist::connection::INLINE_ALWAYS]);
+            for _ in 0..10 {
+                orbit_dist::send_named(&echo_node, "nobody", &big).unwrap();
+            }
+            let t1 = conn.traffic();
+            assert_eq!(t1.writes_inline - t0.writes_inline, 11, "{t0:?} -> {t1:?}");
+            assert_eq!(t1.writes_batched, t0.writes_batched, "{t0:?} -> {t1:?}");
+            for _ in 0..10 {
+                orbit_dist::send_named(&echo_node, "nobody", &atom!("small")).unwrap();
+            }
+            // The first small frame after an inline write waits for the writer task.
+            let t = tokio::time::Instant::now();
+            while conn.traffic().writes_batched == t1.writes_batched {
+                assert!(t.elapsed() < Duration::from_secs(10), "the writer task never wrote");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let t2 = conn.traffic();
+            assert!(t2.writes_inline - t1.writes_inline < 10, "{t1:?} -> {t2:?}");
+        })
+        .unwrap();
+        tokio::time::timeout(Duration::from_secs(60), h.wait_exit()).await
+    });
+    let reason = done.expect("the exchange did not finish in time");
+    assert!(reason.is_normal(), "the test process failed: {reason:?}");
+}

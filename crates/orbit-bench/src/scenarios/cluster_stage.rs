@@ -14,7 +14,7 @@
 //! cores, the same on both sides: [`node_workers`] tokio worker threads per Orbit node
 //! and `+S N:N` with the same N per BEAM node (1 on a 2-vCPU machine: three nodes of
 //! two schedulers each would be six threads taking turns on two cores). Printed as
-//! `setup node_workers`.
+//! `orbit workers` and `beam schedulers_S`.
 //!
 //! Goal: Orbit ≥ 3x the BEAM (`orbit_vs_beam_min_3x`). Also CPU microseconds per event
 //! spent by node C (`cpu_us_per_event`: `getrusage` in the Orbit node, `statistics(runtime)`
@@ -234,10 +234,16 @@ pub fn run(ctx: &mut Ctx) {
         }
     }
     ctx.rep.emit(SCENARIO, "setup", "events", n as f64);
-    ctx.rep
-        .emit(SCENARIO, "setup", "node_workers", node_workers() as f64);
-    ctx.emit_rounds(SCENARIO, "orbit", "events_per_s", "event", &r);
-    ctx.emit_rounds(SCENARIO, "beam", "events_per_s", "event", &r);
+    for subject in ["orbit", "beam"] {
+        ctx.emit_rounds_on(
+            SCENARIO,
+            subject,
+            "events_per_s",
+            "event",
+            &r,
+            node_workers(),
+        );
+    }
     for subject in ["orbit", "beam"] {
         let xs: Vec<f64> = all_cpu
             .iter()

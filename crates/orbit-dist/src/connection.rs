@@ -6,9 +6,13 @@
 //! Writing. Senders append whole frames to the connection's output buffer under a short
 //! lock. A frame that finds the connection idle (nothing queued, nobody writing, no
 //! inline write since the last flush or read) is written at once by the sender itself
-//! with one non-blocking syscall: no task switch on the request/reply path. Otherwise
-//! the sender wakes the writer task, which takes everything queued and writes it with
-//! one syscall: a burst of small messages costs one write, not one each. Whatever an
+//! with one non-blocking syscall: no task switch on the request/reply path. A frame of
+//! at least [`INLINE_ALWAYS`] bytes is written inline whenever nothing is queued and
+//! nobody writes, even right after another inline write: its syscall is paid for by its
+//! size, and waiting for the writer task would only add a task switch (a stream of
+//! event batches, GenStage's `$gen_consumer` messages, is one such frame per batch).
+//! Otherwise the sender wakes the writer task, which takes everything queued and writes
+//! it with one syscall: a burst of small messages costs one write, not one each. Whatever an
 //! inline write leaves unwritten stays at the head of the buffer for the writer task, so
 //! frames leave in the order they were appended. Every `net_ticktime / 4` the writer
 //! sends a tick when nothing was written in that period. A write blocked on a full
@@ -135,6 +139,9 @@ struct Out {
     frames_out: u64,
     /// Bytes of those frames, length prefixes included.
     bytes_out: u64,
+    /// Inline writes (syscalls made by senders) and the writer task's batches.
+    writes_inline: u64,
+    writes_batched: u64,
 }
 
 /// An item of [`Out::big`].
@@ -180,6 +187,10 @@ pub struct Traffic {
     pub frames_out: u64,
     /// Bytes queued to the peer.
     pub bytes_out: u64,
+    /// Writes made by a sender itself (inline, no task switch), each one syscall.
+    pub writes_inline: u64,
+    /// Batches written by the connection's writer task (each one or more frames).
+    pub writes_batched: u64,
 }
 
 /// A connection to one peer.
@@ -216,6 +227,10 @@ pub struct Conn {
     unlink_id: AtomicU64,
 }
 
+/// Frames (length prefix included) at least this long are written by their sender
+/// whenever the connection has nothing queued and nobody writes (module docs).
+pub const INLINE_ALWAYS: usize = 1024;
+
 /// Frames at least this long are completed in place by reads of exactly their rest.
 const BIG_FRAME: usize = 64 << 10;
 
@@ -251,6 +266,8 @@ impl Conn {
                 next_seq: 1,
                 frames_out: 0,
                 bytes_out: 0,
+                writes_inline: 0,
+                writes_batched: 0,
             }),
             queued: AtomicUsize::new(0),
             frames_in: AtomicU64::new(0),
@@ -314,15 +331,17 @@ impl Conn {
     /// Frames and bytes sent and received on this connection so far (for dashboards
     /// and metrics; ticks are not counted).
     pub fn traffic(&self) -> Traffic {
-        let (frames_out, bytes_out) = {
+        let (frames_out, bytes_out, writes_inline, writes_batched) = {
             let o = self.out.lock();
-            (o.frames_out, o.bytes_out)
+            (o.frames_out, o.bytes_out, o.writes_inline, o.writes_batched)
         };
         Traffic {
             frames_in: self.frames_in.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             frames_out,
             bytes_out,
+            writes_inline,
+            writes_batched,
         }
     }
 
@@ -432,7 +451,7 @@ impl Conn {
         if inline
             && start == 0
             && !o.writing
-            && !self.recent_inline.load(Ordering::Acquire)
+            && (len + 4 >= INLINE_ALWAYS || !self.recent_inline.load(Ordering::Acquire))
             && self.write_inline(&mut o)
         {
             return Ok(());
@@ -500,6 +519,7 @@ impl Conn {
             }
         }
         let wrote = done - o.head;
+        o.writes_inline += 1;
         let before = self.queued.fetch_sub(wrote, Ordering::Relaxed);
         self.recent_inline.store(true, Ordering::Release);
         self.sent_inline.store(true, Ordering::Relaxed);
@@ -673,6 +693,7 @@ impl Conn {
                     None
                 } else {
                     o.writing = true;
+                    o.writes_batched += 1;
                     std::mem::swap(&mut o.buf, &mut spare);
                     let head = std::mem::take(&mut o.head);
                     // Bytes the queue counted for what this batch writes.

@@ -10,6 +10,12 @@
 //! `orbit_cluster::stage`), the BEAM nodes `beam/cluster_stage.exs` (`+S N:N`).
 //! A and B start fresh in every round.
 //!
+//! Schedulers: the three nodes share the machine, so each node gets its share of the
+//! cores, the same on both sides: [`node_workers`] tokio worker threads per Orbit node
+//! and `+S N:N` with the same N per BEAM node (1 on a 2-vCPU machine: three nodes of
+//! two schedulers each would be six threads taking turns on two cores). Printed as
+//! `orbit workers` and `beam schedulers_S`.
+//!
 //! Goal: Orbit ≥ 3x the BEAM (`orbit_vs_beam_min_3x`). Also CPU microseconds per event
 //! spent by node C (`cpu_us_per_event`: `getrusage` in the Orbit node, `statistics(runtime)`
 //! in the BEAM, around the measured part) and by all three nodes
@@ -26,10 +32,17 @@ use orbit_cluster::stage::{self, RemoteStageOptions, RemoteSubscribe};
 
 use super::Ctx;
 use crate::beam;
-use crate::util::{Rounds, WORKERS};
+use crate::util::Rounds;
 
 const SCENARIO: &str = "cluster_stage";
 const COOKIE: &str = "orbit_bench_cstage";
+
+/// Worker threads per Orbit node and schedulers (`+S N:N`) per BEAM node: the
+/// machine's cores shared by the three nodes, at least 1.
+pub fn node_workers() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / 3).max(1)
+}
 
 /// A node process that printed `ready`; killed when dropped.
 struct NodeProc(Child);
@@ -129,7 +142,7 @@ fn beam_round(n: u64, round: usize) -> Option<RoundOut> {
         let mut cmd = Command::new("elixir");
         cmd.env("ERL_LIBS", libs)
             .arg("--erl")
-            .arg(format!("+S {0}:{0}", WORKERS))
+            .arg(format!("+S {0}:{0}", node_workers()))
             .args(["--name", node, "--cookie", COOKIE])
             .arg(&script)
             .args(args);
@@ -221,8 +234,16 @@ pub fn run(ctx: &mut Ctx) {
         }
     }
     ctx.rep.emit(SCENARIO, "setup", "events", n as f64);
-    ctx.emit_rounds(SCENARIO, "orbit", "events_per_s", "event", &r);
-    ctx.emit_rounds(SCENARIO, "beam", "events_per_s", "event", &r);
+    for subject in ["orbit", "beam"] {
+        ctx.emit_rounds_on(
+            SCENARIO,
+            subject,
+            "events_per_s",
+            "event",
+            &r,
+            node_workers(),
+        );
+    }
     for subject in ["orbit", "beam"] {
         let xs: Vec<f64> = all_cpu
             .iter()
@@ -249,7 +270,17 @@ pub fn run(ctx: &mut Ctx) {
 
 /// The hidden child commands: the three Orbit nodes. Returns the exit code.
 pub fn child_main(cmd: &str, args: &[String]) -> i32 {
-    let rt = crate::util::runtime();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(node_workers())
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{cmd}: cannot build a tokio runtime: {e}");
+            return 1;
+        }
+    };
     let r = match (cmd, args) {
         ("__cstage-a", [me]) => rt.block_on(node_a(me)),
         ("__cstage-b", [me, a]) => rt.block_on(node_b(me, a)),

@@ -61,7 +61,8 @@ impl Ctx {
 
     /// Emits `subject`'s figures of `metric` from `r`: `metric` = the median of rounds
     /// (the headline), `metric_best`, `metric_min`, `metric_max`, `rounds`, and
-    /// `cpu_us_per_UNIT` (median CPU microseconds per unit of work) when recorded.
+    /// `cpu_us_per_UNIT` (median CPU microseconds per unit of work) when recorded, and
+    /// the subject's `workers` (`schedulers_S` for the BEAM): [`crate::util::WORKERS`].
     pub fn emit_rounds(
         &mut self,
         scenario: &str,
@@ -69,6 +70,20 @@ impl Ctx {
         metric: &str,
         unit: &str,
         r: &crate::util::Rounds,
+    ) {
+        self.emit_rounds_on(scenario, subject, metric, unit, r, crate::util::WORKERS);
+    }
+
+    /// [`emit_rounds`](Self::emit_rounds) for a subject that ran with `workers` worker
+    /// threads (or `+S workers:workers`) rather than [`crate::util::WORKERS`].
+    pub fn emit_rounds_on(
+        &mut self,
+        scenario: &str,
+        subject: &str,
+        metric: &str,
+        unit: &str,
+        r: &crate::util::Rounds,
+        workers: usize,
     ) {
         let xs = r.of(subject);
         if xs.is_empty() {
@@ -97,7 +112,7 @@ impl Ctx {
         let cpu = r.cpu_median(subject);
         self.emit_opt(scenario, subject, &format!("cpu_us_per_{unit}"), cpu);
         // Workers / schedulers the subject ran with (`+S N:N` for the BEAM).
-        let workers = crate::util::WORKERS as f64;
+        let workers = workers as f64;
         let key = if subject.starts_with("beam") {
             "schedulers_S"
         } else {

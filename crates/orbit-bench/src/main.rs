@@ -24,6 +24,8 @@ mod beam;
 #[allow(dead_code)]
 mod report;
 mod scenarios;
+mod pairs;
+mod sched;
 mod util;
 
 /// Every subject runs on mimalloc, as Orbit's own binaries do (`orbit`): the process

@@ -65,6 +65,11 @@ impl Snapshot {
         Snapshot(out)
     }
 
+    /// The thread names in the snapshot (one per thread).
+    pub fn names(&self) -> Vec<&str> {
+        self.0.values().map(|(n, _)| n.as_str()).collect()
+    }
+
     /// What the threads alive in both snapshots did between them, summed per thread name
     /// for the names `pick` accepts (threads started or ended in between are left out).
     pub fn since(&self, before: &Snapshot, pick: impl Fn(&str) -> bool) -> Counts {

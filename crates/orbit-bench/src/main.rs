@@ -21,10 +21,10 @@
 // used by the runtime scenarios yet.
 #[allow(dead_code)]
 mod beam;
+mod pairs;
 #[allow(dead_code)]
 mod report;
 mod scenarios;
-mod pairs;
 mod sched;
 mod util;
 

@@ -1,7 +1,7 @@
 //! The kernel's scheduler counters of this process's threads, from
 //! `/proc/self/task/TID/sched` and `.../comm`: how often each thread was switched out
 //! voluntarily (it parked: a wake-up to come), involuntarily (preempted), and moved to
-//! another CPU. A snapshot before and after a round, grouped by thread name, says what a
+//! another CPU, and the CPU time it ran. A snapshot before and after a round, grouped by thread name, says what a
 //! round's threads did besides the work: whether the two workers of a GenServer call
 //! round ping-ponged (a park and a wake-up per call) or shared one worker, and whether
 //! another runtime's threads (the dashboard's) woke during the round.
@@ -19,6 +19,8 @@ pub struct Counts {
     pub involuntary: u64,
     /// Moves to another CPU.
     pub migrations: u64,
+    /// CPU time run, nanoseconds (`se.sum_exec_runtime`).
+    pub cpu_ns: u64,
 }
 
 impl Counts {
@@ -26,6 +28,7 @@ impl Counts {
         self.voluntary += o.voluntary;
         self.involuntary += o.involuntary;
         self.migrations += o.migrations;
+        self.cpu_ns += o.cpu_ns;
     }
 
     fn since(self, before: Counts) -> Counts {
@@ -33,6 +36,7 @@ impl Counts {
             voluntary: self.voluntary.saturating_sub(before.voluntary),
             involuntary: self.involuntary.saturating_sub(before.involuntary),
             migrations: self.migrations.saturating_sub(before.migrations),
+            cpu_ns: self.cpu_ns.saturating_sub(before.cpu_ns),
         }
     }
 }
@@ -65,11 +69,6 @@ impl Snapshot {
         Snapshot(out)
     }
 
-    /// The thread names in the snapshot (one per thread).
-    pub fn names(&self) -> Vec<&str> {
-        self.0.values().map(|(n, _)| n.as_str()).collect()
-    }
-
     /// What the threads alive in both snapshots did between them, summed per thread name
     /// for the names `pick` accepts (threads started or ended in between are left out).
     pub fn since(&self, before: &Snapshot, pick: impl Fn(&str) -> bool) -> Counts {
@@ -93,8 +92,14 @@ fn parse(sched: &str) -> Counts {
         let Some((k, v)) = line.split_once(':') else {
             continue;
         };
-        let v = v.trim().parse::<u64>().unwrap_or(0);
-        match k.trim() {
+        let (k, v) = (k.trim(), v.trim());
+        if k == "se.sum_exec_runtime" {
+            // Milliseconds with a fraction.
+            c.cpu_ns = v.parse::<f64>().map_or(0, |ms| (ms * 1e6).max(0.0) as u64);
+            continue;
+        }
+        let v = v.parse::<u64>().unwrap_or(0);
+        match k {
             "nr_voluntary_switches" => c.voluntary = v,
             "nr_involuntary_switches" => c.involuntary = v,
             "se.nr_migrations" => c.migrations = v,
@@ -111,6 +116,7 @@ mod tests {
     #[test]
     fn parses_the_fields_and_ignores_the_rest() {
         let text = "bash (10850, #threads: 1)\n---\nse.exec_start :  1.5\n\
+                    se.sum_exec_runtime : 64.027653\n\
                     se.nr_migrations : 16\nnr_switches : 197\n\
                     nr_voluntary_switches : 166\nnr_involuntary_switches : 31\n";
         assert_eq!(
@@ -118,7 +124,8 @@ mod tests {
             Counts {
                 voluntary: 166,
                 involuntary: 31,
-                migrations: 16
+                migrations: 16,
+                cpu_ns: 64_027_653,
             }
         );
         assert_eq!(parse("garbage"), Counts::default());

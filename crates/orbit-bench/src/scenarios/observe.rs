@@ -243,9 +243,14 @@ struct CallSched {
     worker_preempted: f64,
     /// Its workers' moves to another CPU.
     worker_migrations: f64,
+    /// Its workers' CPU time per call, microseconds (the workload's own, without the
+    /// dashboard's threads).
+    worker_cpu_us: f64,
     /// Wake-ups of the dashboard's and the scraper's threads during the round (a count
     /// per round, not per call).
     dash_wakeups: f64,
+    /// CPU time of the dashboard's and the scraper's threads during the round, ms.
+    dash_cpu_ms: f64,
 }
 
 /// One call round of the `call` scenario's orbit subject, with its scheduler counters.
@@ -263,9 +268,6 @@ fn call_round(n: u64) -> (f64, CallSched) {
         move |(s0, p0)| {
             let p1 = parks();
             let s1 = crate::sched::Snapshot::now();
-            if std::env::var_os("OBSERVE_VERBOSE").is_some() {
-                eprintln!("observe: threads {:?}", s1.names());
-            }
             let w = s1.since(&s0, |t| t == WORKER_THREAD);
             let d = s1.since(&s0, |t| t == DASH_THREAD || t == SCRAPE_THREAD);
             let per = |x: u64| x as f64 / n.max(1) as f64;
@@ -274,7 +276,9 @@ fn call_round(n: u64) -> (f64, CallSched) {
                 worker_waits: per(w.voluntary),
                 worker_preempted: per(w.involuntary),
                 worker_migrations: per(w.migrations),
+                worker_cpu_us: per(w.cpu_ns) / 1e3,
                 dash_wakeups: d.voluntary as f64,
+                dash_cpu_ms: d.cpu_ns as f64 / 1e6,
             }
         },
     )
@@ -318,7 +322,10 @@ pub fn run(ctx: &mut Ctx) {
             let on = (v == 1).then(|| Part::start(&part));
             std::thread::sleep(phase);
             if runs("send") {
-                pair[0].set(v, measure(&mut send, subject, n_send, || super::send::orbit(n_send)));
+                pair[0].set(
+                    v,
+                    measure(&mut send, subject, n_send, || super::send::orbit(n_send)),
+                );
             }
             if runs("call") {
                 pair[1].set(
@@ -329,13 +336,15 @@ pub fn run(ctx: &mut Ctx) {
                             eprintln!(
                                 "observe: pair {k} {subject} call {:.0}/s parks/call {:.4} \
                                  waits/call {:.4} preempted/call {:.4} migrations/call {:.4} \
-                                 dashboard wake-ups {}",
+                                 worker CPU/call {:.3} µs dashboard wake-ups {} CPU {:.2} ms",
                                 rate,
                                 s.parks,
                                 s.worker_waits,
                                 s.worker_preempted,
                                 s.worker_migrations,
-                                s.dash_wakeups
+                                s.worker_cpu_us,
+                                s.dash_wakeups,
+                                s.dash_cpu_ms
                             );
                         }
                         sched[v].push(s);
@@ -344,7 +353,10 @@ pub fn run(ctx: &mut Ctx) {
                 );
             }
             if runs("spawn") {
-                pair[2].set(v, measure(&mut spawn, subject, n_spawn, || spawn_rate(n_spawn)));
+                pair[2].set(
+                    v,
+                    measure(&mut spawn, subject, n_spawn, || spawn_rate(n_spawn)),
+                );
             }
             drop(on);
         }
@@ -375,8 +387,12 @@ pub fn run(ctx: &mut Ctx) {
         let cpus: Vec<_> = pairs[i].iter().map(|p| (p.cpu[0], p.cpu[1])).collect();
         let ratios = crate::pairs::ratios(&rates);
         if let Some(m) = crate::util::median(&ratios) {
-            ctx.rep
-                .emit(SCENARIO, "ratio", &format!("{bench}_on_vs_off_min_0.97x"), m);
+            ctx.rep.emit(
+                SCENARIO,
+                "ratio",
+                &format!("{bench}_on_vs_off_min_0.97x"),
+                m,
+            );
             ctx.emit_spread(SCENARIO, "ratio", &format!("{bench}_pair_ratio"), &ratios);
             for (q, name) in [(0.25, "p25"), (0.75, "p75")] {
                 ctx.emit_opt(
@@ -434,7 +450,12 @@ fn emit_call_sched(ctx: &mut Ctx, sched: &[Vec<CallSched>; 2], pairs: &[Pair]) {
         }
         let med = |f: fn(&CallSched) -> f64| median(&xs.iter().map(f).collect::<Vec<_>>());
         ctx.emit_opt(SCENARIO, subject, "call_parks_per_call", med(|s| s.parks));
-        ctx.emit_opt(SCENARIO, subject, "call_worker_waits_per_call", med(|s| s.worker_waits));
+        ctx.emit_opt(
+            SCENARIO,
+            subject,
+            "call_worker_waits_per_call",
+            med(|s| s.worker_waits),
+        );
         ctx.emit_opt(
             SCENARIO,
             subject,
@@ -450,8 +471,28 @@ fn emit_call_sched(ctx: &mut Ctx, sched: &[Vec<CallSched>; 2], pairs: &[Pair]) {
         ctx.emit_opt(
             SCENARIO,
             subject,
+            "call_worker_cpu_us_per_call",
+            med(|s| s.worker_cpu_us),
+        );
+        ctx.emit_opt(
+            SCENARIO,
+            subject,
             "call_dash_wakeups_per_round",
             med(|s| s.dash_wakeups),
+        );
+        // The mean, not the median: the tick and the scrapes land in a minority of rounds.
+        let mean = |f: fn(&CallSched) -> f64| xs.iter().map(f).sum::<f64>() / xs.len() as f64;
+        ctx.rep.emit(
+            SCENARIO,
+            subject,
+            "call_dash_wakeups_per_round_mean",
+            mean(|s| s.dash_wakeups),
+        );
+        ctx.rep.emit(
+            SCENARIO,
+            subject,
+            "call_dash_cpu_ms_per_round_mean",
+            mean(|s| s.dash_cpu_ms),
         );
         let slow = xs.iter().filter(|s| cross(s)).count();
         ctx.rep
@@ -459,6 +500,18 @@ fn emit_call_sched(ctx: &mut Ctx, sched: &[Vec<CallSched>; 2], pairs: &[Pair]) {
         ctx.rep
             .emit(SCENARIO, subject, "call_rounds", xs.len() as f64);
     }
+    // The workers' own CPU per call, per pair (the dashboard's threads left out).
+    let worker_cpu: Vec<(Option<f64>, Option<f64>)> = sched[0]
+        .iter()
+        .zip(&sched[1])
+        .map(|(a, b)| (Some(a.worker_cpu_us), Some(b.worker_cpu_us)))
+        .collect();
+    ctx.emit_opt(
+        SCENARIO,
+        "ratio",
+        "call_worker_cpu_per_call_on_vs_off",
+        crate::pairs::median_ratio(&worker_cpu),
+    );
     // Pairs whose two rounds ran in the same mode: the per-pair ratio there is the cost
     // at equal placement.
     let same: Vec<(Option<f64>, Option<f64>)> = pairs

@@ -21,9 +21,11 @@
 // used by the runtime scenarios yet.
 #[allow(dead_code)]
 mod beam;
+mod pairs;
 #[allow(dead_code)]
 mod report;
 mod scenarios;
+mod sched;
 mod util;
 
 /// Every subject runs on mimalloc, as Orbit's own binaries do (`orbit`): the process

@@ -29,11 +29,23 @@ pub fn cpu_s(who: libc::c_int) -> f64 {
 /// the CPU microseconds per unit this process spent on it (all threads: the runtime is
 /// created and dropped inside `f`).
 pub fn measured(r: &mut Rounds, subject: &'static str, units: u64, f: impl FnOnce() -> f64) {
+    measure(r, subject, units, f);
+}
+
+/// [`measured`], returning what it recorded: (rate, CPU microseconds per unit).
+pub fn measure(
+    r: &mut Rounds,
+    subject: &'static str,
+    units: u64,
+    f: impl FnOnce() -> f64,
+) -> (f64, f64) {
     let c0 = cpu_s(libc::RUSAGE_SELF);
     let v = f();
     let cpu = cpu_s(libc::RUSAGE_SELF) - c0;
+    let cpu_per_unit = cpu * 1e6 / units.max(1) as f64;
     r.add(subject, v);
-    r.add_cpu(subject, cpu * 1e6 / units.max(1) as f64);
+    r.add_cpu(subject, cpu_per_unit);
+    (v, cpu_per_unit)
 }
 
 /// One subject's measurement for one round, recording into the round figures.

@@ -30,6 +30,6 @@ pub use endpoint::{Endpoint, EndpointBuilder, EndpointStats, Limits};
 pub use hub::{Hub, HubStats};
 pub use outbox::{Outbox, Overflow};
 pub use timing::{
-    HandlerLayer, Probe, ProbeLayer, RouteTiming, Timed, Timing, TimingLayer, TimingService,
-    SPLIT_PER_S,
+    HandlerLayer, Probe, ProbeLayer, RouteHandler, RouteTiming, Timed, TimedRouter, Timing,
+    TimingLayer, TimingService, SPLIT_PER_S,
 };

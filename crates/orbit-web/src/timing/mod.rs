@@ -15,6 +15,22 @@
 //! // later: timing.snapshot() per route; `[orbit, web, request]` telemetry events
 //! ```
 //!
+//! The cheapest way to count and time every route (no split): wrap the whole router
+//! from outside, and name each handler's route where it is routed, so that recording
+//! needs no lookup ([`Timing::wrap`], [`Timing::route`]):
+//!
+//! ```no_run
+//! # async fn serve() -> std::io::Result<()> {
+//! use axum::{routing::get, Router};
+//! use orbit_web::Timing;
+//!
+//! let timing = Timing::new();
+//! let app = Router::new().route("/hello", get(timing.route("/hello", || async { "hello" })));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! axum::serve(listener, timing.wrap(app)).await
+//! # }
+//! ```
+//!
 //! How it measures: [`Timing::layer`] (outermost, added last) starts a per-request
 //! trace and records the total when the response is ready (headers; a streamed body's
 //! later chunks are not counted). [`Timing::timed`] brackets one middleware: the time
@@ -33,6 +49,7 @@
 //! measurements `duration_us`, `handler_us`, `middleware_us` and metadata `route`,
 //! `status` (only when a handler is attached: `orbit::telemetry::attach`).
 
+mod router;
 mod service;
 mod trace;
 
@@ -47,6 +64,7 @@ use hdrhistogram::Histogram;
 use orbit::telemetry::{summarize, Latency, LatencySummary};
 use parking_lot::Mutex;
 
+pub use router::{RouteHandler, RouteHandlerFuture, TimedRouter, TimedRouterFuture};
 pub use service::{
     EnterProbe, HandlerLayer, HandlerProbe, InsideProbe, Probe, ProbeLayer, RequestProbe, Timed,
     TimingFuture, TimingLayer, TimingService,
@@ -96,13 +114,61 @@ impl RouteShard {
             layers: Vec::new(),
         }
     }
+
+    /// Counts one request and records its total, and its split when it has a trace;
+    /// returns the time the trace accounts for (handler and named middleware).
+    fn record(&mut self, total: Duration, t: Option<&Trace>) -> Duration {
+        self.count += 1;
+        Latency::record_local(&mut self.total, total);
+        let Some(t) = t else {
+            return Duration::ZERO;
+        };
+        let handler = t.handler.unwrap_or_default();
+        let mut accounted = handler;
+        self.split += 1;
+        for (name, d) in &t.layers {
+            accounted += *d;
+            match self.layers.iter_mut().find(|(n, _)| n == name) {
+                Some((_, h)) => Latency::record_local(h, *d),
+                None => {
+                    let mut h = Latency::local();
+                    Latency::record_local(&mut h, *d);
+                    self.layers.push((name, h));
+                }
+            }
+        }
+        if t.handler.is_some() {
+            Latency::record_local(&mut self.handler, handler);
+        }
+        Latency::record_local(&mut self.other, total.saturating_sub(accounted));
+        accounted
+    }
+
+    /// Adds `other`'s figures to these.
+    fn merge(&mut self, other: &RouteShard) {
+        self.count += other.count;
+        self.split += other.split;
+        let _ = self.total.add(&other.total);
+        let _ = self.handler.add(&other.handler);
+        let _ = self.other.add(&other.other);
+        for (name, h) in &other.layers {
+            match self.layers.iter_mut().find(|(n, _)| n == name) {
+                Some((_, mh)) => drop(mh.add(h)),
+                None => self.layers.push((name, h.clone())),
+            }
+        }
+    }
 }
 
 /// The figures recorded by the threads that share one shard: a thread records into its
 /// own shard (an uncontended lock), a snapshot merges them all.
 #[derive(Default)]
 struct Shard {
+    /// Routes named by axum's matched path ([`Timing::layer`]).
     routes: HashMap<Arc<str>, RouteShard, BuildHasherDefault<Fnv>>,
+    /// Routes resolved at construction ([`Timing::route`]), by their index in
+    /// `Inner::names`: no hash, no lookup.
+    by_id: Vec<Option<RouteShard>>,
 }
 
 /// A shard and its lock on cache lines of their own: two threads recording at once
@@ -178,6 +244,9 @@ struct Inner {
     /// Whether a stage that records a part of the split ([`Timing::handler`],
     /// [`Timing::timed`]) was made: without one, no request carries a trace.
     split_stages: AtomicBool,
+    /// The routes resolved once at construction ([`Timing::route`]); a route's index
+    /// here is its id in the shards' `by_id`.
+    names: Mutex<Vec<Arc<str>>>,
     /// Per route: the time and count of the previous snapshot.
     last: Mutex<HashMap<String, (Instant, u64)>>,
     started: Instant,
@@ -236,6 +305,7 @@ impl Timing {
                 gates: (0..n).map(|_| Gate::default()).collect(),
                 split_gap_ns,
                 split_stages: AtomicBool::new(false),
+                names: Mutex::new(Vec::new()),
                 last: Mutex::new(HashMap::new()),
                 started: Instant::now(),
             }),
@@ -265,24 +335,44 @@ impl Timing {
         }
     }
 
+    /// The cheapest way to time an app: the whole `router` as one service, timed from
+    /// outside (serve it with `axum::serve(listener, timing.wrap(router))`).
+    ///
+    /// Unlike [`layer`](Self::layer), which axum applies to every route (boxing each
+    /// route's service and future once more per request), the wrapper adds no box; it
+    /// learns the route from the handler, which must be made with
+    /// [`route`](Self::route): requests that reach a handler not made so (or no
+    /// handler: 404) are not timed. The split stages ([`timed`](Self::timed),
+    /// [`handler`](Self::handler)) work inside it as they do under `layer`.
+    pub fn wrap(&self, router: axum::Router) -> TimedRouter {
+        TimedRouter::new(router, self.clone())
+    }
+
+    /// `handler`, recorded under `route` by [`wrap`](Self::wrap) (by convention the
+    /// path it is routed at: `get(timing.route("/users/{id}", show))`). The name is
+    /// resolved once, here: recording needs no lookup. Under [`layer`](Self::layer)
+    /// the handler is a plain one (the layer names routes by their matched path).
+    /// With a split stage made from this `Timing`, it also times the handler of the
+    /// requests that are split, as [`handler`](Self::handler) does.
+    pub fn route<H>(&self, route: &str, handler: H) -> RouteHandler<H> {
+        RouteHandler::new(handler, self.route_id(route))
+    }
+
     /// Every route's timing; `rps` counts the requests since the previous snapshot.
     pub fn snapshot(&self) -> Vec<RouteTiming> {
         // Merge the shards.
+        let names = self.inner.names.lock().clone();
         let mut merged: HashMap<Arc<str>, RouteShard> = HashMap::new();
         for shard in self.inner.shards.iter() {
             let shard = shard.0.lock();
             for (route, r) in &shard.routes {
                 let m = merged.entry(route.clone()).or_insert_with(RouteShard::new);
-                m.count += r.count;
-                m.split += r.split;
-                let _ = m.total.add(&r.total);
-                let _ = m.handler.add(&r.handler);
-                let _ = m.other.add(&r.other);
-                for (name, h) in &r.layers {
-                    match m.layers.iter_mut().find(|(n, _)| n == name) {
-                        Some((_, mh)) => drop(mh.add(h)),
-                        None => m.layers.push((name, h.clone())),
-                    }
+                m.merge(r);
+            }
+            for (id, r) in shard.by_id.iter().enumerate() {
+                if let (Some(r), Some(route)) = (r, names.get(id)) {
+                    let m = merged.entry(route.clone()).or_insert_with(RouteShard::new);
+                    m.merge(r);
                 }
             }
         }
@@ -343,54 +433,76 @@ impl Timing {
         true
     }
 
-    fn finish(&self, path: &MatchedPath, status: u16, total: Duration, t: Option<&Trace>) {
-        let handler = t.and_then(|t| t.handler).unwrap_or_default();
-        let mut accounted = handler;
-        {
+    /// The id of the route named `name` (resolved once, when a [`RouteHandler`] is
+    /// made): the same name gives the same id.
+    fn route_id(&self, name: &str) -> u32 {
+        let mut names = self.inner.names.lock();
+        if let Some(i) = names.iter().position(|n| &**n == name) {
+            return i as u32;
+        }
+        names.push(Arc::from(name));
+        (names.len() - 1) as u32
+    }
+
+    /// Records a request of the route `id` ([`Timing::route`]).
+    fn finish_id(&self, id: u32, status: u16, total: Duration, t: Option<&Trace>) {
+        let accounted = {
             let shards = &self.inner.shards;
             let mut shard = shards[shard_index(shards.len())].0.lock();
-            let r = match shard.routes.get_mut(path.as_str()) {
-                Some(r) => r,
+            let i = id as usize;
+            if let Some(Some(r)) = shard.by_id.get_mut(i) {
+                r.record(total, t)
+            } else {
+                if shard.by_id.len() <= i {
+                    shard.by_id.resize_with(i + 1, || None);
+                }
+                shard.by_id[i]
+                    .get_or_insert_with(RouteShard::new)
+                    .record(total, t)
+            }
+        };
+        if orbit::telemetry::enabled() {
+            let name = self.inner.names.lock().get(id as usize).cloned();
+            if let Some(name) = name {
+                emit(&name, status, total, accounted, t);
+            }
+        }
+    }
+
+    /// Records a request of the route axum matched ([`Timing::layer`]).
+    fn finish(&self, path: &MatchedPath, status: u16, total: Duration, t: Option<&Trace>) {
+        let accounted = {
+            let shards = &self.inner.shards;
+            let mut shard = shards[shard_index(shards.len())].0.lock();
+            match shard.routes.get_mut(path.as_str()) {
+                Some(r) => r.record(total, t),
                 None => shard
                     .routes
                     .entry(Arc::from(path.as_str()))
-                    .or_insert_with(RouteShard::new),
-            };
-            r.count += 1;
-            Latency::record_local(&mut r.total, total);
-            if let Some(t) = t {
-                r.split += 1;
-                for (name, d) in &t.layers {
-                    accounted += *d;
-                    match r.layers.iter_mut().find(|(n, _)| n == name) {
-                        Some((_, h)) => Latency::record_local(h, *d),
-                        None => {
-                            let mut h = Latency::local();
-                            Latency::record_local(&mut h, *d);
-                            r.layers.push((name, h));
-                        }
-                    }
-                }
-                if t.handler.is_some() {
-                    Latency::record_local(&mut r.handler, handler);
-                }
-                Latency::record_local(&mut r.other, total.saturating_sub(accounted));
+                    .or_insert_with(RouteShard::new)
+                    .record(total, t),
             }
-        }
+        };
         if orbit::telemetry::enabled() {
-            let us = |d: Duration| d.as_secs_f64() * 1e6;
-            let mw = accounted.saturating_sub(handler);
-            let split = [
-                ("duration_us", us(total)),
-                ("handler_us", us(handler)),
-                ("middleware_us", us(mw)),
-            ];
-            let n = if t.is_some() { 3 } else { 1 };
-            orbit::telemetry::execute(
-                &["orbit", "web", "request"],
-                &split[..n],
-                &[("route", &path.as_str()), ("status", &status)],
-            );
+            emit(path.as_str(), status, total, accounted, t);
         }
     }
+}
+
+/// Emits `[orbit, web, request]` for one timed request.
+fn emit(route: &str, status: u16, total: Duration, accounted: Duration, t: Option<&Trace>) {
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let handler = t.and_then(|t| t.handler).unwrap_or_default();
+    let mw = accounted.saturating_sub(handler);
+    let split = [
+        ("duration_us", us(total)),
+        ("handler_us", us(handler)),
+        ("middleware_us", us(mw)),
+    ];
+    let n = if t.is_some() { 3 } else { 1 };
+    orbit::telemetry::execute(
+        &["orbit", "web", "request"],
+        &split[..n],
+        &[("route", &route), ("status", &status)],
+    );
 }

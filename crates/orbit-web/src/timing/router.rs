@@ -1,0 +1,241 @@
+//! Timing a whole axum [`Router`] from outside ([`Timing::wrap`]), the route learned
+//! from its handler ([`Timing::route`]).
+//!
+//! `Router::layer` applies a layer to every route, and axum pays for it per request
+//! (the route's service and its future are boxed once more). Around the router, a
+//! [`TimedRouter`] adds no box, but it cannot see the route axum matched: the request
+//! has moved into the router. The handler tells it instead: a [`RouteHandler`] carries
+//! its route's id, resolved once when it was made, and writes it into a per-thread
+//! slot when axum calls it; axum calls a handler while the router's future is polled,
+//! so the [`TimedRouterFuture`] empties the slot before each poll of the router's
+//! future and reads it after (one request's poll never interleaves with another's on a
+//! thread; the previous content is put back, for nested routers). A handler called on
+//! another task (a middleware that spawns the rest of the request) is not seen, and
+//! its request is not timed.
+
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::Request;
+use axum::handler::Handler;
+use axum::response::Response;
+use axum::routing::future::RouteFuture;
+use axum::{BoxError, Router};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::trace::TraceRef;
+use super::Timing;
+
+/// No route in the slot.
+const NO_ROUTE: u32 = u32::MAX;
+
+/// What the [`TimedRouterFuture`] and the handler it polls tell each other.
+#[derive(Clone, Copy)]
+struct Slot {
+    /// Set by the handler: its route's id.
+    route: u32,
+    /// Set by the router's future: the request carries a trace (it is split).
+    split: bool,
+}
+
+thread_local! {
+    static SLOT: Cell<Slot> = const { Cell::new(Slot { route: NO_ROUTE, split: false }) };
+}
+
+/// Runs `f` with an empty slot (`split` told to the handler), then puts the previous
+/// slot back; returns `f`'s result and the route a handler wrote meanwhile.
+fn with_slot<R>(split: bool, f: impl FnOnce() -> R) -> (R, u32) {
+    let prev = SLOT.replace(Slot {
+        route: NO_ROUTE,
+        split,
+    });
+    let r = f();
+    let got = SLOT.replace(prev);
+    (r, got.route)
+}
+
+/// A handler that tells [`Timing::wrap`] its route ([`Timing::route`]); otherwise the
+/// handler it wraps, unchanged.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteHandler<H> {
+    handler: H,
+    route: u32,
+}
+
+impl<H> RouteHandler<H> {
+    pub(super) fn new(handler: H, route: u32) -> RouteHandler<H> {
+        RouteHandler { handler, route }
+    }
+}
+
+impl<H, T, S> Handler<T, S> for RouteHandler<H>
+where
+    H: Handler<T, S>,
+{
+    type Future = RouteHandlerFuture<H::Future>;
+
+    fn call(self, req: Request, state: S) -> Self::Future {
+        let split = SLOT.with(|s| {
+            let mut v = s.get();
+            v.route = self.route;
+            s.set(v);
+            v.split
+        });
+        // Only a split request carries a trace; the others look for none.
+        let mark = if split {
+            req.extensions()
+                .get::<TraceRef>()
+                .map(|t| (t.clone(), Instant::now()))
+        } else {
+            None
+        };
+        RouteHandlerFuture {
+            inner: self.handler.call(req, state),
+            mark,
+        }
+    }
+}
+
+pin_project! {
+    /// The future of a [`RouteHandler`]: the handler's, timed when the request is split.
+    pub struct RouteHandlerFuture<F> {
+        #[pin]
+        inner: F,
+        mark: Option<(TraceRef, Instant)>,
+    }
+}
+
+impl<F: Future<Output = Response>> Future for RouteHandlerFuture<F> {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let this = self.project();
+        let r = ready!(this.inner.poll(cx));
+        if let Some((trace, start)) = this.mark.take() {
+            let d = start.elapsed();
+            trace.0.lock().handler = Some(d);
+        }
+        Poll::Ready(r)
+    }
+}
+
+/// An axum [`Router`] timed from outside ([`Timing::wrap`]): a tower service for
+/// requests, and a make-service for `axum::serve` (like `Router` itself).
+#[derive(Clone, Debug)]
+pub struct TimedRouter {
+    router: Router,
+    timing: Timing,
+}
+
+impl TimedRouter {
+    pub(super) fn new(router: Router, timing: Timing) -> TimedRouter {
+        // What `axum::serve` does per connection for a `Router`: turn every handler
+        // into a route now rather than per request.
+        TimedRouter {
+            router: router.with_state(()),
+            timing,
+        }
+    }
+}
+
+impl<B> Service<Request<B>> for TimedRouter
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = TimedRouterFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let mut req = req.map(Body::new);
+        let start = Instant::now();
+        let trace = self.timing.split_now(start).then(|| {
+            let t = TraceRef::default();
+            req.extensions_mut().insert(t.clone());
+            t
+        });
+        let router = &mut self.router;
+        let (inner, route) = with_slot(trace.is_some(), || router.call(req));
+        TimedRouterFuture {
+            inner,
+            timing: self.timing.clone(),
+            start,
+            trace,
+            route,
+        }
+    }
+}
+
+impl<L> Service<axum::serve::IncomingStream<'_, L>> for TimedRouter
+where
+    L: axum::serve::Listener,
+{
+    type Response = TimedRouter;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<TimedRouter, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: axum::serve::IncomingStream<'_, L>) -> Self::Future {
+        std::future::ready(Ok(self.clone()))
+    }
+}
+
+pin_project! {
+    /// The future of a [`TimedRouter`]: the router's, then the request recorded under
+    /// the route its handler told.
+    pub struct TimedRouterFuture {
+        #[pin]
+        inner: RouteFuture<Infallible>,
+        timing: Timing,
+        start: Instant,
+        trace: Option<TraceRef>,
+        route: u32,
+    }
+}
+
+impl Future for TimedRouterFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let r = if *this.route == NO_ROUTE {
+            let (r, route) = with_slot(this.trace.is_some(), || this.inner.poll(cx));
+            *this.route = route;
+            r
+        } else {
+            this.inner.poll(cx)
+        };
+        let resp = match r {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(resp)) => resp,
+            Poll::Ready(Err(never)) => match never {},
+        };
+        if *this.route != NO_ROUTE {
+            let total = this.start.elapsed();
+            let status = resp.status().as_u16();
+            match this.trace.take() {
+                Some(t) => this
+                    .timing
+                    .finish_id(*this.route, status, total, Some(&t.0.lock())),
+                None => this.timing.finish_id(*this.route, status, total, None),
+            }
+            // Recorded once, even if polled again.
+            *this.route = NO_ROUTE;
+        }
+        Poll::Ready(Ok(resp))
+    }
+}

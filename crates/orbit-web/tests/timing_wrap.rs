@@ -106,6 +106,7 @@ async fn a_named_middleware_and_the_handler_are_split_inside_the_wrapper() {
     };
     let app = Router::new()
         .route("/w/auth", get(t.route("/w/auth", handler)))
+        .route_layer(t.handler())
         .layer(t.timed("auth", from_fn(auth)));
     let app = t.wrap(app);
     for _ in 0..2 {

@@ -64,7 +64,7 @@ use hdrhistogram::Histogram;
 use orbit::telemetry::{summarize, Latency, LatencySummary};
 use parking_lot::Mutex;
 
-pub use router::{RouteHandler, RouteHandlerFuture, TimedRouter, TimedRouterFuture};
+pub use router::{RouteHandler, TimedRouter, TimedRouterFuture};
 pub use service::{
     EnterProbe, HandlerLayer, HandlerProbe, InsideProbe, Probe, ProbeLayer, RequestProbe, Timed,
     TimingFuture, TimingLayer, TimingService,
@@ -350,10 +350,10 @@ impl Timing {
 
     /// `handler`, recorded under `route` by [`wrap`](Self::wrap) (by convention the
     /// path it is routed at: `get(timing.route("/users/{id}", show))`). The name is
-    /// resolved once, here: recording needs no lookup. Under [`layer`](Self::layer)
-    /// the handler is a plain one (the layer names routes by their matched path).
-    /// With a split stage made from this `Timing`, it also times the handler of the
-    /// requests that are split, as [`handler`](Self::handler) does.
+    /// resolved once, here: recording needs no lookup. Otherwise it is the handler,
+    /// unchanged (its future is the handler's own); under [`layer`](Self::layer) it is
+    /// a plain handler (the layer names routes by their matched path). The handler's
+    /// own time, for the split, comes from [`handler`](Self::handler) as usual.
     pub fn route<H>(&self, route: &str, handler: H) -> RouteHandler<H> {
         RouteHandler::new(handler, self.route_id(route))
     }

@@ -8,7 +8,7 @@
 //! its route's id, resolved once when it was made, and writes it into a per-thread
 //! slot when axum calls it; axum calls a handler while the router's future is polled,
 //! so the [`TimedRouterFuture`] empties the slot before each poll of the router's
-//! future and reads it after (one request's poll never interleaves with another's on a
+//! future until it has a route, and reads it after (one request's poll never interleaves with another's on a
 //! thread; the previous content is put back, for nested routers). A handler called on
 //! another task (a middleware that spawns the rest of the request) is not seen, and
 //! its request is not timed.
@@ -17,10 +17,10 @@ use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::body::{Body, Bytes, HttpBody};
+use axum::body::{Bytes, HttpBody};
 use axum::extract::Request;
 use axum::handler::Handler;
 use axum::response::Response;
@@ -35,29 +35,10 @@ use super::Timing;
 /// No route in the slot.
 const NO_ROUTE: u32 = u32::MAX;
 
-/// What the [`TimedRouterFuture`] and the handler it polls tell each other.
-#[derive(Clone, Copy)]
-struct Slot {
-    /// Set by the handler: its route's id.
-    route: u32,
-    /// Set by the router's future: the request carries a trace (it is split).
-    split: bool,
-}
-
 thread_local! {
-    static SLOT: Cell<Slot> = const { Cell::new(Slot { route: NO_ROUTE, split: false }) };
-}
-
-/// Runs `f` with an empty slot (`split` told to the handler), then puts the previous
-/// slot back; returns `f`'s result and the route a handler wrote meanwhile.
-fn with_slot<R>(split: bool, f: impl FnOnce() -> R) -> (R, u32) {
-    let prev = SLOT.replace(Slot {
-        route: NO_ROUTE,
-        split,
-    });
-    let r = f();
-    let got = SLOT.replace(prev);
-    (r, got.route)
+    /// Where a [`RouteHandler`] writes its route's id for the [`TimedRouterFuture`]
+    /// polling it.
+    static SLOT: Cell<u32> = const { Cell::new(NO_ROUTE) };
 }
 
 /// A handler that tells [`Timing::wrap`] its route ([`Timing::route`]); otherwise the
@@ -78,50 +59,13 @@ impl<H, T, S> Handler<T, S> for RouteHandler<H>
 where
     H: Handler<T, S>,
 {
-    type Future = RouteHandlerFuture<H::Future>;
+    // The handler's own future, unwrapped: the route is all it tells (the handler's
+    // time under a split comes from `Timing::handler`, as under `Timing::layer`).
+    type Future = H::Future;
 
     fn call(self, req: Request, state: S) -> Self::Future {
-        let split = SLOT.with(|s| {
-            let mut v = s.get();
-            v.route = self.route;
-            s.set(v);
-            v.split
-        });
-        // Only a split request carries a trace; the others look for none.
-        let mark = if split {
-            req.extensions()
-                .get::<TraceRef>()
-                .map(|t| (t.clone(), Instant::now()))
-        } else {
-            None
-        };
-        RouteHandlerFuture {
-            inner: self.handler.call(req, state),
-            mark,
-        }
-    }
-}
-
-pin_project! {
-    /// The future of a [`RouteHandler`]: the handler's, timed when the request is split.
-    pub struct RouteHandlerFuture<F> {
-        #[pin]
-        inner: F,
-        mark: Option<(TraceRef, Instant)>,
-    }
-}
-
-impl<F: Future<Output = Response>> Future for RouteHandlerFuture<F> {
-    type Output = Response;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
-        let this = self.project();
-        let r = ready!(this.inner.poll(cx));
-        if let Some((trace, start)) = this.mark.take() {
-            let d = start.elapsed();
-            trace.0.lock().handler = Some(d);
-        }
-        Poll::Ready(r)
+        SLOT.set(self.route);
+        self.handler.call(req, state)
     }
 }
 
@@ -157,22 +101,20 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let mut req = req.map(Body::new);
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let start = Instant::now();
         let trace = self.timing.split_now(start).then(|| {
             let t = TraceRef::default();
             req.extensions_mut().insert(t.clone());
             t
         });
-        let router = &mut self.router;
-        let (inner, route) = with_slot(trace.is_some(), || router.call(req));
+        // axum calls the handler when the router's future is first polled, not here.
         TimedRouterFuture {
-            inner,
+            inner: self.router.call(req),
             timing: self.timing.clone(),
             start,
             trace,
-            route,
+            route: NO_ROUTE,
         }
     }
 }
@@ -213,8 +155,11 @@ impl Future for TimedRouterFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let r = if *this.route == NO_ROUTE {
-            let (r, route) = with_slot(this.trace.is_some(), || this.inner.poll(cx));
-            *this.route = route;
+            // Empty the slot, poll (a handler called meanwhile writes its route), put
+            // the previous content back (a router polled inside this one).
+            let prev = SLOT.replace(NO_ROUTE);
+            let r = this.inner.poll(cx);
+            *this.route = SLOT.replace(prev);
             r
         } else {
             this.inner.poll(cx)

@@ -49,10 +49,12 @@
 //! measurements `duration_us`, `handler_us`, `middleware_us` and metadata `route`,
 //! `status` (only when a handler is attached: `orbit::telemetry::attach`).
 
+mod flat;
 mod router;
 mod service;
 mod trace;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -64,6 +66,7 @@ use hdrhistogram::Histogram;
 use orbit::telemetry::{summarize, Latency, LatencySummary};
 use parking_lot::Mutex;
 
+use flat::Flat;
 pub use router::{RouteHandler, TimedRouter, TimedRouterFuture};
 pub use service::{
     EnterProbe, HandlerLayer, HandlerProbe, InsideProbe, Probe, ProbeLayer, RequestProbe, Timed,
@@ -120,9 +123,15 @@ impl RouteShard {
     fn record(&mut self, total: Duration, t: Option<&Trace>) -> Duration {
         self.count += 1;
         Latency::record_local(&mut self.total, total);
-        let Some(t) = t else {
-            return Duration::ZERO;
-        };
+        match t {
+            Some(t) => self.record_split(total, t),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// Records a split request's parts (not its count nor its total); returns the time
+    /// its trace accounts for.
+    fn record_split(&mut self, total: Duration, t: &Trace) -> Duration {
         let handler = t.handler.unwrap_or_default();
         let mut accounted = handler;
         self.split += 1;
@@ -168,7 +177,15 @@ struct Shard {
     routes: HashMap<Arc<str>, RouteShard, BuildHasherDefault<Fnv>>,
     /// Routes resolved at construction ([`Timing::route`]), by their index in
     /// `Inner::names`: no hash, no lookup.
-    by_id: Vec<Option<RouteShard>>,
+    by_id: Vec<Option<IdRoute>>,
+}
+
+/// A route of [`Timing::wrap`] in one shard: its total counted in a [`Flat`]
+/// histogram (the hot path), the rest as any route's.
+struct IdRoute {
+    total: Flat,
+    /// Count and split (its `total` stays empty).
+    rest: RouteShard,
 }
 
 /// A shard and its lock on cache lines of their own: two threads recording at once
@@ -181,9 +198,14 @@ struct PaddedShard(Mutex<Shard>);
 fn shard_index(n: usize) -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
     }
-    SLOT.with(|s| *s) % n
+    let mut i = SLOT.get();
+    if i == usize::MAX {
+        i = NEXT.fetch_add(1, Ordering::Relaxed);
+        SLOT.set(i);
+    }
+    i % n
 }
 
 /// The timing of one route, as [`Timing::snapshot`] reports it.
@@ -247,6 +269,10 @@ struct Inner {
     /// The routes resolved once at construction ([`Timing::route`]); a route's index
     /// here is its id in the shards' `by_id`.
     names: Mutex<Vec<Arc<str>>>,
+    /// The clock of [`Timing::wrap`] (the TSC where it is invariant: two reads and a
+    /// scaling, no system call) and its reading when this registry was made.
+    clock: quanta::Clock,
+    origin: u64,
     /// Per route: the time and count of the previous snapshot.
     last: Mutex<HashMap<String, (Instant, u64)>>,
     started: Instant,
@@ -299,6 +325,7 @@ impl Timing {
             None => 0,
             Some(r) => 1_000_000_000 / u64::from(r.max(1)),
         };
+        let clock = quanta::Clock::new();
         Timing {
             inner: Arc::new(Inner {
                 shards: (0..n).map(|_| PaddedShard::default()).collect(),
@@ -306,6 +333,8 @@ impl Timing {
                 split_gap_ns,
                 split_stages: AtomicBool::new(false),
                 names: Mutex::new(Vec::new()),
+                origin: clock.raw(),
+                clock,
                 last: Mutex::new(HashMap::new()),
                 started: Instant::now(),
             }),
@@ -372,7 +401,8 @@ impl Timing {
             for (id, r) in shard.by_id.iter().enumerate() {
                 if let (Some(r), Some(route)) = (r, names.get(id)) {
                     let m = merged.entry(route.clone()).or_insert_with(RouteShard::new);
-                    m.merge(r);
+                    m.merge(&r.rest);
+                    r.total.add_to(&mut m.total);
                 }
             }
         }
@@ -415,6 +445,12 @@ impl Timing {
     /// Whether the request starting `now` on this thread is split (GCRA: allowed while
     /// the shard's next theoretical split time is at most a burst ahead of `now`).
     fn split_now(&self, now: Instant) -> bool {
+        self.split_at(|| now.saturating_duration_since(self.inner.started).as_nanos() as u64)
+    }
+
+    /// [`split_now`](Self::split_now) at `t()` ns since the start (read only when a
+    /// split stage exists).
+    fn split_at(&self, t: impl FnOnce() -> u64) -> bool {
         if !self.inner.split_stages.load(Ordering::Relaxed) {
             return false;
         }
@@ -422,7 +458,7 @@ impl Timing {
         if gap == 0 {
             return true;
         }
-        let t = now.saturating_duration_since(self.inner.started).as_nanos() as u64;
+        let t = t();
         let gate = &self.inner.gates[shard_index(self.inner.gates.len())].0;
         let tat = gate.load(Ordering::Relaxed);
         if tat > t.saturating_add(gap.saturating_mul(SPLIT_BURST)) {
@@ -444,21 +480,44 @@ impl Timing {
         (names.len() - 1) as u32
     }
 
-    /// Records a request of the route `id` ([`Timing::route`]).
-    fn finish_id(&self, id: u32, status: u16, total: Duration, t: Option<&Trace>) {
+    /// A reading of [`Timing::wrap`]'s clock.
+    #[inline]
+    fn now_raw(&self) -> u64 {
+        self.inner.clock.raw()
+    }
+
+    /// Whether the request starting at `raw` ([`now_raw`](Self::now_raw)) is split.
+    fn split_raw(&self, raw: u64) -> bool {
+        let i = &self.inner;
+        self.split_at(|| i.clock.delta_as_nanos(i.origin, raw))
+    }
+
+    /// Records a request of the route `id` ([`Timing::route`]) that started at `start`
+    /// ([`now_raw`](Self::now_raw)).
+    fn finish_id(&self, id: u32, status: u16, start: u64, t: Option<&Trace>) {
+        let ns = self.inner.clock.delta_as_nanos(start, self.now_raw());
+        let total = Duration::from_nanos(ns);
         let accounted = {
             let shards = &self.inner.shards;
             let mut shard = shards[shard_index(shards.len())].0.lock();
             let i = id as usize;
-            if let Some(Some(r)) = shard.by_id.get_mut(i) {
-                r.record(total, t)
-            } else {
-                if shard.by_id.len() <= i {
-                    shard.by_id.resize_with(i + 1, || None);
+            let r = match shard.by_id.get_mut(i) {
+                Some(Some(r)) => r,
+                _ => {
+                    if shard.by_id.len() <= i {
+                        shard.by_id.resize_with(i + 1, || None);
+                    }
+                    shard.by_id[i].get_or_insert_with(|| IdRoute {
+                        total: Flat::new(),
+                        rest: RouteShard::new(),
+                    })
                 }
-                shard.by_id[i]
-                    .get_or_insert_with(RouteShard::new)
-                    .record(total, t)
+            };
+            r.rest.count += 1;
+            r.total.record(ns);
+            match t {
+                Some(t) => r.rest.record_split(total, t),
+                None => Duration::ZERO,
             }
         };
         if orbit::telemetry::enabled() {

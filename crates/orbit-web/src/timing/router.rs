@@ -18,7 +18,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use axum::body::{Bytes, HttpBody};
 use axum::extract::Request;
@@ -102,8 +101,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let start = Instant::now();
-        let trace = self.timing.split_now(start).then(|| {
+        let start = self.timing.now_raw();
+        let trace = self.timing.split_raw(start).then(|| {
             let t = TraceRef::default();
             req.extensions_mut().insert(t.clone());
             t
@@ -143,7 +142,7 @@ pin_project! {
         #[pin]
         inner: RouteFuture<Infallible>,
         timing: Timing,
-        start: Instant,
+        start: u64,
         trace: Option<TraceRef>,
         route: u32,
     }
@@ -170,13 +169,13 @@ impl Future for TimedRouterFuture {
             Poll::Ready(Err(never)) => match never {},
         };
         if *this.route != NO_ROUTE {
-            let total = this.start.elapsed();
+            let (route, start) = (*this.route, *this.start);
             let status = resp.status().as_u16();
             match this.trace.take() {
                 Some(t) => this
                     .timing
-                    .finish_id(*this.route, status, total, Some(&t.0.lock())),
-                None => this.timing.finish_id(*this.route, status, total, None),
+                    .finish_id(route, status, start, Some(&t.0.lock())),
+                None => this.timing.finish_id(route, status, start, None),
             }
             // Recorded once, even if polled again.
             *this.route = NO_ROUTE;

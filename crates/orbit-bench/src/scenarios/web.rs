@@ -1,9 +1,11 @@
 //! `web`: orbit-web against plain axum, same run, interleaved round by round.
 //!
 //! 1. **Timing overhead** (issue 22: "≤ 2% on a hello-world route versus plain axum"):
-//!    a hello-world route served by plain axum (`plain`), and the same router with
-//!    orbit-web's `Timing` outer layer added (`layer`: per-route count, rps and latency)
-//!    — the headline pair; `plain_layer` (an untimed `Identity` layer in its place)
+//!    a hello-world route served by plain axum (`plain`), and the same router timed
+//!    from outside, its handler naming its route (`wrapped`: `Timing::wrap` and
+//!    `Timing::route`; per-route count, rps and latency) — the headline pair; with
+//!    orbit-web's `Timing` outer layer added instead (`layer`: the same figures, routes
+//!    by axum's matched path); `plain_layer` (an untimed `Identity` layer in its place)
 //!    separates axum's own cost of a layer (it boxes the route and its future once
 //!    more) from the timing's. Second pair, the full middleware/handler split: `timed` (the
 //!    outer layer, one named `Identity` middleware and the handler layer; the split

@@ -1,7 +1,8 @@
 //! Request timing from outside the router (`Timing::wrap`, handlers naming their routes
 //! with `Timing::route`): requests interleaved on one task are each recorded under their
-//! own route, handlers not made with `route` and unmatched paths are not timed, the
-//! split stages work inside the wrapper, and `axum::serve` serves it over TCP.
+//! own route, handlers not made with `route` (or made by another `Timing`) and unmatched
+//! paths are not timed, the split stages work inside the wrapper, and `axum::serve`
+//! serves it over TCP.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -148,4 +149,26 @@ async fn axum_serve_serves_the_wrapped_router_over_tcp() {
     assert_eq!(snap.len(), 1, "{snap:?}");
     assert_eq!((snap[0].route.as_str(), snap[0].count), ("/hello", 3));
     server.abort();
+}
+
+#[tokio::test]
+async fn a_handler_named_by_another_timing_is_not_counted_under_this_one() {
+    // Route ids belong to the `Timing` that made them: `other`'s first route has the
+    // same id as `t`'s, and must not be counted as `t`'s "/mine".
+    let (t, other) = (Timing::new(), Timing::new());
+    let app = Router::new()
+        .route("/mine", get(t.route("/mine", || async { "mine" })))
+        .route(
+            "/theirs",
+            get(other.route("/theirs", || async { "theirs" })),
+        );
+    let app = t.wrap(app);
+    for path in ["/theirs", "/mine", "/theirs"] {
+        let req = Request::get(path).body(Body::empty()).unwrap();
+        assert_eq!(app.clone().oneshot(req).await.unwrap().status(), 200);
+    }
+    let snap = t.snapshot();
+    let routes: Vec<(&str, u64)> = snap.iter().map(|r| (r.route.as_str(), r.count)).collect();
+    assert_eq!(routes, vec![("/mine", 1)]);
+    assert!(other.snapshot().is_empty(), "`other` wraps nothing");
 }

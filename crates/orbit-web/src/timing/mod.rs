@@ -370,8 +370,8 @@ impl Timing {
     /// Unlike [`layer`](Self::layer), which axum applies to every route (boxing each
     /// route's service and future once more per request), the wrapper adds no box; it
     /// learns the route from the handler, which must be made with
-    /// [`route`](Self::route): requests that reach a handler not made so (or no
-    /// handler: 404) are not timed. The split stages ([`timed`](Self::timed),
+    /// [`route`](Self::route) of this same `Timing`: requests that reach a handler
+    /// not made so (or no handler: 404) are not timed. The split stages ([`timed`](Self::timed),
     /// [`handler`](Self::handler)) work inside it as they do under `layer`.
     pub fn wrap(&self, router: axum::Router) -> TimedRouter {
         TimedRouter::new(router, self.clone())
@@ -384,7 +384,7 @@ impl Timing {
     /// a plain handler (the layer names routes by their matched path). The handler's
     /// own time, for the split, comes from [`handler`](Self::handler) as usual.
     pub fn route<H>(&self, route: &str, handler: H) -> RouteHandler<H> {
-        RouteHandler::new(handler, self.route_id(route))
+        RouteHandler::new(handler, self.route_id(route), self.owner())
     }
 
     /// Every route's timing; `rps` counts the requests since the previous snapshot.
@@ -478,6 +478,12 @@ impl Timing {
         }
         names.push(Arc::from(name));
         (names.len() - 1) as u32
+    }
+
+    /// This registry's identity (its address; never 0), which route ids belong to.
+    #[inline]
+    fn owner(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
     }
 
     /// A reading of [`Timing::wrap`]'s clock.

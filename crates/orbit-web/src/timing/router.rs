@@ -37,7 +37,9 @@ const NO_ROUTE: u32 = u32::MAX;
 thread_local! {
     /// Where a [`RouteHandler`] writes its route's id for the [`TimedRouterFuture`]
     /// polling it.
-    static SLOT: Cell<u32> = const { Cell::new(NO_ROUTE) };
+    /// Written with the registry the id belongs to (a [`Timing::owner`]): a handler
+    /// made by another `Timing` is not counted under this one's routes.
+    static SLOT: Cell<(usize, u32)> = const { Cell::new((0, NO_ROUTE)) };
 }
 
 /// A handler that tells [`Timing::wrap`] its route ([`Timing::route`]); otherwise the
@@ -46,11 +48,16 @@ thread_local! {
 pub struct RouteHandler<H> {
     handler: H,
     route: u32,
+    owner: usize,
 }
 
 impl<H> RouteHandler<H> {
-    pub(super) fn new(handler: H, route: u32) -> RouteHandler<H> {
-        RouteHandler { handler, route }
+    pub(super) fn new(handler: H, route: u32, owner: usize) -> RouteHandler<H> {
+        RouteHandler {
+            handler,
+            route,
+            owner,
+        }
     }
 }
 
@@ -63,7 +70,7 @@ where
     type Future = H::Future;
 
     fn call(self, req: Request, state: S) -> Self::Future {
-        SLOT.set(self.route);
+        SLOT.set((self.owner, self.route));
         self.handler.call(req, state)
     }
 }
@@ -156,9 +163,12 @@ impl Future for TimedRouterFuture {
         let r = if *this.route == NO_ROUTE {
             // Empty the slot, poll (a handler called meanwhile writes its route), put
             // the previous content back (a router polled inside this one).
-            let prev = SLOT.replace(NO_ROUTE);
+            let prev = SLOT.replace((0, NO_ROUTE));
             let r = this.inner.poll(cx);
-            *this.route = SLOT.replace(prev);
+            let (owner, route) = SLOT.replace(prev);
+            if owner == this.timing.owner() {
+                *this.route = route;
+            }
             r
         } else {
             this.inner.poll(cx)

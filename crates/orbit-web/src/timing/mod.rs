@@ -258,6 +258,9 @@ pub const SPLIT_PER_S: u32 = 1_000;
 /// Split requests allowed back to back before the rate applies.
 const SPLIT_BURST: u64 = 64;
 
+/// The next registry's identity ([`Timing::owner`]).
+static NEXT_OWNER: AtomicUsize = AtomicUsize::new(1);
+
 struct Inner {
     shards: Box<[PaddedShard]>,
     gates: Box<[Gate]>,
@@ -273,6 +276,8 @@ struct Inner {
     /// scaling, no system call) and its reading when this registry was made.
     clock: quanta::Clock,
     origin: u64,
+    /// This registry's identity ([`Timing::owner`]).
+    owner: usize,
     /// Per route: the time and count of the previous snapshot.
     last: Mutex<HashMap<String, (Instant, u64)>>,
     started: Instant,
@@ -335,6 +340,7 @@ impl Timing {
                 names: Mutex::new(Vec::new()),
                 origin: clock.raw(),
                 clock,
+                owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
                 last: Mutex::new(HashMap::new()),
                 started: Instant::now(),
             }),
@@ -480,10 +486,11 @@ impl Timing {
         (names.len() - 1) as u32
     }
 
-    /// This registry's identity (its address; never 0), which route ids belong to.
+    /// This registry's identity (unique in the process, never 0), which route ids
+    /// belong to.
     #[inline]
     fn owner(&self) -> usize {
-        Arc::as_ptr(&self.inner) as usize
+        self.inner.owner
     }
 
     /// A reading of [`Timing::wrap`]'s clock.

@@ -8,10 +8,10 @@
 //! its route's id, resolved once when it was made, and writes it into a per-thread
 //! slot when axum calls it; axum calls a handler while the router's future is polled,
 //! so the [`TimedRouterFuture`] empties the slot before each poll of the router's
-//! future until it has a route, and reads it after (one request's poll never interleaves with another's on a
-//! thread; the previous content is put back, for nested routers). A handler called on
-//! another task (a middleware that spawns the rest of the request) is not seen, and
-//! its request is not timed.
+//! future until it has a route, and reads it after (one request's poll never
+//! interleaves with another's on a thread; the previous content is put back, for nested
+//! routers). A handler called on another task (a middleware that spawns the rest of
+//! the request) is not seen, and its request is not timed.
 
 use std::cell::Cell;
 use std::convert::Infallible;
@@ -36,9 +36,8 @@ const NO_ROUTE: u32 = u32::MAX;
 
 thread_local! {
     /// Where a [`RouteHandler`] writes its route's id for the [`TimedRouterFuture`]
-    /// polling it.
-    /// Written with the registry the id belongs to (a [`Timing::owner`]): a handler
-    /// made by another `Timing` is not counted under this one's routes.
+    /// polling it, with the registry the id belongs to (`Timing::owner`, never 0): a
+    /// handler made by another `Timing` is not counted under this one's routes.
     static SLOT: Cell<(usize, u32)> = const { Cell::new((0, NO_ROUTE)) };
 }
 

@@ -9,7 +9,7 @@
 set -euo pipefail
 BIN=${1:-target/release/orbit-bench}
 shift || true
-SUBJECTS=${*:-plain layer plain_layer plain_layers timed}
+SUBJECTS=${*:-plain wrapped layer plain_layer plain_layers timed}
 DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
 for SUB in $SUBJECTS; do

@@ -3,7 +3,9 @@
 //!
 //! - [`Timing`]: per-route requests, latency, and the split between each named
 //!   middleware and the handler (Plug's overhead made visible), as statistics and as
-//!   `[orbit, web, request]` telemetry events.
+//!   `[orbit, web, request]` telemetry events; attached as tower layers, or, cheapest,
+//!   around the whole router ([`Timing::wrap`], handlers naming their routes with
+//!   [`Timing::route`]).
 //! - [`Endpoint`]: Phoenix Channels over websockets, wire-compatible with the official
 //!   `phoenix` JavaScript client (the V2 JSON serializer): each joined topic is an Orbit
 //!   process with [`Channel`]'s `join` / `handle_in` / `handle_info` / `terminate`,
@@ -30,6 +32,6 @@ pub use endpoint::{Endpoint, EndpointBuilder, EndpointStats, Limits};
 pub use hub::{Hub, HubStats};
 pub use outbox::{Outbox, Overflow};
 pub use timing::{
-    HandlerLayer, Probe, ProbeLayer, RouteTiming, Timed, Timing, TimingLayer, TimingService,
-    SPLIT_PER_S,
+    HandlerLayer, Probe, ProbeLayer, RouteHandler, RouteTiming, Timed, TimedRouter, Timing,
+    TimingLayer, TimingService, SPLIT_PER_S,
 };

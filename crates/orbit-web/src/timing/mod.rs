@@ -15,6 +15,22 @@
 //! // later: timing.snapshot() per route; `[orbit, web, request]` telemetry events
 //! ```
 //!
+//! The cheapest way to count and time every route (no split): wrap the whole router
+//! from outside, and name each handler's route where it is routed, so that recording
+//! needs no lookup ([`Timing::wrap`], [`Timing::route`]):
+//!
+//! ```no_run
+//! # async fn serve() -> std::io::Result<()> {
+//! use axum::{routing::get, Router};
+//! use orbit_web::Timing;
+//!
+//! let timing = Timing::new();
+//! let app = Router::new().route("/hello", get(timing.route("/hello", || async { "hello" })));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! axum::serve(listener, timing.wrap(app)).await
+//! # }
+//! ```
+//!
 //! How it measures: [`Timing::layer`] (outermost, added last) starts a per-request
 //! trace and records the total when the response is ready (headers; a streamed body's
 //! later chunks are not counted). [`Timing::timed`] brackets one middleware: the time
@@ -33,9 +49,12 @@
 //! measurements `duration_us`, `handler_us`, `middleware_us` and metadata `route`,
 //! `status` (only when a handler is attached: `orbit::telemetry::attach`).
 
+mod flat;
+mod router;
 mod service;
 mod trace;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -47,6 +66,8 @@ use hdrhistogram::Histogram;
 use orbit::telemetry::{summarize, Latency, LatencySummary};
 use parking_lot::Mutex;
 
+use flat::Flat;
+pub use router::{RouteHandler, TimedRouter, TimedRouterFuture};
 pub use service::{
     EnterProbe, HandlerLayer, HandlerProbe, InsideProbe, Probe, ProbeLayer, RequestProbe, Timed,
     TimingFuture, TimingLayer, TimingService,
@@ -96,13 +117,75 @@ impl RouteShard {
             layers: Vec::new(),
         }
     }
+
+    /// Counts one request and records its total, and its split when it has a trace;
+    /// returns the time the trace accounts for (handler and named middleware).
+    fn record(&mut self, total: Duration, t: Option<&Trace>) -> Duration {
+        self.count += 1;
+        Latency::record_local(&mut self.total, total);
+        match t {
+            Some(t) => self.record_split(total, t),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// Records a split request's parts (not its count nor its total); returns the time
+    /// its trace accounts for.
+    fn record_split(&mut self, total: Duration, t: &Trace) -> Duration {
+        let handler = t.handler.unwrap_or_default();
+        let mut accounted = handler;
+        self.split += 1;
+        for (name, d) in &t.layers {
+            accounted += *d;
+            match self.layers.iter_mut().find(|(n, _)| n == name) {
+                Some((_, h)) => Latency::record_local(h, *d),
+                None => {
+                    let mut h = Latency::local();
+                    Latency::record_local(&mut h, *d);
+                    self.layers.push((name, h));
+                }
+            }
+        }
+        if t.handler.is_some() {
+            Latency::record_local(&mut self.handler, handler);
+        }
+        Latency::record_local(&mut self.other, total.saturating_sub(accounted));
+        accounted
+    }
+
+    /// Adds `other`'s figures to these.
+    fn merge(&mut self, other: &RouteShard) {
+        self.count += other.count;
+        self.split += other.split;
+        let _ = self.total.add(&other.total);
+        let _ = self.handler.add(&other.handler);
+        let _ = self.other.add(&other.other);
+        for (name, h) in &other.layers {
+            match self.layers.iter_mut().find(|(n, _)| n == name) {
+                Some((_, mh)) => drop(mh.add(h)),
+                None => self.layers.push((name, h.clone())),
+            }
+        }
+    }
 }
 
 /// The figures recorded by the threads that share one shard: a thread records into its
 /// own shard (an uncontended lock), a snapshot merges them all.
 #[derive(Default)]
 struct Shard {
+    /// Routes named by axum's matched path ([`Timing::layer`]).
     routes: HashMap<Arc<str>, RouteShard, BuildHasherDefault<Fnv>>,
+    /// Routes resolved at construction ([`Timing::route`]), by their index in
+    /// `Inner::names`: no hash, no lookup.
+    by_id: Vec<Option<IdRoute>>,
+}
+
+/// A route of [`Timing::wrap`] in one shard: its total counted in a [`Flat`]
+/// histogram (the hot path), the rest as any route's.
+struct IdRoute {
+    total: Flat,
+    /// Count and split (its `total` stays empty).
+    rest: RouteShard,
 }
 
 /// A shard and its lock on cache lines of their own: two threads recording at once
@@ -115,9 +198,14 @@ struct PaddedShard(Mutex<Shard>);
 fn shard_index(n: usize) -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
     }
-    SLOT.with(|s| *s) % n
+    let mut i = SLOT.get();
+    if i == usize::MAX {
+        i = NEXT.fetch_add(1, Ordering::Relaxed);
+        SLOT.set(i);
+    }
+    i % n
 }
 
 /// The timing of one route, as [`Timing::snapshot`] reports it.
@@ -170,6 +258,9 @@ pub const SPLIT_PER_S: u32 = 1_000;
 /// Split requests allowed back to back before the rate applies.
 const SPLIT_BURST: u64 = 64;
 
+/// The next registry's identity ([`Timing::owner`]).
+static NEXT_OWNER: AtomicUsize = AtomicUsize::new(1);
+
 struct Inner {
     shards: Box<[PaddedShard]>,
     gates: Box<[Gate]>,
@@ -178,6 +269,15 @@ struct Inner {
     /// Whether a stage that records a part of the split ([`Timing::handler`],
     /// [`Timing::timed`]) was made: without one, no request carries a trace.
     split_stages: AtomicBool,
+    /// The routes resolved once at construction ([`Timing::route`]); a route's index
+    /// here is its id in the shards' `by_id`.
+    names: Mutex<Vec<Arc<str>>>,
+    /// The clock of [`Timing::wrap`] (the TSC where it is invariant: two reads and a
+    /// scaling, no system call) and its reading when this registry was made.
+    clock: quanta::Clock,
+    origin: u64,
+    /// This registry's identity ([`Timing::owner`]).
+    owner: usize,
     /// Per route: the time and count of the previous snapshot.
     last: Mutex<HashMap<String, (Instant, u64)>>,
     started: Instant,
@@ -230,12 +330,17 @@ impl Timing {
             None => 0,
             Some(r) => 1_000_000_000 / u64::from(r.max(1)),
         };
+        let clock = quanta::Clock::new();
         Timing {
             inner: Arc::new(Inner {
                 shards: (0..n).map(|_| PaddedShard::default()).collect(),
                 gates: (0..n).map(|_| Gate::default()).collect(),
                 split_gap_ns,
                 split_stages: AtomicBool::new(false),
+                names: Mutex::new(Vec::new()),
+                origin: clock.raw(),
+                clock,
+                owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
                 last: Mutex::new(HashMap::new()),
                 started: Instant::now(),
             }),
@@ -265,24 +370,45 @@ impl Timing {
         }
     }
 
+    /// The cheapest way to time an app: the whole `router` as one service, timed from
+    /// outside (serve it with `axum::serve(listener, timing.wrap(router))`).
+    ///
+    /// Unlike [`layer`](Self::layer), which axum applies to every route (boxing each
+    /// route's service and future once more per request), the wrapper adds no box; it
+    /// learns the route from the handler, which must be made with
+    /// [`route`](Self::route) of this same `Timing`: requests that reach a handler
+    /// not made so (or no handler: 404) are not timed. The split stages ([`timed`](Self::timed),
+    /// [`handler`](Self::handler)) work inside it as they do under `layer`.
+    pub fn wrap(&self, router: axum::Router) -> TimedRouter {
+        TimedRouter::new(router, self.clone())
+    }
+
+    /// `handler`, recorded under `route` by [`wrap`](Self::wrap) (by convention the
+    /// path it is routed at: `get(timing.route("/users/{id}", show))`). The name is
+    /// resolved once, here: recording needs no lookup. Otherwise it is the handler,
+    /// unchanged (its future is the handler's own); under [`layer`](Self::layer) it is
+    /// a plain handler (the layer names routes by their matched path). The handler's
+    /// own time, for the split, comes from [`handler`](Self::handler) as usual.
+    pub fn route<H>(&self, route: &str, handler: H) -> RouteHandler<H> {
+        RouteHandler::new(handler, self.route_id(route), self.owner())
+    }
+
     /// Every route's timing; `rps` counts the requests since the previous snapshot.
     pub fn snapshot(&self) -> Vec<RouteTiming> {
         // Merge the shards.
+        let names = self.inner.names.lock().clone();
         let mut merged: HashMap<Arc<str>, RouteShard> = HashMap::new();
         for shard in self.inner.shards.iter() {
             let shard = shard.0.lock();
             for (route, r) in &shard.routes {
                 let m = merged.entry(route.clone()).or_insert_with(RouteShard::new);
-                m.count += r.count;
-                m.split += r.split;
-                let _ = m.total.add(&r.total);
-                let _ = m.handler.add(&r.handler);
-                let _ = m.other.add(&r.other);
-                for (name, h) in &r.layers {
-                    match m.layers.iter_mut().find(|(n, _)| n == name) {
-                        Some((_, mh)) => drop(mh.add(h)),
-                        None => m.layers.push((name, h.clone())),
-                    }
+                m.merge(r);
+            }
+            for (id, r) in shard.by_id.iter().enumerate() {
+                if let (Some(r), Some(route)) = (r, names.get(id)) {
+                    let m = merged.entry(route.clone()).or_insert_with(RouteShard::new);
+                    m.merge(&r.rest);
+                    r.total.add_to(&mut m.total);
                 }
             }
         }
@@ -325,6 +451,12 @@ impl Timing {
     /// Whether the request starting `now` on this thread is split (GCRA: allowed while
     /// the shard's next theoretical split time is at most a burst ahead of `now`).
     fn split_now(&self, now: Instant) -> bool {
+        self.split_at(|| now.saturating_duration_since(self.inner.started).as_nanos() as u64)
+    }
+
+    /// [`split_now`](Self::split_now) at `t()` ns since the start (read only when a
+    /// split stage exists).
+    fn split_at(&self, t: impl FnOnce() -> u64) -> bool {
         if !self.inner.split_stages.load(Ordering::Relaxed) {
             return false;
         }
@@ -332,7 +464,7 @@ impl Timing {
         if gap == 0 {
             return true;
         }
-        let t = now.saturating_duration_since(self.inner.started).as_nanos() as u64;
+        let t = t();
         let gate = &self.inner.gates[shard_index(self.inner.gates.len())].0;
         let tat = gate.load(Ordering::Relaxed);
         if tat > t.saturating_add(gap.saturating_mul(SPLIT_BURST)) {
@@ -343,54 +475,106 @@ impl Timing {
         true
     }
 
-    fn finish(&self, path: &MatchedPath, status: u16, total: Duration, t: Option<&Trace>) {
-        let handler = t.and_then(|t| t.handler).unwrap_or_default();
-        let mut accounted = handler;
-        {
+    /// The id of the route named `name` (resolved once, when a [`RouteHandler`] is
+    /// made): the same name gives the same id.
+    fn route_id(&self, name: &str) -> u32 {
+        let mut names = self.inner.names.lock();
+        if let Some(i) = names.iter().position(|n| &**n == name) {
+            return i as u32;
+        }
+        names.push(Arc::from(name));
+        (names.len() - 1) as u32
+    }
+
+    /// This registry's identity (unique in the process, never 0), which route ids
+    /// belong to.
+    #[inline]
+    fn owner(&self) -> usize {
+        self.inner.owner
+    }
+
+    /// A reading of [`Timing::wrap`]'s clock.
+    #[inline]
+    fn now_raw(&self) -> u64 {
+        self.inner.clock.raw()
+    }
+
+    /// Whether the request starting at `raw` ([`now_raw`](Self::now_raw)) is split.
+    fn split_raw(&self, raw: u64) -> bool {
+        let i = &self.inner;
+        self.split_at(|| i.clock.delta_as_nanos(i.origin, raw))
+    }
+
+    /// Records a request of the route `id` ([`Timing::route`]) that started at `start`
+    /// ([`now_raw`](Self::now_raw)).
+    fn finish_id(&self, id: u32, status: u16, start: u64, t: Option<&Trace>) {
+        let ns = self.inner.clock.delta_as_nanos(start, self.now_raw());
+        let total = Duration::from_nanos(ns);
+        let accounted = {
             let shards = &self.inner.shards;
             let mut shard = shards[shard_index(shards.len())].0.lock();
-            let r = match shard.routes.get_mut(path.as_str()) {
-                Some(r) => r,
+            let i = id as usize;
+            let r = match shard.by_id.get_mut(i) {
+                Some(Some(r)) => r,
+                _ => {
+                    if shard.by_id.len() <= i {
+                        shard.by_id.resize_with(i + 1, || None);
+                    }
+                    shard.by_id[i].get_or_insert_with(|| IdRoute {
+                        total: Flat::new(),
+                        rest: RouteShard::new(),
+                    })
+                }
+            };
+            r.rest.count += 1;
+            r.total.record(ns);
+            match t {
+                Some(t) => r.rest.record_split(total, t),
+                None => Duration::ZERO,
+            }
+        };
+        if orbit::telemetry::enabled() {
+            let name = self.inner.names.lock().get(id as usize).cloned();
+            if let Some(name) = name {
+                emit(&name, status, total, accounted, t);
+            }
+        }
+    }
+
+    /// Records a request of the route axum matched ([`Timing::layer`]).
+    fn finish(&self, path: &MatchedPath, status: u16, total: Duration, t: Option<&Trace>) {
+        let accounted = {
+            let shards = &self.inner.shards;
+            let mut shard = shards[shard_index(shards.len())].0.lock();
+            match shard.routes.get_mut(path.as_str()) {
+                Some(r) => r.record(total, t),
                 None => shard
                     .routes
                     .entry(Arc::from(path.as_str()))
-                    .or_insert_with(RouteShard::new),
-            };
-            r.count += 1;
-            Latency::record_local(&mut r.total, total);
-            if let Some(t) = t {
-                r.split += 1;
-                for (name, d) in &t.layers {
-                    accounted += *d;
-                    match r.layers.iter_mut().find(|(n, _)| n == name) {
-                        Some((_, h)) => Latency::record_local(h, *d),
-                        None => {
-                            let mut h = Latency::local();
-                            Latency::record_local(&mut h, *d);
-                            r.layers.push((name, h));
-                        }
-                    }
-                }
-                if t.handler.is_some() {
-                    Latency::record_local(&mut r.handler, handler);
-                }
-                Latency::record_local(&mut r.other, total.saturating_sub(accounted));
+                    .or_insert_with(RouteShard::new)
+                    .record(total, t),
             }
-        }
+        };
         if orbit::telemetry::enabled() {
-            let us = |d: Duration| d.as_secs_f64() * 1e6;
-            let mw = accounted.saturating_sub(handler);
-            let split = [
-                ("duration_us", us(total)),
-                ("handler_us", us(handler)),
-                ("middleware_us", us(mw)),
-            ];
-            let n = if t.is_some() { 3 } else { 1 };
-            orbit::telemetry::execute(
-                &["orbit", "web", "request"],
-                &split[..n],
-                &[("route", &path.as_str()), ("status", &status)],
-            );
+            emit(path.as_str(), status, total, accounted, t);
         }
     }
+}
+
+/// Emits `[orbit, web, request]` for one timed request.
+fn emit(route: &str, status: u16, total: Duration, accounted: Duration, t: Option<&Trace>) {
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let handler = t.and_then(|t| t.handler).unwrap_or_default();
+    let mw = accounted.saturating_sub(handler);
+    let split = [
+        ("duration_us", us(total)),
+        ("handler_us", us(handler)),
+        ("middleware_us", us(mw)),
+    ];
+    let n = if t.is_some() { 3 } else { 1 };
+    orbit::telemetry::execute(
+        &["orbit", "web", "request"],
+        &split[..n],
+        &[("route", &route), ("status", &status)],
+    );
 }

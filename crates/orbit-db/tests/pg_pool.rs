@@ -262,16 +262,7 @@ async fn a_query_outliving_its_timeout_is_cancelled_on_the_server() {
         "{r:?}"
     );
     assert!(took < Duration::from_secs(10), "returned after {took:?}");
-    let sleeping = || async {
-        admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep%' AND state = 'active'",
-                &[&APP],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-    };
+    let sleeping = || active_sleeps(&admin);
     wait_until("pg_sleep gone from pg_stat_activity", || async {
         sleeping().await == 0
     })
@@ -552,16 +543,7 @@ async fn callers_aborted_mid_query_have_their_queries_cancelled_on_the_server() 
     let admin = pg.admin().await;
     let pool = PgPool::connect(&pg.conn_str(APP), opts(2)).await.unwrap();
     backend_pid(&pool).await;
-    let sleeping = || async {
-        admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep%' AND state = 'active'",
-                &[&APP],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-    };
+    let sleeping = || active_sleeps(&admin);
     let mut aborted = 0;
     for round in 1..=3u64 {
         let tasks: Vec<_> = (0..6)
@@ -608,4 +590,16 @@ async fn callers_aborted_mid_query_have_their_queries_cancelled_on_the_server() 
     })
     .await;
     pool.stop(Duration::from_secs(5)).await.unwrap();
+}
+
+/// How many `pg_sleep` queries of this test's application are running on the server.
+async fn active_sleeps(admin: &tokio_postgres::Client) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep%' AND state = 'active'",
+            &[&APP],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
 }

@@ -231,6 +231,9 @@ const SCRAPE_THREAD: &str = "observe-scrape";
 /// The name tokio (1.54) gives the workload runtime's threads.
 const WORKER_THREAD: &str = "tokio-rt-worker";
 
+/// One per-round figure of [`CallSched`].
+type SchedField = fn(&CallSched) -> f64;
+
 /// What one call round's threads did besides the calls, per call (the kernel's and
 /// tokio's counters; see [`crate::sched`]).
 #[derive(Default, Clone, Copy)]
@@ -449,37 +452,17 @@ fn emit_call_sched(ctx: &mut Ctx, sched: &[Vec<CallSched>; 2], pairs: &[Pair]) {
             continue;
         }
         let med = |f: fn(&CallSched) -> f64| median(&xs.iter().map(f).collect::<Vec<_>>());
-        ctx.emit_opt(SCENARIO, subject, "call_parks_per_call", med(|s| s.parks));
-        ctx.emit_opt(
-            SCENARIO,
-            subject,
-            "call_worker_waits_per_call",
-            med(|s| s.worker_waits),
-        );
-        ctx.emit_opt(
-            SCENARIO,
-            subject,
-            "call_worker_preemptions_per_call",
-            med(|s| s.worker_preempted),
-        );
-        ctx.emit_opt(
-            SCENARIO,
-            subject,
-            "call_worker_migrations_per_call",
-            med(|s| s.worker_migrations),
-        );
-        ctx.emit_opt(
-            SCENARIO,
-            subject,
-            "call_worker_cpu_us_per_call",
-            med(|s| s.worker_cpu_us),
-        );
-        ctx.emit_opt(
-            SCENARIO,
-            subject,
-            "call_dash_wakeups_per_round",
-            med(|s| s.dash_wakeups),
-        );
+        let per_round: [(&str, SchedField); 6] = [
+            ("call_parks_per_call", |s| s.parks),
+            ("call_worker_waits_per_call", |s| s.worker_waits),
+            ("call_worker_preemptions_per_call", |s| s.worker_preempted),
+            ("call_worker_migrations_per_call", |s| s.worker_migrations),
+            ("call_worker_cpu_us_per_call", |s| s.worker_cpu_us),
+            ("call_dash_wakeups_per_round", |s| s.dash_wakeups),
+        ];
+        for (metric, f) in per_round {
+            ctx.emit_opt(SCENARIO, subject, metric, med(f));
+        }
         // The mean, not the median: the tick and the scrapes land in a minority of rounds.
         let mean = |f: fn(&CallSched) -> f64| xs.iter().map(f).sum::<f64>() / xs.len() as f64;
         ctx.rep.emit(

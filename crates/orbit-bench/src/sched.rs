@@ -133,25 +133,29 @@ mod tests {
 
     #[test]
     fn a_parked_thread_counts_its_voluntary_switches() {
-        // A thread that blocks on a channel 20 times switches out at least 20 times.
+        // A thread that sleeps 20 times switches out at least 20 times (a sleep always
+        // blocks; a channel receive may not, std's channels spin before they park).
         let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-        let (back_tx, back_rx) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
         let t = std::thread::Builder::new()
             .name("sched-test-pp".into())
             .spawn(move || {
                 let _ = ready_tx.send(());
-                while go_rx.recv().is_ok() {
-                    let _ = back_tx.send(());
+                if go_rx.recv().is_ok() {
+                    for _ in 0..20 {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    let _ = done_tx.send(());
                 }
+                // Stays alive (and listed in /proc) until the test has its snapshot.
+                let _ = go_rx.recv();
             })
             .unwrap();
         ready_rx.recv().unwrap();
         let before = Snapshot::now();
-        for _ in 0..20 {
-            go_tx.send(()).unwrap();
-            back_rx.recv().unwrap();
-        }
+        go_tx.send(()).unwrap();
+        done_rx.recv().unwrap();
         let after = Snapshot::now();
         drop(go_tx);
         t.join().unwrap();

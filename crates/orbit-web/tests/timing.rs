@@ -17,6 +17,16 @@ use orbit_web::Timing;
 use tower::ServiceExt;
 
 /// Takes 30 ms on `/slow`, nothing elsewhere.
+/// The status of a GET of `path` on `app`.
+async fn status(app: &Router, path: &str) -> u16 {
+    app.clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 async fn auth(req: Request, next: Next) -> axum::response::Response {
     if req.uri().path() == "/slow" {
         tokio::time::sleep(Duration::from_millis(30)).await;
@@ -48,13 +58,8 @@ async fn middleware_and_handler_time_are_split_per_route() {
         .layer(timing.timed("auth", from_fn(auth)))
         .layer(timing.layer());
     for path in ["/slow", "/fast", "/slow", "/fast", "/nowhere"] {
-        let r = app
-            .clone()
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
         let want = if path == "/nowhere" { 404 } else { 200 };
-        assert_eq!(r.status().as_u16(), want, "{path}");
+        assert_eq!(status(&app, path).await, want, "{path}");
     }
     let snap = timing.snapshot();
     let routes: Vec<&str> = snap.iter().map(|r| r.route.as_str()).collect();
@@ -110,12 +115,7 @@ async fn the_split_is_recorded_at_most_at_its_rate_and_every_request_is_counted(
     let started = std::time::Instant::now();
     for _ in 0..200 {
         for app in [&a, &b] {
-            let r = app
-                .clone()
-                .oneshot(Request::get("/hello").body(Body::empty()).unwrap())
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 200);
+            assert_eq!(status(app, "/hello").await, 200);
         }
     }
     let secs = started.elapsed().as_secs();
@@ -142,12 +142,7 @@ async fn the_outer_layer_alone_counts_and_times_every_request_without_a_split() 
         .route("/hello", get(|| async { "hello" }))
         .layer(timing.layer());
     for _ in 0..50 {
-        let r = app
-            .clone()
-            .oneshot(Request::get("/hello").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(status(&app, "/hello").await, 200);
     }
     let s = timing.snapshot();
     assert_eq!(s.len(), 1, "{s:?}");

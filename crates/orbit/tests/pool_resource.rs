@@ -423,41 +423,30 @@ async fn stop_terminates_idle_resources_and_fails_waiters() {
     assert!(matches!(e, PoolError::InvalidOptions(_)), "{e}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thousands_of_short_timeouts_lose_no_resource() {
-    let log = Log::default();
-    let p = start(conns(&log), ResourcePoolOptions::new(4)).await;
+/// 16 tasks of 250 checkouts each, `call(task, i)` making one: counts the callers served
+/// and those that timed out or gave up (any other error fails the test), 4000 in all.
+async fn race<F, Fut>(call: F) -> (usize, usize)
+where
+    F: Fn(u64, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<u64, CheckoutError<String>>> + Send,
+{
+    let call = Arc::new(call);
     let served = Arc::new(AtomicUsize::new(0));
     let timed_out = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for c in 0..16u64 {
-        let p = p.clone();
-        let (served, timed_out) = (served.clone(), timed_out.clone());
-        tasks.push(tokio::spawn(async move {
-            for i in 0..250u64 {
-                let timeout = Duration::from_micros((i * 37 + c * 11) % 1500);
-                let r = p
-                    .checkout(
-                        Cmd::Use,
-                        |id| async move {
-                            if i % 3 == 0 {
-                                tokio::time::sleep(Duration::from_micros(500)).await;
-                            } else {
-                                tokio::task::yield_now().await;
-                            }
-                            (id, Back::Keep)
-                        },
-                        timeout,
-                    )
-                    .await;
-                match r {
-                    Ok(_) => served.fetch_add(1, Ordering::Relaxed),
-                    Err(CheckoutError::Timeout(_)) => timed_out.fetch_add(1, Ordering::Relaxed),
-                    Err(e) => panic!("unexpected {e}"),
-                };
-            }
-        }));
-    }
+    let tasks: Vec<_> = (0..16u64)
+        .map(|c| {
+            let (call, served, timed_out) = (call.clone(), served.clone(), timed_out.clone());
+            tokio::spawn(async move {
+                for i in 0..250u64 {
+                    match call(c, i).await {
+                        Ok(_) => served.fetch_add(1, Ordering::Relaxed),
+                        Err(CheckoutError::Timeout(_)) => timed_out.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => panic!("unexpected {e}"),
+                    };
+                }
+            })
+        })
+        .collect();
     for t in tasks {
         t.await.unwrap();
     }
@@ -467,6 +456,36 @@ async fn thousands_of_short_timeouts_lose_no_resource() {
     );
     eprintln!("served {served}, timed out {timed_out}");
     assert_eq!(served + timed_out, 4000);
+    (served, timed_out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_short_timeouts_lose_no_resource() {
+    let log = Log::default();
+    let p = start(conns(&log), ResourcePoolOptions::new(4)).await;
+    let (_, timed_out) = race({
+        let p = p.clone();
+        move |c, i| {
+            let p = p.clone();
+            async move {
+                let timeout = Duration::from_micros((i * 37 + c * 11) % 1500);
+                p.checkout(
+                    Cmd::Use,
+                    |id| async move {
+                        if i % 3 == 0 {
+                            tokio::time::sleep(Duration::from_micros(500)).await;
+                        } else {
+                            tokio::task::yield_now().await;
+                        }
+                        (id, Back::Keep)
+                    },
+                    timeout,
+                )
+                .await
+            }
+        }
+    })
+    .await;
     assert!(
         timed_out > 100,
         "the test should exercise timeouts, got {timed_out}"
@@ -530,53 +549,38 @@ async fn checkout_or_polls_give_up_only_when_queued() {
 async fn thousands_of_give_ups_racing_checkins_lose_no_resource() {
     let log = Log::default();
     let p = start(conns(&log), ResourcePoolOptions::new(2)).await;
-    let served = Arc::new(AtomicUsize::new(0));
     let ran = Arc::new(AtomicUsize::new(0));
-    let timed_out = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for c in 0..16usize {
-        let p = p.clone();
-        let (served, ran, timed_out) = (served.clone(), ran.clone(), timed_out.clone());
-        tasks.push(tokio::spawn(async move {
-            for i in 0..250usize {
-                // Gives up after 0..7 polls of its own (a queued caller is polled again
-                // whenever another task yields), or never.
-                let polls = (i * 7 + c * 3) % 9;
-                let give_up = async move {
-                    if polls == 8 {
-                        std::future::pending::<()>().await;
-                    }
-                    for _ in 0..polls {
+    let (served, timed_out) = race({
+        let (p, ran) = (p.clone(), ran.clone());
+        move |c, i| {
+            let (p, ran) = (p.clone(), ran.clone());
+            // Gives up after 0..7 polls of its own (a queued caller is polled again
+            // whenever another task yields), or never.
+            let polls = (i * 7 + c * 3) % 9;
+            let give_up = async move {
+                if polls == 8 {
+                    std::future::pending::<()>().await;
+                }
+                for _ in 0..polls {
+                    tokio::task::yield_now().await;
+                }
+            };
+            async move {
+                p.checkout_or(
+                    Cmd::Use,
+                    |id| async move {
+                        ran.fetch_add(1, Ordering::Relaxed);
                         tokio::task::yield_now().await;
-                    }
-                };
-                let ran = &ran;
-                let r = p
-                    .checkout_or(
-                        Cmd::Use,
-                        |id| async move {
-                            ran.fetch_add(1, Ordering::Relaxed);
-                            tokio::task::yield_now().await;
-                            (id, Back::Keep)
-                        },
-                        give_up,
-                    )
-                    .await;
-                match r {
-                    Ok(_) => served.fetch_add(1, Ordering::Relaxed),
-                    Err(CheckoutError::Timeout(_)) => timed_out.fetch_add(1, Ordering::Relaxed),
-                    Err(e) => panic!("unexpected {e}"),
-                };
+                        (id, Back::Keep)
+                    },
+                    give_up,
+                )
+                .await
             }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let get = |a: &AtomicUsize| a.load(Ordering::Relaxed);
-    let (served, ran, timed_out) = (get(&served), get(&ran), get(&timed_out));
-    eprintln!("served {served}, timed out {timed_out}");
-    assert_eq!(served + timed_out, 4000);
+        }
+    })
+    .await;
+    let ran = ran.load(Ordering::Relaxed);
     assert_eq!(
         ran, served,
         "a function ran for every served caller, and only them"

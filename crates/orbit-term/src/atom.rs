@@ -55,7 +55,7 @@ macro_rules! atom {
         const TEXT: &str = $text;
         const {
             ::core::assert!(
-                $crate::Atom::__fits(TEXT),
+                $crate::Atom::fits(TEXT),
                 "atom!: text longer than 255 characters, the most the BEAM allows"
             )
         };
@@ -68,7 +68,7 @@ impl Atom {
     /// characters. For text known when compiling, [`atom!`](crate::atom!) needs no
     /// `Result`.
     pub fn try_new(text: &str) -> Result<Atom> {
-        if !Atom::__fits(text) {
+        if !Atom::fits(text) {
             return Err(Error::Unrepresentable(format!(
                 "atom of {} characters: the BEAM allows at most {MAX_ATOM_CHARS}",
                 text.chars().count()
@@ -86,9 +86,9 @@ impl Atom {
         Atom::try_new(text)
     }
 
-    /// Whether `text` has at most [`MAX_ATOM_CHARS`] characters (for [`atom!`](crate::atom!)).
-    #[doc(hidden)]
-    pub const fn __fits(text: &str) -> bool {
+    /// Whether `text` can be an atom: at most [`MAX_ATOM_CHARS`] characters (checked
+    /// without making one; [`atom!`](crate::atom!) checks it when compiling).
+    pub const fn fits(text: &str) -> bool {
         let bytes = text.as_bytes();
         if bytes.len() <= MAX_ATOM_CHARS {
             return true;
@@ -272,9 +272,9 @@ mod tests {
         let a = crate::atom!(E255);
         assert_eq!(a.as_str().chars().count(), 255);
         assert_eq!(a, Atom::try_new(E255).unwrap());
-        assert!(Atom::__fits(E255));
-        assert!(!Atom::__fits(&"é".repeat(256)));
-        assert!(Atom::__fits(""));
+        assert!(Atom::fits(E255));
+        assert!(!Atom::fits(&"é".repeat(256)));
+        assert!(Atom::fits(""));
         assert_eq!(crate::atom!(""), Atom::try_new("").unwrap());
         // The macro works in constants' company and on long (heap) atoms alike.
         const LONG: &str = "a_rather_long_module_name_beyond_inline";

@@ -256,7 +256,7 @@ impl ser::SerializeStructVariant for Compound<'_, '_> {
 }
 
 fn check_atom(s: &str) -> Result<()> {
-    if s.len() > MAX_ATOM_CHARS && s.chars().count() > MAX_ATOM_CHARS {
+    if !crate::Atom::fits(s) {
         return Err(Error::Unrepresentable(format!(
             "atom of {} characters: the BEAM allows at most {MAX_ATOM_CHARS}",
             s.chars().count()

@@ -200,8 +200,7 @@ fn not_atom(what: &str, s: &str) -> ErpcError {
 /// Checks that `s` can be an atom without making one (a request to another node writes
 /// the name straight into the frame).
 fn check_atom(what: &str, s: &str) -> Result<(), ErpcError> {
-    // Cheap first: 255 bytes are at most 255 characters.
-    if s.len() <= orbit_term::MAX_ATOM_CHARS || s.chars().count() <= orbit_term::MAX_ATOM_CHARS {
+    if orbit_term::Atom::fits(s) {
         Ok(())
     } else {
         Err(not_atom(what, s))

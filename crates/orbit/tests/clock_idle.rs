@@ -93,21 +93,22 @@ async fn an_idle_node_does_not_tick_and_handling_time_is_measured_after_waking()
         "an idle node's clock woke {idle} times in 500 ms"
     );
 
-    // A 20 ms handler after the idle period is measured: the first read wakes the
+    // A 100 ms handler after the idle period is measured: the first read wakes the
     // clock, which ticks while the handler runs. The coarse clock may read a tick or
-    // two short; the slack above covers a thread preempted on a loaded machine.
+    // two short, and its thread can lag by a time slice or more on a loaded machine
+    // (CI runs tests in parallel): 25% slack.
     let pid = h.pid();
     let before = orbit::process_info(pid).unwrap().handling_time;
-    h.send(Duration::from_millis(20)).unwrap();
+    h.send(Duration::from_millis(100)).unwrap();
     rx.recv().await.unwrap();
     // The handling time is recorded when the process takes its next message or
     // parks; a second (empty) message makes sure the first one is accounted.
     h.send(Duration::ZERO).unwrap();
     rx.recv().await.unwrap();
     let spent = orbit::process_info(pid).unwrap().handling_time - before;
-    println!("handling time measured after waking: {spent:?} for a 20 ms handler");
+    println!("handling time measured after waking: {spent:?} for a 100 ms handler");
     assert!(
-        spent >= Duration::from_millis(15) && spent <= Duration::from_millis(500),
-        "a 20 ms handler measured {spent:?} after the clock woke"
+        spent >= Duration::from_millis(75) && spent <= Duration::from_millis(600),
+        "a 100 ms handler measured {spent:?} after the clock woke"
     );
 }

@@ -16,7 +16,7 @@
 //! ([`QueueControl::next_look`]: nothing can drop a caller before then). A dropped
 //! caller leaves the queue, as DBConnection's `drop`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -35,6 +35,9 @@ pub(crate) struct QueueControl {
     base: Instant,
     next_ns: AtomicU64,
     min_ns: AtomicU64,
+    /// A copy of `state.slow`, written under the lock, so that
+    /// [`QueueControl::next_look`] (once per queued call) takes no lock.
+    slow: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -61,6 +64,7 @@ impl QueueControl {
             base: now,
             next_ns: AtomicU64::new(nanos(interval)),
             min_ns: AtomicU64::new(u64::MAX),
+            slow: AtomicBool::new(false),
         }
     }
 
@@ -99,13 +103,17 @@ impl QueueControl {
     /// nothing can make it slow and every look would answer "keep waiting". Waiters
     /// then share one deadline per interval instead of arming a timer earlier than any
     /// other (each of which wakes a parked runtime thread).
+    ///
+    /// Lock-free (atomic copies of the state). The interval end is read first: a roll
+    /// writes the slow mark before the new end, so an end seen new comes with the mark
+    /// seen new; an end seen old can only make the look early (it then looks again),
+    /// never late.
     pub(crate) fn next_look(&self, at: Instant) -> Instant {
-        let s = self.state.lock();
-        if s.slow {
-            at
-        } else {
-            at.max(s.next)
+        let next_ns = self.next_ns.load(Ordering::Acquire);
+        if self.slow.load(Ordering::Acquire) {
+            return at;
         }
+        at.max(self.base + Duration::from_nanos(next_ns))
     }
 
     /// Whether the pool is shedding load now.
@@ -127,6 +135,7 @@ impl QueueControl {
         // `queue_target`): the queue was idle, not slow.
         let idle_gap = now >= s.next + self.interval;
         s.slow = !idle_gap && min > self.target;
+        self.slow.store(s.slow, Ordering::Release);
         s.min_delay = None;
         s.next = now + self.interval;
         self.min_ns.store(u64::MAX, Ordering::Release);

@@ -12,7 +12,7 @@
 //! - The handle is only valid inside the closure: kept past it, every call fails with
 //!   [`DbError::Released`], and the connection is discarded rather than reused.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio_postgres::types::ToSql;
@@ -21,39 +21,41 @@ use tokio_postgres::{Row, Statement};
 use super::link::{PgLink, StatementCacheStats};
 use crate::error::DbError;
 
-/// What the pool learns from a handle's use.
-#[derive(Default)]
-pub(crate) struct HandleState {
-    pub(crate) released: AtomicBool,
-    pub(crate) in_tx: AtomicBool,
-    pub(crate) tx_failed: AtomicBool,
-    pub(crate) raw_used: AtomicBool,
-}
-
 /// A checked-out Postgres connection, valid inside the closure it was given to.
 pub struct PgConn {
     pub(crate) link: Arc<PgLink>,
-    pub(crate) state: Arc<HandleState>,
+    /// The number of the call this handle belongs to (see [`CallState`]).
+    ///
+    /// [`CallState`]: super::link::CallState
+    pub(crate) generation: u64,
 }
 
 impl std::fmt::Debug for PgConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgConn")
-            .field("in_transaction", &self.state.in_tx.load(Ordering::Relaxed))
+            .field("in_transaction", &self.in_transaction())
             .finish_non_exhaustive()
     }
 }
 
-impl PgConn {
-    pub(crate) fn new(link: Arc<PgLink>) -> Self {
-        PgConn {
-            link,
-            state: Arc::new(HandleState::default()),
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        let call = &self.link.call;
+        if call.is_current(self.generation) {
+            call.handle_alive.store(false, Ordering::Release);
         }
+    }
+}
+
+impl PgConn {
+    /// The handle of a new call on `link` (the connection's per-call state reset).
+    pub(crate) fn open(link: Arc<PgLink>) -> Self {
+        let generation = link.call.open();
+        PgConn { link, generation }
     }
 
     fn live(&self) -> Result<&PgLink, DbError> {
-        if self.state.released.load(Ordering::Acquire) {
+        if !self.link.call.is_current(self.generation) {
             Err(DbError::Released)
         } else {
             Ok(&self.link)
@@ -63,7 +65,7 @@ impl PgConn {
     /// Turns a driver result into the pool's, noting what the error says about the
     /// connection.
     pub(crate) fn note<T>(&self, r: Result<T, tokio_postgres::Error>) -> Result<T, DbError> {
-        r.map_err(|e| classify(&self.link, &self.state, e))
+        r.map_err(|e| classify(&self.link, e))
     }
 
     /// The prepared statement for `sql`, from this connection's cache or prepared now.
@@ -117,7 +119,7 @@ impl PgConn {
     /// left open before the connection is reused.
     pub async fn batch_execute(&self, sql: &str) -> Result<(), DbError> {
         let link = self.live()?;
-        self.state.raw_used.store(true, Ordering::Relaxed);
+        self.link.call.raw_used.store(true, Ordering::Relaxed);
         let r = link.client.batch_execute(sql).await;
         self.note(r)
     }
@@ -129,16 +131,17 @@ impl PgConn {
 
     /// True inside [`PgPool::transaction`](crate::PgPool::transaction).
     pub fn in_transaction(&self) -> bool {
-        self.state.in_tx.load(Ordering::Relaxed)
+        self.link.call.is_current(self.generation) && self.link.call.in_tx.load(Ordering::Relaxed)
     }
 }
 
-/// The pool's error for a driver error on `link`, marking the link and the handle's
+/// The pool's error for a driver error on `link`, marking the link and its call's
 /// transaction as the error says.
-pub(crate) fn classify(link: &PgLink, state: &HandleState, e: tokio_postgres::Error) -> DbError {
+pub(crate) fn classify(link: &PgLink, e: tokio_postgres::Error) -> DbError {
     if let Some(db) = e.as_db_error() {
-        if state.in_tx.load(Ordering::Relaxed) {
-            state.tx_failed.store(true, Ordering::Relaxed);
+        let call = &link.call;
+        if call.in_tx.load(Ordering::Relaxed) {
+            call.tx_failed.store(true, Ordering::Relaxed);
         }
         let code = db.code().code();
         if code == "26000" || (code == "0A000" && db.message().contains("cached plan")) {

@@ -34,6 +34,55 @@ pub(crate) struct PgLink {
     misses: AtomicU64,
     broken: AtomicBool,
     suspect: AtomicBool,
+    /// The state of the call using this connection now (one at a time), kept here so
+    /// that a call allocates nothing of its own for it.
+    pub(crate) call: CallState,
+}
+
+/// What the pool learns from the handle of the call using a connection. A call's
+/// handle carries the call's number (`generation`); when the call ends the number
+/// moves on, so a handle kept past its closure is refused ([`DbError::Released`]).
+///
+/// [`DbError::Released`]: crate::DbError::Released
+#[derive(Default)]
+pub(crate) struct CallState {
+    /// The number of the current (or last) call on this connection.
+    pub(crate) generation: AtomicU64,
+    /// Whether the current call's handle still exists (cleared by its drop).
+    pub(crate) handle_alive: AtomicBool,
+    pub(crate) in_tx: AtomicBool,
+    pub(crate) tx_failed: AtomicBool,
+    pub(crate) raw_used: AtomicBool,
+}
+
+impl CallState {
+    /// Starts a call: its number, with the flags cleared and its handle alive.
+    pub(crate) fn open(&self) -> u64 {
+        self.in_tx.store(false, Ordering::Relaxed);
+        self.tx_failed.store(false, Ordering::Relaxed);
+        self.raw_used.store(false, Ordering::Relaxed);
+        self.handle_alive.store(true, Ordering::Relaxed);
+        // Release: the flags above are cleared before a handle with this number is used.
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Ends call `generation` (the handle is refused from now on): true when its handle
+    /// was dropped, i.e. not kept past the closure.
+    pub(crate) fn close(&self, generation: u64) -> bool {
+        // Only the current call moves the number on (a closed call is not closed twice).
+        let _ = self.generation.compare_exchange(
+            generation,
+            generation.wrapping_add(1),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        !self.handle_alive.load(Ordering::Acquire)
+    }
+
+    /// Whether a handle of call `generation` may still be used.
+    pub(crate) fn is_current(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::Acquire) == generation
+    }
 }
 
 impl PgLink {
@@ -47,6 +96,7 @@ impl PgLink {
             misses: AtomicU64::new(0),
             broken: AtomicBool::new(false),
             suspect: AtomicBool::new(false),
+            call: CallState::default(),
         }
     }
 

@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use tokio_postgres::NoTls;
 
+use self::conn::classify;
 pub use self::conn::PgConn;
-use self::conn::{classify, HandleState};
 use self::link::PgLink;
 pub use self::link::StatementCacheStats;
 use crate::conn_pool::{Backend, BoxFut, ConnPool, DbPoolStats, Keep};
@@ -91,18 +91,21 @@ impl Backend for PgBackend {
     }
 
     type Handle = PgConn;
-    type CallGuard = Arc<HandleState>;
+    /// The call's number on the connection (its state lives in the [`PgLink`]: a
+    /// call allocates nothing of its own).
+    type CallGuard = u64;
 
-    fn open_call(link: &Arc<PgLink>) -> (PgConn, Self::CallGuard) {
-        let conn = PgConn::new(link.clone());
-        let state = conn.state.clone();
-        (conn, state)
+    fn open_call(link: &Arc<PgLink>) -> (PgConn, u64) {
+        let conn = PgConn::open(link.clone());
+        let generation = conn.generation;
+        (conn, generation)
     }
 
-    async fn close_call(link: &Arc<PgLink>, state: Self::CallGuard) -> Keep {
-        state.released.store(true, Ordering::Release);
-        let mut keep = Arc::strong_count(&state) == 1;
-        if keep && state.raw_used.load(Ordering::Relaxed) {
+    async fn close_call(link: &Arc<PgLink>, generation: u64) -> Keep {
+        // A handle kept past its closure is refused from now on, and its connection
+        // is not reused.
+        let mut keep = link.call.close(generation);
+        if keep && link.call.raw_used.load(Ordering::Relaxed) {
             // The SQL may have left a transaction open.
             keep = rollback(link).await;
         }
@@ -253,17 +256,17 @@ impl PgPool {
         self.inner
             .with_conn(timeout, |link| async move {
                 let guard = CancelOnDrop::new(&link);
-                let conn = PgConn::new(link.clone());
-                let state = conn.state.clone();
+                let conn = PgConn::open(link.clone());
+                let generation = conn.generation;
+                let state = &link.call;
                 if let Err(e) = link.client.batch_execute("BEGIN").await {
-                    let e = classify(&link, &state, e);
+                    let e = classify(&link, e);
                     guard.disarm();
                     return (Err(E::from(e)), Keep::Discard);
                 }
                 state.in_tx.store(true, Ordering::Relaxed);
                 let out = f(conn).await;
-                state.released.store(true, Ordering::Release);
-                let leaked = Arc::strong_count(&state) > 1;
+                let leaked = !state.close(generation);
                 let failed = state.tx_failed.load(Ordering::Relaxed);
                 let (out, keep) = match out {
                     Ok(v) if !failed => match link.client.batch_execute("COMMIT").await {
@@ -272,7 +275,7 @@ impl PgPool {
                             // A server error (a deferred constraint, a serialization
                             // failure) ended the transaction: the connection is clean.
                             let clean = e.as_db_error().is_some();
-                            (Err(E::from(classify(&link, &state, e))), clean)
+                            (Err(E::from(classify(&link, e))), clean)
                         }
                     },
                     Ok(_) => (

@@ -17,6 +17,7 @@ use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Bytes, HttpBody};
@@ -76,8 +77,20 @@ where
 
 /// An axum [`Router`] timed from outside ([`Timing::wrap`]): a tower service for
 /// requests, and a make-service for `axum::serve` (like `Router` itself).
+///
+/// Each connection `axum::serve` accepts gets its own copy (one allocation per
+/// connection): hyper clones the service per request and the request's future keeps a
+/// reference to the `Timing`, so the reference counts updated per request are the
+/// connection's own, not one counter shared by every worker thread (whose cache line
+/// would move between the cores on every request).
 #[derive(Clone, Debug)]
 pub struct TimedRouter {
+    shared: Arc<Shared>,
+}
+
+/// What the clones of a [`TimedRouter`] (one connection's, or the app's) share.
+#[derive(Debug)]
+struct Shared {
     router: Router,
     timing: Timing,
 }
@@ -86,9 +99,12 @@ impl TimedRouter {
     pub(super) fn new(router: Router, timing: Timing) -> TimedRouter {
         // What `axum::serve` does per connection for a `Router`: turn every handler
         // into a route now rather than per request.
+        TimedRouter::of(router.with_state(()), timing)
+    }
+
+    fn of(router: Router, timing: Timing) -> TimedRouter {
         TimedRouter {
-            router: router.with_state(()),
-            timing,
+            shared: Arc::new(Shared { router, timing }),
         }
     }
 }
@@ -107,16 +123,18 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let start = self.timing.now_raw();
-        let trace = self.timing.split_raw(start).then(|| {
+        let timing = &self.shared.timing;
+        let start = timing.now_raw();
+        let trace = timing.split_raw(start).then(|| {
             let t = TraceRef::default();
             req.extensions_mut().insert(t.clone());
             t
         });
         // axum calls the handler when the router's future is first polled, not here.
+        // The router's `Arc` is cloned and dropped as plain axum's service is per request.
         TimedRouterFuture {
-            inner: self.router.call(req),
-            timing: self.timing.clone(),
+            inner: self.shared.router.clone().call(req),
+            shared: self.shared.clone(),
             start,
             trace,
             route: NO_ROUTE,
@@ -137,7 +155,9 @@ where
     }
 
     fn call(&mut self, _: axum::serve::IncomingStream<'_, L>) -> Self::Future {
-        std::future::ready(Ok(self.clone()))
+        // The connection's own copy (see the type's docs).
+        let s = &self.shared;
+        std::future::ready(Ok(TimedRouter::of(s.router.clone(), s.timing.clone())))
     }
 }
 
@@ -147,7 +167,7 @@ pin_project! {
     pub struct TimedRouterFuture {
         #[pin]
         inner: RouteFuture<Infallible>,
-        timing: Timing,
+        shared: Arc<Shared>,
         start: u64,
         trace: Option<TraceRef>,
         route: u32,
@@ -159,16 +179,19 @@ impl Future for TimedRouterFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let timing = &this.shared.timing;
         let r = if *this.route == NO_ROUTE {
             // Empty the slot, poll (a handler called meanwhile writes its route), put
             // the previous content back (a router polled inside this one).
-            let prev = SLOT.replace((0, NO_ROUTE));
-            let r = this.inner.poll(cx);
-            let (owner, route) = SLOT.replace(prev);
-            if owner == this.timing.owner() {
-                *this.route = route;
-            }
-            r
+            SLOT.with(|slot| {
+                let prev = slot.replace((0, NO_ROUTE));
+                let r = this.inner.poll(cx);
+                let (owner, route) = slot.replace(prev);
+                if owner == timing.owner() {
+                    *this.route = route;
+                }
+                r
+            })
         } else {
             this.inner.poll(cx)
         };
@@ -181,10 +204,8 @@ impl Future for TimedRouterFuture {
             let (route, start) = (*this.route, *this.start);
             let status = resp.status().as_u16();
             match this.trace.take() {
-                Some(t) => this
-                    .timing
-                    .finish_id(route, status, start, Some(&t.0.lock())),
-                None => this.timing.finish_id(route, status, start, None),
+                Some(t) => timing.finish_id(route, status, start, Some(&t.0.lock())),
+                None => timing.finish_id(route, status, start, None),
             }
             // Recorded once, even if polled again.
             *this.route = NO_ROUTE;

@@ -78,33 +78,25 @@ where
 /// An axum [`Router`] timed from outside ([`Timing::wrap`]): a tower service for
 /// requests, and a make-service for `axum::serve` (like `Router` itself).
 ///
-/// Each connection `axum::serve` accepts gets its own copy (one allocation per
-/// connection): hyper clones the service per request and the request's future keeps a
-/// reference to the `Timing`, so the reference counts updated per request are the
-/// connection's own, not one counter shared by every worker thread (whose cache line
-/// would move between the cores on every request).
+/// Each connection `axum::serve` accepts gets its own reference count on the `Timing`
+/// (one allocation per connection): hyper clones the service per request and the
+/// request's future keeps a reference to the `Timing`, so the counts updated per
+/// request are the connection's own, not one counter shared by every worker thread
+/// (whose cache line would move between the cores on every request).
 #[derive(Clone, Debug)]
 pub struct TimedRouter {
-    shared: Arc<Shared>,
-}
-
-/// What the clones of a [`TimedRouter`] (one connection's, or the app's) share.
-#[derive(Debug)]
-struct Shared {
     router: Router,
-    timing: Timing,
+    /// The `Timing`, behind a reference count of this connection's own.
+    timing: Arc<Timing>,
 }
 
 impl TimedRouter {
     pub(super) fn new(router: Router, timing: Timing) -> TimedRouter {
         // What `axum::serve` does per connection for a `Router`: turn every handler
         // into a route now rather than per request.
-        TimedRouter::of(router.with_state(()), timing)
-    }
-
-    fn of(router: Router, timing: Timing) -> TimedRouter {
         TimedRouter {
-            shared: Arc::new(Shared { router, timing }),
+            router: router.with_state(()),
+            timing: Arc::new(timing),
         }
     }
 }
@@ -123,7 +115,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let timing = &self.shared.timing;
+        let timing = &self.timing;
         let start = timing.now_raw();
         let trace = timing.split_raw(start).then(|| {
             let t = TraceRef::default();
@@ -131,13 +123,13 @@ where
             t
         });
         // axum calls the handler when the router's future is first polled, not here.
-        // The router's `Arc` is cloned and dropped as plain axum's service is per request.
+        // The router's future last, so that it can be built where it stays.
         TimedRouterFuture {
-            inner: self.shared.router.clone().call(req),
-            shared: self.shared.clone(),
+            timing: self.timing.clone(),
             start,
             trace,
             route: NO_ROUTE,
+            inner: self.router.call(req),
         }
     }
 }
@@ -155,9 +147,11 @@ where
     }
 
     fn call(&mut self, _: axum::serve::IncomingStream<'_, L>) -> Self::Future {
-        // The connection's own copy (see the type's docs).
-        let s = &self.shared;
-        std::future::ready(Ok(TimedRouter::of(s.router.clone(), s.timing.clone())))
+        // The connection's own reference count (see the type's docs).
+        std::future::ready(Ok(TimedRouter {
+            router: self.router.clone(),
+            timing: Arc::new(Timing::clone(&self.timing)),
+        }))
     }
 }
 
@@ -165,12 +159,12 @@ pin_project! {
     /// The future of a [`TimedRouter`]: the router's, then the request recorded under
     /// the route its handler told.
     pub struct TimedRouterFuture {
-        #[pin]
-        inner: RouteFuture<Infallible>,
-        shared: Arc<Shared>,
+        timing: Arc<Timing>,
         start: u64,
         trace: Option<TraceRef>,
         route: u32,
+        #[pin]
+        inner: RouteFuture<Infallible>,
     }
 }
 
@@ -179,7 +173,7 @@ impl Future for TimedRouterFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let timing = &this.shared.timing;
+        let timing: &Timing = this.timing;
         let r = if *this.route == NO_ROUTE {
             // Empty the slot, poll (a handler called meanwhile writes its route), put
             // the previous content back (a router polled inside this one).

@@ -123,7 +123,6 @@ where
             t
         });
         // axum calls the handler when the router's future is first polled, not here.
-        // The router's future last, so that it can be built where it stays.
         TimedRouterFuture {
             timing: self.timing.clone(),
             start,

@@ -6,6 +6,8 @@
 # (every thread, user space only: no kernel time) are divided by wrk's requests.
 # Under valgrind a server answers ~2-4k requests/s, so `timed` splits most requests.
 # Usage: web-callgrind.sh [ORBIT_BENCH_BINARY] [SUBJECT...]; prints JSON lines.
+# With KEEP=DIR each subject's profile is kept as DIR/SUBJECT.callgrind, for a
+# per-function diff: callgrind_annotate --inclusive=yes DIR/wrapped.callgrind.
 set -euo pipefail
 BIN=${1:-target/release/orbit-bench}
 shift || true
@@ -27,5 +29,6 @@ for SUB in $SUBJECTS; do
     wait "$VPID" 2>/dev/null || true
     IR=$(callgrind_annotate "$(ls "$OUT".*.1 | head -1)" 2>/dev/null |
         awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
+    if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$(ls "$OUT".*.1 | head -1)" "$KEEP/$SUB.callgrind"; fi
     echo "{\"scenario\": \"web\", \"subject\": \"$SUB\", \"metric\": \"user_instructions_per_request\", \"value\": $((IR / N)), \"requests\": $N}"
 done

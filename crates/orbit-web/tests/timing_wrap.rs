@@ -144,10 +144,35 @@ async fn axum_serve_serves_the_wrapped_router_over_tcp() {
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         assert!(text.ends_with("hello"), "{text}");
     }
+    // Two requests on one kept-alive connection (each connection serves its own copy
+    // of the wrapped router; both copies' requests count in the same registry), while
+    // another connection is open.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    for _ in 0..2 {
+        s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        while !buf.ends_with(b"hello") {
+            let mut chunk = [0u8; 512];
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        assert!(buf.starts_with(b"HTTP/1.1 200"));
+    }
     // A request is recorded when its response is ready, before it is written.
     let snap = t.snapshot();
     assert_eq!(snap.len(), 1, "{snap:?}");
-    assert_eq!((snap[0].route.as_str(), snap[0].count), ("/hello", 3));
+    assert_eq!((snap[0].route.as_str(), snap[0].count), ("/hello", 5));
+    idle.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    idle.read_to_end(&mut buf).await.unwrap();
+    assert!(buf.ends_with(b"hello"));
+    assert_eq!(t.snapshot()[0].count, 6);
     server.abort();
 }
 

@@ -17,7 +17,11 @@
 //!    rotated each round. Figures: requests/s (goal `≥ 0.98` of the reference), the
 //!    server's CPU per request (all its threads' run time over the requests `wrk` made;
 //!    reference over subject, goal `≥ 0.98`) and the load average before and after.
-//!    Skipped with a note without `wrk`. `ORBIT_BENCH_WEB=timing` runs only this part,
+//!    Skipped with a note without `wrk`. Then the headline pair alone in ABBA order
+//!    (plain, wrapped, wrapped, plain; reversed in odd rounds), each run against its
+//!    neighbour: the median of the per-pair ratios (`ratio` `wrapped_vs_plain_pair_ratio_rps`,
+//!    `plain_vs_wrapped_pair_ratio_cpu_per_request`) with their spread.
+//!    `ORBIT_BENCH_WEB=timing` runs only this part, `pair` only the pairs,
 //!    `ORBIT_BENCH_WEB=ws` only the next.
 //! 2. **Websockets** (child processes `__web-ws orbit|plain`): `N` (10,000 × `--scale`)
 //!    clients connect on loopback; orbit's join `room:lobby` over the Phoenix protocol,
@@ -137,16 +141,89 @@ fn wrk(port: u16) -> Option<(f64, u64)> {
     Some((rps, n))
 }
 
-/// Which parts run: `ORBIT_BENCH_WEB=timing` (the timing overhead only), `ws` (the
-/// websockets only); unset or anything else, both.
+/// Which parts run: `ORBIT_BENCH_WEB=timing` (the timing overhead and its headline
+/// pairs), `ws` (the websockets only), `pair` (only the ABBA pairs of plain and `wrapped`); unset or
+/// anything else, all.
 pub fn run(ctx: &mut Ctx) {
     let part = std::env::var("ORBIT_BENCH_WEB").unwrap_or_default();
-    if part != "ws" {
+    if part != "ws" && part != "pair" {
         timing_overhead(ctx);
     }
-    if part != "timing" {
+    if part != "ws" {
+        headline_pairs(ctx);
+    }
+    if part != "timing" && part != "pair" {
         websockets(ctx);
     }
+}
+
+/// 1b. The headline pair alone, `plain` and `wrapped`, in ABBA order: per round four
+/// `wrk` runs (plain, wrapped, wrapped, plain; the reverse in odd rounds), each run
+/// compared with its neighbour of the other subject, so that neither side gains from
+/// its place (a machine warming up or getting busier). Figures: the median of the
+/// per-pair ratios (wrapped over plain by requests/s, plain over wrapped by server CPU
+/// per request; ≥ 0.98 is the goal) with their spread.
+fn headline_pairs(ctx: &mut Ctx) {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        return;
+    }
+    let (plain, wrapped) = match (
+        Server::start(&["__web-http", "plain"]),
+        Server::start(&["__web-http", "wrapped"]),
+    ) {
+        (Ok(p), Ok(w)) => (p, w),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("{SCENARIO}: pairs: {e}");
+            return;
+        }
+    };
+    ctx.emit_loadavg(SCENARIO, "pairs_start");
+    let (mut rps, mut cpu) = (Vec::new(), Vec::new());
+    for round in 0..ctx.rounds {
+        // `true`: plain.
+        let order = if round % 2 == 0 {
+            [true, false, false, true]
+        } else {
+            [false, true, true, false]
+        };
+        let runs: Vec<(bool, Option<(f64, f64)>)> = order
+            .iter()
+            .map(|&p| (p, wrk_cpu(if p { &plain } else { &wrapped })))
+            .collect();
+        // The pairs: runs 0 and 1, runs 2 and 3.
+        for pair in runs.chunks(2) {
+            let (p, w) = if pair[0].0 {
+                (pair[0].1, pair[1].1)
+            } else {
+                (pair[1].1, pair[0].1)
+            };
+            if let (Some((p_rps, p_cpu)), Some((w_rps, w_cpu))) = (p, w) {
+                rps.push(w_rps / p_rps);
+                cpu.push(p_cpu / w_cpu);
+            }
+        }
+    }
+    ctx.emit_loadavg(SCENARIO, "pairs_end");
+    for (metric, xs) in [
+        ("wrapped_vs_plain_pair_ratio_rps", &rps),
+        ("plain_vs_wrapped_pair_ratio_cpu_per_request", &cpu),
+    ] {
+        ctx.emit_opt(SCENARIO, "ratio", metric, crate::util::median(xs));
+        ctx.emit_spread(SCENARIO, "ratio", metric, xs);
+        ctx.rep.emit(
+            SCENARIO,
+            "ratio",
+            &format!("{metric}_pairs"),
+            xs.len() as f64,
+        );
+    }
+}
+
+/// One `wrk` round on `s`: requests/s and the server's CPU microseconds per request.
+fn wrk_cpu(s: &Server) -> Option<(f64, f64)> {
+    let c0 = s.cpu_s();
+    let (rps, n) = wrk(s.port)?;
+    Some((rps, (s.cpu_s() - c0) * 1e6 / n.max(1) as f64))
 }
 
 /// The HTTP subjects, in the order of the first round.

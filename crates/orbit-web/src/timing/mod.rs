@@ -194,7 +194,9 @@ struct IdRoute {
 #[derive(Default)]
 struct PaddedShard(Mutex<Shard>);
 
-/// A thread's shard index (threads are numbered in the order they first record).
+/// A thread's shard index among `n` shards, a power of two (threads are numbered in
+/// the order they first record).
+#[inline]
 fn shard_index(n: usize) -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
@@ -205,7 +207,8 @@ fn shard_index(n: usize) -> usize {
         i = NEXT.fetch_add(1, Ordering::Relaxed);
         SLOT.set(i);
     }
-    i % n
+    // A mask rather than `%`: no division per request.
+    i & n.wrapping_sub(1)
 }
 
 /// The timing of one route, as [`Timing::snapshot`] reports it.
@@ -323,9 +326,11 @@ impl Timing {
     /// `rdtsc` makes each one cost 50–200 ns). Past the limit, the split requests are
     /// spread evenly in time, a sample of the route's traffic.
     pub fn with_split_rate(max_per_s: Option<u32>) -> Timing {
+        // A power of two ([`shard_index`]).
         let n = std::thread::available_parallelism()
             .map_or(4, |n| n.get())
-            .clamp(1, 16);
+            .clamp(1, 16)
+            .next_power_of_two();
         let split_gap_ns = match max_per_s {
             None => 0,
             Some(r) => 1_000_000_000 / u64::from(r.max(1)),
@@ -500,15 +505,59 @@ impl Timing {
     }
 
     /// Whether the request starting at `raw` ([`now_raw`](Self::now_raw)) is split.
+    #[inline]
     fn split_raw(&self, raw: u64) -> bool {
+        // Checked here, inline: without a split stage, this is all a request pays.
+        if !self.inner.split_stages.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.split_raw_gated(raw)
+    }
+
+    /// [`split_raw`](Self::split_raw) past its first check.
+    #[inline(never)]
+    fn split_raw_gated(&self, raw: u64) -> bool {
         let i = &self.inner;
         self.split_at(|| i.clock.delta_as_nanos(i.origin, raw))
     }
 
     /// Records a request of the route `id` ([`Timing::route`]) that started at `start`
     /// ([`now_raw`](Self::now_raw)).
+    #[inline]
     fn finish_id(&self, id: u32, status: u16, start: u64, t: Option<&Trace>) {
         let ns = self.inner.clock.delta_as_nanos(start, self.now_raw());
+        // The common case inline: no split, no telemetry handler, the route already
+        // in this thread's shard.
+        if t.is_none() && !orbit::telemetry::enabled() && self.count_id(id, ns) {
+            return;
+        }
+        self.finish_id_slow(id, status, ns, t);
+    }
+
+    /// Counts a request of the route `id` that took `ns` in this thread's shard, when
+    /// the route is there already (false: nothing done).
+    #[inline]
+    fn count_id(&self, id: u32, ns: u64) -> bool {
+        let shards = &self.inner.shards;
+        let Some(shard) = shards.get(shard_index(shards.len())) else {
+            return false;
+        };
+        let mut shard = shard.0.lock();
+        match shard.by_id.get_mut(id as usize) {
+            Some(Some(r)) => {
+                r.rest.count += 1;
+                r.total.record(ns);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// [`finish_id`](Self::finish_id) in full: a new route in this shard, a split
+    /// request, a telemetry handler attached.
+    #[cold]
+    #[inline(never)]
+    fn finish_id_slow(&self, id: u32, status: u16, ns: u64, t: Option<&Trace>) {
         let total = Duration::from_nanos(ns);
         let accounted = {
             let shards = &self.inner.shards;

@@ -17,6 +17,7 @@ use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Bytes, HttpBody};
@@ -76,10 +77,17 @@ where
 
 /// An axum [`Router`] timed from outside ([`Timing::wrap`]): a tower service for
 /// requests, and a make-service for `axum::serve` (like `Router` itself).
+///
+/// Each connection `axum::serve` accepts gets its own reference count on the `Timing`
+/// (one allocation per connection): hyper clones the service per request and the
+/// request's future keeps a reference to the `Timing`, so the counts updated per
+/// request are the connection's own, not one counter shared by every worker thread
+/// (whose cache line would move between the cores on every request).
 #[derive(Clone, Debug)]
 pub struct TimedRouter {
     router: Router,
-    timing: Timing,
+    /// The `Timing`, behind a reference count of this connection's own.
+    timing: Arc<Timing>,
 }
 
 impl TimedRouter {
@@ -88,7 +96,7 @@ impl TimedRouter {
         // into a route now rather than per request.
         TimedRouter {
             router: router.with_state(()),
-            timing,
+            timing: Arc::new(timing),
         }
     }
 }
@@ -107,19 +115,20 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let start = self.timing.now_raw();
-        let trace = self.timing.split_raw(start).then(|| {
+        let timing = &self.timing;
+        let start = timing.now_raw();
+        let trace = timing.split_raw(start).then(|| {
             let t = TraceRef::default();
             req.extensions_mut().insert(t.clone());
             t
         });
         // axum calls the handler when the router's future is first polled, not here.
         TimedRouterFuture {
-            inner: self.router.call(req),
             timing: self.timing.clone(),
             start,
             trace,
             route: NO_ROUTE,
+            inner: self.router.call(req),
         }
     }
 }
@@ -137,7 +146,11 @@ where
     }
 
     fn call(&mut self, _: axum::serve::IncomingStream<'_, L>) -> Self::Future {
-        std::future::ready(Ok(self.clone()))
+        // The connection's own reference count (see the type's docs).
+        std::future::ready(Ok(TimedRouter {
+            router: self.router.clone(),
+            timing: Arc::new(Timing::clone(&self.timing)),
+        }))
     }
 }
 
@@ -145,12 +158,12 @@ pin_project! {
     /// The future of a [`TimedRouter`]: the router's, then the request recorded under
     /// the route its handler told.
     pub struct TimedRouterFuture {
-        #[pin]
-        inner: RouteFuture<Infallible>,
-        timing: Timing,
+        timing: Arc<Timing>,
         start: u64,
         trace: Option<TraceRef>,
         route: u32,
+        #[pin]
+        inner: RouteFuture<Infallible>,
     }
 }
 
@@ -159,16 +172,19 @@ impl Future for TimedRouterFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let timing: &Timing = this.timing;
         let r = if *this.route == NO_ROUTE {
             // Empty the slot, poll (a handler called meanwhile writes its route), put
             // the previous content back (a router polled inside this one).
-            let prev = SLOT.replace((0, NO_ROUTE));
-            let r = this.inner.poll(cx);
-            let (owner, route) = SLOT.replace(prev);
-            if owner == this.timing.owner() {
-                *this.route = route;
-            }
-            r
+            SLOT.with(|slot| {
+                let prev = slot.replace((0, NO_ROUTE));
+                let r = this.inner.poll(cx);
+                let (owner, route) = slot.replace(prev);
+                if owner == timing.owner() {
+                    *this.route = route;
+                }
+                r
+            })
         } else {
             this.inner.poll(cx)
         };
@@ -181,10 +197,8 @@ impl Future for TimedRouterFuture {
             let (route, start) = (*this.route, *this.start);
             let status = resp.status().as_u16();
             match this.trace.take() {
-                Some(t) => this
-                    .timing
-                    .finish_id(route, status, start, Some(&t.0.lock())),
-                None => this.timing.finish_id(route, status, start, None),
+                Some(t) => timing.finish_id(route, status, start, Some(&t.0.lock())),
+                None => timing.finish_id(route, status, start, None),
             }
             // Recorded once, even if polled again.
             *this.route = NO_ROUTE;

@@ -770,9 +770,13 @@ impl Conn {
         let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
         let mut start = 0usize;
         let mut handed = 0usize;
+        let mut leftover = crate::handoff::Leftover::default();
         loop {
-            // Handle every complete frame in the buffer, where it lies.
+            // Handle every complete frame in the buffer, where it lies. The monitor
+            // results they bring are handed to their waiters when they are all handled,
+            // one waiter after the other (crate::handoff): no parked worker is woken.
             let mut big = None;
+            let batch = crate::handoff::Batch::open(&mut leftover);
             loop {
                 let avail = &buf[start..];
                 if avail.len() < 4 {
@@ -796,6 +800,7 @@ impl Conn {
                 start += 4 + len;
                 handed += len;
             }
+            drop(batch);
             if let Some(len) = big {
                 // Complete the big frame in place with reads of exactly its rest: what
                 // was already read is not moved, and the frame is handled from here.

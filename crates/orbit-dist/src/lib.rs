@@ -101,6 +101,7 @@ mod error;
 pub mod fragments;
 mod gen_call;
 mod global;
+mod handoff;
 pub mod handshake;
 mod mesh;
 pub mod monitor;

@@ -447,6 +447,11 @@ impl Conn {
             self.wake_writer();
             return Ok(());
         }
+        if crate::handoff::hold_back(self) {
+            // More callers woken by the same read run next on this thread: their
+            // requests leave together when the last one is done (crate::handoff).
+            return Ok(());
+        }
         // Alone in the buffer (`head` is 0 whenever nothing is pending).
         if inline
             && start == 0
@@ -496,7 +501,7 @@ impl Conn {
     }
 
     /// Wakes the writer task unless a wake-up is already pending.
-    fn wake_writer(&self) {
+    pub(crate) fn wake_writer(&self) {
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
             self.wake.notify_one();
         }
@@ -746,7 +751,7 @@ impl Conn {
     }
 
     async fn read_loop<R: AsyncRead + Unpin>(
-        &self,
+        self: &Arc<Self>,
         r: &mut R,
         fd: RawFd,
         tick: Duration,
@@ -759,7 +764,7 @@ impl Conn {
 
     /// Reads and handles frames until the peer closes (`Ok`) or something fails.
     async fn read_frames<R: AsyncRead + Unpin>(
-        &self,
+        self: &Arc<Self>,
         r: &mut R,
         fd: RawFd,
         tick: Duration,
@@ -776,7 +781,7 @@ impl Conn {
             // results they bring are handed to their waiters when they are all handled,
             // one waiter after the other (crate::handoff): no parked worker is woken.
             let mut big = None;
-            let batch = crate::handoff::Batch::open(&mut leftover);
+            let batch = crate::handoff::Batch::open(&mut leftover, self);
             loop {
                 let avail = &buf[start..];
                 if avail.len() < 4 {

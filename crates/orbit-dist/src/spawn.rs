@@ -452,9 +452,7 @@ impl Drop for MonitorWatch {
         // A result that came but was not read: the results of the same read behind it
         // are handed on (crate::handoff).
         self.rx.close();
-        if let Ok(f) = self.rx.try_recv() {
-            f.take();
-        }
+        drop(self.rx.try_recv());
         watches().lock().remove(&self.id);
     }
 }

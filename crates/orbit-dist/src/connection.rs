@@ -461,6 +461,11 @@ impl Conn {
         {
             return Ok(());
         }
+        if !inline && crate::handoff::queue_held(self) {
+            // Queued by the reader's own work: written when the read's frames are
+            // handled (crate::handoff).
+            return Ok(());
+        }
         drop(o);
         self.wake_writer();
         Ok(())

@@ -23,6 +23,11 @@
 //! taken, or the chain dropped) wakes the writer task once, and they leave in one write
 //! (one `sendto` for the batch instead of one per caller, and one read for the peer).
 //!
+//! Frames the reader's own work queues for the writer task while it handles a read
+//! (the answers to `SPAWN_REQUEST`s run on the reader, `orbit_dist::spawn::reply_exited`)
+//! do not wake the writer task either: the end of the read's frames writes them from
+//! the reader's thread, one write, with no task switch ([`queue_held`]).
+//!
 //! Liveness: a result is passed on when its waiter takes it or drops its watch, and the
 //! reader sends whatever is still left at its next read, before that read's own
 //! results. A watch that is woken but neither polled nor dropped holds up the results
@@ -133,9 +138,19 @@ fn pass_on(chain: &Arc<Chain>) -> bool {
     }
 }
 
+/// The [`Batch`] open on this thread.
+struct Open {
+    /// The results collected.
+    deliveries: Vec<Delivery>,
+    /// The connection that read the frames (its address: an identity only).
+    conn: *const Conn,
+    /// Frames were queued for its writer task without waking it.
+    queued: bool,
+}
+
 thread_local! {
-    /// The results collected by the [`Batch`] open on this thread, if one is.
-    static OPEN: RefCell<Option<Vec<Delivery>>> = const { RefCell::new(None) };
+    /// The [`Batch`] open on this thread, if one is.
+    static OPEN: RefCell<Option<Open>> = const { RefCell::new(None) };
     /// The chain whose result this thread took last, while more of it are to come.
     static HOLD: RefCell<Option<Weak<Chain>>> = const { RefCell::new(None) };
 }
@@ -158,8 +173,8 @@ pub(crate) fn hold_back(conn: &Conn) -> bool {
 /// it closes (in turn with the batch's other results).
 pub(crate) fn deliver(tx: oneshot::Sender<Fired>, reason: ExitReason) {
     let rest = OPEN.with(|o| match o.borrow_mut().as_mut() {
-        Some(v) => {
-            v.push((tx, reason));
+        Some(open) => {
+            open.deliveries.push((tx, reason));
             None
         }
         None => Some((tx, reason)),
@@ -167,6 +182,20 @@ pub(crate) fn deliver(tx: oneshot::Sender<Fired>, reason: ExitReason) {
     if let Some((tx, reason)) = rest {
         let _ = tx.send(Fired::alone(reason));
     }
+}
+
+/// Whether a frame just queued for `conn`'s writer task ([`Conn::queue_frame`]) waits
+/// for the end of the [`Batch`] open on this thread for `conn`'s frames instead of
+/// waking the writer task: the batch's end writes what was queued
+/// ([`Conn::flush`]).
+pub(crate) fn queue_held(conn: &Conn) -> bool {
+    OPEN.with(|o| match o.borrow_mut().as_mut() {
+        Some(open) if std::ptr::eq(open.conn, conn) => {
+            open.queued = true;
+            true
+        }
+        _ => false,
+    })
 }
 
 /// What a reader keeps between its reads: the results of its last batch not yet
@@ -189,7 +218,11 @@ impl<'a> Batch<'a> {
         OPEN.with(|o| {
             let mut o = o.borrow_mut();
             if o.is_none() {
-                *o = Some(Vec::new());
+                *o = Some(Open {
+                    deliveries: Vec::new(),
+                    conn: Arc::as_ptr(conn),
+                    queued: false,
+                });
             }
         });
         Batch {
@@ -202,7 +235,15 @@ impl<'a> Batch<'a> {
 
 impl Drop for Batch<'_> {
     fn drop(&mut self) {
-        let mut now = OPEN.with(|o| o.borrow_mut().take()).unwrap_or_default();
+        let (mut now, queued) = match OPEN.with(|o| o.borrow_mut().take()) {
+            Some(open) => (open.deliveries, open.queued),
+            None => (Vec::new(), false),
+        };
+        if queued {
+            // The answers queued while the read's frames were handled leave in one
+            // write, from this thread when nothing else is writing.
+            self.conn.flush();
+        }
         // What the last batch has not handed over yet goes first.
         if let Some(old) = self.left.0.take().and_then(|w| w.upgrade()) {
             // A waiter held it up: it holds back no more frames either.
@@ -298,6 +339,19 @@ mod tests {
         // The last one: nothing more to come, nothing held back.
         assert_eq!(int(rxs[2].try_recv().expect("third").take()), Some(2));
         assert!(!hold_back(&c));
+    }
+
+    #[test]
+    fn frames_queued_during_a_read_wait_for_its_end() {
+        let (c, other) = (conn(), conn());
+        let mut left = Leftover::default();
+        assert!(!queue_held(&c), "no batch open");
+        {
+            let _b = Batch::open(&mut left, &c);
+            assert!(queue_held(&c));
+            assert!(!queue_held(&other), "only the reading connection's frames");
+        }
+        assert!(!queue_held(&c), "the batch is over");
     }
 
     #[test]

@@ -164,6 +164,27 @@ pub fn proc_cpu_us(pid: impl std::fmt::Display) -> Option<u64> {
     orbit::telemetry::cpu_time_of(pid).map(|d| d.as_micros() as u64)
 }
 
+/// Voluntary context switches (a thread blocked, to be woken again: one wake-up each)
+/// of every live thread of process `pid` (`self` for this one), summed from
+/// `/proc/PID/task/*/status`; `None` when they cannot be read.
+pub fn proc_wakeups(pid: impl std::fmt::Display) -> Option<u64> {
+    let mut sum = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(status) = std::fs::read_to_string(t.path().join("status")) else {
+            continue; // the thread just exited
+        };
+        sum += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(sum)
+}
+
 /// Collects one figure per subject per round, in the order the rounds ran.
 #[derive(Default)]
 pub struct Rounds {

@@ -447,11 +447,6 @@ impl Conn {
             self.wake_writer();
             return Ok(());
         }
-        if crate::handoff::hold_back(self) {
-            // More callers woken by the same read run next on this thread: their
-            // requests leave together when the last one is done (crate::handoff).
-            return Ok(());
-        }
         // Alone in the buffer (`head` is 0 whenever nothing is pending).
         if inline
             && start == 0
@@ -461,9 +456,9 @@ impl Conn {
         {
             return Ok(());
         }
-        if !inline && crate::handoff::queue_held(self) {
+        if !inline && crate::read_batch::queue_held(self) {
             // Queued by the reader's own work: written when the read's frames are
-            // handled (crate::handoff).
+            // handled (crate::read_batch).
             return Ok(());
         }
         drop(o);
@@ -506,7 +501,7 @@ impl Conn {
     }
 
     /// Wakes the writer task unless a wake-up is already pending.
-    pub(crate) fn wake_writer(&self) {
+    fn wake_writer(&self) {
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
             self.wake.notify_one();
         }
@@ -756,7 +751,7 @@ impl Conn {
     }
 
     async fn read_loop<R: AsyncRead + Unpin>(
-        self: &Arc<Self>,
+        &self,
         r: &mut R,
         fd: RawFd,
         tick: Duration,
@@ -769,7 +764,7 @@ impl Conn {
 
     /// Reads and handles frames until the peer closes (`Ok`) or something fails.
     async fn read_frames<R: AsyncRead + Unpin>(
-        self: &Arc<Self>,
+        &self,
         r: &mut R,
         fd: RawFd,
         tick: Duration,
@@ -780,13 +775,12 @@ impl Conn {
         let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
         let mut start = 0usize;
         let mut handed = 0usize;
-        let mut leftover = crate::handoff::Leftover::default();
         loop {
-            // Handle every complete frame in the buffer, where it lies. The monitor
-            // results they bring are handed to their waiters when they are all handled,
-            // one waiter after the other (crate::handoff): no parked worker is woken.
+            // Handle every complete frame in the buffer, where it lies. What the
+            // frames' handling queues for the writer task leaves in one write once they
+            // are all handled (crate::read_batch).
             let mut big = None;
-            let batch = crate::handoff::Batch::open(&mut leftover, self);
+            let batch = crate::read_batch::Batch::open(self);
             loop {
                 let avail = &buf[start..];
                 if avail.len() < 4 {
@@ -1058,6 +1052,12 @@ impl Liveness {
                 }
             }
         }
+    }
+}
+
+impl crate::read_batch::Output for Conn {
+    fn flush(&self) {
+        Conn::flush(self);
     }
 }
 

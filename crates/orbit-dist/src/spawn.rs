@@ -48,7 +48,6 @@ use tokio::sync::oneshot;
 use crate::connection::Conn;
 use crate::control::{op, VERSION};
 use crate::convert;
-use crate::handoff::{self, Fired};
 use crate::peers;
 
 /// Why a spawn primitive could not act.
@@ -394,7 +393,7 @@ pub fn accept_link(node: &str, remote: Pid, local: Pid) -> bool {
 
 struct Watch {
     node: Box<str>,
-    tx: oneshot::Sender<Fired>,
+    tx: oneshot::Sender<ExitReason>,
 }
 
 fn watches() -> &'static Mutex<IdMap<Watch>> {
@@ -427,13 +426,13 @@ pub fn watch_monitor(node: &str, r: &Reference) -> Result<MonitorWatch, ControlE
 #[derive(Debug)]
 pub struct MonitorWatch {
     id: u64,
-    rx: oneshot::Receiver<Fired>,
+    rx: oneshot::Receiver<ExitReason>,
 }
 
 impl MonitorWatch {
     /// The reason, if the monitor already fired.
     pub fn try_reason(&mut self) -> Option<ExitReason> {
-        self.rx.try_recv().ok().map(Fired::take)
+        self.rx.try_recv().ok()
     }
 }
 
@@ -443,16 +442,12 @@ impl Future for MonitorWatch {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ExitReason> {
         Pin::new(&mut self.rx)
             .poll(cx)
-            .map(|r| r.map_or(ExitReason::NoConnection, Fired::take))
+            .map(|r| r.unwrap_or(ExitReason::NoConnection))
     }
 }
 
 impl Drop for MonitorWatch {
     fn drop(&mut self) {
-        // A result that came but was not read: the results of the same read behind it
-        // are handed on (crate::handoff).
-        self.rx.close();
-        drop(self.rx.try_recv());
         watches().lock().remove(&self.id);
     }
 }
@@ -466,8 +461,7 @@ pub(crate) fn monitor_fired(peer: &str, id: u64, reason: &ExitReason) -> bool {
     }
     if let Some(x) = w.remove(&id) {
         drop(w);
-        // Sent when the read's frames are handled, one waiter after the other.
-        handoff::deliver(x.tx, reason.clone());
+        let _ = x.tx.send(reason.clone());
     }
     true
 }
@@ -484,7 +478,7 @@ pub(crate) fn node_down(peer: &str) {
         ids.into_iter().filter_map(|k| w.remove(&k)).collect()
     };
     for x in gone {
-        let _ = x.tx.send(Fired::alone(ExitReason::NoConnection));
+        let _ = x.tx.send(ExitReason::NoConnection);
     }
 }
 

@@ -116,12 +116,13 @@ pub fn run(ctx: &mut Ctx) {
     let mut pairs: Vec<(String, f64, f64)> = Vec::new();
     {
         let (ot, bt) = (orbit_target.clone(), beam_target.clone());
+        let w = &wakeups;
         let mut steps: Vec<Step<'_>> = vec![Box::new(|r: &mut Rounds| {
             timed(
                 "orbit_to_orbit",
                 orbit_pid,
                 &mut || match orbit_driver(&ot, n) {
-                    Ok(v) => keep(r, &wakeups, "orbit_to_orbit", &v, n),
+                    Ok(v) => keep(r, w, "orbit_to_orbit", &v, n),
                     Err(e) => eprintln!("erpc: orbit driver failed: {e}"),
                 },
             )
@@ -137,7 +138,7 @@ pub fn run(ctx: &mut Ctx) {
                     "beam_to_orbit",
                     orbit_pid,
                     &mut || match erl_driver(&ot2, n) {
-                        Ok(v) => keep(r, &wakeups, "beam_to_orbit", &v, n),
+                        Ok(v) => keep(r, w, "beam_to_orbit", &v, n),
                         Err(e) => eprintln!("erpc: erl -> orbit failed: {e}"),
                     },
                 )
@@ -147,7 +148,7 @@ pub fn run(ctx: &mut Ctx) {
             let timed = &timed;
             steps.push(Box::new(move |r: &mut Rounds| {
                 timed("beam_to_beam", beam_pid, &mut || match erl_driver(&bt, n) {
-                    Ok(v) => keep(r, &wakeups, "beam_to_beam", &v, n),
+                    Ok(v) => keep(r, w, "beam_to_beam", &v, n),
                     Err(e) => eprintln!("erpc: erl -> beam failed: {e}"),
                 })
             }));

@@ -261,6 +261,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn wakeups_count_a_thread_that_sleeps() {
+        let before = proc_wakeups("self").expect("own threads readable");
+        // A thread of this process that blocks 20 times, then says so and stays alive
+        // (a finished thread's switches are no longer listed) until it is counted. This
+        // thread blocks once or twice meanwhile: not 20 times.
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            for _ in 0..20 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let _ = done_tx.send(());
+            let _ = end_rx.recv();
+        });
+        let _ = done_rx.recv();
+        let after = proc_wakeups("self").expect("own threads readable");
+        let _ = end_tx.send(());
+        let _ = t.join();
+        assert!(after >= before + 20, "{before} -> {after}");
+    }
+
+    #[test]
     fn proc_cpu_us_reads_this_process_and_grows_with_work() {
         let before = proc_cpu_us("self").expect("/proc/self/stat readable");
         let same = proc_cpu_us(std::process::id()).expect("/proc/PID/stat readable");

@@ -20,6 +20,7 @@ run([Target, N, C]) ->
     Per = max(1, N div C),
     [3 = erpc:call(Target, erpc_bench, add, [1, 2], 5000) || _ <- lists:seq(1, 1000)],
     Cpu0 = dist_bench:cpu_us(),
+    W0 = wakeups(),
     T0 = erlang:monotonic_time(microsecond),
     Parent = self(),
     Pids = [spawn_link(fun() -> loop(Target, Per), Parent ! {done, self()} end)
@@ -27,8 +28,26 @@ run([Target, N, C]) ->
     [receive {done, P} -> ok end || P <- Pids],
     T1 = erlang:monotonic_time(microsecond),
     Cpu1 = dist_bench:cpu_us(),
-    io:format("erpc_calls_per_s ~p cpu_us ~p~n",
-              [Per * C * 1000000 / max(1, T1 - T0), Cpu1 - Cpu0]).
+    W1 = wakeups(),
+    io:format("erpc_calls_per_s ~p cpu_us ~p wakeups ~p~n",
+              [Per * C * 1000000 / max(1, T1 - T0), Cpu1 - Cpu0, W1 - W0]).
+
+%% Voluntary context switches (a thread blocked, to be woken again) of every live
+%% thread of this OS process, as the Orbit driver counts its own (util::proc_wakeups).
+wakeups() ->
+    {ok, Tids} = file:list_dir("/proc/self/task"),
+    lists:sum([task_wakeups(T) || T <- Tids]).
+
+task_wakeups(T) ->
+    case file:read_file("/proc/self/task/" ++ T ++ "/status") of
+        {ok, B} ->
+            case re:run(B, "^voluntary_ctxt_switches:\\s+(\\d+)",
+                        [multiline, {capture, all_but_first, binary}]) of
+                {match, [N]} -> binary_to_integer(N);
+                nomatch -> 0
+            end;
+        _ -> 0
+    end.
 
 loop(_, 0) -> ok;
 loop(T, K) ->

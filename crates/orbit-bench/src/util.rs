@@ -164,6 +164,27 @@ pub fn proc_cpu_us(pid: impl std::fmt::Display) -> Option<u64> {
     orbit::telemetry::cpu_time_of(pid).map(|d| d.as_micros() as u64)
 }
 
+/// Voluntary context switches (a thread blocked, to be woken again: one wake-up each)
+/// of every live thread of process `pid` (`self` for this one), summed from
+/// `/proc/PID/task/*/status`; `None` when they cannot be read.
+pub fn proc_wakeups(pid: impl std::fmt::Display) -> Option<u64> {
+    let mut sum = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(status) = std::fs::read_to_string(t.path().join("status")) else {
+            continue; // the thread just exited
+        };
+        sum += status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(sum)
+}
+
 /// Collects one figure per subject per round, in the order the rounds ran.
 #[derive(Default)]
 pub struct Rounds {
@@ -238,6 +259,28 @@ pub fn run_self(args: &[&str]) -> Result<crate::beam::Values, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wakeups_count_a_thread_that_sleeps() {
+        let before = proc_wakeups("self").expect("own threads readable");
+        // A thread of this process that blocks 20 times, then says so and stays alive
+        // (a finished thread's switches are no longer listed) until it is counted. This
+        // thread blocks once or twice meanwhile: not 20 times.
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            for _ in 0..20 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let _ = done_tx.send(());
+            let _ = end_rx.recv();
+        });
+        let _ = done_rx.recv();
+        let after = proc_wakeups("self").expect("own threads readable");
+        let _ = end_tx.send(());
+        let _ = t.join();
+        assert!(after >= before + 20, "{before} -> {after}");
+    }
 
     #[test]
     fn proc_cpu_us_reads_this_process_and_grows_with_work() {

@@ -456,6 +456,11 @@ impl Conn {
         {
             return Ok(());
         }
+        if !inline && crate::read_batch::queue_held(self) {
+            // Queued by the reader's own work: written when the read's frames are
+            // handled (crate::read_batch).
+            return Ok(());
+        }
         drop(o);
         self.wake_writer();
         Ok(())
@@ -771,8 +776,11 @@ impl Conn {
         let mut start = 0usize;
         let mut handed = 0usize;
         loop {
-            // Handle every complete frame in the buffer, where it lies.
+            // Handle every complete frame in the buffer, where it lies. What the
+            // frames' handling queues for the writer task leaves in one write once they
+            // are all handled (crate::read_batch).
             let mut big = None;
+            let batch = crate::read_batch::Batch::open(self);
             loop {
                 let avail = &buf[start..];
                 if avail.len() < 4 {
@@ -796,6 +804,7 @@ impl Conn {
                 start += 4 + len;
                 handed += len;
             }
+            drop(batch);
             if let Some(len) = big {
                 // Complete the big frame in place with reads of exactly its rest: what
                 // was already read is not moved, and the frame is handled from here.
@@ -1043,6 +1052,12 @@ impl Liveness {
                 }
             }
         }
+    }
+}
+
+impl crate::read_batch::Output for Conn {
+    fn flush(&self) {
+        Conn::flush(self);
     }
 }
 

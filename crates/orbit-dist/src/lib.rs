@@ -54,7 +54,8 @@
 //! `scripts/layers`), so a message's path reads in one direction: bytes from the socket
 //! go up from [`connection`] through the upcalls the node installs, never back down.
 //!
-//! 1. `error`, [`convert`], `busy_wait`: shared types, pid and reason conversions;
+//! 1. `error`, [`convert`], `busy_wait`, `read_batch`: shared types, pid and reason
+//!    conversions; the frames of one read handled as a batch;
 //! 2. [`handshake`], [`control`]: the handshake and the control messages;
 //! 3. [`cookie`], [`epmd`], [`tls`], `fragments`: where the cookie comes from, EPMD
 //!    client and server, the TLS transport, fragment reassembly;
@@ -107,6 +108,7 @@ pub mod monitor;
 mod net_kernel;
 pub mod node;
 mod peers;
+mod read_batch;
 mod rex_nodes;
 mod router;
 mod serve;

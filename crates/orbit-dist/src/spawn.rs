@@ -321,8 +321,10 @@ pub fn send_spawn_request(
 /// with `down` as the reason: what a BEAM caller gets from a process that exits at
 /// once. `pid` is the stand-in ([`orbit::exited_pid`]): nothing is recorded for it, so
 /// a later `DEMONITOR_P` or exit signal to it finds nothing, as for any exited process.
-/// Both frames are left for the connection's writer task: they leave in one write,
-/// with the answers to the other requests read in the same batch.
+/// Both frames leave in one write with the answers to the other requests read in the
+/// same batch: called from the connection's own reader (a request answered where it
+/// was read), they are written when the read's frames are handled, from the reader's
+/// thread (`read_batch`); from elsewhere, by the connection's writer task.
 pub fn reply_exited(
     node: &str,
     id: &Reference,

@@ -17,7 +17,11 @@
 //! calls per second of the driver, `cpu_us_per_call` the driver's own CPU over its
 //! measured part (`/proc/self/stat`), `target_cpu_us_per_call` the target node's CPU
 //! (`/proc/PID/stat`) over the whole driver run divided by its N + 1000 calls (the
-//! target does nothing else meanwhile).
+//! target does nothing else meanwhile). `wakeups_per_call` and `target_wakeups_per_call`
+//! are the voluntary context switches (a thread blocked, woken again) of the driver over
+//! its measured part and of the target over the whole driver run, per call
+//! (`/proc/PID/task/*/status`, every live thread; the `erl` driver counts its own the
+//! same way).
 //!
 //! Goals (issue 20): `beam_to_orbit` ≥ 1.5x `beam_to_beam` (Elixir→Orbit vs
 //! Elixir→Elixir), `orbit_to_orbit` ≥ 2x `beam_to_beam` (Orbit→Orbit vs BEAM→BEAM).
@@ -26,6 +30,7 @@
 //! runs only those subjects, e.g. to compare two builds' Orbit driver interleaved or to
 //! profile it; unset, every subject runs.
 
+use std::cell::RefCell;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -86,14 +91,24 @@ pub fn run(ctx: &mut Ctx) {
     let beam_pid = beam_node.as_ref().map(|k| k.id());
     let mut r = Rounds::default();
     // The target node's CPU per call, per subject.
-    let target_cpu = std::cell::RefCell::new(Rounds::default());
+    let target_cpu = RefCell::new(Rounds::default());
+    // Wake-ups (voluntary context switches) per call: the target's, the driver's.
+    let target_wakeups = RefCell::new(Rounds::default());
+    let wakeups = RefCell::new(Rounds::default());
     let calls = (n / CONCURRENCY).max(1) * CONCURRENCY + 1000;
     let timed = |subject: &'static str, pid: Option<u32>, f: &mut dyn FnMut()| {
         let before = pid.and_then(crate::util::proc_cpu_us);
+        let w0 = pid.and_then(crate::util::proc_wakeups);
         f();
         let after = pid.and_then(crate::util::proc_cpu_us);
+        let w1 = pid.and_then(crate::util::proc_wakeups);
         if let (Some(a), Some(b)) = (before, after) {
             target_cpu
+                .borrow_mut()
+                .add(subject, b.saturating_sub(a) as f64 / calls as f64);
+        }
+        if let (Some(a), Some(b)) = (w0, w1) {
+            target_wakeups
                 .borrow_mut()
                 .add(subject, b.saturating_sub(a) as f64 / calls as f64);
         }
@@ -101,12 +116,13 @@ pub fn run(ctx: &mut Ctx) {
     let mut pairs: Vec<(String, f64, f64)> = Vec::new();
     {
         let (ot, bt) = (orbit_target.clone(), beam_target.clone());
+        let w = &wakeups;
         let mut steps: Vec<Step<'_>> = vec![Box::new(|r: &mut Rounds| {
             timed(
                 "orbit_to_orbit",
                 orbit_pid,
                 &mut || match orbit_driver(&ot, n) {
-                    Ok(v) => keep(r, "orbit_to_orbit", &v, n),
+                    Ok(v) => keep(r, w, "orbit_to_orbit", &v, n),
                     Err(e) => eprintln!("erpc: orbit driver failed: {e}"),
                 },
             )
@@ -122,7 +138,7 @@ pub fn run(ctx: &mut Ctx) {
                     "beam_to_orbit",
                     orbit_pid,
                     &mut || match erl_driver(&ot2, n) {
-                        Ok(v) => keep(r, "beam_to_orbit", &v, n),
+                        Ok(v) => keep(r, w, "beam_to_orbit", &v, n),
                         Err(e) => eprintln!("erpc: erl -> orbit failed: {e}"),
                     },
                 )
@@ -132,7 +148,7 @@ pub fn run(ctx: &mut Ctx) {
             let timed = &timed;
             steps.push(Box::new(move |r: &mut Rounds| {
                 timed("beam_to_beam", beam_pid, &mut || match erl_driver(&bt, n) {
-                    Ok(v) => keep(r, "beam_to_beam", &v, n),
+                    Ok(v) => keep(r, w, "beam_to_beam", &v, n),
                     Err(e) => eprintln!("erpc: erl -> beam failed: {e}"),
                 })
             }));
@@ -154,9 +170,17 @@ pub fn run(ctx: &mut Ctx) {
     drop(beam_node);
     drop(orbit_node);
     let target_cpu = target_cpu.into_inner();
+    let (target_wakeups, wakeups) = (target_wakeups.into_inner(), wakeups.into_inner());
     for s in SUBJECTS {
         ctx.emit_rounds(SCENARIO, s, "calls_per_s", "call", &r);
         ctx.emit_opt(SCENARIO, s, "target_cpu_us_per_call", target_cpu.median(s));
+        ctx.emit_opt(SCENARIO, s, "wakeups_per_call", wakeups.median(s));
+        ctx.emit_opt(
+            SCENARIO,
+            s,
+            "target_wakeups_per_call",
+            target_wakeups.median(s),
+        );
     }
     for (kind, name) in [("in", "into_orbit"), ("orbit", "orbit_to_orbit")] {
         let rs: Vec<f64> = pairs
@@ -180,12 +204,15 @@ pub fn run(ctx: &mut Ctx) {
     );
 }
 
-fn keep(r: &mut Rounds, subject: &'static str, v: &beam::Values, n: u64) {
+fn keep(r: &mut Rounds, side: &RefCell<Rounds>, subject: &'static str, v: &beam::Values, n: u64) {
     if let Some(&rate) = v.get("erpc_calls_per_s") {
         r.add(subject, rate);
     }
     if let Some(&cpu) = v.get("cpu_us") {
         r.add_cpu(subject, cpu / n.max(1) as f64);
+    }
+    if let Some(&w) = v.get("wakeups") {
+        side.borrow_mut().add(subject, w / n.max(1) as f64);
     }
 }
 
@@ -282,6 +309,7 @@ async fn driver_main(name: String, target: String, n: u64) -> Result<(), String>
     }
     let per = (n / CONCURRENCY).max(1);
     let cpu0 = super::dist::cpu_us();
+    let w0 = crate::util::proc_wakeups("self").unwrap_or(0);
     let t0 = Instant::now();
     let tasks: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
@@ -304,8 +332,11 @@ async fn driver_main(name: String, target: String, n: u64) -> Result<(), String>
     }
     let secs = t0.elapsed().as_secs_f64();
     let cpu = super::dist::cpu_us() - cpu0;
+    let wakeups = crate::util::proc_wakeups("self")
+        .unwrap_or(0)
+        .saturating_sub(w0);
     println!(
-        "erpc_calls_per_s {} cpu_us {cpu}",
+        "erpc_calls_per_s {} cpu_us {cpu} wakeups {wakeups}",
         (per * CONCURRENCY) as f64 / secs.max(1e-9)
     );
     Ok(())

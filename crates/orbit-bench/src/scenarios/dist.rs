@@ -423,7 +423,7 @@ pub(super) fn start_erl_node(name: &str, eval: &str) -> Result<Kid, String> {
 }
 
 /// [`start_erl_node`] with extra emulator `flags`.
-fn start_erl_node_with(name: &str, eval: &str, flags: &[&str]) -> Result<Kid, String> {
+pub(super) fn start_erl_node_with(name: &str, eval: &str, flags: &[&str]) -> Result<Kid, String> {
     let dir = beam::compiled_dir()?;
     let mut cmd = Command::new("erl");
     cmd.arg("-pa")

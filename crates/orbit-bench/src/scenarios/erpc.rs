@@ -29,6 +29,11 @@
 //! `ORBIT_BENCH_ERPC_SUBJECTS=orbit_to_orbit` (comma-separated names of [`SUBJECTS`])
 //! runs only those subjects, e.g. to compare two builds' Orbit driver interleaved or to
 //! profile it; unset, every subject runs.
+//!
+//! Threads: every node, Orbit and BEAM, driver and target, runs [`node_workers`] tokio
+//! worker threads or `+S N:N` schedulers (reported as `workers`): [`WORKERS`] unless
+//! `ORBIT_BENCH_ERPC_WORKERS=N` says otherwise (e.g. 1 on a 2-vCPU machine, each of
+//! the two nodes of a round its share of the cores, as `cluster_stage` does).
 
 use std::cell::RefCell;
 use std::process::Command;
@@ -37,7 +42,7 @@ use std::time::{Duration, Instant};
 use orbit_cluster::erpc::{self, ErpcError};
 use orbit_term::Term;
 
-use super::dist::{me, run_to_end, start_erl_node, start_ready, unique, COOKIE};
+use super::dist::{me, run_to_end, start_erl_node_with, start_ready, unique, COOKIE};
 use super::Ctx;
 use crate::beam;
 use crate::util::{Rounds, Step, WORKERS};
@@ -47,6 +52,23 @@ const SCENARIO: &str = "erpc";
 const CONCURRENCY: u64 = 8;
 /// The subjects, in the order of the first round.
 const SUBJECTS: [&str; 3] = ["orbit_to_orbit", "beam_to_orbit", "beam_to_beam"];
+
+/// Worker threads of every Orbit node and schedulers (`+S N:N`) of every BEAM node of
+/// the scenario: `ORBIT_BENCH_ERPC_WORKERS` when it is a positive number, else
+/// [`WORKERS`].
+pub fn node_workers() -> usize {
+    std::env::var("ORBIT_BENCH_ERPC_WORKERS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(WORKERS)
+}
+
+/// The emulator flag giving a BEAM node [`node_workers`] schedulers.
+fn schedulers_flag() -> String {
+    let n = node_workers();
+    format!("{n}:{n}")
+}
 
 /// The subjects `ORBIT_BENCH_ERPC_SUBJECTS` names (every one when it is unset or names
 /// none of them).
@@ -79,7 +101,11 @@ pub fn run(ctx: &mut Ctx) {
     let chosen = chosen_subjects();
     let beam_target = unique("beam_erpc_target");
     let beam_node = if chosen.contains(&"beam_to_beam") {
-        start_erl_node(&beam_target, "erpc_bench:server().")
+        start_erl_node_with(
+            &beam_target,
+            "erpc_bench:server().",
+            &["+S", &schedulers_flag()],
+        )
             .map_err(|e| eprintln!("erpc: BEAM target skipped: {e}"))
             .ok()
     } else {
@@ -172,7 +198,7 @@ pub fn run(ctx: &mut Ctx) {
     let target_cpu = target_cpu.into_inner();
     let (target_wakeups, wakeups) = (target_wakeups.into_inner(), wakeups.into_inner());
     for s in SUBJECTS {
-        ctx.emit_rounds(SCENARIO, s, "calls_per_s", "call", &r);
+        ctx.emit_rounds_on(SCENARIO, s, "calls_per_s", "call", &r, node_workers());
         ctx.emit_opt(SCENARIO, s, "target_cpu_us_per_call", target_cpu.median(s));
         ctx.emit_opt(SCENARIO, s, "wakeups_per_call", wakeups.median(s));
         ctx.emit_opt(
@@ -219,6 +245,8 @@ fn keep(r: &mut Rounds, side: &RefCell<Rounds>, subject: &'static str, v: &beam:
 fn erl_driver(target: &str, n: u64) -> Result<beam::Values, String> {
     let a = unique("beam_erpc_driver");
     beam::run_erl(&[
+        "+S",
+        &schedulers_flag(),
         "-name",
         &a,
         "-setcookie",
@@ -246,7 +274,7 @@ fn orbit_driver(target: &str, n: u64) -> Result<beam::Values, String> {
 /// `__erpc-driver NAME TARGET N`; returns the exit code.
 pub fn child_main(cmd: &str, args: &[String]) -> i32 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
+        .worker_threads(node_workers())
         .enable_all()
         .build()
     {

@@ -32,12 +32,21 @@
 //! the Rust subjects, `/proc/PID/stat` of the emulator for Postgrex, over the measured
 //! window only; with `_min`/`_max`), `switches_per_query` (the client's context
 //! switches, every thread) and `server_cpu_us_per_query` (every PostgreSQL process,
-//! from `/proc`, over the same window). `host` `loadavg_1m_start`/`_end` frame
-//! the run. Goals: `orbit_db` ≥ 1x deadpool and bb8, ≥ 2x Postgrex.
+//! from `/proc`, over the same window), `server_switches_per_query` (every
+//! PostgreSQL process's context switches, same window) and, for the Rust subjects,
+//! what the server did over the whole round (pool start to its backends gone, when
+//! each backend flushes its statistics): `server_xacts_per_query` (`pg_stat_database`
+//! commits + rollbacks per query, warm-up included: a ping, `ROLLBACK`, `SET` or
+//! re-prepare per call would show above 1), `server_sessions_per_round` and
+//! `server_connections_per_round` (connections the postmaster accepted, from the
+//! `log_connections` lines the run turns on: a session or a cancel request each).
+//! `host` `loadavg_1m_start`/`_end` frame the run. Goals: `orbit_db` ≥ 1x deadpool and bb8, ≥ 2x Postgrex.
 //!
 //! `ORBIT_BENCH_DB_SUBJECTS=orbit_db,deadpool` (comma-separated names of
 //! [`SUBJECTS`]) runs only those subjects, e.g. to profile one pool with `perf record`;
-//! unset, every subject runs.
+//! unset, every subject runs. `ORBIT_BENCH_DB_DEADPOOL_HOLD_NS=N` (diagnostic) makes
+//! the deadpool subjects spin N ns after each query while still holding the
+//! connection, to see how the server's CPU per query follows a slower client.
 
 #[path = "../../../orbit-db/tests/support/mod.rs"]
 mod db_support;

@@ -32,12 +32,21 @@
 //! the Rust subjects, `/proc/PID/stat` of the emulator for Postgrex, over the measured
 //! window only; with `_min`/`_max`), `switches_per_query` (the client's context
 //! switches, every thread) and `server_cpu_us_per_query` (every PostgreSQL process,
-//! from `/proc`, over the same window). `host` `loadavg_1m_start`/`_end` frame
-//! the run. Goals: `orbit_db` ≥ 1x deadpool and bb8, ≥ 2x Postgrex.
+//! from `/proc`, over the same window), `server_switches_per_query` (every
+//! PostgreSQL process's context switches, same window) and, for the Rust subjects,
+//! what the server did over the whole round (pool start to its backends gone, when
+//! each backend flushes its statistics): `server_xacts_per_query` (`pg_stat_database`
+//! commits + rollbacks per query, warm-up included: a ping, `ROLLBACK`, `SET` or
+//! re-prepare per call would show above 1), `server_sessions_per_round` and
+//! `server_connections_per_round` (connections the postmaster accepted, from the
+//! `log_connections` lines the run turns on: a session or a cancel request each).
+//! `host` `loadavg_1m_start`/`_end` frame the run. Goals: `orbit_db` ≥ 1x deadpool and bb8, ≥ 2x Postgrex.
 //!
 //! `ORBIT_BENCH_DB_SUBJECTS=orbit_db,deadpool` (comma-separated names of
 //! [`SUBJECTS`]) runs only those subjects, e.g. to profile one pool with `perf record`;
-//! unset, every subject runs.
+//! unset, every subject runs. `ORBIT_BENCH_DB_DEADPOOL_HOLD_NS=N` (diagnostic) makes
+//! the deadpool subjects spin N ns after each query while still holding the
+//! connection, to see how the server's CPU per query follows a slower client.
 
 #[path = "../../../orbit-db/tests/support/mod.rs"]
 mod db_support;
@@ -80,6 +89,21 @@ struct Round {
     server_cpu_us: Option<f64>,
     /// Client context switches (voluntary + involuntary, every thread) per query.
     switches: Option<f64>,
+    /// PostgreSQL processes' context switches per query (voluntary + involuntary).
+    server_switches: Option<f64>,
+    /// Server-side counts per query over the whole round (warm-up included).
+    counts: Option<ServerCounts>,
+}
+
+/// What the server did per query, over a whole round (pool start to pool closed):
+/// transactions (an autocommit statement is one; a ping, `ROLLBACK` or re-prepare
+/// sent at checkout/check-in would show here), sessions opened and connections the
+/// postmaster accepted (every session and every cancel request is one).
+#[derive(Clone, Copy)]
+struct ServerCounts {
+    xacts_per_query: f64,
+    sessions: f64,
+    connections: f64,
 }
 
 /// Runs the scenario.
@@ -107,6 +131,18 @@ pub fn run(ctx: &mut Ctx) {
     if let Err(e) = setup {
         eprintln!("note: db scenario setup failed: {e}");
         return;
+    }
+    // Every connection the postmaster accepts (sessions and cancel requests) logged, to
+    // be counted per round.
+    let logging = crate::util::runtime().block_on(async {
+        let admin = server.admin().await;
+        admin
+            .batch_execute("ALTER SYSTEM SET log_connections = on")
+            .await?;
+        admin.batch_execute("SELECT pg_reload_conf()").await
+    });
+    if let Err(e) = logging {
+        eprintln!("note: log_connections not set ({e}); no connection counts");
     }
     ctx.emit_loadavg(SCENARIO, "start");
     let dur = Duration::from_secs_f64((SECONDS * ctx.scale).max(0.2));
@@ -174,6 +210,19 @@ pub fn run(ctx: &mut Ctx) {
         );
         let switches = of(|x| x.switches);
         ctx.emit_opt(SCENARIO, s, "switches_per_query", median(&switches));
+        let server_switches = of(|x| x.server_switches);
+        ctx.emit_opt(
+            SCENARIO,
+            s,
+            "server_switches_per_query",
+            median(&server_switches),
+        );
+        let xacts = of(|x| x.counts.map(|c| c.xacts_per_query));
+        ctx.emit_opt(SCENARIO, s, "server_xacts_per_query", median(&xacts));
+        let sessions = of(|x| x.counts.map(|c| c.sessions));
+        ctx.emit_opt(SCENARIO, s, "server_sessions_per_round", median(&sessions));
+        let conns = of(|x| x.counts.map(|c| c.connections));
+        ctx.emit_opt(SCENARIO, s, "server_connections_per_round", median(&conns));
         ctx.rep.emit(SCENARIO, s, "pool_size", POOL as f64);
         ctx.rep.emit(SCENARIO, s, "clients", CLIENTS as f64);
         if s == "postgrex" {
@@ -267,9 +316,58 @@ fn server_cpu(server: &PgServer) -> HashMap<u32, f64> {
         .collect()
 }
 
-/// The server's CPU seconds between two samples (a process born in between counts from
-/// zero). `None` when /proc gave nothing.
-fn server_cpu_between(a: &HashMap<u32, f64>, b: &HashMap<u32, f64>) -> Option<f64> {
+/// Context switches of every PostgreSQL process now, by pid.
+fn server_switches(server: &PgServer) -> HashMap<u32, f64> {
+    server
+        .processes()
+        .into_iter()
+        .filter_map(|p| Some((p, proc_switches(p)?)))
+        .collect()
+}
+
+/// Connections the postmaster has accepted so far (`log_connections` lines: a
+/// session or a cancel request each).
+fn connections_logged(server: &PgServer) -> f64 {
+    server.log().matches("connection received:").count() as f64
+}
+
+/// `pg_stat_database` of the bench's database now: (transactions committed + rolled
+/// back, sessions).
+async fn db_stats(admin: &Client) -> Option<(f64, f64)> {
+    let row = admin
+        .query_one(
+            "SELECT (xact_commit + xact_rollback)::float8, sessions::float8 \
+             FROM pg_stat_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .ok()?;
+    Some((row.get(0), row.get(1)))
+}
+
+/// Waits (at most 10 s) until no backend of the bench's pools is left, so that every
+/// one has flushed its statistics (a backend flushes them when it exits).
+async fn pool_backends_gone(admin: &Client) {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) {
+        let left = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'orbit_bench'",
+                &[],
+            )
+            .await
+            .map(|r| r.get::<_, i64>(0));
+        if !matches!(left, Ok(n) if n > 0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What the server's processes added between two per-pid samples (CPU seconds,
+/// context switches; a process born in between counts from zero). `None` when /proc
+/// gave nothing.
+fn grown_between(a: &HashMap<u32, f64>, b: &HashMap<u32, f64>) -> Option<f64> {
     if b.is_empty() {
         return None;
     }
@@ -300,9 +398,21 @@ fn postgrex_round(server: &PgServer, dur: Duration) -> Option<Round> {
         let Ok(line) = line else { break };
         match line.trim() {
             "measure start" => {
-                start = Some((proc_cpu_s(pid), server_cpu(server), proc_switches(pid)))
+                start = Some((
+                    proc_cpu_s(pid),
+                    server_cpu(server),
+                    proc_switches(pid),
+                    server_switches(server),
+                ))
             }
-            "measure end" => end = Some((proc_cpu_s(pid), server_cpu(server), proc_switches(pid))),
+            "measure end" => {
+                end = Some((
+                    proc_cpu_s(pid),
+                    server_cpu(server),
+                    proc_switches(pid),
+                    server_switches(server),
+                ))
+            }
             _ => {
                 text.push_str(&line);
                 text.push('\n');
@@ -319,7 +429,7 @@ fn postgrex_round(server: &PgServer, dur: Duration) -> Option<Round> {
     let v = crate::beam::parse_kv(&text);
     let (rate, p99_ms) = (*v.get("rate")?, *v.get("p99_ms")?);
     let queries = (rate * dur.as_secs_f64()).max(1.0);
-    let ((c0, s0, w0), (c1, s1, w1)) = (start?, end?);
+    let ((c0, s0, w0, sw0), (c1, s1, w1, sw1)) = (start?, end?);
     let cpu = match (c0, c1) {
         (Some(a), Some(b)) => b - a,
         _ => *v.get("cpu_s")?,
@@ -328,8 +438,10 @@ fn postgrex_round(server: &PgServer, dur: Duration) -> Option<Round> {
         queries_per_s: rate,
         p99_ms,
         cpu_us: cpu * 1e6 / queries,
-        server_cpu_us: server_cpu_between(&s0, &s1).map(|c| c * 1e6 / queries),
+        server_cpu_us: grown_between(&s0, &s1).map(|c| c * 1e6 / queries),
         switches: w0.zip(w1).map(|(a, b)| (b - a) / queries),
+        server_switches: grown_between(&sw0, &sw1).map(|c| c / queries),
+        counts: None,
     })
 }
 
@@ -444,6 +556,7 @@ impl AnyPool {
                         .await
                         .map_err(|e| e.to_string())?;
                     let _: &str = row.get(0);
+                    hold_spin();
                     Ok(())
                 };
                 match deadline {
@@ -482,6 +595,27 @@ impl AnyPool {
             AnyPool::Deadpool(p, _) => p.close(),
             AnyPool::Bb8(p) => drop(p),
         }
+    }
+}
+
+/// Diagnostic: `ORBIT_BENCH_DB_DEADPOOL_HOLD_NS` makes the deadpool subjects spin
+/// that long (client CPU) after each query while still holding the connection, to see
+/// how the server's CPU per query follows a slower client. Unset: nothing.
+fn hold_spin() {
+    static HOLD: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    let hold = *HOLD.get_or_init(|| {
+        std::env::var("ORBIT_BENCH_DB_DEADPOOL_HOLD_NS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_nanos)
+            .unwrap_or_default()
+    });
+    if hold.is_zero() {
+        return;
+    }
+    let t0 = Instant::now();
+    while t0.elapsed() < hold {
+        std::hint::spin_loop();
     }
 }
 
@@ -525,10 +659,18 @@ async fn drive(pool: &AnyPool, dur: Duration) -> Result<(u64, Histogram<u64>), S
 fn rust_round(server: &PgServer, conn_str: &str, dur: Duration, s: Subject) -> Option<Round> {
     let rt = crate::util::runtime();
     let conn_str = conn_str.to_string();
+    let admin_str = server.conn_str("orbit_bench_admin");
     let out = rt.block_on(async move {
+        let (admin, conn) = tokio_postgres::connect(&admin_str, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("admin connection: {e}"))?;
+        tokio::spawn(conn);
+        let d0 = db_stats(&admin).await;
+        let l0 = connections_logged(server);
         let pool = AnyPool::start(&conn_str, s).await?;
-        drive(&pool, dur / 5).await?;
+        let (warm, _) = drive(&pool, dur / 5).await?;
         let s0 = server_cpu(server);
+        let sw0 = server_switches(server);
         let w0 = self_switches();
         let c0 = cpu_s(libc::RUSAGE_SELF);
         let t0 = Instant::now();
@@ -537,14 +679,26 @@ fn rust_round(server: &PgServer, conn_str: &str, dur: Duration, s: Subject) -> O
         let cpu = cpu_s(libc::RUSAGE_SELF) - c0;
         let w1 = self_switches();
         let s1 = server_cpu(server);
+        let sw1 = server_switches(server);
         pool.close().await;
+        pool_backends_gone(&admin).await;
+        let d1 = db_stats(&admin).await;
+        let l1 = connections_logged(server);
         let queries = n.max(1) as f64;
+        // The admin's own few statements count too: negligible beside the queries.
+        let counts = d0.zip(d1).map(|((x0, s0), (x1, s1))| ServerCounts {
+            xacts_per_query: (x1 - x0) / (n + warm).max(1) as f64,
+            sessions: s1 - s0,
+            connections: l1 - l0,
+        });
         Ok::<_, String>(Round {
             queries_per_s: n as f64 / elapsed.as_secs_f64(),
             p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
             cpu_us: cpu * 1e6 / queries,
-            server_cpu_us: server_cpu_between(&s0, &s1).map(|c| c * 1e6 / queries),
+            server_cpu_us: grown_between(&s0, &s1).map(|c| c * 1e6 / queries),
             switches: Some((w1 - w0) / queries),
+            server_switches: grown_between(&sw0, &sw1).map(|c| c / queries),
+            counts,
         })
     });
     drop(rt);

@@ -50,6 +50,7 @@ impl Drop for PgConn {
 impl PgConn {
     /// The handle of a new call on `link` (the connection's per-call state reset).
     pub(crate) fn open(link: Arc<PgLink>) -> Self {
+        link.reset_cancel();
         let generation = link.call.open();
         PgConn { link, generation }
     }

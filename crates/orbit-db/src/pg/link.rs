@@ -37,6 +37,26 @@ pub(crate) struct PgLink {
     /// The state of the call using this connection now (one at a time), kept here so
     /// that a call allocates nothing of its own for it.
     pub(crate) call: CallState,
+    /// Whether a cancel request was asked for during the current call (a hint read at
+    /// each call's open; `cancel_state` holds the request itself).
+    cancel_used: AtomicBool,
+    /// The current call's cancel request: one per call, however many paths ask for it.
+    cancel_state: Mutex<CancelState>,
+}
+
+/// The cancel request of a connection's current call. A call that outlives its
+/// deadline has its future dropped (its abandoned-call guard asks for a cancel from the
+/// destructor) and then the timeout path asks again, awaiting the answer: without this
+/// the postmaster got two cancel requests (two forked backends) per timed-out call.
+#[derive(Default)]
+enum CancelState {
+    /// None sent during this call.
+    #[default]
+    Unsent,
+    /// Sent from a destructor; its answer not yet taken.
+    Pending(tokio::task::JoinHandle<bool>),
+    /// Sent, and its answer taken (or sent where no answer can be had).
+    Sent,
 }
 
 /// What the pool learns from the handle of the call using a connection. A call's
@@ -97,6 +117,17 @@ impl PgLink {
             broken: AtomicBool::new(false),
             suspect: AtomicBool::new(false),
             call: CallState::default(),
+            cancel_used: AtomicBool::new(false),
+            cancel_state: Mutex::new(CancelState::Unsent),
+        }
+    }
+
+    /// Forgets the previous call's cancel request (a new call starts). Costs one
+    /// relaxed load unless a cancel was asked for.
+    pub(crate) fn reset_cancel(&self) {
+        if self.cancel_used.load(Ordering::Relaxed) {
+            *self.cancel_state.lock() = CancelState::Unsent;
+            self.cancel_used.store(false, Ordering::Relaxed);
         }
     }
 
@@ -152,14 +183,39 @@ impl PgLink {
         self.suspect.store(v, Ordering::Relaxed);
     }
 
-    /// Sends a cancel request for whatever this connection's backend runs now; true
+    /// Sends a cancel request for whatever this connection's backend runs now, unless
+    /// one was already sent during this call (then its answer is awaited instead); true
     /// when the server accepted it.
     pub(crate) async fn cancel_query(&self) -> bool {
-        self.cancel.cancel_query(NoTls).await.is_ok()
+        self.cancel_used.store(true, Ordering::Relaxed);
+        let pending = {
+            let mut state = self.cancel_state.lock();
+            match std::mem::replace(&mut *state, CancelState::Sent) {
+                CancelState::Unsent => None,
+                CancelState::Pending(h) => Some(h),
+                // Sent and answered already: not sent twice.
+                CancelState::Sent => return true,
+            }
+        };
+        match pending {
+            Some(h) => h.await.unwrap_or(false),
+            None => self.cancel.cancel_query(NoTls).await.is_ok(),
+        }
     }
 
-    /// A cancel token to fire from a destructor.
-    pub(crate) fn cancel_token(&self) -> CancelToken {
-        self.cancel.clone()
+    /// Sends a cancel request from a spawned task (callable from a destructor) unless
+    /// one was already sent during this call; nothing is sent outside a tokio runtime.
+    pub(crate) fn cancel_in_background(&self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.cancel_used.store(true, Ordering::Relaxed);
+        let mut state = self.cancel_state.lock();
+        if matches!(*state, CancelState::Unsent) {
+            let token: CancelToken = self.cancel.clone();
+            *state = CancelState::Pending(
+                rt.spawn(async move { token.cancel_query(NoTls).await.is_ok() }),
+            );
+        }
     }
 }

@@ -122,14 +122,10 @@ impl Backend for PgBackend {
 }
 
 /// Sends a cancel request for whatever `link`'s backend runs now, from a spawned task
-/// (callable from a destructor; nothing is sent outside a tokio runtime).
+/// (callable from a destructor; nothing is sent outside a tokio runtime), at most one
+/// per call (see `PgLink::cancel_query`).
 fn send_cancel(link: &PgLink) {
-    if let Ok(rt) = tokio::runtime::Handle::try_current() {
-        let token = link.cancel_token();
-        rt.spawn(async move {
-            let _ = token.cancel_query(NoTls).await;
-        });
-    }
+    link.cancel_in_background();
 }
 
 /// Sends a cancel request for the connection's running query if dropped armed (the

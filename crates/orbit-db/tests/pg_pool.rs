@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -546,22 +546,42 @@ async fn callers_aborted_mid_query_have_their_queries_cancelled_on_the_server() 
     let sleeping = || active_sleeps(&admin);
     let mut aborted = 0;
     for round in 1..=3u64 {
+        // Each task says when its closure runs (it holds a connection).
         let tasks: Vec<_> = (0..6)
             .map(|_| {
                 let pool = pool.clone();
-                tokio::spawn(async move {
-                    pool.run(|c| async move { c.execute("SELECT pg_sleep(30)", &[]).await })
-                        .await
-                })
+                let running = Arc::new(AtomicBool::new(false));
+                let flag = running.clone();
+                let task = tokio::spawn(async move {
+                    pool.run(|c| async move {
+                        flag.store(true, Ordering::SeqCst);
+                        c.execute("SELECT pg_sleep(30)", &[]).await
+                    })
+                    .await
+                });
+                (task, running)
             })
             .collect();
         wait_until("two queries running, four callers queued", || async {
             sleeping().await == 2 && pool.stats().pool.waiting == 4
         })
         .await;
-        for t in &tasks {
+        // The queued callers first, so that no one is left waiting to take the
+        // replacement of a discarded connection (which would make a third running
+        // query, aborted in turn: a count that depends on timing).
+        for (t, running) in &tasks {
+            if !running.load(Ordering::SeqCst) {
+                t.abort();
+            }
+        }
+        wait_until("the queued callers left the queue", || async {
+            pool.stats().pool.waiting == 0
+        })
+        .await;
+        for (t, _) in &tasks {
             t.abort();
         }
+        let tasks: Vec<_> = tasks.into_iter().map(|(t, _)| t).collect();
         for t in tasks {
             let e = t
                 .await

@@ -106,8 +106,8 @@ pub fn run(ctx: &mut Ctx) {
             "erpc_bench:server().",
             &["+S", &schedulers_flag()],
         )
-            .map_err(|e| eprintln!("erpc: BEAM target skipped: {e}"))
-            .ok()
+        .map_err(|e| eprintln!("erpc: BEAM target skipped: {e}"))
+        .ok()
     } else {
         None
     };

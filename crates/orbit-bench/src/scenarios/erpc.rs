@@ -34,6 +34,10 @@
 //! worker threads or `+S N:N` schedulers (reported as `workers`): [`WORKERS`] unless
 //! `ORBIT_BENCH_ERPC_WORKERS=N` says otherwise (e.g. 1 on a 2-vCPU machine, each of
 //! the two nodes of a round its share of the cores, as `cluster_stage` does).
+//! `ORBIT_BENCH_ERPC_BEAM_NO_SPIN=1` starts every BEAM node with its schedulers'
+//! busy-waiting off (`+sbwt none +sbwtdcpu none +sbwtdio none`; reported as
+//! `beam_no_spin`): the BEAM's default spins before sleeping, Orbit's runtime does
+//! not, and this separates what the spinning buys on a machine with spare cores.
 
 use std::cell::RefCell;
 use std::process::Command;
@@ -64,10 +68,22 @@ pub fn node_workers() -> usize {
         .unwrap_or(WORKERS)
 }
 
-/// The emulator flag giving a BEAM node [`node_workers`] schedulers.
-fn schedulers_flag() -> String {
+/// The emulator flags of every BEAM node: [`node_workers`] schedulers, and busy-waiting
+/// off when `ORBIT_BENCH_ERPC_BEAM_NO_SPIN=1`.
+fn beam_flags() -> Vec<String> {
     let n = node_workers();
-    format!("{n}:{n}")
+    let mut flags = vec!["+S".to_string(), format!("{n}:{n}")];
+    if beam_no_spin() {
+        for f in ["+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none"] {
+            flags.push(f.to_string());
+        }
+    }
+    flags
+}
+
+/// Whether `ORBIT_BENCH_ERPC_BEAM_NO_SPIN=1` asks for BEAM schedulers that do not spin.
+fn beam_no_spin() -> bool {
+    std::env::var("ORBIT_BENCH_ERPC_BEAM_NO_SPIN").is_ok_and(|v| v.trim() == "1")
 }
 
 /// The subjects `ORBIT_BENCH_ERPC_SUBJECTS` names (every one when it is unset or names
@@ -104,7 +120,7 @@ pub fn run(ctx: &mut Ctx) {
         start_erl_node_with(
             &beam_target,
             "erpc_bench:server().",
-            &["+S", &schedulers_flag()],
+            &beam_flags().iter().map(String::as_str).collect::<Vec<_>>(),
         )
         .map_err(|e| eprintln!("erpc: BEAM target skipped: {e}"))
         .ok()
@@ -197,6 +213,12 @@ pub fn run(ctx: &mut Ctx) {
     drop(orbit_node);
     let target_cpu = target_cpu.into_inner();
     let (target_wakeups, wakeups) = (target_wakeups.into_inner(), wakeups.into_inner());
+    ctx.rep.emit(
+        SCENARIO,
+        "setup",
+        "beam_no_spin",
+        if beam_no_spin() { 1.0 } else { 0.0 },
+    );
     for s in SUBJECTS {
         ctx.emit_rounds_on(SCENARIO, s, "calls_per_s", "call", &r, node_workers());
         ctx.emit_opt(SCENARIO, s, "target_cpu_us_per_call", target_cpu.median(s));
@@ -244,16 +266,11 @@ fn keep(r: &mut Rounds, side: &RefCell<Rounds>, subject: &'static str, v: &beam:
 
 fn erl_driver(target: &str, n: u64) -> Result<beam::Values, String> {
     let a = unique("beam_erpc_driver");
-    beam::run_erl(&[
-        "+S",
-        &schedulers_flag(),
-        "-name",
-        &a,
-        "-setcookie",
-        COOKIE,
-        "-eval",
-        &format!("erpc_bench:run(['{target}', {n}, {CONCURRENCY}])."),
-    ])
+    let eval = format!("erpc_bench:run(['{target}', {n}, {CONCURRENCY}]).");
+    let flags = beam_flags();
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend(["-name", &a, "-setcookie", COOKIE, "-eval", &eval]);
+    beam::run_erl(&args)
     .map(|out| beam::parse_kv(&out))
 }
 

@@ -270,8 +270,7 @@ fn erl_driver(target: &str, n: u64) -> Result<beam::Values, String> {
     let flags = beam_flags();
     let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
     args.extend(["-name", &a, "-setcookie", COOKIE, "-eval", &eval]);
-    beam::run_erl(&args)
-    .map(|out| beam::parse_kv(&out))
+    beam::run_erl(&args).map(|out| beam::parse_kv(&out))
 }
 
 fn orbit_driver(target: &str, n: u64) -> Result<beam::Values, String> {

@@ -10,16 +10,12 @@ mod support;
 use std::time::Duration;
 
 use orbit_db::{DbError, DbPoolOptions, PgConn, PgPool};
-use support::pg::PgServer;
+use support::pg::{pool_scalar, PgServer};
 
 const ROUNDS: i32 = 40;
 
 async fn rows(pool: &PgPool) -> i64 {
-    pool.run(|c| async move {
-        Ok::<_, DbError>(c.query_one("SELECT count(*) FROM t", &[]).await?.get(0))
-    })
-    .await
-    .expect("count")
+    pool_scalar(pool, "SELECT count(*) FROM t").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

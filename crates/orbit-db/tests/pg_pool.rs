@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use orbit_db::{DbError, DbPoolOptions, PgPool};
-use support::pg::PgServer;
+use support::pg::{pool_scalar, PgServer};
 
 const APP: &str = "orbit_db_test";
 
@@ -47,11 +47,7 @@ async fn pool_backends(admin: &tokio_postgres::Client) -> Vec<i32> {
 }
 
 async fn backend_pid(pool: &PgPool) -> i32 {
-    pool.run(|c| async move {
-        Ok::<_, DbError>(c.query_one("SELECT pg_backend_pid()", &[]).await?.get(0))
-    })
-    .await
-    .expect("backend pid")
+    pool_scalar(pool, "SELECT pg_backend_pid()").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

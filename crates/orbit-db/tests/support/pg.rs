@@ -229,3 +229,14 @@ impl Drop for PgServer {
 fn path(p: &Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")
 }
+
+/// The first column of the one row `sql` returns, queried through `pool` (panics on
+/// an error: a test's query).
+pub async fn pool_scalar<T>(pool: &orbit_db::PgPool, sql: &'static str) -> T
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a> + Send + 'static,
+{
+    pool.run(|c| async move { Ok::<T, orbit_db::DbError>(c.query_one(sql, &[]).await?.get(0)) })
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}

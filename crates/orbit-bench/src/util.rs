@@ -173,16 +173,20 @@ pub fn proc_wakeups(pid: impl std::fmt::Display) -> Option<u64> {
         .ok()?
         .flatten()
     {
-        let Ok(status) = std::fs::read_to_string(t.path().join("status")) else {
-            continue; // the thread just exited
-        };
-        sum += status
-            .lines()
-            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .unwrap_or(0);
+        // `None`: the thread just exited.
+        sum += task_wakeups(&t.path()).unwrap_or(0);
     }
     Some(sum)
+}
+
+/// Voluntary context switches of one thread, from its `/proc` task directory (e.g.
+/// `/proc/PID/task/TID`, or `/proc/thread-self` for the calling thread).
+fn task_wakeups(task: &std::path::Path) -> Option<u64> {
+    std::fs::read_to_string(task.join("status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|n| n.trim().parse::<u64>().ok())
 }
 
 /// Collects one figure per subject per round, in the order the rounds ran.
@@ -260,26 +264,33 @@ pub fn run_self(args: &[&str]) -> Result<crate::beam::Values, String> {
 mod tests {
     use super::*;
 
+    /// A thread that blocks 20 times counts at least 20 wake-ups, and the process's sum
+    /// includes it while it lives. (The process's sum alone cannot be compared before
+    /// and after: other tests' threads exit meanwhile and leave it, as it says.)
     #[test]
     fn wakeups_count_a_thread_that_sleeps() {
-        let before = proc_wakeups("self").expect("own threads readable");
-        // A thread of this process that blocks 20 times, then says so and stays alive
-        // (a finished thread's switches are no longer listed) until it is counted. This
-        // thread blocks once or twice meanwhile: not 20 times.
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<u64>();
         let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
         let t = std::thread::spawn(move || {
+            let me = std::path::Path::new("/proc/thread-self");
+            let before = task_wakeups(me).expect("own status readable");
             for _ in 0..20 {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            let _ = done_tx.send(());
+            let after = task_wakeups(me).expect("own status readable");
+            assert!(after >= before + 20, "{before} -> {after}");
+            let _ = done_tx.send(after);
+            // Alive (listed under /proc/self/task) until counted.
             let _ = end_rx.recv();
         });
-        let _ = done_rx.recv();
-        let after = proc_wakeups("self").expect("own threads readable");
+        let own = done_rx.recv().expect("the thread counted its wake-ups");
+        let all = proc_wakeups("self").expect("own threads readable");
         let _ = end_tx.send(());
-        let _ = t.join();
-        assert!(after >= before + 20, "{before} -> {after}");
+        t.join().expect("the sleeping thread");
+        assert!(
+            all >= own,
+            "the process's {all} includes the thread's {own}"
+        );
     }
 
     #[test]

@@ -87,6 +87,23 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("cannot build a tokio runtime")
 }
 
+/// A child node's multi-thread runtime with `workers` worker threads and all drivers
+/// enabled; `None` after saying why on stderr (the hidden child command `cmd` then
+/// exits with 1).
+pub fn child_runtime(cmd: &str, workers: usize) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("{cmd}: cannot build a tokio runtime: {e}");
+            None
+        }
+    }
+}
+
 /// Runs `f` on a fresh 2-worker runtime inside a spawned task (so it starts on a worker
 /// thread, as a process or actor would) and returns its output.
 pub fn on_runtime<T, F, Fut>(f: F) -> T

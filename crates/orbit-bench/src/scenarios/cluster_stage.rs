@@ -270,16 +270,8 @@ pub fn run(ctx: &mut Ctx) {
 
 /// The hidden child commands: the three Orbit nodes. Returns the exit code.
 pub fn child_main(cmd: &str, args: &[String]) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(node_workers())
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("{cmd}: cannot build a tokio runtime: {e}");
-            return 1;
-        }
+    let Some(rt) = crate::util::child_runtime(cmd, node_workers()) else {
+        return 1;
     };
     let r = match (cmd, args) {
         ("__cstage-a", [me]) => rt.block_on(node_a(me)),

@@ -289,16 +289,8 @@ fn orbit_driver(target: &str, n: u64) -> Result<beam::Values, String> {
 /// Entry point of the hidden child commands `__erpc-node NAME` and
 /// `__erpc-driver NAME TARGET N`; returns the exit code.
 pub fn child_main(cmd: &str, args: &[String]) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(node_workers())
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("{cmd}: cannot build a runtime: {e}");
-            return 1;
-        }
+    let Some(rt) = crate::util::child_runtime(cmd, node_workers()) else {
+        return 1;
     };
     let r = match (cmd, args) {
         ("__erpc-node", [name]) => rt.block_on(node_main(name.clone())),

@@ -510,16 +510,8 @@ async fn trigger(addr: &str) -> Result<(), String> {
 
 /// The hidden child commands: `__web-http plain|wrapped|layer|plain_layer|plain_layers|timed|timed_every`, `__web-ws orbit|plain`.
 pub fn child_main(cmd: &str, args: &[String]) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("{cmd}: {e}");
-            return 1;
-        }
+    let Some(rt) = crate::util::child_runtime(cmd, WORKERS) else {
+        return 1;
     };
     let subject = args.first().map(String::as_str).unwrap_or("");
     let r = rt.block_on(async {

@@ -117,15 +117,8 @@ impl Backend for PgBackend {
     }
 
     fn abandoned(link: &Arc<PgLink>) {
-        send_cancel(link);
+        link.cancel_in_background();
     }
-}
-
-/// Sends a cancel request for whatever `link`'s backend runs now, from a spawned task
-/// (callable from a destructor; nothing is sent outside a tokio runtime), at most one
-/// per call (see `PgLink::cancel_query`).
-fn send_cancel(link: &PgLink) {
-    link.cancel_in_background();
 }
 
 /// Sends a cancel request for the connection's running query if dropped armed (the
@@ -150,7 +143,7 @@ impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         // Disarmed (the common case): no runtime lookup.
         if let Some(link) = self.link.take() {
-            send_cancel(&link);
+            link.cancel_in_background();
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `DFLAG_FRAGMENTS` with a real Erlang node: a 10 MB binary each way arrives intact
-//! while small messages from another process keep flowing (they arrive in order, and
-//! some arrive while the big one is still on the wire).
+//! while small messages from another process keep flowing: they arrive in order, and
+//! BEAM -> Orbit they keep arriving while the big one is on the wire; Orbit -> BEAM,
+//! small messages queued after the big one (erl frozen, so the big one cannot be out
+//! yet) all arrive before it is complete.
 
 mod common;
 
@@ -112,9 +114,14 @@ fn ten_megabytes_each_way_while_small_messages_flow() {
                 other => panic!("unexpected {other}"),
             }
         }
-        // Orbit -> BEAM: the big one from one process; once it is queued (the send
-        // returns at once, the bytes go out afterwards), small ones from another.
+        // Orbit -> BEAM, with erl frozen (SIGSTOP) so that it reads nothing: the big
+        // one from one process, then, once it is queued (the send returns at once), 300
+        // small ones from another. The socket takes a few MB at most while erl does not
+        // read, so most of the 10 MB is still queued when the small ones are: every small
+        // one must reach erl before the big one is complete.
+        signal(&erl, "-STOP");
         let erlname2 = erlname.clone();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         orbit::spawn(move |_ctx: orbit::Context<Term>| async move {
             let b = vec![3u8; BIG];
             let tag = orbit_term::Atom::try_new("big").unwrap();
@@ -125,10 +132,13 @@ fn ten_megabytes_each_way_while_small_messages_flow() {
                 for n in 1..=300i64 {
                     orbit_dist::send_named(&erlname2, "frag_erl", &(tag.clone(), n)).unwrap();
                 }
+                let _ = done_tx.send(());
             })
             .unwrap();
         })
         .unwrap();
+        done_rx.await.expect("the small sender finished");
+        signal(&erl, "-CONT");
     });
     let l = erl.expect("big ", 60);
     // {SmallsBeforeBig, LastSmall, Size, Intact}
@@ -137,12 +147,23 @@ fn ten_megabytes_each_way_while_small_messages_flow() {
     assert_eq!(parts.len(), 4, "{l}");
     assert_eq!(parts[2], BIG.to_string(), "{l}");
     assert_eq!(parts[3], "true", "intact: {l}");
-    let before: usize = parts[0].parse().unwrap();
-    assert!(before > 0, "small messages overtook the 10 MB one: {l}");
+    assert_eq!(
+        parts[0], "300",
+        "all 300 small messages, queued behind the 10 MB one, overtook it: {l}"
+    );
     assert!(
         !erl.seen.iter().any(|s| s.contains("out of order")),
         "{:?}",
         erl.seen
     );
     assert_eq!(erl.expect("smalls ", 30), "smalls 300");
+}
+
+/// Sends `kill SIG` to the erl node's OS process.
+fn signal(erl: &Peer, sig: &str) {
+    let st = std::process::Command::new("kill")
+        .args([sig, &erl.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success(), "kill {sig} failed");
 }

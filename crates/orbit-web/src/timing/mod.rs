@@ -188,6 +188,15 @@ struct IdRoute {
     rest: RouteShard,
 }
 
+impl IdRoute {
+    /// Counts one request that took `ns`.
+    #[inline]
+    fn count(&mut self, ns: u64) {
+        self.rest.count += 1;
+        self.total.record(ns);
+    }
+}
+
 /// A shard and its lock on cache lines of their own: two threads recording at once
 /// never write the same line.
 #[repr(align(128))]
@@ -456,20 +465,19 @@ impl Timing {
     /// Whether the request starting `now` on this thread is split (GCRA: allowed while
     /// the shard's next theoretical split time is at most a burst ahead of `now`).
     fn split_now(&self, now: Instant) -> bool {
-        self.split_at(|| now.saturating_duration_since(self.inner.started).as_nanos() as u64)
-    }
-
-    /// [`split_now`](Self::split_now) at `t()` ns since the start (read only when a
-    /// split stage exists).
-    fn split_at(&self, t: impl FnOnce() -> u64) -> bool {
         if !self.inner.split_stages.load(Ordering::Relaxed) {
             return false;
         }
+        self.split_gated(now.saturating_duration_since(self.inner.started).as_nanos() as u64)
+    }
+
+    /// [`split_now`](Self::split_now) at `t` ns since the start, past the check for a
+    /// split stage (its callers make it).
+    fn split_gated(&self, t: u64) -> bool {
         let gap = self.inner.split_gap_ns;
         if gap == 0 {
             return true;
         }
-        let t = t();
         let gate = &self.inner.gates[shard_index(self.inner.gates.len())].0;
         let tat = gate.load(Ordering::Relaxed);
         if tat > t.saturating_add(gap.saturating_mul(SPLIT_BURST)) {
@@ -518,7 +526,7 @@ impl Timing {
     #[inline(never)]
     fn split_raw_gated(&self, raw: u64) -> bool {
         let i = &self.inner;
-        self.split_at(|| i.clock.delta_as_nanos(i.origin, raw))
+        self.split_gated(i.clock.delta_as_nanos(i.origin, raw))
     }
 
     /// Records a request of the route `id` ([`Timing::route`]) that started at `start`
@@ -545,8 +553,7 @@ impl Timing {
         let mut shard = shard.0.lock();
         match shard.by_id.get_mut(id as usize) {
             Some(Some(r)) => {
-                r.rest.count += 1;
-                r.total.record(ns);
+                r.count(ns);
                 true
             }
             _ => false,
@@ -563,20 +570,14 @@ impl Timing {
             let shards = &self.inner.shards;
             let mut shard = shards[shard_index(shards.len())].0.lock();
             let i = id as usize;
-            let r = match shard.by_id.get_mut(i) {
-                Some(Some(r)) => r,
-                _ => {
-                    if shard.by_id.len() <= i {
-                        shard.by_id.resize_with(i + 1, || None);
-                    }
-                    shard.by_id[i].get_or_insert_with(|| IdRoute {
-                        total: Flat::new(),
-                        rest: RouteShard::new(),
-                    })
-                }
-            };
-            r.rest.count += 1;
-            r.total.record(ns);
+            if shard.by_id.len() <= i {
+                shard.by_id.resize_with(i + 1, || None);
+            }
+            let r = shard.by_id[i].get_or_insert_with(|| IdRoute {
+                total: Flat::new(),
+                rest: RouteShard::new(),
+            });
+            r.count(ns);
             match t {
                 Some(t) => r.rest.record_split(total, t),
                 None => Duration::ZERO,

@@ -429,7 +429,12 @@ impl<B: Backend> ConnPool<B> {
         // `waited`: the ResourcePool's measure of this attempt's wait from `now` (zero
         // when a connection was idle), so the clock is not read again here.
         let work = |conn: Arc<B::Conn>, waited: Duration| async move {
-            shared.queue.served(before + waited, now + waited);
+            if waited.is_zero() {
+                // Served at once (within the attempt's first poll).
+                shared.queue.served(Duration::ZERO, now);
+            } else {
+                shared.queue.served(before + waited, now + waited);
+            }
             if B::is_suspect(&conn) {
                 let check = call.timer.run_until(deadline, B::ping(conn.clone())).await;
                 if !matches!(check, Ok(Ok(()))) {

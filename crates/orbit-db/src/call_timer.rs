@@ -8,6 +8,12 @@
 //! (the wheel re-files the entry only if the earlier instant comes), so a queued call
 //! costs one insert and one removal in all.
 //!
+//! The work's wait keeps an earlier deadline the timer already has (the queue's next
+//! look, armed while the call was queued) instead of moving it: if that one comes
+//! while the work still runs, the wait reads the clock and moves on to the work's
+//! deadline. A call that ends before its queue look was due (nearly every one) then
+//! skips the move, and the work's deadline is still kept to the instant.
+//!
 //! The waits never overlap (the queue's ends before the work starts: the pool drops
 //! it first); if one ever did, the overlapping wait would use a fresh timer instead
 //! of the shared one, never panic.
@@ -52,6 +58,26 @@ impl<'a> CallTimer<'a> {
         }
     }
 
+    /// Waits until `at`, as [`CallTimer::wait_until`], but keeps an earlier deadline
+    /// the timer has: when that one comes first, the clock is read and the wait goes
+    /// on to `at`.
+    async fn wait_until_keeping_earlier(&self, at: Instant) {
+        match self.sleep.try_lock() {
+            Some(mut sleep) => loop {
+                let armed = sleep.deadline();
+                if armed > at {
+                    sleep.as_mut().reset(at);
+                }
+                sleep.as_mut().await;
+                if armed >= at || Instant::now() >= at {
+                    return;
+                }
+                sleep.as_mut().reset(at);
+            },
+            None => tokio::time::sleep_until(at).await,
+        }
+    }
+
     /// Runs `work` until `at`: its output, or [`Elapsed`] (and `work` dropped) when
     /// `at` comes first. `work` is polled before the timer, as by
     /// `tokio::time::timeout_at`.
@@ -61,7 +87,7 @@ impl<'a> CallTimer<'a> {
         work: F,
     ) -> Result<F::Output, Elapsed> {
         let work = pin!(work);
-        let wait = pin!(self.wait_until(at));
+        let wait = pin!(self.wait_until_keeping_earlier(at));
         match select(work, wait).await {
             Either::Left((out, _)) => Ok(out),
             Either::Right(_) => Err(Elapsed),
@@ -94,6 +120,54 @@ mod tests {
             .await;
         assert!(stuck.is_err(), "work that never ends must hit its deadline");
         assert!(Instant::now() >= t0 + Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn an_earlier_deadline_left_by_the_queue_does_not_end_the_work_early() {
+        let t0 = Instant::now();
+        let sleep = pin!(tokio::time::sleep_until(t0 + Duration::from_secs(60)));
+        let timer = CallTimer::new(sleep);
+        // The queue's look, armed and elapsed: the timer is behind the work's deadline.
+        timer.wait_until(t0 + Duration::from_millis(5)).await;
+        // Work that finishes before its deadline but after the look's instant.
+        let slow = timer
+            .run_until(t0 + Duration::from_secs(60), async {
+                tokio::time::sleep_until(t0 + Duration::from_millis(40)).await;
+                9
+            })
+            .await;
+        assert_eq!(slow.ok(), Some(9));
+        // Another look, elapsed, then work that never ends: the deadline is the
+        // work's, not the look's.
+        timer.wait_until(t0 + Duration::from_millis(50)).await;
+        let deadline = t0 + Duration::from_millis(150);
+        let stuck = timer
+            .run_until(deadline, futures::future::pending::<()>())
+            .await;
+        assert!(stuck.is_err(), "work that never ends must hit its deadline");
+        assert!(
+            Instant::now() >= deadline,
+            "ended before the work's deadline"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pending_earlier_deadline_is_followed_by_the_works_own() {
+        let t0 = Instant::now();
+        let sleep = pin!(tokio::time::sleep_until(t0 + Duration::from_millis(20)));
+        let timer = CallTimer::new(sleep);
+        // The timer's deadline (20 ms) is earlier than the work's (100 ms) and has not
+        // come yet when the work starts.
+        let deadline = t0 + Duration::from_millis(100);
+        let stuck = timer
+            .run_until(deadline, futures::future::pending::<()>())
+            .await;
+        assert!(stuck.is_err());
+        assert!(Instant::now() >= deadline, "ended at the earlier deadline");
+        // And a later deadline than the timer's: moved, as before.
+        let later = Instant::now() + Duration::from_millis(30);
+        let quick = timer.run_until(later, async { 3 }).await;
+        assert_eq!(quick.ok(), Some(3));
     }
 
     #[tokio::test]

@@ -23,7 +23,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -421,54 +421,51 @@ impl<B: Backend> ConnPool<B> {
             return Err(self.checkout_timeout(now - start));
         }
         let shared = &self.shared;
-        // Set by the queue wait: it was polled (the caller queued), and whether it shed
-        // the caller rather than timing it out.
-        let queued = AtomicBool::new(false);
+        // Set by the queue wait if it shed the caller rather than timing it out.
         let dropped = AtomicU64::new(NOT_DROPPED);
-        let give_up = self.wait_in_queue(call, checkout_deadline, &queued, &dropped);
-        let work = |conn: Arc<B::Conn>| {
-            let queued = &queued;
-            async move {
-                if queued.load(Ordering::Relaxed) {
-                    let got = Instant::now();
-                    shared.queue.served(got - start, got);
-                } else {
-                    // Served at once (within the call's first poll).
-                    shared.queue.served(Duration::ZERO, now);
+        let give_up = self.wait_in_queue(call, checkout_deadline, &dropped);
+        // The time this call spent before this attempt (none on its first).
+        let before = if first { Duration::ZERO } else { now - start };
+        // `waited`: the ResourcePool's measure of this attempt's wait from `now` (zero
+        // when a connection was idle), so the clock is not read again here.
+        let work = |conn: Arc<B::Conn>, waited: Duration| async move {
+            if waited.is_zero() {
+                // Served at once (within the attempt's first poll).
+                shared.queue.served(Duration::ZERO, now);
+            } else {
+                shared.queue.served(before + waited, now + waited);
+            }
+            if B::is_suspect(&conn) {
+                let check = call.timer.run_until(deadline, B::ping(conn.clone())).await;
+                if !matches!(check, Ok(Ok(()))) {
+                    B::mark_broken(&conn);
+                    return (Ok(Attempt::Retry), Some(conn));
                 }
-                if B::is_suspect(&conn) {
-                    let check = call.timer.run_until(deadline, B::ping(conn.clone())).await;
-                    if !matches!(check, Ok(Ok(()))) {
-                        B::mark_broken(&conn);
-                        return (Ok(Attempt::Retry), Some(conn));
-                    }
+            }
+            let Some(f) = f.take() else {
+                return (
+                    Err(DbError::Internal("the call's work ran twice".into())),
+                    Some(conn),
+                );
+            };
+            match call.timer.run_until(deadline, f(conn.clone())).await {
+                Ok((out, Keep::Yes)) => (Ok(Attempt::Done(out)), Some(conn)),
+                Ok((out, Keep::Discard)) => {
+                    B::mark_broken(&conn);
+                    (Ok(Attempt::Done(out)), Some(conn))
                 }
-                let Some(f) = f.take() else {
-                    return (
-                        Err(DbError::Internal("the call's work ran twice".into())),
-                        Some(conn),
-                    );
-                };
-                match call.timer.run_until(deadline, f(conn.clone())).await {
-                    Ok((out, Keep::Yes)) => (Ok(Attempt::Done(out)), Some(conn)),
-                    Ok((out, Keep::Discard)) => {
-                        B::mark_broken(&conn);
-                        (Ok(Attempt::Done(out)), Some(conn))
-                    }
-                    Err(_) => {
-                        bump(&shared.counters.timeouts);
-                        B::mark_broken(&conn);
-                        let cancel = B::cancel(&conn);
-                        let cancelled =
-                            tokio::time::timeout(shared.opts.connect_timeout, cancel).await;
-                        let cancelled = matches!(cancelled, Ok(true));
-                        let timeout = call.timeout;
-                        (Err(DbError::Timeout { timeout, cancelled }), Some(conn))
-                    }
+                Err(_) => {
+                    bump(&shared.counters.timeouts);
+                    B::mark_broken(&conn);
+                    let cancel = B::cancel(&conn);
+                    let cancelled = tokio::time::timeout(shared.opts.connect_timeout, cancel).await;
+                    let cancelled = matches!(cancelled, Ok(true));
+                    let timeout = call.timeout;
+                    (Err(DbError::Timeout { timeout, cancelled }), Some(conn))
                 }
             }
         };
-        let result = self.pool.checkout_or((), work, give_up).await;
+        let result = self.pool.checkout_or_since((), now, work, give_up).await;
         match result {
             Ok(r) => r,
             Err(CheckoutError::Timeout(_)) => match dropped.load(Ordering::Relaxed) {
@@ -496,10 +493,8 @@ impl<B: Backend> ConnPool<B> {
         &self,
         call: &Call<'_>,
         checkout_deadline: Instant,
-        queued: &AtomicBool,
         dropped: &AtomicU64,
     ) {
-        queued.store(true, Ordering::Relaxed);
         let queue = &self.shared.queue;
         let target = queue.target();
         let mut look_at = queue.next_look(call.start + target * 2);

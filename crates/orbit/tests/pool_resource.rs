@@ -543,6 +543,71 @@ async fn checkout_or_polls_give_up_only_when_queued() {
     assert_eq!(take(&log), ["init 1", "cancelled Queued"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_or_since_reports_the_wait_from_the_callers_instant() {
+    let log = Log::default();
+    let p = start(conns(&log), ResourcePoolOptions::new(1)).await;
+    // Idle resource: served at once, a wait of zero, even from an instant long past.
+    let long_ago = tokio::time::Instant::now() - Duration::from_secs(3);
+    let waited = p
+        .checkout_or_since(
+            Cmd::Use,
+            long_ago,
+            |_, waited| async move { (waited, Back::Keep) },
+            async { panic!("give_up polled although a resource was idle") },
+        )
+        .await
+        .unwrap();
+    assert_eq!(waited, Duration::ZERO);
+    // The only resource held for 50 ms: the queued caller's wait is counted from its
+    // own instant (taken 200 ms before it asked) to the hand-off.
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel::<()>();
+    let holder = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            p.checkout(
+                Cmd::Use,
+                |id| async move {
+                    let _ = held_tx.send(());
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    (id, Back::Keep)
+                },
+                T,
+            )
+            .await
+        })
+    };
+    held_rx.await.unwrap();
+    let since = tokio::time::Instant::now() - Duration::from_millis(200);
+    let asked = tokio::time::Instant::now();
+    let (waited, got) = p
+        .checkout_or_since(
+            Cmd::Use,
+            since,
+            |_, waited| async move { (waited, Back::Keep) },
+            std::future::pending::<()>(),
+        )
+        .await
+        .map(|w| (w, tokio::time::Instant::now()))
+        .unwrap();
+    holder.await.unwrap().unwrap();
+    assert!(
+        waited >= Duration::from_millis(200) && since + waited <= got,
+        "waited {waited:?}: not from `since` to the hand-off"
+    );
+    assert!(asked - since + Duration::from_millis(40) <= waited);
+    // The histogram has the same figure: the longest wait recorded.
+    let s = p.stats();
+    assert_eq!((s.checkouts, s.waited), (3, 1));
+    let max = s.wait.max.as_nanos() as f64;
+    let w = waited.as_nanos() as f64;
+    assert!(
+        (max - w).abs() <= w * 0.002,
+        "{:?} vs {waited:?}",
+        s.wait.max
+    );
+}
+
 /// Give-ups racing hand-offs: every caller gets a resource (its function ran) or a
 /// timeout, never both or neither; no resource is lost or removed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,20 +82,28 @@ impl CallState {
         self.tx_failed.store(false, Ordering::Relaxed);
         self.raw_used.store(false, Ordering::Relaxed);
         self.handle_alive.store(true, Ordering::Relaxed);
-        // Release: the flags above are cleared before a handle with this number is used.
-        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+        // One writer: the number moves only in `open` and `close`, called by the call
+        // that holds the connection (the pool hands it to one call at a time), so a
+        // load and a store do what a read-modify-write did, without its locked
+        // instruction. Release: the flags above are cleared before a handle with this
+        // number is used.
+        let generation = self.generation.load(Ordering::Relaxed).wrapping_add(1);
+        self.generation.store(generation, Ordering::Release);
+        generation
     }
 
     /// Ends call `generation` (the handle is refused from now on): true when its handle
     /// was dropped, i.e. not kept past the closure.
+    ///
+    /// A handle dropped on another thread while this runs may be seen alive (the
+    /// connection is then discarded: the cautious side); it is seen dropped only if it
+    /// was, since `open` marked it alive.
     pub(crate) fn close(&self, generation: u64) -> bool {
         // Only the current call moves the number on (a closed call is not closed twice).
-        let _ = self.generation.compare_exchange(
-            generation,
-            generation.wrapping_add(1),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+        if self.generation.load(Ordering::Relaxed) == generation {
+            self.generation
+                .store(generation.wrapping_add(1), Ordering::Release);
+        }
         !self.handle_alive.load(Ordering::Acquire)
     }
 

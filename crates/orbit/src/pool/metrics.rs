@@ -178,9 +178,8 @@ impl Metrics {
         self.facade.wait.record(0.0);
     }
 
-    /// A checkout served after waiting since `since`.
-    pub(crate) fn checkout_waited(&mut self, since: Instant) {
-        let waited = since.elapsed();
+    /// A checkout served after waiting `waited`.
+    pub(crate) fn checkout_waited(&mut self, waited: Duration) {
         self.checkouts += 1;
         self.waited += 1;
         // The histogram auto-resizes, so any u64 fits.

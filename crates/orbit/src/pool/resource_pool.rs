@@ -359,7 +359,7 @@ impl<M: ResourceWorker> ResourcePool<M> {
     {
         // Created on the first poll of the wait, i.e. only if the caller queues.
         let give_up = async move { tokio::time::sleep(timeout).await };
-        self.checkout_inner(command, f, give_up, Some(timeout))
+        self.checkout_inner(command, |c, _| f(c), give_up, Some(timeout), None)
             .await
     }
 
@@ -385,25 +385,52 @@ impl<M: ResourceWorker> ResourcePool<M> {
         Fut: Future<Output = (T, M::Checkin)>,
         G: Future<Output = ()>,
     {
-        self.checkout_inner(command, f, give_up, None).await
+        self.checkout_inner(command, |c, _| f(c), give_up, None, None)
+            .await
     }
 
-    /// The body of both checkouts: `timeout` is what a timed-out checkout reports
-    /// (`None`: the time it waited).
+    /// [`ResourcePool::checkout_or`] for a caller that has read the clock already:
+    /// `since` is when its wait began (the pool then reads the clock only at the
+    /// hand-off, and only if the caller queued), and `f` also gets how long the caller
+    /// waited for the resource (zero when one was idle), the figure the pool's wait
+    /// histogram records.
+    pub async fn checkout_or_since<T, F, Fut, G>(
+        &self,
+        command: M::Command,
+        since: tokio::time::Instant,
+        f: F,
+        give_up: G,
+    ) -> Result<T, CheckoutError<M::Error>>
+    where
+        F: FnOnce(M::Client, Duration) -> Fut,
+        Fut: Future<Output = (T, M::Checkin)>,
+        G: Future<Output = ()>,
+    {
+        self.checkout_inner(command, f, give_up, None, Some(since))
+            .await
+    }
+
+    /// The body of the checkouts: `timeout` is what a timed-out checkout reports
+    /// (`None`: the time it waited); the wait is counted from `since` (`None`: when the
+    /// caller queues).
     async fn checkout_inner<T, F, Fut, G>(
         &self,
         command: M::Command,
         f: F,
         give_up: G,
         timeout: Option<Duration>,
+        since: Option<tokio::time::Instant>,
     ) -> Result<T, CheckoutError<M::Error>>
     where
-        F: FnOnce(M::Client) -> Fut,
+        F: FnOnce(M::Client, Duration) -> Fut,
         Fut: Future<Output = (T, M::Checkin)>,
         G: Future<Output = ()>,
     {
         let t0 = crate::telemetry::enabled().then(std::time::Instant::now);
-        let (caller, client) = self.shared.acquire(command, give_up, timeout).await?;
+        let (caller, client, waited) = self
+            .shared
+            .acquire(command, give_up, timeout, since)
+            .await?;
         if let Some(t0) = t0 {
             let waited = t0.elapsed().as_secs_f64() * 1e6;
             let queued = self.stats().waiting as f64;
@@ -419,7 +446,7 @@ impl<M: ResourceWorker> ResourcePool<M> {
             caller,
             armed: true,
         };
-        let (out, checkin) = f(client).await;
+        let (out, checkin) = f(client, waited).await;
         guard.armed = false;
         self.shared.checkin(caller, checkin);
         Ok(out)

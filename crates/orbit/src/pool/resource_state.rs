@@ -44,10 +44,16 @@ pub(super) const INIT_RETRY: Duration = Duration::from_millis(100);
 type Delivery<M> =
     Result<<M as ResourceWorker>::Client, CheckoutError<<M as ResourceWorker>::Error>>;
 
+/// What a queued caller is sent: the client and how long it waited (measured at the
+/// hand-off, under the lock, for the wait histogram; the caller reuses it instead of
+/// reading the clock again).
+type Handoff<M> =
+    Result<(<M as ResourceWorker>::Client, Duration), CheckoutError<<M as ResourceWorker>::Error>>;
+
 struct Waiter<M: ResourceWorker> {
     caller: Caller,
     command: M::Command,
-    tx: oneshot::Sender<Delivery<M>>,
+    tx: oneshot::Sender<Handoff<M>>,
     since: Instant,
 }
 
@@ -398,8 +404,9 @@ impl<M: ResourceWorker> Shared<M> {
                     return;
                 }
                 Some(Ok(client)) => {
-                    if w.tx.send(Ok(client)).is_ok() {
-                        inn.metrics.checkout_waited(w.since);
+                    let waited = w.since.elapsed();
+                    if w.tx.send(Ok((client, waited))).is_ok() {
+                        inn.metrics.checkout_waited(waited);
                     } else if let Some(res) = inn.out.remove(&w.caller.checkout) {
                         // The caller went away after the look above.
                         inn.cancelled(Cancelled::CheckedOut);
@@ -416,13 +423,16 @@ impl<M: ResourceWorker> Shared<M> {
 
     /// Takes a resource for `command`, waiting until `give_up` completes (then
     /// [`CheckoutError::Timeout`] with `timeout`, or with the time queued when `None`).
-    /// `give_up` is only polled when the caller has to queue.
+    /// `give_up` is only polled when the caller has to queue. A queued caller's wait is
+    /// counted from `since` (the clock is read when it queues if `None`); the wait is
+    /// returned with the client (zero when served at once).
     pub(super) async fn acquire<G: Future<Output = ()>>(
         self: &Arc<Self>,
         command: M::Command,
         give_up: G,
         timeout: Option<Duration>,
-    ) -> Result<(Caller, M::Client), CheckoutError<M::Error>> {
+        since: Option<Instant>,
+    ) -> Result<(Caller, M::Client, Duration), CheckoutError<M::Error>> {
         let (mut rx, caller, since) = {
             let mut inn = self.inner.lock();
             if inn.stopped {
@@ -441,11 +451,11 @@ impl<M: ResourceWorker> Shared<M> {
                     }
                     self.run_due(&mut inn);
                     inn.record();
-                    return d.map(|c| (caller, c));
+                    return d.map(|c| (caller, c, Duration::ZERO));
                 }
             }
             let (tx, rx) = oneshot::channel();
-            let since = Instant::now();
+            let since = since.unwrap_or_else(Instant::now);
             inn.waiting.push_back(Waiter {
                 caller,
                 command,
@@ -473,7 +483,7 @@ impl<M: ResourceWorker> Shared<M> {
         };
         guard.armed = false;
         match got {
-            Some(Ok(d)) => d.map(|c| (caller, c)),
+            Some(Ok(d)) => d.map(|(c, waited)| (caller, c, waited)),
             Some(Err(_)) => Err(CheckoutError::Stopped),
             None => {
                 {
@@ -489,7 +499,7 @@ impl<M: ResourceWorker> Shared<M> {
                 }
                 // Served before we looked: the delivery is in the channel.
                 match rx.try_recv() {
-                    Ok(d) => d.map(|c| (caller, c)),
+                    Ok(d) => d.map(|(c, waited)| (caller, c, waited)),
                     Err(_) => Err(CheckoutError::Stopped),
                 }
             }

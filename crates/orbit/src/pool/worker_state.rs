@@ -313,7 +313,7 @@ impl<W: GenServer> Shared<W> {
         st.queue = queue;
         match handed {
             HandOff::Waiter { since } => {
-                st.metrics.checkout_waited(since);
+                st.metrics.checkout_waited(since.elapsed());
                 None
             }
             HandOff::Nobody(i) if st.overflow > 0 => {
@@ -517,7 +517,7 @@ async fn start_overflow<W: GenServer>(
             let lease = shared.lease(&mut st, i);
             match tx.send(Ok(lease)) {
                 Ok(()) => {
-                    st.metrics.checkout_waited(since);
+                    st.metrics.checkout_waited(since.elapsed());
                     None
                 }
                 // The caller gave up while the worker started: it goes to the pool.

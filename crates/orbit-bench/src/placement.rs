@@ -1,13 +1,15 @@
 //! Where the two sides of a GenServer call run: a call round that records, for every
 //! call, whether the server handled it on the worker thread the caller sent it from.
 //!
-//! Why: on a 2-worker runtime a sequential caller/server pair either shares one worker
-//! (tokio's LIFO slot hands each wake-up to the waking worker: about 2M calls/s here)
-//! or ping-pongs across both (a park and a cross-core wake-up per hop: about 1.2M),
-//! and which one a round gets is the scheduler's race, not the code under test. A
-//! comparison of two subjects (the `observe` scenario's `off` and `on`) is only about
-//! the subjects when the rounds compared ran with the same placement, so each round
-//! reports its placement ([`Placement`]) and the comparison pairs rounds by it.
+//! Why: on a 2-worker runtime a sequential caller/server pair shares one worker while
+//! nothing disturbs it (tokio's LIFO slot hands each wake-up to the waking worker:
+//! about 2.2M calls/s on the 2 shared vCPUs) and falls into stretches of hopping across
+//! both when a worker is preempted (a park and a cross-core wake-up per hop: about
+//! 1.35M), and how much of a round hops is set by the machine's other load, not by the
+//! code under test. A comparison of two subjects (the `observe` scenario's `off` and
+//! `on`) is only about the subjects when the rounds compared ran with the same
+//! placement, so each round reports its placement ([`Placement`]) and the comparison
+//! pairs rounds by it.
 //!
 //! The record costs both subjects the same: a thread-local read on each side of every
 //! call (a lazily numbered worker token) and a compare, no clock read, no shared write.
@@ -172,11 +174,12 @@ mod tests {
         };
         let b = Placement {
             calls: 200,
-            same: 170,
+            same: 172,
             switches: 9,
         };
+        // Shares 0.90 and 0.86.
         assert!(a.matches(&b, 0.05));
-        assert!(!a.matches(&b, 0.04));
+        assert!(!a.matches(&b, 0.03));
         assert_eq!(Placement::default().same_share(), 0.0);
     }
 }

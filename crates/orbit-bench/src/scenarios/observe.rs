@@ -27,14 +27,14 @@
 //! `msgs_per_s`, `calls_per_s`, `calls_per_s_1_worker`, `spawns_per_s` (median of
 //! rounds, with spread) and CPU per unit.
 //!
-//! **Placement** (`call`): on the 2-worker runtime the caller and the server either
-//! share one worker (each wake-up handed over in tokio's LIFO slot) or hop across both
-//! for stretches of the round, and the round's speed follows that (about 2.4M against
-//! 1.2M calls/s here) and the machine's other load, not the subject. So every call
-//! round records its placement ([`crate::placement`]: the server answers each call
-//! with the token of the thread that handled it, the caller counts the calls handled
-//! on the thread that sent them; both subjects pay the same thread-local read), and
-//! the `call` headline `call_on_vs_off_min_0.97x` (with `call_pair_ratio_*` and
+//! **Placement** (`call`): on the 2-worker runtime the caller and the server share one
+//! worker (each wake-up handed over in tokio's LIFO slot) until a worker is preempted,
+//! then hop across both for stretches of the round, and the round's speed follows that
+//! (about 2.2M against 1.35M calls/s here) and the machine's other load, not the
+//! subject. So every call round records its placement ([`crate::placement`]: the
+//! server answers each call with the token of the thread that handled it, the caller
+//! counts the calls handled on the thread that sent them; both subjects pay the same
+//! thread-local read), and the `call` headline `call_on_vs_off_min_0.97x` (with `call_pair_ratio_*` and
 //! `call_pairs`) is the median over the pairs whose two rounds ran with the same
 //! placement (same-thread shares within [`SAME_PLACEMENT`]); the median over all pairs
 //! is `call_all_pairs_on_vs_off` beside it. Whether observation moves the placement is

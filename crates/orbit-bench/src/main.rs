@@ -22,6 +22,7 @@
 #[allow(dead_code)]
 mod beam;
 mod pairs;
+mod placement;
 #[allow(dead_code)]
 mod report;
 mod scenarios;

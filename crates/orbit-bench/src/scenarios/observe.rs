@@ -3,10 +3,10 @@
 //!
 //! Part 1, the cost: three workloads — `send` (N one-way messages to one process, the
 //! `send` scenario's orbit subject), `call` (sequential GenServer calls with a 5 s
-//! timeout, the `call` scenario's), `spawn` (N idle processes spawned, then stopped) —
-//! each run with observation `off` and `on`. `on` means what `orbit node --dashboard`
-//! runs: the dashboard server on its own 1-worker runtime, the collector ticking every
-//! second (a pass over every process, the system sample, the named-process and link
+//! timeout, the `call` scenario's), `call_1w` (the same on a 1-worker runtime), `spawn`
+//! (N idle processes spawned, then stopped) — each run with observation `off` and `on`.
+//! `on` means what `orbit node --dashboard` runs: the dashboard server on its own
+//! 1-worker runtime, the collector ticking every second (a pass over every process, the system sample, the named-process and link
 //! series), orbit-observe's telemetry handlers attached (so events are built), and a
 //! scraper fetching `/metrics` and `/api/processes?sort=mailbox&limit=50` every second
 //! (Prometheus and one open dashboard page). `on` is measured in its steady state: the
@@ -19,25 +19,47 @@
 //!
 //! The rounds run in pairs, `--rounds` × 4 of them, in ABBA order (`off` first in even
 //! pairs, `on` first in odd ones); each pair gives one on/off ratio per workload. The
-//! goal lines `{send,call,spawn}_on_vs_off_min_0.97x` are the **median of the per-pair
+//! goal lines `{send,call,call_1w,spawn}_on_vs_off_min_0.97x` are the **median of the per-pair
 //! ratios** (with `_pair_ratio_min/_max/_p25/_p75` and `_pairs`), `_on_vs_off_of_medians`
 //! the older statistic (the ratio of the subjects' medians of rounds), and
 //! `_cpu_per_UNIT_on_vs_off` the median per-pair ratio of CPU per unit (see
 //! [`crate::pairs`] for why the median of pair ratios is the fair one here). Per subject:
-//! `msgs_per_s`, `calls_per_s`, `spawns_per_s` (median of rounds, with spread) and CPU
-//! per unit.
+//! `msgs_per_s`, `calls_per_s`, `calls_per_s_1_worker`, `spawns_per_s` (median of
+//! rounds, with spread) and CPU per unit.
+//!
+//! **Placement** (`call`): on the 2-worker runtime the caller and the server share one
+//! worker (each wake-up handed over in tokio's LIFO slot) until a worker is preempted,
+//! then hop across both for stretches of the round, and the round's speed follows that
+//! (about 2.2M against 1.35M calls/s here) and the machine's other load, not the
+//! subject. So every call round records its placement ([`crate::placement`]: the
+//! server answers each call with the token of the thread that handled it, the caller
+//! counts the calls handled on the thread that sent them; both subjects pay the same
+//! thread-local read), and the `call` headline `call_on_vs_off_min_0.97x` (with `call_pair_ratio_*` and
+//! `call_pairs`) is the median over the pairs whose two rounds ran with the same
+//! placement (same-thread shares within [`SAME_PLACEMENT`]); the median over all pairs
+//! is `call_all_pairs_on_vs_off` beside it. Whether observation moves the placement is
+//! reported, not filtered away: per subject `call_same_thread_share` (median),
+//! `call_same_thread_rounds` (rounds with ≥ 99% of calls on one thread) and
+//! `call_placement_switches_per_round`. `call_1w` is the same call workload on a
+//! 1-worker runtime: one placement by construction (every call on the one worker, as a
+//! test checks), so all its pairs compare like with like; it gives the dashboard's
+//! threads the other vCPU, as the 2-worker fast mode does (its second worker parked).
 //!
 //! The call rounds also carry their scheduler counters (tokio worker parks, the
-//! workers' voluntary switches, preemptions and CPU migrations per call, the
-//! dashboard's threads' wake-ups per round; [`crate::sched`]): a round with more than
-//! one park per 20 calls ran in the slow mode (caller and server on different workers). `call_cross_mode_rounds` per subject says whether observation
-//! moves the pair to the slow mode more often; `call_on_vs_off_same_mode_pairs` is the
-//! median ratio of the pairs whose two rounds ran in the same mode.
+//! workers' voluntary switches, preemptions and CPU migrations per call, the workers'
+//! own CPU per call, the dashboard's threads' wake-ups per round; [`crate::sched`]):
+//! `{call,call_1w}_worker_cpu_per_call_on_vs_off` is the median per-pair ratio of the
+//! workers' own CPU per call (the dashboard's threads left out; the machine's other
+//! load moves it far less than the wall clock). The older mode split by parks (a round
+//! with more than one park per 20 calls ran in the slow mode) stays beside:
+//! `call_cross_mode_rounds` per subject, `call_on_vs_off_same_mode_pairs`.
 //!
 //! To split the cost, `OBSERVE_PART=events` makes `on` attach orbit-observe's telemetry
 //! handlers only, `OBSERVE_PART=dashboard` serve the dashboard and its collector without
-//! the scraper; `OBSERVE_ONLY=send|call|spawn` runs that workload alone (parts 0 and 2
-//! skipped). The scraper sleeps until its next scrape (it polled every 20 ms before).
+//! the scraper; `OBSERVE_ONLY=send|call|call_1w|spawn` runs that workload alone (parts
+//! 0 and 2 skipped); `OBSERVE_SUBJECT=off|on` runs that subject's rounds alone (for a
+//! profiler: callgrind's instructions per call of each subject, from two runs). The
+//! scraper sleeps until its next scrape (it polled every 20 ms before).
 //!
 //! Part 0, the emit path: `telemetry::execute` of a cache-hit-shaped event with no
 //! handler attached (one atomic load), and with orbit-observe's handlers attached but
@@ -254,17 +276,22 @@ struct CallSched {
     dash_wakeups: f64,
     /// CPU time of the dashboard's and the scraper's threads during the round, ms.
     dash_cpu_ms: f64,
+    /// Where the server handled the round's calls ([`crate::placement`]).
+    placement: crate::placement::Placement,
 }
 
-/// One call round of the `call` scenario's orbit subject, with its scheduler counters.
-fn call_round(n: u64) -> (f64, CallSched) {
+/// One call round (the `call` scenario's orbit subject, its server answering with the
+/// token of the thread that handled the call: [`crate::placement`]) on a runtime of
+/// `workers` workers, with its scheduler counters and its placement.
+fn call_round(workers: usize, n: u64) -> (f64, CallSched) {
     let parks = || {
         let m = tokio::runtime::Handle::current().metrics();
         (0..m.num_workers())
             .map(|w| m.worker_park_count(w))
             .sum::<u64>()
     };
-    super::call::orbit_call_probed(
+    let (rate, placement, sched) = crate::placement::call_round(
+        workers,
         n,
         Duration::from_secs(5),
         move || (crate::sched::Snapshot::now(), parks()),
@@ -282,9 +309,11 @@ fn call_round(n: u64) -> (f64, CallSched) {
                 worker_cpu_us: per(w.cpu_ns) / 1e3,
                 dash_wakeups: d.voluntary as f64,
                 dash_cpu_ms: d.cpu_ns as f64 / 1e6,
+                placement: Default::default(),
             }
         },
-    )
+    );
+    (rate, CallSched { placement, ..sched })
 }
 
 /// A call round is in the slow mode (caller and server on different workers for most
@@ -292,6 +321,14 @@ fn call_round(n: u64) -> (f64, CallSched) {
 /// about 0.14 parks per call in the slow mode (about 1M calls/s), 0.005 in the fast one
 /// (about 2M calls/s).
 const CROSS_MODE_PARKS_PER_CALL: f64 = 0.05;
+
+/// Two call rounds ran with the same placement when their shares of calls handled on
+/// the sending thread differ by at most this.
+/// (Seen here: 0.99–1.0 in the fast rounds, 0.93–0.97 in the slow ones.)
+const SAME_PLACEMENT: f64 = 0.02;
+
+/// A call round ran on one thread when at least this share of its calls did.
+const ONE_THREAD_SHARE: f64 = 0.99;
 
 /// Runs the scenario.
 pub fn run(ctx: &mut Ctx) {
@@ -305,42 +342,61 @@ pub fn run(ctx: &mut Ctx) {
         execute_cost(ctx);
     }
     let (n_send, n_call, n_spawn) = (ctx.n(2_000_000), ctx.n(300_000), ctx.n(200_000));
-    let (mut send, mut call, mut spawn) = (Rounds::default(), Rounds::default(), Rounds::default());
-    // Per pair, per workload: (off, on) rate and CPU per unit.
-    let mut pairs: [Vec<Pair>; 3] = Default::default();
-    let mut sched: [Vec<CallSched>; 2] = Default::default();
+    // Per workload (send, call, call_1w, spawn): the rounds of both subjects.
+    let mut rounds: [Rounds; 4] = Default::default();
+    // Per workload, per pair: (off, on) rate and CPU per unit.
+    let mut pairs: [Vec<Pair>; 4] = Default::default();
+    // Per call workload (call, call_1w), per subject: each round's counters.
+    let mut sched: [[Vec<CallSched>; 2]; 2] = Default::default();
     let part = std::env::var("OBSERVE_PART").unwrap_or_default();
     let runs = |w: &str| only.as_deref().is_none_or(|o| o == w);
     // `OBSERVE_VERBOSE=1`: each call round's figures on stderr.
     let verbose = std::env::var_os("OBSERVE_VERBOSE").is_some();
+    // `OBSERVE_SUBJECT=off|on`: that subject's rounds alone (for a profiler: callgrind's
+    // instructions per call of each subject, from two runs).
+    let only_subject = std::env::var("OBSERVE_SUBJECT").ok();
     for k in 0..ctx.rounds * PAIRS_PER_ROUND {
         // Where in the dashboard's 1 s cycle (its tick, the scraper's two requests) the
         // workloads start: spread evenly over the cycle (golden-ratio steps), the same
         // idle before both subjects of a pair. Without it every `on` window would start
         // right after the dashboard's first tick and end before its second.
         let phase = Duration::from_secs_f64((k as f64 * 0.618_033_988_75).fract());
-        let mut pair = [Pair::default(), Pair::default(), Pair::default()];
+        let mut pair = [Pair::default(); 4];
         for v in crate::pairs::abba(k) {
             let subject = ["off", "on"][v];
+            if only_subject.as_deref().is_some_and(|o| o != subject) {
+                continue;
+            }
             let on = (v == 1).then(|| Part::start(&part));
             std::thread::sleep(phase);
             if runs("send") {
                 pair[0].set(
                     v,
-                    measure(&mut send, subject, n_send, || super::send::orbit(n_send)),
+                    measure(&mut rounds[0], subject, n_send, || {
+                        super::send::orbit(n_send)
+                    }),
                 );
             }
-            if runs("call") {
-                pair[1].set(
+            for (c, (name, workers)) in [("call", crate::util::WORKERS), ("call_1w", 1)]
+                .into_iter()
+                .enumerate()
+            {
+                if !runs(name) {
+                    continue;
+                }
+                pair[1 + c].set(
                     v,
-                    measure(&mut call, subject, n_call, || {
-                        let (rate, s) = call_round(n_call);
+                    measure(&mut rounds[1 + c], subject, n_call, || {
+                        let (rate, s) = call_round(workers, n_call);
                         if verbose {
                             eprintln!(
-                                "observe: pair {k} {subject} call {:.0}/s parks/call {:.4} \
-                                 waits/call {:.4} preempted/call {:.4} migrations/call {:.4} \
+                                "observe: pair {k} {subject} {name} {:.0}/s same-thread {:.3} \
+                                 switches {} parks/call {:.4} waits/call {:.4} \
+                                 preempted/call {:.4} migrations/call {:.4} \
                                  worker CPU/call {:.3} µs dashboard wake-ups {} CPU {:.2} ms",
                                 rate,
+                                s.placement.same_share(),
+                                s.placement.switches,
                                 s.parks,
                                 s.worker_waits,
                                 s.worker_preempted,
@@ -350,15 +406,15 @@ pub fn run(ctx: &mut Ctx) {
                                 s.dash_cpu_ms
                             );
                         }
-                        sched[v].push(s);
+                        sched[c][v].push(s);
                         rate
                     }),
                 );
             }
             if runs("spawn") {
-                pair[2].set(
+                pair[3].set(
                     v,
-                    measure(&mut spawn, subject, n_spawn, || spawn_rate(n_spawn)),
+                    measure(&mut rounds[3], subject, n_spawn, || spawn_rate(n_spawn)),
                 );
             }
             drop(on);
@@ -367,14 +423,23 @@ pub fn run(ctx: &mut Ctx) {
             w.push(p);
         }
     }
-    for (i, (r, metric, unit, bench)) in [
-        (&send, "msgs_per_s", "msg", "send"),
-        (&call, "calls_per_s", "call", "call"),
-        (&spawn, "spawns_per_s", "spawn", "spawn"),
+    // The call pairs whose two rounds ran with the same placement (the headline for
+    // `call`); every pair for the others (`call_1w` has one placement by construction).
+    let placed: Vec<bool> = sched[0][0]
+        .iter()
+        .zip(&sched[0][1])
+        .map(|(a, b)| a.placement.matches(&b.placement, SAME_PLACEMENT))
+        .collect();
+    for (i, (metric, unit, bench)) in [
+        ("msgs_per_s", "msg", "send"),
+        ("calls_per_s", "call", "call"),
+        ("calls_per_s_1_worker", "call", "call_1w"),
+        ("spawns_per_s", "spawn", "spawn"),
     ]
     .into_iter()
     .enumerate()
     {
+        let r = &rounds[i];
         for s in ["off", "on"] {
             ctx.emit_rounds(SCENARIO, s, metric, unit, r);
         }
@@ -385,11 +450,26 @@ pub fn run(ctx: &mut Ctx) {
             r.median("on"),
             r.median("off"),
         );
-        // The headline: the median of the per-pair ratios (see `crate::pairs`).
-        let rates: Vec<_> = pairs[i].iter().map(|p| (p.rate[0], p.rate[1])).collect();
+        let all: Vec<_> = pairs[i].iter().map(|p| (p.rate[0], p.rate[1])).collect();
         let cpus: Vec<_> = pairs[i].iter().map(|p| (p.cpu[0], p.cpu[1])).collect();
-        let ratios = crate::pairs::ratios(&rates);
-        if let Some(m) = crate::util::median(&ratios) {
+        let kept: Vec<_> = if i == 1 && !all.is_empty() {
+            // The median of all pairs' ratios (the statistic before placement was
+            // recorded), beside the headline.
+            let r = crate::pairs::ratios(&all);
+            ctx.emit_opt(SCENARIO, "ratio", "call_all_pairs_on_vs_off", median(&r));
+            ctx.rep
+                .emit(SCENARIO, "ratio", "call_all_pairs", r.len() as f64);
+            all.iter()
+                .zip(&placed)
+                .filter(|(_, &same)| same)
+                .map(|(p, _)| *p)
+                .collect()
+        } else {
+            all
+        };
+        // The headline: the median of the (kept) per-pair ratios (see `crate::pairs`).
+        let ratios = crate::pairs::ratios(&kept);
+        if let Some(m) = median(&ratios) {
             ctx.rep.emit(
                 SCENARIO,
                 "ratio",
@@ -420,7 +500,8 @@ pub fn run(ctx: &mut Ctx) {
             crate::pairs::median_ratio(&cpus),
         );
     }
-    emit_call_sched(ctx, &sched, &pairs[1]);
+    emit_call_sched(ctx, "call", &sched[0], &pairs[1]);
+    emit_call_sched(ctx, "call_1w", &sched[1], &pairs[2]);
     ctx.emit_loadavg(SCENARIO, "end");
     if only.is_none() {
         million(ctx);
@@ -441,47 +522,75 @@ impl Pair {
     }
 }
 
-/// The call rounds' scheduler counters per subject (medians), how many rounds of each
-/// ran in the slow (cross-worker) mode, and the pair ratio among pairs whose two rounds
-/// ran in the same mode.
-fn emit_call_sched(ctx: &mut Ctx, sched: &[Vec<CallSched>; 2], pairs: &[Pair]) {
+/// A call workload's per-round counters per subject (medians): scheduler counters,
+/// placement (the share of calls the server handled on the sending thread, and how many
+/// rounds ran mostly on one thread: whether observation moves the pair), how many rounds
+/// ran in the slow (cross-worker) mode by the parks, and the pair ratio among the pairs
+/// whose two rounds ran in the same mode by the parks (the statistic before placement
+/// was recorded).
+fn emit_call_sched(ctx: &mut Ctx, bench: &str, sched: &[Vec<CallSched>; 2], pairs: &[Pair]) {
+    if sched.iter().all(|xs| xs.is_empty()) {
+        return;
+    }
     let cross = |s: &CallSched| s.parks > CROSS_MODE_PARKS_PER_CALL;
     for (v, subject) in ["off", "on"].into_iter().enumerate() {
         let xs = &sched[v];
         if xs.is_empty() {
             continue;
         }
-        let med = |f: fn(&CallSched) -> f64| median(&xs.iter().map(f).collect::<Vec<_>>());
-        let per_round: [(&str, SchedField); 6] = [
-            ("call_parks_per_call", |s| s.parks),
-            ("call_worker_waits_per_call", |s| s.worker_waits),
-            ("call_worker_preemptions_per_call", |s| s.worker_preempted),
-            ("call_worker_migrations_per_call", |s| s.worker_migrations),
-            ("call_worker_cpu_us_per_call", |s| s.worker_cpu_us),
-            ("call_dash_wakeups_per_round", |s| s.dash_wakeups),
+        let med = |f: &dyn Fn(&CallSched) -> f64| median(&xs.iter().map(f).collect::<Vec<_>>());
+        let per_round: [(&str, SchedField); 8] = [
+            ("parks_per_call", |s| s.parks),
+            ("worker_waits_per_call", |s| s.worker_waits),
+            ("worker_preemptions_per_call", |s| s.worker_preempted),
+            ("worker_migrations_per_call", |s| s.worker_migrations),
+            ("worker_cpu_us_per_call", |s| s.worker_cpu_us),
+            ("dash_wakeups_per_round", |s| s.dash_wakeups),
+            ("same_thread_share", |s| s.placement.same_share()),
+            ("placement_switches_per_round", |s| {
+                s.placement.switches as f64
+            }),
         ];
         for (metric, f) in per_round {
-            ctx.emit_opt(SCENARIO, subject, metric, med(f));
+            ctx.emit_opt(SCENARIO, subject, &format!("{bench}_{metric}"), med(&f));
         }
         // The mean, not the median: the tick and the scrapes land in a minority of rounds.
-        let mean = |f: fn(&CallSched) -> f64| xs.iter().map(f).sum::<f64>() / xs.len() as f64;
+        let mean = |f: SchedField| xs.iter().map(f).sum::<f64>() / xs.len() as f64;
         ctx.rep.emit(
             SCENARIO,
             subject,
-            "call_dash_wakeups_per_round_mean",
+            &format!("{bench}_dash_wakeups_per_round_mean"),
             mean(|s| s.dash_wakeups),
         );
         ctx.rep.emit(
             SCENARIO,
             subject,
-            "call_dash_cpu_ms_per_round_mean",
+            &format!("{bench}_dash_cpu_ms_per_round_mean"),
             mean(|s| s.dash_cpu_ms),
         );
+        let one_thread = xs
+            .iter()
+            .filter(|s| s.placement.same_share() >= ONE_THREAD_SHARE)
+            .count();
+        ctx.rep.emit(
+            SCENARIO,
+            subject,
+            &format!("{bench}_same_thread_rounds"),
+            one_thread as f64,
+        );
         let slow = xs.iter().filter(|s| cross(s)).count();
-        ctx.rep
-            .emit(SCENARIO, subject, "call_cross_mode_rounds", slow as f64);
-        ctx.rep
-            .emit(SCENARIO, subject, "call_rounds", xs.len() as f64);
+        ctx.rep.emit(
+            SCENARIO,
+            subject,
+            &format!("{bench}_cross_mode_rounds"),
+            slow as f64,
+        );
+        ctx.rep.emit(
+            SCENARIO,
+            subject,
+            &format!("{bench}_rounds"),
+            xs.len() as f64,
+        );
     }
     // The workers' own CPU per call, per pair (the dashboard's threads left out).
     let worker_cpu: Vec<(Option<f64>, Option<f64>)> = sched[0]
@@ -492,11 +601,10 @@ fn emit_call_sched(ctx: &mut Ctx, sched: &[Vec<CallSched>; 2], pairs: &[Pair]) {
     ctx.emit_opt(
         SCENARIO,
         "ratio",
-        "call_worker_cpu_per_call_on_vs_off",
+        &format!("{bench}_worker_cpu_per_call_on_vs_off"),
         crate::pairs::median_ratio(&worker_cpu),
     );
-    // Pairs whose two rounds ran in the same mode: the per-pair ratio there is the cost
-    // at equal placement.
+    // Pairs whose two rounds ran in the same mode by the parks.
     let same: Vec<(Option<f64>, Option<f64>)> = pairs
         .iter()
         .zip(sched[0].iter().zip(&sched[1]))
@@ -507,11 +615,15 @@ fn emit_call_sched(ctx: &mut Ctx, sched: &[Vec<CallSched>; 2], pairs: &[Pair]) {
     ctx.emit_opt(
         SCENARIO,
         "ratio",
-        "call_on_vs_off_same_mode_pairs",
+        &format!("{bench}_on_vs_off_same_mode_pairs"),
         median(&r),
     );
-    ctx.rep
-        .emit(SCENARIO, "ratio", "call_same_mode_pairs", r.len() as f64);
+    ctx.rep.emit(
+        SCENARIO,
+        "ratio",
+        &format!("{bench}_same_mode_pairs"),
+        r.len() as f64,
+    );
 }
 
 /// Part 0: nanoseconds per `telemetry::execute` with nothing listening to it.

@@ -494,6 +494,7 @@ thread_local! {
 }
 
 /// True for every [`CALL_SAMPLE_EVERY`]th call on this thread.
+#[inline]
 fn sample_call() -> bool {
     CALLS_SEEN.with(|c| {
         let n = c.get().wrapping_add(1);

@@ -65,10 +65,19 @@ impl Event<'_> {
 type Handler = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
 
 struct Attached {
-    /// Shared, so an emitter takes it per handler without allocating.
     id: Arc<str>,
     name: Vec<String>,
+    /// The name's [`name_bit`], compared before the name itself.
+    bit: u64,
     handler: Handler,
+}
+
+impl Attached {
+    fn handles(&self, event: &[&str], bit: u64) -> bool {
+        self.bit == bit
+            && self.name.len() == event.len()
+            && self.name.iter().zip(event).all(|(a, b)| a == b)
+    }
 }
 
 /// Why [`attach`] failed.
@@ -100,15 +109,7 @@ fn bit_of(event: &[&str]) -> u64 {
 
 /// Recomputes [`NAMES`] and [`ATTACHED`] after a change (under the write lock).
 fn publish(hs: &[Attached]) {
-    let mask = hs
-        .iter()
-        .map(|h| {
-            name_bit(
-                h.name.len(),
-                h.name.last().map_or(&[][..], |s| s.as_bytes()),
-            )
-        })
-        .fold(0, |a, b| a | b);
+    let mask = hs.iter().map(|h| h.bit).fold(0, |a, b| a | b);
     NAMES.store(mask, Ordering::Relaxed);
     ATTACHED.store(hs.len(), Ordering::Relaxed);
 }
@@ -134,6 +135,7 @@ pub fn attach(
     hs.push(Attached {
         id: Arc::from(handler_id),
         name: event.iter().map(|s| s.to_string()).collect(),
+        bit: bit_of(event),
         handler: Arc::new(handler),
     });
     publish(&hs);
@@ -173,27 +175,39 @@ pub fn execute(event: &[&str], measurements: &[(&str, f64)], metadata: &[(&str, 
 
 #[cold]
 fn dispatch(event: &[&str], measurements: &[(&str, f64)], metadata: &[(&str, &dyn Display)]) {
-    // Handlers run outside the lock, so one may attach, detach or emit.
-    let targets: Vec<(Arc<str>, Handler)> = HANDLERS
-        .read()
-        .iter()
-        .filter(|h| h.name.len() == event.len() && h.name.iter().zip(event).all(|(a, b)| a == b))
-        .map(|h| (h.id.clone(), h.handler.clone()))
-        .collect();
+    // Handlers run outside the lock, so one may attach, detach or emit. Most events have
+    // one handler: it is taken without allocating (only a second one starts a Vec), and
+    // a handler's id is looked up only if it panics.
+    let bit = bit_of(event);
+    let (first, rest) = {
+        let hs = HANDLERS.read();
+        let mut matching = hs.iter().filter(|h| h.handles(event, bit));
+        let Some(first) = matching.next() else {
+            return;
+        };
+        let rest: Vec<Handler> = matching.map(|h| h.handler.clone()).collect();
+        (first.handler.clone(), rest)
+    };
     let ev = Event {
         name: event,
         measurements,
         metadata,
     };
-    for (id, handler) in targets {
+    for handler in std::iter::once(first).chain(rest) {
         if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| handler(&ev))) {
-            tracing::error!(handler = %id, event = ?event, "telemetry handler panicked; detached");
             // Only this handler's own attachment (a re-attached one under the same id
             // with another closure stays).
             let mut hs = HANDLERS.write();
-            hs.retain(|h| !(h.id == id && Arc::ptr_eq(&h.handler, &handler)));
+            let id = hs
+                .iter()
+                .find(|h| Arc::ptr_eq(&h.handler, &handler))
+                .map(|h| h.id.clone());
+            hs.retain(|h| !Arc::ptr_eq(&h.handler, &handler));
             publish(&hs);
             drop(hs);
+            // (`None`: detached meanwhile by another thread.)
+            let id = id.as_deref().unwrap_or("(detached meanwhile)");
+            tracing::error!(handler = %id, event = ?event, "telemetry handler panicked; detached");
             crate::exit::drop_payload(panic);
         }
     }

@@ -39,7 +39,14 @@
 //! without the spare-core trick Orbit leaves off by default (not a goal: the goals
 //! compare with the BEAM as it runs by default).
 //!
-//! `ORBIT_BENCH_DIST_RT_ONLY=1` skips the one-way and 100 KB parts (for profiling).
+//! `ORBIT_BENCH_DIST_RT_ONLY=1` skips the one-way and 100 KB parts (for profiling);
+//! `ORBIT_BENCH_DIST_SUBJECTS=orbit_loaded,beam_loaded` (comma-separated subjects) runs
+//! only those subjects' parts, one pair at a time, so that a profiler can watch them.
+//!
+//! Experiments only (the headline runs never set them): `ORBIT_BENCH_DIST_WORKERS=N`
+//! gives the Orbit nodes N workers (0: tokio's current-thread runtime) while the BEAM
+//! keeps `+S WORKERS:WORKERS`, and `ORBIT_BENCH_DIST_NO_COUNTERS=1` switches the Orbit
+//! nodes' per-process counters off, so their `orbit-clock` thread stops ticking.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -96,6 +103,27 @@ impl All {
     }
 }
 
+/// The subjects `ORBIT_BENCH_DIST_SUBJECTS` selects (comma-separated); all when unset.
+struct Only(Option<Vec<String>>);
+
+impl Only {
+    fn from_env() -> Only {
+        Only(std::env::var("ORBIT_BENCH_DIST_SUBJECTS").ok().map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        }))
+    }
+
+    /// Whether `subject`'s part runs.
+    fn has(&self, subject: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|v| v.iter().any(|s| s == subject))
+    }
+}
+
 /// The busy workers of the two nodes of a pair.
 fn busy_workers() -> usize {
     2 * WORKERS
@@ -128,14 +156,21 @@ pub fn run(ctx: &mut Ctx) {
     );
     ctx.rep
         .emit(SCENARIO, "setup", "background_load_threads", cores as f64);
+    if let Some(w) = std::env::var_os("ORBIT_BENCH_DIST_WORKERS") {
+        eprintln!("dist: EXPERIMENT: Orbit nodes with ORBIT_BENCH_DIST_WORKERS={w:?}, the BEAM with +S {WORKERS}:{WORKERS}");
+    }
+    if std::env::var_os("ORBIT_BENCH_DIST_NO_COUNTERS").is_some() {
+        eprintln!("dist: EXPERIMENT: Orbit nodes with their per-process counters off");
+    }
     let full = (rt_n, one_n, big_n);
+    let only = Only::from_env();
     let mut all = All::default();
     for round in 0..ctx.rounds {
         // Alternate which pair goes first.
         let mut o = None;
         let mut b = None;
         for first_orbit in [round % 2 == 0, round % 2 != 0] {
-            if first_orbit {
+            if first_orbit && only.has("orbit") {
                 match orbit_pair(full, false) {
                     Ok(v) => {
                         all.keep("orbit", &v, full);
@@ -143,7 +178,7 @@ pub fn run(ctx: &mut Ctx) {
                     }
                     Err(e) => eprintln!("dist: orbit pair failed: {e}"),
                 }
-            } else {
+            } else if !first_orbit && only.has("beam") {
                 match beam_pair(full, &[]) {
                     Ok(v) => {
                         all.keep("beam", &v, full);
@@ -157,22 +192,26 @@ pub fn run(ctx: &mut Ctx) {
             all.pairs.push((o, b));
         }
         // The kernel's floor for a blocking round trip (no runtime, no spin).
-        match crate::util::run_self(&["__dist-floor", &rt_n.to_string()]) {
-            Ok(v) => all.keep("floor", &v, (rt_n, 0, 0)),
-            Err(e) => eprintln!("dist: floor run failed: {e}"),
+        if only.has("floor") {
+            match crate::util::run_self(&["__dist-floor", &rt_n.to_string()]) {
+                Ok(v) => all.keep("floor", &v, (rt_n, 0, 0)),
+                Err(e) => eprintln!("dist: floor run failed: {e}"),
+            }
         }
         // The BEAM without its schedulers' busy wait (round trips only).
-        match beam_pair((rt_n, 0, 0), &NO_BUSY_WAIT) {
-            Ok(v) => all.keep("beam_nospin", &v, (rt_n, 0, 0)),
-            Err(e) => eprintln!("dist: beam pair without busy wait skipped: {e}"),
+        if only.has("beam_nospin") {
+            match beam_pair((rt_n, 0, 0), &NO_BUSY_WAIT) {
+                Ok(v) => all.keep("beam_nospin", &v, (rt_n, 0, 0)),
+                Err(e) => eprintln!("dist: beam pair without busy wait skipped: {e}"),
+            }
         }
-        if spin {
+        if spin && only.has("orbit_spin") {
             match orbit_pair(full, true) {
                 Ok(v) => all.keep("orbit_spin", &v, full),
                 Err(e) => eprintln!("dist: orbit spin pair failed: {e}"),
             }
         }
-        if one_n > 0 {
+        if one_n > 0 && only.has("orbit_to_beam") {
             match orbit_to_beam(one_n) {
                 Ok(v) => all.keep("orbit_to_beam", &v, (0, one_n, 0)),
                 Err(e) => eprintln!("dist: orbit -> beam skipped: {e}"),
@@ -180,12 +219,18 @@ pub fn run(ctx: &mut Ctx) {
         }
         // Round trips under a background load that keeps every core busy.
         let rt_only = (rt_n, 0, 0);
+        if !["orbit_loaded", "beam_loaded", "floor_loaded"]
+            .iter()
+            .any(|s| only.has(s))
+        {
+            continue;
+        }
         match Burn::start(cores) {
             Ok(_burn) => {
                 let mut o = None;
                 let mut b = None;
                 for first_orbit in [round % 2 == 0, round % 2 != 0] {
-                    if first_orbit {
+                    if first_orbit && only.has("orbit_loaded") {
                         match orbit_pair(rt_only, false) {
                             Ok(v) => {
                                 all.keep("orbit_loaded", &v, rt_only);
@@ -193,7 +238,7 @@ pub fn run(ctx: &mut Ctx) {
                             }
                             Err(e) => eprintln!("dist: loaded orbit pair failed: {e}"),
                         }
-                    } else {
+                    } else if !first_orbit && only.has("beam_loaded") {
                         match beam_pair(rt_only, &[]) {
                             Ok(v) => {
                                 all.keep("beam_loaded", &v, rt_only);
@@ -206,9 +251,11 @@ pub fn run(ctx: &mut Ctx) {
                 if let (Some(o), Some(b)) = (o, b) {
                     all.loaded_pairs.push((o, b));
                 }
-                match crate::util::run_self(&["__dist-floor", &rt_n.to_string()]) {
-                    Ok(v) => all.keep("floor_loaded", &v, rt_only),
-                    Err(e) => eprintln!("dist: loaded floor run failed: {e}"),
+                if only.has("floor_loaded") {
+                    match crate::util::run_self(&["__dist-floor", &rt_n.to_string()]) {
+                        Ok(v) => all.keep("floor_loaded", &v, rt_only),
+                        Err(e) => eprintln!("dist: loaded floor run failed: {e}"),
+                    }
                 }
             }
             Err(e) => eprintln!("dist: no background load: {e}"),
@@ -486,8 +533,22 @@ pub fn child_main(cmd: &str, args: &[String]) -> i32 {
     }
     // The node runtime busy-waits before a worker sleeps (as the BEAM's schedulers do by
     // default, `+sbwt`) only in the spin variant (ORBIT_BENCH_SPIN=1).
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    b.worker_threads(WORKERS).enable_all();
+    // Experiments only (module docs): the nodes' worker count, and their counters.
+    let workers = std::env::var("ORBIT_BENCH_DIST_WORKERS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(WORKERS);
+    if std::env::var_os("ORBIT_BENCH_DIST_NO_COUNTERS").is_some() {
+        orbit::set_counters(false);
+    }
+    let mut b = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    b.enable_all();
     if std::env::var_os("ORBIT_BENCH_SPIN").is_some() {
         b.on_thread_park(orbit_dist::spin_before_park);
     }

@@ -96,7 +96,7 @@ fn main() {
     // Hidden child commands of the `dist` scenario: the two Orbit nodes.
     #[cfg(feature = "dist")]
     if let Some(cmd) = argv.get(1).filter(|a| a.starts_with("__dist-")) {
-        std::process::exit(scenarios::dist::child_main(cmd, &argv[2..]));
+        std::process::exit(scenarios::dist_nodes::child_main(cmd, &argv[2..]));
     }
     // Hidden child commands of the `cluster_stage` scenario: the three Orbit nodes.
     #[cfg(feature = "dist")]

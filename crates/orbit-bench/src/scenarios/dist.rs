@@ -39,15 +39,23 @@
 //! without the spare-core trick Orbit leaves off by default (not a goal: the goals
 //! compare with the BEAM as it runs by default).
 //!
-//! `ORBIT_BENCH_DIST_RT_ONLY=1` skips the one-way and 100 KB parts (for profiling).
+//! The child processes (the nodes, the load, the floor) are in [`super::dist_nodes`].
+//!
+//! `ORBIT_BENCH_DIST_RT_ONLY=1` skips the one-way and 100 KB parts (for profiling);
+//! `ORBIT_BENCH_DIST_SUBJECTS=orbit_loaded,beam_loaded` (comma-separated subjects) runs
+//! only those subjects' parts, one pair at a time, so that a profiler can watch them.
+//!
+//! Threads: every Orbit node runs [`node_workers`] tokio workers and every BEAM node
+//! `+S N:N` with the same N (reported as `workers`): [`WORKERS`] unless
+//! `ORBIT_BENCH_DIST_WORKERS=N` says otherwise. `ORBIT_BENCH_DIST_CURRENT_THREAD=1`
+//! runs the Orbit nodes on tokio's current-thread runtime (one thread, so N = 1 on both
+//! sides). Experiment only: `ORBIT_BENCH_DIST_NO_COUNTERS=1` switches the Orbit nodes'
+//! per-process counters off (work the BEAM side still does), so that their
+//! `orbit-clock` thread stops ticking; the output says so.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use orbit::{Context, Message};
-use orbit_term::{atom, Term};
-use serde::Deserialize;
+use std::time::Duration;
 
 use super::Ctx;
 use crate::beam;
@@ -96,9 +104,61 @@ impl All {
     }
 }
 
+/// The subjects `ORBIT_BENCH_DIST_SUBJECTS` selects (comma-separated); all when unset.
+struct Only(Option<Vec<String>>);
+
+impl Only {
+    fn from_env() -> Only {
+        Only::parse(std::env::var("ORBIT_BENCH_DIST_SUBJECTS").ok().as_deref())
+    }
+
+    /// The selection a variable's value (`None`: unset) makes.
+    fn parse(v: Option<&str>) -> Only {
+        Only(v.map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        }))
+    }
+
+    /// Whether `subject`'s part runs.
+    fn has(&self, subject: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|v| v.iter().any(|s| s == subject))
+    }
+}
+
+/// Whether the Orbit nodes run on tokio's current-thread runtime
+/// (`ORBIT_BENCH_DIST_CURRENT_THREAD=1`).
+pub(super) fn current_thread() -> bool {
+    std::env::var_os("ORBIT_BENCH_DIST_CURRENT_THREAD").is_some_and(|v| v == "1")
+}
+
+/// Worker threads of every Orbit node and schedulers (`+S N:N`) of every BEAM node: 1
+/// on the current-thread runtime, else `ORBIT_BENCH_DIST_WORKERS` when it is a positive
+/// number, else [`WORKERS`].
+pub(super) fn node_workers() -> usize {
+    if current_thread() {
+        return 1;
+    }
+    std::env::var("ORBIT_BENCH_DIST_WORKERS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(WORKERS)
+}
+
+/// The BEAM nodes' scheduler flags (`+S N:N`, N = [`node_workers`]).
+fn beam_threads() -> [String; 2] {
+    let n = node_workers();
+    ["+S".to_string(), format!("{n}:{n}")]
+}
+
 /// The busy workers of the two nodes of a pair.
 fn busy_workers() -> usize {
-    2 * WORKERS
+    2 * node_workers()
 }
 
 /// Runs the scenario.
@@ -112,8 +172,14 @@ pub fn run(ctx: &mut Ctx) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let spin = cores > busy_workers();
     eprintln!(
-        "dist: available_parallelism {cores}, busy workers {} (2 nodes x {WORKERS}): spin variant {}",
+        "dist: available_parallelism {cores}, busy workers {} (2 nodes x {}{}): spin variant {}",
         busy_workers(),
+        node_workers(),
+        if current_thread() {
+            ", Orbit on the current-thread runtime"
+        } else {
+            ""
+        },
         if spin { "runs (orbit_spin)" } else { "skipped" }
     );
     ctx.rep
@@ -128,14 +194,25 @@ pub fn run(ctx: &mut Ctx) {
     );
     ctx.rep
         .emit(SCENARIO, "setup", "background_load_threads", cores as f64);
+    ctx.rep.emit(
+        SCENARIO,
+        "setup",
+        "orbit_current_thread",
+        f64::from(u8::from(current_thread())),
+    );
+    if std::env::var_os("ORBIT_BENCH_DIST_NO_COUNTERS").is_some() {
+        eprintln!("dist: EXPERIMENT: Orbit nodes with their per-process counters off");
+        ctx.rep.emit(SCENARIO, "setup", "orbit_counters_off", 1.0);
+    }
     let full = (rt_n, one_n, big_n);
+    let only = Only::from_env();
     let mut all = All::default();
     for round in 0..ctx.rounds {
         // Alternate which pair goes first.
         let mut o = None;
         let mut b = None;
         for first_orbit in [round % 2 == 0, round % 2 != 0] {
-            if first_orbit {
+            if first_orbit && only.has("orbit") {
                 match orbit_pair(full, false) {
                     Ok(v) => {
                         all.keep("orbit", &v, full);
@@ -143,7 +220,7 @@ pub fn run(ctx: &mut Ctx) {
                     }
                     Err(e) => eprintln!("dist: orbit pair failed: {e}"),
                 }
-            } else {
+            } else if !first_orbit && only.has("beam") {
                 match beam_pair(full, &[]) {
                     Ok(v) => {
                         all.keep("beam", &v, full);
@@ -157,22 +234,26 @@ pub fn run(ctx: &mut Ctx) {
             all.pairs.push((o, b));
         }
         // The kernel's floor for a blocking round trip (no runtime, no spin).
-        match crate::util::run_self(&["__dist-floor", &rt_n.to_string()]) {
-            Ok(v) => all.keep("floor", &v, (rt_n, 0, 0)),
-            Err(e) => eprintln!("dist: floor run failed: {e}"),
+        if only.has("floor") {
+            match crate::util::run_self(&["__dist-floor", &rt_n.to_string()]) {
+                Ok(v) => all.keep("floor", &v, (rt_n, 0, 0)),
+                Err(e) => eprintln!("dist: floor run failed: {e}"),
+            }
         }
         // The BEAM without its schedulers' busy wait (round trips only).
-        match beam_pair((rt_n, 0, 0), &NO_BUSY_WAIT) {
-            Ok(v) => all.keep("beam_nospin", &v, (rt_n, 0, 0)),
-            Err(e) => eprintln!("dist: beam pair without busy wait skipped: {e}"),
+        if only.has("beam_nospin") {
+            match beam_pair((rt_n, 0, 0), &NO_BUSY_WAIT) {
+                Ok(v) => all.keep("beam_nospin", &v, (rt_n, 0, 0)),
+                Err(e) => eprintln!("dist: beam pair without busy wait skipped: {e}"),
+            }
         }
-        if spin {
+        if spin && only.has("orbit_spin") {
             match orbit_pair(full, true) {
                 Ok(v) => all.keep("orbit_spin", &v, full),
                 Err(e) => eprintln!("dist: orbit spin pair failed: {e}"),
             }
         }
-        if one_n > 0 {
+        if one_n > 0 && only.has("orbit_to_beam") {
             match orbit_to_beam(one_n) {
                 Ok(v) => all.keep("orbit_to_beam", &v, (0, one_n, 0)),
                 Err(e) => eprintln!("dist: orbit -> beam skipped: {e}"),
@@ -180,12 +261,18 @@ pub fn run(ctx: &mut Ctx) {
         }
         // Round trips under a background load that keeps every core busy.
         let rt_only = (rt_n, 0, 0);
+        if !["orbit_loaded", "beam_loaded", "floor_loaded"]
+            .iter()
+            .any(|s| only.has(s))
+        {
+            continue;
+        }
         match Burn::start(cores) {
             Ok(_burn) => {
                 let mut o = None;
                 let mut b = None;
                 for first_orbit in [round % 2 == 0, round % 2 != 0] {
-                    if first_orbit {
+                    if first_orbit && only.has("orbit_loaded") {
                         match orbit_pair(rt_only, false) {
                             Ok(v) => {
                                 all.keep("orbit_loaded", &v, rt_only);
@@ -193,7 +280,7 @@ pub fn run(ctx: &mut Ctx) {
                             }
                             Err(e) => eprintln!("dist: loaded orbit pair failed: {e}"),
                         }
-                    } else {
+                    } else if !first_orbit && only.has("beam_loaded") {
                         match beam_pair(rt_only, &[]) {
                             Ok(v) => {
                                 all.keep("beam_loaded", &v, rt_only);
@@ -206,9 +293,11 @@ pub fn run(ctx: &mut Ctx) {
                 if let (Some(o), Some(b)) = (o, b) {
                     all.loaded_pairs.push((o, b));
                 }
-                match crate::util::run_self(&["__dist-floor", &rt_n.to_string()]) {
-                    Ok(v) => all.keep("floor_loaded", &v, rt_only),
-                    Err(e) => eprintln!("dist: loaded floor run failed: {e}"),
+                if only.has("floor_loaded") {
+                    match crate::util::run_self(&["__dist-floor", &rt_n.to_string()]) {
+                        Ok(v) => all.keep("floor_loaded", &v, rt_only),
+                        Err(e) => eprintln!("dist: loaded floor run failed: {e}"),
+                    }
                 }
             }
             Err(e) => eprintln!("dist: no background load: {e}"),
@@ -225,11 +314,19 @@ pub fn run(ctx: &mut Ctx) {
         "floor",
         "floor_loaded",
     ];
+    let w = node_workers();
     for s in subjects {
-        ctx.emit_rounds(SCENARIO, s, "roundtrips_per_s", "roundtrip", &all.rt);
-        ctx.emit_rounds(SCENARIO, s, "oneway_msgs_per_s", "msg", &all.oneway);
-        ctx.emit_rounds(SCENARIO, s, "100KB_msgs_per_s", "100KB_msg", &all.big_msgs);
-        ctx.emit_rounds(SCENARIO, s, "100KB_MB_per_s", "MB", &all.big_mb);
+        ctx.emit_rounds_on(SCENARIO, s, "roundtrips_per_s", "roundtrip", &all.rt, w);
+        ctx.emit_rounds_on(SCENARIO, s, "oneway_msgs_per_s", "msg", &all.oneway, w);
+        ctx.emit_rounds_on(
+            SCENARIO,
+            s,
+            "100KB_msgs_per_s",
+            "100KB_msg",
+            &all.big_msgs,
+            w,
+        );
+        ctx.emit_rounds_on(SCENARIO, s, "100KB_MB_per_s", "MB", &all.big_mb, w);
     }
     let per_round = |ctx: &mut Ctx, name: &str, pairs: &[(f64, f64)]| {
         let r: Vec<f64> = pairs.iter().map(|(o, b)| o / b).collect();
@@ -396,22 +493,27 @@ fn beam_pair(
     (rt_n, one_n, big_n): (u64, u64, u64),
     flags: &[&str],
 ) -> Result<beam::Values, String> {
+    let threads = beam_threads();
+    let mut flags_s: Vec<&str> = threads.iter().map(String::as_str).collect();
+    flags_s.extend_from_slice(flags);
     let b = unique("beam_dist_b");
-    let _kid = start_erl_node_with(&b, "io:format(\"ready~n\"), dist_bench:server().", flags)?;
+    let _kid = start_erl_node_with(&b, "io:format(\"ready~n\"), dist_bench:server().", &flags_s)?;
     let a = unique("beam_dist_a");
     let run = format!("dist_bench:run(['{b}', {rt_n}, {one_n}, {big_n}]).");
-    let mut args = flags.to_vec();
+    let mut args = flags_s;
     args.extend(["-name", &a, "-setcookie", COOKIE, "-eval", &run]);
     beam::run_erl(&args).map(|out| beam::parse_kv(&out))
 }
 
 fn orbit_to_beam(one_n: u64) -> Result<beam::Values, String> {
     let b = unique("beam_dist_sink");
-    let _kid = start_erl_node(
+    let threads = beam_threads();
+    let _kid = start_erl_node_with(
         &b,
         "register(sink, self()), register(cpu, spawn(fun dist_bench:cpu_server/0)), \
          io:format(\"ready~n\"), \
          receive {start, N, P} -> dist_bench:sink_loop(N, P) end, receive stop -> ok end.",
+        &[&threads[0], &threads[1]],
     )?;
     run_driver(&b, 0, one_n, 0, false)
 }
@@ -466,320 +568,16 @@ fn run_driver(
     run_to_end(cmd)
 }
 
-// ---- the child nodes -----------------------------------------------------------------
+#[cfg(test)]
+mod tests {
+    use super::Only;
 
-/// Entry point of the hidden child commands; returns the exit code.
-pub fn child_main(cmd: &str, args: &[String]) -> i32 {
-    // Keep freed memory in the heap instead of trimming it back to the OS after every
-    // 100 KB message (glibc's default trims above 128 KB), as the BEAM's allocators keep
-    // their carriers: otherwise every message pays fresh page faults.
-    // SAFETY: mallopt only changes allocator tuning parameters.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    #[test]
+    fn subjects_filter() {
+        let all = Only::parse(None);
+        assert!(all.has("orbit") && all.has("beam_loaded"));
+        let some = Only::parse(Some("orbit_loaded, beam_loaded"));
+        assert!(some.has("orbit_loaded") && some.has("beam_loaded"));
+        assert!(!some.has("orbit") && !some.has("beam") && !some.has("floor_loaded"));
     }
-    if cmd == "__dist-burn" {
-        return burn_main(args);
-    }
-    if cmd == "__dist-floor" {
-        return floor_main(args);
-    }
-    // The node runtime busy-waits before a worker sleeps (as the BEAM's schedulers do by
-    // default, `+sbwt`) only in the spin variant (ORBIT_BENCH_SPIN=1).
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    b.worker_threads(WORKERS).enable_all();
-    if std::env::var_os("ORBIT_BENCH_SPIN").is_some() {
-        b.on_thread_park(orbit_dist::spin_before_park);
-    }
-    let rt = match b.build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("{cmd}: cannot build a runtime: {e}");
-            return 1;
-        }
-    };
-    let r = match (cmd, args) {
-        ("__dist-node", [name]) => rt.block_on(node_main(name.clone())),
-        ("__dist-driver", [name, b, rt_n, one_n, big_n]) => {
-            let p = |s: &str| s.parse::<u64>().unwrap_or(0);
-            rt.block_on(driver_main(
-                name.clone(),
-                b.clone(),
-                p(rt_n),
-                p(one_n),
-                p(big_n),
-            ))
-        }
-        ("__dist-frag-driver", [name, b, n, frags]) => {
-            rt.block_on(super::dist_fragments::driver_main(
-                name.clone(),
-                b.clone(),
-                n.parse().unwrap_or(2000),
-                frags == "1",
-            ))
-        }
-        _ => Err(format!("bad child command {cmd} {args:?}")),
-    };
-    match r {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("{cmd}: {e}");
-            1
-        }
-    }
-}
-
-/// `__dist-burn THREADS`: spins THREADS threads until killed (the background load).
-fn burn_main(args: &[String]) -> i32 {
-    let n = args
-        .first()
-        .and_then(|s| s.parse::<usize>().ok())
-        .unwrap_or(1);
-    for _ in 0..n {
-        std::thread::spawn(|| {
-            let mut x = 0u64;
-            loop {
-                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-            }
-        });
-    }
-    println!("ready");
-    loop {
-        std::thread::park();
-    }
-}
-
-/// `__dist-floor N`: the kernel's floor for a round trip, without any runtime: two
-/// threads of one process, each blocked in `read` on its end of a loopback TCP
-/// connection (`TCP_NODELAY`), bounce a 60-byte message N times (after 1000 unmeasured).
-/// Prints `dist_roundtrips_per_s R rt_cpu_us C` (C: this process's CPU over the N).
-fn floor_main(args: &[String]) -> i32 {
-    use std::io::{Read, Write};
-    let n = args
-        .first()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(100_000);
-    let run = || -> std::io::Result<(f64, u64)> {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let addr = l.local_addr()?;
-        let echo = std::thread::spawn(move || -> std::io::Result<()> {
-            let (mut s, _) = l.accept()?;
-            s.set_nodelay(true)?;
-            let mut b = [0u8; 60];
-            loop {
-                match s.read(&mut b)? {
-                    0 => return Ok(()),
-                    k => s.write_all(&b[..k])?,
-                }
-            }
-        });
-        let mut s = std::net::TcpStream::connect(addr)?;
-        s.set_nodelay(true)?;
-        let mut b = [7u8; 60];
-        let mut rt = |s: &mut std::net::TcpStream| -> std::io::Result<()> {
-            s.write_all(&b)?;
-            s.read_exact(&mut b)
-        };
-        for _ in 0..1000 {
-            rt(&mut s)?;
-        }
-        let c0 = cpu_us();
-        let t0 = Instant::now();
-        for _ in 0..n {
-            rt(&mut s)?;
-        }
-        let rate = n as f64 / t0.elapsed().as_secs_f64();
-        let c1 = cpu_us();
-        drop(s);
-        let _ = echo.join();
-        Ok((rate, c1.saturating_sub(c0)))
-    };
-    match run() {
-        Ok((rate, cpu)) => {
-            println!("dist_roundtrips_per_s {} rt_cpu_us {cpu}", rate as u64);
-            0
-        }
-        Err(e) => {
-            eprintln!("__dist-floor: {e}");
-            1
-        }
-    }
-}
-
-/// What the sink on node B takes (`{start, N, Parent}`, `{msg, I, Bin}`, `{big, Bin}`).
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum SinkMsg {
-    Start(u64, orbit_term::Pid),
-    Msg(u64, serde_bytes::ByteBuf),
-    Big(serde_bytes::ByteBuf),
-}
-
-async fn node_main(name: String) -> Result<(), String> {
-    orbit_dist::Node::start(&name, orbit_dist::Options::cookie(COOKIE))
-        .await
-        .map_err(|e| e.to_string())?;
-    let echo = orbit::spawn(echo_loop).map_err(|e| e.to_string())?;
-    orbit::register("echo", echo.pid()).map_err(|e| e.to_string())?;
-    let sink = orbit::spawn(sink_loop).map_err(|e| e.to_string())?;
-    orbit::register("sink", sink.pid()).map_err(|e| e.to_string())?;
-    orbit_dist::serve::<SinkMsg>(sink.pid());
-    let cpu = orbit::spawn(cpu_loop).map_err(|e| e.to_string())?;
-    orbit::register("cpu", cpu.pid()).map_err(|e| e.to_string())?;
-    println!("ready");
-    std::future::pending::<()>().await;
-    Ok(())
-}
-
-async fn echo_loop(mut ctx: Context<Term>) {
-    loop {
-        if let Message::Msg(Term::Tuple(mut el)) = ctx.recv().await {
-            if let (Some(x), Some(Term::Pid(p))) = (el.pop(), el.pop()) {
-                let _ = orbit::send(orbit_dist::from_wire(&p), x);
-            }
-        }
-    }
-}
-
-/// `{cpu, From}` -> `From ! {cpu_us, N}` (this node's CPU microseconds so far).
-async fn cpu_loop(mut ctx: Context<Term>) {
-    loop {
-        if let Message::Msg(Term::Tuple(el)) = ctx.recv().await {
-            if let Some(Term::Pid(p)) = el.get(1) {
-                let tag = atom!("cpu_us");
-                let _ = orbit_dist::send(orbit_dist::from_wire(p), &(&tag, cpu_us()));
-            }
-        }
-    }
-}
-
-async fn sink_loop(mut ctx: Context<SinkMsg>) {
-    let mut left = 0u64;
-    let mut parent = None;
-    let mut bytes = 0usize;
-    loop {
-        match ctx.recv().await {
-            Message::Msg(SinkMsg::Start(n, p)) => {
-                left = n;
-                parent = Some(orbit_dist::from_wire(&p));
-            }
-            Message::Msg(m) => {
-                // Touch the payload so the decode is not optimised away.
-                bytes += match &m {
-                    SinkMsg::Msg(i, b) => b.len() + (*i as usize & 1),
-                    SinkMsg::Big(b) => b.len(),
-                    SinkMsg::Start(..) => 0,
-                };
-                left = left.saturating_sub(1);
-                if left == 0 {
-                    if let Some(p) = parent.take() {
-                        let _ = orbit_dist::send(p, &atom!("done"));
-                    }
-                    std::hint::black_box(bytes);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-async fn driver_main(
-    name: String,
-    b: String,
-    rt_n: u64,
-    one_n: u64,
-    big_n: u64,
-) -> Result<(), String> {
-    let node = orbit_dist::Node::start(&name, orbit_dist::Options::cookie(COOKIE))
-        .await
-        .map_err(|e| e.to_string())?;
-    if !node.connect(&b).await {
-        return Err(format!("cannot connect to {b}"));
-    }
-    let h = orbit::spawn(move |mut ctx: Context<Term>| async move {
-        let me = orbit::self_pid().expect("in a process");
-        let wire_me = orbit_dist::to_wire(me);
-        let x = atom!("x");
-        let cpu = atom!("cpu");
-        // Both nodes' CPU microseconds so far (B's asked through its `cpu` process).
-        macro_rules! both_cpu {
-            () => {{
-                let _ = orbit_dist::send_named(&b, "cpu", &(&cpu, &wire_me));
-                let remote = match ctx.recv().await {
-                    Message::Msg(Term::Tuple(el)) => match el.get(1) {
-                        Some(Term::Int(n)) => *n as u64,
-                        _ => 0,
-                    },
-                    _ => 0,
-                };
-                cpu_us() + remote
-            }};
-        }
-        if rt_n > 0 {
-            // Warm-up, as `dist_bench:run/1` does.
-            for _ in 0..1000 {
-                let _ = orbit_dist::send_named(&b, "echo", &(&wire_me, &x));
-                let _ = ctx.recv().await;
-            }
-            let c0 = both_cpu!();
-            let t0 = Instant::now();
-            for _ in 0..rt_n {
-                let _ = orbit_dist::send_named(&b, "echo", &(&wire_me, &x));
-                let _ = ctx.recv().await;
-            }
-            let rate = rt_n as f64 / t0.elapsed().as_secs_f64();
-            let c1 = both_cpu!();
-            println!(
-                "dist_roundtrips_per_s {} rt_cpu_us {}",
-                rate as u64,
-                c1.saturating_sub(c0)
-            );
-        }
-        let start = atom!("start");
-        if one_n > 0 {
-            let _ = orbit_dist::send_named(&b, "sink", &(&start, one_n, &wire_me));
-            let msg = atom!("msg");
-            let payload = serde_bytes::Bytes::new(b"payload-0123456789");
-            let c0 = both_cpu!();
-            let t0 = Instant::now();
-            for i in 1..=one_n {
-                let _ = orbit_dist::send_named(&b, "sink", &(&msg, i, payload));
-                if i % 64 == 0 {
-                    orbit_dist::wait_writable(&b).await;
-                }
-            }
-            let _ = ctx.recv().await;
-            let rate = one_n as f64 / t0.elapsed().as_secs_f64();
-            let c1 = both_cpu!();
-            println!(
-                "dist_oneway_msgs_per_s {} oneway_cpu_us {}",
-                rate as u64,
-                c1.saturating_sub(c0)
-            );
-        }
-        if big_n > 0 {
-            let _ = orbit_dist::send_named(&b, "sink", &(&start, big_n, &wire_me));
-            let big = atom!("big");
-            let data = vec![b'x'; 100_000];
-            let bin = serde_bytes::Bytes::new(&data);
-            let c0 = both_cpu!();
-            let t0 = Instant::now();
-            for _ in 0..big_n {
-                let _ = orbit_dist::send_named(&b, "sink", &(&big, bin));
-                orbit_dist::wait_writable(&b).await;
-            }
-            let _ = ctx.recv().await;
-            let s = t0.elapsed().as_secs_f64();
-            let c1 = both_cpu!();
-            println!(
-                "dist_100KB_msgs_per_s {} MB_per_s {} big_cpu_us {}",
-                (big_n as f64 / s) as u64,
-                (big_n as f64 * 100_000.0 / s / 1e6) as u64,
-                c1.saturating_sub(c0)
-            );
-        }
-    })
-    .map_err(|e| e.to_string())?;
-    h.wait_exit().await;
-    Ok(())
 }

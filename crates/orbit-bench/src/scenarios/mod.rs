@@ -23,6 +23,8 @@ pub mod dist;
 #[cfg(feature = "dist")]
 pub mod dist_fragments;
 #[cfg(feature = "dist")]
+pub mod dist_nodes;
+#[cfg(feature = "dist")]
 pub mod erpc;
 pub mod ets;
 pub mod mesh;

@@ -4,7 +4,7 @@
 //! Part 1, the cost: three workloads — `send` (N one-way messages to one process, the
 //! `send` scenario's orbit subject, [`SEND_REPEATS`] times per round), `call` (sequential GenServer calls with a 5 s
 //! timeout, the `call` scenario's), `call_1w` (the same on a 1-worker runtime), `spawn`
-//! (N idle processes spawned, then stopped) — each run with observation `off` and `on`.
+//! (N idle processes spawned, then stopped; [`SPAWN_REPEATS`] times per round) — each run with observation `off` and `on`.
 //! `on` means what `orbit node --dashboard` runs: the dashboard server on its own
 //! 1-worker runtime, the collector ticking every second (a pass over every process, the system sample, the named-process and link
 //! series), orbit-observe's telemetry handlers attached (so events are built), and a
@@ -332,6 +332,17 @@ const SAME_PLACEMENT: f64 = 0.02;
 /// than the swings of this machine's scheduling, and its pairs spread 0.52-1.34x.
 const SEND_REPEATS: u64 = 5;
 
+/// Times the `spawn` workload runs per round, for the same reason: one run of 200k
+/// spawns takes about 75 ms here, and its pairs spread 0.78-1.28x.
+const SPAWN_REPEATS: u64 = 3;
+
+/// Runs `run(n)` (a rate of `n` units) `times` times: the units of all the runs over
+/// the time of all of them.
+fn repeated(n: u64, times: u64, run: impl Fn(u64) -> f64) -> f64 {
+    let secs: f64 = (0..times).map(|_| n as f64 / run(n)).sum();
+    (n * times) as f64 / secs
+}
+
 /// A call round ran on one thread when at least this share of its calls did.
 const ONE_THREAD_SHARE: f64 = 0.99;
 
@@ -378,11 +389,7 @@ pub fn run(ctx: &mut Ctx) {
                 pair[0].set(
                     v,
                     measure(&mut rounds[0], subject, n_send * SEND_REPEATS, || {
-                        // Messages over the time of all the repeats.
-                        let secs: f64 = (0..SEND_REPEATS)
-                            .map(|_| n_send as f64 / super::send::orbit(n_send))
-                            .sum();
-                        (n_send * SEND_REPEATS) as f64 / secs
+                        repeated(n_send, SEND_REPEATS, super::send::orbit)
                     }),
                 );
             }
@@ -423,7 +430,9 @@ pub fn run(ctx: &mut Ctx) {
             if runs("spawn") {
                 pair[3].set(
                     v,
-                    measure(&mut rounds[3], subject, n_spawn, || spawn_rate(n_spawn)),
+                    measure(&mut rounds[3], subject, n_spawn * SPAWN_REPEATS, || {
+                        repeated(n_spawn, SPAWN_REPEATS, spawn_rate)
+                    }),
                 );
             }
             drop(on);

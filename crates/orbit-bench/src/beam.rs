@@ -30,6 +30,10 @@ pub type Values = BTreeMap<String, f64>;
 /// How long one `erl` run may take before it is killed.
 pub const ERL_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// The emulator flags that turn a BEAM node's schedulers' busy wait off (the BEAM spins
+/// before sleeping by default; Orbit's runtime does not).
+pub const NO_BUSY_WAIT: [&str; 6] = ["+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none"];
+
 /// The folder holding the shared Erlang sources (`beam_bench.erl`, ...), if found.
 pub fn beam_src_dir() -> Option<PathBuf> {
     let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("beam");

@@ -87,6 +87,16 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("cannot build a tokio runtime")
 }
 
+/// Worker threads per node from the environment variable `var` when it holds a
+/// positive number, else [`WORKERS`] (the scenarios' `ORBIT_BENCH_*_WORKERS`).
+pub fn workers_from_env(var: &str) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(WORKERS)
+}
+
 /// A child node's multi-thread runtime with `workers` worker threads and all drivers
 /// enabled; `None` after saying why on stderr (the hidden child command `cmd` then
 /// exits with 1).

@@ -95,43 +95,24 @@ impl orbit::GenServer for Counter {
 
 /// `n` sequential calls with `timeout` from an orbit process; calls per second.
 pub fn orbit_call(n: u64, timeout: Duration) -> f64 {
-    orbit_call_probed(n, timeout, || (), |()| ()).0
-}
-
-/// [`orbit_call`] with probes around the timed loop, in the caller process on the
-/// runtime: `before` runs just before the clock starts, `after` (given what `before`
-/// returned) just after it stops; calls per second and what `after` returned. For
-/// counters of the round (the `observe` scenario's scheduler counters).
-pub fn orbit_call_probed<S, T>(
-    n: u64,
-    timeout: Duration,
-    before: impl FnOnce() -> S + Send + 'static,
-    after: impl FnOnce(S) -> T + Send + 'static,
-) -> (f64, T)
-where
-    S: Send + 'static,
-    T: Send + 'static,
-{
     on_runtime(move || async move {
         let server = orbit::gen_server::start(Counter(0))
             .await
             .expect("GenServer start");
         let s = server.clone();
-        let out = orbit::run_in_process(async move {
-            let probe = before();
+        let rate = orbit::run_in_process(async move {
             let t0 = Instant::now();
             for _ in 0..n {
                 s.call_timeout((), timeout).await.expect("call");
             }
-            let rate = per_s(n, t0.elapsed());
-            (rate, after(probe))
+            per_s(n, t0.elapsed())
         })
         .await
         .expect("caller process");
         let _ = server
             .stop(orbit::ExitReason::Normal, std::time::Duration::from_secs(5))
             .await;
-        out
+        rate
     })
 }
 

@@ -143,11 +143,7 @@ pub(super) fn node_workers() -> usize {
     if current_thread() {
         return 1;
     }
-    std::env::var("ORBIT_BENCH_DIST_WORKERS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(WORKERS)
+    crate::util::workers_from_env("ORBIT_BENCH_DIST_WORKERS")
 }
 
 /// The BEAM nodes' scheduler flags (`+S N:N`, N = [`node_workers`]).
@@ -242,7 +238,7 @@ pub fn run(ctx: &mut Ctx) {
         }
         // The BEAM without its schedulers' busy wait (round trips only).
         if only.has("beam_nospin") {
-            match beam_pair((rt_n, 0, 0), &NO_BUSY_WAIT) {
+            match beam_pair((rt_n, 0, 0), &beam::NO_BUSY_WAIT) {
                 Ok(v) => all.keep("beam_nospin", &v, (rt_n, 0, 0)),
                 Err(e) => eprintln!("dist: beam pair without busy wait skipped: {e}"),
             }
@@ -484,9 +480,6 @@ fn orbit_pair((rt_n, one_n, big_n): (u64, u64, u64), spin: bool) -> Result<beam:
     let _kid = start_ready(cmd)?;
     run_driver(&b, rt_n, one_n, big_n, spin)
 }
-
-/// The BEAM's flags that turn its schedulers' busy wait off (`beam_nospin`).
-const NO_BUSY_WAIT: [&str; 6] = ["+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none"];
 
 /// The BEAM pair's figures; `flags` go to both nodes' emulators.
 fn beam_pair(

@@ -28,12 +28,11 @@ pub fn child_main(cmd: &str, args: &[String]) -> i32 {
     if cmd == "__dist-floor" {
         return floor_main(args);
     }
-    // The node runtime busy-waits before a worker sleeps (as the BEAM's schedulers do by
-    // default, `+sbwt`) only in the spin variant (ORBIT_BENCH_SPIN=1).
-    // The node's threads (module docs), and the counters' experiment.
+    // The counters' experiment (`ORBIT_BENCH_DIST_NO_COUNTERS`, see `super::dist`).
     if std::env::var_os("ORBIT_BENCH_DIST_NO_COUNTERS").is_some() {
         orbit::set_counters(false);
     }
+    // The node's threads (see `super::dist`'s docs).
     let mut b = if current_thread() {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -42,6 +41,8 @@ pub fn child_main(cmd: &str, args: &[String]) -> i32 {
         b
     };
     b.enable_all();
+    // The node runtime busy-waits before a worker sleeps (as the BEAM's schedulers do by
+    // default, `+sbwt`) only in the spin variant (ORBIT_BENCH_SPIN=1).
     if std::env::var_os("ORBIT_BENCH_SPIN").is_some() {
         b.on_thread_park(orbit_dist::spin_before_park);
     }

@@ -31,7 +31,7 @@
 //! profile it; unset, every subject runs.
 //!
 //! Threads: every node, Orbit and BEAM, driver and target, runs [`node_workers`] tokio
-//! worker threads or `+S N:N` schedulers (reported as `workers`): [`WORKERS`] unless
+//! worker threads or `+S N:N` schedulers (reported as `workers`): [`WORKERS`](crate::util::WORKERS) unless
 //! `ORBIT_BENCH_ERPC_WORKERS=N` says otherwise (e.g. 1 on a 2-vCPU machine, each of
 //! the two nodes of a round its share of the cores, as `cluster_stage` does).
 //! `ORBIT_BENCH_ERPC_BEAM_NO_SPIN=1` starts every BEAM node with its schedulers'
@@ -49,7 +49,7 @@ use orbit_term::Term;
 use super::dist::{me, run_to_end, start_erl_node_with, start_ready, unique, COOKIE};
 use super::Ctx;
 use crate::beam;
-use crate::util::{Rounds, Step, WORKERS};
+use crate::util::{Rounds, Step};
 
 const SCENARIO: &str = "erpc";
 /// Callers per driver.
@@ -59,13 +59,9 @@ const SUBJECTS: [&str; 3] = ["orbit_to_orbit", "beam_to_orbit", "beam_to_beam"];
 
 /// Worker threads of every Orbit node and schedulers (`+S N:N`) of every BEAM node of
 /// the scenario: `ORBIT_BENCH_ERPC_WORKERS` when it is a positive number, else
-/// [`WORKERS`].
+/// [`WORKERS`](crate::util::WORKERS).
 pub fn node_workers() -> usize {
-    std::env::var("ORBIT_BENCH_ERPC_WORKERS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(WORKERS)
+    crate::util::workers_from_env("ORBIT_BENCH_ERPC_WORKERS")
 }
 
 /// The emulator flags of every BEAM node: [`node_workers`] schedulers, and busy-waiting
@@ -74,9 +70,7 @@ fn beam_flags() -> Vec<String> {
     let n = node_workers();
     let mut flags = vec!["+S".to_string(), format!("{n}:{n}")];
     if beam_no_spin() {
-        for f in ["+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none"] {
-            flags.push(f.to_string());
-        }
+        flags.extend(beam::NO_BUSY_WAIT.map(String::from));
     }
     flags
 }

@@ -65,7 +65,7 @@ impl<'a> CallTimer<'a> {
     /// until the future ends, as the wait it replaces held it.
     pub(crate) fn run_until<F: Future>(&self, at: Instant, work: F) -> RunUntil<'_, 'a, F> {
         RunUntil {
-            work,
+            work: Some(work),
             at,
             timer: self,
             held: Held::NotYet,
@@ -86,8 +86,10 @@ enum Held<'t, 'a> {
 pin_project_lite::pin_project! {
     /// The future of [`CallTimer::run_until`].
     pub(crate) struct RunUntil<'t, 'a, F> {
+        // `None` once the deadline came: the work is dropped then, before the
+        // caller sees `Elapsed`.
         #[pin]
-        work: F,
+        work: Option<F>,
         at: Instant,
         timer: &'t CallTimer<'a>,
         held: Held<'t, 'a>,
@@ -98,8 +100,11 @@ impl<F: Future> Future for RunUntil<'_, '_, F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Poll::Ready(out) = this.work.poll(cx) {
+        let mut this = self.project();
+        let Some(work) = this.work.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(Elapsed));
+        };
+        if let Poll::Ready(out) = work.poll(cx) {
             return Poll::Ready(Ok(out));
         }
         let at = *this.at;
@@ -120,7 +125,11 @@ impl<F: Future> Future for RunUntil<'_, '_, F> {
             Held::Own(own) => own.as_mut(),
             Held::NotYet => return Poll::Pending,
         };
-        poll_keeping_earlier(sleep, at, cx)
+        let elapsed = poll_keeping_earlier(sleep, at, cx);
+        if elapsed.is_ready() {
+            this.work.set(None);
+        }
+        elapsed
     }
 }
 
@@ -217,6 +226,35 @@ mod tests {
         let later = Instant::now() + Duration::from_millis(30);
         let quick = timer.run_until(later, async { 3 }).await;
         assert_eq!(quick.ok(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn work_past_its_deadline_is_dropped_before_elapsed_is_seen() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        struct Flag<'f>(&'f AtomicBool);
+        impl Drop for Flag<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let dropped = AtomicBool::new(false);
+        let t0 = Instant::now();
+        let sleep = pin!(tokio::time::sleep_until(t0 + Duration::from_secs(60)));
+        let timer = CallTimer::new(sleep);
+        let flag = Flag(&dropped);
+        let work = async move {
+            let _flag = flag;
+            futures::future::pending::<()>().await
+        };
+        let mut run = pin!(timer.run_until(t0 + Duration::from_millis(20), work));
+        let out = run.as_mut().await;
+        assert!(out.is_err());
+        // The future itself is still alive here: the work went when the deadline came.
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the work outlived its deadline"
+        );
+        assert!(run.as_mut().await.is_err(), "polled again: still elapsed");
     }
 
     #[tokio::test]

@@ -19,10 +19,10 @@
 //! of the shared one, never panic.
 
 use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use futures::future::{select, Either};
-use futures::lock::Mutex;
+use futures::lock::{Mutex, MutexGuard};
 use tokio::time::{Instant, Sleep};
 
 /// One call's timer (see the module's doc).
@@ -58,46 +58,104 @@ impl<'a> CallTimer<'a> {
         }
     }
 
-    /// Waits until `at`, as [`CallTimer::wait_until`], but keeps an earlier deadline
-    /// the timer has: when that one comes first, the clock is read and the wait goes
-    /// on to `at`.
-    async fn wait_until_keeping_earlier(&self, at: Instant) {
-        match self.sleep.try_lock() {
-            Some(mut sleep) => loop {
-                let armed = sleep.deadline();
-                if armed > at {
-                    sleep.as_mut().reset(at);
-                }
-                sleep.as_mut().await;
-                if armed >= at || Instant::now() >= at {
-                    return;
-                }
-                sleep.as_mut().reset(at);
-            },
-            None => tokio::time::sleep_until(at).await,
-        }
-    }
-
     /// Runs `work` until `at`: its output, or [`Elapsed`] (and `work` dropped) when
     /// `at` comes first. `work` is polled before the timer, as by
-    /// `tokio::time::timeout_at`.
-    pub(crate) async fn run_until<F: Future>(
-        &self,
-        at: Instant,
-        work: F,
-    ) -> Result<F::Output, Elapsed> {
-        let work = pin!(work);
-        let wait = pin!(self.wait_until_keeping_earlier(at));
-        match select(work, wait).await {
-            Either::Left((out, _)) => Ok(out),
-            Either::Right(_) => Err(Elapsed),
+    /// `tokio::time::timeout_at`. One hand-written future (no `select` over a second
+    /// state machine): the timer is taken at the first poll that needs it and held
+    /// until the future ends, as the wait it replaces held it.
+    pub(crate) fn run_until<F: Future>(&self, at: Instant, work: F) -> RunUntil<'_, 'a, F> {
+        RunUntil {
+            work: Some(work),
+            at,
+            timer: self,
+            held: Held::NotYet,
         }
+    }
+}
+
+/// The timer as a [`RunUntil`] holds it.
+enum Held<'t, 'a> {
+    /// Not polled yet.
+    NotYet,
+    /// The call's timer, held (its deadline already moved to `at` if it was later).
+    Shared(MutexGuard<'t, Pin<&'a mut Sleep>>),
+    /// Another wait held the call's timer: a fresh one.
+    Own(Pin<Box<Sleep>>),
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`CallTimer::run_until`].
+    pub(crate) struct RunUntil<'t, 'a, F> {
+        // `None` once the deadline came: the work is dropped then, before the
+        // caller sees `Elapsed`.
+        #[pin]
+        work: Option<F>,
+        at: Instant,
+        timer: &'t CallTimer<'a>,
+        held: Held<'t, 'a>,
+    }
+}
+
+impl<F: Future> Future for RunUntil<'_, '_, F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(work) = this.work.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(Elapsed));
+        };
+        if let Poll::Ready(out) = work.poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        let at = *this.at;
+        if let Held::NotYet = this.held {
+            *this.held = match this.timer.sleep.try_lock() {
+                Some(mut sleep) => {
+                    // Keep an earlier deadline (see the module's doc).
+                    if sleep.deadline() > at {
+                        sleep.as_mut().reset(at);
+                    }
+                    Held::Shared(sleep)
+                }
+                None => Held::Own(Box::pin(tokio::time::sleep_until(at))),
+            };
+        }
+        let sleep = match this.held {
+            Held::Shared(guard) => guard.as_mut(),
+            Held::Own(own) => own.as_mut(),
+            Held::NotYet => return Poll::Pending,
+        };
+        let elapsed = poll_keeping_earlier(sleep, at, cx);
+        if elapsed.is_ready() {
+            this.work.set(None);
+        }
+        elapsed
+    }
+}
+
+/// Polls `sleep` towards `at`: ready with [`Elapsed`] once `at` has come; an earlier
+/// deadline it had comes first, then the clock is read and it moves on to `at`.
+fn poll_keeping_earlier<T>(
+    mut sleep: Pin<&mut Sleep>,
+    at: Instant,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, Elapsed>> {
+    loop {
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        if sleep.deadline() >= at || Instant::now() >= at {
+            return Poll::Ready(Err(Elapsed));
+        }
+        sleep.as_mut().reset(at);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use std::pin::pin;
 
     use super::*;
 
@@ -168,6 +226,35 @@ mod tests {
         let later = Instant::now() + Duration::from_millis(30);
         let quick = timer.run_until(later, async { 3 }).await;
         assert_eq!(quick.ok(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn work_past_its_deadline_is_dropped_before_elapsed_is_seen() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        struct Flag<'f>(&'f AtomicBool);
+        impl Drop for Flag<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let dropped = AtomicBool::new(false);
+        let t0 = Instant::now();
+        let sleep = pin!(tokio::time::sleep_until(t0 + Duration::from_secs(60)));
+        let timer = CallTimer::new(sleep);
+        let flag = Flag(&dropped);
+        let work = async move {
+            let _flag = flag;
+            futures::future::pending::<()>().await
+        };
+        let mut run = pin!(timer.run_until(t0 + Duration::from_millis(20), work));
+        let out = run.as_mut().await;
+        assert!(out.is_err());
+        // The future itself is still alive here: the work went when the deadline came.
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the work outlived its deadline"
+        );
+        assert!(run.as_mut().await.is_err(), "polled again: still elapsed");
     }
 
     #[tokio::test]

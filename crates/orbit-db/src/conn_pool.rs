@@ -448,7 +448,9 @@ impl<B: Backend> ConnPool<B> {
                     Some(conn),
                 );
             };
-            match call.timer.run_until(deadline, f(conn.clone())).await {
+            // Bound first: the wait (and the call's timer) ends before the match.
+            let done = call.timer.run_until(deadline, f(conn.clone())).await;
+            match done {
                 Ok((out, Keep::Yes)) => (Ok(Attempt::Done(out)), Some(conn)),
                 Ok((out, Keep::Discard)) => {
                     B::mark_broken(&conn);

@@ -18,8 +18,9 @@
 //! for both subjects (it is global and cannot be removed).
 //!
 //! The rounds run in pairs, `--rounds` × 4 of them, in ABBA order (`off` first in even
-//! pairs, `on` first in odd ones); each pair gives one on/off ratio per workload. The
-//! goal lines `{send,call,call_1w,spawn}_on_vs_off_min_0.97x` are the **median of the per-pair
+//! pairs, `on` first in odd ones); each pair gives one on/off ratio per workload
+//! ([`CALL_RUNS`] for each call workload: a subject window runs that many call rounds,
+//! paired with the other window's by index). The goal lines `{send,call,call_1w,spawn}_on_vs_off_min_0.97x` are the **median of the per-pair
 //! ratios** (with `_pair_ratio_min/_max/_p25/_p75` and `_pairs`), `_on_vs_off_of_medians`
 //! the older statistic (the ratio of the subjects' medians of rounds), and
 //! `_cpu_per_UNIT_on_vs_off` the median per-pair ratio of CPU per unit (see
@@ -343,6 +344,14 @@ fn repeated(n: u64, times: u64, run: impl Fn(u64) -> f64) -> f64 {
     (n * times) as f64 / secs
 }
 
+/// Call rounds per subject window (each its own round, paired with the other
+/// subject's round of the same index in the pair): a call round takes 150-300 ms here
+/// and its placement is drawn afresh each round, so one pair is a coin toss between two
+/// speeds; with twenty 2-worker pairs the median still missed 0.97x once in seven quiet
+/// runs (0.956, pairs spreading 0.83-1.51x under load). Two rounds per window double the
+/// pairs for about 0.4 s per window.
+const CALL_RUNS: usize = 2;
+
 /// A call round ran on one thread when at least this share of its calls did.
 const ONE_THREAD_SHARE: f64 = 0.99;
 
@@ -378,6 +387,8 @@ pub fn run(ctx: &mut Ctx) {
         // right after the dashboard's first tick and end before its second.
         let phase = Duration::from_secs_f64((k as f64 * 0.618_033_988_75).fract());
         let mut pair = [Pair::default(); 4];
+        // The call workloads' pairs of this window: [`CALL_RUNS`] per workload.
+        let mut call_pairs = [[Pair::default(); CALL_RUNS]; 2];
         for v in crate::pairs::abba(k) {
             let subject = ["off", "on"][v];
             if only_subject.as_deref().is_some_and(|o| o != subject) {
@@ -400,32 +411,34 @@ pub fn run(ctx: &mut Ctx) {
                 if !runs(name) {
                     continue;
                 }
-                pair[1 + c].set(
-                    v,
-                    measure(&mut rounds[1 + c], subject, n_call, || {
-                        let (rate, s) = call_round(workers, n_call);
-                        if verbose {
-                            eprintln!(
-                                "observe: pair {k} {subject} {name} {:.0}/s same-thread {:.3} \
+                for call_pair in &mut call_pairs[c] {
+                    call_pair.set(
+                        v,
+                        measure(&mut rounds[1 + c], subject, n_call, || {
+                            let (rate, s) = call_round(workers, n_call);
+                            if verbose {
+                                eprintln!(
+                                    "observe: pair {k} {subject} {name} {:.0}/s same-thread {:.3} \
                                  switches {} parks/call {:.4} waits/call {:.4} \
                                  preempted/call {:.4} migrations/call {:.4} \
                                  worker CPU/call {:.3} µs dashboard wake-ups {} CPU {:.2} ms",
-                                rate,
-                                s.placement.same_share(),
-                                s.placement.switches,
-                                s.parks,
-                                s.worker_waits,
-                                s.worker_preempted,
-                                s.worker_migrations,
-                                s.worker_cpu_us,
-                                s.dash_wakeups,
-                                s.dash_cpu_ms
-                            );
-                        }
-                        sched[c][v].push(s);
-                        rate
-                    }),
-                );
+                                    rate,
+                                    s.placement.same_share(),
+                                    s.placement.switches,
+                                    s.parks,
+                                    s.worker_waits,
+                                    s.worker_preempted,
+                                    s.worker_migrations,
+                                    s.worker_cpu_us,
+                                    s.dash_wakeups,
+                                    s.dash_cpu_ms
+                                );
+                            }
+                            sched[c][v].push(s);
+                            rate
+                        }),
+                    );
+                }
             }
             if runs("spawn") {
                 pair[3].set(
@@ -437,8 +450,11 @@ pub fn run(ctx: &mut Ctx) {
             }
             drop(on);
         }
-        for (w, p) in pairs.iter_mut().zip(pair) {
-            w.push(p);
+        for (i, (w, p)) in pairs.iter_mut().zip(pair).enumerate() {
+            match i {
+                1 | 2 if runs(["call", "call_1w"][i - 1]) => w.extend(call_pairs[i - 1]),
+                _ => w.push(p),
+            }
         }
     }
     // The call pairs whose two rounds ran with the same placement (the headline for

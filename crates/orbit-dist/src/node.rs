@@ -324,6 +324,12 @@ impl Node {
         self.inner().id.name.to_string()
     }
 
+    /// Whether `name` is this node's full name (as `name() == name`, without making a
+    /// `String`).
+    pub fn is_named(&self, name: &str) -> bool {
+        *self.inner().id.name == *name
+    }
+
     /// The creation epmd gave this incarnation.
     pub fn creation(&self) -> u32 {
         self.inner().id.creation

@@ -287,7 +287,7 @@ pub fn send_spawn_request(
     let f = |o: &mut Vec<u8>, l: &convert::LocalId| {
         crate::control::tuple(o, 6);
         crate::control::small(o, op::SPAWN_REQUEST as u8);
-        Term::Reference(Box::new(req.id.clone())).encode_body(o);
+        req.id.encode_body(o);
         crate::control::pid_w(o, req.from, l);
         crate::control::pid_w(o, req.group_leader, l);
         crate::control::tuple(o, 3);
@@ -336,8 +336,7 @@ pub fn reply_exited(
     let closed = |_| ControlError::NoConnection {
         node: node.to_string(),
     };
-    let id = Term::Reference(Box::new(id.clone()));
-    let from = Term::Pid(Box::new(from.clone()));
+    // Written from the parts (no `Term` built per answer).
     c.queue_frame(None, |o, l| {
         crate::control::tuple(o, 5);
         crate::control::small(o, op::SPAWN_REPLY as u8);

@@ -7,7 +7,10 @@
 //! Atoms up to 22 bytes (nearly all of them: `ok`, `error`, module and node names) are
 //! stored inline without allocating; longer ones share one heap string between clones.
 //! There is deliberately no global atom table, so atoms decoded from a peer are freed
-//! with the term that holds them.
+//! with the term that holds them. Decoding keeps only a tiny per-thread cache of the
+//! last few long atoms it made ([`Atom::decoded`]: 4 strings of at most 255 characters
+//! per thread), so the node names every pid and reference carries (usually over 22
+//! bytes) are shared, not allocated, each time they are decoded.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -26,6 +29,24 @@ const INLINE: usize = 22;
 enum Repr {
     Inline(u8, [u8; INLINE]),
     Heap(Arc<str>),
+}
+
+/// Long atoms [`Atom::decoded`] keeps per thread.
+const DECODE_CACHE: usize = 4;
+
+/// The long atoms this thread decoded last.
+struct DecodeCache {
+    slots: [Option<Arc<str>>; DECODE_CACHE],
+    next: usize,
+}
+
+thread_local! {
+    static DECODED: std::cell::RefCell<DecodeCache> = const {
+        std::cell::RefCell::new(DecodeCache {
+            slots: [None, None, None, None],
+            next: 0,
+        })
+    };
 }
 
 /// An Erlang atom: UTF-8 text of at most 255 characters.
@@ -119,6 +140,32 @@ impl Atom {
             Atom(Repr::Inline(text.len() as u8, buf))
         } else {
             Atom(Repr::Heap(Arc::from(text)))
+        }
+    }
+
+    /// Like [`new_unchecked`](Self::new_unchecked), for text decoded from a peer: a long
+    /// atom seen recently on this thread shares its string (an `Arc` clone instead of
+    /// an allocation and a copy). The cache holds the last [`DECODE_CACHE`] long atoms
+    /// this thread decoded, replaced round-robin.
+    pub(crate) fn decoded(text: &str) -> Atom {
+        if text.len() <= INLINE {
+            return Atom::new_unchecked(text);
+        }
+        let hit = DECODED.try_with(|c| {
+            let mut c = c.borrow_mut();
+            if let Some(s) = c.slots.iter().flatten().find(|s| ***s == *text) {
+                return Arc::clone(s);
+            }
+            let s: Arc<str> = Arc::from(text);
+            let at = c.next % DECODE_CACHE;
+            c.slots[at] = Some(Arc::clone(&s));
+            c.next = at + 1;
+            s
+        });
+        match hit {
+            Ok(s) => Atom(Repr::Heap(s)),
+            // The thread is exiting: no cache.
+            Err(_) => Atom::new_unchecked(text),
         }
     }
 
@@ -252,6 +299,27 @@ impl fmt::Display for Atom {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoded_long_atoms_share_a_string_and_stay_equal() {
+        let name = "orbit_erpc_target_12345_0@127.0.0.1";
+        let (a, b) = (Atom::decoded(name), Atom::decoded(name));
+        assert_eq!(a, b);
+        assert_eq!(a.as_str(), name);
+        match (&a.0, &b.0) {
+            (Repr::Heap(x), Repr::Heap(y)) => assert!(Arc::ptr_eq(x, y), "shared"),
+            _ => panic!("long atoms live on the heap"),
+        }
+        // More long atoms than the cache holds: each still has its own text.
+        let many: Vec<String> = (0..3 * DECODE_CACHE)
+            .map(|i| format!("{name}_{i}"))
+            .collect();
+        for (t, x) in many.iter().map(|t| (t, Atom::decoded(t))) {
+            assert_eq!(x.as_str(), t);
+        }
+        assert_eq!(Atom::decoded(name).as_str(), name);
+        assert_eq!(Atom::decoded("ok"), crate::atom!("ok"));
+    }
 
     #[test]
     fn inline_and_heap_compare_by_text() {

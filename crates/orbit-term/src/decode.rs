@@ -128,12 +128,12 @@ pub(crate) fn inflate(r: &mut Reader<'_>) -> Result<Vec<u8>> {
 pub(crate) fn atom_from(r: &mut Reader<'_>) -> Result<Atom> {
     let t = r.u8()?;
     let text = r.atom_body(t)?;
-    Ok(Atom::new_unchecked(&text))
+    Ok(Atom::decoded(&text))
 }
 
 fn to_atom(text: Cow<'_, str>) -> Atom {
     // `atom_body` checked the length.
-    Atom::new_unchecked(&text)
+    Atom::decoded(&text)
 }
 
 /// Reads an integer term and returns it when it fits in `i64`.

@@ -22,6 +22,12 @@ pub struct Pid {
 }
 
 impl Pid {
+    /// Appends this pid as `NEW_PID_EXT` (no version byte): what
+    /// `Term::Pid(..).encode_body` writes, without building the term.
+    pub fn encode_body(&self, out: &mut Vec<u8>) {
+        crate::encode::write_pid(out, self);
+    }
+
     /// A pid from its four fields.
     pub fn new(node: Atom, id: u32, serial: u32, creation: u32) -> Pid {
         Pid {
@@ -117,6 +123,12 @@ impl Reference {
     /// The id words, in wire order.
     pub fn ids(&self) -> &[u32] {
         &self.words[..self.len as usize]
+    }
+
+    /// Appends this reference as `NEWER_REFERENCE_EXT` (no version byte): what
+    /// `Term::Reference(..).encode_body` writes, without building the term.
+    pub fn encode_body(&self, out: &mut Vec<u8>) {
+        crate::encode::write_reference(out, self);
     }
 }
 

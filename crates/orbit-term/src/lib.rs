@@ -84,4 +84,5 @@ pub use limits::DecodeLimits;
 pub use num_bigint::BigInt;
 pub use raw::RawTerm;
 pub use ser::{to_vec, to_vec_compressed, to_vec_into, Serializer};
+pub use skip::encoded_len;
 pub use term::{BitBinary, ImproperList, Term};

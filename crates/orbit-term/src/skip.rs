@@ -12,6 +12,21 @@ use crate::error::{Error, Result};
 use crate::reader::Reader;
 use crate::tag;
 
+/// The length in bytes of the one term (without its version byte 131) at the start of
+/// `bytes`, found from tags and lengths only: nothing is built or allocated. The
+/// structure is checked (tags, lengths against the bytes there are, atoms where pids,
+/// ports, references and exports hold them), not what the bytes mean: a decode of
+/// `bytes[..len]` may still refuse them (bad UTF-8 in an atom, limits). For finding
+/// where one term ends and the next begins without decoding it (a control message and
+/// its payload in a distribution header).
+///
+/// Errors: truncated input, an unknown tag, a compressed term.
+pub fn encoded_len(bytes: &[u8]) -> Result<usize> {
+    let mut r = Reader::new(bytes, crate::limits::DecodeLimits::DEFAULT);
+    skip_term(&mut r)?;
+    Ok(r.pos)
+}
+
 /// Passes one atom (any of the four atom encodings).
 fn skip_atom(r: &mut Reader<'_>) -> Result<()> {
     let at = r.pos;
@@ -170,5 +185,20 @@ mod tests {
         assert!(end_of(&[108, 255, 255, 255, 255, 106]).is_err());
         // A fun whose size cannot hold itself.
         assert!(end_of(&[112, 0, 0, 0, 2]).is_err());
+    }
+
+    #[test]
+    fn encoded_len_agrees_with_a_decode() {
+        let t = Term::tuple(vec![
+            Term::Int(21),
+            Term::atom("monitor"),
+            Term::List(vec![Term::Int(1), Term::Binary(b"x".to_vec())]),
+        ]);
+        let mut bytes = t.encode();
+        bytes.extend_from_slice(&[131, 97, 1]);
+        let (_, used) = Term::decode_body(&bytes[1..], &DecodeLimits::DEFAULT).unwrap();
+        assert_eq!(crate::encoded_len(&bytes[1..]).unwrap(), used);
+        assert!(crate::encoded_len(&bytes[1..5]).is_err());
+        assert!(crate::encoded_len(&[]).is_err());
     }
 }

@@ -152,7 +152,8 @@ pub struct ErpcRequest {
     /// `id`'s key in [`pending`].
     key: u64,
     res: Reference,
-    from: Term,
+    /// The requester (the `From` of the request, for an abandon's `DEMONITOR_P`).
+    from: orbit::Pid,
     /// `None` once the `SPAWN_REPLY` was read.
     reply: Option<oneshot::Receiver<Spawned>>,
     /// The process, once known.
@@ -251,14 +252,14 @@ async fn send_within(
         key: spawn::ref_id(&id).ok_or_else(|| no_connection(node))?,
         id,
         res: spawn::new_ref().ok_or_else(|| no_connection(node))?,
-        from: Term::Pid(Box::new(orbit_dist::to_wire(from))),
+        from,
         reply: None,
         spawned: None,
         watch: None,
         local: None,
         done: false,
     };
-    if node == this.name() {
+    if this.is_named(node) {
         let (m, f) = (atom("module", module)?, atom("function", function)?);
         req.local = Some(super::into::call_local(&m, &f, args).await);
         return Ok(req);
@@ -292,7 +293,7 @@ async fn send_within(
         arity: 4,
         monitor: true,
     };
-    let res = Term::Reference(Box::new(req.res.clone()));
+    let res = &req.res;
     let args = Term::List(args);
     let payload = |o: &mut Vec<u8>| {
         // LIST_EXT of 4, then NIL_EXT.
@@ -448,7 +449,7 @@ impl ErpcRequest {
             if self.watch.is_some() {
                 let ctl = Term::Tuple(vec![
                     Term::Int(orbit_dist::control::op::DEMONITOR_P),
-                    self.from.clone(),
+                    Term::Pid(Box::new(orbit_dist::to_wire(self.from))),
                     pid,
                     Term::Reference(Box::new(self.id.clone())),
                 ]);
@@ -602,7 +603,7 @@ pub fn cast(
         tracing::debug!(%node, "erpc cast dropped: this process is not a node");
         return Ok(());
     };
-    if node == this.name() {
+    if this.is_named(node) {
         let run = super::into::call_local(&m, &f, args);
         spawn_task(async move {
             let _ = run.await;

@@ -73,7 +73,7 @@ fn be64(b: &[u8]) -> u64 {
 
 /// Length of the control message at the start of `body` (a term without its 131).
 fn ctrl_len(body: &[u8]) -> Result<usize, String> {
-    if let Some((_, used)) = control::parse_fast(body) {
+    if let Some(used) = control::fast_len(body) {
         return Ok(used);
     }
     let limits = DecodeLimits {

@@ -32,6 +32,9 @@ const ACTIVE: Duration = Duration::from_millis(1);
 static LAST_FD: AtomicI32 = AtomicI32::new(-1);
 static LAST_READ_NS: AtomicU64 = AtomicU64::new(0);
 static SPINNING: AtomicBool = AtomicBool::new(false);
+/// Set by the first [`spin_before_park`]: until a runtime runs the hook, reads are not
+/// noted (a clock read per read that nothing would look at, issue 17).
+static HOOKED: AtomicBool = AtomicBool::new(false);
 
 fn now_ns() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
@@ -41,6 +44,9 @@ fn now_ns() -> u64 {
 /// Records that connection socket `fd` just received data.
 #[inline]
 pub(crate) fn note_read(fd: RawFd) {
+    if !HOOKED.load(Ordering::Relaxed) {
+        return;
+    }
     LAST_FD.store(fd, Ordering::Relaxed);
     LAST_READ_NS.store(now_ns(), Ordering::Relaxed);
 }
@@ -49,6 +55,9 @@ pub(crate) fn note_read(fd: RawFd) {
 /// recently active connection for up to [`SPIN`] before the worker parks (see the
 /// module docs). Does nothing on a node without recent traffic.
 pub fn spin_before_park() {
+    if !HOOKED.load(Ordering::Relaxed) {
+        HOOKED.store(true, Ordering::Relaxed);
+    }
     let fd = LAST_FD.load(Ordering::Relaxed);
     if fd < 0 {
         return;

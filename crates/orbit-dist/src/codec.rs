@@ -61,8 +61,12 @@ struct Codec {
     decode: Option<DecodeFn>,
 }
 
-fn registry() -> &'static RwLock<HashMap<TypeId, Codec>> {
-    static R: OnceLock<RwLock<HashMap<TypeId, Codec>>> = OnceLock::new();
+/// Codecs by type; seeded foldhash, as SipHash was a visible part of every send's cost
+/// (issue 17).
+type Codecs = HashMap<TypeId, Codec, foldhash::fast::RandomState>;
+
+fn registry() -> &'static RwLock<Codecs> {
+    static R: OnceLock<RwLock<Codecs>> = OnceLock::new();
     R.get_or_init(|| RwLock::new(builtins()))
 }
 
@@ -109,7 +113,7 @@ fn decode_pid(b: &[u8]) -> Result<Box<dyn Any + Send>, String> {
     Ok(Box::new(crate::convert::pid_from_wire(&p)))
 }
 
-fn both<M: Serialize + DeserializeOwned + Any + Send>(m: &mut HashMap<TypeId, Codec>) {
+fn both<M: Serialize + DeserializeOwned + Any + Send>(m: &mut Codecs) {
     m.insert(
         TypeId::of::<M>(),
         Codec {
@@ -120,8 +124,8 @@ fn both<M: Serialize + DeserializeOwned + Any + Send>(m: &mut HashMap<TypeId, Co
 }
 
 /// The types registered ahead of time.
-fn builtins() -> HashMap<TypeId, Codec> {
-    let mut m = HashMap::new();
+fn builtins() -> Codecs {
+    let mut m = Codecs::default();
     macro_rules! scalars {
         ($($t:ty),*) => {$(
             both::<$t>(&mut m);

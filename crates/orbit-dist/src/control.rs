@@ -342,7 +342,7 @@ pub fn pid_w(out: &mut Vec<u8>, p: Pid, local: &convert::LocalId) {
         out.extend_from_slice(&p.serial().to_be_bytes());
         out.extend_from_slice(&local.creation.to_be_bytes());
     } else {
-        atom(out, &p.node());
+        p.with_node(|node| atom(out, node));
         out.extend_from_slice(&p.id().to_be_bytes());
         out.extend_from_slice(&p.serial().to_be_bytes());
         out.extend_from_slice(&p.creation().to_be_bytes());
@@ -418,6 +418,17 @@ impl<'a> Cur<'a> {
         self.at += len;
         std::str::from_utf8(s).ok()
     }
+    /// Steps over a pid, checking its shape and its node's atom as [`Cur::pid`] does,
+    /// without looking its node up.
+    fn skip_pid(&mut self) -> Option<()> {
+        if self.u8()? != 88 {
+            return None;
+        }
+        self.atom()?;
+        self.b.get(self.at..self.at + 12)?;
+        self.at += 12;
+        Some(())
+    }
     fn pid(&mut self) -> Option<Pid> {
         if self.u8()? != 88 {
             return None;
@@ -426,6 +437,37 @@ impl<'a> Cur<'a> {
         let (id, serial, creation) = (self.u32()?, self.u32()?, self.u32()?);
         Some(Pid::remote(node, id, serial, creation))
     }
+}
+
+/// The length of the control term [`parse_fast`] reads at the start of `b`, `None`
+/// exactly when it returns `None`; its pids are stepped over, not built (a node name
+/// lookup each), for the callers that only need the length (`fragments`, issue 17).
+pub fn fast_len(b: &[u8]) -> Option<usize> {
+    let mut c = Cur { b, at: 0 };
+    if c.u8()? != 104 {
+        return None;
+    }
+    let arity = c.u8()?;
+    if c.u8()? != 97 {
+        return None;
+    }
+    match (c.u8()?, arity) {
+        (2, 3) => {
+            c.atom()?;
+            c.skip_pid()?;
+        }
+        (22, 3) => {
+            c.skip_pid()?;
+            c.skip_pid()?;
+        }
+        (6, 4) => {
+            c.skip_pid()?;
+            c.atom()?;
+            c.atom()?;
+        }
+        _ => return None,
+    }
+    Some(c.at)
 }
 
 /// Reads a `SEND`, `SEND_SENDER` or `REG_SEND` control term; returns it and its length.

@@ -75,7 +75,7 @@ fn be64(b: &[u8]) -> u64 {
 /// a control message that does not decode ends the connection there. Decoding it here
 /// as well cost a fifth of an erpc call's instructions on either node.
 fn ctrl_len(body: &[u8]) -> Result<usize, String> {
-    if let Some((_, used)) = control::parse_fast(body) {
+    if let Some(used) = control::fast_len(body) {
         return Ok(used);
     }
     orbit_term::encoded_len(body)

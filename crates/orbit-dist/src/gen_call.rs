@@ -315,7 +315,7 @@ pub(crate) fn cast_encoded(dest: Dest, req: Vec<u8>) -> Result<(), CallError> {
 
 /// Sends `{Tag, Reply}` (already encoded reply, `131, ...`) to a caller on another node.
 pub(crate) fn reply(server: Pid, from: Pid, tag: &Term, reply: &[u8]) {
-    let Some(conn) = node::conn_for(&from.node()) else {
+    let Some(conn) = from.with_node(node::conn_for) else {
         return;
     };
     let write = |o: &mut Vec<u8>| {
@@ -605,7 +605,7 @@ fn end_call(call: &GenCall, reason: &Term) {
             None => return,
         },
     };
-    let Some(conn) = node::conn_for(&call.from.node()) else {
+    let Some(conn) = call.from.with_node(node::conn_for) else {
         return;
     };
     let Some((watcher, target)) = conn.forget_monitor_in(mref) else {

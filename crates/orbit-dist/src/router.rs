@@ -35,7 +35,7 @@ pub struct DistRouter;
 impl Router for DistRouter {
     fn send(&self, from: Option<Pid>, to: Pid, msg: Payload) -> Result<(), SendError> {
         let w = codec::writer(msg)?;
-        let c = conn(&to.node())?;
+        let c = to.with_node(conn)?;
         Ok(c.send_with(from, to, w)?)
     }
 

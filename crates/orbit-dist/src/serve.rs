@@ -62,11 +62,12 @@ pub(crate) enum Undeliverable {
     NotForServer(String),
 }
 
-/// Handlers by pid and by registered name.
+/// Handlers by pid and by registered name (seeded foldhash: looked up for every
+/// message that arrives, issue 17).
 #[derive(Default)]
 pub(crate) struct Handlers {
-    pub by_pid: HashMap<Pid, Handler>,
-    pub by_name: HashMap<String, Handler>,
+    pub by_pid: HashMap<Pid, Handler, foldhash::fast::RandomState>,
+    pub by_name: HashMap<String, Handler, foldhash::fast::RandomState>,
 }
 
 /// The process-wide table.

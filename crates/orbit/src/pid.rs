@@ -91,6 +91,24 @@ impl Pid {
     pub fn node(&self) -> Arc<str> {
         node_name(self.node)
     }
+
+    /// Calls `f` with the name of the node the process lives on (as [`Pid::node`]),
+    /// taking it from this thread's recent lookups when it is there, without the node
+    /// table's lock (issue 17: every message to a remote pid names its node).
+    pub fn with_node<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        let generation = GENERATION.load(Ordering::Acquire);
+        let hit = RECENT.try_with(|r| {
+            r.borrow()
+                .0
+                .iter()
+                .flatten()
+                .find_map(|(g, n, i)| (*g == generation && *i == self.node).then(|| n.clone()))
+        });
+        match hit {
+            Ok(Some(name)) => f(&name),
+            _ => f(&self.node()),
+        }
+    }
 }
 
 impl fmt::Display for Pid {
@@ -110,7 +128,26 @@ struct NodeTable {
     /// Index of each name in `names`. Every pid from a peer names a node, so a lookup must
     /// not scan the table: with a scan, a peer sending pids of many distinct node names
     /// made each further lookup slower (quadratic time overall).
-    index: HashMap<Arc<str>, u32>,
+    index: HashMap<Arc<str>, u32, crate::hash::FastState>,
+}
+
+/// Bumped whenever an index of the node table changes meaning (only [`set_local_node`]
+/// renames an entry; new names only append), so [`RECENT`] entries of an older
+/// generation are not trusted.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Entries in each thread's cache of recent node-name lookups.
+const RECENT_LEN: usize = 4;
+
+/// One cached lookup: the table's generation, the name, its index.
+type Recent = Option<(u64, Arc<str>, u32)>;
+
+thread_local! {
+    /// Each thread's last few node names looked up and their indexes: every pid read
+    /// from a connection names its node (usually one of two: the peer's or this
+    /// node's), so most lookups are a compare here, with no lock and no hash (issue 17).
+    static RECENT: std::cell::RefCell<([Recent; RECENT_LEN], usize)> =
+        const { std::cell::RefCell::new(([const { None }; RECENT_LEN], 0)) };
 }
 
 fn nodes() -> &'static RwLock<NodeTable> {
@@ -119,25 +156,52 @@ fn nodes() -> &'static RwLock<NodeTable> {
         let local: Arc<str> = Arc::from("nonode@nohost");
         RwLock::new(NodeTable {
             names: vec![local.clone()],
-            index: HashMap::from([(local, LOCAL_NODE)]),
+            index: {
+                let mut index = HashMap::with_hasher(crate::hash::seeded());
+                index.insert(local, LOCAL_NODE);
+                index
+            },
         })
     })
 }
 
 /// Index of a node name in the node table, adding it when new.
 pub(crate) fn node_index(name: &str) -> u32 {
-    if let Some(&i) = nodes().read().index.get(name) {
+    let generation = GENERATION.load(Ordering::Acquire);
+    let cached = RECENT.try_with(|r| {
+        let r = r.borrow();
+        r.0.iter().flatten().find_map(|(g, n, i)| {
+            (*g == generation && n.as_bytes() == name.as_bytes()).then_some(*i)
+        })
+    });
+    if let Ok(Some(i)) = cached {
         return i;
     }
+    let (i, name) = node_index_slow(name);
+    // A thread being torn down has no cache: the lookup above stands on its own.
+    let _ = RECENT.try_with(|r| {
+        let mut r = r.borrow_mut();
+        let at = r.1 % RECENT_LEN;
+        r.0[at] = Some((generation, name, i));
+        r.1 = r.1.wrapping_add(1);
+    });
+    i
+}
+
+/// [`node_index`] through the shared table; also returns the table's copy of the name.
+fn node_index_slow(name: &str) -> (u32, Arc<str>) {
+    if let Some((n, &i)) = nodes().read().index.get_key_value(name) {
+        return (i, n.clone());
+    }
     let mut t = nodes().write();
-    if let Some(&i) = t.index.get(name) {
-        return i;
+    if let Some((n, &i)) = t.index.get_key_value(name) {
+        return (i, n.clone());
     }
     let name: Arc<str> = Arc::from(name);
     let i = u32::try_from(t.names.len()).unwrap_or(u32::MAX);
     t.names.push(name.clone());
-    t.index.insert(name, i);
-    i
+    t.index.insert(name.clone(), i);
+    (i, name)
 }
 
 fn node_name(idx: u32) -> Arc<str> {
@@ -167,6 +231,9 @@ pub fn set_local_node(name: &str) {
     }
     // The local node wins over an entry of the same name made earlier, as before.
     t.index.insert(name, LOCAL_NODE);
+    // Under the write lock: a lookup that saw the old generation cached the old
+    // meaning; every later one sees the new generation and misses those entries.
+    GENERATION.fetch_add(1, Ordering::AcqRel);
 }
 
 /// A unique reference, like Erlang's `make_ref()`: used for monitors, timers and call tags.

@@ -11,11 +11,13 @@ use crate::error::{Error, SendError};
 use crate::pid::Pid;
 use crate::table;
 
-type Names = scc::HashMap<Arc<str>, Pid>;
+/// Seeded foldhash (`crate::hash`): `whereis` runs for every message sent to a name,
+/// and SipHash of the name was most of its cost (issue 17).
+type Names = scc::HashMap<Arc<str>, Pid, crate::hash::FastState>;
 
 fn names() -> &'static Names {
     static N: OnceLock<Names> = OnceLock::new();
-    N.get_or_init(Names::new)
+    N.get_or_init(|| Names::with_hasher(crate::hash::seeded()))
 }
 
 /// Registers `name` for the live local process `pid`.

@@ -433,6 +433,12 @@ impl<M: ResourceWorker> ResourcePool<M> {
             .shared
             .acquire(command, give_up, timeout, since)
             .await?;
+        // Holds the resource's worker state from here (a panicking telemetry handler
+        // included): removes the resource unless `f` completes.
+        let mut guard = resource_state::CheckedOut {
+            shared: &self.shared,
+            worker: Some(worker),
+        };
         if let Some(t0) = t0 {
             let waited = t0.elapsed().as_secs_f64() * 1e6;
             let queued = self.stats().waiting as f64;
@@ -442,11 +448,6 @@ impl<M: ResourceWorker> ResourcePool<M> {
                 &[("pool", &self.pid())],
             );
         }
-        // Holds the resource's worker state: removes the resource unless `f` completes.
-        let mut guard = resource_state::CheckedOut {
-            shared: &self.shared,
-            worker: Some(worker),
-        };
         let (out, checkin) = f(client, waited).await;
         if let Some(worker) = guard.worker.take() {
             self.shared.checkin(caller, checkin, worker);

@@ -414,7 +414,7 @@ impl<M: ResourceWorker> Shared<M> {
                         Ok(()) => inn.metrics.checkout_waited(waited),
                         Err(back) => {
                             // The caller went away after the look above.
-                            inn.out -= 1;
+                            inn.out = inn.out.saturating_sub(1);
                             inn.cancelled(Cancelled::CheckedOut);
                             if let Ok(((client, res), _)) = back {
                                 drop(client);
@@ -529,7 +529,7 @@ impl<M: ResourceWorker> Shared<M> {
     /// checkout lent it).
     pub(super) fn checkin(self: &Arc<Self>, caller: Caller, checkin: M::Checkin, w: M::Worker) {
         let mut inn = self.inner.lock();
-        inn.out -= 1;
+        inn.out = inn.out.saturating_sub(1);
         if inn.stopped {
             inn.terminate(&ExitReason::Shutdown, w);
             inn.record();
@@ -576,7 +576,7 @@ impl<M: ResourceWorker> Shared<M> {
     /// dropped): remove its resource (`w`, its worker state), as NimblePool does.
     fn cancel_checked_out(self: &Arc<Self>, w: M::Worker, reason: ExitReason) {
         let mut inn = self.inner.lock();
-        inn.out -= 1;
+        inn.out = inn.out.saturating_sub(1);
         inn.cancelled(Cancelled::CheckedOut);
         if inn.stopped {
             inn.terminate(&reason, w);

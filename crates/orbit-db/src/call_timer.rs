@@ -17,6 +17,16 @@
 //! The waits never overlap (the queue's ends before the work starts: the pool drops
 //! it first); if one ever did, the overlapping wait would use a fresh timer instead
 //! of the shared one, never panic.
+//!
+//! The `Sleep` itself is this thread's spare ([`take_sleep`], [`keep_sleep`]): a call
+//! gives its timer back when it ends, still registered, and the next call on the thread
+//! takes it as it is (its old deadline is harmless: each wait moves it to its own, or
+//! keeps an earlier one and then moves on, as above). Moving a registered timer to a
+//! later instant is one compare-and-swap, so a call whose deadlines come later than the
+//! previous call's (the common case: queue looks put off to the interval's end, or the
+//! work's deadline) takes the timer wheel's lock neither to register nor to cancel; a
+//! new `Sleep` per call took it for both. Spares are kept per runtime (a `Sleep` of
+//! another runtime is never polled here); a call cancelled mid-way drops its timer.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,6 +34,38 @@ use std::task::{Context, Poll};
 
 use futures::lock::{Mutex, MutexGuard};
 use tokio::time::{Instant, Sleep};
+
+thread_local! {
+    /// A finished call's timer, kept for the next call on this thread (see the
+    /// module's doc), with the runtime it belongs to.
+    static SPARE: std::cell::Cell<Option<(tokio::runtime::Id, Pin<Box<Sleep>>)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// A timer for a call: this thread's spare one if it belongs to the current runtime
+/// (its deadline as the last call left it), otherwise a new one at `at`. The runtime's
+/// id comes along for [`keep_sleep`] (`None` outside a runtime: then the `Sleep` is
+/// tokio's to refuse, as before).
+pub(crate) fn take_sleep(at: Instant) -> (Pin<Box<Sleep>>, Option<tokio::runtime::Id>) {
+    let rt = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+    if let Some(rt) = rt {
+        if let Ok(Some((id, sleep))) = SPARE.try_with(|s| s.take()) {
+            if id == rt {
+                return (sleep, Some(rt));
+            }
+        }
+    }
+    (Box::pin(tokio::time::sleep_until(at)), rt)
+}
+
+/// Gives a call's timer back to this thread for the next call (a spare already there
+/// is dropped).
+pub(crate) fn keep_sleep(sleep: Pin<Box<Sleep>>, rt: Option<tokio::runtime::Id>) {
+    if let Some(rt) = rt {
+        // During thread teardown the timer is simply dropped.
+        let _ = SPARE.try_with(|s| s.set(Some((rt, sleep))));
+    }
+}
 
 /// One call's timer (see the module's doc).
 pub(crate) struct CallTimer<'a> {
@@ -255,6 +297,53 @@ mod tests {
             "the work outlived its deadline"
         );
         assert!(run.as_mut().await.is_err(), "polled again: still elapsed");
+    }
+
+    #[test]
+    fn a_calls_timer_is_kept_for_the_next_call_of_its_runtime_only() {
+        let rt = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("a current-thread runtime")
+        };
+        let a = rt();
+        let kept_deadline = a.block_on(async {
+            let t0 = Instant::now();
+            // No spare yet: a new timer at the deadline asked for.
+            let (sleep, id) = take_sleep(t0 + Duration::from_secs(60));
+            assert_eq!(sleep.deadline(), t0 + Duration::from_secs(60));
+            let mut sleep = sleep;
+            let timer = CallTimer::new(sleep.as_mut());
+            timer.wait_until(t0 + Duration::from_millis(5)).await;
+            drop(timer);
+            keep_sleep(sleep, id);
+            // The next call takes it as the last one left it (moved to 5 ms).
+            let (again, id) = take_sleep(t0 + Duration::from_secs(90));
+            assert_eq!(again.deadline(), t0 + Duration::from_millis(5));
+            // And its waits still end at their own deadlines.
+            let mut again = again;
+            let timer = CallTimer::new(again.as_mut());
+            let deadline = Instant::now() + Duration::from_millis(40);
+            let stuck = timer
+                .run_until(deadline, futures::future::pending::<()>())
+                .await;
+            assert!(stuck.is_err() && Instant::now() >= deadline);
+            drop(timer);
+            let left = again.deadline();
+            keep_sleep(again, id);
+            left
+        });
+        // Another runtime on this thread never gets the first one's timer.
+        let b = rt();
+        b.block_on(async {
+            let at = Instant::now() + Duration::from_secs(7);
+            let (sleep, id) = take_sleep(at);
+            assert_ne!(sleep.deadline(), kept_deadline);
+            assert_eq!(sleep.deadline(), at);
+            keep_sleep(sleep, id);
+        });
+        drop(a);
     }
 
     #[tokio::test]

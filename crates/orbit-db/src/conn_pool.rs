@@ -38,7 +38,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
-use crate::call_timer::CallTimer;
+use crate::call_timer::{keep_sleep, take_sleep, CallTimer};
 use crate::error::DbError;
 use crate::options::DbPoolOptions;
 use crate::queue_control::QueueControl;
@@ -355,23 +355,29 @@ impl<B: Backend> ConnPool<B> {
         let timeout = timeout.min(crate::options::LONGEST);
         let start = Instant::now();
         let deadline = start + timeout;
-        // The call's one timer: queue looks, checkout deadline, then the work's deadline.
-        let sleep = pin!(tokio::time::sleep_until(deadline));
-        let timer = CallTimer::new(sleep);
-        let call = Call {
-            start,
-            deadline,
-            timeout,
-            timer: &timer,
-        };
-        let mut f = Some(f);
-        let mut first = true;
-        loop {
-            match self.attempt(&call, first, &mut f).await? {
-                Attempt::Done(o) => return Ok(o),
-                Attempt::Retry => first = false,
+        // The call's one timer: queue looks, checkout deadline, then the work's deadline
+        // (this thread's spare, given back when the call ends).
+        let (mut sleep, rt) = take_sleep(deadline);
+        let out = {
+            let timer = CallTimer::new(sleep.as_mut());
+            let call = Call {
+                start,
+                deadline,
+                timeout,
+                timer: &timer,
+            };
+            let mut f = Some(f);
+            let mut first = true;
+            loop {
+                match self.attempt(&call, first, &mut f).await {
+                    Ok(Attempt::Done(o)) => break Ok(o),
+                    Ok(Attempt::Retry) => first = false,
+                    Err(e) => break Err(e),
+                }
             }
-        }
+        };
+        keep_sleep(sleep, rt);
+        out
     }
 
     /// Runs `f` with a connection's handle within `timeout` (the pool's when `None`),

@@ -311,6 +311,68 @@ async fn a_caller_that_dies_holding_a_resource_has_it_removed() {
     assert_eq!(l[2], "init 2");
 }
 
+/// A queued caller whose future is dropped after the hand-off (the resource is in its
+/// channel, not yet received): the resource comes back, removed and replaced, and the
+/// pool's counts stay whole (the worker state travels with the delivery, not in a map).
+#[tokio::test]
+async fn a_queued_caller_dropped_after_the_hand_off_gives_the_resource_back() {
+    let log = Log::default();
+    let p = start(conns(&log), ResourcePoolOptions::new(1)).await;
+    take(&log);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let mut waiter = None;
+    p.checkout(
+        Cmd::Use,
+        |id| {
+            let (p, ran) = (p.clone(), ran.clone());
+            let waiter = &mut waiter;
+            async move {
+                let p2 = p.clone();
+                *waiter = Some(tokio::spawn(async move {
+                    p2.checkout(
+                        Cmd::Use,
+                        |id| async move {
+                            ran.fetch_add(1, Ordering::Relaxed);
+                            (id, Back::Keep)
+                        },
+                        T,
+                    )
+                    .await
+                }));
+                // Until the spawned caller is queued behind this one.
+                while p.stats().waiting == 0 {
+                    tokio::task::yield_now().await;
+                }
+                (id, Back::Keep)
+            }
+        },
+        T,
+    )
+    .await
+    .unwrap();
+    // The check-in above handed the resource to the queued caller, which has not run
+    // since (one runtime thread, no yield in between): drop it now.
+    let waiter = waiter.expect("the waiter was spawned");
+    waiter.abort();
+    assert!(waiter.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        ran.load(Ordering::Relaxed),
+        0,
+        "the dropped caller never ran"
+    );
+    let l = take(&log);
+    assert_eq!(l.len(), 3, "{l:?}");
+    assert_eq!(l[0], "cancelled CheckedOut");
+    assert!(l[1].starts_with("terminate 1 checkout cancelled"), "{l:?}");
+    assert_eq!(l[2], "init 2");
+    let s = p.stats();
+    assert_eq!(
+        (s.workers, s.available, s.checked_out, s.waiting, s.restarts),
+        (1, 1, 0, 0, 1)
+    );
+    assert_eq!(use_one(&p, Cmd::Use).await.unwrap(), 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_queued_caller_that_times_out_is_cancelled() {
     let log = Log::default();

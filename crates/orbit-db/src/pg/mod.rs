@@ -203,13 +203,18 @@ impl PgPool {
     }
 
     /// Runs `f` with a connection, within the pool's `timeout` (queue included).
-    pub async fn run<T, E, F, Fut>(&self, f: F) -> Result<T, E>
+    ///
+    /// (The pool's call future itself, not wrapped in one more state machine.)
+    pub fn run<T, E, F, Fut>(
+        &self,
+        f: F,
+    ) -> impl Future<Output = Result<T, E>> + use<'_, T, E, F, Fut>
     where
         F: FnOnce(PgConn) -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: From<DbError>,
     {
-        self.inner.run(None, f).await
+        self.inner.run(None, f)
     }
 
     /// [`PgPool::run`] with its own timeout.

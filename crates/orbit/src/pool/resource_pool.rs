@@ -394,20 +394,22 @@ impl<M: ResourceWorker> ResourcePool<M> {
     /// hand-off, and only if the caller queued), and `f` also gets how long the caller
     /// waited for the resource (zero when one was idle), the figure the pool's wait
     /// histogram records.
-    pub async fn checkout_or_since<T, F, Fut, G>(
+    ///
+    /// The checkout's own future, returned as is (no wrapping state machine for the
+    /// caller's work to be moved through).
+    pub fn checkout_or_since<T, F, Fut, G>(
         &self,
         command: M::Command,
         since: tokio::time::Instant,
         f: F,
         give_up: G,
-    ) -> Result<T, CheckoutError<M::Error>>
+    ) -> impl Future<Output = Result<T, CheckoutError<M::Error>>> + use<'_, M, T, F, Fut, G>
     where
         F: FnOnce(M::Client, Duration) -> Fut,
         Fut: Future<Output = (T, M::Checkin)>,
         G: Future<Output = ()>,
     {
         self.checkout_inner(command, f, give_up, None, Some(since))
-            .await
     }
 
     /// The body of the checkouts: `timeout` is what a timed-out checkout reports
@@ -427,10 +429,16 @@ impl<M: ResourceWorker> ResourcePool<M> {
         G: Future<Output = ()>,
     {
         let t0 = crate::telemetry::enabled().then(std::time::Instant::now);
-        let (caller, client, waited) = self
+        let (caller, (client, worker), waited) = self
             .shared
             .acquire(command, give_up, timeout, since)
             .await?;
+        // Holds the resource's worker state from here (a panicking telemetry handler
+        // included): removes the resource unless `f` completes.
+        let mut guard = resource_state::CheckedOut {
+            shared: &self.shared,
+            worker: Some(worker),
+        };
         if let Some(t0) = t0 {
             let waited = t0.elapsed().as_secs_f64() * 1e6;
             let queued = self.stats().waiting as f64;
@@ -440,15 +448,10 @@ impl<M: ResourceWorker> ResourcePool<M> {
                 &[("pool", &self.pid())],
             );
         }
-        // Removes the resource unless `f` completes.
-        let mut guard = resource_state::CheckedOut {
-            shared: &self.shared,
-            caller,
-            armed: true,
-        };
         let (out, checkin) = f(client, waited).await;
-        guard.armed = false;
-        self.shared.checkin(caller, checkin);
+        if let Some(worker) = guard.worker.take() {
+            self.shared.checkin(caller, checkin, worker);
+        }
         Ok(out)
     }
 

@@ -1,8 +1,10 @@
 //! The state of a [`ResourcePool`](super::ResourcePool) and its manager process.
 //!
-//! Resources are idle (in `idle`, oldest first), checked out (in `out`, by checkout
-//! id), or being made (`pending`: async inits, inits the manager will run, retries),
-//! or — in a lazy pool — not yet made (`lazy_left`). Their sum is always `pool_size`.
+//! Resources are idle (in `idle`, oldest first), checked out (counted in `out`; the
+//! resource itself travels with the client to the caller, whose guard gives it back
+//! at check-in, or removes it if the caller panics or goes away), or being made
+//! (`pending`: async inits, inits the manager will run, retries), or — in a lazy
+//! pool — not yet made (`lazy_left`). Their sum is always `pool_size`.
 //!
 //! Retries and replacements after a panic wait [`INIT_RETRY`] in a task on tokio's
 //! clock and stay counted in `pending` meanwhile; a stopped pool ignores them.
@@ -10,10 +12,12 @@
 //! A checkout served from the queue is delivered through a oneshot channel, under the
 //! lock. The caller, on timeout, looks under the lock: still queued means it leaves the
 //! queue; not queued means the delivery is already in its channel and it takes it. A
-//! caller that goes away instead (its future dropped) gives back a delivered resource
-//! as cancelled. Either way no resource is lost between the pool and a caller.
+//! caller that goes away instead (its future dropped) looks the same way and gives a
+//! delivered resource back as cancelled (its guard owns the channel's receiver, so a
+//! delivery is never dropped unseen). Either way no resource is lost between the pool
+//! and a caller.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
@@ -32,7 +36,6 @@ use super::resource_pool::{
 };
 use super::{catch, panic_message, PoolError};
 use crate::exit::ExitReason;
-use crate::hash::FastState;
 use crate::pid::Pid;
 use crate::process::{Context, Handle, Spawn};
 use crate::signal::Message;
@@ -41,14 +44,16 @@ use crate::signal::Message;
 /// resource lost to a panicking callback waits before it is replaced.
 pub(super) const INIT_RETRY: Duration = Duration::from_millis(100);
 
-type Delivery<M> =
-    Result<<M as ResourceWorker>::Client, CheckoutError<<M as ResourceWorker>::Error>>;
+/// A resource checked out: the client for the caller's function and the worker state
+/// the pool gets back at check-in.
+pub(super) type Lent<M> = (<M as ResourceWorker>::Client, <M as ResourceWorker>::Worker);
 
-/// What a queued caller is sent: the client and how long it waited (measured at the
+type Delivery<M> = Result<Lent<M>, CheckoutError<<M as ResourceWorker>::Error>>;
+
+/// What a queued caller is sent: the resource and how long it waited (measured at the
 /// hand-off, under the lock, for the wait histogram; the caller reuses it instead of
 /// reading the clock again).
-type Handoff<M> =
-    Result<(<M as ResourceWorker>::Client, Duration), CheckoutError<<M as ResourceWorker>::Error>>;
+type Handoff<M> = Result<(Lent<M>, Duration), CheckoutError<<M as ResourceWorker>::Error>>;
 
 struct Waiter<M: ResourceWorker> {
     caller: Caller,
@@ -60,9 +65,9 @@ struct Waiter<M: ResourceWorker> {
 struct Inner<M: ResourceWorker> {
     m: M,
     idle: VecDeque<(M::Worker, Instant)>,
-    /// Checked-out resources by checkout id (foldhash: a checkout and its check-in each
-    /// hash an id, on every call).
-    out: HashMap<u64, M::Worker, FastState>,
+    /// Checked-out resources (their worker states are with the callers' guards, so a
+    /// checkout and its check-in touch no map).
+    out: usize,
     waiting: VecDeque<Waiter<M>>,
     /// Resources a lazy pool may still make on demand (`None`: not lazy).
     lazy_left: Option<usize>,
@@ -80,7 +85,7 @@ struct Inner<M: ResourceWorker> {
 impl<M: ResourceWorker> Inner<M> {
     fn record(&mut self) {
         let l = Levels {
-            checked_out: self.out.len(),
+            checked_out: self.out,
             available: self.idle.len(),
             overflow: 0,
             waiting: self.waiting.len(),
@@ -163,7 +168,7 @@ pub(super) async fn start<M: ResourceWorker>(
         inner: Mutex::new(Inner {
             m,
             idle: VecDeque::new(),
-            out: HashMap::with_hasher(crate::hash::seeded()),
+            out: 0,
             waiting: VecDeque::new(),
             lazy_left: opts.lazy.then_some(opts.pool_size),
             pending: 0,
@@ -362,8 +367,8 @@ impl<M: ResourceWorker> Shared<M> {
             let m = &mut inn.m;
             match catch(|| m.handle_checkout(command, caller, w)) {
                 Ok(CheckoutResult::Ok { client, worker }) => {
-                    inn.out.insert(caller.checkout, worker);
-                    return Some(Ok(client));
+                    inn.out += 1;
+                    return Some(Ok((client, worker)));
                 }
                 Ok(CheckoutResult::Remove(reason, w)) => self.remove_worker(inn, &reason, w),
                 Ok(CheckoutResult::Skip(e, w)) => {
@@ -403,15 +408,21 @@ impl<M: ResourceWorker> Shared<M> {
                     inn.waiting.push_front(w);
                     return;
                 }
-                Some(Ok(client)) => {
+                Some(Ok(lent)) => {
                     let waited = w.since.elapsed();
-                    if w.tx.send(Ok((client, waited))).is_ok() {
-                        inn.metrics.checkout_waited(waited);
-                    } else if let Some(res) = inn.out.remove(&w.caller.checkout) {
-                        // The caller went away after the look above.
-                        inn.cancelled(Cancelled::CheckedOut);
-                        let r = ExitReason::error("checkout cancelled: the caller went away");
-                        self.remove_worker(inn, &r, res);
+                    match w.tx.send(Ok((lent, waited))) {
+                        Ok(()) => inn.metrics.checkout_waited(waited),
+                        Err(back) => {
+                            // The caller went away after the look above.
+                            inn.out = inn.out.saturating_sub(1);
+                            inn.cancelled(Cancelled::CheckedOut);
+                            if let Ok(((client, res), _)) = back {
+                                drop(client);
+                                let r =
+                                    ExitReason::error("checkout cancelled: the caller went away");
+                                self.remove_worker(inn, &r, res);
+                            }
+                        }
                     }
                 }
                 Some(Err(e)) => {
@@ -425,15 +436,17 @@ impl<M: ResourceWorker> Shared<M> {
     /// [`CheckoutError::Timeout`] with `timeout`, or with the time queued when `None`).
     /// `give_up` is only polled when the caller has to queue. A queued caller's wait is
     /// counted from `since` (the clock is read when it queues if `None`); the wait is
-    /// returned with the client (zero when served at once).
+    /// returned with the resource (zero when served at once). The caller owns the
+    /// resource's worker state from here: it goes back through [`Shared::checkin`], or
+    /// [`CheckedOut`]'s drop.
     pub(super) async fn acquire<G: Future<Output = ()>>(
         self: &Arc<Self>,
         command: M::Command,
         give_up: G,
         timeout: Option<Duration>,
         since: Option<Instant>,
-    ) -> Result<(Caller, M::Client, Duration), CheckoutError<M::Error>> {
-        let (mut rx, caller, since) = {
+    ) -> Result<(Caller, Lent<M>, Duration), CheckoutError<M::Error>> {
+        let (rx, caller, since) = {
             let mut inn = self.inner.lock();
             if inn.stopped {
                 return Err(CheckoutError::Stopped);
@@ -451,7 +464,7 @@ impl<M: ResourceWorker> Shared<M> {
                     }
                     self.run_due(&mut inn);
                     inn.record();
-                    return d.map(|c| (caller, c, Duration::ZERO));
+                    return d.map(|lent| (caller, lent, Duration::ZERO));
                 }
             }
             let (tx, rx) = oneshot::channel();
@@ -469,21 +482,27 @@ impl<M: ResourceWorker> Shared<M> {
         let mut guard = Queued {
             shared: self,
             id: caller.checkout,
-            armed: true,
+            rx: Some(rx),
         };
         // The delivery, or `None` when `give_up` completed first. `give_up` is dropped
         // here, before the resource is used, so a timer it holds is free again for the
         // caller's work.
         let got = {
+            let Some(rx) = guard.rx.as_mut() else {
+                return Err(CheckoutError::Stopped);
+            };
             let give_up = std::pin::pin!(give_up);
-            match futures::future::select(&mut rx, give_up).await {
+            match futures::future::select(rx, give_up).await {
                 Either::Left((d, _)) => Some(d),
                 Either::Right(((), _)) => None,
             }
         };
-        guard.armed = false;
+        // Disarms the guard: from here every path takes the delivery or leaves the queue.
+        let Some(mut rx) = guard.rx.take() else {
+            return Err(CheckoutError::Stopped);
+        };
         match got {
-            Some(Ok(d)) => d.map(|(c, waited)| (caller, c, waited)),
+            Some(Ok(d)) => d.map(|(lent, waited)| (caller, lent, waited)),
             Some(Err(_)) => Err(CheckoutError::Stopped),
             None => {
                 {
@@ -499,19 +518,18 @@ impl<M: ResourceWorker> Shared<M> {
                 }
                 // Served before we looked: the delivery is in the channel.
                 match rx.try_recv() {
-                    Ok(d) => d.map(|(c, waited)| (caller, c, waited)),
+                    Ok(d) => d.map(|(lent, waited)| (caller, lent, waited)),
                     Err(_) => Err(CheckoutError::Stopped),
                 }
             }
         }
     }
 
-    /// Takes back the resource of `caller`'s checkout.
-    pub(super) fn checkin(self: &Arc<Self>, caller: Caller, checkin: M::Checkin) {
+    /// Takes back the resource of `caller`'s checkout (`worker`: its state, as the
+    /// checkout lent it).
+    pub(super) fn checkin(self: &Arc<Self>, caller: Caller, checkin: M::Checkin, w: M::Worker) {
         let mut inn = self.inner.lock();
-        let Some(w) = inn.out.remove(&caller.checkout) else {
-            return;
-        };
+        inn.out = inn.out.saturating_sub(1);
         if inn.stopped {
             inn.terminate(&ExitReason::Shutdown, w);
             inn.record();
@@ -554,13 +572,11 @@ impl<M: ResourceWorker> Shared<M> {
         inn.record();
     }
 
-    /// The checkout of `id` ended without a check-in (its function panicked or its
-    /// future was dropped): remove the resource, as NimblePool does.
-    fn cancel_checked_out(self: &Arc<Self>, id: u64, reason: ExitReason) {
+    /// A checkout ended without a check-in (its function panicked or its future was
+    /// dropped): remove its resource (`w`, its worker state), as NimblePool does.
+    fn cancel_checked_out(self: &Arc<Self>, w: M::Worker, reason: ExitReason) {
         let mut inn = self.inner.lock();
-        let Some(w) = inn.out.remove(&id) else {
-            return;
-        };
+        inn.out = inn.out.saturating_sub(1);
         inn.cancelled(Cancelled::CheckedOut);
         if inn.stopped {
             inn.terminate(&reason, w);
@@ -572,21 +588,23 @@ impl<M: ResourceWorker> Shared<M> {
         inn.record();
     }
 
-    /// A queued caller went away: leave the queue, or give back what was delivered.
-    fn cancel_queued(self: &Arc<Self>, id: u64) {
-        let removed = {
+    /// A queued caller went away: leave the queue, or give back what was delivered
+    /// (in `rx`: deliveries are sent under the lock, so one not in the queue any more
+    /// is in the channel).
+    fn cancel_queued(self: &Arc<Self>, id: u64, mut rx: oneshot::Receiver<Handoff<M>>) {
+        {
             let mut inn = self.inner.lock();
-            let removed = inn.remove_waiter(id);
-            if removed {
+            if inn.remove_waiter(id) {
                 inn.metrics.timeout();
                 inn.cancelled(Cancelled::Queued);
                 inn.record();
+                return;
             }
-            removed
-        };
-        if !removed {
+        }
+        if let Ok(Ok(((client, w), _))) = rx.try_recv() {
+            drop(client);
             self.cancel_checked_out(
-                id,
+                w,
                 ExitReason::error("checkout cancelled: the caller went away"),
             );
         }
@@ -651,9 +669,9 @@ impl<M: ResourceWorker> Shared<M> {
         let mut s = PoolStats {
             size: self.size,
             max_overflow: 0,
-            workers: inn.idle.len() + inn.out.len(),
+            workers: inn.idle.len() + inn.out,
             available: inn.idle.len(),
-            checked_out: inn.out.len(),
+            checked_out: inn.out,
             overflow: 0,
             waiting: inn.waiting.len(),
             ..Default::default()
@@ -685,37 +703,37 @@ impl<M: ResourceWorker> Shared<M> {
 }
 
 /// Leaves the queue (or gives back a delivered resource) if the waiting caller's future
-/// is dropped.
+/// is dropped; disarmed by taking `rx`.
 struct Queued<'a, M: ResourceWorker> {
     shared: &'a Arc<Shared<M>>,
     id: u64,
-    armed: bool,
+    rx: Option<oneshot::Receiver<Handoff<M>>>,
 }
 
 impl<M: ResourceWorker> Drop for Queued<'_, M> {
     fn drop(&mut self) {
-        if self.armed {
-            self.shared.cancel_queued(self.id);
+        if let Some(rx) = self.rx.take() {
+            self.shared.cancel_queued(self.id, rx);
         }
     }
 }
 
-/// Removes the checked-out resource unless the checkout's function completed.
+/// Holds a checked-out resource's worker state: removes the resource unless the
+/// checkout's function completed (then the worker is taken for the check-in).
 pub(super) struct CheckedOut<'a, M: ResourceWorker> {
     pub(super) shared: &'a Arc<Shared<M>>,
-    pub(super) caller: Caller,
-    pub(super) armed: bool,
+    pub(super) worker: Option<M::Worker>,
 }
 
 impl<M: ResourceWorker> Drop for CheckedOut<'_, M> {
     fn drop(&mut self) {
-        if self.armed {
+        if let Some(w) = self.worker.take() {
             let reason = if std::thread::panicking() {
                 ExitReason::error("the checkout function panicked")
             } else {
                 ExitReason::error("checkout cancelled: the caller went away")
             };
-            self.shared.cancel_checked_out(self.caller.checkout, reason);
+            self.shared.cancel_checked_out(w, reason);
         }
     }
 }

@@ -131,9 +131,12 @@ pub(crate) fn incoming_fast(conn: &Conn, f: Fast<'_>, payload: &[u8]) {
             bytes: payload,
         }),
         Fast::RegSend { from, name } => deliver_named(conn, from, name, payload),
-        Fast::MonitorExit { from, r, reason } => {
-            monitor_exit(conn, Some(&from), &r, convert::reason_from_term(reason))
-        }
+        Fast::MonitorExit { from, r, reason } => monitor_exit(
+            conn,
+            || Some(from.decode()),
+            &r,
+            convert::reason_from_term(reason),
+        ),
         Fast::SpawnRequest(req) => match service::control_handler(op::SPAWN_REQUEST) {
             None => spawn::refuse(conn, &req.to_term()),
             Some(h) => {
@@ -159,11 +162,11 @@ pub(crate) fn incoming_fast(conn: &Conn, f: Fast<'_>, payload: &[u8]) {
 }
 
 /// A monitored process of the peer exited (`MONITOR_P_EXIT`): the call, erpc request or
-/// process that watched it learns `reason`. `from` is the exited process when the peer
-/// named it by pid.
+/// process that watched it learns `reason`. `from` gives the exited process when the
+/// peer named it by pid (asked for only when a local process watched it).
 fn monitor_exit(
     conn: &Conn,
-    from: Option<&orbit_term::Pid>,
+    from: impl FnOnce() -> Option<orbit_term::Pid>,
     r: &orbit_term::Reference,
     reason: ExitReason,
 ) {
@@ -176,7 +179,7 @@ fn monitor_exit(
     }
     let entry = conn.track.lock().monitors_out.remove(&id);
     if let Some((lr, watcher, target)) = entry {
-        let target = from.map_or(target, convert::pid_from_wire);
+        let target = from().map_or(target, |p| convert::pid_from_wire(&p));
         orbit::signal::deliver_down(watcher, lr, target, reason);
     }
 }
@@ -259,8 +262,8 @@ pub(crate) fn incoming(conn: &Conn, ctl: Control, payload: &[u8]) -> Result<(), 
             reason,
         } => {
             let reason = reason_of(reason, payload)?;
-            let from = match &from {
-                Term::Pid(p) => Some(&**p),
+            let from = || match from {
+                Term::Pid(p) => Some(*p),
                 _ => None,
             };
             monitor_exit(conn, from, &r, reason);

@@ -136,7 +136,7 @@ pub trait ControlHandler: Send + Sync + 'static {
 
     /// A `SPAWN_REPLY` (31) read from the bytes. The default calls
     /// [`ControlHandler::control`] with the tuple as a `Term`.
-    fn spawn_reply(&self, peer: &str, reply: &SpawnReply) {
+    fn spawn_reply(&self, peer: &str, reply: &SpawnReply<'_>) {
         self.control(peer, &reply.to_term(), None);
     }
 }

@@ -101,7 +101,7 @@ impl ControlHandler for SpawnReplies {
 
     /// The common `SPAWN_REPLY`, read from the bytes by the wire: no `Term` built unless
     /// the reply is an error or comes for an abandoned request.
-    fn spawn_reply(&self, peer: &str, reply: &SpawnReply) {
+    fn spawn_reply(&self, peer: &str, reply: &SpawnReply<'_>) {
         let error;
         let result = match &reply.result {
             SpawnResult::Pid(p) => Ok(p),
@@ -110,7 +110,7 @@ impl ControlHandler for SpawnReplies {
                 Err(&error)
             }
         };
-        let to = || Term::Pid(Box::new(reply.to.clone()));
+        let to = || Term::Pid(Box::new(reply.to.decode()));
         on_reply(peer, &reply.id, to, result);
     }
 }

@@ -41,8 +41,8 @@ pub enum Fast<'a> {
     /// process exited (an erpc call's result is its `Reason`). `ToProc` is checked, not
     /// kept: the receiver finds the watcher by `Ref`.
     MonitorExit {
-        /// The process that exited.
-        from: orbit_term::Pid,
+        /// The process that exited (decoded only when asked for).
+        from: WirePid<'a>,
         /// The monitor's reference.
         r: Reference,
         /// The exit reason.
@@ -52,7 +52,7 @@ pub enum Fast<'a> {
     /// as the payload.
     SpawnRequest(SpawnRequest<'a>),
     /// `{31, ReqId, To, Flags, Result}`.
-    SpawnReply(SpawnReply),
+    SpawnReply(SpawnReply<'a>),
 }
 
 impl Fast<'_> {
@@ -76,20 +76,25 @@ pub struct SpawnRequest<'a> {
     pub id: Reference,
     /// The requesting process.
     pub from: orbit_term::Pid,
-    /// The group leader the new process gets.
-    pub group_leader: orbit_term::Pid,
     /// The module of the function to run.
     pub module: Atom,
     /// The function.
     pub function: Atom,
     /// Its arity (the length of the argument list in the payload).
     pub arity: u8,
+    /// The group leader the new process gets (decoded only when asked for).
+    group_leader: WirePid<'a>,
     /// The option list as it came: `NIL_EXT`, or `LIST_EXT` of `SMALL_ATOM_UTF8_EXT`s and
     /// `NIL_EXT` (checked by [`parse_fast`]).
     opts: &'a [u8],
 }
 
 impl<'a> SpawnRequest<'a> {
+    /// The group leader the new process gets.
+    pub fn group_leader(&self) -> orbit_term::Pid {
+        self.group_leader.decode()
+    }
+
     /// The spawn options (`monitor`, `link`, ...), in order.
     pub fn options(&self) -> impl Iterator<Item = &'a str> + 'a {
         let mut c = Cur {
@@ -110,7 +115,7 @@ impl<'a> SpawnRequest<'a> {
             Term::Int(op::SPAWN_REQUEST),
             Term::Reference(Box::new(self.id.clone())),
             Term::Pid(Box::new(self.from.clone())),
-            Term::Pid(Box::new(self.group_leader.clone())),
+            Term::Pid(Box::new(self.group_leader())),
             Term::Tuple(vec![
                 Term::Atom(self.module.clone()),
                 Term::Atom(self.function.clone()),
@@ -138,31 +143,48 @@ pub enum SpawnResult {
 /// what a service that claimed `SPAWN_REPLY` gets through
 /// [`ControlHandler::spawn_reply`](crate::service::ControlHandler::spawn_reply).
 #[derive(Debug, Clone)]
-pub struct SpawnReply {
+pub struct SpawnReply<'a> {
     /// The request id.
     pub id: Reference,
-    /// The requesting process.
-    pub to: orbit_term::Pid,
+    /// The requesting process (decoded only when asked for: [`WirePid::decode`]).
+    pub to: WirePid<'a>,
     /// 1: linked, 2: monitored.
     pub flags: u8,
     /// The new process or the error.
     pub result: SpawnResult,
 }
 
-impl SpawnReply {
+impl SpawnReply<'_> {
     /// The control tuple as the general path decodes it (for handlers that take a
     /// [`Term`]).
     pub fn to_term(&self) -> Term {
         Term::Tuple(vec![
             Term::Int(op::SPAWN_REPLY),
             Term::Reference(Box::new(self.id.clone())),
-            Term::Pid(Box::new(self.to.clone())),
+            Term::Pid(Box::new(self.to.decode())),
             Term::Int(self.flags as i64),
             match &self.result {
                 SpawnResult::Pid(p) => Term::Pid(Box::new(p.clone())),
                 SpawnResult::Error(a) => Term::Atom(a.clone()),
             },
         ])
+    }
+}
+
+/// A pid still in its wire form, checked by [`parse_fast`] to decode exactly as the
+/// general path decodes it; decoded only by those that need it (most readers of an
+/// erpc control never look at these).
+#[derive(Debug, Clone, Copy)]
+pub struct WirePid<'a>(&'a [u8]);
+
+impl WirePid<'_> {
+    /// The pid.
+    pub fn decode(&self) -> orbit_term::Pid {
+        match orbit_term::Pid::decode_body(self.0) {
+            Ok((p, _)) => p,
+            // Unreachable: the bytes were checked when the control was read.
+            Err(_) => orbit_term::Pid::new(Atom::nil(), 0, 0, 0),
+        }
     }
 }
 
@@ -230,6 +252,21 @@ impl<'a> Cur<'a> {
         let (p, n) = orbit_term::Pid::decode_body(self.b.get(self.at..)?).ok()?;
         self.at += n;
         Some(p)
+    }
+    /// A pid left in its wire form after checking that it decodes: a `NEW_PID_EXT`
+    /// whose node is a `SMALL_ATOM_UTF8_EXT` (valid UTF-8, at most 255 bytes: what the
+    /// general decoder accepts) is stepped over; any other form is decoded to check it.
+    fn lazy_pid(&mut self) -> Option<WirePid<'a>> {
+        let start = self.at;
+        if self.b.get(start..start + 2) == Some(&[88, 119]) {
+            self.at += 1;
+            self.atom()?;
+            self.b.get(self.at..self.at + 12)?;
+            self.at += 12;
+        } else {
+            self.wire_pid()?;
+        }
+        Some(WirePid(&self.b[start..self.at]))
     }
     /// A reference, decoded as `orbit_term` decodes one.
     fn reference(&mut self) -> Option<Reference> {
@@ -325,7 +362,7 @@ pub fn parse_fast<'a>(b: &'a [u8], limits: &DecodeLimits) -> Option<(Fast<'a>, u
         (op::SPAWN_REQUEST, 6) => Fast::SpawnRequest(spawn_request(&mut c)?),
         (op::SPAWN_REPLY, 5) => Fast::SpawnReply(SpawnReply {
             id: c.reference()?,
-            to: c.wire_pid()?,
+            to: c.lazy_pid()?,
             flags: c.small_int()?,
             result: match c.b.get(c.at)? {
                 88 | 103 => SpawnResult::Pid(c.wire_pid()?),
@@ -339,9 +376,9 @@ pub fn parse_fast<'a>(b: &'a [u8], limits: &DecodeLimits) -> Option<(Fast<'a>, u
 
 /// The rest of `{21, FromProc, ToProc, Ref, Reason}` after the operation.
 fn monitor_exit<'a>(c: &mut Cur<'a>, limits: &DecodeLimits) -> Option<Fast<'a>> {
-    let from = c.wire_pid()?;
+    let from = c.lazy_pid()?;
     // Checked exactly as the general decoder checks it, then dropped.
-    c.wire_pid()?;
+    c.lazy_pid()?;
     let r = c.reference()?;
     // The reason sits one level down in the tuple, after three node-name atoms: the
     // general decode would give it what is left of `limits`.
@@ -360,7 +397,7 @@ fn monitor_exit<'a>(c: &mut Cur<'a>, limits: &DecodeLimits) -> Option<Fast<'a>> 
 fn spawn_request<'a>(c: &mut Cur<'a>) -> Option<SpawnRequest<'a>> {
     let id = c.reference()?;
     let from = c.wire_pid()?;
-    let group_leader = c.wire_pid()?;
+    let group_leader = c.lazy_pid()?;
     if (c.u8()?, c.u8()?) != (104, 3) {
         return None;
     }

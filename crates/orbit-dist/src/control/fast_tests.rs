@@ -186,7 +186,7 @@ fn agrees(body: &[u8]) {
                 ..
             },
         ) => {
-            assert!(Term::Pid(Box::new(from)).exact_eq(&f), "{t}");
+            assert!(Term::Pid(Box::new(from.decode())).exact_eq(&f), "{t}");
             assert_eq!(r, r2, "{t}");
             assert!(reason.exact_eq(&reason2), "{t}");
         }

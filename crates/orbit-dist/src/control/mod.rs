@@ -17,7 +17,7 @@ use crate::error::DistError;
 
 mod fast;
 
-pub use fast::{fast_len, parse_fast, Fast, SpawnReply, SpawnRequest, SpawnResult};
+pub use fast::{fast_len, parse_fast, Fast, SpawnReply, SpawnRequest, SpawnResult, WirePid};
 
 /// Operation numbers (`dist.h`).
 #[allow(missing_docs)]

@@ -72,7 +72,7 @@ use crate::handshake::flags;
 /// itself: the node installs these once at start ([`set_upcalls`]); until then frames
 /// are dropped and a lost connection is only closed.
 pub(crate) struct Upcalls {
-    /// A message read by the fast path (`SEND`, `REG_SEND`).
+    /// A control read by the fast path ([`control::parse_fast`]: sends, erpc controls).
     pub fast: fn(&Conn, control::Fast<'_>, &[u8]),
     /// Any other control message, with its payload (`131, ...`) or nothing.
     pub control: fn(&Conn, Control, &[u8]) -> Result<(), DistError>,
@@ -891,39 +891,49 @@ impl Conn {
             ));
         }
         let body = &frame[1..];
-        if let Some((f, used)) = body.strip_prefix(&[VERSION]).and_then(control::parse_fast) {
+        let limits = DecodeLimits {
+            max_depth: 64,
+            ..DecodeLimits::DEFAULT
+        };
+        // The controls that come often, read straight from the bytes; any other shape
+        // (or a malformed one) takes the general path below.
+        let fast = body
+            .strip_prefix(&[VERSION])
+            .and_then(|b| control::parse_fast(b, &limits));
+        if let Some((f, used)) = fast {
             let rest = &body[1 + used..];
-            if rest.first() != Some(&VERSION) {
-                return Err("control message without its payload".into());
-            }
+            payload_follows(f.has_payload(), rest)?;
             if let Some(u) = UPCALLS.get() {
                 (u.fast)(self, f, rest);
             }
             return Ok(());
         }
-        let limits = DecodeLimits {
-            max_depth: 64,
-            ..DecodeLimits::DEFAULT
-        };
         let (ctl, used) =
             Term::decode_prefix(body, &limits).map_err(|e| format!("bad control message: {e}"))?;
         let ctl = Control::parse(ctl).map_err(|e| e.to_string())?;
         let rest = &body[used..];
-        if ctl.has_payload() {
-            if rest.first() != Some(&VERSION) {
-                return Err("control message without its payload".into());
-            }
-        } else if !rest.is_empty() {
-            return Err(format!(
-                "{} unexpected bytes after the control message",
-                rest.len()
-            ));
-        }
+        payload_follows(ctl.has_payload(), rest)?;
         match UPCALLS.get() {
             Some(u) => (u.control)(self, ctl, rest).map_err(|e| e.to_string()),
             None => Ok(()),
         }
     }
+}
+
+/// Checks what follows a control message: its payload (`131, ...`) when the operation
+/// carries one, else nothing.
+fn payload_follows(has_payload: bool, rest: &[u8]) -> Result<(), String> {
+    if has_payload {
+        if rest.first() != Some(&VERSION) {
+            return Err("control message without its payload".into());
+        }
+    } else if !rest.is_empty() {
+        return Err(format!(
+            "{} unexpected bytes after the control message",
+            rest.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Appends the next fragment (or queued frame) of the big queue to `spare`; returns

@@ -14,7 +14,7 @@ use orbit::{ExitReason, Pid};
 use orbit_term::Term;
 
 use crate::connection::Conn;
-use crate::control::Control;
+use crate::control::{op, Control, Fast};
 use crate::convert;
 use crate::error::DistError;
 use crate::peers;
@@ -121,15 +121,66 @@ fn ctl_payload(op: i64, payload: &[u8]) -> Option<&[u8]> {
     .then_some(payload)
 }
 
-/// Delivers a message read by the fast path.
-pub(crate) fn incoming_fast(conn: &Conn, f: crate::control::Fast<'_>, payload: &[u8]) {
+/// Acts on a control message read by the fast path: as [`incoming`] acts on the same
+/// control read by the general path.
+pub(crate) fn incoming_fast(conn: &Conn, f: Fast<'_>, payload: &[u8]) {
     match f {
-        crate::control::Fast::Send { from, to } => deliver(&Incoming {
+        Fast::Send { from, to } => deliver(&Incoming {
             from,
             to,
             bytes: payload,
         }),
-        crate::control::Fast::RegSend { from, name } => deliver_named(conn, from, name, payload),
+        Fast::RegSend { from, name } => deliver_named(conn, from, name, payload),
+        Fast::MonitorExit { from, r, reason } => monitor_exit(
+            conn,
+            || Some(from.decode()),
+            &r,
+            convert::reason_from_term(reason),
+        ),
+        Fast::SpawnRequest(req) => match service::control_handler(op::SPAWN_REQUEST) {
+            None => spawn::refuse(conn, &req.to_term()),
+            Some(h) => {
+                let p = ctl_payload(op::SPAWN_REQUEST, payload);
+                let call = || h.spawn_request(&conn.peer, &req, p);
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_err() {
+                    tracing::error!(peer = %conn.peer, op = op::SPAWN_REQUEST, "control handler panicked; dropped");
+                }
+            }
+        },
+        Fast::SpawnReply(rep) => match service::control_handler(op::SPAWN_REPLY) {
+            None => {
+                tracing::debug!(peer = %conn.peer, op = op::SPAWN_REPLY, "unclaimed control message dropped")
+            }
+            Some(h) => {
+                let call = || h.spawn_reply(&conn.peer, &rep);
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_err() {
+                    tracing::error!(peer = %conn.peer, op = op::SPAWN_REPLY, "control handler panicked; dropped");
+                }
+            }
+        },
+    }
+}
+
+/// A monitored process of the peer exited (`MONITOR_P_EXIT`): the call, erpc request or
+/// process that watched it learns `reason`. `from` gives the exited process when the
+/// peer named it by pid (asked for only when a local process watched it).
+fn monitor_exit(
+    conn: &Conn,
+    from: impl FnOnce() -> Option<orbit_term::Pid>,
+    r: &orbit_term::Reference,
+    reason: ExitReason,
+) {
+    let Some(id) = convert::ref_from_wire(r, &conn.local) else {
+        return;
+    };
+    if crate::gen_call::monitor_fired(id, &reason) || spawn::monitor_fired(&conn.peer, id, &reason)
+    {
+        return;
+    }
+    let entry = conn.track.lock().monitors_out.remove(&id);
+    if let Some((lr, watcher, target)) = entry {
+        let target = from().map_or(target, |p| convert::pid_from_wire(&p));
+        orbit::signal::deliver_down(watcher, lr, target, reason);
     }
 }
 
@@ -211,22 +262,11 @@ pub(crate) fn incoming(conn: &Conn, ctl: Control, payload: &[u8]) -> Result<(), 
             reason,
         } => {
             let reason = reason_of(reason, payload)?;
-            let Some(id) = convert::ref_from_wire(&r, &conn.local) else {
-                return Ok(());
+            let from = || match from {
+                Term::Pid(p) => Some(*p),
+                _ => None,
             };
-            if crate::gen_call::monitor_fired(id, &reason)
-                || spawn::monitor_fired(&conn.peer, id, &reason)
-            {
-                return Ok(());
-            }
-            let entry = conn.track.lock().monitors_out.remove(&id);
-            if let Some((lr, watcher, target)) = entry {
-                let target = match &from {
-                    Term::Pid(p) => convert::pid_from_wire(p),
-                    _ => target,
-                };
-                orbit::signal::deliver_down(watcher, lr, target, reason);
-            }
+            monitor_exit(conn, from, &r, reason);
         }
     }
     Ok(())

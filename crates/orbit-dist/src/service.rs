@@ -37,7 +37,7 @@ use orbit::Pid;
 use orbit_term::Term;
 use parking_lot::RwLock;
 
-use crate::control::op;
+use crate::control::{op, SpawnReply, SpawnRequest};
 use crate::gen_call::{self, GenCall};
 use crate::peers;
 
@@ -116,10 +116,29 @@ impl Inbound<'_> {
 }
 
 /// Handles control operations a service claimed ([`claim_control`]).
+///
+/// Every claimed control reaches [`ControlHandler::control`] as a `Term`, except the
+/// shapes the wire reads straight from the bytes (`control::parse_fast`): a
+/// `SPAWN_REQUEST` (29) or `SPAWN_REPLY` (31) in the form Orbit and OTP write comes
+/// parsed through [`ControlHandler::spawn_request`] / [`ControlHandler::spawn_reply`],
+/// whose default methods build the same `Term` the general path would have and call
+/// `control`. A handler overrides them to skip that.
 pub trait ControlHandler: Send + Sync + 'static {
     /// One control message from `peer`: the whole control tuple and, for operations
     /// that carry one, the payload (`131, ...`). Runs on the connection's reader.
     fn control(&self, peer: &str, control: &Term, payload: Option<&[u8]>);
+
+    /// A `SPAWN_REQUEST` (29) read from the bytes, with its argument list (`131, ...`).
+    /// The default calls [`ControlHandler::control`] with the tuple as a `Term`.
+    fn spawn_request(&self, peer: &str, request: &SpawnRequest<'_>, payload: Option<&[u8]>) {
+        self.control(peer, &request.to_term(), payload);
+    }
+
+    /// A `SPAWN_REPLY` (31) read from the bytes. The default calls
+    /// [`ControlHandler::control`] with the tuple as a `Term`.
+    fn spawn_reply(&self, peer: &str, reply: &SpawnReply<'_>) {
+        self.control(peer, &reply.to_term(), None);
+    }
 }
 
 /// Why a registration was refused.

@@ -77,12 +77,12 @@ pub fn fuzz_serde_from_slice(data: &[u8]) {
 /// A distribution frame after the 4-byte length: pass-through byte 112, then the control
 /// term (fast path `parse_fast`, then the general `Control::parse`) and the payload.
 pub fn fuzz_dist_frame(data: &[u8]) {
-    let _ = parse_fast(data);
+    let _ = parse_fast(data, &DecodeLimits::DEFAULT);
     let body = match data.first() {
         Some(112) => &data[1..],
         _ => data,
     };
-    let _ = parse_fast(body);
+    let _ = parse_fast(body, &DecodeLimits::DEFAULT);
     if let Ok((ctl, used)) = Term::decode_prefix(body, &DecodeLimits::DEFAULT) {
         if let Ok(c) = Control::parse(ctl) {
             if c.has_payload() {

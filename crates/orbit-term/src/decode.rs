@@ -3,7 +3,9 @@
 //! The decoder walks a slice cursor ([`Reader`]) and never panics: every length is checked
 //! against the bytes that remain before anything is allocated, nesting is bounded and
 //! atoms are counted (see [`DecodeLimits`]). Compressed terms (tag 80) are inflated first,
-//! within `max_uncompressed_size`.
+//! within `max_uncompressed_size`. `Pid::decode_body`, `Reference::decode_body` and
+//! `Atom::decode_body` decode one such value with the same code, for readers of
+//! fixed-shape messages that build no `Term` (orbit-dist's control fast path).
 
 use std::borrow::Cow;
 
@@ -66,6 +68,53 @@ impl Term {
         let mut r = Reader::new(bytes, *limits);
         let term = decode_term(&mut r)?;
         Ok((term, r.pos))
+    }
+}
+
+impl Pid {
+    /// Decodes a pid (`NEW_PID_EXT` or `PID_EXT`, no version byte) at the start of
+    /// `bytes` exactly as [`Term::decode_body`] decodes one (same checks, node names
+    /// shared the same way), without building a [`Term`]; returns it and the bytes it
+    /// took. For readers of fixed-shape messages (distribution control tuples).
+    pub fn decode_body(bytes: &[u8]) -> Result<(Pid, usize)> {
+        let mut r = Reader::new(bytes, DecodeLimits::DEFAULT);
+        let t = r.peek()?;
+        if t != tag::NEW_PID && t != tag::PID {
+            return Err(Error::invalid(0, "expected a pid"));
+        }
+        let p = decode_pid_at(&mut r)?;
+        Ok((p, r.pos))
+    }
+}
+
+impl Reference {
+    /// Decodes a reference (`NEWER_REFERENCE_EXT`, `NEW_REFERENCE_EXT` or
+    /// `REFERENCE_EXT`, no version byte) at the start of `bytes` exactly as
+    /// [`Term::decode_body`] decodes one, without building a [`Term`]; returns it and the
+    /// bytes it took.
+    pub fn decode_body(bytes: &[u8]) -> Result<(Reference, usize)> {
+        let mut r = Reader::new(bytes, DecodeLimits::DEFAULT);
+        let t = r.u8()?;
+        if !matches!(
+            t,
+            tag::NEWER_REFERENCE | tag::NEW_REFERENCE | tag::REFERENCE
+        ) {
+            return Err(Error::invalid(0, "expected a reference"));
+        }
+        let v = reference(&mut r, t)?;
+        Ok((v, r.pos))
+    }
+}
+
+impl Atom {
+    /// Decodes an atom (any of the four atom tags, no version byte) at the start of
+    /// `bytes` exactly as [`Term::decode_body`] decodes one (long atoms shared through
+    /// the same per-thread cache), without building a [`Term`]; returns it and the bytes
+    /// it took.
+    pub fn decode_body(bytes: &[u8]) -> Result<(Atom, usize)> {
+        let mut r = Reader::new(bytes, DecodeLimits::DEFAULT);
+        let a = atom_from(&mut r)?;
+        Ok((a, r.pos))
     }
 }
 

@@ -36,6 +36,10 @@
 //!   "Can not start ..." (`spawn_monitor` raises `notsup`, `spawn_request` gets
 //!   `{spawn_reply, ReqId, error, notsup}`).
 //!
+//! The wire reads a request in the shape OTP and Orbit write straight from the bytes
+//! and hands it over parsed (`ControlHandler::spawn_request`); any other shape comes as
+//! a `Term` (`ControlHandler::control`). Both are checked and answered the same way.
+//!
 //! Hostile input never panics: a request whose id or sender is not a reference and a
 //! pid cannot be answered and is dropped (logged); any other malformed part (options
 //! not a list, arguments not a proper list of `Arity` terms, a non-atom module) is
@@ -47,6 +51,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use orbit::{Context, ExitReason};
+use orbit_dist::control as spawn_wire;
 use orbit_dist::service::ControlHandler;
 use orbit_dist::spawn;
 use orbit_term::{Reference, Term};
@@ -60,15 +65,43 @@ pub(crate) struct SpawnRequests;
 
 impl ControlHandler for SpawnRequests {
     fn control(&self, peer: &str, control: &Term, payload: Option<&[u8]>) {
-        match parse(control, payload) {
-            Ok(req) => start(peer, req),
-            Err(Bad::Unanswerable(why)) => {
-                tracing::warn!(%peer, why, "malformed SPAWN_REQUEST dropped");
+        answer(peer, parse(control, payload));
+    }
+
+    /// The common `SPAWN_REQUEST`, read from the bytes by the wire (no `Term` built for
+    /// the control tuple); answered exactly as [`SpawnRequests::control`] answers it.
+    fn spawn_request(&self, peer: &str, r: &spawn_wire::SpawnRequest<'_>, payload: Option<&[u8]>) {
+        let (mut link, mut monitor) = (false, false);
+        for o in r.options() {
+            match o {
+                "link" => link = true,
+                "monitor" => monitor = true,
+                _ => {}
             }
-            Err(Bad::Answer { id, from, why }) => {
-                tracing::warn!(%peer, why, "malformed SPAWN_REQUEST refused with badarg");
-                reply(peer, &id, &from, 0, Term::atom("badarg"));
-            }
+        }
+        let head = Head {
+            id: r.id.clone(),
+            from: r.from.clone(),
+            module: Term::Atom(r.module.clone()),
+            function: Term::Atom(r.function.clone()),
+            arity: r.arity as i64,
+            link,
+            monitor,
+        };
+        answer(peer, with_args(head, payload));
+    }
+}
+
+/// Runs a request or answers why it cannot run.
+fn answer(peer: &str, req: Result<SpawnRequest, Bad>) {
+    match req {
+        Ok(req) => start(peer, req),
+        Err(Bad::Unanswerable(why)) => {
+            tracing::warn!(%peer, why, "malformed SPAWN_REQUEST dropped");
+        }
+        Err(Bad::Answer { id, from, why }) => {
+            tracing::warn!(%peer, why, "malformed SPAWN_REQUEST refused with badarg");
+            reply(peer, &id, &from, 0, Term::atom("badarg"));
         }
     }
 }
@@ -132,23 +165,55 @@ fn parse(control: &Term, payload: Option<&[u8]>) -> Result<SpawnRequest, Bad> {
             _ => {}
         }
     }
+    let head = Head {
+        id,
+        from,
+        module: module.clone(),
+        function: function.clone(),
+        arity,
+        link,
+        monitor,
+    };
+    with_args(head, payload)
+}
+
+/// A request's control tuple, checked and read (by [`parse`] from a `Term`, or by the
+/// wire from the bytes).
+struct Head {
+    id: Reference,
+    from: orbit_term::Pid,
+    module: Term,
+    function: Term,
+    arity: i64,
+    link: bool,
+    monitor: bool,
+}
+
+/// The request with its argument list (the payload), which must be a proper list of
+/// `arity` terms.
+fn with_args(h: Head, payload: Option<&[u8]>) -> Result<SpawnRequest, Bad> {
+    let bad = |why| Bad::Answer {
+        id: h.id.clone(),
+        from: h.from.clone(),
+        why,
+    };
     let args = match payload.map(Term::decode) {
         Some(Ok(Term::List(a))) => a,
         Some(Ok(_)) => return Err(bad("arguments are not a proper list")),
         Some(Err(_)) => return Err(bad("arguments do not decode")),
         None => return Err(bad("no argument list")),
     };
-    if args.len() as i64 != arity {
+    if args.len() as i64 != h.arity {
         return Err(bad("argument count differs from the arity"));
     }
     Ok(SpawnRequest {
-        id,
-        from,
-        module: module.clone(),
-        function: function.clone(),
+        id: h.id,
+        from: h.from,
+        module: h.module,
+        function: h.function,
         args,
-        link,
-        monitor,
+        link: h.link,
+        monitor: h.monitor,
     })
 }
 

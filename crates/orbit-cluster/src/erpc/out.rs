@@ -28,13 +28,17 @@
 //! idle; the pending request and its monitor watch sit in two maps keyed by the
 //! reference's number (`orbit_dist::spawn::ref_id`, a one-multiply hash). A
 //! `SPAWN_REPLY` that names the process is recorded without waking the caller, which
-//! wakes once, for the monitor's result.
+//! wakes once, for the monitor's result. The wire reads the `SPAWN_REPLY` and the
+//! `MONITOR_P_EXIT` straight from the bytes (`orbit_dist::control::parse_fast`): the
+//! reply arrives here parsed ([`ControlHandler::spawn_reply`]), and only the result
+//! (the monitor's reason) becomes a `Term`.
 //!
 //! Timeouts are [`Duration`]s; [`INFINITY`] never times out.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use orbit_dist::control::{SpawnReply, SpawnResult};
 use orbit_dist::handshake::flags;
 use orbit_dist::service::ControlHandler;
 use orbit_dist::spawn::{self, ControlError, IdMap, MonitorWatch, SpawnRequestFrame};
@@ -56,7 +60,7 @@ const SETUP_TIME: Duration = Duration::from_secs(7);
 
 /// What the `SPAWN_REPLY` said.
 enum Spawned {
-    Pid(Term),
+    Pid(orbit_term::Pid),
     Error(Term),
 }
 
@@ -66,7 +70,7 @@ enum Slot {
     Waiting(Arc<str>, oneshot::Sender<Spawned>),
     /// The reply named the process: kept here (for an abandon's `DEMONITOR_P`) without
     /// waking the caller, whose answer comes with the monitor; the channel is kept open.
-    Spawned(Term, oneshot::Sender<Spawned>),
+    Spawned(orbit_term::Pid, oneshot::Sender<Spawned>),
     /// Given up before the reply came: the process it names gets exit `abandoned`.
     Abandoned(Arc<str>),
 }
@@ -88,58 +92,88 @@ impl ControlHandler for SpawnReplies {
             tracing::debug!(%peer, "malformed SPAWN_REPLY dropped");
             return;
         };
-        let Some(key) = spawn::ref_id(id) else {
-            tracing::debug!(%peer, "SPAWN_REPLY for a reference of another node dropped");
+        let result = match result {
+            Term::Pid(p) => Ok(&**p),
+            other => Err(other),
+        };
+        on_reply(peer, id, || to.clone(), result);
+    }
+
+    /// The common `SPAWN_REPLY`, read from the bytes by the wire: no `Term` built unless
+    /// the reply is an error or comes for an abandoned request.
+    fn spawn_reply(&self, peer: &str, reply: &SpawnReply<'_>) {
+        let error;
+        let result = match &reply.result {
+            SpawnResult::Pid(p) => Ok(p),
+            SpawnResult::Error(a) => {
+                error = Term::Atom(a.clone());
+                Err(&error)
+            }
+        };
+        let to = || Term::Pid(Box::new(reply.to.decode()));
+        on_reply(peer, &reply.id, to, result);
+    }
+}
+
+/// Acts on a `SPAWN_REPLY` from `peer` for request `id`: the new process (`Ok`) or the
+/// error term. `to` makes the reply's `To` (only an abandoned request needs it).
+fn on_reply(
+    peer: &str,
+    id: &Reference,
+    to: impl FnOnce() -> Term,
+    result: Result<&orbit_term::Pid, &Term>,
+) {
+    let Some(key) = spawn::ref_id(id) else {
+        tracing::debug!(%peer, "SPAWN_REPLY for a reference of another node dropped");
+        return;
+    };
+    let mut p = pending().lock();
+    // Only the node a request went to answers it, once.
+    let from_peer = match p.get(&key) {
+        Some(Slot::Waiting(n, _) | Slot::Abandoned(n)) => &**n == peer,
+        Some(Slot::Spawned(..)) | None => false,
+    };
+    if !from_peer {
+        drop(p);
+        tracing::debug!(%peer, "SPAWN_REPLY for no request of this peer (a cast) dropped");
+        return;
+    }
+    if let (Ok(pid), Some(slot)) = (result, p.get_mut(&key)) {
+        if let Slot::Waiting(n, _) = slot {
+            // The caller waits for the monitor, which brings the result: no wake-up
+            // for the reply (a request costs its caller one wake-up, not two).
+            let n = n.clone();
+            if let Slot::Waiting(_, tx) = std::mem::replace(slot, Slot::Abandoned(n)) {
+                *slot = Slot::Spawned(pid.clone(), tx);
+            }
             return;
-        };
-        let mut p = pending().lock();
-        // Only the node a request went to answers it, once.
-        let from_peer = match p.get(&key) {
-            Some(Slot::Waiting(n, _) | Slot::Abandoned(n)) => &**n == peer,
-            Some(Slot::Spawned(..)) | None => false,
-        };
-        if !from_peer {
+        }
+    }
+    match p.remove(&key) {
+        Some(Slot::Waiting(_, tx)) => {
+            // Sent under the lock: an abandon that finds the slot gone finds the
+            // reply in the channel.
+            let _ = tx.send(match result {
+                Ok(pid) => Spawned::Pid(pid.clone()),
+                Err(other) => Spawned::Error(other.clone()),
+            });
+        }
+        Some(Slot::Spawned(..)) => {}
+        Some(Slot::Abandoned(_)) => {
             drop(p);
-            tracing::debug!(%peer, "SPAWN_REPLY for no request of this peer (a cast) dropped");
-            return;
-        }
-        if let (Term::Pid(_), Some(slot)) = (result, p.get_mut(&key)) {
-            if let Slot::Waiting(n, _) = slot {
-                // The caller waits for the monitor, which brings the result: no wake-up
-                // for the reply (a request costs its caller one wake-up, not two).
-                let n = n.clone();
-                if let Slot::Waiting(_, tx) = std::mem::replace(slot, Slot::Abandoned(n)) {
-                    *slot = Slot::Spawned(result.clone(), tx);
-                }
-                return;
-            }
-        }
-        match p.remove(&key) {
-            Some(Slot::Waiting(_, tx)) => {
-                // Sent under the lock: an abandon that finds the slot gone finds the
-                // reply in the channel.
-                let _ = tx.send(match result {
-                    Term::Pid(_) => Spawned::Pid(result.clone()),
-                    other => Spawned::Error(other.clone()),
-                });
-            }
-            Some(Slot::Spawned(..)) => {}
-            Some(Slot::Abandoned(_)) => {
-                drop(p);
-                if let Term::Pid(_) = result {
-                    let exit = Term::Tuple(vec![
-                        Term::Int(orbit_dist::control::op::EXIT2),
-                        to.clone(),
-                        result.clone(),
-                        Term::atom("abandoned"),
-                    ]);
-                    if let Err(e) = spawn::send_control(peer, &exit, None) {
-                        tracing::debug!(%peer, error = %e, "abandon exit not sent");
-                    }
+            if let Ok(pid) = result {
+                let exit = Term::Tuple(vec![
+                    Term::Int(orbit_dist::control::op::EXIT2),
+                    to(),
+                    Term::Pid(Box::new(pid.clone())),
+                    Term::atom("abandoned"),
+                ]);
+                if let Err(e) = spawn::send_control(peer, &exit, None) {
+                    tracing::debug!(%peer, error = %e, "abandon exit not sent");
                 }
             }
-            None => {}
         }
+        None => {}
     }
 }
 
@@ -157,7 +191,7 @@ pub struct ErpcRequest {
     /// `None` once the `SPAWN_REPLY` was read.
     reply: Option<oneshot::Receiver<Spawned>>,
     /// The process, once known.
-    spawned: Option<Term>,
+    spawned: Option<orbit_term::Pid>,
     watch: Option<MonitorWatch>,
     /// A call to this node itself: the result, computed when it was sent.
     local: Option<Result<Term, ErpcError>>,
@@ -450,7 +484,7 @@ impl ErpcRequest {
                 let ctl = Term::Tuple(vec![
                     Term::Int(orbit_dist::control::op::DEMONITOR_P),
                     Term::Pid(Box::new(orbit_dist::to_wire(self.from))),
-                    pid,
+                    Term::Pid(Box::new(pid)),
                     Term::Reference(Box::new(self.id.clone())),
                 ]);
                 let _ = spawn::send_control(&self.node, &ctl, None);

@@ -4,13 +4,20 @@
 //! operations are followed by the message term. Frames are written in the pass-through
 //! form `112, 131, Control, [131, Message]` (no atom cache, no fragments). Writers here
 //! append straight to a connection's output buffer; [`Control::parse`] reads what a peer
-//! sent, rejecting unknown operations.
+//! sent from its decoded `Term`, rejecting unknown operations. The controls that come
+//! often (message sends, and the `SPAWN_REQUEST` / `SPAWN_REPLY` / `MONITOR_P_EXIT` of
+//! an erpc call) are first tried by [`parse_fast`] (`fast.rs`), which reads them straight
+//! from the bytes and leaves any other shape to `Control::parse`.
 
 use orbit::{ExitReason, Pid, Ref};
 use orbit_term::{Reference, Term};
 
 use crate::convert;
 use crate::error::DistError;
+
+mod fast;
+
+pub use fast::{fast_len, parse_fast, Fast, SpawnReply, SpawnRequest, SpawnResult, WirePid};
 
 /// Operation numbers (`dist.h`).
 #[allow(missing_docs)]
@@ -362,148 +369,4 @@ pub fn term(out: &mut Vec<u8>, t: &Term) {
 /// An exit reason as a term.
 pub fn reason(out: &mut Vec<u8>, r: &ExitReason) {
     convert::reason_to_term(r).encode_body(out);
-}
-
-// ---- fast path: message sends read without building terms --------------------------
-
-/// A message-carrying control message read straight from the bytes (the common case:
-/// `SEND`, `SEND_SENDER`, `REG_SEND`), so that a message costs no allocation before its
-/// payload reaches the destination. Anything unusual returns `None` and takes the
-/// general path ([`Control::parse`]).
-#[derive(Debug)]
-pub enum Fast<'a> {
-    /// `{2, _, To}` or `{22, From, To}`.
-    Send {
-        /// Sender when given.
-        from: Option<Pid>,
-        /// Destination.
-        to: Pid,
-    },
-    /// `{6, From, _, Name}`.
-    RegSend {
-        /// Sender.
-        from: Pid,
-        /// Registered name.
-        name: &'a str,
-    },
-}
-
-struct Cur<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Cur<'a> {
-    fn u8(&mut self) -> Option<u8> {
-        let v = *self.b.get(self.at)?;
-        self.at += 1;
-        Some(v)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        let s = self.b.get(self.at..self.at + 4)?;
-        self.at += 4;
-        Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-    }
-    fn atom(&mut self) -> Option<&'a str> {
-        let len = match self.u8()? {
-            119 => self.u8()? as usize,
-            118 => {
-                let s = self.b.get(self.at..self.at + 2)?;
-                self.at += 2;
-                u16::from_be_bytes([s[0], s[1]]) as usize
-            }
-            _ => return None,
-        };
-        let s = self.b.get(self.at..self.at + len)?;
-        self.at += len;
-        std::str::from_utf8(s).ok()
-    }
-    /// Steps over a pid, checking its shape and its node's atom as [`Cur::pid`] does,
-    /// without looking its node up.
-    fn skip_pid(&mut self) -> Option<()> {
-        if self.u8()? != 88 {
-            return None;
-        }
-        self.atom()?;
-        self.b.get(self.at..self.at + 12)?;
-        self.at += 12;
-        Some(())
-    }
-    fn pid(&mut self) -> Option<Pid> {
-        if self.u8()? != 88 {
-            return None;
-        }
-        let node = self.atom()?;
-        let (id, serial, creation) = (self.u32()?, self.u32()?, self.u32()?);
-        Some(Pid::remote(node, id, serial, creation))
-    }
-}
-
-/// The length of the control term [`parse_fast`] reads at the start of `b`, `None`
-/// exactly when it returns `None`; its pids are stepped over, not built (a node name
-/// lookup each), for the callers that only need the length (`fragments`, issue 17).
-pub fn fast_len(b: &[u8]) -> Option<usize> {
-    let mut c = Cur { b, at: 0 };
-    if c.u8()? != 104 {
-        return None;
-    }
-    let arity = c.u8()?;
-    if c.u8()? != 97 {
-        return None;
-    }
-    match (c.u8()?, arity) {
-        (2, 3) => {
-            c.atom()?;
-            c.skip_pid()?;
-        }
-        (22, 3) => {
-            c.skip_pid()?;
-            c.skip_pid()?;
-        }
-        (6, 4) => {
-            c.skip_pid()?;
-            c.atom()?;
-            c.atom()?;
-        }
-        _ => return None,
-    }
-    Some(c.at)
-}
-
-/// Reads a `SEND`, `SEND_SENDER` or `REG_SEND` control term; returns it and its length.
-pub fn parse_fast(b: &[u8]) -> Option<(Fast<'_>, usize)> {
-    let mut c = Cur { b, at: 0 };
-    if c.u8()? != 104 {
-        return None;
-    }
-    let arity = c.u8()?;
-    if c.u8()? != 97 {
-        return None;
-    }
-    let f = match (c.u8()?, arity) {
-        (2, 3) => {
-            c.atom()?;
-            Fast::Send {
-                from: None,
-                to: c.pid()?,
-            }
-        }
-        (22, 3) => {
-            let from = c.pid()?;
-            Fast::Send {
-                from: Some(from),
-                to: c.pid()?,
-            }
-        }
-        (6, 4) => {
-            let from = c.pid()?;
-            c.atom()?;
-            Fast::RegSend {
-                from,
-                name: c.atom()?,
-            }
-        }
-        _ => return None,
-    };
-    Some((f, c.at))
 }

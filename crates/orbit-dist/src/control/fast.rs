@@ -280,6 +280,15 @@ impl<'a> Cur<'a> {
         self.at += n;
         Some(a)
     }
+    /// The start of a control tuple: `SMALL_TUPLE_EXT` and a `SMALL_INTEGER_EXT`
+    /// operation; returns the operation and the tuple's arity.
+    fn control_head(&mut self) -> Option<(u8, u8)> {
+        if self.u8()? != 104 {
+            return None;
+        }
+        let arity = self.u8()?;
+        Some((self.small_int()?, arity))
+    }
     /// A `SMALL_INTEGER_EXT`.
     fn small_int(&mut self) -> Option<u8> {
         if self.u8()? != 97 {
@@ -296,14 +305,8 @@ impl<'a> Cur<'a> {
 /// each), for the callers that only need the length (`fragments`, issue 17).
 pub fn fast_len(b: &[u8]) -> Option<usize> {
     let mut c = Cur { b, at: 0 };
-    if c.u8()? != 104 {
-        return None;
-    }
-    let arity = c.u8()?;
-    if c.u8()? != 97 {
-        return None;
-    }
-    match (c.u8()?, arity) {
+    let (code, arity) = c.control_head()?;
+    match (code, arity) {
         (2, 3) => {
             c.atom()?;
             c.skip_pid()?;
@@ -328,14 +331,8 @@ pub fn fast_len(b: &[u8]) -> Option<usize> {
 /// (they bound a `MONITOR_P_EXIT` reason as they would inside the whole tuple).
 pub fn parse_fast<'a>(b: &'a [u8], limits: &DecodeLimits) -> Option<(Fast<'a>, usize)> {
     let mut c = Cur { b, at: 0 };
-    if c.u8()? != 104 {
-        return None;
-    }
-    let arity = c.u8()?;
-    if c.u8()? != 97 {
-        return None;
-    }
-    let f = match (c.u8()? as i64, arity) {
+    let (code, arity) = c.control_head()?;
+    let f = match (code as i64, arity) {
         (op::SEND, 3) => {
             c.atom()?;
             Fast::Send {

@@ -141,24 +141,29 @@ pub(crate) fn incoming_fast(conn: &Conn, f: Fast<'_>, payload: &[u8]) {
             None => spawn::refuse(conn, &req.to_term()),
             Some(h) => {
                 let p = ctl_payload(op::SPAWN_REQUEST, payload);
-                let call = || h.spawn_request(&conn.peer, &req, p);
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_err() {
-                    tracing::error!(peer = %conn.peer, op = op::SPAWN_REQUEST, "control handler panicked; dropped");
-                }
+                run_handler(conn, op::SPAWN_REQUEST, || {
+                    h.spawn_request(&conn.peer, &req, p)
+                });
             }
         },
         Fast::SpawnReply(rep) => match service::control_handler(op::SPAWN_REPLY) {
-            None => {
-                tracing::debug!(peer = %conn.peer, op = op::SPAWN_REPLY, "unclaimed control message dropped")
-            }
-            Some(h) => {
-                let call = || h.spawn_reply(&conn.peer, &rep);
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_err() {
-                    tracing::error!(peer = %conn.peer, op = op::SPAWN_REPLY, "control handler panicked; dropped");
-                }
-            }
+            None => unclaimed(conn, op::SPAWN_REPLY),
+            Some(h) => run_handler(conn, op::SPAWN_REPLY, || h.spawn_reply(&conn.peer, &rep)),
         },
     }
+}
+
+/// Runs a claimed control handler on the reader: a panic in it is logged and the control
+/// dropped, never taking the connection down.
+fn run_handler(conn: &Conn, op: i64, call: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_err() {
+        tracing::error!(peer = %conn.peer, op, "control handler panicked; dropped");
+    }
+}
+
+/// A claimable control no service claimed.
+fn unclaimed(conn: &Conn, op: i64) {
+    tracing::debug!(peer = %conn.peer, op, "unclaimed control message dropped");
 }
 
 /// A monitored process of the peer exited (`MONITOR_P_EXIT`): the call, erpc request or
@@ -221,12 +226,9 @@ pub(crate) fn incoming(conn: &Conn, ctl: Control, payload: &[u8]) -> Result<(), 
             }
             Some(h) => {
                 let p = ctl_payload(op, payload);
-                let call = || h.control(&conn.peer, &control, p);
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).is_err() {
-                    tracing::error!(peer = %conn.peer, op, "control handler panicked; dropped");
-                }
+                run_handler(conn, op, || h.control(&conn.peer, &control, p));
             }
-            None => tracing::debug!(peer = %conn.peer, op, "unclaimed control message dropped"),
+            None => unclaimed(conn, op),
         },
         Control::Exit { from, to, reason } => {
             let reason = reason_of(reason, payload)?;

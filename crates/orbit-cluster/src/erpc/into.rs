@@ -71,14 +71,7 @@ impl ControlHandler for SpawnRequests {
     /// The common `SPAWN_REQUEST`, read from the bytes by the wire (no `Term` built for
     /// the control tuple); answered exactly as [`SpawnRequests::control`] answers it.
     fn spawn_request(&self, peer: &str, r: &spawn_wire::SpawnRequest<'_>, payload: Option<&[u8]>) {
-        let (mut link, mut monitor) = (false, false);
-        for o in r.options() {
-            match o {
-                "link" => link = true,
-                "monitor" => monitor = true,
-                _ => {}
-            }
-        }
+        let (link, monitor) = link_and_monitor(r.options().map(Some));
         let head = Head {
             id: r.id.clone(),
             from: r.from.clone(),
@@ -156,15 +149,7 @@ fn parse(control: &Term, payload: Option<&[u8]>) -> Result<SpawnRequest, Bad> {
     let Term::List(opts) = &el[5] else {
         return Err(bad("options are not a proper list"));
     };
-    let (mut link, mut monitor) = (false, false);
-    for o in opts {
-        match o.as_atom() {
-            Some("link") => link = true,
-            Some("monitor") => monitor = true,
-            // Other spawn options (priority, heap sizes, ...) mean nothing here.
-            _ => {}
-        }
-    }
+    let (link, monitor) = link_and_monitor(opts.iter().map(Term::as_atom));
     let head = Head {
         id,
         from,
@@ -175,6 +160,20 @@ fn parse(control: &Term, payload: Option<&[u8]>) -> Result<SpawnRequest, Bad> {
         monitor,
     };
     with_args(head, payload)
+}
+
+/// Whether the spawn options (atoms, or `None` for any other term) ask for a link and
+/// a monitor. Other spawn options (priority, heap sizes, ...) mean nothing here.
+fn link_and_monitor<'a>(opts: impl Iterator<Item = Option<&'a str>>) -> (bool, bool) {
+    let (mut link, mut monitor) = (false, false);
+    for o in opts {
+        match o {
+            Some("link") => link = true,
+            Some("monitor") => monitor = true,
+            _ => {}
+        }
+    }
+    (link, monitor)
 }
 
 /// A request's control tuple, checked and read (by [`parse`] from a `Term`, or by the

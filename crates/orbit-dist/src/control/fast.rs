@@ -259,10 +259,7 @@ impl<'a> Cur<'a> {
     fn lazy_pid(&mut self) -> Option<WirePid<'a>> {
         let start = self.at;
         if self.b.get(start..start + 2) == Some(&[88, 119]) {
-            self.at += 1;
-            self.atom()?;
-            self.b.get(self.at..self.at + 12)?;
-            self.at += 12;
+            self.skip_pid()?;
         } else {
             self.wire_pid()?;
         }

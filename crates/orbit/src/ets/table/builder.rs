@@ -79,14 +79,14 @@ impl<K: Key, V: Value> Builder<K, V> {
         self.protection(Protection::Private)
     }
 
-    /// `named_table`: registers the table under `name` (find it with [`super::whereis`]).
+    /// `named_table`: registers the table under `name` (find it with [`crate::ets::whereis`]).
     pub fn named(mut self, name: &str) -> Self {
         self.name = Some(Arc::from(name));
         self
     }
 
     /// `{heir, Pid, HeirData}`: when the owner exits, `pid` becomes the owner and is sent
-    /// [`EtsTransfer`](super::EtsTransfer)`<K, V, D>` carrying `data` (its mailbox must
+    /// [`EtsTransfer`](crate::ets::EtsTransfer)`<K, V, D>` carrying `data` (its mailbox must
     /// take that type).
     pub fn heir<D: Clone + Send + Sync + 'static>(mut self, pid: Pid, data: D) -> Self {
         self.heir = Some(Heir::new(pid, data));

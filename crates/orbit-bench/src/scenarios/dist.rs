@@ -32,7 +32,11 @@
 //!
 //! Beside them, `floor` (and `floor_loaded`): the kernel's floor for a blocking round
 //! trip on this machine, two threads bouncing 60 bytes over loopback TCP with plain
-//! blocking `read`/`write` (`__dist-floor`), no runtime and no spin.
+//! blocking `read`/`write` (`__dist-floor`), no runtime and no spin; and
+//! `floor_2p` (`floor_2p_loaded`), the same with the echo thread in a second process,
+//! as the two nodes of a pair are (a wake-up then also switches address spaces). The
+//! goals cannot be read without it: when `floor_2p` is not 2x the BEAM's rate, no
+//! runtime that sleeps while it waits (spin off) reaches 2x on this machine.
 //!
 //! And `beam_nospin`: the BEAM pair's round trips with its schedulers' busy wait off
 //! (`+sbwt none +sbwtdcpu none +sbwtdio none` on both nodes), so the BEAM is also seen
@@ -236,6 +240,12 @@ pub fn run(ctx: &mut Ctx) {
                 Err(e) => eprintln!("dist: floor run failed: {e}"),
             }
         }
+        if only.has("floor_2p") {
+            match crate::util::run_self(&["__dist-floor", &rt_n.to_string(), "2p"]) {
+                Ok(v) => all.keep("floor_2p", &v, (rt_n, 0, 0)),
+                Err(e) => eprintln!("dist: two-process floor run failed: {e}"),
+            }
+        }
         // The BEAM without its schedulers' busy wait (round trips only).
         if only.has("beam_nospin") {
             match beam_pair((rt_n, 0, 0), &beam::NO_BUSY_WAIT) {
@@ -257,9 +267,14 @@ pub fn run(ctx: &mut Ctx) {
         }
         // Round trips under a background load that keeps every core busy.
         let rt_only = (rt_n, 0, 0);
-        if !["orbit_loaded", "beam_loaded", "floor_loaded"]
-            .iter()
-            .any(|s| only.has(s))
+        if ![
+            "orbit_loaded",
+            "beam_loaded",
+            "floor_loaded",
+            "floor_2p_loaded",
+        ]
+        .iter()
+        .any(|s| only.has(s))
         {
             continue;
         }
@@ -295,6 +310,12 @@ pub fn run(ctx: &mut Ctx) {
                         Err(e) => eprintln!("dist: loaded floor run failed: {e}"),
                     }
                 }
+                if only.has("floor_2p_loaded") {
+                    match crate::util::run_self(&["__dist-floor", &rt_n.to_string(), "2p"]) {
+                        Ok(v) => all.keep("floor_2p_loaded", &v, rt_only),
+                        Err(e) => eprintln!("dist: loaded two-process floor run failed: {e}"),
+                    }
+                }
             }
             Err(e) => eprintln!("dist: no background load: {e}"),
         }
@@ -309,6 +330,8 @@ pub fn run(ctx: &mut Ctx) {
         "orbit_to_beam",
         "floor",
         "floor_loaded",
+        "floor_2p",
+        "floor_2p_loaded",
     ];
     let w = node_workers();
     for s in subjects {
@@ -360,6 +383,24 @@ pub fn run(ctx: &mut Ctx) {
         "info_beam_vs_floor_roundtrips",
         all.rt.median("beam"),
         all.rt.median("floor"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "info_orbit_vs_floor_2p_roundtrips",
+        all.rt.median("orbit"),
+        all.rt.median("floor_2p"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "info_floor_2p_vs_beam_roundtrips",
+        all.rt.median("floor_2p"),
+        all.rt.median("beam"),
+    );
+    ctx.goal(
+        SCENARIO,
+        "info_floor_2p_vs_beam_loaded_roundtrips",
+        all.rt.median("floor_2p_loaded"),
+        all.rt.median("beam_loaded"),
     );
     ctx.goal(
         SCENARIO,

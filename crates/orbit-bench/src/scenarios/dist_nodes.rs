@@ -28,6 +28,9 @@ pub fn child_main(cmd: &str, args: &[String]) -> i32 {
     if cmd == "__dist-floor" {
         return floor_main(args);
     }
+    if cmd == "__dist-floor-echo" {
+        return floor_echo_main();
+    }
     // The counters' experiment (`ORBIT_BENCH_DIST_NO_COUNTERS`, see `super::dist`).
     if std::env::var_os("ORBIT_BENCH_DIST_NO_COUNTERS").is_some() {
         orbit::set_counters(false);
@@ -104,30 +107,91 @@ fn burn_main(args: &[String]) -> i32 {
     }
 }
 
-/// `__dist-floor N`: the kernel's floor for a round trip, without any runtime: two
-/// threads of one process, each blocked in `read` on its end of a loopback TCP
-/// connection (`TCP_NODELAY`), bounce a 60-byte message N times (after 1000 unmeasured).
-/// Prints `dist_roundtrips_per_s R rt_cpu_us C` (C: this process's CPU over the N).
-fn floor_main(args: &[String]) -> i32 {
+/// The echo side of the floor: blocked in `read`, writes back what it read, until EOF.
+fn floor_echo(l: std::net::TcpListener) -> std::io::Result<()> {
     use std::io::{Read, Write};
+    let (mut s, _) = l.accept()?;
+    s.set_nodelay(true)?;
+    let mut b = [0u8; 60];
+    loop {
+        match s.read(&mut b)? {
+            0 => return Ok(()),
+            k => s.write_all(&b[..k])?,
+        }
+    }
+}
+
+/// `__dist-floor-echo`: the echo side of the two-process floor in its own process;
+/// prints `port P` once it listens, then serves one connection.
+fn floor_echo_main() -> i32 {
+    use std::io::Write;
+    let run = || -> std::io::Result<()> {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let mut out = std::io::stdout();
+        writeln!(out, "port {}", l.local_addr()?.port())?;
+        out.flush()?;
+        floor_echo(l)
+    };
+    match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("__dist-floor-echo: {e}");
+            1
+        }
+    }
+}
+
+/// `__dist-floor N [2p]`: the kernel's floor for a round trip, without any runtime:
+/// two threads, each blocked in `read` on its end of a loopback TCP connection
+/// (`TCP_NODELAY`), bounce a 60-byte message N times (after 1000 unmeasured). The two
+/// threads are in this one process, or with `2p` the echo is a second process
+/// (`__dist-floor-echo`), as the two nodes of a pair are: a wake-up then switches
+/// address spaces, which a thread switch does not. Prints `dist_roundtrips_per_s R
+/// rt_cpu_us C` (C: the CPU of both sides over the N).
+fn floor_main(args: &[String]) -> i32 {
+    use std::io::{BufRead, Read, Write};
     let n = args
         .first()
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(100_000);
+    let two_procs = args.get(1).is_some_and(|a| a == "2p");
     let run = || -> std::io::Result<(f64, u64)> {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let addr = l.local_addr()?;
-        let echo = std::thread::spawn(move || -> std::io::Result<()> {
-            let (mut s, _) = l.accept()?;
-            s.set_nodelay(true)?;
-            let mut b = [0u8; 60];
-            loop {
-                match s.read(&mut b)? {
-                    0 => return Ok(()),
-                    k => s.write_all(&b[..k])?,
-                }
+        let (addr, echo, child) = if two_procs {
+            let exe = std::env::current_exe()?;
+            let mut child = std::process::Command::new(exe)
+                .arg("__dist-floor-echo")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::inherit())
+                .spawn()?;
+            let mut line = String::new();
+            if let Some(out) = child.stdout.take() {
+                std::io::BufReader::new(out).read_line(&mut line)?;
             }
-        });
+            let port = line
+                .trim()
+                .strip_prefix("port ")
+                .and_then(|p| p.parse::<u16>().ok());
+            let Some(port) = port else {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(std::io::Error::other(format!(
+                    "the echo process printed {line:?}, not `port P`"
+                )));
+            };
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            (addr, None, Some(child))
+        } else {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let addr = l.local_addr()?;
+            (addr, Some(std::thread::spawn(move || floor_echo(l))), None)
+        };
+        let child_cpu = || {
+            child
+                .as_ref()
+                .and_then(|c| crate::util::proc_cpu_us(c.id()))
+                .unwrap_or(0)
+        };
         let mut s = std::net::TcpStream::connect(addr)?;
         s.set_nodelay(true)?;
         let mut b = [7u8; 60];
@@ -138,15 +202,20 @@ fn floor_main(args: &[String]) -> i32 {
         for _ in 0..1000 {
             rt(&mut s)?;
         }
-        let c0 = cpu_us();
+        let c0 = cpu_us() + child_cpu();
         let t0 = Instant::now();
         for _ in 0..n {
             rt(&mut s)?;
         }
         let rate = n as f64 / t0.elapsed().as_secs_f64();
-        let c1 = cpu_us();
+        let c1 = cpu_us() + child_cpu();
         drop(s);
-        let _ = echo.join();
+        if let Some(echo) = echo {
+            let _ = echo.join();
+        }
+        if let Some(mut child) = child {
+            let _ = child.wait();
+        }
         Ok((rate, c1.saturating_sub(c0)))
     };
     match run() {

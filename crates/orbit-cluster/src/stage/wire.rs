@@ -153,6 +153,24 @@ pub(crate) fn parse_raw<E: DeserializeOwned>(
     raw: &RawTerm,
     counters: &Counters,
 ) -> Result<Parsed<E>, &'static str> {
+    // The common case in one pass: a `$gen_consumer` event list whose events all
+    // decode into `E`. (Through a `RawTerm` body the list is walked twice more: once to
+    // find its end, once to decode it.) The third element must be a list: the decoder
+    // also reads a tuple as a sequence. Anything else, including an event list with an
+    // event that is not an `E`, takes the paths below, unchanged.
+    if third_is_list(raw) {
+        if let Ok((kind, (pid, tag), events)) =
+            raw.decode::<(Atom, (orbit_term::Pid, Term), Vec<E>)>()
+        {
+            if kind.as_str() == GEN_CONSUMER {
+                let from = Sub {
+                    pid: orbit_dist::from_wire(&pid),
+                    tag,
+                };
+                return Ok(Parsed::Events { from, events });
+            }
+        }
+    }
     if let Ok((kind, (pid, tag), body)) = raw.decode::<(Atom, (orbit_term::Pid, Term), RawTerm)>() {
         if kind.as_str() == GEN_CONSUMER && body.is_list() {
             let from = Sub {
@@ -191,6 +209,28 @@ pub(crate) fn parse_raw<E: DeserializeOwned>(
         Parsed::CancelConsumer { tag, reason } => Parsed::CancelConsumer { tag, reason },
         Parsed::Other(t) => Parsed::Other(t),
     })
+}
+
+/// Whether `raw` is a 3-tuple (`SMALL_TUPLE_EXT`) whose third element is a list
+/// (`NIL_EXT`, `STRING_EXT` or `LIST_EXT`); walks the first two elements' tags and
+/// lengths only.
+fn third_is_list(raw: &RawTerm) -> bool {
+    const SMALL_TUPLE_EXT: u8 = 104;
+    const NIL_EXT: u8 = 106;
+    const STRING_EXT: u8 = 107;
+    const LIST_EXT: u8 = 108;
+    let b = raw.as_bytes();
+    if b.get(1) != Some(&SMALL_TUPLE_EXT) || b.get(2) != Some(&3) {
+        return false;
+    }
+    let mut pos = 3;
+    for _ in 0..2 {
+        match b.get(pos..).map(orbit_term::encoded_len) {
+            Some(Ok(n)) => pos += n,
+            _ => return false,
+        }
+    }
+    matches!(b.get(pos), Some(&(NIL_EXT | STRING_EXT | LIST_EXT)))
 }
 
 /// Events one by one into `E`, the ones that do not decode logged, counted and skipped.
@@ -302,5 +342,172 @@ pub(crate) fn is_transient_shutdown(reason: &Term) -> bool {
         Term::Atom(a) => matches!(a.as_str(), "normal" | "shutdown"),
         Term::Tuple(e) => e.len() == 2 && e[0].as_atom() == Some("shutdown"),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the general path makes of `raw`: the whole term decoded, parsed, and the
+    /// events typed one by one.
+    fn general<E: DeserializeOwned>(
+        raw: &RawTerm,
+        counters: &Counters,
+    ) -> Result<Parsed<E>, &'static str> {
+        let t = raw
+            .to_term()
+            .map_err(|_| "a message that is not a valid term")?;
+        Ok(match parse(t)? {
+            Parsed::Events { from, events } => Parsed::Events {
+                from,
+                events: typed(events, counters),
+            },
+            Parsed::Subscribe {
+                from,
+                current,
+                opts,
+            } => Parsed::Subscribe {
+                from,
+                current,
+                opts,
+            },
+            Parsed::Ask { from, n } => Parsed::Ask { from, n },
+            Parsed::CancelProducer { tag, reason } => Parsed::CancelProducer { tag, reason },
+            Parsed::CancelConsumer { tag, reason } => Parsed::CancelConsumer { tag, reason },
+            Parsed::Other(t) => Parsed::Other(t),
+        })
+    }
+
+    fn wire_pid() -> Term {
+        Term::Pid(Box::new(orbit_term::Pid::new(
+            Atom::new("peer@127.0.0.1").expect("atom"),
+            77,
+            0,
+            3,
+        )))
+    }
+
+    fn raw(t: &Term) -> RawTerm {
+        orbit_term::from_slice(&t.encode()).expect("a RawTerm of a valid term")
+    }
+
+    /// `parse_raw` against the general path: same result (shown by `Debug`, which
+    /// prints every field) and the same count of undecodable events.
+    fn agree(t: &Term) {
+        let r = raw(t);
+        let (c1, c2) = (Counters::default(), Counters::default());
+        let fast = format!("{:?}", parse_raw::<i64>(&r, &c1));
+        let slow = format!("{:?}", general::<i64>(&r, &c2));
+        assert_eq!(fast, slow, "for {t:?}");
+        assert_eq!(
+            c1.undecodable.load(Ordering::Relaxed),
+            c2.undecodable.load(Ordering::Relaxed),
+            "for {t:?}"
+        );
+    }
+
+    fn msg(kind: &str, body: Term) -> Term {
+        Term::tuple(vec![
+            Term::atom(kind),
+            Term::tuple(vec![wire_pid(), Term::Int(5)]),
+            body,
+        ])
+    }
+
+    #[test]
+    fn events_cancels_and_strangers_parse_as_the_general_path_does() {
+        let ints = |v: &[i64]| Term::List(v.iter().map(|&i| Term::Int(i)).collect());
+        for t in [
+            msg(GEN_CONSUMER, ints(&[1, 2, 3])),
+            msg(GEN_CONSUMER, ints(&[])),
+            msg(GEN_CONSUMER, ints(&[1 << 40, -7, 300])),
+            msg(
+                GEN_CONSUMER,
+                Term::List(vec![Term::Int(1), Term::atom("x"), Term::Int(3)]),
+            ),
+            msg(GEN_CONSUMER, Term::Binary(b"abc".to_vec())),
+            msg(
+                GEN_CONSUMER,
+                Term::tuple(vec![Term::atom("cancel"), Term::atom("normal")]),
+            ),
+            msg(GEN_PRODUCER, ints(&[1, 2])),
+            msg(
+                GEN_PRODUCER,
+                Term::tuple(vec![Term::atom("ask"), Term::Int(500)]),
+            ),
+            msg("other", ints(&[1])),
+            Term::tuple(vec![Term::atom(GEN_CONSUMER), Term::Int(1), ints(&[1])]),
+            Term::tuple(vec![
+                Term::atom(GEN_CONSUMER),
+                Term::tuple(vec![Term::Int(1), Term::Int(5)]),
+                ints(&[1]),
+            ]),
+            ints(&[1, 2]),
+        ] {
+            agree(&t);
+        }
+    }
+
+    #[test]
+    fn a_list_of_bytes_erlang_writes_as_a_string_is_events() {
+        // `[97, 98, 99]` as OTP writes it: STRING_EXT.
+        let mut b = vec![131, 104, 3];
+        Term::atom(GEN_CONSUMER).encode_body(&mut b);
+        Term::tuple(vec![wire_pid(), Term::Int(5)]).encode_body(&mut b);
+        b.extend_from_slice(&[107, 0, 3, 97, 98, 99]);
+        let r: RawTerm = orbit_term::from_slice(&b).expect("valid");
+        let c = Counters::default();
+        match parse_raw::<i64>(&r, &c) {
+            Ok(Parsed::Events { events, .. }) => assert_eq!(events, vec![97, 98, 99]),
+            other => panic!("{other:?}"),
+        }
+        let fast = format!("{:?}", parse_raw::<i64>(&r, &c));
+        assert_eq!(fast, format!("{:?}", general::<i64>(&r, &c)));
+    }
+
+    fn leaf() -> impl Strategy<Value = Term> {
+        prop_oneof![
+            any::<i64>().prop_map(Term::Int),
+            (0i64..300).prop_map(Term::Int),
+            Just(Term::atom("x")),
+            Just(Term::atom("cancel")),
+            Just(Term::atom("ask")),
+            Just(wire_pid()),
+            proptest::collection::vec(any::<u8>(), 0..4).prop_map(Term::Binary),
+        ]
+    }
+
+    fn term() -> impl Strategy<Value = Term> {
+        leaf().prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Term::List),
+                proptest::collection::vec(inner, 0..4).prop_map(Term::tuple),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Random protocol-shaped and stray messages: the one-pass decode never
+        /// disagrees with the general path.
+        #[test]
+        fn parse_raw_agrees_with_the_general_path(
+            kind in prop_oneof![Just(GEN_CONSUMER), Just(GEN_PRODUCER), Just("other")],
+            who in prop_oneof![
+                Just(Term::tuple(vec![wire_pid(), Term::Int(5)])),
+                term(),
+            ],
+            body in prop_oneof![
+                proptest::collection::vec(leaf(), 0..6).prop_map(Term::List),
+                proptest::collection::vec(any::<i64>().prop_map(Term::Int), 0..6)
+                    .prop_map(Term::List),
+                term(),
+            ],
+        ) {
+            agree(&Term::tuple(vec![Term::atom(kind), who, body]));
+        }
     }
 }

@@ -119,7 +119,10 @@ fn slow_service_pool_beats_one_genserver_5x() {
     // second): it was seen at 8.5x against the pool's 10.3x. What must hold is that it,
     // too, lifts the one-GenServer ceiling by the pool's margin.
     let tasks = v["facts"]["tasks_vs_one"].as_f64().unwrap();
-    assert!(tasks >= 5.0, "TaskSupervisor only {tasks}x the one GenServer: {v}");
+    assert!(
+        tasks >= 5.0,
+        "TaskSupervisor only {tasks}x the one GenServer: {v}"
+    );
 }
 
 #[test]

@@ -369,6 +369,18 @@ impl TryFrom<Int128> for u32 {
 macro_rules! int_methods {
     ($($method:ident),*) => {$(
         fn $method<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
+            // The two fixed-size encodings first, without the 128-bit detour.
+            match self.r.buf.get(self.r.pos..) {
+                Some(&[tag::SMALL_INTEGER, b, ..]) => {
+                    self.r.pos += 2;
+                    return v.visit_i64(i64::from(b));
+                }
+                Some(&[tag::INTEGER, b0, b1, b2, b3, ..]) => {
+                    self.r.pos += 5;
+                    return v.visit_i64(i64::from(i32::from_be_bytes([b0, b1, b2, b3])));
+                }
+                _ => {}
+            }
             match self.integer()? {
                 Int128::Signed(i) => {
                     if let Ok(x) = i64::try_from(i) {

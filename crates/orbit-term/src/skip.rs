@@ -70,9 +70,23 @@ pub(crate) fn skip_term(r: &mut Reader<'_>) -> Result<()> {
                 0
             }
             tag::LIST => {
-                let k = r.u32()? as usize;
+                let mut k = r.u32()? as usize;
                 r.check_len("list", k, 1)?;
-                // The elements, then the tail.
+                // A leading run of small integers (the commonest list body: event
+                // batches, byte lists) in a tight loop of its own.
+                while k > 0 {
+                    let step = match r.buf.get(r.pos) {
+                        Some(&tag::SMALL_INTEGER) => 2,
+                        Some(&tag::INTEGER) => 5,
+                        _ => break,
+                    };
+                    if r.buf.len() - r.pos < step {
+                        break;
+                    }
+                    r.pos += step;
+                    k -= 1;
+                }
+                // The other elements, then the tail.
                 left = left.saturating_add(k).saturating_add(1);
                 0
             }
@@ -185,6 +199,28 @@ mod tests {
         assert!(end_of(&[108, 255, 255, 255, 255, 106]).is_err());
         // A fun whose size cannot hold itself.
         assert!(end_of(&[112, 0, 0, 0, 2]).is_err());
+    }
+
+    /// The run of leading integers of a list is passed in its own loop: the end is the
+    /// decoder's, whatever follows the run, and every truncation is still an error.
+    #[test]
+    fn integer_runs_end_where_the_decoder_ends_and_truncations_fail() {
+        let mut es: Vec<Term> = (0..40).map(|i| Term::Int(i * 997 - 9000)).collect();
+        es.push(Term::List(vec![Term::Int(7), Term::Int(1 << 20)]));
+        es.push(Term::Int(3));
+        let lists = [
+            Term::List(es.clone()),
+            Term::improper_list(vec![Term::Int(1), Term::Int(300)], Term::Int(5)),
+            Term::tuple(vec![Term::List(es), Term::Int(1)]),
+        ];
+        for t in lists {
+            let bytes = t.encode();
+            let (_, used) = Term::decode_body(&bytes[1..], &DecodeLimits::DEFAULT).unwrap();
+            assert_eq!(end_of(&bytes[1..]).unwrap(), used, "{t:?}");
+            for cut in 1..bytes.len() - 1 {
+                assert!(end_of(&bytes[1..cut]).is_err(), "{t:?} cut at {cut}");
+            }
+        }
     }
 
     #[test]

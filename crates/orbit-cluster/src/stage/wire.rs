@@ -155,10 +155,10 @@ pub(crate) fn parse_raw<E: DeserializeOwned>(
 ) -> Result<Parsed<E>, &'static str> {
     // The common case in one pass: a `$gen_consumer` event list whose events all
     // decode into `E`. (Through a `RawTerm` body the list is walked twice more: once to
-    // find its end, once to decode it.) The third element must be a list: the decoder
-    // also reads a tuple as a sequence. Anything else, including an event list with an
-    // event that is not an `E`, takes the paths below, unchanged.
-    if third_is_list(raw) {
+    // find its end, once to decode it.) Anything else, including an event list with an
+    // event that is not an `E`, takes the paths below.
+    let shape = events_shape(raw);
+    if shape {
         if let Ok((kind, (pid, tag), events)) =
             raw.decode::<(Atom, (orbit_term::Pid, Term), Vec<E>)>()
         {
@@ -171,7 +171,11 @@ pub(crate) fn parse_raw<E: DeserializeOwned>(
             }
         }
     }
-    if let Ok((kind, (pid, tag), body)) = raw.decode::<(Atom, (orbit_term::Pid, Term), RawTerm)>() {
+    if !shape {
+        // Not an event list: the general path.
+    } else if let Ok((kind, (pid, tag), body)) =
+        raw.decode::<(Atom, (orbit_term::Pid, Term), RawTerm)>()
+    {
         if kind.as_str() == GEN_CONSUMER && body.is_list() {
             let from = Sub {
                 pid: orbit_dist::from_wire(&pid),
@@ -211,20 +215,25 @@ pub(crate) fn parse_raw<E: DeserializeOwned>(
     })
 }
 
-/// Whether `raw` is a 3-tuple (`SMALL_TUPLE_EXT`) whose third element is a list
-/// (`NIL_EXT`, `STRING_EXT` or `LIST_EXT`); walks the first two elements' tags and
-/// lengths only.
-fn third_is_list(raw: &RawTerm) -> bool {
+/// Whether `raw` has the shape of an event list to a consumer, `{_, {_, _}, List}`:
+/// a 3-tuple (`SMALL_TUPLE_EXT`) whose second element is a pair and whose third is a
+/// list (`NIL_EXT`, `STRING_EXT` or `LIST_EXT`). Walks tags and lengths only. The typed
+/// decodes below need it: the decoder also reads a tuple as a sequence and a list as a
+/// tuple, where GenStage's patterns match exactly.
+fn events_shape(raw: &RawTerm) -> bool {
     const SMALL_TUPLE_EXT: u8 = 104;
     const NIL_EXT: u8 = 106;
     const STRING_EXT: u8 = 107;
     const LIST_EXT: u8 = 108;
     let b = raw.as_bytes();
-    if b.get(1) != Some(&SMALL_TUPLE_EXT) || b.get(2) != Some(&3) {
+    if b.get(1..3) != Some(&[SMALL_TUPLE_EXT, 3]) {
         return false;
     }
     let mut pos = 3;
-    for _ in 0..2 {
+    for element in 0..2 {
+        if element == 1 && b.get(pos..pos + 2) != Some(&[SMALL_TUPLE_EXT, 2]) {
+            return false;
+        }
         match b.get(pos..).map(orbit_term::encoded_len) {
             Some(Ok(n)) => pos += n,
             _ => return false,
@@ -382,7 +391,7 @@ mod tests {
 
     fn wire_pid() -> Term {
         Term::Pid(Box::new(orbit_term::Pid::new(
-            Atom::new("peer@127.0.0.1").expect("atom"),
+            atom!("peer@127.0.0.1"),
             77,
             0,
             3,
@@ -445,6 +454,14 @@ mod tests {
                 ints(&[1]),
             ]),
             ints(&[1, 2]),
+            // `[Pid, Ref]` is not GenStage's `{Pid, Ref}` (the decoder would read it as
+            // a pair), and `{}` is not an event list (it would read it as a sequence).
+            Term::tuple(vec![
+                Term::atom(GEN_CONSUMER),
+                Term::List(vec![wire_pid(), Term::Int(5)]),
+                ints(&[1]),
+            ]),
+            msg(GEN_CONSUMER, Term::tuple(vec![])),
         ] {
             agree(&t);
         }
@@ -495,9 +512,16 @@ mod tests {
         /// disagrees with the general path.
         #[test]
         fn parse_raw_agrees_with_the_general_path(
-            kind in prop_oneof![Just(GEN_CONSUMER), Just(GEN_PRODUCER), Just("other")],
+            kind in prop_oneof![
+                Just(Term::atom(GEN_CONSUMER)),
+                Just(Term::atom(GEN_PRODUCER)),
+                Just(Term::atom("other")),
+                Just(Term::Binary(GEN_CONSUMER.as_bytes().to_vec())),
+            ],
             who in prop_oneof![
                 Just(Term::tuple(vec![wire_pid(), Term::Int(5)])),
+                term().prop_map(|t| Term::tuple(vec![wire_pid(), t])),
+                term().prop_map(|t| Term::List(vec![wire_pid(), t])),
                 term(),
             ],
             body in prop_oneof![
@@ -507,7 +531,7 @@ mod tests {
                 term(),
             ],
         ) {
-            agree(&Term::tuple(vec![Term::atom(kind), who, body]));
+            agree(&Term::tuple(vec![kind, who, body]));
         }
     }
 }

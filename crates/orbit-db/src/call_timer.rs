@@ -96,7 +96,9 @@ impl<'a> CallTimer<'a> {
                 }
                 sleep.as_mut().await
             }
-            None => tokio::time::sleep_until(at).await,
+            // Boxed: an inline `Sleep` would make every queued call's wait (moved
+            // through the checkout's futures) larger for a case that never comes.
+            None => Box::pin(tokio::time::sleep_until(at)).await,
         }
     }
 

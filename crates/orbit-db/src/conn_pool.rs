@@ -429,7 +429,8 @@ impl<B: Backend> ConnPool<B> {
         let shared = &self.shared;
         // Set by the queue wait if it shed the caller rather than timing it out.
         let dropped = AtomicU64::new(NOT_DROPPED);
-        let give_up = self.wait_in_queue(call, checkout_deadline, &dropped);
+        // Made by the ResourcePool only if the caller queues, where it is polled.
+        let give_up = || self.wait_in_queue(call, checkout_deadline, &dropped);
         // The time this call spent before this attempt (none on its first).
         let before = if first { Duration::ZERO } else { now - start };
         // `waited`: the ResourcePool's measure of this attempt's wait from `now` (zero

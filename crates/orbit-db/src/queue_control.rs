@@ -77,13 +77,19 @@ impl QueueControl {
     pub(crate) fn served(&self, delay: Duration, now: Instant) {
         // Lock-free when it changes nothing. A roll racing these loads can only make a
         // wait of the interval that just ended go unrecorded in it, where it was not
-        // the shortest anyway.
-        let at = nanos(now.saturating_duration_since(self.base));
-        if at < self.next_ns.load(Ordering::Acquire)
-            && nanos(delay) >= self.min_ns.load(Ordering::Acquire)
-        {
+        // the shortest anyway. The interval's end is rebuilt as an instant (an
+        // addition) rather than `now` turned into nanoseconds (a subtraction, which
+        // costs four times as much).
+        let next = self.base + Duration::from_nanos(self.next_ns.load(Ordering::Acquire));
+        if now < next && nanos(delay) >= self.min_ns.load(Ordering::Acquire) {
             return;
         }
+        self.record(delay, now);
+    }
+
+    /// The locked part of [`QueueControl::served`]: rolls the interval if it is over,
+    /// then keeps `delay` if it is the interval's shortest.
+    fn record(&self, delay: Duration, now: Instant) {
         let mut s = self.state.lock();
         self.roll(&mut s, now, delay);
         let min = s.min_delay.map_or(delay, |m| m.min(delay));
@@ -146,9 +152,13 @@ impl QueueControl {
     }
 }
 
-/// `d` in nanoseconds, saturating (a wait of 584 years is as long as any).
+/// `d` in nanoseconds, saturating (a wait of 584 years is as long as any); in `u64`
+/// arithmetic (no 128-bit product on the served path).
 fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1)
+    d.as_secs()
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(u64::from(d.subsec_nanos())))
+        .map_or(u64::MAX - 1, |n| n.min(u64::MAX - 1))
 }
 
 #[cfg(test)]
@@ -202,6 +212,36 @@ mod tests {
         assert_eq!(q.state.lock().min_delay, Some(400 * MS));
         q.served(Duration::ZERO, t0 + 1200 * MS);
         assert!(!q.should_drop(500 * MS, t0 + 2001 * MS));
+    }
+
+    #[test]
+    fn a_wait_served_at_the_interval_end_rolls_the_interval() {
+        let t0 = Instant::now();
+        let q = QueueControl::new(50 * MS, 1000 * MS, t0);
+        q.served(200 * MS, t0 + 100 * MS);
+        // A longer wait one nanosecond before the end changes nothing (lock-free).
+        q.served(300 * MS, t0 + 1000 * MS - Duration::from_nanos(1));
+        assert_eq!(q.state.lock().min_delay, Some(200 * MS));
+        assert_eq!(q.state.lock().next, t0 + 1000 * MS);
+        // The same wait at the end's very instant closes the interval (over target:
+        // slow) and starts the next one with it.
+        q.served(300 * MS, t0 + 1000 * MS);
+        let s = q.state.lock();
+        assert!(s.slow);
+        assert_eq!(s.next, t0 + 2000 * MS);
+        assert_eq!(s.min_delay, Some(300 * MS));
+    }
+
+    #[test]
+    fn nanos_saturates_below_the_no_wait_mark() {
+        assert_eq!(nanos(Duration::from_nanos(1_500)), 1_500);
+        assert_eq!(nanos(Duration::new(3, 7)), 3_000_000_007);
+        assert_eq!(nanos(Duration::MAX), u64::MAX - 1);
+        assert_eq!(nanos(Duration::from_nanos(u64::MAX)), u64::MAX - 1);
+        assert_eq!(
+            nanos(Duration::new(u64::MAX / 1_000_000_000, 0)) % 1_000_000_000,
+            0
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `ResourcePool`: NimblePool's resource pool (otp-semantics §6): checkout commands,
 //! lazy and async init, remove/skip, pings, cancellation, removal on failure.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -605,6 +605,63 @@ async fn checkout_or_polls_give_up_only_when_queued() {
     assert_eq!(take(&log), ["init 1", "cancelled Queued"]);
 }
 
+/// A delivery and a give-up ready at the same poll of a queued caller: the delivery
+/// wins (the caller's function runs, no timeout is counted), as `checkout_or`'s doc
+/// says, whether the wait sees the delivery first or finds it in its channel after the
+/// give-up. The give-up turns ready in the same poll of the holder as its check-in,
+/// which hands the resource on: the caller is next polled with both ready (one runtime
+/// thread, so nothing runs in between).
+#[tokio::test]
+async fn a_hand_off_ready_together_with_the_give_up_wins() {
+    let log = Log::default();
+    let p = start(conns(&log), ResourcePoolOptions::new(1)).await;
+    let handing = Arc::new(AtomicBool::new(false));
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel::<()>();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let holder = {
+        let (p, handing) = (p.clone(), handing.clone());
+        tokio::spawn(async move {
+            p.checkout(
+                Cmd::Use,
+                |id| async move {
+                    let _ = held_tx.send(());
+                    let _ = release_rx.await;
+                    handing.store(true, Ordering::SeqCst);
+                    (id, Back::Keep)
+                },
+                T,
+            )
+            .await
+        })
+    };
+    held_rx.await.unwrap();
+    let give_up = {
+        let handing = handing.clone();
+        std::future::poll_fn(move |_| {
+            if handing.load(Ordering::SeqCst) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+    };
+    let waiter = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            p.checkout_or(Cmd::Use, |id| async move { (id, Back::Keep) }, give_up)
+                .await
+        })
+    };
+    eventually(|| p.stats().waiting == 1).await;
+    release_tx.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+    let got = waiter.await.unwrap();
+    assert!(matches!(got, Ok(1)), "the hand-off must win: {got:?}");
+    let s = p.stats();
+    assert_eq!((s.timeouts, s.waited, s.workers, s.available), (0, 1, 1, 1));
+    assert_eq!(take(&log), ["init 1"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkout_or_since_reports_the_wait_from_the_callers_instant() {
     let log = Log::default();
@@ -616,7 +673,7 @@ async fn checkout_or_since_reports_the_wait_from_the_callers_instant() {
             Cmd::Use,
             long_ago,
             |_, waited| async move { (waited, Back::Keep) },
-            async { panic!("give_up polled although a resource was idle") },
+            || -> std::future::Ready<()> { panic!("give_up made although a resource was idle") },
         )
         .await
         .unwrap();
@@ -647,7 +704,7 @@ async fn checkout_or_since_reports_the_wait_from_the_callers_instant() {
             Cmd::Use,
             since,
             |_, waited| async move { (waited, Back::Keep) },
-            std::future::pending::<()>(),
+            std::future::pending::<()>,
         )
         .await
         .map(|w| (w, tokio::time::Instant::now()))

@@ -91,6 +91,9 @@ pub(crate) struct Metrics {
     pub(crate) full: u64,
     pub(crate) restarts: u64,
     facade: Facade,
+    /// The counts last sent to the gauges (all `usize::MAX` before the first): an
+    /// unchanged count is not sent again (a gauge holds its last value).
+    shown: Levels,
 }
 
 struct Facade {
@@ -107,7 +110,7 @@ struct Facade {
 }
 
 /// The current counts, for [`Metrics::levels`].
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 pub(crate) struct Levels {
     pub(crate) checked_out: usize,
     pub(crate) available: usize,
@@ -144,6 +147,12 @@ impl Metrics {
                 restarts: metrics::counter!("orbit_pool_worker_restarts_total", &l),
                 wait: metrics::histogram!("orbit_pool_wait_seconds", &l),
             },
+            shown: Levels {
+                checked_out: usize::MAX,
+                available: usize::MAX,
+                overflow: usize::MAX,
+                waiting: usize::MAX,
+            },
         }
     }
 
@@ -152,21 +161,45 @@ impl Metrics {
         self.started
     }
 
-    /// Records the counts after a change, integrating the busy time up to now.
+    /// Records the counts after a change, integrating the busy time up to now. Only
+    /// the gauges whose count changed since the last call are set (a check-in that
+    /// hands its resource straight to a queued caller changes only `waiting`).
+    #[inline]
     pub(crate) fn levels(&mut self, l: Levels) {
         if l.checked_out != self.level {
-            let now = Instant::now();
-            self.busy_ns += self.level as u128 * (now - self.last_change).as_nanos();
-            self.last_change = now;
-            self.level = l.checked_out;
+            self.integrate(l.checked_out);
         }
+        if l != self.shown {
+            self.show(l);
+        }
+    }
+
+    /// Adds the busy time of the checked-out count so far, then starts `level`.
+    fn integrate(&mut self, level: usize) {
+        let now = Instant::now();
+        self.busy_ns += self.level as u128 * (now - self.last_change).as_nanos();
+        self.last_change = now;
+        self.level = level;
+    }
+
+    /// Sets the gauges whose count differs from the last ones set.
+    fn show(&mut self, l: Levels) {
+        let last = std::mem::replace(&mut self.shown, l);
         let f = &self.facade;
-        f.checked_out.set(l.checked_out as f64);
-        f.available.set(l.available as f64);
-        f.overflow.set(l.overflow as f64);
-        f.waiting.set(l.waiting as f64);
-        f.utilization
-            .set(l.checked_out as f64 / self.size.max(1) as f64);
+        if l.checked_out != last.checked_out {
+            f.checked_out.set(l.checked_out as f64);
+            f.utilization
+                .set(l.checked_out as f64 / self.size.max(1) as f64);
+        }
+        if l.available != last.available {
+            f.available.set(l.available as f64);
+        }
+        if l.overflow != last.overflow {
+            f.overflow.set(l.overflow as f64);
+        }
+        if l.waiting != last.waiting {
+            f.waiting.set(l.waiting as f64);
+        }
     }
 
     /// A checkout served at once.
@@ -232,5 +265,107 @@ impl Metrics {
         } else {
             0.0
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    use super::*;
+
+    /// A gauge's last value and how many times it was set.
+    #[derive(Default)]
+    struct Last(Mutex<(f64, u32)>);
+
+    impl GaugeFn for Last {
+        fn increment(&self, v: f64) {
+            self.0.lock().unwrap().0 += v;
+        }
+        fn decrement(&self, v: f64) {
+            self.0.lock().unwrap().0 -= v;
+        }
+        fn set(&self, v: f64) {
+            let mut g = self.0.lock().unwrap();
+            *g = (v, g.1 + 1);
+        }
+    }
+
+    /// Gauges by name.
+    #[derive(Default, Clone)]
+    struct Gauges(Arc<Mutex<HashMap<String, Arc<Last>>>>);
+
+    impl Gauges {
+        fn get(&self, name: &str) -> (f64, u32) {
+            let m = self.0.lock().unwrap();
+            m.get(name).map_or((f64::NAN, 0), |g| *g.0.lock().unwrap())
+        }
+    }
+
+    impl Recorder for Gauges {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::noop()
+        }
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            let mut g = self.0.lock().unwrap();
+            Gauge::from_arc(g.entry(key.name().to_string()).or_default().clone())
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    fn levels(checked_out: usize, available: usize, waiting: usize) -> Levels {
+        Levels {
+            checked_out,
+            available,
+            overflow: 0,
+            waiting,
+        }
+    }
+
+    #[test]
+    fn gauges_follow_the_counts_and_unchanged_ones_are_not_set_again() {
+        let rec = Gauges::default();
+        let mut m = metrics::with_local_recorder(&rec, || Metrics::new("p".into(), 4));
+        // The first call sets every gauge, even to zero.
+        m.levels(levels(0, 4, 0));
+        for name in [
+            "orbit_pool_checked_out",
+            "orbit_pool_overflow",
+            "orbit_pool_waiting",
+        ] {
+            assert_eq!(rec.get(name), (0.0, 1), "{name}");
+        }
+        assert_eq!(rec.get("orbit_pool_available"), (4.0, 1));
+        assert_eq!(rec.get("orbit_pool_utilization"), (0.0, 1));
+        m.levels(levels(1, 3, 0));
+        assert_eq!(rec.get("orbit_pool_checked_out"), (1.0, 2));
+        assert_eq!(rec.get("orbit_pool_available"), (3.0, 2));
+        assert_eq!(rec.get("orbit_pool_utilization"), (0.25, 2));
+        assert_eq!(rec.get("orbit_pool_waiting"), (0.0, 1));
+        // A caller queues, then a check-in hands the resource straight on: only
+        // `waiting` moves.
+        m.levels(levels(1, 3, 1));
+        m.levels(levels(1, 3, 0));
+        assert_eq!(rec.get("orbit_pool_waiting"), (0.0, 3));
+        assert_eq!(rec.get("orbit_pool_checked_out"), (1.0, 2));
+        assert_eq!(rec.get("orbit_pool_available"), (3.0, 2));
+        assert_eq!(rec.get("orbit_pool_utilization"), (0.25, 2));
+        assert_eq!(rec.get("orbit_pool_overflow"), (0.0, 1));
+        // Every gauge holds the current count whatever the history.
+        m.levels(levels(4, 0, 2));
+        assert_eq!(rec.get("orbit_pool_checked_out").0, 4.0);
+        assert_eq!(rec.get("orbit_pool_available").0, 0.0);
+        assert_eq!(rec.get("orbit_pool_waiting").0, 2.0);
+        assert_eq!(rec.get("orbit_pool_utilization").0, 1.0);
     }
 }

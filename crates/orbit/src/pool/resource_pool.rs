@@ -357,8 +357,8 @@ impl<M: ResourceWorker> ResourcePool<M> {
         F: FnOnce(M::Client) -> Fut,
         Fut: Future<Output = (T, M::Checkin)>,
     {
-        // Created on the first poll of the wait, i.e. only if the caller queues.
-        let give_up = async move { tokio::time::sleep(timeout).await };
+        // Made only if the caller queues.
+        let give_up = move || async move { tokio::time::sleep(timeout).await };
         self.checkout_inner(command, |c, _| f(c), give_up, Some(timeout), None)
             .await
     }
@@ -385,7 +385,7 @@ impl<M: ResourceWorker> ResourcePool<M> {
         Fut: Future<Output = (T, M::Checkin)>,
         G: Future<Output = ()>,
     {
-        self.checkout_inner(command, |c, _| f(c), give_up, None, None)
+        self.checkout_inner(command, |c, _| f(c), move || give_up, None, None)
             .await
     }
 
@@ -395,37 +395,42 @@ impl<M: ResourceWorker> ResourcePool<M> {
     /// waited for the resource (zero when one was idle), the figure the pool's wait
     /// histogram records.
     ///
-    /// The checkout's own future, returned as is (no wrapping state machine for the
-    /// caller's work to be moved through).
-    pub fn checkout_or_since<T, F, Fut, G>(
+    /// `give_up` makes the give-up future, and is called only if the caller queues:
+    /// the future is made where it is polled, not moved through the checkout's own
+    /// futures (each move a copy of it). The checkout's own future is returned as is
+    /// (no wrapping state machine for the caller's work to be moved through).
+    pub fn checkout_or_since<T, F, Fut, G, GF>(
         &self,
         command: M::Command,
         since: tokio::time::Instant,
         f: F,
-        give_up: G,
-    ) -> impl Future<Output = Result<T, CheckoutError<M::Error>>> + use<'_, M, T, F, Fut, G>
+        give_up: GF,
+    ) -> impl Future<Output = Result<T, CheckoutError<M::Error>>> + use<'_, M, T, F, Fut, G, GF>
     where
         F: FnOnce(M::Client, Duration) -> Fut,
         Fut: Future<Output = (T, M::Checkin)>,
+        GF: FnOnce() -> G,
         G: Future<Output = ()>,
     {
         self.checkout_inner(command, f, give_up, None, Some(since))
     }
 
-    /// The body of the checkouts: `timeout` is what a timed-out checkout reports
+    /// The body of the checkouts: `give_up` makes the wait's give-up future (called
+    /// only if the caller queues); `timeout` is what a timed-out checkout reports
     /// (`None`: the time it waited); the wait is counted from `since` (`None`: when the
     /// caller queues).
-    async fn checkout_inner<T, F, Fut, G>(
+    async fn checkout_inner<T, F, Fut, G, GF>(
         &self,
         command: M::Command,
         f: F,
-        give_up: G,
+        give_up: GF,
         timeout: Option<Duration>,
         since: Option<tokio::time::Instant>,
     ) -> Result<T, CheckoutError<M::Error>>
     where
         F: FnOnce(M::Client, Duration) -> Fut,
         Fut: Future<Output = (T, M::Checkin)>,
+        GF: FnOnce() -> G,
         G: Future<Output = ()>,
     {
         let t0 = crate::telemetry::enabled().then(std::time::Instant::now);

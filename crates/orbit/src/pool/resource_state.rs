@@ -20,10 +20,11 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
 
-use futures::future::Either;
 use futures::FutureExt;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -432,17 +433,18 @@ impl<M: ResourceWorker> Shared<M> {
         }
     }
 
-    /// Takes a resource for `command`, waiting until `give_up` completes (then
-    /// [`CheckoutError::Timeout`] with `timeout`, or with the time queued when `None`).
-    /// `give_up` is only polled when the caller has to queue. A queued caller's wait is
+    /// Takes a resource for `command`, waiting until the future `give_up` makes
+    /// completes (then [`CheckoutError::Timeout`] with `timeout`, or with the time
+    /// queued when `None`). `give_up` is only called (and its future polled) when the
+    /// caller has to queue. A queued caller's wait is
     /// counted from `since` (the clock is read when it queues if `None`); the wait is
     /// returned with the resource (zero when served at once). The caller owns the
     /// resource's worker state from here: it goes back through [`Shared::checkin`], or
     /// [`CheckedOut`]'s drop.
-    pub(super) async fn acquire<G: Future<Output = ()>>(
+    pub(super) async fn acquire<G: Future<Output = ()>, GF: FnOnce() -> G>(
         self: &Arc<Self>,
         command: M::Command,
-        give_up: G,
+        give_up: GF,
         timeout: Option<Duration>,
         since: Option<Instant>,
     ) -> Result<(Caller, Lent<M>, Duration), CheckoutError<M::Error>> {
@@ -491,11 +493,15 @@ impl<M: ResourceWorker> Shared<M> {
             let Some(rx) = guard.rx.as_mut() else {
                 return Err(CheckoutError::Stopped);
             };
-            let give_up = std::pin::pin!(give_up);
-            match futures::future::select(rx, give_up).await {
-                Either::Left((d, _)) => Some(d),
-                Either::Right(((), _)) => None,
-            }
+            // The delivery is looked at first: a delivery racing `give_up` wins.
+            let mut give_up = std::pin::pin!(give_up());
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(d) = Pin::new(&mut *rx).poll(cx) {
+                    return Poll::Ready(Some(d));
+                }
+                give_up.as_mut().poll(cx).map(|()| None)
+            })
+            .await
         };
         // Disarms the guard: from here every path takes the delivery or leaves the queue.
         let Some(mut rx) = guard.rx.take() else {
@@ -536,6 +542,9 @@ impl<M: ResourceWorker> Shared<M> {
             return;
         }
         let m = &mut inn.m;
+        // Whether `serve` ran already below (then the queue is empty or nothing is idle,
+        // and a second look would find the same).
+        let mut served = false;
         match catch(|| m.handle_checkin(checkin, caller, w)) {
             Ok(CheckinResult::Ok(w)) => {
                 // The idle-since time is only read with an idle timeout, and only for a
@@ -550,6 +559,7 @@ impl<M: ResourceWorker> Shared<M> {
                 inn.idle.push_back((w, since));
                 if !clock_now && self.idle_timeout.is_some() {
                     self.serve(&mut inn);
+                    served = true;
                     let placeholder = inn.metrics.started();
                     if inn.idle.iter().any(|(_, t)| *t == placeholder) {
                         let now = Instant::now();
@@ -567,7 +577,9 @@ impl<M: ResourceWorker> Shared<M> {
                 self.replace_after_panic(&mut inn);
             }
         }
-        self.serve(&mut inn);
+        if !served {
+            self.serve(&mut inn);
+        }
         self.run_due(&mut inn);
         inn.record();
     }

@@ -9,6 +9,7 @@ use std::sync::Once;
 use orbit_term::{Atom, BigInt, Pid, Reference, Term};
 use proptest::prelude::*;
 
+use super::fast::fast_call_reason;
 use super::*;
 use crate::erpc::registry::register_typed;
 use crate::erpc::ErpcError;

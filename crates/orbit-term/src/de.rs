@@ -90,6 +90,12 @@ impl<'de> Deserializer<'de> {
         }
     }
 
+    /// How many bytes of the input have been read: after a value is deserialized, where
+    /// the next term starts (for readers of several terms back to back).
+    pub fn position(&self) -> usize {
+        self.r.pos
+    }
+
     /// Fails unless all input was consumed.
     pub fn end(&self) -> Result<()> {
         if self.r.remaining() != 0 {

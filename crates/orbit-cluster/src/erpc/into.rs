@@ -39,6 +39,12 @@
 //! The wire reads a request in the shape OTP and Orbit write straight from the bytes
 //! and hands it over parsed (`ControlHandler::spawn_request`); any other shape comes as
 //! a `Term` (`ControlHandler::control`). Both are checked and answered the same way.
+//! An `erpc:call` (no `link`) of a typed function (`register_typed`) has its argument
+//! list `[Res, M, F, A]` read straight from the payload's bytes too, `A`'s elements
+//! into the function's argument types (`FromArgs::from_bytes`, no `Term` built); any
+//! other shape, or arguments that do not decode so, take the `Term` path, which answers
+//! as before (`into_fast.rs`; a differential proptest, `into_fast_tests.rs`, checks the
+//! two agree).
 //!
 //! Hostile input never panics: a request whose id or sender is not a reference and a
 //! pid cannot be answered and is dropped (logged); any other malformed part (options
@@ -72,6 +78,15 @@ impl ControlHandler for SpawnRequests {
     /// the control tuple); answered exactly as [`SpawnRequests::control`] answers it.
     fn spawn_request(&self, peer: &str, r: &spawn_wire::SpawnRequest<'_>, payload: Option<&[u8]>) {
         let (link, monitor) = link_and_monitor(r.options().map(Some));
+        if !link
+            && r.arity == 4
+            && r.module.as_str() == "erpc"
+            && r.function.as_str() == "execute_call"
+        {
+            if let Some(reason) = payload.and_then(fast::fast_call_reason) {
+                return answered(peer, &r.id, &r.from, monitor, reason);
+            }
+        }
         let head = Head {
             id: r.id.clone(),
             from: r.from.clone(),
@@ -401,16 +416,23 @@ fn answer_now(peer: &str, req: &SpawnRequest, job: Job) -> Option<Job> {
             Term::atom("normal")
         }
     };
+    answered(peer, &req.id, &req.from, req.monitor, reason);
+    None
+}
+
+/// Sends the answers of a request that ran without a process: `SPAWN_REPLY` with a pid
+/// of an exited process and, when the caller monitors it, `MONITOR_P_EXIT` with
+/// `reason` (see [`answer_now`]).
+fn answered(peer: &str, id: &Reference, from: &orbit_term::Pid, monitor: bool, reason: Term) {
     let Ok(pid) = orbit::exited_pid() else {
         tracing::warn!(%peer, "erpc stand-in pid not allocated: system_limit");
-        reply(peer, &req.id, &req.from, 0, Term::atom("system_limit"));
-        return None;
+        reply(peer, id, from, 0, Term::atom("system_limit"));
+        return;
     };
-    let down = req.monitor.then_some(&reason);
-    if let Err(e) = spawn::reply_exited(peer, &req.id, &req.from, pid, down) {
+    let down = monitor.then_some(&reason);
+    if let Err(e) = spawn::reply_exited(peer, id, from, pid, down) {
         tracing::debug!(%peer, error = %e, "SPAWN_REPLY not sent");
     }
-    None
 }
 
 /// The exit reason of `erpc:execute_call/4` for the outcome `r`: `{Res, return, V}`,
@@ -747,3 +769,10 @@ mod tests {
         assert!(ok.monitor && !ok.link);
     }
 }
+
+#[path = "into_fast.rs"]
+mod fast;
+
+#[cfg(test)]
+#[path = "into_fast_tests.rs"]
+mod fast_tests;

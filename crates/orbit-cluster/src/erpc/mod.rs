@@ -61,7 +61,7 @@ pub(crate) use into::call_local;
 pub use out::{call, cast, multicall, multicast, send_request, ErpcRequest, INFINITY};
 pub use registry::{
     is_registered, register, register_async, register_typed, unregister, FromArgs, IntoArgs,
-    Outcome, OutcomeFuture,
+    Outcome, OutcomeFuture, WireArgs,
 };
 pub use remote_task::{async_nolink, serve_task_supervisor, RemoteTask};
 

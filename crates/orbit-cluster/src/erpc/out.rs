@@ -24,7 +24,8 @@
 //!   would otherwise block forever waiting for its I/O reply.
 //!
 //! Cost per call: the request is encoded straight into the connection's buffer
-//! (`orbit_dist::spawn::send_spawn_request`) and written at once when the connection is
+//! (`orbit_dist::spawn::send_spawn_request`; a tuple of serde arguments serialized
+//! straight to bytes, `IntoArgs::into_wire_args`) and written at once when the connection is
 //! idle; the pending request and its monitor watch sit in two maps keyed by the
 //! reference's number (`orbit_dist::spawn::ref_id`, a one-multiply hash). A
 //! `SPAWN_REPLY` that names the process is recorded without waking the caller, which
@@ -48,7 +49,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::registry::IntoArgs;
+use super::registry::{IntoArgs, WireArgs};
 use super::ErpcError;
 
 /// A timeout that never expires (`infinity`).
@@ -263,7 +264,7 @@ pub async fn send_request(
         node,
         module,
         function,
-        args.into_args()?,
+        WireArgs::Terms(args.into_args()?),
         deadline(SETUP_TIME),
     )
     .await
@@ -273,7 +274,7 @@ async fn send_within(
     node: &str,
     module: &str,
     function: &str,
-    args: Vec<Term>,
+    args: WireArgs,
     deadline: Option<Instant>,
 ) -> Result<ErpcRequest, ErpcError> {
     check_atom("module", module)?;
@@ -295,7 +296,7 @@ async fn send_within(
     };
     if this.is_named(node) {
         let (m, f) = (atom("module", module)?, atom("function", function)?);
-        req.local = Some(super::into::call_local(&m, &f, args).await);
+        req.local = Some(super::into::call_local(&m, &f, args.into_terms()?).await);
         return Ok(req);
     }
     let setup = match deadline {
@@ -328,14 +329,20 @@ async fn send_within(
         monitor: true,
     };
     let res = &req.res;
-    let args = Term::List(args);
+    let args = match args {
+        WireArgs::Terms(t) => Ok(Term::List(t)),
+        WireArgs::Encoded(b) => Err(b),
+    };
     let payload = |o: &mut Vec<u8>| {
         // LIST_EXT of 4, then NIL_EXT.
         o.extend_from_slice(&[108, 0, 0, 0, 4]);
         res.encode_body(o);
         orbit_dist::control::atom(o, module);
         orbit_dist::control::atom(o, function);
-        args.encode_body(o);
+        match &args {
+            Ok(list) => list.encode_body(o),
+            Err(encoded) => o.extend_from_slice(encoded),
+        }
         o.push(106);
     };
     // Written at once from this thread when the connection is idle (else appended for
@@ -586,7 +593,7 @@ pub async fn call<R: DeserializeOwned + 'static>(
     args: impl IntoArgs,
     timeout: Duration,
 ) -> Result<R, ErpcError> {
-    let args = args.into_args()?;
+    let args = args.into_wire_args()?;
     let d = deadline(timeout);
     let mut req = send_within(node, module, function, args, d).await?;
     req.receive_until(d).await
@@ -614,6 +621,7 @@ where
     let calls = nodes.iter().map(|n| {
         let args = args.clone();
         async move {
+            let args = WireArgs::Terms(args);
             let mut req = send_within(n.as_ref(), module, function, args, d).await?;
             req.receive_until(d).await
         }

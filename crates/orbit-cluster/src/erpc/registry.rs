@@ -5,8 +5,11 @@
 //! registered as `("Elixir.Calc", "add", 2)`, one Erlang callers reach as `calc:add/2`
 //! as `("calc", "add", 2)`. Functions take the argument list as terms
 //! ([`register`], [`register_async`]) or typed through serde ([`register_typed`]:
-//! arguments decoded per position, the arity from the tuple type). Registering the same
-//! name and arity again replaces the function.
+//! arguments decoded per position, the arity from the tuple type). A typed function
+//! called by `erpc:call` has its arguments read straight from the request's bytes into
+//! its types ([`FromArgs::from_bytes`]), with no `Term` built; arguments that do not
+//! decode so are decoded into terms and read as before (`function_clause` when they
+//! still do not fit). Registering the same name and arity again replaces the function.
 //!
 //! Built in: `erlang:node/0` and `erlang:nodes/0,1` (what `rpc:call(Node, erlang,
 //! nodes, [])` asks of every node, e.g. for the transitive mesh). Registering them again
@@ -46,8 +49,16 @@ pub(crate) enum Func {
     Async(Arc<dyn Fn(Vec<Term>) -> OutcomeFuture + Send + Sync>),
 }
 
-/// module → [(function, arity, func)]: lookups by `&str` without building a key.
-type Table = HashMap<Box<str>, Vec<(Box<str>, usize, Func)>>;
+/// A typed function's second entry point: its arguments read straight from the bytes of
+/// the argument list's elements (no `Term` built), the function run only when they all
+/// decode and what follows them is exactly the given tail. `None` when they do not (the
+/// function did not run): the caller then takes the `Term` path, which answers the same
+/// request exactly as before (`function_clause`, `badarg`, ...).
+pub(crate) type RawFn = Arc<dyn Fn(&[u8], &[u8]) -> Option<Outcome> + Send + Sync>;
+
+/// module → [(function, arity, func, raw entry of a typed function)]: lookups by `&str`
+/// without building a key.
+type Table = HashMap<Box<str>, Vec<(Box<str>, usize, Func, Option<RawFn>)>>;
 
 fn table() -> &'static RwLock<Table> {
     static T: OnceLock<RwLock<Table>> = OnceLock::new();
@@ -68,7 +79,13 @@ fn check_name(what: &str, name: &str) -> Result<(), ErpcError> {
     Ok(())
 }
 
-fn insert(module: &str, function: &str, arity: usize, f: Func) -> Result<(), ErpcError> {
+fn insert(
+    module: &str,
+    function: &str,
+    arity: usize,
+    f: Func,
+    raw: Option<RawFn>,
+) -> Result<(), ErpcError> {
     check_name("module", module)?;
     check_name("function", function)?;
     if arity > 255 {
@@ -76,18 +93,29 @@ fn insert(module: &str, function: &str, arity: usize, f: Func) -> Result<(), Erp
             "arity {arity} is over 255, the most a BEAM function takes"
         )));
     }
-    insert_into(&mut table().write(), module, function, arity, f);
+    insert_raw(&mut table().write(), module, function, arity, f, raw);
     Ok(())
 }
 
 fn insert_into(t: &mut Table, module: &str, function: &str, arity: usize, f: Func) {
+    insert_raw(t, module, function, arity, f, None)
+}
+
+fn insert_raw(
+    t: &mut Table,
+    module: &str,
+    function: &str,
+    arity: usize,
+    f: Func,
+    raw: Option<RawFn>,
+) {
     let fs = t.entry(module.into()).or_default();
     match fs
         .iter_mut()
-        .find(|(n, a, _)| &**n == function && *a == arity)
+        .find(|(n, a, _, _)| &**n == function && *a == arity)
     {
-        Some(slot) => slot.2 = f,
-        None => fs.push((function.into(), arity, f)),
+        Some(slot) => (slot.2, slot.3) = (f, raw),
+        None => fs.push((function.into(), arity, f, raw)),
     }
 }
 
@@ -101,7 +129,7 @@ pub fn register<F>(module: &str, function: &str, arity: usize, f: F) -> Result<(
 where
     F: Fn(Vec<Term>) -> Outcome + Send + Sync + 'static,
 {
-    insert(module, function, arity, Func::Sync(Arc::new(f)))
+    insert(module, function, arity, Func::Sync(Arc::new(f)), None)
 }
 
 /// [`register`] for a function that returns a future (awaited in the process spawned
@@ -117,7 +145,7 @@ where
     Fut: Future<Output = Outcome> + Send + 'static,
 {
     let f = move |args: Vec<Term>| -> OutcomeFuture { Box::pin(f(args)) };
-    insert(module, function, arity, Func::Async(Arc::new(f)))
+    insert(module, function, arity, Func::Async(Arc::new(f)), None)
 }
 
 /// Registers a typed function: its arguments are a tuple of serde types (the arity is
@@ -140,7 +168,9 @@ where
     F: Fn(A) -> Result<R, ErpcError> + Send + Sync + 'static,
 {
     let (m, fname) = (module.to_string(), function.to_string());
-    register(module, function, A::ARITY, move |args: Vec<Term>| {
+    let f = Arc::new(f);
+    let g = f.clone();
+    let terms = move |args: Vec<Term>| -> Outcome {
         let a = match A::from_args(&args) {
             Ok(a) => a,
             Err(why) => {
@@ -148,11 +178,29 @@ where
                 return Err(function_clause(&m, &fname, args));
             }
         };
-        let r = f(a)?;
-        orbit_term::to_term(&r).map_err(|e| ErpcError::Encode {
-            type_name: std::any::type_name::<R>(),
-            reason: e.to_string(),
-        })
+        result_term(f(a)?)
+    };
+    // The same function with its arguments read from the bytes: when they do not
+    // decode, nothing runs and the caller takes `terms` (which logs and answers
+    // `function_clause` as above).
+    let raw = move |bytes: &[u8], tail: &[u8]| -> Option<Outcome> {
+        let a = A::from_bytes(bytes, tail)?;
+        Some(g(a).and_then(result_term))
+    };
+    insert(
+        module,
+        function,
+        A::ARITY,
+        Func::Sync(Arc::new(terms)),
+        Some(Arc::new(raw)),
+    )
+}
+
+/// A typed function's result as a term.
+fn result_term<R: Serialize>(r: R) -> Outcome {
+    orbit_term::to_term(&r).map_err(|e| ErpcError::Encode {
+        type_name: std::any::type_name::<R>(),
+        reason: e.to_string(),
     })
 }
 
@@ -177,7 +225,7 @@ pub fn unregister(module: &str, function: &str, arity: usize) -> bool {
         return false;
     };
     let before = fs.len();
-    fs.retain(|(n, a, _)| !(&**n == function && *a == arity));
+    fs.retain(|(n, a, _, _)| !(&**n == function && *a == arity));
     let removed = fs.len() != before;
     if fs.is_empty() {
         t.remove(module);
@@ -195,8 +243,18 @@ pub(crate) fn lookup(module: &str, function: &str, arity: usize) -> Option<Func>
     let t = table().read();
     t.get(module)?
         .iter()
-        .find(|(n, a, _)| &**n == function && *a == arity)
-        .map(|(_, _, f)| f.clone())
+        .find(|(n, a, _, _)| &**n == function && *a == arity)
+        .map(|(_, _, f, _)| f.clone())
+}
+
+/// The raw entry of the typed function registered as `module:function/arity`
+/// ([`RawFn`]); `None` when there is none (nothing registered, or not typed).
+pub(crate) fn lookup_raw(module: &str, function: &str, arity: usize) -> Option<RawFn> {
+    let t = table().read();
+    t.get(module)?
+        .iter()
+        .find(|(n, a, _, _)| &**n == function && *a == arity)
+        .and_then(|(_, _, _, raw)| raw.clone())
 }
 
 /// `erlang:node/0`, `erlang:nodes/0,1`, `erlang:whereis/1` (how a GenStage consumer on
@@ -298,6 +356,16 @@ pub trait FromArgs: Sized {
     /// Decodes the argument list (always `ARITY` long); the error says which argument
     /// did not decode and why.
     fn from_args(args: &[Term]) -> Result<Self, String>;
+
+    /// Decodes the arguments straight from the bytes of the argument list's `ARITY`
+    /// elements (external format, no version byte), which must be followed by exactly
+    /// `tail`; `None` when they do not decode so (the caller then decodes the list into
+    /// terms and uses [`FromArgs::from_args`]). A value returned here must be the one
+    /// `from_args` returns for the same list. The default reads nothing.
+    fn from_bytes(bytes: &[u8], tail: &[u8]) -> Option<Self> {
+        let _ = (bytes, tail);
+        None
+    }
 }
 
 /// Typed arguments of a call to another node: a tuple of serde values (each becomes one
@@ -305,7 +373,51 @@ pub trait FromArgs: Sized {
 pub trait IntoArgs {
     /// The argument list.
     fn into_args(self) -> Result<Vec<Term>, ErpcError>;
+
+    /// The argument list for the wire: already encoded when that is cheaper than
+    /// building its terms (tuples of serde values), else [`IntoArgs::into_args`]. Same
+    /// errors as `into_args`. The default builds the terms.
+    fn into_wire_args(self) -> Result<WireArgs, ErpcError>
+    where
+        Self: Sized,
+    {
+        self.into_args().map(WireArgs::Terms)
+    }
 }
+
+/// An argument list as [`IntoArgs::into_wire_args`] gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WireArgs {
+    /// The arguments as terms.
+    Terms(Vec<Term>),
+    /// The proper list of the arguments in external format, without the version byte
+    /// (`LIST_EXT`, the elements, `NIL_EXT`).
+    Encoded(Vec<u8>),
+}
+
+impl WireArgs {
+    /// The arguments as terms (an encoded list decoded; `BadArg` if it does not decode
+    /// to a proper list, which `into_wire_args` never gives).
+    pub fn into_terms(self) -> Result<Vec<Term>, ErpcError> {
+        match self {
+            WireArgs::Terms(t) => Ok(t),
+            WireArgs::Encoded(b) => {
+                match Term::decode_body(&b, &orbit_term::DecodeLimits::TRUSTED) {
+                    Ok((Term::List(t), n)) if n == b.len() => Ok(t),
+                    _ => Err(ErpcError::BadArg(
+                        "an encoded argument list that is not a proper list".into(),
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// Largest argument list encoded at once by [`IntoArgs::into_wire_args`]: below it no
+/// term can nest as deep as the decoder's depth limit (512), so nothing encoded here
+/// would have failed `into_args` (which decodes each argument into a term); longer
+/// lists are built as terms, as before.
+const WIRE_ARGS_MAX: usize = 512;
 
 impl IntoArgs for Vec<Term> {
     fn into_args(self) -> Result<Vec<Term>, ErpcError> {
@@ -349,10 +461,45 @@ fn arg_from<T: DeserializeOwned + 'static>(i: usize, t: &Term) -> Result<T, Stri
     })
 }
 
+/// Limits for one argument read from the bytes: at least as strict as those of the
+/// whole argument list's decode (`DecodeLimits::DEFAULT`), in which the argument sits
+/// two levels deep (in `A` of `[Res, M, F, A]`) after at most `before` bytes holding at
+/// most that many atoms, plus the three atoms of `Res`, `M` and `F`. Whatever decodes
+/// under them would decode under the list's.
+fn arg_limits(before: usize) -> orbit_term::DecodeLimits {
+    let d = orbit_term::DecodeLimits::DEFAULT;
+    orbit_term::DecodeLimits {
+        max_depth: d.max_depth.saturating_sub(2),
+        max_atoms: d.max_atoms.saturating_sub(3 + before),
+        ..d
+    }
+}
+
+/// Reads argument `T` at `*at` in `bytes`, as [`arg_from`] reads it from its term (a
+/// `Term` decoded as it is, anything else through serde), and moves `*at` past it.
+fn arg_bytes<T: DeserializeOwned + 'static>(bytes: &[u8], at: &mut usize) -> Option<T> {
+    let rest = bytes.get(*at..)?;
+    let limits = arg_limits(*at);
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<Term>() {
+        let (t, n) = Term::decode_body(rest, &limits).ok()?;
+        let b: Box<dyn std::any::Any> = Box::new(t);
+        let v = b.downcast::<T>().ok()?;
+        *at += n;
+        return Some(*v);
+    }
+    let mut de = orbit_term::Deserializer::new(rest, limits);
+    let v = T::deserialize(&mut de).ok()?;
+    *at += de.position();
+    Some(v)
+}
+
 impl FromArgs for () {
     const ARITY: usize = 0;
     fn from_args(_: &[Term]) -> Result<(), String> {
         Ok(())
+    }
+    fn from_bytes(bytes: &[u8], tail: &[u8]) -> Option<()> {
+        (bytes == tail).then_some(())
     }
 }
 
@@ -372,10 +519,27 @@ macro_rules! tuple_args {
                 }
                 Ok(($(arg_from::<$t>($i, &args[$i])?,)+))
             }
+            fn from_bytes(bytes: &[u8], tail: &[u8]) -> Option<Self> {
+                let mut at = 0;
+                let v = ($(arg_bytes::<$t>(bytes, &mut at)?,)+);
+                (bytes.get(at..)? == tail).then_some(v)
+            }
         }
         impl<$($t: Serialize),+> IntoArgs for ($($t,)+) {
             fn into_args(self) -> Result<Vec<Term>, ErpcError> {
                 Ok(vec![$(arg_term(&self.$i)?),+])
+            }
+            fn into_wire_args(self) -> Result<WireArgs, ErpcError> {
+                let mut body = Vec::with_capacity(64);
+                body.extend_from_slice(&[108, 0, 0, 0, $n]);
+                let mut ok = true;
+                $(ok = ok && self.$i.serialize(&mut orbit_term::Serializer::new(&mut body)).is_ok();)+
+                body.push(106);
+                if !ok || body.len() >= WIRE_ARGS_MAX {
+                    // The error, or a long list, as `into_args` gives it.
+                    return self.into_args().map(WireArgs::Terms);
+                }
+                Ok(WireArgs::Encoded(body))
             }
         }
     };
@@ -405,6 +569,19 @@ mod tests {
         let (t,): (Term,) = FromArgs::from_args(&args[..1]).unwrap();
         assert_eq!(t, Term::Int(1));
         assert_eq!((1, "a").into_args().unwrap().len(), 2);
+        // Encoded at once, the same list as the terms.
+        let w = (1, "a", vec![2u8, 3]).into_wire_args().unwrap();
+        assert!(matches!(w, WireArgs::Encoded(_)));
+        assert_eq!(
+            w.into_terms().unwrap(),
+            (1, "a", vec![2u8, 3]).into_args().unwrap()
+        );
+        // Too long to encode at once: terms.
+        let long = "x".repeat(WIRE_ARGS_MAX);
+        assert!(matches!(
+            (long.as_str(),).into_wire_args().unwrap(),
+            WireArgs::Terms(_)
+        ));
     }
 
     #[test]

@@ -191,6 +191,15 @@ pub(crate) fn parse_raw<E: DeserializeOwned>(
             return Ok(Parsed::Events { from, events });
         }
     }
+    parse_general(raw, counters)
+}
+
+/// The general path: the whole message decoded into a [`Term`], [`parse`]d, and the
+/// events typed one by one.
+fn parse_general<E: DeserializeOwned>(
+    raw: &RawTerm,
+    counters: &Counters,
+) -> Result<Parsed<E>, &'static str> {
     let t = raw
         .to_term()
         .map_err(|_| "a message that is not a valid term")?;
@@ -359,36 +368,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// What the general path makes of `raw`: the whole term decoded, parsed, and the
-    /// events typed one by one.
-    fn general<E: DeserializeOwned>(
-        raw: &RawTerm,
-        counters: &Counters,
-    ) -> Result<Parsed<E>, &'static str> {
-        let t = raw
-            .to_term()
-            .map_err(|_| "a message that is not a valid term")?;
-        Ok(match parse(t)? {
-            Parsed::Events { from, events } => Parsed::Events {
-                from,
-                events: typed(events, counters),
-            },
-            Parsed::Subscribe {
-                from,
-                current,
-                opts,
-            } => Parsed::Subscribe {
-                from,
-                current,
-                opts,
-            },
-            Parsed::Ask { from, n } => Parsed::Ask { from, n },
-            Parsed::CancelProducer { tag, reason } => Parsed::CancelProducer { tag, reason },
-            Parsed::CancelConsumer { tag, reason } => Parsed::CancelConsumer { tag, reason },
-            Parsed::Other(t) => Parsed::Other(t),
-        })
-    }
-
     fn wire_pid() -> Term {
         Term::Pid(Box::new(orbit_term::Pid::new(
             atom!("peer@127.0.0.1"),
@@ -408,7 +387,7 @@ mod tests {
         let r = raw(t);
         let (c1, c2) = (Counters::default(), Counters::default());
         let fast = format!("{:?}", parse_raw::<i64>(&r, &c1));
-        let slow = format!("{:?}", general::<i64>(&r, &c2));
+        let slow = format!("{:?}", parse_general::<i64>(&r, &c2));
         assert_eq!(fast, slow, "for {t:?}");
         assert_eq!(
             c1.undecodable.load(Ordering::Relaxed),
@@ -481,7 +460,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let fast = format!("{:?}", parse_raw::<i64>(&r, &c));
-        assert_eq!(fast, format!("{:?}", general::<i64>(&r, &c)));
+        assert_eq!(fast, format!("{:?}", parse_general::<i64>(&r, &c)));
     }
 
     fn leaf() -> impl Strategy<Value = Term> {

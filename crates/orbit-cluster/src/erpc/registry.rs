@@ -238,23 +238,31 @@ pub fn is_registered(module: &str, function: &str, arity: usize) -> bool {
     lookup(module, function, arity).is_some()
 }
 
+/// What `read` takes from the entry of `module:function/arity` (its function and its
+/// raw entry), under the table's read lock; `None` when nothing is registered so.
+fn with_entry<R>(
+    module: &str,
+    function: &str,
+    arity: usize,
+    read: impl FnOnce(&Func, Option<&RawFn>) -> Option<R>,
+) -> Option<R> {
+    let t = table().read();
+    let (_, _, f, raw) = t
+        .get(module)?
+        .iter()
+        .find(|(n, a, _, _)| &**n == function && *a == arity)?;
+    read(f, raw.as_ref())
+}
+
 /// The function registered as `module:function/arity`.
 pub(crate) fn lookup(module: &str, function: &str, arity: usize) -> Option<Func> {
-    let t = table().read();
-    t.get(module)?
-        .iter()
-        .find(|(n, a, _, _)| &**n == function && *a == arity)
-        .map(|(_, _, f, _)| f.clone())
+    with_entry(module, function, arity, |f, _| Some(f.clone()))
 }
 
 /// The raw entry of the typed function registered as `module:function/arity`
 /// ([`RawFn`]); `None` when there is none (nothing registered, or not typed).
 pub(crate) fn lookup_raw(module: &str, function: &str, arity: usize) -> Option<RawFn> {
-    let t = table().read();
-    t.get(module)?
-        .iter()
-        .find(|(n, a, _, _)| &**n == function && *a == arity)
-        .and_then(|(_, _, _, raw)| raw.clone())
+    with_entry(module, function, arity, |_, raw| raw.cloned())
 }
 
 /// `erlang:node/0`, `erlang:nodes/0,1`, `erlang:whereis/1` (how a GenStage consumer on

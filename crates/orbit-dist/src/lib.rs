@@ -139,7 +139,7 @@ pub use orbit::CallError;
 /// `("name", "node@host")` for another node).
 pub use orbit::Dest;
 pub use router::{DistRouter, Etf};
-pub use serve::{serve, unserve, Target};
+pub use serve::{serve, serve_with, unserve, Target};
 pub use service::{Service, ServiceError};
 pub use tls::TlsOptions;
 

@@ -1,7 +1,8 @@
 //! Which local processes take typed messages from the wire: the table [`serve`] fills.
 //!
 //! A process declared with [`serve::<M>`](serve) gets its payloads deserialized into
-//! `M`; any other process receives an [`orbit_term::Term`]. The table maps pids and
+//! `M` ([`serve_with`]: turned into `M` by the process's own function of the bytes as
+//! they arrived); any other process receives an [`orbit_term::Term`]. The table maps pids and
 //! registered names to handlers ([`Handler`]); [`crate::gen_call`] installs its own
 //! handlers here for served GenServers, and [`crate::dispatch`] looks them up for each
 //! incoming message. Below both: it imports nothing of the delivery layer.
@@ -101,16 +102,34 @@ impl From<&str> for Target {
 /// process's message type). Without it a process receives [`orbit_term::Term`]s.
 pub fn serve<M: DeserializeOwned + Any + Send>(target: impl Into<Target>) {
     crate::codec::register_decode::<M>();
+    install_decoded::<M>(target.into(), orbit_term::from_slice_owned::<M>);
+}
+
+/// Declares that messages from other nodes to `target` become `M` through `decode`,
+/// which gets each message exactly as it arrived (`131, ...`: not walked, not checked,
+/// possibly compressed). For a process that reads its messages in one pass itself,
+/// where [`serve`] with a type holding an [`orbit_term::RawTerm`] would first walk the
+/// whole message to find its end. The bytes are untrusted: `decode` must check them
+/// and return an error for what it cannot take (the message is then logged and
+/// dropped, as with [`serve`]).
+pub fn serve_with<M: Any + Send>(
+    target: impl Into<Target>,
+    decode: fn(&[u8]) -> Result<M, orbit_term::Error>,
+) {
+    install_decoded::<M>(target.into(), decode);
+}
+
+/// Installs a handler that decodes with `decode` and sends the value to the process.
+fn install_decoded<M: Any + Send>(t: Target, decode: fn(&[u8]) -> Result<M, orbit_term::Error>) {
     // The typed handle of the last destination: messages go straight into its mailbox,
     // with no table lookup and no boxing.
     let last: parking_lot::Mutex<Option<orbit::Handle<M>>> = parking_lot::Mutex::new(None);
     let h: Handler = Arc::new(move |inc: &Incoming<'_>| {
-        let m: M =
-            orbit_term::from_slice_owned(inc.bytes).map_err(|reason| Undeliverable::WrongType {
-                to: inc.to,
-                type_name: std::any::type_name::<M>(),
-                reason,
-            })?;
+        let m: M = decode(inc.bytes).map_err(|reason| Undeliverable::WrongType {
+            to: inc.to,
+            type_name: std::any::type_name::<M>(),
+            reason,
+        })?;
         let mut last = last.lock();
         if last.as_ref().map(|h| h.pid()) != Some(inc.to) {
             *last = orbit::Handle::<M>::from_pid(inc.to);
@@ -120,7 +139,7 @@ pub fn serve<M: DeserializeOwned + Any + Send>(target: impl Into<Target>) {
             None => Ok(orbit::send(inc.to, m)?),
         }
     });
-    install(target.into(), h);
+    install(t, h);
 }
 
 /// Installs `h` for `t`, replacing any earlier handler.

@@ -18,7 +18,6 @@ pub(crate) enum SeqKind<'de> {
 pub(crate) struct SeqAccess<'a, 'de> {
     pub(crate) de: &'a mut Deserializer<'de>,
     pub(crate) left: usize,
-    pub(crate) index: usize,
     pub(crate) kind: SeqKind<'de>,
 }
 
@@ -52,10 +51,13 @@ impl<'de> de::SeqAccess<'de> for SeqAccess<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
-        let i = self.index;
-        self.index += 1;
-        if let SeqKind::Bytes(b) = self.kind {
-            let d: de::value::U8Deserializer<Error> = b[i].into_deserializer();
+        if let SeqKind::Bytes(b) = &mut self.kind {
+            // `left` counts the bytes still in `b`; never a panic if it did not.
+            let Some((&first, rest)) = b.split_first() else {
+                return Ok(None);
+            };
+            *b = rest;
+            let d: de::value::U8Deserializer<Error> = first.into_deserializer();
             return seed.deserialize(d).map(Some);
         }
         seed.deserialize(&mut *self.de).map(Some)
@@ -186,7 +188,6 @@ impl<'de> de::VariantAccess<'de> for EnumAccess<'_, 'de> {
         let mut access = SeqAccess {
             de: &mut *self.de,
             left: len,
-            index: 0,
             kind: SeqKind::Tuple,
         };
         let value = visitor.visit_seq(&mut access)?;

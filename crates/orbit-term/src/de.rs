@@ -283,7 +283,6 @@ impl<'de> Deserializer<'de> {
         Ok(SeqAccess {
             de: self,
             left: len,
-            index: 0,
             kind,
         })
     }
@@ -376,14 +375,19 @@ macro_rules! int_methods {
     ($($method:ident),*) => {$(
         fn $method<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
             // The two fixed-size encodings first, without the 128-bit detour.
-            match self.r.buf.get(self.r.pos..) {
-                Some(&[tag::SMALL_INTEGER, b, ..]) => {
-                    self.r.pos += 2;
-                    return v.visit_i64(i64::from(b));
+            let pos = self.r.pos;
+            match self.r.buf.get(pos) {
+                Some(&tag::INTEGER) => {
+                    if let Some(b) = self.r.buf.get(pos + 1..).and_then(<[u8]>::first_chunk) {
+                        self.r.pos = pos + 5;
+                        return v.visit_i64(i64::from(i32::from_be_bytes(*b)));
+                    }
                 }
-                Some(&[tag::INTEGER, b0, b1, b2, b3, ..]) => {
-                    self.r.pos += 5;
-                    return v.visit_i64(i64::from(i32::from_be_bytes([b0, b1, b2, b3])));
+                Some(&tag::SMALL_INTEGER) => {
+                    if let Some(&b) = self.r.buf.get(pos + 1) {
+                        self.r.pos = pos + 2;
+                        return v.visit_i64(i64::from(b));
+                    }
                 }
                 _ => {}
             }

@@ -138,35 +138,46 @@ impl Compound<'_, '_> {
         Ok(())
     }
 
+    /// One element of a list or tuple (the common case, kept small to be inlined into
+    /// the caller's loop), or of an `ExStruct` pair.
+    #[inline]
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         if let Kind::ExStruct = self.kind {
-            if self.count == 0 {
-                self.ser.mode = Mode::CaptureModule;
-                value.serialize(&mut *self.ser)?;
-            } else {
-                let module = self.ser.captured.take().ok_or_else(|| {
-                    Error::Custom("ExStruct module must be serialized first".into())
-                })?;
-                self.ser.mode = Mode::StructMap(module);
-                value.serialize(&mut *self.ser)?;
-                if self.ser.mode != Mode::Normal {
-                    self.ser.mode = Mode::Normal;
-                    return Err(Error::Custom(
-                        "ExStruct value must serialize as a struct or a map".into(),
-                    ));
-                }
-            }
-            self.count += 1;
-            return Ok(());
+            return self.ex_struct_element(value);
         }
         self.count += 1;
         value.serialize(&mut *self.ser)
+    }
+
+    /// An element of an `ExStruct`'s `(module, fields)` pair.
+    #[cold]
+    fn ex_struct_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        if self.count == 0 {
+            self.ser.mode = Mode::CaptureModule;
+            value.serialize(&mut *self.ser)?;
+        } else {
+            let module =
+                self.ser.captured.take().ok_or_else(|| {
+                    Error::Custom("ExStruct module must be serialized first".into())
+                })?;
+            self.ser.mode = Mode::StructMap(module);
+            value.serialize(&mut *self.ser)?;
+            if self.ser.mode != Mode::Normal {
+                self.ser.mode = Mode::Normal;
+                return Err(Error::Custom(
+                    "ExStruct value must serialize as a struct or a map".into(),
+                ));
+            }
+        }
+        self.count += 1;
+        Ok(())
     }
 }
 
 impl ser::SerializeSeq for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.element(value)
     }
@@ -178,6 +189,7 @@ impl ser::SerializeSeq for Compound<'_, '_> {
 impl ser::SerializeTuple for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
+    #[inline]
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         self.element(value)
     }
@@ -298,18 +310,22 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         write_atom(self.out, if v { "true" } else { "false" });
         Ok(())
     }
+    #[inline]
     fn serialize_i8(self, v: i8) -> Result<()> {
         write_i64(self.out, v as i64);
         Ok(())
     }
+    #[inline]
     fn serialize_i16(self, v: i16) -> Result<()> {
         write_i64(self.out, v as i64);
         Ok(())
     }
+    #[inline]
     fn serialize_i32(self, v: i32) -> Result<()> {
         write_i64(self.out, v as i64);
         Ok(())
     }
+    #[inline]
     fn serialize_i64(self, v: i64) -> Result<()> {
         write_i64(self.out, v);
         Ok(())
@@ -318,18 +334,22 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         write_i128(self.out, v);
         Ok(())
     }
+    #[inline]
     fn serialize_u8(self, v: u8) -> Result<()> {
         write_i64(self.out, v as i64);
         Ok(())
     }
+    #[inline]
     fn serialize_u16(self, v: u16) -> Result<()> {
         write_i64(self.out, v as i64);
         Ok(())
     }
+    #[inline]
     fn serialize_u32(self, v: u32) -> Result<()> {
         write_i64(self.out, v as i64);
         Ok(())
     }
+    #[inline]
     fn serialize_u64(self, v: u64) -> Result<()> {
         write_u64(self.out, v);
         Ok(())

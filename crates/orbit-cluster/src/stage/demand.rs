@@ -14,8 +14,6 @@
 //! forwarded to its callback is remembered (`pending`) and taken off the next asks, so
 //! the callback is not asked twice for the same events.
 
-use std::collections::VecDeque;
-
 use orbit::Pid;
 use orbit_term::Term;
 
@@ -129,17 +127,17 @@ impl Downstream {
             .fold(0u64, |t, s| t.saturating_add(s.demand))
     }
 
-    /// Hands events from the front of `buffer` to the subscribers with the most demand
-    /// first, through `send(pid, tag, buffer, k)` (send the first `k` events of
-    /// `buffer`; they are removed after it returns); what nobody wants stays in
-    /// `buffer`. Returns how many events left.
-    pub(crate) fn dispatch<E>(
+    /// Hands out the first `n` of some events to the subscribers with the most demand
+    /// first, through `send(pid, tag, start, k)` (send events `start..start + k`),
+    /// never more than a subscriber asked for. Returns how many were handed out: always
+    /// the first ones; what nobody wants is the rest, for the caller to keep.
+    pub(crate) fn dispatch(
         &mut self,
-        buffer: &mut VecDeque<E>,
-        mut send: impl FnMut(Pid, &Term, &VecDeque<E>, usize),
+        n: usize,
+        mut send: impl FnMut(Pid, &Term, usize, usize),
     ) -> usize {
         let mut sent = 0;
-        while !buffer.is_empty() {
+        while sent < n {
             let Some(best) = (0..self.subs.len())
                 .filter(|&i| self.subs[i].demand > 0)
                 .max_by_key(|&i| self.subs[i].demand)
@@ -147,14 +145,26 @@ impl Downstream {
                 break;
             };
             let s = &mut self.subs[best];
-            let k = (s.demand as usize).min(buffer.len());
+            let k = usize::try_from(s.demand)
+                .unwrap_or(usize::MAX)
+                .min(n - sent);
             s.demand -= k as u64;
+            send(s.pid, &s.tag, sent, k);
             sent += k;
-            send(s.pid, &s.tag, buffer, k);
-            buffer.drain(..k);
         }
         sent
     }
+}
+
+/// Events `start..start + k` of the sequence `a` then `b`, as the same two slices cut
+/// (empty where the range is outside them).
+pub(crate) fn cut<'a, T>((a, b): (&'a [T], &'a [T]), start: usize, k: usize) -> (&'a [T], &'a [T]) {
+    let end = start.saturating_add(k);
+    let first = a.get(start.min(a.len())..end.min(a.len())).unwrap_or(&[]);
+    let second = b
+        .get(start.saturating_sub(a.len())..end.saturating_sub(a.len()).min(b.len()))
+        .unwrap_or(&[]);
+    (first, second)
 }
 
 #[cfg(test)]
@@ -194,14 +204,26 @@ mod tests {
         }
         assert_eq!(d.ask(0, 3), 3);
         assert_eq!(d.ask(1, 1), 1);
-        let mut buf: VecDeque<Term> = (0..10).map(Term::Int).collect();
         let mut got = Vec::new();
-        d.dispatch(&mut buf, |_, t, _, k| got.push((t.clone(), k)));
-        assert_eq!(got, vec![(Term::Int(0), 3), (Term::Int(1), 1)]);
-        assert_eq!(buf.len(), 6);
+        let sent = d.dispatch(10, |_, t, start, k| got.push((t.clone(), start, k)));
+        assert_eq!(got, vec![(Term::Int(0), 0, 3), (Term::Int(1), 3, 1)]);
+        assert_eq!(sent, 4);
         let s = d.remove(0);
         assert_eq!(s.demand, 0);
         d.subs[0].demand = 0;
         assert_eq!(d.total(), 0);
+    }
+
+    #[test]
+    fn cut_takes_a_range_across_both_halves() {
+        let (a, b): (&[u8], &[u8]) = (&[0, 1, 2], &[3, 4]);
+        assert_eq!(cut((a, b), 0, 2), (&[0u8, 1][..], &[][..]));
+        assert_eq!(cut((a, b), 2, 2), (&[2u8][..], &[3u8][..]));
+        assert_eq!(cut((a, b), 3, 2), (&[][..], &[3u8, 4][..]));
+        assert_eq!(cut((a, b), 0, 5), (a, b));
+        // Outside the events: empty, never a panic.
+        assert_eq!(cut((a, b), 4, 9), (&[][..], &[4u8][..]));
+        assert_eq!(cut((a, b), 9, 9), (&[][..], &[][..]));
+        assert_eq!(cut((a, b), usize::MAX, usize::MAX), (&[][..], &[][..]));
     }
 }

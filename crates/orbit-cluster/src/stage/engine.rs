@@ -30,10 +30,10 @@ use orbit::stage::CancelMode;
 use orbit::{Context, ExitReason, Message, Pid, Ref};
 use orbit_term::{RawTerm, Term};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::demand::{Downstream, Subscriber, Upstream};
+use super::demand::{self, Downstream, Subscriber, Upstream};
 use super::wire::{self, Parsed};
 use super::RemoteSubscribe;
 
@@ -70,9 +70,10 @@ pub(crate) enum Kind {
 
 /// What a stage process receives.
 pub(crate) enum StageMsg {
-    /// A term from any node, still encoded (parsed and checked by the stage, events
-    /// decoded straight into the stage's type).
-    Wire(RawTerm),
+    /// A message from any node as it arrived (`131, ...`), not yet checked: parsed and
+    /// checked by the stage ([`wire::parse_raw`]), events decoded straight into the
+    /// stage's type in the same pass.
+    Wire(Vec<u8>),
     /// Events to dispatch (a producer's push), each encoded.
     Push(Vec<RawTerm>),
     /// Subscribe to the producer `to` (already resolved to a pid).
@@ -88,10 +89,12 @@ pub(crate) enum StageMsg {
     },
 }
 
-/// Every message from the wire is a [`StageMsg::Wire`], whatever its shape.
-impl<'de> Deserialize<'de> for StageMsg {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        RawTerm::deserialize(d).map(StageMsg::Wire)
+impl StageMsg {
+    /// Every message from the wire is a [`StageMsg::Wire`], whatever its shape, taken
+    /// as it arrived (for [`orbit_dist::serve_with`]): the stage checks it when it parses
+    /// it, so it is not walked once more on the way in.
+    pub(crate) fn from_wire(bytes: &[u8]) -> Result<StageMsg, orbit_term::Error> {
+        Ok(StageMsg::Wire(bytes.to_vec()))
     }
 }
 
@@ -298,7 +301,7 @@ impl<I: DeserializeOwned, O: Serialize> Engine<I, O> {
                 if more > 0 {
                     if let Some(f) = self.on_demand.as_mut() {
                         let events = f(more);
-                        self.push(events.into_iter().map(Out::Typed));
+                        self.push_typed(events);
                     }
                 }
             }
@@ -306,31 +309,30 @@ impl<I: DeserializeOwned, O: Serialize> Engine<I, O> {
         }
     }
 
-    /// Sends buffered events to consumers with demand; how many left.
+    /// Sends buffered events to consumers with demand; how many were sent.
     fn dispatch(&mut self) -> usize {
         let me = self.me;
-        self.down.dispatch(&mut self.buffer, |pid, tag, buffer, k| {
-            let sent = match orbit_dist::send(pid, &wire::Events::new(me, tag, buffer, k)) {
-                Err(orbit::SendError::NotEncodable(_)) => {
-                    // Some event has no term form: send the others, each encoded alone.
-                    let ok: VecDeque<RawTerm> = buffer
-                        .range(..k)
-                        .filter_map(|e| match RawTerm::encode(e) {
-                            Ok(r) => Some(r),
-                            Err(err) => {
-                                tracing::error!(stage = %me, error = %err, ty = std::any::type_name::<O>(), "GenStage: an event cannot be encoded as a term; dropped");
-                                None
-                            }
-                        })
-                        .collect();
-                    orbit_dist::send(pid, &wire::Events::new(me, tag, &ok, ok.len()))
-                }
-                other => other,
-            };
-            if let Err(e) = sent {
-                tracing::debug!(stage = %me, %pid, error = %e, "GenStage: events not sent");
-            }
-        })
+        let halves = self.buffer.as_slices();
+        let sent = self.down.dispatch(self.buffer.len(), |pid, tag, start, k| {
+            send_events(me, pid, tag, demand::cut(halves, start, k))
+        });
+        self.buffer.drain(..sent);
+        sent
+    }
+
+    /// Events made by this stage's callback: sent straight from the callback's `Vec`
+    /// while the buffer is empty (nothing older waits), the rest buffered.
+    fn push_typed(&mut self, events: Vec<O>) {
+        if self.kind == Kind::Consumer || !self.buffer.is_empty() {
+            return self.push(events.into_iter().map(Out::Typed));
+        }
+        let me = self.me;
+        let sent = self.down.dispatch(events.len(), |pid, tag, start, k| {
+            send_events(me, pid, tag, demand::cut((&events, &[]), start, k))
+        });
+        if sent < events.len() {
+            self.keep(events.into_iter().skip(sent).map(Out::Typed));
+        }
     }
 
     /// Events from the callback or a push: dispatched, the rest buffered (the oldest
@@ -345,6 +347,17 @@ impl<I: DeserializeOwned, O: Serialize> Engine<I, O> {
         }
         self.buffer.extend(events);
         self.dispatch();
+        self.trim();
+    }
+
+    /// Buffers events no consumer wants now, after what is buffered already.
+    fn keep(&mut self, events: impl Iterator<Item = Out<O>>) {
+        self.buffer.extend(events);
+        self.trim();
+    }
+
+    /// Drops the oldest events past `buffer_size`, logged.
+    fn trim(&mut self) {
         if self.buffer.len() > self.buffer_size {
             let drop = self.buffer.len() - self.buffer_size;
             self.buffer.drain(..drop);
@@ -400,7 +413,7 @@ impl<I: DeserializeOwned, O: Serialize> Engine<I, O> {
         if let Some(f) = self.on_events.as_mut() {
             let out = f(events);
             if self.kind == Kind::ProducerConsumer {
-                self.push(out.into_iter().map(Out::Typed));
+                self.push_typed(out);
             }
         }
     }
@@ -488,5 +501,32 @@ impl<I: DeserializeOwned, O: Serialize> Engine<I, O> {
             return self.cancelled(up, reason.to_term());
         }
         None
+    }
+}
+
+/// Sends `events` (two slices, one after the other) to the consumer `pid` of the
+/// subscription `tag`. When some event has no term form, the others go, each encoded
+/// alone, and the bad ones are logged and dropped.
+fn send_events<T: Serialize>(me: Pid, pid: Pid, tag: &Term, events: (&[T], &[T])) {
+    let sent = match orbit_dist::send(pid, &wire::Events::new(me, tag, events)) {
+        Err(orbit::SendError::NotEncodable(_)) => {
+            let ok: Vec<RawTerm> = events
+                .0
+                .iter()
+                .chain(events.1)
+                .filter_map(|e| match RawTerm::encode(e) {
+                    Ok(r) => Some(r),
+                    Err(err) => {
+                        tracing::error!(stage = %me, error = %err, ty = std::any::type_name::<T>(), "GenStage: an event cannot be encoded as a term; dropped");
+                        None
+                    }
+                })
+                .collect();
+            orbit_dist::send(pid, &wire::Events::new(me, tag, (&ok, &[])))
+        }
+        other => other,
+    };
+    if let Err(e) = sent {
+        tracing::debug!(stage = %me, %pid, error = %e, "GenStage: events not sent");
     }
 }

@@ -363,7 +363,7 @@ where
         })
         .map_err(|e| RemoteStageError::Start(e.to_string()))?;
     let pid = handle.pid();
-    orbit_dist::serve::<StageMsg>(pid);
+    orbit_dist::serve_with(pid, StageMsg::from_wire);
     if let Some(name) = &opts.name {
         if let Err(e) = orbit::register(name, pid) {
             orbit::exit(pid, orbit::ExitReason::Kill);
@@ -371,7 +371,7 @@ where
                 "cannot register {name:?}: {e} (is another process registered under it?)"
             )));
         }
-        orbit_dist::serve::<StageMsg>(orbit_dist::Target::Name(name.clone()));
+        orbit_dist::serve_with(orbit_dist::Target::Name(name.clone()), StageMsg::from_wire);
     }
     Ok(RemoteStage {
         handle,

@@ -46,6 +46,7 @@ impl SeqAccess<'_, '_> {
 
 impl<'de> de::SeqAccess<'de> for SeqAccess<'_, 'de> {
     type Error = Error;
+    #[inline]
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
         if self.left == 0 {
             return Ok(None);

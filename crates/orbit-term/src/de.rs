@@ -373,6 +373,7 @@ impl TryFrom<Int128> for u32 {
 
 macro_rules! int_methods {
     ($($method:ident),*) => {$(
+        #[inline]
         fn $method<V: Visitor<'de>>(self, v: V) -> Result<V::Value> {
             // The two fixed-size encodings first, without the 128-bit detour.
             let pos = self.r.pos;
@@ -391,20 +392,29 @@ macro_rules! int_methods {
                 }
                 _ => {}
             }
-            match self.integer()? {
-                Int128::Signed(i) => {
-                    if let Ok(x) = i64::try_from(i) {
-                        v.visit_i64(x)
-                    } else if let Ok(x) = u64::try_from(i) {
-                        v.visit_u64(x)
-                    } else {
-                        v.visit_i128(i)
-                    }
-                }
-                Int128::Unsigned(u) => v.visit_u128(u),
-            }
+            self.any_integer(v)
         }
     )*};
+}
+
+impl<'de> Deserializer<'de> {
+    /// An integer in any encoding (bignums, a truncated input, a wrong tag), out of the
+    /// integer methods' inlined fast path.
+    #[inline(never)]
+    fn any_integer<V: Visitor<'de>>(&mut self, v: V) -> Result<V::Value> {
+        match self.integer()? {
+            Int128::Signed(i) => {
+                if let Ok(x) = i64::try_from(i) {
+                    v.visit_i64(x)
+                } else if let Ok(x) = u64::try_from(i) {
+                    v.visit_u64(x)
+                } else {
+                    v.visit_i128(i)
+                }
+            }
+            Int128::Unsigned(u) => v.visit_u128(u),
+        }
+    }
 }
 
 impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {

@@ -200,7 +200,7 @@ impl<I: DeserializeOwned, O: Serialize> Engine<I, O> {
         }
     }
 
-    fn send(&self, to: Pid, msg: &Term) {
+    fn send<M: Serialize>(&self, to: Pid, msg: &M) {
         if let Err(e) = orbit_dist::send(to, msg) {
             tracing::debug!(stage = %self.me, %to, error = %e, "GenStage: send failed");
         }
@@ -404,7 +404,7 @@ impl<I: DeserializeOwned, O: Serialize> Engine<I, O> {
             };
             self.callback(batch);
             if b.ask > 0 {
-                self.send(pid, &wire::ask(self.me, &ptag, b.ask));
+                self.send(pid, &wire::Ask::new(self.me, &ptag, b.ask));
             }
         }
     }
@@ -455,7 +455,7 @@ impl<I: DeserializeOwned, O: Serialize> Engine<I, O> {
             }
         };
         self.send(to, &wire::subscribe(self.me, &tag, opts.to_term()));
-        self.send(to, &wire::ask(self.me, &tag, opts.max_demand));
+        self.send(to, &wire::Ask::new(self.me, &tag, opts.max_demand));
         self.ups.push(Up {
             pid: to,
             tag: tag.clone(),

@@ -156,6 +156,20 @@ pub(crate) fn parse_raw<E: DeserializeOwned>(
     // decode into `E`. (Through a `RawTerm` body the list is walked twice more: once to
     // find its end, once to decode it.) Anything else, including an event list with an
     // event that is not an `E`, takes the paths below.
+    if ask_shape(raw) {
+        if let Ok((kind, (pid, tag), (ask, n))) =
+            orbit_term::from_slice_owned::<(Atom, (orbit_term::Pid, Term), (Atom, i64))>(raw)
+        {
+            if kind.as_str() == GEN_PRODUCER && ask.as_str() == "ask" && n >= 0 {
+                let from = Sub {
+                    pid: orbit_dist::from_wire(&pid),
+                    tag,
+                };
+                return Ok(Parsed::Ask { from, n: n as u64 });
+            }
+        }
+        return parse_general(raw, counters);
+    }
     let shape = events_shape(raw);
     if shape {
         if let Ok((kind, (pid, tag), events)) =
@@ -221,31 +235,41 @@ fn parse_general<E: DeserializeOwned>(
     })
 }
 
-/// Whether `raw` has the shape of an event list to a consumer, `{_, {_, _}, List}`:
-/// a 3-tuple (`SMALL_TUPLE_EXT`) whose second element is a pair and whose third is a
-/// list (`NIL_EXT`, `STRING_EXT` or `LIST_EXT`). Walks tags and lengths only. The typed
-/// decodes below need it: the decoder also reads a tuple as a sequence and a list as a
-/// tuple, where GenStage's patterns match exactly.
-fn events_shape(raw: &[u8]) -> bool {
+/// Where the third element of `raw` starts when `raw` is `{_, {_, _}, _}`: a 3-tuple
+/// (`SMALL_TUPLE_EXT`) whose second element is a pair. Walks tags and lengths only.
+fn third_element(raw: &[u8]) -> Option<usize> {
     const SMALL_TUPLE_EXT: u8 = 104;
-    const NIL_EXT: u8 = 106;
-    const STRING_EXT: u8 = 107;
-    const LIST_EXT: u8 = 108;
     let b = raw;
     if b.get(1..3) != Some(&[SMALL_TUPLE_EXT, 3]) {
-        return false;
+        return None;
     }
     let mut pos = 3;
     for element in 0..2 {
         if element == 1 && b.get(pos..pos + 2) != Some(&[SMALL_TUPLE_EXT, 2]) {
-            return false;
+            return None;
         }
-        match b.get(pos..).map(orbit_term::encoded_len) {
-            Some(Ok(n)) => pos += n,
-            _ => return false,
-        }
+        pos += orbit_term::encoded_len(b.get(pos..)?).ok()?;
     }
-    matches!(b.get(pos), Some(&(NIL_EXT | STRING_EXT | LIST_EXT)))
+    Some(pos)
+}
+
+/// Whether `raw` has the shape of an event list to a consumer, `{_, {_, _}, List}`: the
+/// third element a list (`NIL_EXT`, `STRING_EXT` or `LIST_EXT`). The typed decodes
+/// below need it: the decoder also reads a tuple as a sequence and a list as a tuple,
+/// where GenStage's patterns match exactly.
+fn events_shape(raw: &[u8]) -> bool {
+    const NIL_EXT: u8 = 106;
+    const STRING_EXT: u8 = 107;
+    const LIST_EXT: u8 = 108;
+    third_element(raw)
+        .is_some_and(|pos| matches!(raw.get(pos), Some(&(NIL_EXT | STRING_EXT | LIST_EXT))))
+}
+
+/// Whether `raw` has the shape of an ask, `{_, {_, _}, {_, _}}`: the third element a
+/// pair (`SMALL_TUPLE_EXT`, arity 2).
+fn ask_shape(raw: &[u8]) -> bool {
+    const SMALL_TUPLE_EXT: u8 = 104;
+    third_element(raw).is_some_and(|pos| raw.get(pos..pos + 2) == Some(&[SMALL_TUPLE_EXT, 2]))
 }
 
 /// Events one by one into `E`, the ones that do not decode logged, counted and skipped.
@@ -326,10 +350,33 @@ pub(crate) fn subscribe(me: Pid, tag: &Term, opts: Term) -> Term {
     message(GEN_PRODUCER, me, tag, body)
 }
 
-/// `{'$gen_producer', {Me, Tag}, {ask, N}}`.
-pub(crate) fn ask(me: Pid, tag: &Term, n: u64) -> Term {
-    let body = Term::tuple(vec![Term::atom("ask"), Term::Int(n as i64)]);
-    message(GEN_PRODUCER, me, tag, body)
+/// `{'$gen_producer', {Me, Tag}, {ask, N}}`, written straight into the connection's
+/// buffer (no [`Term`] built for it).
+pub(crate) struct Ask<'a> {
+    me: orbit_term::Pid,
+    tag: &'a Term,
+    n: u64,
+}
+
+impl<'a> Ask<'a> {
+    /// `me` asks for `n` more events on the subscription `tag`.
+    pub(crate) fn new(me: Pid, tag: &'a Term, n: u64) -> Self {
+        Ask {
+            me: orbit_dist::to_wire(me),
+            tag,
+            n,
+        }
+    }
+}
+
+impl Serialize for Ask<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(3)?;
+        t.serialize_element(&atom!("$gen_producer"))?;
+        t.serialize_element(&(&self.me, self.tag))?;
+        t.serialize_element(&(atom!("ask"), self.n))?;
+        t.end()
+    }
 }
 
 /// `{'$gen_producer', {Me, Tag}, {cancel, Reason}}` (a consumer cancelling).
@@ -506,6 +553,10 @@ mod tests {
                 term(),
             ],
             body in prop_oneof![
+                any::<i64>().prop_map(|n| Term::tuple(vec![Term::atom("ask"), Term::Int(n)])),
+                (0i64..2000).prop_map(|n| Term::tuple(vec![Term::atom("ask"), Term::Int(n)])),
+                leaf().prop_map(|t| Term::tuple(vec![Term::atom("ask"), t])),
+                leaf().prop_map(|t| Term::tuple(vec![t, Term::Int(3)])),
                 proptest::collection::vec(leaf(), 0..6).prop_map(Term::List),
                 proptest::collection::vec(any::<i64>().prop_map(Term::Int), 0..6)
                     .prop_map(Term::List),

@@ -296,12 +296,12 @@ impl<B: Backend> Clone for ConnPool<B> {
 const NOT_DROPPED: u64 = u64::MAX;
 
 /// One call's bounds, shared by its checkout attempts.
-struct Call<'t> {
+struct Call<'t, 'a> {
     start: Instant,
     /// `start + timeout`: the end of the whole call, queue included.
     deadline: Instant,
     timeout: Duration,
-    timer: &'t CallTimer<'t>,
+    timer: &'t CallTimer<'a>,
 }
 
 /// The outcome of one checkout attempt.
@@ -357,9 +357,9 @@ impl<B: Backend> ConnPool<B> {
         let deadline = start + timeout;
         // The call's one timer: queue looks, checkout deadline, then the work's deadline
         // (this thread's spare, given back when the call ends).
-        let (mut sleep, rt) = take_sleep(deadline);
-        let out = {
-            let timer = CallTimer::new(sleep.as_mut());
+        let (mut spare, rt) = take_sleep(deadline);
+        let (out, waker) = {
+            let timer = CallTimer::new(spare.sleep.as_mut(), spare.waker.take());
             let call = Call {
                 start,
                 deadline,
@@ -368,15 +368,17 @@ impl<B: Backend> ConnPool<B> {
             };
             let mut f = Some(f);
             let mut first = true;
-            loop {
+            let out = loop {
                 match self.attempt(&call, first, &mut f).await {
                     Ok(Attempt::Done(o)) => break Ok(o),
                     Ok(Attempt::Retry) => first = false,
                     Err(e) => break Err(e),
                 }
-            }
+            };
+            (out, timer.into_waker())
         };
-        keep_sleep(sleep, rt);
+        spare.waker = waker;
+        keep_sleep(spare, rt);
         out
     }
 
@@ -410,7 +412,7 @@ impl<B: Backend> ConnPool<B> {
     /// deadline.
     async fn attempt<O, F, Fut>(
         &self,
-        call: &Call<'_>,
+        call: &Call<'_, '_>,
         first: bool,
         f: &mut Option<F>,
     ) -> Result<Attempt<O>, DbError>
@@ -422,7 +424,14 @@ impl<B: Backend> ConnPool<B> {
         let deadline = call.deadline;
         // The first attempt starts with the call: no second clock read.
         let now = if first { start } else { Instant::now() };
-        let checkout_deadline = deadline.min(start + self.shared.opts.checkout_timeout);
+        // The checkout's bound within the call's (no instant arithmetic when the
+        // checkout timeout does not shorten it, as with the defaults).
+        let checkout_timeout = self.shared.opts.checkout_timeout;
+        let checkout_deadline = if checkout_timeout >= call.timeout {
+            deadline
+        } else {
+            deadline.min(start + checkout_timeout)
+        };
         if checkout_deadline <= now {
             return Err(self.checkout_timeout(now - start));
         }
@@ -500,13 +509,13 @@ impl<B: Backend> ConnPool<B> {
     /// (then `dropped` holds the nanoseconds waited). Every wait is on the call's timer.
     async fn wait_in_queue(
         &self,
-        call: &Call<'_>,
+        call: &Call<'_, '_>,
         checkout_deadline: Instant,
         dropped: &AtomicU64,
     ) {
         let queue = &self.shared.queue;
         let target = queue.target();
-        let mut look_at = queue.next_look(call.start + target * 2);
+        let mut look_at = queue.next_look(call.start + queue.first_look());
         loop {
             call.timer.wait_until(look_at.min(checkout_deadline)).await;
             let now = Instant::now();

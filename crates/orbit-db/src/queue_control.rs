@@ -26,6 +26,8 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub(crate) struct QueueControl {
     target: Duration,
+    /// `2 × target`: how long a caller waits before its first look.
+    first_look: Duration,
     interval: Duration,
     state: Mutex<State>,
     /// Copies of `state.next` and `state.min_delay` (ns since `base`; `u64::MAX`: no
@@ -55,6 +57,7 @@ impl QueueControl {
     pub(crate) fn new(target: Duration, interval: Duration, now: Instant) -> Self {
         QueueControl {
             target,
+            first_look: target.saturating_mul(2),
             interval,
             state: Mutex::new(State {
                 next: now + interval,
@@ -71,6 +74,11 @@ impl QueueControl {
     /// The pool's `queue_target`.
     pub(crate) fn target(&self) -> Duration {
         self.target
+    }
+
+    /// How long a queued caller waits before its first look (`2 × queue_target`).
+    pub(crate) fn first_look(&self) -> Duration {
+        self.first_look
     }
 
     /// A checkout was served after waiting `delay`.
@@ -101,7 +109,7 @@ impl QueueControl {
     pub(crate) fn should_drop(&self, waited: Duration, now: Instant) -> bool {
         let mut s = self.state.lock();
         self.roll(&mut s, now, waited);
-        s.slow && waited > self.target * 2
+        s.slow && waited > self.first_look
     }
 
     /// When a queued caller that would look at `at` next must look: `at` while the

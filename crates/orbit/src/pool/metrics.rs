@@ -169,6 +169,12 @@ impl Metrics {
         if l.checked_out != self.level {
             self.integrate(l.checked_out);
         }
+        // `waiting` alone (a caller queues, or a check-in hands its resource on) is
+        // set here, without the call.
+        if l.waiting != self.shown.waiting {
+            self.shown.waiting = l.waiting;
+            self.facade.waiting.set(l.waiting as f64);
+        }
         if l != self.shown {
             self.show(l);
         }

@@ -63,14 +63,19 @@
 //! first-in first-out waiters, hand-off of a returned worker to the first waiter still
 //! there) is the code the pool runs under its lock, and its loom models explore
 //! concurrent checkout, check-in, hand-off and waiter timeout on a pool of one worker
-//! with two callers (`scripts/loom loom_pool`). Not model-checked: the slot ledger and
-//! lease bookkeeping around it, the manager, and [`ResourcePool`]'s state (covered by
-//! the stress tests `pool_stop`, `pool_resource_panics` and the short-timeout tests).
+//! with two callers (`scripts/loom loom_pool`). [`ResourcePool`]'s hand-off
+//! (`pool/handoff.rs`: the waiting callers and their delivery slots, under the pool's
+//! lock) is model-checked the same way with one resource and two callers, one giving
+//! up or going away as the hand-off comes (`scripts/loom loom_resource_handoff`). Not
+//! model-checked: the slot ledger and lease bookkeeping around the [`Pool`] state
+//! machine, the manager, and the rest of [`ResourcePool`]'s state (covered by the
+//! stress tests `pool_stop`, `pool_resource_panics` and the short-timeout tests).
 //!
 //! Throughput beside deadpool, bb8, poolboy and NimblePool, and a slow external call
 //! behind one GenServer, a `Pool` and `TaskSupervisor` tasks: `orbit-bench pool`.
 
 mod checkout;
+mod handoff;
 mod metrics;
 mod resource_pool;
 mod resource_state;

@@ -9,20 +9,19 @@
 //! Retries and replacements after a panic wait [`INIT_RETRY`] in a task on tokio's
 //! clock and stay counted in `pending` meanwhile; a stopped pool ignores them.
 //!
-//! A checkout served from the queue is delivered through a oneshot channel, under the
-//! lock. The caller, on timeout, looks under the lock: still queued means it leaves the
-//! queue; not queued means the delivery is already in its channel and it takes it. A
-//! caller that goes away instead (its future dropped) looks the same way and gives a
-//! delivered resource back as cancelled (its guard owns the channel's receiver, so a
-//! delivery is never dropped unseen). Either way no resource is lost between the pool
-//! and a caller.
+//! A checkout served from the queue is delivered into the caller's slot, under the
+//! lock, and the caller woken ([`super::handoff`]: no channel per caller). The caller,
+//! on timeout, looks under the lock: still queued means it leaves the queue; not
+//! queued means the delivery is already in its slot and it takes it. A caller that
+//! goes away instead (its future dropped) looks the same way and gives a delivered
+//! resource back as cancelled (its guard does this on drop, so a delivery is never
+//! left unseen). Either way no resource is lost between the pool and a caller.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::Poll;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -30,6 +29,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::handoff::Waiting;
 use super::metrics::{Levels, Metrics, PoolStats};
 use super::resource_pool::{
     Caller, Cancelled, CheckinResult, CheckoutError, CheckoutResult, InitWorker, PingResult,
@@ -51,16 +51,24 @@ pub(super) type Lent<M> = (<M as ResourceWorker>::Client, <M as ResourceWorker>:
 
 type Delivery<M> = Result<Lent<M>, CheckoutError<<M as ResourceWorker>::Error>>;
 
-/// What a queued caller is sent: the resource and how long it waited (measured at the
+/// What a queued caller is given: the resource and how long it waited (measured at the
 /// hand-off, under the lock, for the wait histogram; the caller reuses it instead of
 /// reading the clock again).
 type Handoff<M> = Result<(Lent<M>, Duration), CheckoutError<<M as ResourceWorker>::Error>>;
 
+/// What the pool keeps of a queued caller (its id and waker are kept by [`Waiting`]).
 struct Waiter<M: ResourceWorker> {
     caller: Caller,
     command: M::Command,
-    tx: oneshot::Sender<Handoff<M>>,
     since: Instant,
+}
+
+/// Where [`Shared::take_or_queue`] left a caller.
+enum Start<M: ResourceWorker> {
+    /// Served (or failed) at once.
+    Now(Result<(Caller, Lent<M>, Duration), CheckoutError<M::Error>>),
+    /// Queued (its waker kept), waiting since the instant given.
+    Queued(Caller, Instant),
 }
 
 struct Inner<M: ResourceWorker> {
@@ -69,7 +77,7 @@ struct Inner<M: ResourceWorker> {
     /// Checked-out resources (their worker states are with the callers' guards, so a
     /// checkout and its check-in touch no map).
     out: usize,
-    waiting: VecDeque<Waiter<M>>,
+    waiting: Waiting<Waiter<M>, Handoff<M>>,
     /// Resources a lazy pool may still make on demand (`None`: not lazy).
     lazy_left: Option<usize>,
     pending: usize,
@@ -92,16 +100,6 @@ impl<M: ResourceWorker> Inner<M> {
             waiting: self.waiting.len(),
         };
         self.metrics.levels(l);
-    }
-
-    fn remove_waiter(&mut self, id: u64) -> bool {
-        match self.waiting.iter().position(|w| w.caller.checkout == id) {
-            Some(pos) => {
-                self.waiting.remove(pos);
-                true
-            }
-            None => false,
-        }
     }
 
     fn cancelled(&mut self, c: Cancelled) {
@@ -170,7 +168,7 @@ pub(super) async fn start<M: ResourceWorker>(
             m,
             idle: VecDeque::new(),
             out: 0,
-            waiting: VecDeque::new(),
+            waiting: Waiting::new(),
             lazy_left: opts.lazy.then_some(opts.pool_size),
             pending: 0,
             inits_due: 0,
@@ -388,47 +386,29 @@ impl<M: ResourceWorker> Shared<M> {
         }
     }
 
-    /// Serves queued callers while resources are idle (or can be made lazily).
+    /// Serves queued callers while resources are idle (or can be made lazily): each
+    /// delivery goes into the caller's slot, and the caller is woken. (A caller that
+    /// gave up or went away has left the queue itself, under the lock.)
     fn serve(self: &Arc<Self>, inn: &mut Inner<M>) {
-        while let Some(front) = inn.waiting.front() {
-            if front.tx.is_closed() {
-                inn.waiting.pop_front();
-                inn.metrics.timeout();
-                inn.cancelled(Cancelled::Queued);
-                continue;
-            }
+        while !inn.waiting.is_empty() {
             let can_make = matches!(inn.lazy_left, Some(n) if n > 0);
             if inn.idle.is_empty() && !can_make {
                 return;
             }
-            let Some(w) = inn.waiting.pop_front() else {
+            let Some(e) = inn.waiting.pop_front() else {
                 return;
             };
-            match self.next_for(inn, &w.command, w.caller) {
+            match self.next_for(inn, &e.waiter.command, e.waiter.caller) {
                 None => {
-                    inn.waiting.push_front(w);
+                    inn.waiting.push_front(e);
                     return;
                 }
                 Some(Ok(lent)) => {
-                    let waited = w.since.elapsed();
-                    match w.tx.send(Ok((lent, waited))) {
-                        Ok(()) => inn.metrics.checkout_waited(waited),
-                        Err(back) => {
-                            // The caller went away after the look above.
-                            inn.out = inn.out.saturating_sub(1);
-                            inn.cancelled(Cancelled::CheckedOut);
-                            if let Ok(((client, res), _)) = back {
-                                drop(client);
-                                let r =
-                                    ExitReason::error("checkout cancelled: the caller went away");
-                                self.remove_worker(inn, &r, res);
-                            }
-                        }
-                    }
+                    let waited = e.waiter.since.elapsed();
+                    inn.metrics.checkout_waited(waited);
+                    inn.waiting.deliver(e, Ok((lent, waited)));
                 }
-                Some(Err(e)) => {
-                    let _ = w.tx.send(Err(e));
-                }
+                Some(Err(err)) => inn.waiting.deliver(e, Err(err)),
             }
         }
     }
@@ -448,87 +428,121 @@ impl<M: ResourceWorker> Shared<M> {
         timeout: Option<Duration>,
         since: Option<Instant>,
     ) -> Result<(Caller, Lent<M>, Duration), CheckoutError<M::Error>> {
-        let (rx, caller, since) = {
-            let mut inn = self.inner.lock();
-            if inn.stopped {
-                return Err(CheckoutError::Stopped);
-            }
-            let caller = Caller {
-                pid: crate::self_pid(),
-                checkout: inn.next_id,
-            };
-            inn.next_id += 1;
-            // Nobody queued: take one now. Otherwise queue behind them (first in, first out).
-            if inn.waiting.is_empty() {
-                if let Some(d) = self.next_for(&mut inn, &command, caller) {
-                    if d.is_ok() {
-                        inn.metrics.checkout_now();
-                    }
-                    self.run_due(&mut inn);
-                    inn.record();
-                    return d.map(|lent| (caller, lent, Duration::ZERO));
-                }
-            }
-            let (tx, rx) = oneshot::channel();
-            let since = since.unwrap_or_else(Instant::now);
-            inn.waiting.push_back(Waiter {
-                caller,
-                command,
-                tx,
-                since,
-            });
-            self.run_due(&mut inn);
-            inn.record();
-            (rx, caller, since)
+        // Within the first poll: the task's waker is kept if the caller queues.
+        let mut command = Some(command);
+        let start = std::future::poll_fn(|cx| {
+            Poll::Ready(match command.take() {
+                Some(c) => self.take_or_queue(c, since, cx),
+                None => Start::Now(Err(CheckoutError::Stopped)),
+            })
+        })
+        .await;
+        let (caller, since) = match start {
+            Start::Now(r) => return r,
+            Start::Queued(caller, since) => (caller, since),
         };
+        let id = caller.checkout;
         let mut guard = Queued {
             shared: self,
-            id: caller.checkout,
-            rx: Some(rx),
+            id,
+            armed: true,
         };
         // The delivery, or `None` when `give_up` completed first. `give_up` is dropped
         // here, before the resource is used, so a timer it holds is free again for the
         // caller's work.
         let got = {
-            let Some(rx) = guard.rx.as_mut() else {
-                return Err(CheckoutError::Stopped);
-            };
-            // The delivery is looked at first: a delivery racing `give_up` wins.
+            // The first poll follows the queueing at once, with the waker just kept: a
+            // delivery since then has woken the task, so the slot is looked at from the
+            // second poll on.
+            let mut looked = false;
             let mut give_up = std::pin::pin!(give_up());
             std::future::poll_fn(|cx| {
-                if let Poll::Ready(d) = Pin::new(&mut *rx).poll(cx) {
-                    return Poll::Ready(Some(d));
+                // The delivery is looked at first: a delivery racing `give_up` wins.
+                if looked {
+                    if let Some(d) = self.look(id, cx) {
+                        return Poll::Ready(Some(d));
+                    }
                 }
+                looked = true;
                 give_up.as_mut().poll(cx).map(|()| None)
             })
             .await
         };
-        // Disarms the guard: from here every path takes the delivery or leaves the queue.
-        let Some(mut rx) = guard.rx.take() else {
-            return Err(CheckoutError::Stopped);
-        };
-        match got {
-            Some(Ok(d)) => d.map(|(lent, waited)| (caller, lent, waited)),
-            Some(Err(_)) => Err(CheckoutError::Stopped),
+        // Disarmed: from here every path takes the delivery or leaves the queue.
+        guard.armed = false;
+        let got = match got {
+            Some(d) => d,
             None => {
-                {
-                    let mut inn = self.inner.lock();
-                    if inn.remove_waiter(caller.checkout) {
-                        inn.metrics.timeout();
-                        inn.cancelled(Cancelled::Queued);
-                        inn.record();
-                        return Err(CheckoutError::Timeout(
-                            timeout.unwrap_or_else(|| since.elapsed()),
-                        ));
-                    }
+                let mut inn = self.inner.lock();
+                if inn.waiting.leave(id) {
+                    inn.metrics.timeout();
+                    inn.cancelled(Cancelled::Queued);
+                    inn.record();
+                    return Err(CheckoutError::Timeout(
+                        timeout.unwrap_or_else(|| since.elapsed()),
+                    ));
                 }
-                // Served before we looked: the delivery is in the channel.
-                match rx.try_recv() {
-                    Ok(d) => d.map(|(lent, waited)| (caller, lent, waited)),
-                    Err(_) => Err(CheckoutError::Stopped),
+                // Served before we looked: the delivery is in the slot.
+                match inn.waiting.take(id) {
+                    Some(d) => d,
+                    None => return Err(CheckoutError::Stopped),
                 }
             }
+        };
+        got.map(|(lent, waited)| (caller, lent, waited))
+    }
+
+    /// The first part of [`Shared::acquire`], under the lock: a resource now, or the
+    /// caller queued behind those already waiting (first in, first out), to be woken
+    /// through `cx`'s waker.
+    fn take_or_queue(
+        self: &Arc<Self>,
+        command: M::Command,
+        since: Option<Instant>,
+        cx: &mut TaskContext<'_>,
+    ) -> Start<M> {
+        let mut inn = self.inner.lock();
+        if inn.stopped {
+            return Start::Now(Err(CheckoutError::Stopped));
         }
+        let caller = Caller {
+            pid: crate::self_pid(),
+            checkout: inn.next_id,
+        };
+        inn.next_id += 1;
+        // Nobody queued: take one now.
+        if inn.waiting.is_empty() {
+            if let Some(d) = self.next_for(&mut inn, &command, caller) {
+                if d.is_ok() {
+                    inn.metrics.checkout_now();
+                }
+                self.run_due(&mut inn);
+                inn.record();
+                return Start::Now(d.map(|lent| (caller, lent, Duration::ZERO)));
+            }
+        }
+        let since = since.unwrap_or_else(Instant::now);
+        let waiter = Waiter {
+            caller,
+            command,
+            since,
+        };
+        inn.waiting
+            .push(caller.checkout, waiter, cx.waker().clone());
+        self.run_due(&mut inn);
+        inn.record();
+        Start::Queued(caller, since)
+    }
+
+    /// A queued caller's look at its slot (its task was woken): the delivery, or `None`
+    /// (still queued: it is woken through `cx`'s waker from now on).
+    fn look(&self, id: u64, cx: &mut TaskContext<'_>) -> Option<Handoff<M>> {
+        let mut inn = self.inner.lock();
+        let d = inn.waiting.take(id);
+        if d.is_none() {
+            inn.waiting.rewake(id, cx.waker());
+        }
+        d
     }
 
     /// Takes back the resource of `caller`'s checkout (`worker`: its state, as the
@@ -601,19 +615,20 @@ impl<M: ResourceWorker> Shared<M> {
     }
 
     /// A queued caller went away: leave the queue, or give back what was delivered
-    /// (in `rx`: deliveries are sent under the lock, so one not in the queue any more
-    /// is in the channel).
-    fn cancel_queued(self: &Arc<Self>, id: u64, mut rx: oneshot::Receiver<Handoff<M>>) {
-        {
+    /// (in its slot: deliveries are made under the lock, so a caller not in the queue
+    /// any more has its delivery in its slot).
+    fn cancel_queued(self: &Arc<Self>, id: u64) {
+        let delivered = {
             let mut inn = self.inner.lock();
-            if inn.remove_waiter(id) {
+            if inn.waiting.leave(id) {
                 inn.metrics.timeout();
                 inn.cancelled(Cancelled::Queued);
                 inn.record();
                 return;
             }
-        }
-        if let Ok(Ok(((client, w), _))) = rx.try_recv() {
+            inn.waiting.take(id)
+        };
+        if let Some(Ok(((client, w), _))) = delivered {
             drop(client);
             self.cancel_checked_out(
                 w,
@@ -666,9 +681,7 @@ impl<M: ResourceWorker> Shared<M> {
             return;
         }
         inn.stopped = true;
-        for w in inn.waiting.drain(..).collect::<Vec<_>>() {
-            let _ = w.tx.send(Err(CheckoutError::Stopped));
-        }
+        inn.waiting.deliver_all(|_| Err(CheckoutError::Stopped));
         let reason = super::shutdown_reason(reason);
         while let Some((w, _)) = inn.idle.pop_front() {
             inn.terminate(&reason, w);
@@ -715,17 +728,17 @@ impl<M: ResourceWorker> Shared<M> {
 }
 
 /// Leaves the queue (or gives back a delivered resource) if the waiting caller's future
-/// is dropped; disarmed by taking `rx`.
+/// is dropped while `armed`.
 struct Queued<'a, M: ResourceWorker> {
     shared: &'a Arc<Shared<M>>,
     id: u64,
-    rx: Option<oneshot::Receiver<Handoff<M>>>,
+    armed: bool,
 }
 
 impl<M: ResourceWorker> Drop for Queued<'_, M> {
     fn drop(&mut self) {
-        if let Some(rx) = self.rx.take() {
-            self.shared.cancel_queued(self.id, rx);
+        if self.armed {
+            self.shared.cancel_queued(self.id);
         }
     }
 }

@@ -102,7 +102,7 @@ impl From<&str> for Target {
 /// process's message type). Without it a process receives [`orbit_term::Term`]s.
 pub fn serve<M: DeserializeOwned + Any + Send>(target: impl Into<Target>) {
     crate::codec::register_decode::<M>();
-    install_decoded::<M>(target.into(), orbit_term::from_slice_owned::<M>);
+    serve_with::<M>(target, orbit_term::from_slice_owned::<M>);
 }
 
 /// Declares that messages from other nodes to `target` become `M` through `decode`,
@@ -116,11 +116,6 @@ pub fn serve_with<M: Any + Send>(
     target: impl Into<Target>,
     decode: fn(&[u8]) -> Result<M, orbit_term::Error>,
 ) {
-    install_decoded::<M>(target.into(), decode);
-}
-
-/// Installs a handler that decodes with `decode` and sends the value to the process.
-fn install_decoded<M: Any + Send>(t: Target, decode: fn(&[u8]) -> Result<M, orbit_term::Error>) {
     // The typed handle of the last destination: messages go straight into its mailbox,
     // with no table lookup and no boxing.
     let last: parking_lot::Mutex<Option<orbit::Handle<M>>> = parking_lot::Mutex::new(None);
@@ -139,7 +134,7 @@ fn install_decoded<M: Any + Send>(t: Target, decode: fn(&[u8]) -> Result<M, orbi
             None => Ok(orbit::send(inc.to, m)?),
         }
     });
-    install(t, h);
+    install(target.into(), h);
 }
 
 /// Installs `h` for `t`, replacing any earlier handler.

@@ -152,57 +152,60 @@ pub(crate) fn parse_raw<E: DeserializeOwned>(
     raw: &[u8],
     counters: &Counters,
 ) -> Result<Parsed<E>, &'static str> {
-    // The common case in one pass: a `$gen_consumer` event list whose events all
-    // decode into `E`. (Through a `RawTerm` body the list is walked twice more: once to
-    // find its end, once to decode it.) Anything else, including an event list with an
-    // event that is not an `E`, takes the paths below.
-    if ask_shape(raw) {
-        if let Ok((kind, (pid, tag), (ask, n))) =
-            orbit_term::from_slice_owned::<(Atom, (orbit_term::Pid, Term), (Atom, i64))>(raw)
-        {
-            if kind.as_str() == GEN_PRODUCER && ask.as_str() == "ask" && n >= 0 {
-                let from = Sub {
-                    pid: orbit_dist::from_wire(&pid),
-                    tag,
-                };
-                return Ok(Parsed::Ask { from, n: n as u64 });
+    // The common cases in one typed decode each: an ask, and a `$gen_consumer` event
+    // list whose events all decode into `E`. Anything else, including an event list
+    // with an event that is not an `E`, ends on the general path.
+    match shape(raw) {
+        Shape::Pair => {
+            if let Ok((kind, (pid, tag), (ask, n))) =
+                orbit_term::from_slice_owned::<(Atom, (orbit_term::Pid, Term), (Atom, i64))>(raw)
+            {
+                if kind.as_str() == GEN_PRODUCER && ask.as_str() == "ask" && n >= 0 {
+                    let from = Sub {
+                        pid: orbit_dist::from_wire(&pid),
+                        tag,
+                    };
+                    return Ok(Parsed::Ask { from, n: n as u64 });
+                }
             }
         }
-        return parse_general(raw, counters);
-    }
-    let shape = events_shape(raw);
-    if shape {
-        if let Ok((kind, (pid, tag), events)) =
-            orbit_term::from_slice_owned::<(Atom, (orbit_term::Pid, Term), Vec<E>)>(raw)
-        {
-            if kind.as_str() == GEN_CONSUMER {
-                let from = Sub {
-                    pid: orbit_dist::from_wire(&pid),
-                    tag,
-                };
-                return Ok(Parsed::Events { from, events });
+        Shape::List => {
+            if let Ok((kind, (pid, tag), events)) =
+                orbit_term::from_slice_owned::<(Atom, (orbit_term::Pid, Term), Vec<E>)>(raw)
+            {
+                if kind.as_str() == GEN_CONSUMER {
+                    let from = Sub {
+                        pid: orbit_dist::from_wire(&pid),
+                        tag,
+                    };
+                    return Ok(Parsed::Events { from, events });
+                }
+            }
+            // Some event is not an `E` (or the message is not what it looks like): the
+            // list kept as a `RawTerm` and its events typed one by one.
+            if let Ok((kind, (pid, tag), body)) =
+                orbit_term::from_slice_owned::<(Atom, (orbit_term::Pid, Term), RawTerm)>(raw)
+            {
+                if kind.as_str() == GEN_CONSUMER && body.is_list() {
+                    let from = Sub {
+                        pid: orbit_dist::from_wire(&pid),
+                        tag,
+                    };
+                    let events =
+                        match body.decode::<Vec<E>>() {
+                            Ok(events) => events,
+                            Err(_) => match body.to_term() {
+                                Ok(Term::List(events)) => typed(events, counters),
+                                _ => return Err(
+                                    "a $gen_consumer message whose events are not a proper list",
+                                ),
+                            },
+                        };
+                    return Ok(Parsed::Events { from, events });
+                }
             }
         }
-    }
-    if !shape {
-        // Not an event list: the general path.
-    } else if let Ok((kind, (pid, tag), body)) =
-        orbit_term::from_slice_owned::<(Atom, (orbit_term::Pid, Term), RawTerm)>(raw)
-    {
-        if kind.as_str() == GEN_CONSUMER && body.is_list() {
-            let from = Sub {
-                pid: orbit_dist::from_wire(&pid),
-                tag,
-            };
-            let events = match body.decode::<Vec<E>>() {
-                Ok(events) => events,
-                Err(_) => match body.to_term() {
-                    Ok(Term::List(events)) => typed(events, counters),
-                    _ => return Err("a $gen_consumer message whose events are not a proper list"),
-                },
-            };
-            return Ok(Parsed::Events { from, events });
-        }
+        Shape::Other => {}
     }
     parse_general(raw, counters)
 }
@@ -235,41 +238,43 @@ fn parse_general<E: DeserializeOwned>(
     })
 }
 
-/// Where the third element of `raw` starts when `raw` is `{_, {_, _}, _}`: a 3-tuple
-/// (`SMALL_TUPLE_EXT`) whose second element is a pair. Walks tags and lengths only.
-fn third_element(raw: &[u8]) -> Option<usize> {
-    const SMALL_TUPLE_EXT: u8 = 104;
-    let b = raw;
-    if b.get(1..3) != Some(&[SMALL_TUPLE_EXT, 3]) {
-        return None;
-    }
-    let mut pos = 3;
-    for element in 0..2 {
-        if element == 1 && b.get(pos..pos + 2) != Some(&[SMALL_TUPLE_EXT, 2]) {
-            return None;
-        }
-        pos += orbit_term::encoded_len(b.get(pos..)?).ok()?;
-    }
-    Some(pos)
+/// What a message's third element is, when the message is `{_, {_, _}, Third}`.
+enum Shape {
+    /// A list (`NIL_EXT`, `STRING_EXT` or `LIST_EXT`): maybe events to a consumer.
+    List,
+    /// A pair (`SMALL_TUPLE_EXT`, arity 2): maybe an ask.
+    Pair,
+    /// Anything else, or not that shape.
+    Other,
 }
 
-/// Whether `raw` has the shape of an event list to a consumer, `{_, {_, _}, List}`: the
-/// third element a list (`NIL_EXT`, `STRING_EXT` or `LIST_EXT`). The typed decodes
-/// below need it: the decoder also reads a tuple as a sequence and a list as a tuple,
-/// where GenStage's patterns match exactly.
-fn events_shape(raw: &[u8]) -> bool {
+/// The shape of `raw`, from tags and lengths only: a 3-tuple (`SMALL_TUPLE_EXT`) whose
+/// second element is a pair, and the tag of its third. The typed decodes need it: the
+/// decoder also reads a tuple as a sequence and a list as a tuple, where GenStage's
+/// patterns match exactly.
+fn shape(raw: &[u8]) -> Shape {
+    const SMALL_TUPLE_EXT: u8 = 104;
     const NIL_EXT: u8 = 106;
     const STRING_EXT: u8 = 107;
     const LIST_EXT: u8 = 108;
-    third_element(raw)
-        .is_some_and(|pos| matches!(raw.get(pos), Some(&(NIL_EXT | STRING_EXT | LIST_EXT))))
-}
-
-/// Whether `raw` has the shape of an ask, `{_, {_, _}, {_, _}}`: the third element a
-/// pair (`SMALL_TUPLE_EXT`, arity 2).
-fn ask_shape(raw: &[u8]) -> bool {
-    const SMALL_TUPLE_EXT: u8 = 104;
-    third_element(raw).is_some_and(|pos| raw.get(pos..pos + 2) == Some(&[SMALL_TUPLE_EXT, 2]))
+    let third = || {
+        if raw.get(1..3) != Some(&[SMALL_TUPLE_EXT, 3]) {
+            return None;
+        }
+        let mut pos = 3;
+        for element in 0..2 {
+            if element == 1 && raw.get(pos..pos + 2) != Some(&[SMALL_TUPLE_EXT, 2]) {
+                return None;
+            }
+            pos += orbit_term::encoded_len(raw.get(pos..)?).ok()?;
+        }
+        raw.get(pos..)
+    };
+    match third() {
+        Some(&[NIL_EXT | STRING_EXT | LIST_EXT, ..]) => Shape::List,
+        Some(&[SMALL_TUPLE_EXT, 2, ..]) => Shape::Pair,
+        _ => Shape::Other,
+    }
 }
 
 /// Events one by one into `E`, the ones that do not decode logged, counted and skipped.

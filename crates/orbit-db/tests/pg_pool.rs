@@ -433,9 +433,11 @@ async fn lazy_pools_connect_on_demand_and_idle_pings_replace_dead_connections() 
         .await
         .unwrap();
     // No traffic: the idle pings find the dead connections and the pool reconnects.
-    wait_until("3 fresh connections", || async {
+    // The server lists a backend before the pool has finished opening it and counted
+    // it, so the count is waited for too.
+    wait_until("3 fresh connections, counted", || async {
         let now = pool_backends(&admin).await;
-        now.len() == 3 && now.iter().all(|p| !old.contains(p))
+        now.len() == 3 && now.iter().all(|p| !old.contains(p)) && eager.stats().connects >= 6
     })
     .await;
     assert!(eager.stats().connects >= 6);

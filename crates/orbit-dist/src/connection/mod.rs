@@ -5,14 +5,18 @@
 //!
 //! Writing. Senders append whole frames to the connection's output buffer under a short
 //! lock. A frame that finds the connection idle (nothing queued, nobody writing, no
-//! inline write since the last flush or read) is written at once by the sender itself
-//! with one non-blocking syscall: no task switch on the request/reply path. A frame of
+//! inline write since the last flush or read, and that read held a single frame) is
+//! written at once by the sender itself with one non-blocking syscall: no task switch
+//! on the request/reply path. A frame of
 //! at least [`INLINE_ALWAYS`] bytes is written inline whenever nothing is queued and
 //! nobody writes, even right after another inline write: its syscall is paid for by its
 //! size, and waiting for the writer task would only add a task switch (a stream of
 //! event batches, GenStage's `$gen_consumer` messages, is one such frame per batch).
 //! Otherwise the sender wakes the writer task, which takes everything queued and writes
-//! it with one syscall: a burst of small messages costs one write, not one each. Whatever an
+//! it with one syscall: a burst of small messages costs one write, not one each. Woken,
+//! the writer first lets the tasks already runnable on its worker run (it goes to the
+//! back of the run queue), so that callers woken together by one read, each sending its
+//! next request, share its write. Whatever an
 //! inline write leaves unwritten stays at the head of the buffer for the writer task, so
 //! frames leave in the order they were appended. Every `net_ticktime / 4` the writer
 //! sends a tick when nothing was written in that period. A write blocked on a full

@@ -35,6 +35,14 @@ impl Conn {
             // are all handled (crate::read_batch).
             let mut big = None;
             let batch = crate::read_batch::Batch::open(self);
+            if holds_two_frames(&buf[start..]) {
+                // Several frames in one read (the answers to several callers, say):
+                // the senders they wake queue for the writer task, which writes their
+                // next frames in one batch, rather than the first of them writing
+                // inline on its own and the rest after it. A lone frame (a request or
+                // a reply) leaves the next send inline.
+                self.recent_inline.store(true, Ordering::Release);
+            }
             loop {
                 let avail = &buf[start..];
                 if avail.len() < 4 {
@@ -251,4 +259,12 @@ impl Liveness {
             }
         }
     }
+}
+
+/// Whether `avail` holds a complete frame and at least the start of another.
+fn holds_two_frames(avail: &[u8]) -> bool {
+    let Some(len) = avail.first_chunk::<4>() else {
+        return false;
+    };
+    (avail.len() - 4) as u64 > u64::from(u32::from_be_bytes(*len))
 }

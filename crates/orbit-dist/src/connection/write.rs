@@ -260,7 +260,15 @@ impl Conn {
             }
             tokio::select! {
                 biased;
-                () = notified => {}
+                () = notified => {
+                    // Woken by a sender: let the tasks already runnable on this worker
+                    // run first (this task goes to the back of its run queue, not the
+                    // wake's LIFO slot), so that the senders among them append to this
+                    // batch. Callers woken together by one read (the answers to their
+                    // requests) then send their next requests in one write, not one
+                    // syscall each.
+                    yield_to_queue().await;
+                }
                 () = check.as_mut() => {
                     let inline = self.sent_inline.swap(false, Ordering::Relaxed);
                     if !std::mem::take(&mut wrote) && !inline {
@@ -276,6 +284,22 @@ impl Conn {
         // Dropping the last handle on the write half shuts the socket's write side.
         self.out.lock().sock.take();
     }
+}
+
+/// Pending once, with this task woken: tokio then puts it at the back of its worker's
+/// run queue (a task that wakes itself is scheduled as a yield, not into the LIFO
+/// slot), behind the tasks already runnable there; bounded by that queue, unlike
+/// `tokio::task::yield_now`, which defers to the worker's next park.
+fn yield_to_queue() -> impl Future<Output = ()> {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
 }
 
 /// Appends the next fragment (or queued frame) of the big queue to `spare`; returns

@@ -35,6 +35,16 @@ pub(crate) struct Sub {
     pub tag: Term,
 }
 
+impl Sub {
+    /// The subscription of a decoded `{Pid, Tag}`.
+    fn new(pid: &orbit_term::Pid, tag: Term) -> Sub {
+        Sub {
+            pid: orbit_dist::from_wire(pid),
+            tag,
+        }
+    }
+}
+
 /// A parsed protocol message, its events of type `E`.
 #[derive(Debug)]
 pub(crate) enum Parsed<E> {
@@ -60,10 +70,7 @@ pub(crate) enum Parsed<E> {
 fn from(t: &Term) -> Result<Sub, &'static str> {
     match t {
         Term::Tuple(e) if e.len() == 2 => match &e[0] {
-            Term::Pid(p) => Ok(Sub {
-                pid: orbit_dist::from_wire(p),
-                tag: e[1].clone(),
-            }),
+            Term::Pid(p) => Ok(Sub::new(p, e[1].clone())),
             _ => Err("the subscription's first element is not a pid"),
         },
         _ => Err("the subscription is not a {Pid, Ref} pair"),
@@ -161,11 +168,10 @@ pub(crate) fn parse_raw<E: DeserializeOwned>(
                 orbit_term::from_slice_owned::<(Atom, (orbit_term::Pid, Term), (Atom, i64))>(raw)
             {
                 if kind.as_str() == GEN_PRODUCER && ask.as_str() == "ask" && n >= 0 {
-                    let from = Sub {
-                        pid: orbit_dist::from_wire(&pid),
-                        tag,
-                    };
-                    return Ok(Parsed::Ask { from, n: n as u64 });
+                    return Ok(Parsed::Ask {
+                        from: Sub::new(&pid, tag),
+                        n: n as u64,
+                    });
                 }
             }
         }
@@ -174,11 +180,10 @@ pub(crate) fn parse_raw<E: DeserializeOwned>(
                 orbit_term::from_slice_owned::<(Atom, (orbit_term::Pid, Term), Vec<E>)>(raw)
             {
                 if kind.as_str() == GEN_CONSUMER {
-                    let from = Sub {
-                        pid: orbit_dist::from_wire(&pid),
-                        tag,
-                    };
-                    return Ok(Parsed::Events { from, events });
+                    return Ok(Parsed::Events {
+                        from: Sub::new(&pid, tag),
+                        events,
+                    });
                 }
             }
             // Some event is not an `E` (or the message is not what it looks like): the
@@ -187,10 +192,6 @@ pub(crate) fn parse_raw<E: DeserializeOwned>(
                 orbit_term::from_slice_owned::<(Atom, (orbit_term::Pid, Term), RawTerm)>(raw)
             {
                 if kind.as_str() == GEN_CONSUMER && body.is_list() {
-                    let from = Sub {
-                        pid: orbit_dist::from_wire(&pid),
-                        tag,
-                    };
                     let events =
                         match body.decode::<Vec<E>>() {
                             Ok(events) => events,
@@ -201,7 +202,10 @@ pub(crate) fn parse_raw<E: DeserializeOwned>(
                                 ),
                             },
                         };
-                    return Ok(Parsed::Events { from, events });
+                    return Ok(Parsed::Events {
+                        from: Sub::new(&pid, tag),
+                        events,
+                    });
                 }
             }
         }
